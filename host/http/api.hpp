@@ -1,0 +1,81 @@
+// Request handlers, grouped by resource (api_tasks.cpp, api_jobs.cpp,
+// api_artifacts.cpp, api_system.cpp). Internal to http/.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "http/server.hpp"
+
+namespace taskhost::http {
+
+// Path split on '/', without the leading "api/v1" where present.
+using Segments = std::vector<std::string_view>;
+
+class Api {
+public:
+    Api(const ServerOptions &options, Services services) : options_(options), s_(services) {}
+
+    // Returns false if no route matches the path at all (→ 404); a path that
+    // matches with another method sets 405 itself.
+    bool dispatch(const httplib::Request &req, httplib::Response &res);
+
+    // tasks
+    void list_tasks(const httplib::Request &req, httplib::Response &res);
+    void get_task(const httplib::Request &req, httplib::Response &res, std::string_view name);
+    void execute_task(const httplib::Request &req, httplib::Response &res, std::string_view name);
+    // jobs
+    void list_jobs(const httplib::Request &req, httplib::Response &res);
+    void get_job(const httplib::Request &req, httplib::Response &res, std::string_view id);
+    void delete_job(const httplib::Request &req, httplib::Response &res, std::string_view id);
+    void cancel_job(const httplib::Request &req, httplib::Response &res, std::string_view id);
+    void stream_job(const httplib::Request &req, httplib::Response &res, std::string_view id);
+    // artifacts
+    void list_artifacts(const httplib::Request &req, httplib::Response &res);
+    void create_artifact(const httplib::Request &req, httplib::Response &res);
+    void artifact_stats(const httplib::Request &req, httplib::Response &res);
+    void get_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id);
+    void update_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id);
+    void delete_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id);
+    void artifact_tree(const httplib::Request &req, httplib::Response &res, std::string_view id, bool expand_only);
+    // system
+    void health(const httplib::Request &req, httplib::Response &res);
+    void info(const httplib::Request &req, httplib::Response &res);
+    void system(const httplib::Request &req, httplib::Response &res);
+    void plugins(const httplib::Request &req, httplib::Response &res);
+    void reload_plugins(const httplib::Request &req, httplib::Response &res);
+    void ping(const httplib::Request &req, httplib::Response &res);
+
+    const ServerOptions &options() const { return options_; }
+
+private:
+    // ?page=&size= or ?limit=&offset= ; false (and a 400 in res) if malformed.
+    struct Paging {
+        bool paged_object = false;  // page & size given: answer {items,total,page,size,pages}
+        size_t limit = 0, offset = 0, page = 0, size = 0;
+    };
+    bool parse_paging(const httplib::Request &req, httplib::Response &res, Paging &out) const;
+    // ?wait=SECONDS; nullopt when absent; false (and a 400) if malformed.
+    bool parse_wait(const httplib::Request &req, httplib::Response &res, std::optional<double> &out) const;
+    void finished_job_response(httplib::Response &res, int status, const std::string &job_json,
+                               const std::optional<std::string> &artifact_id);
+
+    const ServerOptions &options_;
+    Services s_;
+};
+
+// Parses the request body as JSON. An empty body gives null. On malformed
+// or too deeply nested input answers 400 and returns false.
+bool parse_json_body(const httplib::Request &req, httplib::Response &res, nlohmann::json &out);
+
+// Parses a non-negative decimal integer query value; nullopt if malformed.
+std::optional<size_t> parse_count(const std::string &text);
+// Parses a finite non-negative number; nullopt if malformed.
+std::optional<double> parse_seconds(const std::string &text);
+
+}  // namespace taskhost::http

@@ -1,0 +1,195 @@
+#include <map>
+
+#include "http/api.hpp"
+#include "http/problem.hpp"
+#include "store/store.hpp"
+#include "util/json_text.hpp"
+#include "util/ulid.hpp"
+
+namespace taskhost::http {
+
+using nlohmann::json;
+
+namespace {
+
+// Reads ArtifactIn ({"data", "parent_id", "tags", "id"}); false + 400 if bad.
+bool parse_artifact_input(const httplib::Request &req, httplib::Response &res, bool create,
+                          store::ArtifactInput &in) {
+    json body;
+    if (!parse_json_body(req, res, body)) return false;
+    if (!body.is_object()) {
+        problem(res, 400, R"(The body must be a JSON object such as {"data": ...})", req.path);
+        return false;
+    }
+    if (auto it = body.find("data"); it != body.end() && !it->is_null()) {
+        in.data_json = it->dump(-1, ' ', false, json::error_handler_t::replace);
+    } else if (create) {
+        problem(res, 400, "data is required and must not be null", req.path);
+        return false;
+    }
+    if (auto it = body.find("parent_id"); it != body.end() && !it->is_null()) {
+        if (!it->is_string() || !is_valid_ulid(it->get<std::string>())) {
+            problem(res, 400, "parent_id must be a ULID", req.path);
+            return false;
+        }
+        in.parent_id = it->get<std::string>();
+    }
+    if (auto it = body.find("tags"); it != body.end() && !it->is_null()) {
+        bool strings = it->is_array();
+        if (strings)
+            for (const auto &t : *it) strings = strings && t.is_string();
+        if (!strings) {
+            problem(res, 400, "tags must be an array of strings", req.path);
+            return false;
+        }
+        in.tags_json = it->dump();
+    }
+    if (create) {
+        if (auto it = body.find("id"); it != body.end() && !it->is_null()) {
+            if (!it->is_string() || !is_valid_ulid(it->get<std::string>())) {
+                problem(res, 400, "id must be a ULID", req.path);
+                return false;
+            }
+            in.id = it->get<std::string>();
+        }
+    }
+    return true;
+}
+
+void store_error(const httplib::Request &req, httplib::Response &res, const store::StoreError &e) {
+    int status = e.kind == store::StoreError::Kind::not_found ? 404
+                 : e.kind == store::StoreError::Kind::invalid ? 400
+                                                               : 500;
+    problem(res, status, e.what(), req.path);
+}
+
+bool valid_id(const httplib::Request &req, httplib::Response &res, std::string_view id) {
+    if (is_valid_ulid(id)) return true;
+    problem(res, 400, "Invalid ULID format: " + std::string(id), req.path);
+    return false;
+}
+
+void not_found(const httplib::Request &req, httplib::Response &res, std::string_view id) {
+    problem(res, 404, "Artifact with id " + std::string(id) + " not found", req.path);
+}
+
+}  // namespace
+
+void Api::list_artifacts(const httplib::Request &req, httplib::Response &res) {
+    Paging paging;
+    if (!parse_paging(req, res, paging)) return;
+    auto artifacts = s_.store.list_artifacts(paging.limit, paging.offset);
+    std::string items = "[";
+    for (const auto &a : artifacts) {
+        if (items.size() > 1) items.push_back(',');
+        render_artifact(items, a);
+    }
+    items.push_back(']');
+    if (!paging.paged_object) return json_response(res, 200, std::move(items));
+    size_t total = s_.store.count_artifacts();
+    std::string body;
+    {
+        json_text::Object o(body);
+        o.raw("items", items);
+        o.integer("total", static_cast<int64_t>(total));
+        o.integer("page", static_cast<int64_t>(paging.page));
+        o.integer("size", static_cast<int64_t>(paging.size));
+        o.integer("pages", static_cast<int64_t>((total + paging.size - 1) / paging.size));
+    }
+    json_response(res, 200, std::move(body));
+}
+
+void Api::create_artifact(const httplib::Request &req, httplib::Response &res) {
+    store::ArtifactInput in;
+    if (!parse_artifact_input(req, res, true, in)) return;
+    try {
+        auto saved = s_.store.save_artifact(in);
+        res.set_header("Location", "/api/v1/artifacts/" + saved.id);
+        json_response(res, 201, render_artifact(saved));
+    } catch (const store::StoreError &e) {
+        store_error(req, res, e);
+    }
+}
+
+void Api::artifact_stats(const httplib::Request &, httplib::Response &res) {
+    json_response(res, 200, "{\"total\":" + std::to_string(s_.store.count_artifacts()) + "}");
+}
+
+void Api::get_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id) {
+    if (!valid_id(req, res, id)) return;
+    auto artifact = s_.store.get_artifact(std::string(id));
+    if (!artifact) return not_found(req, res, id);
+    json_response(res, 200, render_artifact(*artifact));
+}
+
+void Api::update_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id) {
+    if (!valid_id(req, res, id)) return;
+    store::ArtifactInput in;
+    if (!parse_artifact_input(req, res, false, in)) return;
+    try {
+        auto updated = s_.store.update_artifact(std::string(id), in);
+        if (!updated) return not_found(req, res, id);
+        json_response(res, 200, render_artifact(*updated));
+    } catch (const store::StoreError &e) {
+        store_error(req, res, e);
+    }
+}
+
+void Api::delete_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id) {
+    if (!valid_id(req, res, id)) return;
+    if (!s_.store.delete_artifact(std::string(id))) return not_found(req, res, id);
+    res.status = 204;
+}
+
+void Api::artifact_tree(const httplib::Request &req, httplib::Response &res, std::string_view id, bool expand_only) {
+    if (!valid_id(req, res, id)) return;
+    const Hierarchy &h = options_.hierarchy;
+    auto node_open = [&](std::string &out, const store::Artifact &a) {
+        render_artifact(out, a);
+        out.pop_back();  // reopen the object to add the tree fields
+        out += ",\"level_label\":";
+        json_text::append_string(out, h.label(a.level));
+        out += ",\"hierarchy\":";
+        json_text::append_string(out, h.name);
+        out += ",\"children\":";
+    };
+    if (expand_only) {
+        auto artifact = s_.store.get_artifact(std::string(id));
+        if (!artifact) return not_found(req, res, id);
+        std::string out;
+        node_open(out, *artifact);
+        out += "null}";
+        return json_response(res, 200, std::move(out));
+    }
+    auto nodes = s_.store.artifact_subtree(std::string(id));
+    if (nodes.empty()) return not_found(req, res, id);
+    std::map<std::string_view, std::vector<const store::Artifact *>> children;
+    for (size_t i = 1; i < nodes.size(); ++i)
+        if (nodes[i].parent_id) children[*nodes[i].parent_id].push_back(&nodes[i]);
+    std::string out;
+    // Iterative depth-first rendering: a deep chain must not exhaust the stack.
+    struct Frame {
+        const store::Artifact *node;
+        size_t next_child = 0;
+    };
+    std::vector<Frame> stack{{&nodes[0]}};
+    node_open(out, nodes[0]);
+    out.push_back('[');
+    while (!stack.empty()) {
+        Frame &top = stack.back();
+        auto it = children.find(top.node->id);
+        if (it != children.end() && top.next_child < it->second.size()) {
+            if (top.next_child > 0) out.push_back(',');
+            const store::Artifact *child = it->second[top.next_child++];
+            node_open(out, *child);
+            out.push_back('[');
+            stack.push_back({child});
+        } else {
+            out += "]}";
+            stack.pop_back();
+        }
+    }
+    json_response(res, 200, std::move(out));
+}
+
+}  // namespace taskhost::http

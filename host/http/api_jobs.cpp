@@ -1,0 +1,191 @@
+#include <chrono>
+#include <memory>
+
+#include "http/api.hpp"
+#include "http/problem.hpp"
+#include "jobs/job_manager.hpp"
+#include "store/store.hpp"
+#include "util/json_text.hpp"
+#include "util/ulid.hpp"
+
+namespace taskhost::http {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Clock::time_point after_seconds(double s) {
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
+
+std::string render_view(const jobs::JobView &view) {
+    return render_job(view.record, {view.cancel_requested});
+}
+
+void job_not_found(const httplib::Request &req, httplib::Response &res) {
+    problem(res, 404, "Job not found", req.path);
+}
+
+}  // namespace
+
+bool Api::parse_paging(const httplib::Request &req, httplib::Response &res, Paging &out) const {
+    auto count_param = [&](const char *name, std::optional<size_t> &value) {
+        if (!req.has_param(name)) return true;
+        value = parse_count(req.get_param_value(name));
+        if (!value) problem(res, 400, std::string(name) + " must be a non-negative integer", req.path);
+        return value.has_value();
+    };
+    std::optional<size_t> page, size, limit, offset;
+    if (!count_param("page", page) || !count_param("size", size) || !count_param("limit", limit) ||
+        !count_param("offset", offset))
+        return false;
+    if (page || size) {
+        if (!page || !size) {
+            problem(res, 400, "page and size must be given together", req.path);
+            return false;
+        }
+        if (*page < 1 || *size < 1 || *size > options_.max_page_size) {
+            problem(res, 400, "page must be >= 1 and size between 1 and " + std::to_string(options_.max_page_size),
+                    req.path);
+            return false;
+        }
+        out.paged_object = true;
+        out.page = *page;
+        out.size = *size;
+        out.limit = *size;
+        out.offset = (*page - 1) * *size;
+        return true;
+    }
+    out.limit = limit.value_or(options_.default_page_size);
+    if (out.limit < 1 || out.limit > options_.max_page_size) {
+        problem(res, 400, "limit must be between 1 and " + std::to_string(options_.max_page_size), req.path);
+        return false;
+    }
+    out.offset = offset.value_or(0);
+    return true;
+}
+
+void Api::list_jobs(const httplib::Request &req, httplib::Response &res) {
+    std::optional<store::JobStatus> status;
+    if (req.has_param("status_filter")) {
+        std::string text = req.get_param_value("status_filter");
+        status = store::parse_job_status(text);
+        if (!status)
+            return problem(res, 400,
+                           "status_filter must be one of pending, running, completed, failed, canceled (got '" +
+                               text + "')",
+                           req.path);
+    }
+    Paging paging;
+    if (!parse_paging(req, res, paging)) return;
+    // Commit whatever is queued so the list agrees with single-job reads.
+    s_.store.flush();
+    auto records = s_.store.list_jobs(status, paging.limit, paging.offset);
+    std::string items = "[";
+    for (const auto &record : records) {
+        if (items.size() > 1) items.push_back(',');
+        auto active = s_.jobs.active(record.id);
+        render_job(items, record, {active && active->cancel.load() != 0});
+    }
+    items.push_back(']');
+    if (!paging.paged_object) return json_response(res, 200, std::move(items));
+    size_t total = s_.store.count_jobs(status);
+    std::string body;
+    {
+        json_text::Object o(body);
+        o.raw("items", items);
+        o.integer("total", static_cast<int64_t>(total));
+        o.integer("page", static_cast<int64_t>(paging.page));
+        o.integer("size", static_cast<int64_t>(paging.size));
+        o.integer("pages", static_cast<int64_t>((total + paging.size - 1) / paging.size));
+    }
+    json_response(res, 200, std::move(body));
+}
+
+void Api::get_job(const httplib::Request &req, httplib::Response &res, std::string_view id_view) {
+    std::string id(id_view);
+    if (!is_valid_ulid(id)) return job_not_found(req, res);
+    std::optional<double> wait;
+    if (!parse_wait(req, res, wait)) return;
+    auto view = wait ? s_.jobs.wait_terminal(id, after_seconds(*wait)) : s_.jobs.get(id);
+    if (!view) return job_not_found(req, res);
+    json_response(res, 200, render_view(*view));
+}
+
+void Api::delete_job(const httplib::Request &req, httplib::Response &res, std::string_view id_view) {
+    std::string id(id_view);
+    if (!is_valid_ulid(id) || !s_.jobs.remove(id)) return job_not_found(req, res);
+    res.status = 204;
+}
+
+void Api::cancel_job(const httplib::Request &req, httplib::Response &res, std::string_view id_view) {
+    std::string id(id_view);
+    if (!is_valid_ulid(id)) return job_not_found(req, res);
+    using R = jobs::JobManager::CancelResult;
+    switch (s_.jobs.cancel(id)) {
+        case R::not_found: return job_not_found(req, res);
+        case R::already_finished: {
+            auto view = s_.jobs.get(id);
+            return problem(res, 409,
+                           "Job " + id + " has already finished (status " +
+                               std::string(view ? store::to_string(view->record.status) : "unknown") + ")",
+                           req.path);
+        }
+        case R::canceled: {
+            // A pending job is canceled at once; answer with the committed record.
+            auto view = s_.jobs.wait_terminal(id, after_seconds(5));
+            if (!view) return job_not_found(req, res);
+            return json_response(res, 200, render_view(*view));
+        }
+        case R::requested: {
+            auto view = s_.jobs.get(id);
+            if (!view) return job_not_found(req, res);
+            return json_response(res, 202, render_view(*view));
+        }
+    }
+}
+
+void Api::stream_job(const httplib::Request &req, httplib::Response &res, std::string_view id_view) {
+    std::string id(id_view);
+    if (!is_valid_ulid(id)) return problem(res, 400, "Invalid job ID format", req.path);
+    if (!s_.jobs.get(id)) return job_not_found(req, res);
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    struct State {
+        bool started = false;
+        uint64_t version = 0;
+    };
+    auto state = std::make_shared<State>();
+    jobs::JobManager &jobs = s_.jobs;
+    // Each call blocks until the job changes (no polling), then sends one
+    // event; a comment line every 15 s keeps idle proxies from closing it.
+    res.set_chunked_content_provider(
+        "text/event-stream; charset=utf-8", [&jobs, id, state](size_t, httplib::DataSink &sink) {
+            std::optional<jobs::JobView> view;
+            if (!state->started) view = jobs.get(id);
+            else view = jobs.wait_change(id, state->version, Clock::now() + std::chrono::seconds(15));
+            if (!sink.is_writable()) return false;
+            if (!view) {
+                static constexpr std::string_view deleted = "data: {\"status\": \"deleted\"}\n\n";
+                sink.write(deleted.data(), deleted.size());
+                sink.done();
+                return true;
+            }
+            bool terminal = store::is_terminal(view->record.status);
+            if (!state->started || view->version != state->version || terminal) {
+                std::string event = "data: ";
+                render_job(event, view->record, {view->cancel_requested});
+                event += "\n\n";
+                if (!sink.write(event.data(), event.size())) return false;
+            } else {
+                static constexpr std::string_view keep_alive = ": keep-alive\n\n";
+                if (!sink.write(keep_alive.data(), keep_alive.size())) return false;
+            }
+            state->started = true;
+            state->version = view->version;
+            if (terminal) sink.done();
+            return true;
+        });
+}
+
+}  // namespace taskhost::http

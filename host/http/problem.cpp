@@ -1,0 +1,54 @@
+#include "http/problem.hpp"
+
+#include <cctype>
+
+#include "util/json_text.hpp"
+
+namespace taskhost::http {
+
+std::string_view status_title(int status) {
+    switch (status) {
+        case 400: return "Bad Request";
+        case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 408: return "Request Timeout";
+        case 409: return "Conflict";
+        case 413: return "Content Too Large";
+        case 414: return "URI Too Long";
+        case 415: return "Unsupported Media Type";
+        case 416: return "Range Not Satisfiable";
+        case 422: return "Unprocessable Content";
+        case 431: return "Request Header Fields Too Large";
+        case 500: return "Internal Server Error";
+        case 501: return "Not Implemented";
+        case 503: return "Service Unavailable";
+        default: return status >= 500 ? "Server Error" : "Client Error";
+    }
+}
+
+void problem(httplib::Response &res, int status, std::string_view detail, std::string_view instance) {
+    // The type URN is the title in kebab case: urn:taskhost:error:not-found.
+    std::string type = "urn:taskhost:error:";
+    for (char c : status_title(status)) type.push_back(c == ' ' ? '-' : static_cast<char>(std::tolower(c)));
+    std::string body;
+    body.reserve(160 + detail.size() + instance.size());
+    {
+        json_text::Object o(body);
+        o.str("type", type);
+        o.str("title", status_title(status));
+        o.integer("status", status);
+        o.str("detail", detail);
+        o.str("instance", instance);
+    }
+    res.status = status;
+    res.body = std::move(body);
+    res.set_header("Content-Type", "application/problem+json");
+}
+
+void json_response(httplib::Response &res, int status, std::string body) {
+    res.status = status;
+    res.body = std::move(body);
+    res.set_header("Content-Type", "application/json");
+}
+
+}  // namespace taskhost::http

@@ -1,0 +1,68 @@
+#include "http/render.hpp"
+
+#include "util/clock.hpp"
+#include "util/json_text.hpp"
+
+namespace taskhost::http {
+
+namespace {
+
+void time_field(json_text::Object &o, std::string_view key, int64_t us) {
+    if (us == 0) o.null(key);
+    else json_text::append_string(o.key(key), iso8601_utc(us));
+}
+
+}  // namespace
+
+void render_job(std::string &out, const store::Job &job, JobExtras extras) {
+    json_text::Object o(out);
+    o.str("id", job.id);
+    o.str("task_name", job.task_name);
+    o.str("status", store::to_string(job.status));
+    time_field(o, "submitted_at", job.submitted_at);
+    time_field(o, "started_at", job.started_at);
+    time_field(o, "finished_at", job.finished_at);
+    o.opt_str("error", job.error);
+    o.opt_str("error_traceback", job.error_traceback);
+    o.opt_str("artifact_id", job.artifact_id);
+    o.opt_str("result", job.artifact_id);
+    if (job.progress < 0) o.null("progress");
+    else o.num("progress", job.progress);
+    if (job.progress_message.empty()) o.null("progress_message");
+    else o.str("progress_message", job.progress_message);
+    if (job.timeout_s > 0) o.num("timeout_s", job.timeout_s);
+    else o.null("timeout_s");
+    o.boolean("cancel_requested", extras.cancel_requested);
+}
+
+std::string render_job(const store::Job &job, JobExtras extras) {
+    std::string out;
+    out.reserve(384);
+    render_job(out, job, extras);
+    return out;
+}
+
+void render_artifact(std::string &out, const store::Artifact &a) {
+    json_text::Object o(out);
+    o.str("id", a.id);
+    time_field(o, "created_at", a.created_at);
+    time_field(o, "updated_at", a.updated_at);
+    o.raw("tags", a.tags_json.empty() ? "[]" : a.tags_json);
+    o.raw("data", a.data_json);
+    o.opt_str("parent_id", a.parent_id);
+    o.integer("level", a.level);
+}
+
+std::string render_artifact(const store::Artifact &a) {
+    std::string out;
+    out.reserve(256 + a.data_json.size());
+    render_artifact(out, a);
+    return out;
+}
+
+std::string Hierarchy::label(int level) const {
+    if (level >= 0 && static_cast<size_t>(level) < level_labels.size()) return level_labels[level];
+    return "level_" + std::to_string(level);
+}
+
+}  // namespace taskhost::http

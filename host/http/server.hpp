@@ -1,0 +1,79 @@
+// The HTTP API: routes, request parsing, problem+json errors, SSE.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "http/render.hpp"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace taskhost::jobs {
+class JobManager;
+}
+namespace taskhost::plugins {
+class PluginManager;
+}
+namespace taskhost::registry {
+class Registry;
+}
+namespace taskhost::store {
+class Store;
+}
+
+namespace taskhost::http {
+
+class ElasticPool;
+
+struct ServerOptions {
+    std::string host = "127.0.0.1";
+    int port = 8000;
+    size_t http_threads_initial = 16;
+    size_t http_threads_max = 1024;   // one per open connection (keep-alive, SSE)
+    size_t keep_alive_max_requests = 100000;
+    int keep_alive_timeout_s = 5;
+    int listen_backlog = 4096;
+    size_t max_body_bytes = 10 * 1024 * 1024;
+    double max_wait_s = 60;           // cap for ?wait=
+    size_t default_page_size = 100;
+    size_t max_page_size = 1000;
+    Hierarchy hierarchy;
+    std::string version = "0.1.0";
+};
+
+struct Services {
+    store::Store &store;
+    registry::Registry &registry;
+    jobs::JobManager &jobs;
+    plugins::PluginManager &plugins;
+};
+
+class Server {
+public:
+    Server(ServerOptions options, Services services);
+    ~Server();
+
+    // Binds the address; false (with a reason) if it cannot.
+    bool bind(std::string *why);
+    int port() const { return bound_port_; }
+    // Serves until stop() is called.
+    void serve();
+    void stop();
+
+private:
+    void install_routes();
+    void route(const httplib::Request &req, httplib::Response &res);
+
+    ServerOptions options_;
+    Services services_;
+    std::unique_ptr<httplib::Server> server_;
+    int bound_port_ = 0;
+    int listen_fd_ = -1;
+};
+
+}  // namespace taskhost::http

@@ -1,0 +1,282 @@
+#include "jobs/host_api.hpp"
+
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "http/render.hpp"
+#include "jobs/job_manager.hpp"
+#include "plugins/generation.hpp"
+#include "registry/registry.hpp"
+#include "util/clock.hpp"
+#include "util/ulid.hpp"
+
+namespace taskhost::jobs {
+
+namespace {
+
+// Progress is kept in memory on every report but written to the database at
+// most this often per job, so a chatty task cannot flood the writer.
+constexpr int64_t kProgressPersistIntervalUs = 100'000;
+
+void write(th_sink *sink, std::string_view text) {
+    if (sink != nullptr && sink->write != nullptr) sink->write(sink->opaque, text.data(), text.size());
+}
+
+th_status fail(th_sink *err, th_status status, std::string_view message) {
+    write(err, message);
+    return status;
+}
+
+void copy_id(char out[27], const std::string &id) {
+    std::memcpy(out, id.data(), std::min<size_t>(id.size(), 26));
+    out[std::min<size_t>(id.size(), 26)] = '\0';
+}
+
+// Lends the call a database connection on first use; returned when the call ends.
+store::TaskConnection &connection(th_call *call) {
+    if (!call->conn) call->conn = call->services->checkout_connection();
+    return *call->conn;
+}
+
+template <typename Fn>
+th_status guarded(th_sink *err, Fn &&fn) {
+    try {
+        return fn();
+    } catch (const store::StoreError &e) {
+        return fail(err, e.kind == store::StoreError::Kind::not_found ? TH_NOT_FOUND : TH_INVALID,
+                    e.what());
+    } catch (const std::exception &e) {
+        return fail(err, TH_ERROR, e.what());
+    }
+}
+
+void api_set_result(th_call *call, const char *json, size_t len) {
+    std::string_view text(json ? json : "null", json ? len : 4);
+    if (!nlohmann::json::accept(text)) {
+        call->outcome.has_error = true;
+        call->outcome.error_type = "taskhost::InvalidResult";
+        call->outcome.error_message = "the task returned text that is not valid JSON";
+        call->outcome.error_traceback.clear();
+        return;
+    }
+    call->outcome.has_result = true;
+    call->outcome.has_error = false;
+    call->outcome.result_json.assign(text);
+}
+
+void api_set_error(th_call *call, const char *type, const char *message, const char *traceback) {
+    call->outcome.has_error = true;
+    call->outcome.has_result = false;
+    call->outcome.error_type = type ? type : "";
+    call->outcome.error_message = message ? message : "";
+    call->outcome.error_traceback = traceback ? traceback : "";
+}
+
+const char *api_job_id(th_call *call) { return call->job_id.c_str(); }
+
+int api_is_cancelled(th_call *call) { return call->job != nullptr && call->job->cancel.load() != 0; }
+
+void api_report_progress(th_call *call, double fraction, const char *message) {
+    ActiveJob *job = call->job;
+    if (job == nullptr) return;
+    if (!(fraction >= 0)) fraction = -1;  // unknown (also catches NaN)
+    if (fraction > 1) fraction = 1;
+    bool persist = false;
+    std::string text = message ? message : "";
+    {
+        std::lock_guard lock(job->mu);
+        job->record.progress = fraction;
+        job->record.progress_message = text;
+        ++job->version;
+        int64_t now = now_us();
+        auto &last = call->last_progress_persist_us;
+        if (now - last >= kProgressPersistIntervalUs || fraction >= 1) {
+            last = now;
+            persist = true;
+        }
+    }
+    job->changed.notify_all();
+    if (persist) call->services->store().update_progress(call->job_id, fraction, text);
+}
+
+void api_log(th_call *call, th_log_level level, const char *message) {
+    static constexpr spdlog::level::level_enum levels[] = {
+        spdlog::level::trace, spdlog::level::debug, spdlog::level::info, spdlog::level::warn,
+        spdlog::level::err};
+    auto lvl = level >= TH_LOG_TRACE && level <= TH_LOG_ERROR ? levels[level] : spdlog::level::info;
+    if (call->job_id.empty()) spdlog::log(lvl, "[{}] {}", call->log_name, message ? message : "");
+    else spdlog::log(lvl, "[{} job {}] {}", call->log_name, call->job_id, message ? message : "");
+}
+
+th_status api_artifact_save(th_call *call, const char *data_json, size_t len, const char *parent_id,
+                            char out_id[27], th_sink *err) {
+    return guarded(err, [&] {
+        std::string_view data(data_json ? data_json : "", data_json ? len : 0);
+        if (!nlohmann::json::accept(data)) return fail(err, TH_INVALID, "artifact data is not valid JSON");
+        store::ArtifactInput input;
+        input.data_json = std::string(data);
+        if (parent_id != nullptr && *parent_id != '\0') {
+            if (!is_valid_ulid(parent_id))
+                return fail(err, TH_INVALID, std::string("invalid parent id: ") + parent_id);
+            input.parent_id = parent_id;
+        }
+        auto saved = call->services->store().save_artifact(input);
+        copy_id(out_id, saved.id);
+        return TH_OK;
+    });
+}
+
+th_status api_artifact_get(th_call *call, const char *id, th_sink *out, th_sink *err) {
+    return guarded(err, [&] {
+        if (id == nullptr || !is_valid_ulid(id)) return fail(err, TH_INVALID, "invalid artifact id");
+        auto artifact = call->services->store().get_artifact(id);
+        if (!artifact) return fail(err, TH_NOT_FOUND, std::string("artifact ") + id + " not found");
+        write(out, http::render_artifact(*artifact));
+        return TH_OK;
+    });
+}
+
+th_status api_db_query(th_call *call, const char *sql, const char *params_json, th_sink *out,
+                       th_sink *err) {
+    return guarded(err, [&] {
+        if (sql == nullptr) return fail(err, TH_INVALID, "sql is NULL");
+        write(out, connection(call).query(sql, params_json ? params_json : ""));
+        return TH_OK;
+    });
+}
+
+th_status api_session_begin(th_call *call, th_sink *err) {
+    return guarded(err, [&] {
+        connection(call).begin();
+        return TH_OK;
+    });
+}
+
+th_status api_session_end(th_call *call, int commit, th_sink *err) {
+    return guarded(err, [&] {
+        auto &conn = connection(call);
+        if (!conn.in_transaction()) return TH_OK;
+        if (commit) conn.commit();
+        else conn.rollback();
+        return TH_OK;
+    });
+}
+
+const char *api_database_url(th_call *call) { return call->services->store().url().c_str(); }
+
+th_status api_schedule(th_call *call, const char *task_name, const char *params_json,
+                       char out_job_id[27], th_sink *err) {
+    return guarded(err, [&] {
+        JobManager *jobs = call->services->jobs();
+        if (jobs == nullptr) return fail(err, TH_UNSUPPORTED, "the scheduler is not running");
+        auto task = call->services->registry().snapshot()->find(task_name ? task_name : "");
+        if (!task) return fail(err, TH_NOT_FOUND, std::string("Task '") + (task_name ? task_name : "") + "' not found");
+        std::string params = "{}";
+        if (params_json != nullptr && *params_json != '\0') {
+            auto parsed = nlohmann::json::parse(params_json, nullptr, false);
+            if (parsed.is_discarded() || !(parsed.is_object() || parsed.is_null()))
+                return fail(err, TH_INVALID, "params must be a JSON object");
+            if (parsed.is_object()) params = parsed.dump();
+        }
+        auto result = jobs->submit(std::move(task), std::move(params), 0);
+        if (result.status != JobManager::SubmitStatus::accepted)
+            return fail(err, TH_INVALID, result.message);
+        copy_id(out_job_id, result.job_id);
+        return TH_OK;
+    });
+}
+
+th_status api_job_get(th_call *call, const char *job_id, th_sink *out, th_sink *err) {
+    return guarded(err, [&] {
+        JobManager *jobs = call->services->jobs();
+        if (jobs == nullptr) return fail(err, TH_UNSUPPORTED, "the scheduler is not running");
+        auto view = job_id ? jobs->get(job_id) : std::nullopt;
+        if (!view) return fail(err, TH_NOT_FOUND, "Job not found");
+        write(out, http::render_job(view->record, {view->cancel_requested}));
+        return TH_OK;
+    });
+}
+
+}  // namespace
+
+HostServices::HostServices(store::Store &store, registry::Registry &registry)
+    : store_(store), registry_(registry) {
+    api_.struct_size = sizeof(th_host_api);
+    api_.abi_major = TH_ABI_MAJOR;
+    api_.abi_minor = TH_ABI_MINOR;
+    api_.set_result = api_set_result;
+    api_.set_error = api_set_error;
+    api_.job_id = api_job_id;
+    api_.is_cancelled = api_is_cancelled;
+    api_.report_progress = api_report_progress;
+    api_.log = api_log;
+    api_.artifact_save = api_artifact_save;
+    api_.artifact_get = api_artifact_get;
+    api_.db_query = api_db_query;
+    api_.session_begin = api_session_begin;
+    api_.session_end = api_session_end;
+    api_.database_url = api_database_url;
+    api_.schedule = api_schedule;
+    api_.job_get = api_job_get;
+}
+
+HostServices::~HostServices() = default;
+
+std::unique_ptr<store::TaskConnection> HostServices::checkout_connection() {
+    {
+        std::lock_guard lock(pool_mu_);
+        if (!pool_.empty()) {
+            auto conn = std::move(pool_.back());
+            pool_.pop_back();
+            return conn;
+        }
+    }
+    return store_.task_connection();
+}
+
+void HostServices::checkin_connection(std::unique_ptr<store::TaskConnection> conn) {
+    try {
+        // A task that left a transaction open must not leak it to the next one.
+        if (conn->in_transaction()) conn->rollback();
+    } catch (const std::exception &e) {
+        spdlog::warn("dropping a task database connection: {}", e.what());
+        return;
+    }
+    std::lock_guard lock(pool_mu_);
+    pool_.push_back(std::move(conn));
+}
+
+CallOutcome HostServices::invoke(const registry::Task &task, ActiveJob *job, const std::string &job_id,
+                                 const std::string &params_json) {
+    th_call call;
+    call.services = this;
+    call.job = job;
+    call.job_id = job_id;
+    call.log_name = task.generation->name + "/" + task.name;
+    th_status status = task.desc->invoke(&api_, &call, params_json.data(), params_json.size());
+    if (status != TH_OK && !call.outcome.has_error) {
+        call.outcome.has_error = true;
+        call.outcome.has_result = false;
+        call.outcome.error_type = "taskhost::TaskError";
+        call.outcome.error_message = "the task reported failure without a message";
+    }
+    if (call.conn) checkin_connection(std::move(call.conn));
+    return std::move(call.outcome);
+}
+
+std::string HostServices::run_init(const th_plugin_desc &desc, const std::string &file) {
+    if (desc.init == nullptr) return {};
+    th_call call;
+    call.services = this;
+    call.log_name = file;
+    std::string error;
+    th_sink err{&error, [](void *o, const char *d, size_t n) { static_cast<std::string *>(o)->append(d, n); }};
+    th_status status = desc.init(&api_, &call, &err);
+    if (call.conn) checkin_connection(std::move(call.conn));
+    if (status == TH_OK) return {};
+    return error.empty() ? "init returned an error without a message" : error;
+}
+
+}  // namespace taskhost::jobs

@@ -1,0 +1,400 @@
+#include "jobs/job_manager.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <spdlog/spdlog.h>
+
+#include "jobs/host_api.hpp"
+#include "plugins/generation.hpp"
+#include "util/clock.hpp"
+#include "util/json_text.hpp"
+#include "util/ulid.hpp"
+
+namespace taskhost::jobs {
+
+using store::JobStatus;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+JobView view_of(const ActiveJob &job) {
+    return JobView{job.record, job.cancel.load() != 0, job.version, job.deleted};
+}
+
+void sink_to_string(void *opaque, const char *data, size_t len) {
+    static_cast<std::string *>(opaque)->append(data, len);
+}
+
+std::string format_seconds(double s) {
+    std::string out;
+    json_text::append_number(out, s);
+    return out;
+}
+
+// {"task_name","params","result","error"}: the guide's result artifact.
+std::string result_artifact_data(const std::string &task_name, const std::string &params_json,
+                                 const CallOutcome &out) {
+    std::string data;
+    data.reserve(64 + task_name.size() + params_json.size() + out.result_json.size());
+    json_text::Object o(data);
+    o.str("task_name", task_name);
+    o.raw("params", params_json);
+    o.raw("result", out.has_result && !out.has_error ? std::string_view(out.result_json) : "null");
+    if (out.has_error) {
+        json_text::Object e(o.key("error"));
+        e.str("type", out.error_type);
+        e.str("message", out.error_message);
+        e.str("traceback", out.error_traceback);
+    } else {
+        o.null("error");
+    }
+    return data;
+}
+
+}  // namespace
+
+JobManager::JobManager(store::Store &store, HostServices &services, Options options)
+    : store_(store), services_(services), options_(options) {
+    options_.workers = std::max<size_t>(1, options_.workers);
+    options_.queue_capacity = std::max<size_t>(1, options_.queue_capacity);
+}
+
+JobManager::~JobManager() {
+    {
+        std::lock_guard lock(queue_mu_);
+        stopping_ = true;
+    }
+    queue_cv_.notify_all();
+    {
+        std::lock_guard lock(active_mu_);
+        for (auto &[id, job] : active_) {
+            int none = 0;
+            job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::shutdown));
+        }
+    }
+    {
+        std::lock_guard lock(timer_mu_);
+        timer_stop_ = true;
+    }
+    timer_cv_.notify_all();
+    for (auto &t : workers_) t.join();
+    if (timer_.joinable()) timer_.join();
+    // Jobs still queued stay pending in the store and run after a restart.
+}
+
+size_t JobManager::recover(const registry::Snapshot &snapshot) {
+    auto pending = store_.recover("the host stopped while this job was running", now_us());
+    size_t queued = 0;
+    for (auto &record : pending) {
+        auto job = std::make_shared<ActiveJob>();
+        job->record = std::move(record);
+        job->task = snapshot.find(job->record.task_name);
+        {
+            std::lock_guard lock(active_mu_);
+            active_[job->record.id] = job;
+        }
+        if (!job->task) {
+            finish(job, JobStatus::failed,
+                   "task '" + job->record.task_name + "' is no longer registered", std::nullopt,
+                   std::nullopt);
+            continue;
+        }
+        job->task->generation->in_flight.fetch_add(1);
+        std::lock_guard lock(queue_mu_);
+        queue_.push_back(std::move(job));
+        ++queued;
+    }
+    return queued;
+}
+
+void JobManager::start() {
+    for (size_t i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+    timer_ = std::thread([this] { timer_loop(); });
+}
+
+JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task> task,
+                                            std::string params_json, double timeout_s) {
+    if (task->desc->validate != nullptr) {
+        std::string error;
+        th_sink sink{&error, sink_to_string};
+        if (task->desc->validate(params_json.data(), params_json.size(), &sink) != TH_OK)
+            return {SubmitStatus::invalid_params, {}, error.empty() ? "invalid params" : error, {}};
+    }
+    {
+        std::lock_guard lock(queue_mu_);
+        if (stopping_) return {SubmitStatus::store_error, {}, "the host is shutting down", {}};
+        if (queue_.size() + reserved_ >= options_.queue_capacity)
+            return {SubmitStatus::queue_full, {}, "the job queue is full", {}};
+        ++reserved_;
+    }
+    auto job = std::make_shared<ActiveJob>();
+    store::Job &r = job->record;
+    r.id = new_ulid_string();
+    r.task_name = task->name;
+    r.params_json = std::move(params_json);
+    r.submitted_at = now_us();
+    r.timeout_s = timeout_s > 0 ? timeout_s : std::max(0.0, task->desc->default_timeout_s);
+    job->task = std::move(task);
+    std::string id = r.id;
+    {
+        std::lock_guard lock(active_mu_);
+        active_.emplace(id, job);
+    }
+    try {
+        store_.insert_job(r);
+    } catch (const std::exception &e) {
+        forget(id);
+        {
+            std::lock_guard lock(queue_mu_);
+            --reserved_;
+        }
+        return {SubmitStatus::store_error, {}, e.what(), {}};
+    }
+    job->task->generation->in_flight.fetch_add(1);
+    {
+        std::lock_guard lock(queue_mu_);
+        --reserved_;
+        queue_.push_back(job);
+    }
+    queue_cv_.notify_one();
+    return {SubmitStatus::accepted, std::move(id), {}, std::move(job)};
+}
+
+std::shared_ptr<ActiveJob> JobManager::active(const std::string &id) const {
+    std::lock_guard lock(active_mu_);
+    auto it = active_.find(id);
+    return it == active_.end() ? nullptr : it->second;
+}
+
+std::optional<JobView> JobManager::get(const std::string &id) const {
+    if (auto job = active(id)) {
+        std::lock_guard lock(job->mu);
+        if (!job->deleted) return view_of(*job);
+    }
+    auto record = store_.get_job(id);
+    if (!record) return std::nullopt;
+    return JobView{std::move(*record), false, 0, false};
+}
+
+std::optional<JobView> JobManager::wait_terminal(const std::string &id,
+                                                 Clock::time_point deadline) const {
+    auto job = active(id);
+    if (!job) return get(id);
+    std::unique_lock lock(job->mu);
+    job->changed.wait_until(lock, deadline, [&] { return job->durable_terminal || job->deleted; });
+    if (job->deleted) return std::nullopt;
+    return view_of(*job);
+}
+
+std::optional<JobView> JobManager::wait_change(const std::string &id, uint64_t seen,
+                                               Clock::time_point deadline) const {
+    auto job = active(id);
+    if (!job) return get(id);
+    std::unique_lock lock(job->mu);
+    job->changed.wait_until(lock, deadline, [&] {
+        return job->version != seen || job->durable_terminal || job->deleted;
+    });
+    if (job->deleted) return std::nullopt;
+    return view_of(*job);
+}
+
+JobManager::CancelResult JobManager::cancel(const std::string &id) {
+    auto job = active(id);
+    if (!job) return store_.get_job(id) ? CancelResult::already_finished : CancelResult::not_found;
+    std::unique_lock lock(job->mu);
+    if (job->deleted) return CancelResult::not_found;
+    if (job->finishing || store::is_terminal(job->record.status)) return CancelResult::already_finished;
+    if (job->record.status == JobStatus::pending) {
+        lock.unlock();
+        finish(job, JobStatus::canceled, std::nullopt, std::nullopt, std::nullopt);
+        return CancelResult::canceled;
+    }
+    int none = 0;
+    job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::user));
+    ++job->version;
+    lock.unlock();
+    job->changed.notify_all();
+    return CancelResult::requested;
+}
+
+bool JobManager::remove(const std::string &id) {
+    bool was_active = false;
+    if (auto job = active(id)) {
+        std::unique_lock lock(job->mu);
+        if (!job->deleted) {
+            was_active = true;
+            job->deleted = true;
+            ++job->version;
+            int none = 0;
+            job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::deleted));
+            if (job->record.status == JobStatus::pending && !job->finishing && job->task) {
+                // It will never run: release its hold on the plugin generation.
+                job->task->generation->in_flight.fetch_sub(1);
+                job->task.reset();
+            }
+        }
+        lock.unlock();
+        job->changed.notify_all();
+    }
+    bool existed = store_.delete_job(id);
+    forget(id);
+    return existed || was_active;
+}
+
+size_t JobManager::queue_depth() const {
+    std::lock_guard lock(queue_mu_);
+    return queue_.size();
+}
+
+void JobManager::worker_loop() {
+    for (;;) {
+        std::shared_ptr<ActiveJob> job;
+        {
+            std::unique_lock lock(queue_mu_);
+            queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            if (stopping_) return;
+            job = std::move(queue_.front());
+            queue_.pop_front();
+        }
+        run(job);
+    }
+}
+
+void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
+    std::shared_ptr<const registry::Task> task;
+    std::string params, id;
+    double timeout_s;
+    int64_t started_at;
+    {
+        std::lock_guard lock(job->mu);
+        if (job->record.status != JobStatus::pending || job->finishing || job->deleted || !job->task) return;
+        job->record.status = JobStatus::running;
+        job->record.started_at = started_at = now_us();
+        ++job->version;
+        task = job->task;
+        params = job->record.params_json;
+        id = job->record.id;
+        timeout_s = job->record.timeout_s;
+    }
+    job->changed.notify_all();
+    store_.mark_running(id, started_at);
+    if (timeout_s > 0) schedule_timeout(job, timeout_s);
+
+    running_.fetch_add(1);
+    CallOutcome out = services_.invoke(*task, job.get(), id, params);
+    running_.fetch_sub(1);
+
+    JobStatus status = JobStatus::completed;
+    std::optional<std::string> error, traceback;
+    auto reason = static_cast<CancelReason>(job->cancel.load());
+    if (reason == CancelReason::timeout) {
+        status = JobStatus::failed;
+        error = "timed out after " + format_seconds(timeout_s) + " s";
+        if (!out.has_error) {
+            out.has_error = true;
+            out.error_type = "taskhost::Timeout";
+        }
+        out.error_message = *error;
+    } else if (reason == CancelReason::user || reason == CancelReason::shutdown) {
+        status = JobStatus::canceled;
+    } else if (out.has_error) {
+        status = JobStatus::failed;
+        error = out.error_type.empty() ? out.error_message : out.error_type + ": " + out.error_message;
+        traceback = out.error_traceback;
+    }
+    store::Artifact artifact;
+    artifact.id = new_ulid_string();
+    artifact.data_json = result_artifact_data(task->name, params, out);
+    task.reset();
+    finish(job, status, std::move(error), std::move(traceback), std::move(artifact));
+}
+
+void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
+                        std::optional<std::string> error, std::optional<std::string> traceback,
+                        std::optional<store::Artifact> artifact) {
+    std::string id;
+    std::shared_ptr<const registry::Task> task;
+    {
+        std::lock_guard lock(job->mu);
+        if (job->finishing) return;
+        task = std::move(job->task);
+        if (job->deleted) {
+            // DELETE already removed the record; the result is dropped.
+            if (task) task->generation->in_flight.fetch_sub(1);
+            return;
+        }
+        job->finishing = true;
+        id = job->record.id;
+    }
+    // The plugin code has returned: its generation may now be released.
+    if (task) task->generation->in_flight.fetch_sub(1);
+    task.reset();
+    int64_t finished_at = now_us();
+    std::optional<std::string> artifact_id;
+    if (artifact) artifact_id = artifact->id;
+    store_.finish_job(id, status, finished_at, error, traceback, std::move(artifact),
+                      [this, job, id, status, finished_at, error, traceback, artifact_id] {
+                          {
+                              std::lock_guard lock(job->mu);
+                              job->record.status = status;
+                              job->record.finished_at = finished_at;
+                              job->record.error = error;
+                              job->record.error_traceback = traceback;
+                              job->record.artifact_id = artifact_id;
+                              job->durable_terminal = true;
+                              ++job->version;
+                          }
+                          job->changed.notify_all();
+                          forget(id);
+                      });
+}
+
+void JobManager::forget(const std::string &id) {
+    std::lock_guard lock(active_mu_);
+    active_.erase(id);
+}
+
+void JobManager::schedule_timeout(const std::shared_ptr<ActiveJob> &job, double seconds) {
+    auto at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                 std::chrono::duration<double>(seconds));
+    {
+        std::lock_guard lock(timer_mu_);
+        deadlines_.push_back({at, job});
+        std::push_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
+    }
+    timer_cv_.notify_one();
+}
+
+void JobManager::timer_loop() {
+    std::unique_lock lock(timer_mu_);
+    for (;;) {
+        if (timer_stop_) return;
+        if (deadlines_.empty()) {
+            timer_cv_.wait(lock);
+            continue;
+        }
+        auto next = deadlines_.front().at;
+        if (Clock::now() < next) {
+            timer_cv_.wait_until(lock, next);
+            continue;
+        }
+        std::pop_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
+        auto due = std::move(deadlines_.back());
+        deadlines_.pop_back();
+        if (auto job = due.job.lock()) {
+            lock.unlock();
+            {
+                std::lock_guard jlock(job->mu);
+                int none = 0;
+                if (job->record.status == JobStatus::running &&
+                    job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::timeout)))
+                    ++job->version;
+            }
+            job->changed.notify_all();
+            lock.lock();
+        }
+    }
+}
+
+}  // namespace taskhost::jobs

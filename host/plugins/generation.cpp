@@ -1,0 +1,16 @@
+#include "plugins/generation.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace taskhost::plugins {
+
+Generation::Generation(boost::dll::shared_library library, const th_plugin_desc *d)
+    : desc(d), library_(std::move(library)) {}
+
+Generation::~Generation() {
+    if (initialized && desc != nullptr && desc->shutdown != nullptr) desc->shutdown();
+    if (number != 0) spdlog::info("plugin {} generation {} ({} {}) unloaded", file, number, name, version);
+    // library_'s destructor unloads the image now that nothing can call into it.
+}
+
+}  // namespace taskhost::plugins

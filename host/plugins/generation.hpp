@@ -1,0 +1,40 @@
+// One loaded image of one plugin file. Reloads never change a generation:
+// they load a new one beside it. A generation stays mapped while the
+// registry or any job holds it, and is shut down and unloaded after the
+// last holder lets go.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <boost/dll/shared_library.hpp>
+
+#include <taskhost/abi.h>
+
+namespace taskhost::plugins {
+
+class Generation {
+public:
+    Generation(boost::dll::shared_library library, const th_plugin_desc *desc);
+    ~Generation();  // plugin shutdown(), then dlclose
+    Generation(const Generation &) = delete;
+    Generation &operator=(const Generation &) = delete;
+
+    const th_plugin_desc *desc;
+    std::string file;   // name inside the plugins folder
+    std::string name;
+    std::string version;
+    std::string hash;   // sha256 of the file's bytes, hex
+    uint64_t number = 0;
+    int64_t loaded_at_us = 0;
+    std::vector<std::string> task_info;  // rendered TaskInfo JSON per task, by index
+    bool initialized = false;          // init() succeeded: shutdown() is owed
+    std::atomic<int64_t> in_flight{0};  // jobs accepted on this generation and not finished
+
+private:
+    boost::dll::shared_library library_;
+};
+
+}  // namespace taskhost::plugins

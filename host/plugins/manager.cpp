@@ -1,0 +1,354 @@
+#include "plugins/manager.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <boost/dll/shared_library.hpp>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+
+#include "jobs/host_api.hpp"
+#include "util/clock.hpp"
+
+namespace taskhost::plugins {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string sha256_hex(const std::string &bytes) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(len * 2);
+    for (unsigned i = 0; i < len; ++i) {
+        out.push_back(hex[digest[i] >> 4]);
+        out.push_back(hex[digest[i] & 0xF]);
+    }
+    return out;
+}
+
+// Cheap identity of a file's current content: a rename gives a new inode, an
+// in-place write a new mtime or size. Only a changed fingerprint is hashed.
+std::string fingerprint(const fs::path &path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return {};
+    std::ostringstream out;
+    out << st.st_dev << ':' << st.st_ino << ':' << st.st_size << ':' << st.st_mtim.tv_sec << '.'
+        << st.st_mtim.tv_nsec << ':' << st.st_ctim.tv_sec << '.' << st.st_ctim.tv_nsec;
+    return out.str();
+}
+
+bool read_file(const fs::path &path, std::string &out) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return false;
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    out = std::move(buf).str();
+    return !in.bad();
+}
+
+std::string descriptor_problem(const th_plugin_desc *d) {
+    if (d == nullptr) return "the entry symbol returned no descriptor";
+    if (d->magic != TH_ABI_MAGIC) return "bad descriptor magic: not a taskhost plugin descriptor";
+    if (d->abi_major != TH_ABI_MAJOR)
+        return "ABI mismatch: plugin built for ABI " + std::to_string(d->abi_major) + "." +
+               std::to_string(d->abi_minor) + ", host supports ABI " + std::to_string(TH_ABI_MAJOR) + ".x";
+    if (d->struct_size < offsetof(th_plugin_desc, init))
+        return "descriptor too small (" + std::to_string(d->struct_size) + " bytes)";
+    if (d->name == nullptr || *d->name == '\0') return "the plugin has no name";
+    if (d->task_count > 0 && d->tasks == nullptr) return "the plugin declares tasks but no task table";
+    std::set<std::string_view> seen;
+    for (uint32_t i = 0; i < d->task_count; ++i) {
+        const th_task_desc &t = d->tasks[i];
+        if (t.struct_size < offsetof(th_task_desc, validate))
+            return "task #" + std::to_string(i) + ": descriptor too small";
+        std::string_view name = t.name ? t.name : "";
+        if (!registry::is_valid_task_name(name))
+            return "invalid task name '" + std::string(name) + "' (must match ^[a-zA-Z0-9_-]+$)";
+        if (!seen.insert(name).second) return "duplicate task name '" + std::string(name) + "' in the plugin";
+        if (t.invoke == nullptr) return "task '" + std::string(name) + "' has no invoke function";
+        if (t.param_count > 0 && t.params == nullptr) return "task '" + std::string(name) + "' has no parameter table";
+    }
+    return {};
+}
+
+}  // namespace
+
+std::string ReloadReport::to_json() const {
+    json refusals = json::array();
+    for (const auto &r : refused)
+        refusals.push_back({{"file", r.file}, {"reason", r.reason}, {"kept_previous", r.kept_previous}});
+    return json{{"added", added},     {"replaced", replaced},       {"removed", removed},
+                {"refused", refusals}, {"unchanged", unchanged.size()}, {"snapshot_version", snapshot_version},
+                {"duration_ms", duration_ms}}
+        .dump();
+}
+
+PluginManager::PluginManager(Options options, registry::Registry &registry, jobs::HostServices &services)
+    : options_(std::move(options)), registry_(registry), services_(services) {
+    fs::create_directories(options_.runtime_dir);
+}
+
+PluginManager::~PluginManager() {
+    std::error_code ec;
+    fs::remove_all(options_.runtime_dir, ec);
+}
+
+PluginManager::Loaded PluginManager::load(const fs::path &path, const std::string &file,
+                                          const std::string &bytes, const std::string &hash) {
+    (void)path;
+    uint64_t number = next_generation_++;
+    // dlopen() returns the already-loaded image for a path it has seen, and a
+    // mapped file must never be rewritten: load each generation from its own copy.
+    fs::path copy = options_.runtime_dir / (std::to_string(number) + "-" + file);
+    {
+        std::ofstream out(copy, std::ios::binary | std::ios::trunc);
+        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        if (!out) return {nullptr, "cannot write private copy " + copy.string()};
+    }
+    boost::dll::shared_library library;
+    try {
+        library.load(boost::dll::fs::path(copy.string()),
+                     boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    } catch (const std::exception &e) {
+        std::error_code ec;
+        fs::remove(copy, ec);
+        std::string why = e.what();
+        return {nullptr, "not a loadable shared library: " + why};
+    }
+    std::error_code ec;
+    fs::remove(copy, ec);  // the mapping stays valid; nothing else may open it
+    if (!library.has(TH_PLUGIN_ENTRY_NAME))
+        return {nullptr, std::string("no entry symbol ") + TH_PLUGIN_ENTRY_NAME + ": not a taskhost plugin"};
+    auto entry = library.get<const th_plugin_desc *()>(TH_PLUGIN_ENTRY_NAME);
+    const th_plugin_desc *desc = entry();
+    if (std::string problem = descriptor_problem(desc); !problem.empty()) return {nullptr, problem};
+
+    auto generation = std::make_shared<Generation>(std::move(library), desc);
+    generation->file = file;
+    generation->name = desc->name;
+    generation->version = desc->version ? desc->version : "";
+    generation->hash = hash;
+    generation->number = number;
+    generation->loaded_at_us = now_us();
+    for (uint32_t i = 0; i < desc->task_count; ++i)
+        generation->task_info.push_back(
+            registry::render_task_info(desc->tasks[i], generation->name, generation->version));
+    if (std::string error = services_.run_init(*desc, file); !error.empty())
+        return {nullptr, "init failed: " + error};
+    generation->initialized = true;
+    return {std::move(generation), {}};
+}
+
+ReloadReport PluginManager::reload() {
+    auto started = std::chrono::steady_clock::now();
+    std::lock_guard lock(mu_);
+    ReloadReport report;
+
+    std::map<std::string, fs::path> on_disk;
+    std::error_code ec;
+    for (fs::directory_iterator it(options_.dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const fs::path &p = it->path();
+        if (p.extension() != ".so") continue;
+        std::error_code type_ec;
+        if (!fs::is_regular_file(p, type_ec)) continue;  // follows symlinks
+        on_disk.emplace(p.filename().string(), p);
+    }
+    if (ec) spdlog::warn("cannot scan plugins folder {}: {}", options_.dir.string(), ec.message());
+
+    for (auto it = files_.begin(); it != files_.end();) {
+        if (on_disk.count(it->first) != 0) {
+            ++it;
+            continue;
+        }
+        if (it->second.active) {
+            retired_.push_back(it->second.active);
+            spdlog::info("plugin {} removed: its tasks are withdrawn", it->first);
+        }
+        report.removed.push_back(it->first);
+        it = files_.erase(it);
+    }
+
+    struct Candidate {
+        std::string file;
+        std::shared_ptr<Generation> generation;
+    };
+    std::vector<Candidate> candidates;
+    auto refuse = [&](FileState &st, const std::string &reason, bool conflict) {
+        st.error = reason;
+        st.refused_hash = st.hash;
+        st.conflict = conflict;
+        st.error_at_us = now_us();
+        report.refused.push_back({st.file, reason, st.active != nullptr});
+        spdlog::error("plugin {} refused: {}{}", st.file, reason,
+                      st.active ? " (the previous version keeps serving)" : "");
+    };
+
+    for (const auto &[file, path] : on_disk) {
+        FileState &st = files_[file];
+        st.file = file;
+        std::string fp = fingerprint(path);
+        if (!fp.empty() && fp == st.fingerprint && !st.conflict) {
+            report.unchanged.push_back(file);
+            continue;
+        }
+        std::string bytes;
+        if (!read_file(path, bytes)) {
+            st.fingerprint.clear();
+            refuse(st, "cannot read the file", false);
+            continue;
+        }
+        st.fingerprint = fp;
+        std::string hash = sha256_hex(bytes);
+        if (hash == st.hash && !st.conflict) {
+            report.unchanged.push_back(file);
+            continue;
+        }
+        st.hash = hash;
+        Loaded loaded = load(path, file, bytes, hash);
+        if (!loaded.generation) {
+            refuse(st, loaded.error, false);
+            continue;
+        }
+        candidates.push_back({file, std::move(loaded.generation)});
+    }
+
+    // Task names are unique across plugins. Plugins already serving keep
+    // their names; candidates claim theirs in file order. Refusing one may
+    // hand names back to its previous generation, so repeat until stable.
+    std::set<std::string> rejected;
+    std::map<std::string, std::string> clash_reason;
+    for (bool changed = true; changed;) {
+        changed = false;
+        std::map<std::string, std::string> owner;
+        auto claim_all = [&](const std::string &file, const Generation &g) {
+            for (uint32_t i = 0; i < g.desc->task_count; ++i) owner.emplace(g.desc->tasks[i].name, file);
+        };
+        std::set<std::string> candidate_files;
+        for (const auto &c : candidates)
+            if (!rejected.count(c.file)) candidate_files.insert(c.file);
+        for (const auto &[file, st] : files_)
+            if (st.active && !candidate_files.count(file)) claim_all(file, *st.active);
+        for (const auto &c : candidates) {
+            if (rejected.count(c.file)) continue;
+            for (uint32_t i = 0; i < c.generation->desc->task_count; ++i) {
+                const char *name = c.generation->desc->tasks[i].name;
+                auto it = owner.find(name);
+                if (it != owner.end() && it->second != c.file) {
+                    rejected.insert(c.file);
+                    clash_reason[c.file] = std::string("duplicate task name '") + name +
+                                           "': already provided by " + it->second;
+                    changed = true;
+                    break;
+                }
+            }
+            if (changed) break;
+            claim_all(c.file, *c.generation);
+        }
+    }
+
+    for (auto &c : candidates) {
+        FileState &st = files_[c.file];
+        if (rejected.count(c.file)) {
+            refuse(st, clash_reason[c.file], true);
+            continue;
+        }
+        if (st.active) {
+            retired_.push_back(st.active);
+            report.replaced.push_back(c.file);
+        } else {
+            report.added.push_back(c.file);
+        }
+        spdlog::info("plugin {} loaded: {} {} (generation {}, {} tasks)", c.file, c.generation->name,
+                     c.generation->version, c.generation->number, c.generation->desc->task_count);
+        st.active = std::move(c.generation);
+        st.error.clear();
+        st.refused_hash.clear();
+        st.conflict = false;
+    }
+
+    auto snapshot = std::make_shared<registry::Snapshot>();
+    snapshot->version = ++snapshot_version_;
+    for (const auto &[file, st] : files_) {
+        if (!st.active) continue;
+        const th_plugin_desc *d = st.active->desc;
+        for (uint32_t i = 0; i < d->task_count; ++i) {
+            auto task = std::make_shared<registry::Task>();
+            const th_task_desc &t = d->tasks[i];
+            task->name = t.name;
+            for (uint32_t k = 0; k < t.tag_count; ++k) task->tags.emplace_back(t.tags[k] ? t.tags[k] : "");
+            task->desc = &t;
+            task->generation = st.active;
+            task->info_json = st.active->task_info[i];
+            snapshot->tasks.emplace(task->name, std::move(task));
+        }
+    }
+    report.snapshot_version = snapshot->version;
+    registry_.publish(std::move(snapshot));
+
+    std::erase_if(retired_, [](const std::weak_ptr<Generation> &g) { return g.expired(); });
+    report.duration_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    return report;
+}
+
+std::string PluginManager::describe_json() const {
+    auto entry = [](const Generation &g, std::string_view state) {
+        json tasks = json::array();
+        for (uint32_t i = 0; i < g.desc->task_count; ++i) tasks.push_back(g.desc->tasks[i].name);
+        return json{{"file", g.file},
+                    {"name", g.name},
+                    {"version", g.version},
+                    {"hash", g.hash},
+                    {"generation", g.number},
+                    {"loaded_at", iso8601_utc(g.loaded_at_us)},
+                    {"tasks", std::move(tasks)},
+                    {"jobs_in_flight", g.in_flight.load()},
+                    {"state", state},
+                    {"build_info", g.desc->build_info && g.desc->struct_size > offsetof(th_plugin_desc, build_info)
+                                       ? json(g.desc->build_info)
+                                       : json(nullptr)},
+                    {"error", nullptr}};
+    };
+    std::lock_guard lock(mu_);
+    json out = json::array();
+    for (const auto &[file, st] : files_) {
+        json e;
+        if (st.active) {
+            e = entry(*st.active, "active");
+        } else {
+            e = {{"file", file}, {"name", nullptr}, {"version", nullptr}, {"hash", st.hash},
+                 {"generation", nullptr}, {"loaded_at", nullptr}, {"tasks", json::array()},
+                 {"jobs_in_flight", 0}, {"state", "refused"}, {"build_info", nullptr}};
+        }
+        if (!st.error.empty()) {
+            e["error"] = st.error;
+            e["error_at"] = iso8601_utc(st.error_at_us);
+            e["refused_hash"] = st.refused_hash;
+        } else {
+            e["error"] = nullptr;
+        }
+        out.push_back(std::move(e));
+    }
+    for (const auto &weak : retired_) {
+        if (auto g = weak.lock()) {
+            json e = entry(*g, "retired");
+            e["note"] = "kept mapped until its last job ends, then unloaded";
+            out.push_back(std::move(e));
+        }
+    }
+    return out.dump();
+}
+
+}  // namespace taskhost::plugins

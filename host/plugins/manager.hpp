@@ -1,0 +1,78 @@
+// Scans the plugins folder, loads new or changed files as new generations
+// from private copies, validates them, and publishes one registry snapshot.
+// Loads are serialized; readers never block on a reload.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "plugins/generation.hpp"
+#include "registry/registry.hpp"
+
+namespace taskhost::jobs {
+class HostServices;
+}
+
+namespace taskhost::plugins {
+
+struct ReloadReport {
+    std::vector<std::string> added, replaced, removed, unchanged;
+    struct Refusal {
+        std::string file, reason;
+        bool kept_previous = false;  // an older good generation still serves
+    };
+    std::vector<Refusal> refused;
+    uint64_t snapshot_version = 0;
+    double duration_ms = 0;
+    std::string to_json() const;
+};
+
+class PluginManager {
+public:
+    struct Options {
+        std::filesystem::path dir;
+        std::filesystem::path runtime_dir;  // private copies are loaded from here
+    };
+
+    PluginManager(Options options, registry::Registry &registry, jobs::HostServices &services);
+    ~PluginManager();
+
+    ReloadReport reload();
+    // GET /api/v1/plugins: one entry per file, plus retired generations.
+    std::string describe_json() const;
+
+private:
+    struct FileState {
+        std::string file;
+        std::string fingerprint;  // size/mtime/inode of what was examined last
+        std::string hash;         // content hash examined last
+        std::shared_ptr<Generation> active;
+        std::string error;        // why the last examined content was refused
+        std::string refused_hash;
+        bool conflict = false;    // refused for a task-name clash: retried next time
+        int64_t error_at_us = 0;
+    };
+
+    struct Loaded {
+        std::shared_ptr<Generation> generation;
+        std::string error;
+    };
+    Loaded load(const std::filesystem::path &path, const std::string &file, const std::string &bytes,
+                const std::string &hash);
+
+    Options options_;
+    registry::Registry &registry_;
+    jobs::HostServices &services_;
+    mutable std::mutex mu_;  // serializes reloads and guards the state below
+    std::map<std::string, FileState> files_;
+    std::vector<std::weak_ptr<Generation>> retired_;
+    uint64_t next_generation_ = 1;
+    uint64_t snapshot_version_ = 0;
+};
+
+}  // namespace taskhost::plugins

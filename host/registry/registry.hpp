@@ -1,0 +1,59 @@
+// The registry: an immutable snapshot of every task the loaded plugin
+// generations offer, swapped atomically on reload. Readers take a
+// shared_ptr to the current snapshot and keep using it for the whole
+// request or job, so a reload never changes what they see half-way.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <taskhost/abi.h>
+
+namespace taskhost::plugins {
+class Generation;
+}
+
+namespace taskhost::registry {
+
+// ^[a-zA-Z0-9_-]+$
+bool is_valid_task_name(std::string_view name);
+
+struct Task {
+    std::string name;
+    std::vector<std::string> tags;
+    const th_task_desc *desc = nullptr;
+    // Keeps the plugin image mapped while anyone holds this task.
+    std::shared_ptr<plugins::Generation> generation;
+    std::string info_json;  // TaskInfo, rendered once at load
+
+    bool has_tags(const std::vector<std::string> &wanted) const;
+};
+
+// Renders the TaskInfo JSON of a task descriptor (name, docstring, signature,
+// parameters, tags, parameters_schema, plugin).
+std::string render_task_info(const th_task_desc &desc, std::string_view plugin_name,
+                             std::string_view plugin_version);
+
+struct Snapshot {
+    uint64_t version = 0;                                  // bumps on every swap
+    std::map<std::string, std::shared_ptr<const Task>, std::less<>> tasks;  // sorted by name
+
+    std::shared_ptr<const Task> find(std::string_view name) const;
+};
+
+class Registry {
+public:
+    Registry() : current_(std::make_shared<const Snapshot>()) {}
+    std::shared_ptr<const Snapshot> snapshot() const { return current_.load(std::memory_order_acquire); }
+    void publish(std::shared_ptr<const Snapshot> next) { current_.store(std::move(next), std::memory_order_release); }
+
+private:
+    std::atomic<std::shared_ptr<const Snapshot>> current_;
+};
+
+}  // namespace taskhost::registry

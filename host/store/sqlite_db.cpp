@@ -1,0 +1,154 @@
+#include "store/sqlite_db.hpp"
+
+#include <iterator>
+#include <string>
+
+namespace taskhost::store::detail {
+
+void throw_sqlite(sqlite3 *db, int rc, std::string_view context) {
+    std::string msg;
+    if (!context.empty()) {
+        msg.append(context);
+        msg.append(": ");
+    }
+    // errmsg describes the most recent failure on this connection, which is
+    // this one; fall back to the generic text if there is no connection.
+    msg.append(db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    const auto kind = (rc & 0xff) == SQLITE_CONSTRAINT ? StoreError::Kind::invalid : StoreError::Kind::internal;
+    throw StoreError(kind, msg);
+}
+
+Connection::Connection(const std::string &name, bool memory, Role role) {
+    // NOMUTEX: a connection is only ever used by one thread at a time (the
+    // writer, a pooled reader on lease, or a task connection under its lock).
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (memory) flags |= SQLITE_OPEN_URI;
+    const int rc = sqlite3_open_v2(name.c_str(), &db_, flags, nullptr);
+    if (rc != SQLITE_OK) {
+        std::string msg = "cannot open database '" + name + "': " +
+                          (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+        sqlite3_close_v2(db_);
+        db_ = nullptr;
+        throw StoreError(StoreError::Kind::internal, msg);
+    }
+    sqlite3_extended_result_codes(db_, 1);
+    try {
+        sqlite3_busy_timeout(db_, 10000);
+        exec("PRAGMA foreign_keys=ON");
+        exec("PRAGMA temp_store=MEMORY");
+        if (!memory) {
+            // journal_mode is a property of the file; the writer sets it
+            // first, readers then find the database already in WAL mode.
+            if (role == Role::writer) exec("PRAGMA journal_mode=WAL");
+            exec("PRAGMA synchronous=NORMAL");
+            exec("PRAGMA mmap_size=134217728");
+        }
+        exec(role == Role::writer ? "PRAGMA cache_size=-32000" : "PRAGMA cache_size=-8000");
+        // Pool readers must never write behind the writer thread's back.
+        if (role == Role::reader) exec("PRAGMA query_only=ON");
+    } catch (...) {
+        sqlite3_close_v2(db_);
+        db_ = nullptr;
+        throw;
+    }
+}
+
+Connection::~Connection() {
+    for (auto &[sql, stmt] : cache_) sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+}
+
+sqlite3_stmt *Connection::cached(const char *sql) {
+    auto it = cache_.find(sql);
+    if (it != cache_.end()) return it->second;
+    sqlite3_stmt *stmt = nullptr;
+    const int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) throw_sqlite(db_, rc, "prepare");
+    cache_.emplace(sql, stmt);
+    return stmt;
+}
+
+void Connection::exec(const char *sql) {
+    char *err = nullptr;
+    const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+        std::string msg = err ? err : sqlite3_errstr(rc);
+        sqlite3_free(err);
+        const auto kind = (rc & 0xff) == SQLITE_CONSTRAINT ? StoreError::Kind::invalid : StoreError::Kind::internal;
+        throw StoreError(kind, msg);
+    }
+}
+
+namespace {
+
+// Migration N takes the schema from version N-1 to N. Append only: never edit
+// a migration that has shipped.
+const char *const kMigrations[] = {
+    // 1: jobs and artifacts.
+    R"sql(
+    -- seq aliases the rowid so insertion order survives VACUUM.
+    CREATE TABLE jobs (
+        seq              INTEGER PRIMARY KEY,
+        id               TEXT NOT NULL UNIQUE,
+        task_name        TEXT NOT NULL,
+        params           TEXT NOT NULL DEFAULT '{}',
+        status           TEXT NOT NULL,
+        submitted_at     INTEGER,
+        started_at       INTEGER,
+        finished_at      INTEGER,
+        error            TEXT,
+        error_traceback  TEXT,
+        artifact_id      TEXT,
+        progress         REAL,
+        progress_message TEXT NOT NULL DEFAULT '',
+        timeout_s        REAL
+    );
+    -- Newest-first listing walks the table b-tree backwards (ORDER BY seq
+    -- DESC); an index on status alone carries seq as its last key, so the
+    -- filtered listing and count are index-only in the same order.
+    CREATE INDEX jobs_status ON jobs(status);
+
+    CREATE TABLE artifacts (
+        seq         INTEGER PRIMARY KEY,
+        id          TEXT NOT NULL UNIQUE,
+        parent_id   TEXT REFERENCES artifacts(id) ON DELETE SET NULL,
+        level       INTEGER NOT NULL DEFAULT 0,
+        data        TEXT NOT NULL,
+        tags        TEXT NOT NULL DEFAULT '[]',
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE INDEX artifacts_parent ON artifacts(parent_id);
+    )sql",
+};
+static_assert(std::size(kMigrations) == kSchemaVersion);
+
+int user_version(Connection &conn) {
+    Stmt s(conn, "PRAGMA user_version");
+    return s.step() ? static_cast<int>(s.i64(0)) : 0;
+}
+
+}  // namespace
+
+void migrate(Connection &conn) {
+    conn.exec("BEGIN IMMEDIATE");
+    try {
+        const int version = user_version(conn);
+        if (version > kSchemaVersion)
+            throw StoreError(StoreError::Kind::internal,
+                             "database schema version " + std::to_string(version) +
+                                 " is newer than this build understands (" + std::to_string(kSchemaVersion) + ")");
+        for (int v = version; v < kSchemaVersion; ++v) conn.exec(kMigrations[v]);
+        if (version != kSchemaVersion) {
+            // PRAGMA takes no bind parameters; the value is our own integer.
+            const std::string set = "PRAGMA user_version=" + std::to_string(kSchemaVersion);
+            conn.exec(set.c_str());
+        }
+        conn.exec("COMMIT");
+    } catch (...) {
+        sqlite3_exec(conn.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
+}  // namespace taskhost::store::detail

@@ -1,0 +1,822 @@
+// Store: group-committing writer thread + pool of read connections.
+//
+// Writes are queued as Ops. The writer takes everything queued (up to
+// max_batch), applies it in one BEGIN IMMEDIATE … COMMIT, then wakes the
+// callers of that batch. Blocking calls borrow their inputs from the waiting
+// caller (no copies); fire-and-forget calls own theirs. An op that fails
+// alone (constraint, missing parent) is undone by itself — multi-statement
+// ops run inside a SAVEPOINT, single statements are atomic on their own —
+// and only its caller sees the error.
+#include <condition_variable>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "store/sqlite_db.hpp"
+#include "util/clock.hpp"
+#include "util/ulid.hpp"
+
+namespace taskhost::store {
+
+std::string_view to_string(JobStatus status) {
+    switch (status) {
+        case JobStatus::pending: return "pending";
+        case JobStatus::running: return "running";
+        case JobStatus::completed: return "completed";
+        case JobStatus::failed: return "failed";
+        case JobStatus::canceled: return "canceled";
+    }
+    return "pending";
+}
+
+std::optional<JobStatus> parse_job_status(std::string_view text) {
+    for (auto s : {JobStatus::pending, JobStatus::running, JobStatus::completed, JobStatus::failed,
+                   JobStatus::canceled})
+        if (to_string(s) == text) return s;
+    return std::nullopt;
+}
+
+namespace {
+
+using detail::Connection;
+using detail::Stmt;
+
+// ---- SQL (statements are cached per connection, keyed by these pointers) ----
+
+#define JOB_COLS                                                                                     \
+    "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
+    "artifact_id, progress, progress_message, timeout_s"
+#define ARTIFACT_COLS "id, parent_id, level, data, tags, created_at, updated_at"
+
+constexpr char kInsertJob[] = "INSERT INTO jobs (" JOB_COLS
+                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+// Only a pending job starts: a cancel that was queued first must stick.
+constexpr char kMarkRunning[] =
+    "UPDATE jobs SET status = 'running', started_at = ?2 WHERE id = ?1 AND status = 'pending'";
+constexpr char kUpdateProgress[] = "UPDATE jobs SET progress = ?2, progress_message = ?3 WHERE id = ?1";
+constexpr char kFinishJob[] =
+    "UPDATE jobs SET status = ?2, finished_at = ?3, error = ?4, error_traceback = ?5, "
+    "artifact_id = coalesce(?6, artifact_id) WHERE id = ?1";
+constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = ?1";
+constexpr char kGetJob[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
+constexpr char kListJobs[] = "SELECT " JOB_COLS " FROM jobs ORDER BY seq DESC LIMIT ?1 OFFSET ?2";
+constexpr char kListJobsByStatus[] =
+    "SELECT " JOB_COLS " FROM jobs WHERE status = ?3 ORDER BY seq DESC LIMIT ?1 OFFSET ?2";
+constexpr char kCountJobs[] = "SELECT count(*) FROM jobs";
+constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = ?1";
+constexpr char kFailRunning[] =
+    "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'";
+constexpr char kPendingOldestFirst[] = "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' ORDER BY seq";
+
+constexpr char kArtifactLevel[] = "SELECT level FROM artifacts WHERE id = ?1";
+constexpr char kArtifactForWrite[] =
+    "SELECT parent_id, level, data, tags, created_at FROM artifacts WHERE id = ?1";
+constexpr char kInsertArtifact[] = "INSERT INTO artifacts (" ARTIFACT_COLS
+                                   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)";
+constexpr char kUpdateArtifact[] =
+    "UPDATE artifacts SET parent_id = ?2, level = ?3, data = ?4, tags = ?5, updated_at = ?6 WHERE id = ?1";
+// Is ?2 an ancestor of ?1 (parent, grandparent, …)? UNION stops on any loop.
+constexpr char kIsAncestor[] =
+    "WITH RECURSIVE anc(id) AS ("
+    "  SELECT parent_id FROM artifacts WHERE id = ?1"
+    "  UNION SELECT a.parent_id FROM artifacts a JOIN anc ON a.id = anc.id"
+    ") SELECT 1 FROM anc WHERE id = ?2 LIMIT 1";
+// Every descendant of ?1 gets ?2 + its depth below ?1, in one statement.
+constexpr char kCascadeLevels[] =
+    "WITH RECURSIVE sub(id, depth) AS ("
+    "  SELECT id, 1 FROM artifacts WHERE parent_id = ?1"
+    "  UNION SELECT a.id, sub.depth + 1 FROM artifacts a JOIN sub ON a.parent_id = sub.id"
+    "  WHERE sub.depth < 1000000"
+    ") UPDATE artifacts SET level = ?2 + sub.depth FROM sub WHERE artifacts.id = sub.id";
+constexpr char kDeleteArtifact[] = "DELETE FROM artifacts WHERE id = ?1";
+constexpr char kGetArtifact[] = "SELECT " ARTIFACT_COLS " FROM artifacts WHERE id = ?1";
+constexpr char kListArtifacts[] = "SELECT " ARTIFACT_COLS " FROM artifacts ORDER BY seq LIMIT ?1 OFFSET ?2";
+constexpr char kCountArtifacts[] = "SELECT count(*) FROM artifacts";
+constexpr char kSubtree[] =
+    "WITH RECURSIVE sub(id) AS ("
+    "  SELECT id FROM artifacts WHERE id = ?1"
+    "  UNION SELECT a.id FROM artifacts a JOIN sub ON a.parent_id = sub.id"
+    ") SELECT a.id, a.parent_id, a.level, a.data, a.tags, a.created_at, a.updated_at "
+    "FROM artifacts a JOIN sub ON a.id = sub.id ORDER BY a.id <> ?1, a.seq";
+
+constexpr char kBegin[] = "BEGIN IMMEDIATE";
+constexpr char kCommit[] = "COMMIT";
+constexpr char kSavepoint[] = "SAVEPOINT op";
+constexpr char kRelease[] = "RELEASE op";
+constexpr char kRollbackTo[] = "ROLLBACK TO op";
+constexpr char kSelectOne[] = "SELECT 1";
+
+#undef JOB_COLS
+#undef ARTIFACT_COLS
+
+Job read_job(const Stmt &s) {
+    Job j;
+    j.id = s.text(0);
+    j.task_name = s.text(1);
+    j.params_json = s.text(2);
+    j.status = parse_job_status(s.text(3)).value_or(JobStatus::failed);
+    j.submitted_at = s.i64(4);  // NULL reads as 0 = "not yet"
+    j.started_at = s.i64(5);
+    j.finished_at = s.i64(6);
+    j.error = s.opt_text(7);
+    j.error_traceback = s.opt_text(8);
+    j.artifact_id = s.opt_text(9);
+    j.progress = s.is_null(10) ? -1 : s.f64(10);
+    j.progress_message = s.text(11);
+    j.timeout_s = s.is_null(12) ? 0 : s.f64(12);
+    return j;
+}
+
+Artifact read_artifact(const Stmt &s) {
+    Artifact a;
+    a.id = s.text(0);
+    a.parent_id = s.opt_text(1);
+    a.level = static_cast<int>(s.i64(2));
+    a.data_json = s.text(3);
+    a.tags_json = s.text(4);
+    a.created_at = s.i64(5);
+    a.updated_at = s.i64(6);
+    return a;
+}
+
+// SQLite's LIMIT takes a signed 64-bit count; anything larger means "all".
+int64_t sql_count(size_t n) {
+    return n > static_cast<size_t>(INT64_MAX) ? -1 : static_cast<int64_t>(n);
+}
+
+[[noreturn]] void invalid(const std::string &msg) { throw StoreError(StoreError::Kind::invalid, msg); }
+
+// ---- the write queue ----------------------------------------------------------
+
+// Lives on a blocked caller's stack; written by the writer thread, read by
+// the caller once `done` is seen under the queue mutex.
+struct Waiter {
+    bool done = false;
+    uint64_t batch = 0;  // the batch expected to carry the op (picks the condvar)
+    std::exception_ptr error;
+    bool found = false;
+    std::optional<Artifact> artifact;
+    std::vector<Job> jobs;
+};
+
+enum class OpKind : uint8_t {
+    insert_job,
+    mark_running,
+    update_progress,
+    finish_job,
+    delete_job,
+    save_artifact,
+    update_artifact,
+    delete_artifact,
+    recover,
+    flush,
+};
+
+struct FinishData {
+    JobStatus status;
+    int64_t finished_at;
+    std::optional<std::string> error, traceback;
+    std::optional<Artifact> artifact;
+    std::function<void()> on_durable;
+};
+
+struct Op {
+    OpKind kind = OpKind::flush;
+    Waiter *waiter = nullptr;  // set for blocking calls
+    // Borrowed from the blocked caller:
+    const Job *job = nullptr;
+    const std::string *key = nullptr;  // job / artifact id; recover's error text
+    const ArtifactInput *input = nullptr;
+    // Owned by fire-and-forget ops:
+    std::string id;
+    std::string text;
+    double number = 0;
+    int64_t time = 0;
+    std::unique_ptr<FinishData> finish;
+};
+
+}  // namespace
+
+struct Store::Impl {
+    Options options;
+    std::string url;
+    std::string open_name;  // file path, or the memdb URI
+    bool memory = false;
+
+    std::unique_ptr<Connection> writer_conn;  // writer thread only (after construction)
+
+    // Read connections not currently lent out.
+    mutable std::mutex pool_mu;
+    mutable std::vector<std::unique_ptr<Connection>> pool;
+
+    mutable std::mutex q_mu;
+    std::condition_variable q_cv;  // wakes the writer
+    // Wakes blocked callers. Two, by batch parity: callers queued while batch
+    // N commits wait for N+1 on the other one, so finishing N wakes only
+    // N's callers, with one broadcast (the writer's critical path stays one
+    // syscall, not one per caller).
+    std::condition_variable done_cv[2];
+    uint64_t batches_taken = 0;  // guarded by q_mu
+    std::vector<Op> queue;
+    bool writer_sleeping = false;
+    bool stopping = false;
+    std::thread writer;
+
+    // Writer-thread state.
+    std::vector<Op> batch;
+    std::vector<std::function<void()>> callbacks;
+
+    // ---- reads ------------------------------------------------------------
+
+    struct Lease {
+        const Impl &impl;
+        std::unique_ptr<Connection> conn;
+        explicit Lease(const Impl &i) : impl(i), conn(i.checkout()) {}
+        ~Lease() { impl.checkin(std::move(conn)); }
+        Connection &operator*() { return *conn; }
+    };
+
+    std::unique_ptr<Connection> checkout() const {
+        {
+            std::lock_guard lock(pool_mu);
+            if (!pool.empty()) {
+                auto c = std::move(pool.back());
+                pool.pop_back();
+                return c;
+            }
+        }
+        // All busy: grow. Opened outside the lock so other readers go on.
+        return std::make_unique<Connection>(open_name, memory, Connection::Role::reader);
+    }
+    void checkin(std::unique_ptr<Connection> c) const {
+        if (!c) return;
+        std::lock_guard lock(pool_mu);
+        pool.push_back(std::move(c));
+    }
+
+    // ---- queue handoff ----------------------------------------------------
+
+    void post(Op &&op) {
+        std::unique_lock lock(q_mu);
+        queue.push_back(std::move(op));
+        wake_writer_locked();
+    }
+
+    // Queues a blocking op and waits for its batch to commit; rethrows the
+    // op's own error.
+    void call(Op &&op, Waiter &w) {
+        // From on_durable (the writer thread) this would wait for itself.
+        if (std::this_thread::get_id() == writer.get_id())
+            throw StoreError(StoreError::Kind::internal, "blocking store write called from the writer thread");
+        op.waiter = &w;
+        std::unique_lock lock(q_mu);
+        w.batch = batches_taken + 1;
+        queue.push_back(std::move(op));
+        wake_writer_locked();
+        done_cv[w.batch & 1].wait(lock, [&] { return w.done; });
+        if (w.error) std::rethrow_exception(w.error);
+    }
+
+    void wake_writer_locked() {
+        // Only a sleeping writer needs the (syscall-costing) notify; a busy
+        // one picks the op up when it comes back for the next batch.
+        if (writer_sleeping) {
+            writer_sleeping = false;
+            q_cv.notify_one();
+        }
+    }
+
+    void report(const std::string &what) const {
+        if (options.on_write_error) {
+            try {
+                options.on_write_error(what);
+                return;
+            } catch (...) {
+            }
+        }
+        std::fprintf(stderr, "taskhost store: %s\n", what.c_str());
+    }
+
+    // ---- writer thread ----------------------------------------------------
+
+    void writer_main() {
+        const size_t max_batch = options.max_batch ? options.max_batch : 1;
+        for (;;) {
+            {
+                std::unique_lock lock(q_mu);
+                while (queue.empty() && !stopping) {
+                    writer_sleeping = true;
+                    q_cv.wait(lock);
+                }
+                writer_sleeping = false;
+                if (queue.empty()) return;  // stopping, and everything is drained
+                ++batches_taken;
+                if (queue.size() <= max_batch) {
+                    batch.swap(queue);  // both keep their capacity: no allocation
+                } else {
+                    auto cut = queue.begin() + static_cast<std::ptrdiff_t>(max_batch);
+                    batch.assign(std::make_move_iterator(queue.begin()), std::make_move_iterator(cut));
+                    queue.erase(queue.begin(), cut);
+                }
+            }
+
+            run_batch();
+
+            // Normally every waiter here expects this batch; ops left over
+            // from an oversized queue expected an earlier one, so notify by
+            // each waiter's own parity.
+            bool wake[2] = {false, false};
+            {
+                std::lock_guard lock(q_mu);
+                for (Op &op : batch)
+                    if (op.waiter) {
+                        op.waiter->done = true;
+                        wake[op.waiter->batch & 1] = true;
+                    }
+            }
+            for (int p = 0; p < 2; ++p)
+                if (wake[p]) done_cv[p].notify_all();
+            for (auto &cb : callbacks) {
+                try {
+                    cb();
+                } catch (const std::exception &e) {
+                    report(std::string("on_durable callback threw: ") + e.what());
+                } catch (...) {
+                    report("on_durable callback threw");
+                }
+            }
+            callbacks.clear();
+            batch.clear();
+        }
+    }
+
+    void run_batch() {
+        Connection &w = *writer_conn;
+        std::exception_ptr batch_error;
+        try {
+            Stmt(w, kBegin).run();
+        } catch (...) {
+            batch_error = std::current_exception();
+        }
+        if (!batch_error) {
+            for (Op &op : batch) {
+                try {
+                    apply(w, op);
+                } catch (...) {
+                    if (sqlite3_get_autocommit(w.handle())) {
+                        // SQLite rolled the whole transaction back (I/O
+                        // error, disk full…): nothing of this batch stands.
+                        batch_error = std::current_exception();
+                        break;
+                    }
+                    op_failed(op, std::current_exception());
+                }
+            }
+        }
+        if (!batch_error) {
+            try {
+                Stmt(w, kCommit).run();
+            } catch (...) {
+                batch_error = std::current_exception();
+            }
+        }
+        if (batch_error) {
+            if (!sqlite3_get_autocommit(w.handle()))
+                sqlite3_exec(w.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+            callbacks.clear();  // nothing became durable
+            for (Op &op : batch) op_failed(op, batch_error);
+        }
+    }
+
+    void op_failed(Op &op, std::exception_ptr error) {
+        if (op.waiter) {
+            op.waiter->error = error;
+            return;
+        }
+        std::string what;
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception &e) {
+            what = e.what();
+        } catch (...) {
+            what = "unknown error";
+        }
+        const char *name = op.kind == OpKind::mark_running      ? "mark_running"
+                           : op.kind == OpKind::update_progress ? "update_progress"
+                                                                : "finish_job";
+        report(std::string(name) + "(" + op.id + ") failed: " + what);
+    }
+
+    template <class F>
+    void in_savepoint(Connection &w, F &&body) {
+        Stmt(w, kSavepoint).run();
+        try {
+            body();
+        } catch (...) {
+            if (!sqlite3_get_autocommit(w.handle())) {
+                Stmt(w, kRollbackTo).run();
+                Stmt(w, kRelease).run();
+            }
+            throw;
+        }
+        Stmt(w, kRelease).run();
+    }
+
+    void apply(Connection &w, Op &op) {
+        switch (op.kind) {
+            case OpKind::insert_job: {
+                const Job &j = *op.job;
+                Stmt s(w, kInsertJob);
+                s.bind(1, std::string_view(j.id)).bind(2, std::string_view(j.task_name));
+                s.bind(3, std::string_view(j.params_json)).bind(4, to_string(j.status));
+                s.bind_time(5, j.submitted_at).bind_time(6, j.started_at).bind_time(7, j.finished_at);
+                s.bind(8, j.error).bind(9, j.error_traceback).bind(10, j.artifact_id);
+                if (j.progress < 0)
+                    s.bind_null(11);
+                else
+                    s.bind(11, j.progress);
+                s.bind(12, std::string_view(j.progress_message));
+                if (j.timeout_s > 0)
+                    s.bind(13, j.timeout_s);
+                else
+                    s.bind_null(13);
+                s.run();
+                break;
+            }
+            case OpKind::mark_running: {
+                Stmt s(w, kMarkRunning);
+                s.bind(1, std::string_view(op.id)).bind(2, op.time).run();
+                break;
+            }
+            case OpKind::update_progress: {
+                Stmt s(w, kUpdateProgress);
+                s.bind(1, std::string_view(op.id)).bind(2, op.number).bind(3, std::string_view(op.text)).run();
+                break;
+            }
+            case OpKind::finish_job: apply_finish(w, op); break;
+            case OpKind::delete_job: {
+                Stmt s(w, kDeleteJob);
+                op.waiter->found = s.bind(1, std::string_view(*op.key)).run() > 0;
+                break;
+            }
+            case OpKind::save_artifact: {
+                const ArtifactInput &in = *op.input;
+                const std::string id = in.id ? *in.id : new_ulid_string();
+                in_savepoint(w, [&] {
+                    op.waiter->artifact = save(w, id, *in.data_json, in.parent_id, in.tags_json, now_us());
+                });
+                break;
+            }
+            case OpKind::update_artifact:
+                in_savepoint(w, [&] { op.waiter->artifact = update(w, *op.key, *op.input); });
+                op.waiter->found = op.waiter->artifact.has_value();
+                break;
+            case OpKind::delete_artifact: {
+                // ON DELETE SET NULL orphans the children; their level stays.
+                Stmt s(w, kDeleteArtifact);
+                op.waiter->found = s.bind(1, std::string_view(*op.key)).run() > 0;
+                break;
+            }
+            case OpKind::recover:
+                in_savepoint(w, [&] {
+                    Stmt(w, kFailRunning).bind(1, std::string_view(*op.key)).bind(2, op.time).run();
+                    Stmt s(w, kPendingOldestFirst);
+                    while (s.step()) op.waiter->jobs.push_back(read_job(s));
+                });
+                break;
+            case OpKind::flush: break;  // committing its batch is the point
+        }
+    }
+
+    void apply_finish(Connection &w, Op &op) {
+        FinishData &f = *op.finish;
+        try {
+            in_savepoint(w, [&] {
+                std::optional<std::string> artifact_id;
+                if (f.artifact) {
+                    Artifact &a = *f.artifact;
+                    if (a.id.empty()) a.id = new_ulid_string();
+                    const int64_t at = a.created_at ? a.created_at : now_us();
+                    save(w, a.id, a.data_json, a.parent_id, a.tags_json, at);
+                    artifact_id = a.id;
+                }
+                Stmt s(w, kFinishJob);
+                s.bind(1, std::string_view(op.id)).bind(2, to_string(f.status)).bind_time(3, f.finished_at);
+                s.bind(4, f.error).bind(5, f.traceback).bind(6, artifact_id).run();
+            });
+        } catch (const StoreError &e) {
+            if (sqlite3_get_autocommit(w.handle())) throw;  // the batch is gone
+            // The result could not be stored (e.g. its parent vanished): the
+            // job must still end, so it ends failed and says why.
+            report("finish_job(" + op.id + "): result artifact not stored: " + e.what());
+            const std::string error = std::string("result could not be stored: ") + e.what();
+            Stmt s(w, kFinishJob);
+            s.bind(1, std::string_view(op.id)).bind(2, to_string(JobStatus::failed)).bind_time(3, f.finished_at);
+            s.bind(4, std::string_view(error)).bind(5, f.traceback).bind_null(6).run();
+        }
+        if (f.on_durable) callbacks.push_back(std::move(f.on_durable));
+    }
+
+    // Level of an existing parent, or StoreError(invalid) naming it.
+    static int parent_level(Connection &w, const std::string &parent_id) {
+        Stmt s(w, kArtifactLevel);
+        s.bind(1, std::string_view(parent_id));
+        if (!s.step()) invalid("parent artifact " + parent_id + " does not exist");
+        return static_cast<int>(s.i64(0));
+    }
+
+    static void check_no_cycle(Connection &w, const std::string &id, const std::string &parent_id) {
+        if (parent_id == id) invalid("artifact " + id + " cannot be its own parent");
+        Stmt s(w, kIsAncestor);
+        s.bind(1, std::string_view(parent_id)).bind(2, std::string_view(id));
+        if (s.step())
+            invalid("artifact " + parent_id + " cannot be the parent of " + id + ": it is one of its descendants");
+    }
+
+    static void cascade(Connection &w, const std::string &id, int level) {
+        Stmt(w, kCascadeLevels).bind(1, std::string_view(id)).bind(2, static_cast<int64_t>(level)).run();
+    }
+
+    struct Existing {
+        std::optional<std::string> parent_id;
+        int level = 0;
+        std::string data, tags;
+        int64_t created_at = 0;
+    };
+    static std::optional<Existing> load_for_write(Connection &w, const std::string &id, bool with_content) {
+        Stmt s(w, kArtifactForWrite);
+        s.bind(1, std::string_view(id));
+        if (!s.step()) return std::nullopt;
+        Existing e;
+        e.parent_id = s.opt_text(0);
+        e.level = static_cast<int>(s.i64(1));
+        if (with_content) {
+            e.data = s.text(2);
+            e.tags = s.text(3);
+        }
+        e.created_at = s.i64(4);
+        return e;
+    }
+
+    // Create, or replace the content of an existing id (created_at kept).
+    static Artifact save(Connection &w, const std::string &id, const std::string &data,
+                         const std::optional<std::string> &parent_id, const std::optional<std::string> &tags,
+                         int64_t now) {
+        Artifact a;
+        a.id = id;
+        a.parent_id = parent_id;
+        a.level = parent_id ? parent_level(w, *parent_id) + 1 : 0;
+        a.data_json = data;
+        if (tags) a.tags_json = *tags;
+        a.created_at = a.updated_at = now;
+
+        if (auto old = load_for_write(w, id, false)) {
+            if (parent_id) check_no_cycle(w, id, *parent_id);
+            a.created_at = old->created_at;
+            Stmt s(w, kUpdateArtifact);
+            s.bind(1, std::string_view(id)).bind(2, a.parent_id).bind(3, static_cast<int64_t>(a.level));
+            s.bind(4, std::string_view(a.data_json)).bind(5, std::string_view(a.tags_json)).bind(6, now).run();
+            if (old->parent_id != a.parent_id || old->level != a.level) cascade(w, id, a.level);
+        } else {
+            Stmt s(w, kInsertArtifact);
+            s.bind(1, std::string_view(id)).bind(2, a.parent_id).bind(3, static_cast<int64_t>(a.level));
+            s.bind(4, std::string_view(a.data_json)).bind(5, std::string_view(a.tags_json)).bind(6, now).run();
+        }
+        return a;
+    }
+
+    static std::optional<Artifact> update(Connection &w, const std::string &id, const ArtifactInput &in) {
+        auto old = load_for_write(w, id, true);
+        if (!old) return std::nullopt;
+        Artifact a;
+        a.id = id;
+        a.parent_id = in.parent_id ? in.parent_id : old->parent_id;
+        if (in.parent_id) check_no_cycle(w, id, *in.parent_id);
+        a.level = a.parent_id ? parent_level(w, *a.parent_id) + 1 : 0;
+        a.data_json = in.data_json ? *in.data_json : std::move(old->data);
+        a.tags_json = in.tags_json ? *in.tags_json : std::move(old->tags);
+        a.created_at = old->created_at;
+        a.updated_at = now_us();
+        Stmt s(w, kUpdateArtifact);
+        s.bind(1, std::string_view(id)).bind(2, a.parent_id).bind(3, static_cast<int64_t>(a.level));
+        s.bind(4, std::string_view(a.data_json)).bind(5, std::string_view(a.tags_json)).bind(6, a.updated_at).run();
+        if (old->parent_id != a.parent_id || old->level != a.level) cascade(w, id, a.level);
+        return a;
+    }
+};
+
+// ---- Store --------------------------------------------------------------------
+
+Store::Store(Options options) : impl_(std::make_unique<Impl>()) {
+    Impl &m = *impl_;
+    m.options = std::move(options);
+    if (m.options.path == ":memory:") {
+        // memdb VFS: a "/name" is shared by every connection of this process
+        // that opens it, and vanishes with the last one. One name per Store.
+        m.memory = true;
+        m.open_name = "file:/taskhost-" + new_ulid_string() + "?vfs=memdb";
+        m.url = "sqlite://:memory:";
+    } else {
+        std::error_code ec;
+        auto abs = std::filesystem::absolute(m.options.path, ec);
+        m.open_name = ec ? m.options.path : abs.lexically_normal().string();
+        m.url = "sqlite:///" + m.open_name;
+    }
+    m.writer_conn = std::make_unique<Connection>(m.open_name, m.memory, Connection::Role::writer);
+    detail::migrate(*m.writer_conn);
+    m.batch.reserve(m.options.max_batch);
+    m.queue.reserve(m.options.max_batch);
+    for (size_t i = 0; i < m.options.read_connections; ++i)
+        m.pool.push_back(std::make_unique<Connection>(m.open_name, m.memory, Connection::Role::reader));
+    m.writer = std::thread([&m] { m.writer_main(); });
+}
+
+Store::~Store() {
+    {
+        std::lock_guard lock(impl_->q_mu);
+        impl_->stopping = true;
+        impl_->q_cv.notify_one();
+    }
+    impl_->writer.join();
+}
+
+const std::string &Store::url() const { return impl_->url; }
+
+bool Store::check(std::string *why) const {
+    try {
+        Impl::Lease lease(*impl_);
+        Stmt s(*lease, kSelectOne);
+        if (s.step() && s.i64(0) == 1) return true;
+        if (why) *why = "SELECT 1 returned no row";
+    } catch (const std::exception &e) {
+        if (why) *why = e.what();
+    }
+    return false;
+}
+
+// ---- job writes ----
+
+void Store::insert_job(const Job &job) {
+    Op op;
+    op.kind = OpKind::insert_job;
+    op.job = &job;
+    Waiter w;
+    impl_->call(std::move(op), w);
+}
+
+void Store::mark_running(const std::string &id, int64_t started_at) {
+    Op op;
+    op.kind = OpKind::mark_running;
+    op.id = id;
+    op.time = started_at;
+    impl_->post(std::move(op));
+}
+
+void Store::update_progress(const std::string &id, double fraction, const std::string &message) {
+    Op op;
+    op.kind = OpKind::update_progress;
+    op.id = id;
+    op.number = fraction;
+    op.text = message;
+    impl_->post(std::move(op));
+}
+
+void Store::finish_job(const std::string &id, JobStatus status, int64_t finished_at,
+                       std::optional<std::string> error, std::optional<std::string> traceback,
+                       std::optional<Artifact> result_artifact, std::function<void()> on_durable) {
+    Op op;
+    op.kind = OpKind::finish_job;
+    op.id = id;
+    op.finish = std::make_unique<FinishData>(FinishData{status, finished_at, std::move(error), std::move(traceback),
+                                                        std::move(result_artifact), std::move(on_durable)});
+    impl_->post(std::move(op));
+}
+
+bool Store::delete_job(const std::string &id) {
+    Op op;
+    op.kind = OpKind::delete_job;
+    op.key = &id;
+    Waiter w;
+    impl_->call(std::move(op), w);
+    return w.found;
+}
+
+void Store::flush() {
+    Waiter w;
+    impl_->call(Op{}, w);
+}
+
+size_t Store::pending_writes() const {
+    std::lock_guard lock(impl_->q_mu);
+    return impl_->queue.size();
+}
+
+// ---- job reads ----
+
+std::optional<Job> Store::get_job(const std::string &id) const {
+    Impl::Lease lease(*impl_);
+    Stmt s(*lease, kGetJob);
+    s.bind(1, std::string_view(id));
+    if (!s.step()) return std::nullopt;
+    return read_job(s);
+}
+
+std::vector<Job> Store::list_jobs(std::optional<JobStatus> status, size_t limit, size_t offset) const {
+    std::vector<Job> out;
+    Impl::Lease lease(*impl_);
+    Stmt s(*lease, status ? kListJobsByStatus : kListJobs);
+    s.bind(1, sql_count(limit)).bind(2, sql_count(offset));
+    if (status) s.bind(3, to_string(*status));
+    while (s.step()) out.push_back(read_job(s));
+    return out;
+}
+
+size_t Store::count_jobs(std::optional<JobStatus> status) const {
+    Impl::Lease lease(*impl_);
+    Stmt s(*lease, status ? kCountJobsByStatus : kCountJobs);
+    if (status) s.bind(1, to_string(*status));
+    return s.step() ? static_cast<size_t>(s.i64(0)) : 0;
+}
+
+std::vector<Job> Store::recover(const std::string &running_error, int64_t now) {
+    Op op;
+    op.kind = OpKind::recover;
+    op.key = &running_error;
+    op.time = now;
+    Waiter w;
+    impl_->call(std::move(op), w);
+    return std::move(w.jobs);
+}
+
+// ---- artifacts ----
+
+Artifact Store::save_artifact(const ArtifactInput &input) {
+    if (!input.data_json) invalid("data is required");
+    Op op;
+    op.kind = OpKind::save_artifact;
+    op.input = &input;
+    Waiter w;
+    impl_->call(std::move(op), w);
+    return std::move(*w.artifact);
+}
+
+std::optional<Artifact> Store::update_artifact(const std::string &id, const ArtifactInput &input) {
+    Op op;
+    op.kind = OpKind::update_artifact;
+    op.key = &id;
+    op.input = &input;
+    Waiter w;
+    impl_->call(std::move(op), w);
+    return std::move(w.artifact);
+}
+
+bool Store::delete_artifact(const std::string &id) {
+    Op op;
+    op.kind = OpKind::delete_artifact;
+    op.key = &id;
+    Waiter w;
+    impl_->call(std::move(op), w);
+    return w.found;
+}
+
+std::optional<Artifact> Store::get_artifact(const std::string &id) const {
+    Impl::Lease lease(*impl_);
+    Stmt s(*lease, kGetArtifact);
+    s.bind(1, std::string_view(id));
+    if (!s.step()) return std::nullopt;
+    return read_artifact(s);
+}
+
+std::vector<Artifact> Store::list_artifacts(size_t limit, size_t offset) const {
+    std::vector<Artifact> out;
+    Impl::Lease lease(*impl_);
+    Stmt s(*lease, kListArtifacts);
+    s.bind(1, sql_count(limit)).bind(2, sql_count(offset));
+    while (s.step()) out.push_back(read_artifact(s));
+    return out;
+}
+
+size_t Store::count_artifacts() const {
+    Impl::Lease lease(*impl_);
+    Stmt s(*lease, kCountArtifacts);
+    return s.step() ? static_cast<size_t>(s.i64(0)) : 0;
+}
+
+std::vector<Artifact> Store::artifact_subtree(const std::string &root_id) const {
+    std::vector<Artifact> out;
+    Impl::Lease lease(*impl_);
+    Stmt s(*lease, kSubtree);
+    s.bind(1, std::string_view(root_id));
+    while (s.step()) out.push_back(read_artifact(s));
+    return out;
+}
+
+std::unique_ptr<TaskConnection> Store::task_connection() {
+    return detail::make_task_connection(impl_->open_name, impl_->memory);
+}
+
+}  // namespace taskhost::store

@@ -1,0 +1,165 @@
+// SQLite persistence for jobs and artifacts.
+//
+// One writer thread owns the write connection and commits queued writes in
+// groups (one transaction per batch), so durability does not cost one fsync
+// per request. Reads use a small pool of read connections (WAL lets them run
+// beside the writer). ":memory:" uses SQLite's shared in-process memdb VFS so
+// every connection sees the same database.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace taskhost::store {
+
+enum class JobStatus { pending, running, completed, failed, canceled };
+
+std::string_view to_string(JobStatus status);
+std::optional<JobStatus> parse_job_status(std::string_view text);
+inline bool is_terminal(JobStatus s) {
+    return s == JobStatus::completed || s == JobStatus::failed || s == JobStatus::canceled;
+}
+
+// Times are microseconds since the Unix epoch, UTC; 0 means "not yet" (null).
+struct Job {
+    std::string id;
+    std::string task_name;
+    std::string params_json = "{}";  // exactly what the caller sent
+    JobStatus status = JobStatus::pending;
+    int64_t submitted_at = 0;
+    int64_t started_at = 0;
+    int64_t finished_at = 0;
+    std::optional<std::string> error;
+    std::optional<std::string> error_traceback;
+    std::optional<std::string> artifact_id;
+    double progress = -1;  // 0..1, or -1 when the task never reported any
+    std::string progress_message;
+    double timeout_s = 0;  // 0 = none
+};
+
+struct Artifact {
+    std::string id;
+    std::optional<std::string> parent_id;
+    int level = 0;
+    std::string data_json;          // any JSON value, as text
+    std::string tags_json = "[]";   // JSON array of strings
+    int64_t created_at = 0;
+    int64_t updated_at = 0;
+};
+
+struct ArtifactInput {
+    std::optional<std::string> id;         // set: upsert that id
+    std::optional<std::string> data_json;  // required on create; on update only applied when set
+    std::optional<std::string> parent_id;  // only applied when set (cannot be cleared)
+    std::optional<std::string> tags_json;  // only applied when set
+};
+
+struct StoreError : std::runtime_error {
+    enum class Kind { not_found, invalid, internal };
+    Kind kind;
+    StoreError(Kind k, const std::string &what) : std::runtime_error(what), kind(k) {}
+};
+
+// A connection lent to task code (the Database / Session services).
+class TaskConnection {
+public:
+    virtual ~TaskConnection() = default;
+    // Runs one statement with positional binds (params_json: JSON array or
+    // empty). Returns rows as a JSON array of objects. Throws StoreError
+    // (invalid) with SQLite's message on failure.
+    virtual std::string query(const std::string &sql, const std::string &params_json) = 0;
+    virtual void begin() = 0;
+    virtual void commit() = 0;
+    virtual void rollback() = 0;
+    virtual bool in_transaction() const = 0;
+};
+
+class Store {
+public:
+    struct Options {
+        std::string path = ":memory:";  // file path or ":memory:"
+        size_t max_batch = 1024;        // writes per transaction at most
+        size_t read_connections = 8;    // pool size (grows if all are busy)
+        // Failures of the writes nobody waits for (mark_running,
+        // update_progress, finish_job). Runs on the writer thread; when
+        // empty the message goes to stderr.
+        std::function<void(const std::string &)> on_write_error;
+    };
+
+    // `limit` for list_jobs / list_artifacts meaning "no limit" (0 means 0).
+    static constexpr size_t no_limit = static_cast<size_t>(-1);
+
+    explicit Store(Options options);
+    ~Store();  // drains pending writes, then closes
+    Store(const Store &) = delete;
+    Store &operator=(const Store &) = delete;
+
+    const std::string &url() const;  // "sqlite:///abs/path" or "sqlite://:memory:"
+    // Runs a trivial query on a read connection; false + reason if it fails.
+    bool check(std::string *why) const;
+
+    // ---- jobs: writes ----------------------------------------------------
+    // Durable (committed) when it returns. Throws StoreError on failure.
+    void insert_job(const Job &job);
+    // Ordered after earlier writes; not waited for.
+    void mark_running(const std::string &id, int64_t started_at);
+    void update_progress(const std::string &id, double fraction, const std::string &message);
+    // Stores the result artifact (when given) and the terminal state in one
+    // transaction. Not waited for; on_durable runs on the writer thread after
+    // the commit (keep it short).
+    void finish_job(const std::string &id, JobStatus status, int64_t finished_at,
+                    std::optional<std::string> error, std::optional<std::string> traceback,
+                    std::optional<Artifact> result_artifact,
+                    std::function<void()> on_durable = {});
+    // Durable when it returns. False if no such job.
+    bool delete_job(const std::string &id);
+    // Blocks until every write queued before this call is committed.
+    void flush();
+    // Writes queued and not yet taken by the writer (metrics, tests).
+    size_t pending_writes() const;
+
+    // ---- jobs: reads -----------------------------------------------------
+    std::optional<Job> get_job(const std::string &id) const;
+    // Newest first (submission order reversed).
+    std::vector<Job> list_jobs(std::optional<JobStatus> status, size_t limit, size_t offset) const;
+    size_t count_jobs(std::optional<JobStatus> status) const;
+
+    // Start-up recovery: every `running` job becomes `failed` with `error`,
+    // and the `pending` ones are returned oldest first to be run again.
+    std::vector<Job> recover(const std::string &running_error, int64_t now);
+
+    // ---- artifacts (durable when they return) ------------------------------
+    // Create, or upsert when input.id names an existing artifact. level =
+    // parent.level + 1, or 0 without a parent. Throws StoreError: invalid
+    // (data missing, parent does not exist, parent would make a cycle).
+    Artifact save_artifact(const ArtifactInput &input);
+    // Applies the fields that are set; recomputes level and cascades it to
+    // every descendant when parent or level changed. nullopt if absent.
+    std::optional<Artifact> update_artifact(const std::string &id, const ArtifactInput &input);
+    // Children keep their level and lose their parent_id. False if absent.
+    bool delete_artifact(const std::string &id);
+
+    std::optional<Artifact> get_artifact(const std::string &id) const;
+    // Insertion order.
+    std::vector<Artifact> list_artifacts(size_t limit, size_t offset) const;
+    size_t count_artifacts() const;
+    // The artifact and all its descendants: root first, then in insertion
+    // order. Empty if the root does not exist.
+    std::vector<Artifact> artifact_subtree(const std::string &root_id) const;
+
+    // ---- task code -----------------------------------------------------
+    std::unique_ptr<TaskConnection> task_connection();
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace taskhost::store

@@ -1,0 +1,199 @@
+/*
+ * taskhost plugin ABI (C only).
+ *
+ * This header is the whole contract between the taskhost host and a plugin.
+ * Nothing but C types crosses it: no C++ objects, no exceptions, no memory
+ * freed on the other side. Strings are UTF-8, NUL-terminated unless a length
+ * is passed. JSON travels as text.
+ *
+ * Versioning:
+ *  - TH_ABI_MAJOR changes only when an existing struct or function changes
+ *    meaning; the host refuses a plugin whose major differs.
+ *  - TH_ABI_MINOR grows when fields are appended. Every struct starts with
+ *    (or carries) its struct_size so either side reads only what the other
+ *    side knows about.
+ *
+ * A plugin exports exactly one symbol, TH_PLUGIN_ENTRY_NAME, returning a
+ * pointer to a static th_plugin_desc that stays valid while the library is
+ * loaded. The C++ SDK (sdk.hpp) generates it.
+ */
+#ifndef TASKHOST_ABI_H
+#define TASKHOST_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TH_ABI_MAGIC 0x54534B48u /* "TSKH" */
+#define TH_ABI_MAJOR 1u
+#define TH_ABI_MINOR 0u
+
+#define TH_PLUGIN_ENTRY_NAME "taskhost_plugin_v1"
+
+#if defined(__GNUC__)
+#define TH_EXPORT __attribute__((visibility("default")))
+#else
+#define TH_EXPORT
+#endif
+
+/* ---- Byte sinks: how data comes back without crossing allocators -------- */
+
+/* The receiver of data owns the sink; the producer calls write() zero or
+ * more times. Whoever allocated the memory behind `opaque` frees it. */
+typedef struct th_sink {
+    void *opaque;
+    void (*write)(void *opaque, const char *data, size_t len);
+} th_sink;
+
+/* ---- Status codes -------------------------------------------------------- */
+
+typedef enum th_status {
+    TH_OK = 0,
+    TH_ERROR = 1,          /* the operation failed; details were written */
+    TH_NOT_FOUND = 2,
+    TH_INVALID = 3,        /* bad argument (e.g. malformed id or JSON) */
+    TH_CANCELLED = 4,
+    TH_UNSUPPORTED = 5     /* service not offered by this host */
+} th_status;
+
+/* ---- Log levels ---------------------------------------------------------- */
+
+typedef enum th_log_level {
+    TH_LOG_TRACE = 0,
+    TH_LOG_DEBUG = 1,
+    TH_LOG_INFO = 2,
+    TH_LOG_WARN = 3,
+    TH_LOG_ERROR = 4
+} th_log_level;
+
+/* ---- One task invocation, as seen by the plugin -------------------------- */
+
+/* Opaque to the plugin; passed back to every host service. */
+typedef struct th_call th_call;
+
+/*
+ * Host services. Append-only: a plugin must check struct_size before using a
+ * member (TH_HOST_HAS(host, member)). Every function is thread-safe and may
+ * be called only during the invoke() that received `call`.
+ */
+typedef struct th_host_api {
+    uint32_t struct_size;
+    uint32_t abi_major;
+    uint32_t abi_minor;
+
+    /* Result of the call. Exactly one of these should be called; the last
+     * call wins. Text is copied by the host before returning. */
+    void (*set_result)(th_call *call, const char *json, size_t len);
+    void (*set_error)(th_call *call, const char *type, const char *message,
+                      const char *traceback);
+
+    /* Context: job id (26-char ULID), cooperative cancellation, progress. */
+    const char *(*job_id)(th_call *call);
+    int (*is_cancelled)(th_call *call); /* non-zero once cancel was asked */
+    void (*report_progress)(th_call *call, double fraction /* 0..1, <0 = unknown */,
+                            const char *message /* may be NULL */);
+    void (*log)(th_call *call, th_log_level level, const char *message);
+
+    /* Artifacts. `data_json` is any JSON value; parent_id may be NULL.
+     * On success out_id receives a NUL-terminated 26-char ULID. */
+    th_status (*artifact_save)(th_call *call, const char *data_json, size_t len,
+                               const char *parent_id, char out_id[27], th_sink *err);
+    /* Writes the artifact's full JSON record (id, data, parent_id, level, ...). */
+    th_status (*artifact_get)(th_call *call, const char *id, th_sink *out, th_sink *err);
+
+    /* Database: SQL on the host's database. `params_json` is a JSON array of
+     * positional bind values or NULL. Rows are written to `out` as a JSON
+     * array of objects (column name → value). */
+    th_status (*db_query)(th_call *call, const char *sql, const char *params_json,
+                          th_sink *out, th_sink *err);
+    /* Session: a transaction scope on the same connection db_query uses
+     * during this call. end(commit=0) rolls back. */
+    th_status (*session_begin)(th_call *call, th_sink *err);
+    th_status (*session_end)(th_call *call, int commit, th_sink *err);
+    /* Human-readable location of the database ("sqlite:///path" or
+     * "sqlite://:memory:"). */
+    const char *(*database_url)(th_call *call);
+
+    /* Scheduler: submit another task as a job; out_job_id gets its ULID. */
+    th_status (*schedule)(th_call *call, const char *task_name, const char *params_json,
+                          char out_job_id[27], th_sink *err);
+    /* Writes the job record JSON of `job_id`. */
+    th_status (*job_get)(th_call *call, const char *job_id, th_sink *out, th_sink *err);
+} th_host_api;
+
+#define TH_HOST_HAS(host, member)                                               \
+    ((host) != NULL && (host)->struct_size >= offsetof(th_host_api, member) +   \
+                                                  sizeof((host)->member) &&     \
+     (host)->member != NULL)
+
+/* ---- Descriptors --------------------------------------------------------- */
+
+enum th_param_flags {
+    TH_PARAM_REQUIRED = 1u << 0, /* caller must send it */
+    TH_PARAM_INJECTED = 1u << 1  /* provided by the host, never by the caller */
+};
+
+typedef struct th_param_desc {
+    uint32_t struct_size;
+    uint32_t flags;             /* th_param_flags */
+    const char *name;
+    const char *annotation;     /* type as written for people, e.g. "int" */
+    const char *default_json;   /* JSON text of the default, or NULL */
+    const char *schema_json;    /* JSON Schema of the value, or NULL if injected */
+} th_param_desc;
+
+/*
+ * invoke(): run the task. params_json is a JSON object (never NULL, "{}" when
+ * nothing was sent). The plugin reports through host->set_result / set_error
+ * and returns TH_OK or TH_ERROR. It must not throw or longjmp.
+ *
+ * validate(): optional, pure, thread-safe. Checks that params_json binds to the
+ * task's parameters exactly as invoke() would. Returns TH_OK, or TH_INVALID
+ * with a one-line message naming the parameter written to `err`.
+ */
+typedef struct th_task_desc {
+    uint32_t struct_size;
+    uint32_t reserved;
+    const char *name;             /* ^[A-Za-z0-9_-]+$ */
+    const char *doc;              /* may be NULL */
+    const char *signature;        /* e.g. "(name: std::string = \"World\") -> json" */
+    const char *const *tags;
+    uint32_t tag_count;
+    uint32_t param_count;
+    const th_param_desc *params;
+    const char *params_schema_json; /* JSON Schema of the caller's params object */
+    double default_timeout_s;       /* <= 0: no timeout */
+    th_status (*invoke)(const th_host_api *host, th_call *call, const char *params_json,
+                        size_t params_len);
+    th_status (*validate)(const char *params_json, size_t params_len, th_sink *err);
+} th_task_desc;
+
+typedef struct th_plugin_desc {
+    uint32_t magic;         /* TH_ABI_MAGIC */
+    uint16_t abi_major;     /* TH_ABI_MAJOR the plugin was built with */
+    uint16_t abi_minor;
+    uint32_t struct_size;   /* sizeof(th_plugin_desc) at build time */
+    uint32_t task_count;
+    const char *name;
+    const char *version;
+    const th_task_desc *tasks;
+    /* Optional. Called once after validation and before any invoke. `call`
+     * is a load-time call (empty job id) usable with the database and log
+     * services. A non-TH_OK result refuses the plugin; write why to err. */
+    th_status (*init)(const th_host_api *host, th_call *call, th_sink *err);
+    /* Optional. Called once when the host stops using this generation
+     * (after the last invoke has returned). */
+    void (*shutdown)(void);
+    const char *build_info; /* compiler / SDK fingerprint, for people */
+} th_plugin_desc;
+
+typedef const th_plugin_desc *(*th_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TASKHOST_ABI_H */

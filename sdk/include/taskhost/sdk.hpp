@@ -1,0 +1,71 @@
+// taskhost C++ SDK (header-only): write tasks as ordinary functions, declare
+// the plugin once, and only C crosses the boundary (abi.h).
+//
+//   #include <taskhost/sdk.hpp>
+//   using taskhost::json;
+//   using namespace taskhost;
+//
+//   json greet_user(std::string name) { return {{"message", "Hello, " + name + "!"}}; }
+//   json store_result(Artifacts &artifacts, json data) { return {{"artifact_id", artifacts.save(data)}}; }
+//
+//   TASKHOST_PLUGIN("demo", "1.0.0",
+//       task("greet_user", greet_user).doc("Simple task that returns a greeting.")
+//           .tags({"demo", "simple"}).param("name", "World"),
+//       task("store_result", store_result).tags({"storage"}).params("data"));
+//
+// Parameters
+//   Caller parameters: bool, any integer type (range-checked), float/double,
+//   std::string, json, std::vector<T>, std::map<std::string, T>,
+//   std::optional<T> (nested freely), or any class nlohmann::json can read.
+//   Name them in order with .param(name) (required), .param(name, default)
+//   (optional; the default is checked against the type) or .params(a, b, ...).
+//   std::optional<T> without a default is optional with default null.
+//   Unknown and missing parameters and wrong types are refused with one line
+//   naming the parameter, both by validate() and by invoke().
+//
+//   Injected services, recognised by type and never named: Context,
+//   Artifacts, Database, Session, Scheduler (by reference or by value).
+//   Taking Session makes the call a transaction: begun before the task,
+//   committed when it returns, rolled back when it throws.
+//
+// Results and errors
+//   Return json, void (-> null) or anything convertible to json. Anything the
+//   task throws is caught in the plugin and reported as (demangled type,
+//   what(), backtrace); Context::throw_if_cancelled() throws Cancelled.
+//
+// Plugin declaration
+//   TASKHOST_PLUGIN(name, version, task(...)...)
+//   TASKHOST_PLUGIN_WITH_INIT(name, version, init, task(...)...)
+//     init: a function or lambda taking Database& and/or Context& (any order),
+//     run once at load with the host's load-time call; if it throws, its
+//     what() is the reason the host refuses the plugin.
+//   Either defines the single exported symbol taskhost_plugin_v1. Use it once
+//   per plugin (.so), at namespace scope.
+#pragma once
+
+#include <taskhost/abi.h>
+#include <taskhost/detail/convert.hpp>
+#include <taskhost/detail/exceptions.hpp>
+#include <taskhost/detail/plugin.hpp>
+#include <taskhost/detail/services.hpp>
+#include <taskhost/detail/task.hpp>
+
+#include <nlohmann/json.hpp>
+
+namespace taskhost {
+using json = nlohmann::json;
+}  // namespace taskhost
+
+#define TASKHOST_PLUGIN_WITH_INIT(NAME, VERSION, INIT, ...)                                        \
+    namespace {                                                                                    \
+    struct taskhost_plugin_tag_ {};                                                                \
+    }                                                                                              \
+    extern "C" TH_EXPORT const th_plugin_desc *taskhost_plugin_v1(void) {                          \
+        return ::taskhost::detail::plugin_entry<taskhost_plugin_tag_>([] {                         \
+            using namespace ::taskhost;                                                            \
+            return ::taskhost::detail::plugin_spec(NAME, VERSION, INIT __VA_OPT__(, ) __VA_ARGS__); \
+        });                                                                                        \
+    }
+
+#define TASKHOST_PLUGIN(NAME, VERSION, ...)                                                        \
+    TASKHOST_PLUGIN_WITH_INIT(NAME, VERSION, ::taskhost::detail::NoInit{} __VA_OPT__(, ) __VA_ARGS__)

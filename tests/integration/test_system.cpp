@@ -1,0 +1,148 @@
+// /health, /ping, /api/v1/info, /api/v1/system, routing errors, problem shape.
+#include "test_util.hpp"
+
+#include <sys/wait.h>
+
+using namespace th_test;
+
+TEST_SUITE("system") {
+
+TEST_CASE("/health: healthy with a database check") {
+    Service svc;
+    auto res = svc.cli().Get("/health");
+    REQUIRE_STATUS(res, 200);
+    CHECK(res->get_header_value("Content-Type") == "application/json");
+    CHECK(body_json(res) == json{{"status", "healthy"}, {"checks", {{"database", {{"state", "healthy"}}}}}});
+}
+
+TEST_CASE("/health with a file database") {
+    Service svc({.file_db = true});
+    json h = get_json(svc.cli(), "/health");
+    CHECK(h["status"] == "healthy");
+    CHECK(h["checks"]["database"]["state"] == "healthy");
+}
+
+TEST_CASE("/ping") {
+    Service svc;
+    json p = get_json(svc.cli(), "/ping");
+    CHECK(p["status"] == "ok");
+    CHECK(p["service"] == "taskhost");
+}
+
+TEST_CASE("/api/v1/info") {
+    Service svc;
+    json info = get_json(svc.cli(), "/api/v1/info");
+    CHECK(info["display_name"] == "taskhost");
+    CHECK(info["version"].is_string());
+    CHECK_FALSE(info["version"].get<std::string>().empty());
+    CHECK(info["summary"].is_string());
+    CHECK(info["description"].is_string());
+    CHECK(info.contains("contact"));
+    CHECK(info.contains("license_info"));
+}
+
+TEST_CASE("/api/v1/system") {
+    Service svc({.extra = {"--max-concurrency", "3"}});
+    json s = get_json(svc.cli(), "/api/v1/system");
+    CHECK(is_iso_utc(s["current_time"]));
+    CHECK(s["timezone"] == "UTC");
+    CHECK(s["platform"].is_string());
+    CHECK(s["hostname"].is_string());
+    CHECK(s["pid"] == svc.host().pid());
+    CHECK(s["workers"] == 3);
+    CHECK(s["jobs_running"] == 0);
+    CHECK(s["jobs_queued"] == 0);
+    CHECK(s["database"] == "sqlite://:memory:");
+}
+
+TEST_CASE("unknown paths → 404 problem+json") {
+    Service svc;
+    auto &cli = svc.cli();
+    json p = check_problem(cli.Get("/nope"), 404);
+    CHECK(p["instance"] == "/nope");
+    check_problem(cli.Get("/api/v1/nope"), 404);
+    check_problem(cli.Get("/api/v1/tasks/greet_user/extra/segments"), 404);
+    check_problem(cli.Get("/api/v1/tasks/"), 404);  // trailing slash is not the list
+    check_problem(cli.Post("/api/v1/tasks/greet_user/$run", "{}", "application/json"), 404);
+}
+
+TEST_CASE("wrong method on a known path → 405 with Allow") {
+    Service svc;
+    auto &cli = svc.cli();
+    auto res = cli.Put("/api/v1/tasks", "{}", "application/json");
+    check_problem(res, 405);
+    CHECK(res->get_header_value("Allow") == "GET");
+
+    res = cli.Get("/api/v1/tasks/greet_user/$execute");
+    check_problem(res, 405);
+    CHECK(res->get_header_value("Allow") == "POST");
+
+    res = cli.Post("/api/v1/jobs/01K72P5N5KCRM6MD3BRE4P0999", "", "application/json");
+    check_problem(res, 405);
+    CHECK(res->get_header_value("Allow") == "GET, DELETE");
+
+    res = cli.Delete("/api/v1/artifacts");
+    check_problem(res, 405);
+    CHECK(res->get_header_value("Allow") == "GET, POST");
+
+    res = cli.Post("/health", "", "application/json");
+    check_problem(res, 405);
+    CHECK(res->get_header_value("Allow") == "GET");
+
+    res = cli.Get("/api/v1/plugins/$reload");
+    check_problem(res, 405);
+    CHECK(res->get_header_value("Allow") == "POST");
+}
+
+TEST_CASE("every 4xx is problem+json with the five fields") {
+    // check_problem asserts Content-Type and type/title/status/detail/instance.
+    Service svc;
+    auto &cli = svc.cli();
+    struct Case {
+        std::string label;
+        httplib::Result res;
+        int status;
+    };
+    std::vector<Case> cases;
+    cases.push_back({"unknown task", cli.Get("/api/v1/tasks/zzz"), 404});
+    cases.push_back({"execute unknown", cli.Post("/api/v1/tasks/zzz/$execute", "{}", "application/json"), 404});
+    cases.push_back({"bad json", cli.Post("/api/v1/tasks/hello/$execute", "{", "application/json"), 400});
+    cases.push_back({"bad params", cli.Post("/api/v1/tasks/add/$execute", "{\"params\":{}}", "application/json"), 400});
+    cases.push_back({"unknown job", cli.Get("/api/v1/jobs/01K72P5N5KCRM6MD3BRE4P0999"), 404});
+    cases.push_back({"bad filter", cli.Get("/api/v1/jobs?status_filter=x"), 400});
+    cases.push_back({"bad stream id", cli.Get("/api/v1/jobs/x/$stream"), 400});
+    cases.push_back({"bad artifact id", cli.Get("/api/v1/artifacts/x"), 400});
+    cases.push_back({"absent artifact", cli.Get("/api/v1/artifacts/01K72P5N5KCRM6MD3BRE4P0999"), 404});
+    cases.push_back({"bad page", cli.Get("/api/v1/artifacts?page=0&size=1"), 400});
+    cases.push_back({"no route", cli.Get("/x/y"), 404});
+    cases.push_back({"method", cli.Delete("/api/v1/tasks"), 405});
+    for (auto &c : cases) {
+        INFO(c.label);
+        json p = check_problem(c.res, c.status);
+        CHECK(p["title"].get<std::string>().size() > 0);
+        CHECK_CONTAINS(p["type"].get<std::string>(), "urn:");
+        CHECK(p["instance"].is_string());
+    }
+}
+
+TEST_CASE("keep-alive: many requests on one connection") {
+    Service svc;
+    auto &cli = svc.cli();
+    for (int i = 0; i < 50; ++i) {
+        auto res = cli.Get("/ping");
+        REQUIRE(res);
+        CHECK(res->status == 200);
+    }
+}
+
+TEST_CASE("SIGTERM stops the host cleanly") {
+    Service svc;
+    get_json(svc.cli(), "/health");
+    int status = svc.host().stop(10000ms);
+    REQUIRE(status != -1);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK_FALSE(svc.host().is_alive());
+}
+
+}  // TEST_SUITE

@@ -1,0 +1,204 @@
+#include "test_util.hpp"
+
+#include <regex>
+
+namespace th_test {
+
+bool is_ulid(const std::string &s) {
+    static const std::regex re("^[0-7][0-9A-HJKMNP-TV-Z]{25}$");
+    return std::regex_match(s, re);
+}
+
+bool is_ulid(const json &j) { return j.is_string() && is_ulid(j.get<std::string>()); }
+
+bool is_iso_utc(const json &j) {
+    static const std::regex re(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$)");
+    return j.is_string() && std::regex_match(j.get<std::string>(), re);
+}
+
+bool is_terminal(const std::string &status) {
+    return status == "completed" || status == "failed" || status == "canceled";
+}
+
+// ---- Service -------------------------------------------------------------------
+
+Service::Service(ServiceOptions options) {
+    assemble_plugins(plugins_dir(), options.plugins);
+    db_ = options.file_db ? (tmp_.path() / "taskhost.db").string() : ":memory:";
+    HostOptions ho;
+    ho.plugins_dir = plugins_dir();
+    ho.db = db_;
+    ho.extra = std::move(options.extra);
+    ho.work_dir = tmp_.path();
+    host_ = std::make_unique<HostProcess>(std::move(ho));
+    connect();
+}
+
+Service::~Service() {
+    cli_.reset();
+    host_.reset();
+}
+
+void Service::connect() { cli_ = host_->make_client(); }
+
+void Service::restart() {
+    cli_.reset();
+    host_->restart();
+    connect();
+}
+
+void Service::restart(std::vector<std::string> extra) {
+    cli_.reset();
+    host_->restart(std::move(extra));
+    connect();
+}
+
+void Service::kill9() {
+    cli_.reset();
+    host_->kill9();
+}
+
+void Service::crash_and_restart(std::vector<std::string> extra) {
+    kill9();
+    host_->restart(std::move(extra));  // nothing to stop: starts again
+    connect();
+}
+
+// ---- JSON over HTTP ------------------------------------------------------------
+
+json body_json(const httplib::Result &res) {
+    REQUIRE_MESSAGE(res, "request failed: " << httplib::to_string(res.error()));
+    json j = json::parse(res->body, nullptr, false);
+    REQUIRE_MESSAGE(!j.is_discarded(), "body is not JSON (status " << res->status << "): " << res->body);
+    return j;
+}
+
+json get_json(httplib::Client &cli, const std::string &path) {
+    auto res = cli.Get(path.c_str());
+    REQUIRE_MESSAGE(res, "GET " << path << " failed: " << httplib::to_string(res.error()));
+    REQUIRE_MESSAGE(res->status == 200, "GET " << path << " → " << res->status << ": " << res->body);
+    return body_json(res);
+}
+
+httplib::Result post_json(httplib::Client &cli, const std::string &path, const json &body) {
+    return cli.Post(path.c_str(), body.dump(), "application/json");
+}
+
+httplib::Result put_json(httplib::Client &cli, const std::string &path, const json &body) {
+    return cli.Put(path.c_str(), body.dump(), "application/json");
+}
+
+json check_problem(const httplib::Result &res, int status, const std::string &detail_contains) {
+    REQUIRE_MESSAGE(res, "request failed: " << httplib::to_string(res.error()));
+    CHECK_MESSAGE(res->status == status, "expected " << status << ", got " << res->status << ": " << res->body);
+    CHECK(res->get_header_value("Content-Type") == "application/problem+json");
+    json p = json::parse(res->body, nullptr, false);
+    REQUIRE_MESSAGE(p.is_object(), "problem body is not a JSON object: " << res->body);
+    for (const char *key : {"type", "title", "status", "detail", "instance"})
+        CHECK_MESSAGE(p.contains(key), "problem lacks '" << key << "': " << res->body);
+    CHECK(p.value("status", 0) == status);
+    CHECK(p["type"].is_string());
+    CHECK(p["title"].is_string());
+    CHECK(p["detail"].is_string());
+    if (!detail_contains.empty() && p["detail"].is_string()) CHECK_CONTAINS(p["detail"].get<std::string>(), detail_contains);
+    return p;
+}
+
+// ---- tasks and jobs --------------------------------------------------------------
+
+std::string submit(httplib::Client &cli, const std::string &task, const json &params) {
+    auto res = post_json(cli, "/api/v1/tasks/" + task + "/$execute", json{{"params", params}});
+    REQUIRE_MESSAGE(res, "submit " << task << " failed: " << httplib::to_string(res.error()));
+    REQUIRE_MESSAGE(res->status == 202, "submit " << task << " " << params.dump() << " → " << res->status << ": "
+                                                  << res->body);
+    json j = body_json(res);
+    REQUIRE(is_ulid(j["job_id"]));
+    return j["job_id"].get<std::string>();
+}
+
+json get_job(httplib::Client &cli, const std::string &id) { return get_json(cli, "/api/v1/jobs/" + id); }
+
+json wait_job(httplib::Client &cli, const std::string &id, double timeout_s) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    json job;
+    for (;;) {
+        double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+        double step = std::max(0.0, std::min(left, 5.0));
+        char wait[32];
+        std::snprintf(wait, sizeof wait, "%.3f", step);
+        auto res = cli.Get(("/api/v1/jobs/" + id + "?wait=" + wait).c_str());
+        REQUIRE_MESSAGE(res, "GET job " << id << " failed: " << httplib::to_string(res.error()));
+        REQUIRE_MESSAGE(res->status == 200, "GET job " << id << " → " << res->status << ": " << res->body);
+        job = body_json(res);
+        if (is_terminal(job.value("status", ""))) return job;
+        if (left <= 0) break;
+        // The long poll should only return early when terminal; guard against
+        // a server that returns at once anyway.
+        std::this_thread::sleep_for(10ms);
+    }
+    FAIL("job " << id << " not terminal after " << timeout_s << " s: " << job.dump());
+    return job;
+}
+
+json wait_status(httplib::Client &cli, const std::string &id, const std::string &status, double timeout_s) {
+    json job;
+    bool ok = eventually(
+        [&] {
+            auto res = cli.Get(("/api/v1/jobs/" + id).c_str());
+            if (!res || res->status != 200) return false;
+            job = json::parse(res->body, nullptr, false);
+            return job.is_object() && job.value("status", "") == status;
+        },
+        std::chrono::milliseconds(static_cast<int>(timeout_s * 1000)), 10ms);
+    REQUIRE_MESSAGE(ok, "job " << id << " did not reach status " << status << ": " << job.dump());
+    return job;
+}
+
+json get_artifact(httplib::Client &cli, const std::string &id) { return get_json(cli, "/api/v1/artifacts/" + id); }
+
+Finished run_task(httplib::Client &cli, const std::string &task, const json &params,
+                  const std::string &expect_status) {
+    std::string id = submit(cli, task, params);
+    json job = wait_job(cli, id);
+    REQUIRE_MESSAGE(job["status"] == expect_status, task << " job: " << job.dump());
+    json artifact;
+    if (job.contains("artifact_id") && job["artifact_id"].is_string())
+        artifact = get_artifact(cli, job["artifact_id"].get<std::string>());
+    return {job, artifact};
+}
+
+// ---- SSE -------------------------------------------------------------------------
+
+SseResult read_sse(httplib::Client &cli, const std::string &path) {
+    SseResult out;
+    auto res = cli.Get(
+        path.c_str(), httplib::Headers{},
+        [&](const httplib::Response &r) {
+            out.status = r.status;
+            out.content_type = r.get_header_value("Content-Type");
+            out.cache_control = r.get_header_value("Cache-Control");
+            return true;
+        },
+        [&](const char *data, size_t len) {
+            out.raw.append(data, len);
+            return true;
+        });
+    REQUIRE_MESSAGE(res, "GET " << path << " failed: " << httplib::to_string(res.error()));
+    if (out.status == 0) out.status = res->status;
+    if (out.raw.empty()) out.raw = res->body;
+    size_t pos = 0;
+    while (pos < out.raw.size()) {
+        size_t nl = out.raw.find('\n', pos);
+        if (nl == std::string::npos) nl = out.raw.size();
+        std::string line = out.raw.substr(pos, nl - pos);
+        if (line.rfind("data:", 0) == 0) {
+            std::string payload = line.substr(5);
+            if (!payload.empty() && payload[0] == ' ') payload.erase(0, 1);
+            out.data.push_back(payload);
+        }
+        pos = nl + 1;
+    }
+    return out;
+}
+
+}  // namespace th_test

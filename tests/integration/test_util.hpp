@@ -1,0 +1,144 @@
+// Shared helpers for the HTTP integration tests: a started service per test,
+// JSON/HTTP shortcuts, bounded waits and problem+json checks.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "host_process.hpp"
+
+namespace th_test {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+inline bool contains(const std::string &haystack, const std::string &needle) {
+    return haystack.find(needle) != std::string::npos;
+}
+
+#define CHECK_CONTAINS(haystack, needle)                                                           \
+    CHECK_MESSAGE(::th_test::contains((haystack), (needle)),                                       \
+                  "expected \"" << (haystack) << "\" to contain \"" << (needle) << "\"")
+#define REQUIRE_STATUS(res, code)                                                                  \
+    do {                                                                                           \
+        REQUIRE_MESSAGE((res), "request failed: " << httplib::to_string((res).error()));           \
+        REQUIRE_MESSAGE((res)->status == (code), "status " << (res)->status << ", body: " << (res)->body); \
+    } while (0)
+#define CHECK_STATUS(res, code)                                                                    \
+    do {                                                                                           \
+        REQUIRE_MESSAGE((res), "request failed: " << httplib::to_string((res).error()));           \
+        CHECK_MESSAGE((res)->status == (code), "status " << (res)->status << ", body: " << (res)->body); \
+    } while (0)
+
+// ^[0-7][0-9A-HJKMNP-TV-Z]{25}$
+bool is_ulid(const std::string &s);
+bool is_ulid(const json &j);
+// YYYY-MM-DDTHH:MM:SS[.fraction]Z
+bool is_iso_utc(const json &j);
+
+struct ServiceOptions {
+    std::vector<fs::path> plugins = example_plugins();
+    std::vector<std::string> extra;
+    bool file_db = false;  // a SQLite file in the temp folder instead of :memory:
+};
+
+// A taskhost started for one test: its own temp folder, plugin folder and db.
+class Service {
+public:
+    explicit Service(ServiceOptions options = {});
+    ~Service();
+
+    httplib::Client &cli() { return *cli_; }
+    HostProcess &host() { return *host_; }
+    const fs::path &dir() const { return tmp_.path(); }
+    fs::path plugins_dir() const { return tmp_.path() / "plugins"; }
+    std::string db_path() const { return db_; }
+
+    // Restarts the host on the same database and plugin folder (new port).
+    void restart();
+    void restart(std::vector<std::string> extra);
+    // kill -9, then start again.
+    void crash_and_restart(std::vector<std::string> extra);
+    void kill9();
+
+private:
+    void connect();
+
+    TempDir tmp_;
+    std::string db_;
+    std::unique_ptr<HostProcess> host_;
+    std::unique_ptr<httplib::Client> cli_;
+};
+
+// ---- JSON over HTTP ------------------------------------------------------------
+
+// Parses a response body; fails the test (REQUIRE) if it is not JSON.
+json body_json(const httplib::Result &res);
+// GET path, REQUIRE 200, return the JSON body.
+json get_json(httplib::Client &cli, const std::string &path);
+httplib::Result post_json(httplib::Client &cli, const std::string &path, const json &body);
+httplib::Result put_json(httplib::Client &cli, const std::string &path, const json &body);
+
+// Checks an RFC 9457 error response: status, Content-Type, the five fields;
+// returns the body. `detail_contains` is checked when not empty.
+json check_problem(const httplib::Result &res, int status, const std::string &detail_contains = "");
+
+// ---- tasks and jobs --------------------------------------------------------------
+
+// POST /api/v1/tasks/{task}/$execute {"params": params}; REQUIREs 202 and
+// returns the job id.
+std::string submit(httplib::Client &cli, const std::string &task, const json &params = json::object());
+// GET /api/v1/jobs/{id}, REQUIRE 200.
+json get_job(httplib::Client &cli, const std::string &id);
+// Long-polls GET /api/v1/jobs/{id}?wait= until the job is terminal or the
+// deadline passes; REQUIREs that it became terminal and returns the record.
+json wait_job(httplib::Client &cli, const std::string &id, double timeout_s = 10);
+// Polls the job (bounded, short steps) until its status is `status`;
+// REQUIREs it within the deadline.
+json wait_status(httplib::Client &cli, const std::string &id, const std::string &status, double timeout_s = 10);
+// GET /api/v1/artifacts/{id}, REQUIRE 200.
+json get_artifact(httplib::Client &cli, const std::string &id);
+// Runs a task to the end and returns {job, artifact}.
+struct Finished {
+    json job;
+    json artifact;
+};
+Finished run_task(httplib::Client &cli, const std::string &task, const json &params = json::object(),
+                  const std::string &expect_status = "completed");
+
+bool is_terminal(const std::string &status);
+
+// ---- SSE -------------------------------------------------------------------------
+
+struct SseResult {
+    int status = 0;
+    std::string content_type;
+    std::string cache_control;
+    std::string raw;               // whole stream text
+    std::vector<std::string> data; // payload of each "data:" line, in order
+};
+// Reads a whole $stream response (until the server ends it).
+SseResult read_sse(httplib::Client &cli, const std::string &path);
+
+// Polls `pred` every few ms until true or the deadline; returns its last value.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = 10000ms,
+                std::chrono::milliseconds step = 20ms) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (pred()) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(step);
+    }
+}
+
+}  // namespace th_test

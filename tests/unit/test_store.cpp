@@ -1,0 +1,836 @@
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "store/store.hpp"
+#include "util/clock.hpp"
+#include "util/ulid.hpp"
+
+using namespace taskhost;
+using namespace taskhost::store;
+using nlohmann::json;
+
+namespace {
+
+Job make_job(const std::string &task = "add", std::string params = R"({"a":1,"b":2})") {
+    Job j;
+    j.id = new_ulid_string();
+    j.task_name = task;
+    j.params_json = std::move(params);
+    j.submitted_at = now_us();
+    return j;
+}
+
+ArtifactInput art(std::string data, std::optional<std::string> parent = std::nullopt,
+                  std::optional<std::string> id = std::nullopt) {
+    ArtifactInput in;
+    in.data_json = std::move(data);
+    in.parent_id = std::move(parent);
+    in.id = std::move(id);
+    return in;
+}
+
+// A fresh directory under the system temp dir, removed afterwards.
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        path = std::filesystem::temp_directory_path() / ("taskhost-store-test-" + new_ulid_string());
+        std::filesystem::create_directories(path);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    std::string file(const std::string &name) const { return (path / name).string(); }
+};
+
+Store::Options memory_options() {
+    Store::Options o;
+    o.path = ":memory:";
+    return o;
+}
+
+// Holds the writer thread inside an on_durable callback until released, so
+// the test can queue several writes that will then share one batch.
+struct WriterGate {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool entered = false, released = false;
+
+    void block(Store &store) {
+        Job j = make_job("gate");
+        store.insert_job(j);
+        store.finish_job(j.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, std::nullopt, [this] {
+            std::unique_lock lock(mu);
+            entered = true;
+            cv.notify_all();
+            cv.wait(lock, [this] { return released; });
+        });
+        std::unique_lock lock(mu);
+        cv.wait(lock, [this] { return entered; });
+    }
+    void release() {
+        std::lock_guard lock(mu);
+        released = true;
+        cv.notify_all();
+    }
+};
+
+void wait_until_queued(const Store &store, size_t n) {
+    // Polls a condition (not a timed guess); the threads enqueue promptly.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (store.pending_writes() < n) {
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        std::this_thread::yield();
+    }
+}
+
+}  // namespace
+
+TEST_CASE("store: job status names") {
+    for (auto s : {JobStatus::pending, JobStatus::running, JobStatus::completed, JobStatus::failed,
+                   JobStatus::canceled})
+        CHECK(parse_job_status(to_string(s)) == s);
+    CHECK(to_string(JobStatus::canceled) == "canceled");
+    CHECK_FALSE(parse_job_status("cancelled").has_value());
+    CHECK(is_terminal(JobStatus::failed));
+    CHECK_FALSE(is_terminal(JobStatus::running));
+}
+
+TEST_CASE("store: insert and get a job, every field round trips") {
+    Store store(memory_options());
+    Job j = make_job("greet_user", R"({"name":"Ada"})");
+    j.timeout_s = 2.5;
+    store.insert_job(j);
+
+    auto got = store.get_job(j.id);
+    REQUIRE(got);
+    CHECK(got->id == j.id);
+    CHECK(got->task_name == "greet_user");
+    CHECK(got->params_json == R"({"name":"Ada"})");
+    CHECK(got->status == JobStatus::pending);
+    CHECK(got->submitted_at == j.submitted_at);
+    CHECK(got->started_at == 0);
+    CHECK(got->finished_at == 0);
+    CHECK_FALSE(got->error);
+    CHECK_FALSE(got->error_traceback);
+    CHECK_FALSE(got->artifact_id);
+    CHECK(got->progress == -1);
+    CHECK(got->progress_message.empty());
+    CHECK(got->timeout_s == 2.5);
+
+    CHECK_FALSE(store.get_job("01ARZ3NDEKTSV4RRFFQ69G5FAV"));
+
+    // A duplicate id is the caller's error, reported to the caller.
+    try {
+        store.insert_job(j);
+        FAIL("duplicate insert must throw");
+    } catch (const StoreError &e) {
+        CHECK(e.kind == StoreError::Kind::invalid);
+        CHECK(std::string(e.what()).find("UNIQUE") != std::string::npos);
+    }
+    CHECK(store.count_jobs(std::nullopt) == 1);
+}
+
+TEST_CASE("store: list jobs newest first, filter, count, paging") {
+    Store store(memory_options());
+    std::vector<std::string> ids;
+    for (int i = 0; i < 10; ++i) {
+        Job j = make_job("t" + std::to_string(i));
+        store.insert_job(j);
+        ids.push_back(j.id);
+    }
+    // Jobs 0, 3, 6, 9 become running.
+    for (int i = 0; i < 10; i += 3) store.mark_running(ids[static_cast<size_t>(i)], now_us());
+    store.flush();
+
+    auto all = store.list_jobs(std::nullopt, Store::no_limit, 0);
+    REQUIRE(all.size() == 10);
+    for (size_t i = 0; i < 10; ++i) CHECK(all[i].id == ids[9 - i]);
+
+    auto page = store.list_jobs(std::nullopt, 3, 2);
+    REQUIRE(page.size() == 3);
+    CHECK(page[0].id == ids[7]);
+    CHECK(page[2].id == ids[5]);
+    CHECK(store.list_jobs(std::nullopt, 5, 8).size() == 2);
+    CHECK(store.list_jobs(std::nullopt, 5, 20).empty());
+    CHECK(store.list_jobs(std::nullopt, 0, 0).empty());
+
+    auto running = store.list_jobs(JobStatus::running, Store::no_limit, 0);
+    REQUIRE(running.size() == 4);
+    CHECK(running[0].id == ids[9]);
+    CHECK(running[3].id == ids[0]);
+    for (auto &j : running) CHECK(j.status == JobStatus::running);
+    auto running_page = store.list_jobs(JobStatus::running, 2, 1);
+    REQUIRE(running_page.size() == 2);
+    CHECK(running_page[0].id == ids[6]);
+    CHECK(running_page[1].id == ids[3]);
+
+    CHECK(store.count_jobs(std::nullopt) == 10);
+    CHECK(store.count_jobs(JobStatus::running) == 4);
+    CHECK(store.count_jobs(JobStatus::pending) == 6);
+    CHECK(store.count_jobs(JobStatus::completed) == 0);
+}
+
+TEST_CASE("store: mark_running and progress are applied in order") {
+    Store store(memory_options());
+    Job j = make_job();
+    store.insert_job(j);
+    const int64_t started = now_us();
+    store.mark_running(j.id, started);
+    store.update_progress(j.id, 0.25, "a quarter");
+    store.update_progress(j.id, 0.5, "half way");
+    store.flush();
+
+    auto got = store.get_job(j.id);
+    REQUIRE(got);
+    CHECK(got->status == JobStatus::running);
+    CHECK(got->started_at == started);
+    CHECK(got->progress == 0.5);
+    CHECK(got->progress_message == "half way");
+
+    // A job cancelled before it started is not revived by a late mark_running.
+    Job k = make_job();
+    store.insert_job(k);
+    store.finish_job(k.id, JobStatus::canceled, now_us(), std::nullopt, std::nullopt, std::nullopt);
+    store.mark_running(k.id, now_us());
+    store.flush();
+    CHECK(store.get_job(k.id)->status == JobStatus::canceled);
+    CHECK(store.get_job(k.id)->started_at == 0);
+}
+
+TEST_CASE("store: finish_job stores the artifact and the job together, then on_durable") {
+    Store store(memory_options());
+    Job j = make_job();
+    store.insert_job(j);
+    store.mark_running(j.id, now_us());
+
+    Artifact result;
+    result.id = new_ulid_string();
+    result.data_json = R"({"task_name":"add","params":{"a":1,"b":2},"result":3,"error":null})";
+    const int64_t finished = now_us();
+
+    std::promise<std::optional<Job>> seen;  // the job as a reader sees it inside on_durable
+    store.finish_job(j.id, JobStatus::completed, finished, std::nullopt, std::nullopt, result,
+                     [&] { seen.set_value(store.get_job(j.id)); });
+    auto fut = seen.get_future();
+    REQUIRE(fut.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    auto in_callback = fut.get();
+    REQUIRE(in_callback);
+    CHECK(in_callback->status == JobStatus::completed);  // already committed when called
+
+    auto got = store.get_job(j.id);
+    REQUIRE(got);
+    CHECK(got->status == JobStatus::completed);
+    CHECK(got->finished_at == finished);
+    REQUIRE(got->artifact_id);
+    CHECK(*got->artifact_id == result.id);
+
+    auto a = store.get_artifact(result.id);
+    REQUIRE(a);
+    CHECK(a->data_json == result.data_json);
+    CHECK(a->level == 0);
+    CHECK_FALSE(a->parent_id);
+    CHECK(a->tags_json == "[]");
+    CHECK(a->created_at > 0);
+
+    // Without an id the store makes one and links it.
+    Job k = make_job();
+    store.insert_job(k);
+    Artifact anon;
+    anon.data_json = "42";
+    store.finish_job(k.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, anon);
+    store.flush();
+    auto kk = store.get_job(k.id);
+    REQUIRE(kk->artifact_id);
+    CHECK(is_valid_ulid(*kk->artifact_id));
+    CHECK(store.get_artifact(*kk->artifact_id)->data_json == "42");
+}
+
+TEST_CASE("store: finish_job failed without artifact keeps error and traceback") {
+    Store store(memory_options());
+    Job j = make_job();
+    store.insert_job(j);
+    store.finish_job(j.id, JobStatus::failed, now_us(), "ValueError: boom", "Traceback...\nValueError: boom",
+                     std::nullopt);
+    store.flush();
+    auto got = store.get_job(j.id);
+    REQUIRE(got);
+    CHECK(got->status == JobStatus::failed);
+    CHECK(got->error == "ValueError: boom");
+    CHECK(got->error_traceback == "Traceback...\nValueError: boom");
+    CHECK_FALSE(got->artifact_id);
+    CHECK(store.count_artifacts() == 0);
+}
+
+TEST_CASE("store: finish_job whose artifact cannot be stored ends the job failed and reports it") {
+    std::mutex mu;
+    std::vector<std::string> errors;
+    Store::Options o = memory_options();
+    o.on_write_error = [&](const std::string &e) {
+        std::lock_guard lock(mu);
+        errors.push_back(e);
+    };
+    Store store(o);
+    Job j = make_job();
+    store.insert_job(j);
+    Artifact bad;
+    bad.id = new_ulid_string();
+    bad.data_json = "{}";
+    bad.parent_id = "01ARZ3NDEKTSV4RRFFQ69G5FAV";  // does not exist
+    std::promise<void> durable;
+    store.finish_job(j.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, bad,
+                     [&] { durable.set_value(); });
+    REQUIRE(durable.get_future().wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    auto got = store.get_job(j.id);
+    REQUIRE(got);
+    CHECK(got->status == JobStatus::failed);
+    REQUIRE(got->error);
+    CHECK(got->error->find("01ARZ3NDEKTSV4RRFFQ69G5FAV") != std::string::npos);
+    CHECK_FALSE(got->artifact_id);
+    CHECK_FALSE(store.get_artifact(bad.id));
+    std::lock_guard lock(mu);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].find(j.id) != std::string::npos);
+}
+
+TEST_CASE("store: delete_job and flush") {
+    Store store(memory_options());
+    Job j = make_job();
+    store.insert_job(j);
+    CHECK(store.delete_job(j.id));
+    CHECK_FALSE(store.get_job(j.id));
+    CHECK_FALSE(store.delete_job(j.id));
+
+    // flush waits for fire-and-forget writes queued before it.
+    Job k = make_job();
+    store.insert_job(k);
+    for (int i = 1; i <= 100; ++i) store.update_progress(k.id, i / 100.0, std::to_string(i));
+    store.flush();
+    CHECK(store.get_job(k.id)->progress_message == "100");
+    CHECK(store.pending_writes() == 0);
+}
+
+TEST_CASE("store: a failing op in a batch fails alone") {
+    Store store(memory_options());
+    Job existing = make_job();
+    store.insert_job(existing);
+    Artifact root = store.save_artifact(art(R"({"root":true})"));
+
+    WriterGate gate;
+    gate.block(store);  // the writer now sits in a callback; writes pile up
+
+    Job dup = existing;  // same id → UNIQUE violation
+    Job fresh = make_job();
+    std::atomic<int> dup_failed{0}, orphan_failed{0};
+    std::optional<Artifact> child;
+    std::vector<std::thread> threads;
+    threads.emplace_back([&] {
+        try {
+            store.insert_job(dup);
+        } catch (const StoreError &) {
+            dup_failed = 1;
+        }
+    });
+    threads.emplace_back([&] { store.insert_job(fresh); });
+    threads.emplace_back([&] {
+        try {
+            store.save_artifact(art("1", "01ARZ3NDEKTSV4RRFFQ69G5FAV"));
+        } catch (const StoreError &e) {
+            orphan_failed = e.kind == StoreError::Kind::invalid ? 1 : 2;
+        }
+    });
+    threads.emplace_back([&] { child = store.save_artifact(art("2", root.id)); });
+    wait_until_queued(store, 4);
+    gate.release();
+    for (auto &t : threads) t.join();
+
+    CHECK(dup_failed == 1);
+    CHECK(orphan_failed == 1);
+    CHECK(store.get_job(fresh.id));
+    REQUIRE(child);
+    CHECK(child->level == 1);
+    CHECK(store.get_artifact(child->id));
+    CHECK(store.count_jobs(std::nullopt) == 3);  // existing, gate, fresh
+    CHECK(store.count_artifacts() == 2);
+}
+
+TEST_CASE("store: recover fails running jobs and returns pending ones oldest first") {
+    Store store(memory_options());
+    std::vector<Job> jobs;
+    for (int i = 0; i < 5; ++i) {
+        jobs.push_back(make_job("t" + std::to_string(i)));
+        store.insert_job(jobs.back());
+    }
+    store.mark_running(jobs[1].id, now_us());
+    store.mark_running(jobs[3].id, now_us());
+    store.finish_job(jobs[4].id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, std::nullopt);
+
+    const int64_t now = now_us();
+    auto pending = store.recover("interrupted by a restart", now);
+    REQUIRE(pending.size() == 2);
+    CHECK(pending[0].id == jobs[0].id);
+    CHECK(pending[1].id == jobs[2].id);
+    CHECK(pending[0].task_name == "t0");
+
+    for (int i : {1, 3}) {
+        auto j = store.get_job(jobs[static_cast<size_t>(i)].id);
+        CHECK(j->status == JobStatus::failed);
+        CHECK(j->error == "interrupted by a restart");
+        CHECK(j->finished_at == now);
+    }
+    CHECK(store.get_job(jobs[4].id)->status == JobStatus::completed);
+    CHECK(store.count_jobs(JobStatus::running) == 0);
+}
+
+TEST_CASE("store: artifact create, level, validation, upsert") {
+    Store store(memory_options());
+    Artifact root = store.save_artifact(art(R"({"name":"root"})"));
+    CHECK(is_valid_ulid(root.id));
+    CHECK(root.level == 0);
+    CHECK_FALSE(root.parent_id);
+    CHECK(root.tags_json == "[]");
+    CHECK(root.created_at > 0);
+    CHECK(root.created_at == root.updated_at);
+
+    ArtifactInput child_in = art(R"({"name":"child"})", root.id);
+    child_in.tags_json = R"(["a","b"])";
+    Artifact child = store.save_artifact(child_in);
+    CHECK(child.level == 1);
+    CHECK(child.parent_id == root.id);
+    Artifact grandchild = store.save_artifact(art("[1,2,3]", child.id));
+    CHECK(grandchild.level == 2);
+
+    auto got = store.get_artifact(child.id);
+    REQUIRE(got);
+    CHECK(got->data_json == R"({"name":"child"})");
+    CHECK(got->tags_json == R"(["a","b"])");
+    CHECK(got->level == 1);
+    CHECK(got->parent_id == root.id);
+    CHECK(got->created_at == child.created_at);
+
+    // Missing parent: invalid, naming the parent.
+    try {
+        store.save_artifact(art("1", std::string("01ARZ3NDEKTSV4RRFFQ69G5FAV")));
+        FAIL("missing parent must throw");
+    } catch (const StoreError &e) {
+        CHECK(e.kind == StoreError::Kind::invalid);
+        CHECK(std::string(e.what()).find("01ARZ3NDEKTSV4RRFFQ69G5FAV") != std::string::npos);
+    }
+    // Missing data.
+    ArtifactInput no_data;
+    try {
+        store.save_artifact(no_data);
+        FAIL("missing data must throw");
+    } catch (const StoreError &e) {
+        CHECK(e.kind == StoreError::Kind::invalid);
+        CHECK(std::string(e.what()) == "data is required");
+    }
+    CHECK(store.count_artifacts() == 3);
+
+    // Given id, new: created with that id.
+    const std::string chosen = new_ulid_string();
+    CHECK(store.save_artifact(art("\"x\"", std::nullopt, chosen)).id == chosen);
+
+    // Upsert: same row (insertion order kept), created_at kept, updated_at refreshed.
+    const int64_t before = now_us();
+    Artifact up = store.save_artifact(art(R"({"name":"child v2"})", root.id, child.id));
+    CHECK(up.id == child.id);
+    CHECK(up.created_at == child.created_at);
+    CHECK(up.updated_at >= before);
+    CHECK(up.level == 1);
+    auto listed = store.list_artifacts(Store::no_limit, 0);
+    REQUIRE(listed.size() == 4);
+    CHECK(listed[1].id == child.id);
+    CHECK(listed[1].data_json == R"({"name":"child v2"})");
+    CHECK(listed[1].updated_at == up.updated_at);
+
+    // An upsert may not make an artifact its own ancestor.
+    CHECK_THROWS_AS(store.save_artifact(art("1", grandchild.id, root.id)), StoreError);
+    CHECK_THROWS_AS(store.save_artifact(art("1", root.id, root.id)), StoreError);
+    CHECK(store.get_artifact(root.id)->data_json == R"({"name":"root"})");
+}
+
+TEST_CASE("store: update_artifact cascades levels") {
+    Store store(memory_options());
+    Artifact root = store.save_artifact(art("\"root\""));
+    Artifact child = store.save_artifact(art("\"child\"", root.id));
+    Artifact grandchild = store.save_artifact(art("\"grandchild\"", child.id));
+    Artifact other = store.save_artifact(art("\"other root\""));
+    Artifact sibling = store.save_artifact(art("\"sibling\"", root.id));
+
+    // Data-only update: levels and parent stay, updated_at moves, created_at stays.
+    ArtifactInput data_only;
+    data_only.data_json = "\"child v2\"";
+    auto u = store.update_artifact(child.id, data_only);
+    REQUIRE(u);
+    CHECK(u->level == 1);
+    CHECK(u->parent_id == root.id);
+    CHECK(u->data_json == "\"child v2\"");
+    CHECK(u->tags_json == "[]");
+    CHECK(u->created_at == child.created_at);
+    CHECK(u->updated_at >= child.updated_at);
+    CHECK(store.get_artifact(grandchild.id)->level == 2);
+
+    // Reparent child under another root: child 1, grandchild 2.
+    ArtifactInput move;
+    move.parent_id = other.id;
+    u = store.update_artifact(child.id, move);
+    REQUIRE(u);
+    CHECK(u->parent_id == other.id);
+    CHECK(u->level == 1);
+    CHECK(u->data_json == "\"child v2\"");  // untouched field kept
+    CHECK(store.get_artifact(grandchild.id)->level == 2);
+
+    // Hang `other` under sibling (level 1): other 2, child 3, grandchild 4.
+    ArtifactInput deeper;
+    deeper.parent_id = sibling.id;
+    u = store.update_artifact(other.id, deeper);
+    REQUIRE(u);
+    CHECK(u->level == 2);
+    CHECK(store.get_artifact(child.id)->level == 3);
+    CHECK(store.get_artifact(grandchild.id)->level == 4);
+    CHECK(store.get_artifact(root.id)->level == 0);
+
+    // Tags only.
+    ArtifactInput tags;
+    tags.tags_json = R"(["x"])";
+    CHECK(store.update_artifact(grandchild.id, tags)->tags_json == R"(["x"])");
+    CHECK(store.get_artifact(grandchild.id)->data_json == "\"grandchild\"");
+
+    // Cycles are refused and change nothing.
+    ArtifactInput cycle;
+    cycle.parent_id = grandchild.id;
+    try {
+        store.update_artifact(root.id, cycle);
+        FAIL("cycle must throw");
+    } catch (const StoreError &e) {
+        CHECK(e.kind == StoreError::Kind::invalid);
+    }
+    ArtifactInput self;
+    self.parent_id = child.id;
+    CHECK_THROWS_AS(store.update_artifact(child.id, self), StoreError);
+    CHECK_FALSE(store.get_artifact(root.id)->parent_id);
+    ArtifactInput missing_parent;
+    missing_parent.parent_id = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    CHECK_THROWS_AS(store.update_artifact(child.id, missing_parent), StoreError);
+    CHECK(store.get_artifact(child.id)->parent_id == other.id);
+
+    CHECK_FALSE(store.update_artifact("01ARZ3NDEKTSV4RRFFQ69G5FAV", data_only));
+}
+
+TEST_CASE("store: delete_artifact orphans children, keeping their level") {
+    Store store(memory_options());
+    Artifact root = store.save_artifact(art("0"));
+    Artifact child = store.save_artifact(art("1", root.id));
+    Artifact grandchild = store.save_artifact(art("2", child.id));
+
+    CHECK(store.delete_artifact(child.id));
+    CHECK_FALSE(store.get_artifact(child.id));
+    CHECK_FALSE(store.delete_artifact(child.id));
+    auto g = store.get_artifact(grandchild.id);
+    REQUIRE(g);
+    CHECK_FALSE(g->parent_id);
+    CHECK(g->level == 2);
+    CHECK(store.count_artifacts() == 2);
+
+    // A later update recomputes the orphan's level from its (absent) parent.
+    ArtifactInput touch;
+    touch.data_json = "\"2b\"";
+    CHECK(store.update_artifact(grandchild.id, touch)->level == 0);
+}
+
+TEST_CASE("store: artifact subtree and list paging") {
+    Store store(memory_options());
+    Artifact r = store.save_artifact(art("\"r\""));
+    Artifact a = store.save_artifact(art("\"a\"", r.id));
+    Artifact other = store.save_artifact(art("\"other\""));
+    Artifact b = store.save_artifact(art("\"b\"", r.id));
+    Artifact a1 = store.save_artifact(art("\"a1\"", a.id));
+    Artifact b1 = store.save_artifact(art("\"b1\"", b.id));
+    Artifact a2 = store.save_artifact(art("\"a2\"", a.id));
+    store.save_artifact(art("\"o1\"", other.id));
+
+    auto sub = store.artifact_subtree(r.id);
+    std::vector<std::string> ids;
+    for (auto &x : sub) ids.push_back(x.id);
+    CHECK(ids == std::vector<std::string>{r.id, a.id, b.id, a1.id, b1.id, a2.id});
+    CHECK(sub[4].level == 2);
+    CHECK(sub[4].parent_id == b.id);
+
+    auto sub_a = store.artifact_subtree(a.id);
+    REQUIRE(sub_a.size() == 3);
+    CHECK(sub_a[0].id == a.id);
+    CHECK(sub_a[1].id == a1.id);
+    CHECK(sub_a[2].id == a2.id);
+    CHECK(store.artifact_subtree(a2.id).size() == 1);
+    CHECK(store.artifact_subtree("01ARZ3NDEKTSV4RRFFQ69G5FAV").empty());
+
+    CHECK(store.count_artifacts() == 8);
+    auto all = store.list_artifacts(Store::no_limit, 0);
+    REQUIRE(all.size() == 8);
+    CHECK(all[0].id == r.id);
+    CHECK(all[2].id == other.id);
+    CHECK(all[7].data_json == "\"o1\"");
+    auto page = store.list_artifacts(3, 3);
+    REQUIRE(page.size() == 3);
+    CHECK(page[0].id == b.id);
+    CHECK(page[1].id == a1.id);
+    CHECK(page[2].id == b1.id);
+    CHECK(store.list_artifacts(3, 6).size() == 2);
+    CHECK(store.list_artifacts(3, 9).empty());
+}
+
+TEST_CASE("store: file database persists across Store instances") {
+    TempDir dir;
+    const std::string path = dir.file("taskhost.db");
+    Job j = make_job();
+    std::string artifact_id;
+    {
+        Store::Options o;
+        o.path = path;
+        Store store(o);
+        CHECK(store.url() == "sqlite:///" + std::filesystem::absolute(path).lexically_normal().string());
+        std::string why;
+        CHECK(store.check(&why));
+        store.insert_job(j);
+        artifact_id = store.save_artifact(art(R"({"kept":true})")).id;
+        store.mark_running(j.id, now_us());
+        for (int i = 1; i <= 50; ++i) store.update_progress(j.id, i / 50.0, "step " + std::to_string(i));
+        // No flush: the destructor must drain what is queued.
+    }
+    CHECK(std::filesystem::exists(path));
+    {
+        Store::Options o;
+        o.path = path;
+        Store store(o);
+        auto got = store.get_job(j.id);
+        REQUIRE(got);
+        CHECK(got->status == JobStatus::running);
+        CHECK(got->progress == 1.0);
+        CHECK(got->progress_message == "step 50");
+        auto a = store.get_artifact(artifact_id);
+        REQUIRE(a);
+        CHECK(a->data_json == R"({"kept":true})");
+
+        // Schema version, WAL and foreign keys are in place.
+        auto conn = store.task_connection();
+        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 1);
+        CHECK(json::parse(conn->query("PRAGMA journal_mode", ""))[0]["journal_mode"] == "wal");
+        CHECK(json::parse(conn->query("PRAGMA foreign_keys", ""))[0]["foreign_keys"] == 1);
+        auto pending = store.recover("restarted", now_us());
+        CHECK(pending.empty());
+        CHECK(store.get_job(j.id)->status == JobStatus::failed);
+    }
+}
+
+TEST_CASE("store: opening a missing directory fails with StoreError") {
+    TempDir dir;
+    Store::Options o;
+    o.path = dir.file("no/such/dir/x.db");
+    CHECK_THROWS_AS(Store{o}, StoreError);
+}
+
+TEST_CASE("store: memory database is shared by writer, readers and task connections") {
+    Store store(memory_options());
+    CHECK(store.url() == "sqlite://:memory:");
+    std::string why;
+    CHECK(store.check(&why));
+
+    Job j = make_job();
+    store.insert_job(j);                 // write connection
+    CHECK(store.get_job(j.id));          // pool connection
+    auto conn = store.task_connection();  // a third connection
+    auto rows = json::parse(conn->query("SELECT id, status FROM jobs WHERE id = ?", json::array({j.id}).dump()));
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0]["status"] == "pending");
+    conn->query("CREATE TABLE notes (n TEXT)", "");
+    conn->query("INSERT INTO notes VALUES (?)", R"(["hello"])");
+    auto conn2 = store.task_connection();
+    CHECK(json::parse(conn2->query("SELECT n FROM notes", ""))[0]["n"] == "hello");
+
+    // Another memory store is a different database.
+    Store other(memory_options());
+    CHECK_FALSE(other.get_job(j.id));
+    CHECK(other.count_jobs(std::nullopt) == 0);
+
+    // Readers beside the writer: every read succeeds and counts only grow.
+    std::atomic<bool> stop{false};
+    std::atomic<int> read_errors{0}, reads{0};
+    std::vector<std::thread> readers;
+    for (int r = 0; r < 4; ++r)
+        readers.emplace_back([&] {
+            size_t last = 0;
+            while (!stop) {
+                try {
+                    const size_t n = store.count_jobs(std::nullopt);
+                    if (n < last) ++read_errors;
+                    last = n;
+                    store.list_jobs(std::nullopt, 5, 0);
+                    ++reads;
+                } catch (const StoreError &) {
+                    ++read_errors;
+                }
+            }
+        });
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 4; ++w)
+        writers.emplace_back([&] {
+            for (int i = 0; i < 250; ++i) {
+                Job k = make_job();
+                store.insert_job(k);
+            }
+        });
+    for (auto &t : writers) t.join();
+    // Let the readers observe the final state at least once.
+    const int seen = reads.load();
+    while (reads.load() < seen + 8) std::this_thread::yield();
+    stop = true;
+    for (auto &t : readers) t.join();
+    CHECK(read_errors == 0);
+    CHECK(store.count_jobs(std::nullopt) == 1001);
+}
+
+namespace {
+void concurrent_inserts(Store &store) {
+    constexpr int kThreads = 16, kPer = 300;
+    std::vector<std::vector<std::string>> ids(kThreads);
+    std::atomic<int> errors{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kPer; ++i) {
+                Job j = make_job("t" + std::to_string(t));
+                try {
+                    store.insert_job(j);
+                    ids[static_cast<size_t>(t)].push_back(j.id);
+                    // Durable on return: visible to a reader at once.
+                    if (i % 50 == 0 && !store.get_job(j.id)) ++errors;
+                } catch (const StoreError &) {
+                    ++errors;
+                }
+            }
+        });
+    for (auto &th : threads) th.join();
+    CHECK(errors == 0);
+    CHECK(store.count_jobs(std::nullopt) == static_cast<size_t>(kThreads * kPer));
+    std::set<std::string> stored;
+    for (auto &j : store.list_jobs(std::nullopt, Store::no_limit, 0)) stored.insert(j.id);
+    for (auto &v : ids)
+        for (auto &id : v) REQUIRE(stored.count(id) == 1);
+}
+}  // namespace
+
+TEST_CASE("store: 16 threads insert jobs concurrently (file)") {
+    TempDir dir;
+    Store::Options o;
+    o.path = dir.file("c.db");
+    Store store(o);
+    concurrent_inserts(store);
+}
+
+TEST_CASE("store: 16 threads insert jobs concurrently (memory, small batches)") {
+    Store::Options o = memory_options();
+    o.max_batch = 4;
+    o.read_connections = 1;
+    Store store(o);
+    concurrent_inserts(store);
+}
+
+TEST_CASE("store: TaskConnection query, binds, transactions, errors") {
+    Store store(memory_options());
+    auto conn = store.task_connection();
+    CHECK(conn->query("CREATE TABLE t (id INTEGER PRIMARY KEY, b INTEGER, r REAL, s TEXT, j TEXT, x BLOB)", "") ==
+          "[]");
+    conn->query("INSERT INTO t (b, r, s, j, x) VALUES (?, ?, ?, ?, ?)",
+                R"([true, 1.5, "héllo", {"k":[1,2]}, null])");
+    conn->query("INSERT INTO t (b, r, s, j, x) VALUES (?1, ?2, ?3, ?4, X'00FF10')", R"([false, -2, "b", [3]])");
+    auto rows = json::parse(conn->query("SELECT * FROM t ORDER BY id", "[]"));
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0]["id"] == 1);
+    CHECK(rows[0]["b"] == 1);
+    CHECK(rows[0]["r"] == 1.5);
+    CHECK(rows[0]["s"] == "héllo");
+    CHECK(json::parse(rows[0]["j"].get<std::string>()) == json{{"k", {1, 2}}});
+    CHECK(rows[0]["x"].is_null());
+    CHECK(rows[1]["b"] == 0);
+    CHECK(rows[1]["r"] == -2);  // REAL column affinity keeps it a number
+    CHECK(rows[1]["j"] == "[3]");
+    CHECK(rows[1]["x"] == "AP8Q");  // base64 of 00 FF 10
+
+    auto filtered = json::parse(conn->query("SELECT s FROM t WHERE b = ? AND r > ?", "[1, 0]"));
+    REQUIRE(filtered.size() == 1);
+    CHECK(filtered[0]["s"] == "héllo");
+    CHECK(json::parse(conn->query("SELECT count(*) AS n FROM t WHERE s = ?", R"(["nope"])"))[0]["n"] == 0);
+
+    // begin / rollback / commit.
+    CHECK_FALSE(conn->in_transaction());
+    conn->begin();
+    CHECK(conn->in_transaction());
+    conn->query("INSERT INTO t (s) VALUES ('gone')", "");
+    CHECK(json::parse(conn->query("SELECT count(*) AS n FROM t", ""))[0]["n"] == 3);
+    conn->rollback();
+    CHECK_FALSE(conn->in_transaction());
+    CHECK(json::parse(conn->query("SELECT count(*) AS n FROM t", ""))[0]["n"] == 2);
+    conn->begin();
+    conn->query("INSERT INTO t (s) VALUES ('kept')", "");
+    conn->commit();
+    CHECK_FALSE(conn->in_transaction());
+    auto other = store.task_connection();
+    CHECK(json::parse(other->query("SELECT count(*) AS n FROM t", ""))[0]["n"] == 3);
+    conn->rollback();  // nothing open: a no-op
+
+    // The store's own writes go on while a task connection is idle.
+    Job j = make_job();
+    store.insert_job(j);
+    CHECK(json::parse(conn->query("SELECT count(*) AS n FROM jobs", ""))[0]["n"] == 1);
+
+    // Errors are StoreError(invalid) with SQLite's message.
+    auto expect_invalid = [&](const std::string &sql, const std::string &params, const std::string &needle) {
+        try {
+            conn->query(sql, params);
+            FAIL("expected an error for: " << sql);
+        } catch (const StoreError &e) {
+            CHECK(e.kind == StoreError::Kind::invalid);
+            CHECK_MESSAGE(std::string(e.what()).find(needle) != std::string::npos, e.what());
+        }
+    };
+    expect_invalid("SELEC 1", "", "syntax error");
+    expect_invalid("SELECT * FROM missing_table", "", "no such table");
+    expect_invalid("SELECT 1; SELECT 2", "", "one SQL statement");
+    expect_invalid("SELECT ?", "", "parameter");
+    expect_invalid("SELECT ?", "[1, 2]", "parameter");
+    expect_invalid("SELECT ?", R"({"a":1})", "JSON array");
+    expect_invalid("INSERT INTO t (id) VALUES (1)", "", "UNIQUE");
+    CHECK_THROWS_AS(conn->commit(), StoreError);  // no transaction open
+    // A trailing semicolon or comment is still one statement.
+    CHECK(json::parse(conn->query("SELECT 7 AS n; -- done", ""))[0]["n"] == 7);
+    CHECK(conn->query("-- nothing", "") == "[]");
+    CHECK_FALSE(conn->in_transaction());
+}
+
+TEST_CASE("store: a task transaction left open is rolled back when the connection goes") {
+    Store store(memory_options());
+    {
+        auto conn = store.task_connection();
+        conn->query("CREATE TABLE t (n INTEGER)", "");
+        conn->begin();
+        conn->query("INSERT INTO t VALUES (1)", "");
+    }
+    // The writer is not blocked by an abandoned write lock.
+    Job j = make_job();
+    store.insert_job(j);
+    auto conn = store.task_connection();
+    CHECK(json::parse(conn->query("SELECT count(*) AS n FROM t", ""))[0]["n"] == 0);
+}
