@@ -147,6 +147,9 @@ void Server::install_routes() {
         problem(res, res.status, detail, req.path);
         return httplib::Server::HandlerResponse::Handled;
     }));
+    server_->set_logger([](const httplib::Request &req, const httplib::Response &res) {
+        spdlog::debug("{} {} -> {}", req.method, req.path, res.status);
+    });
     server_->set_exception_handler([](const httplib::Request &req, httplib::Response &res, std::exception_ptr ep) {
         std::string what = "unexpected error";
         try {

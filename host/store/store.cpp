@@ -12,6 +12,8 @@
 #include <exception>
 #include <filesystem>
 #include <mutex>
+
+#include <pthread.h>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -44,6 +46,33 @@ namespace {
 
 using detail::Connection;
 using detail::Stmt;
+
+// Memory mode only. memdb has no WAL: a reader is locked out for the whole
+// of a write transaction, and SQLite's busy handler polls with sleeps that
+// grow to 100 ms (a reader measured 0.6 s waits under load, and could hit
+// busy_timeout). So the store's own connections take turns here instead:
+// readers share, the writer batch is exclusive, and waiting is a proper
+// block. Writer-preferring, so a stream of readers cannot starve the writer;
+// the single writer lets readers in between batches.
+class RwGate {
+public:
+    RwGate() {
+        pthread_rwlockattr_t attr;
+        pthread_rwlockattr_init(&attr);
+        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&lock_, &attr);
+        pthread_rwlockattr_destroy(&attr);
+    }
+    ~RwGate() { pthread_rwlock_destroy(&lock_); }
+    RwGate(const RwGate &) = delete;
+    RwGate &operator=(const RwGate &) = delete;
+    void lock_shared() { pthread_rwlock_rdlock(&lock_); }
+    void lock() { pthread_rwlock_wrlock(&lock_); }
+    void unlock() { pthread_rwlock_unlock(&lock_); }
+
+private:
+    pthread_rwlock_t lock_;
+};
 
 // ---- SQL (statements are cached per connection, keyed by these pointers) ----
 
@@ -232,11 +261,21 @@ struct Store::Impl {
 
     // ---- reads ------------------------------------------------------------
 
+    mutable RwGate gate;  // used in memory mode only
+
+    // A read connection for one call (statements borrowed from it must be
+    // destroyed first, which declaration order in the callers ensures).
     struct Lease {
         const Impl &impl;
         std::unique_ptr<Connection> conn;
-        explicit Lease(const Impl &i) : impl(i), conn(i.checkout()) {}
-        ~Lease() { impl.checkin(std::move(conn)); }
+        explicit Lease(const Impl &i) : impl(i) {
+            conn = i.checkout();
+            if (impl.memory) impl.gate.lock_shared();
+        }
+        ~Lease() {
+            if (impl.memory) impl.gate.unlock();
+            impl.checkin(std::move(conn));
+        }
         Connection &operator*() { return *conn; }
     };
 
@@ -324,7 +363,9 @@ struct Store::Impl {
                 }
             }
 
+            if (memory) gate.lock();
             run_batch();
+            if (memory) gate.unlock();
 
             // Normally every waiter here expects this batch; ops left over
             // from an oversized queue expected an earlier one, so notify by

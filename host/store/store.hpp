@@ -107,12 +107,17 @@ public:
     // ---- jobs: writes ----------------------------------------------------
     // Durable (committed) when it returns. Throws StoreError on failure.
     void insert_job(const Job &job);
-    // Ordered after earlier writes; not waited for.
+    // Ordered after earlier writes; not waited for. mark_running only moves a
+    // `pending` job (a cancel queued before it sticks).
     void mark_running(const std::string &id, int64_t started_at);
     void update_progress(const std::string &id, double fraction, const std::string &message);
     // Stores the result artifact (when given) and the terminal state in one
     // transaction. Not waited for; on_durable runs on the writer thread after
-    // the commit (keep it short).
+    // the commit (keep it short; it may read the store, but a blocking write
+    // from it throws instead of deadlocking). If the artifact cannot be
+    // stored (e.g. its parent is gone) the job is stored `failed` with the
+    // reason, and on_durable still runs; if the whole transaction fails,
+    // on_durable is not called and Options::on_write_error gets the error.
     void finish_job(const std::string &id, JobStatus status, int64_t finished_at,
                     std::optional<std::string> error, std::optional<std::string> traceback,
                     std::optional<Artifact> result_artifact,

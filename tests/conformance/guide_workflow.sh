@@ -137,12 +137,12 @@ expect "get greet_user metadata" "$BODY" \
 # Execute task (the URL exactly as the guide writes it: \$execute)
 JOB_RESPONSE=$(curl -s -X POST http://127.0.0.1:$PORT/api/v1/tasks/greet_user/\$execute \
   -H "Content-Type: application/json" \
-  -d '{"params": {"name": "Alice"}}')
+  -d '{"params": {"name": "Alice"}}') || fail "execute greet_user" "curl failed"
 expect "execute greet_user" "$JOB_RESPONSE" \
   '.job_id | type == "string" and test("^[0-7][0-9A-HJKMNP-TV-Z]{25}$")' \
   '.message == "Task '"'"'greet_user'"'"' submitted for execution. Job ID: \(.job_id)"'
 
-JOB_ID=$(echo $JOB_RESPONSE | jq -r '.job_id')
+JOB_ID=$(echo $JOB_RESPONSE | jq -r '.job_id') || fail "read job id" "not JSON: $JOB_RESPONSE"
 echo "Job ID: $JOB_ID"
 
 # Monitor job status
@@ -156,7 +156,7 @@ expect "monitor job status" "$BODY" \
 # Wait for completion (bounded: at most 10 s)
 status=""
 for _ in $(seq 1 100); do
-  status=$(curl -s "$BASE/api/v1/jobs/$JOB_ID" | jq -r '.status')
+  status=$(curl -s "$BASE/api/v1/jobs/$JOB_ID" | jq -r '.status' 2>/dev/null) || status=""
   case "$status" in
     completed | failed | canceled) break ;;
   esac
@@ -166,7 +166,8 @@ done
 pass "wait for completion"
 
 # ...and get the artifact ID
-ARTIFACT_ID=$(curl -s http://127.0.0.1:$PORT/api/v1/jobs/$JOB_ID | jq -r '.result')
+ARTIFACT_ID=$(curl -s http://127.0.0.1:$PORT/api/v1/jobs/$JOB_ID | jq -r '.result') ||
+  fail "get artifact id from .result" "request failed"
 echo "Artifact ID: $ARTIFACT_ID"
 [[ "$ARTIFACT_ID" =~ ^[0-7][0-9A-HJKMNP-TV-Z]{25}$ ]] || fail "get artifact id from .result" "got '$ARTIFACT_ID'"
 pass "get artifact id from .result"

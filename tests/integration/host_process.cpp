@@ -61,17 +61,27 @@ void assemble_plugins(const fs::path &dir, const std::vector<fs::path> &files) {
 
 // ---- HostProcess ---------------------------------------------------------------
 
+namespace {
+// warn by default; TASKHOST_TEST_LOG_LEVEL=debug (etc.) to see more when
+// investigating a failure.
+std::string log_level() {
+    const char *level = std::getenv("TASKHOST_TEST_LOG_LEVEL");
+    return level && *level ? level : "warn";
+}
+}  // namespace
+
 HostProcess::HostProcess(HostOptions options) : options_(std::move(options)) {
     if (options_.work_dir.empty()) throw std::runtime_error("HostProcess needs a work_dir");
     start();
 }
 
 HostProcess::~HostProcess() {
+    const pid_t pid = pid_;
     try {
         stop(5000ms);
     } catch (...) {
     }
-    record_host_log("taskhost pid " + std::to_string(pid_) + " stderr", stderr_text());
+    record_host_log("taskhost pid " + std::to_string(pid) + " stderr", stderr_text());
 }
 
 void HostProcess::start() {
@@ -82,7 +92,7 @@ void HostProcess::start() {
 
     std::vector<std::string> args = {TASKHOST_BINARY, "--port", "0", "--host", "127.0.0.1",
                                      "--plugins", options_.plugins_dir.string(), "--db", options_.db,
-                                     "--log-level", "warn", "--runtime-dir", runtime.string()};
+                                     "--log-level", log_level(), "--runtime-dir", runtime.string()};
     args.insert(args.end(), options_.extra.begin(), options_.extra.end());
     std::vector<char *> argv;
     for (auto &a : args) argv.push_back(a.data());

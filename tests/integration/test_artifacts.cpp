@@ -28,7 +28,7 @@ int stats_total(httplib::Client &cli) { return get_json(cli, "/api/v1/artifacts/
 TEST_SUITE("artifacts") {
 
 TEST_CASE("POST a root: 201, Location, level 0, full record") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     auto res = post_json(cli, "/api/v1/artifacts", {{"data", {{"name", "root"}}}});
     REQUIRE_STATUS(res, 201);
@@ -48,7 +48,7 @@ TEST_CASE("POST a root: 201, Location, level 0, full record") {
 }
 
 TEST_CASE("POST keeps tags and any JSON data") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     json a = create(cli, {{"data", json::array({1, 2, 3})}, {"tags", json::array({"x", "y"})}});
     CHECK(a["data"] == json::array({1, 2, 3}));
@@ -60,7 +60,7 @@ TEST_CASE("POST keeps tags and any JSON data") {
 }
 
 TEST_CASE("levels follow the parent: child 1, grandchild 2") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     json root = create_node(cli, "root");
     json child = create_node(cli, "child", root["id"]);
@@ -75,7 +75,7 @@ TEST_CASE("levels follow the parent: child 1, grandchild 2") {
 }
 
 TEST_CASE("$tree nests children with level labels; $expand has children null") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     json root = create_node(cli, "root");
     json child = create_node(cli, "child", root["id"]);
@@ -130,7 +130,7 @@ TEST_CASE("$tree nests children with level labels; $expand has children null") {
 }
 
 TEST_CASE("$expand of a task result artifact") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     auto done = run_task(cli, "hello");
     json e = get_json(cli, "/api/v1/artifacts/" + done.job["artifact_id"].get<std::string>() + "/$expand");
@@ -141,7 +141,7 @@ TEST_CASE("$expand of a task result artifact") {
 }
 
 TEST_CASE("PUT reparents and cascades levels to descendants") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     json root1 = create_node(cli, "root1");
     json root2 = create_node(cli, "root2");
@@ -181,7 +181,7 @@ TEST_CASE("PUT reparents and cascades levels to descendants") {
 }
 
 TEST_CASE("PUT refuses a cycle, a missing parent and a malformed parent_id") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     json root = create_node(cli, "root");
     json child = create_node(cli, "child", root["id"]);
@@ -197,7 +197,7 @@ TEST_CASE("PUT refuses a cycle, a missing parent and a malformed parent_id") {
 }
 
 TEST_CASE("DELETE: 204, $stats decremented, then 404 problem+json") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     json a = create_node(cli, "a");
     create_node(cli, "b");
@@ -213,7 +213,7 @@ TEST_CASE("DELETE: 204, $stats decremented, then 404 problem+json") {
 }
 
 TEST_CASE("DELETE a parent: children keep their level and lose parent_id") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     json root = create_node(cli, "root");
     json child = create_node(cli, "child", root["id"]);
@@ -227,7 +227,7 @@ TEST_CASE("DELETE a parent: children keep their level and lose parent_id") {
 }
 
 TEST_CASE("invalid ULID → 400 problem+json on every artifact route") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     check_problem(cli.Get("/api/v1/artifacts/not-a-ulid"), 400, "Invalid ULID format");
     check_problem(cli.Get("/api/v1/artifacts/not-a-ulid/$tree"), 400, "Invalid ULID");
@@ -239,7 +239,7 @@ TEST_CASE("invalid ULID → 400 problem+json on every artifact route") {
 }
 
 TEST_CASE("absent ULID → 404 for GET, $tree, $expand") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     std::string msg = "Artifact with id " + kAbsent + " not found";
     check_problem(cli.Get(("/api/v1/artifacts/" + kAbsent).c_str()), 404, msg);
@@ -249,7 +249,7 @@ TEST_CASE("absent ULID → 404 for GET, $tree, $expand") {
 }
 
 TEST_CASE("POST refusals: no data, null data, missing parent, bad body") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     check_problem(post_json(cli, "/api/v1/artifacts", json::object()), 400, "data");
     check_problem(post_json(cli, "/api/v1/artifacts", {{"data", nullptr}}), 400, "data");
@@ -263,7 +263,7 @@ TEST_CASE("POST refusals: no data, null data, missing parent, bad body") {
 }
 
 TEST_CASE("list: every field, insertion order") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     CHECK(get_json(cli, "/api/v1/artifacts") == json::array());
     std::vector<std::string> ids;
@@ -285,7 +285,7 @@ TEST_CASE("list: every field, insertion order") {
 }
 
 TEST_CASE("paging: ?page=&size= answers an envelope") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     std::vector<std::string> ids;
     for (int i = 0; i < 5; ++i) ids.push_back(create_node(cli, "p" + std::to_string(i))["id"]);
@@ -314,7 +314,7 @@ TEST_CASE("paging: ?page=&size= answers an envelope") {
 }
 
 TEST_CASE("$stats counts every artifact, task results included") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     CHECK(stats_total(cli) == 0);
     run_task(cli, "hello");

@@ -104,6 +104,7 @@ TEST_CASE("failing_task: job failed, error artifact linked, status_filter finds 
     CHECK_CONTAINS(job["error"].get<std::string>(), "Something went wrong");
     REQUIRE(job["error_traceback"].is_string());
     CHECK_FALSE(job["error_traceback"].get<std::string>().empty());
+    CHECK_CONTAINS(job["error_traceback"].get<std::string>(), "std::invalid_argument: Something went wrong");
     REQUIRE(is_ulid(job["artifact_id"]));
     CHECK(job["result"] == job["artifact_id"]);
 
@@ -328,7 +329,7 @@ TEST_CASE("extract / transform / load") {
 }
 
 TEST_CASE("max-concurrency 1: a second job stays pending while the first runs") {
-    Service svc({.extra = {"--max-concurrency", "1"}});
+    Service svc(ServiceOptions().flags({"--max-concurrency", "1"}));
     auto &cli = svc.cli();
     std::string first = submit(cli, "slow_task", {{"seconds", 30}});
     wait_status(cli, first, "running");

@@ -1,10 +1,9 @@
-// GET /api/v1/plugins, refused plugins, the types fixture, hot reload.
+// GET /api/v1/plugins, refused plugins, the types fixture (hot reload: test_reload.cpp).
 #include "test_util.hpp"
 
 #include <fstream>
 #include <regex>
 #include <set>
-#include <signal.h>
 
 using namespace th_test;
 
@@ -28,24 +27,8 @@ bool is_sha256_hex(const json &j) {
     return j.is_string() && std::regex_match(j.get<std::string>(), re);
 }
 
-ServiceOptions with_types() {
-    ServiceOptions o;
-    o.plugins.push_back(fixture_plugin("types.so"));
-    return o;
-}
-
-// Replaces `dst` by the bytes of `src` atomically (write aside, rename), as a
-// deployment would.
-void install_copy(const fs::path &src, const fs::path &dst) {
-    fs::path tmp = dst;
-    tmp += ".tmp";
-    fs::copy_file(src, tmp, fs::copy_options::overwrite_existing);
-    fs::rename(tmp, dst);
-}
-
-json which_version(httplib::Client &cli) {
-    return run_task(cli, "which_version").artifact["data"]["result"];
-}
+// types.so needs demo.so beside it: schedule_child submits greet_user.
+ServiceOptions with_types() { return ServiceOptions::examples({"demo.so"}).with_plugin(fixture_plugin("types.so")); }
 
 }  // namespace
 
@@ -251,66 +234,6 @@ TEST_CASE("types: a failing task's session is rolled back, a successful one comm
     CHECK(count() == before);
     CHECK(run_task(cli, "session_commit", {{"note", "kept"}}).artifact["data"]["result"] == json{{"inserted", "kept"}});
     CHECK(count() == before + 1);
-}
-
-TEST_CASE("hot reload: SIGHUP and POST $reload swap versions; a broken update keeps the old one") {
-    Service svc;
-    auto &cli = svc.cli();
-    fs::path target = svc.plugins_dir() / "versioned.so";
-    CHECK(task_names(cli).count("which_version") == 0);
-
-    install_copy(fixture_plugin("versioned_v1.so"), target);
-    svc.host().send_signal(SIGHUP);
-    REQUIRE(eventually([&] { return task_names(cli).count("which_version") == 1; }, 10000ms));
-    CHECK(which_version(cli) == json{{"version", 1}});
-    json p1 = plugin_entry(get_json(cli, "/api/v1/plugins"), "versioned.so");
-    CHECK(p1["version"] == "1.0.0");
-
-    install_copy(fixture_plugin("versioned_v2.so"), target);
-    auto res = cli.Post("/api/v1/plugins/$reload", "", "application/json");
-    REQUIRE_STATUS(res, 200);
-    json report = body_json(res);
-    CHECK(report["replaced"] == json::array({"versioned.so"}));
-    CHECK(which_version(cli) == json{{"version", 2}});
-    json p2 = plugin_entry(get_json(cli, "/api/v1/plugins"), "versioned.so");
-    CHECK(p2["version"] == "2.0.0");
-    CHECK(p2["generation"].get<int64_t>() > p1["generation"].get<int64_t>());
-    CHECK(p2["hash"] != p1["hash"]);
-
-    // A broken file in its place: refused, and version 2 keeps serving.
-    install_copy(fixture_plugin("not_a_plugin.so"), target);
-    report = body_json(cli.Post("/api/v1/plugins/$reload", "", "application/json"));
-    REQUIRE(report["refused"].size() == 1);
-    CHECK(report["refused"][0]["file"] == "versioned.so");
-    CHECK(report["refused"][0]["kept_previous"] == true);
-    CHECK(which_version(cli) == json{{"version", 2}});
-    json p3 = plugin_entry(get_json(cli, "/api/v1/plugins"), "versioned.so");
-    CHECK(p3["state"] == "active");
-    CHECK(p3["version"] == "2.0.0");
-    CHECK(p3["error"].is_string());
-
-    // Removed: its tasks go.
-    fs::remove(target);
-    report = body_json(cli.Post("/api/v1/plugins/$reload", "", "application/json"));
-    CHECK(report["removed"] == json::array({"versioned.so"}));
-    CHECK(task_names(cli).count("which_version") == 0);
-    check_problem(post_json(cli, "/api/v1/tasks/which_version/$execute", json::object()), 404);
-}
-
-TEST_CASE("hot reload: a job in flight finishes on the generation it started on") {
-    Service svc;
-    auto &cli = svc.cli();
-    fs::path target = svc.plugins_dir() / "versioned.so";
-    install_copy(fixture_plugin("versioned_v1.so"), target);
-    REQUIRE_STATUS(cli.Post("/api/v1/plugins/$reload", "", "application/json"), 200);
-    std::string id = submit(cli, "slow_version", {{"seconds", 0.5}});
-    wait_status(cli, id, "running");
-    install_copy(fixture_plugin("versioned_v2.so"), target);
-    REQUIRE_STATUS(cli.Post("/api/v1/plugins/$reload", "", "application/json"), 200);
-    CHECK(which_version(cli) == json{{"version", 2}});
-    json job = wait_job(cli, id);
-    CHECK(job["status"] == "completed");
-    CHECK(get_artifact(cli, job["artifact_id"])["data"]["result"] == json{{"version", 1}});
 }
 
 }  // TEST_SUITE

@@ -23,7 +23,7 @@ std::vector<json> events_of(const SseResult &sse) {
 TEST_SUITE("stream") {
 
 TEST_CASE("$stream on a finished job: headers, one event, completed with artifact_id") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     auto done = run_task(cli, "greet_user", {{"name", "Alice"}});
     std::string id = done.job["id"];
@@ -43,7 +43,7 @@ TEST_CASE("$stream on a finished job: headers, one event, completed with artifac
 }
 
 TEST_CASE("$stream on a running job: several events, the last completed") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     std::string id = submit(cli, "slow_task", {{"seconds", 0.5}});
     SseResult sse = read_sse(cli, "/api/v1/jobs/" + id + "/$stream");
@@ -60,7 +60,7 @@ TEST_CASE("$stream on a running job: several events, the last completed") {
 }
 
 TEST_CASE("$stream with an invalid id → 400, unknown id → 404") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     json p = check_problem(cli.Get("/api/v1/jobs/invalid-ulid/$stream"), 400);
     CHECK(p["detail"] == "Invalid job ID format");
@@ -68,7 +68,7 @@ TEST_CASE("$stream with an invalid id → 400, unknown id → 404") {
 }
 
 TEST_CASE("$stream on a failing job: last event failed") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     std::string id = submit(cli, "failing_task");
     SseResult sse = read_sse(cli, "/api/v1/jobs/" + id + "/$stream");
@@ -80,7 +80,7 @@ TEST_CASE("$stream on a failing job: last event failed") {
 }
 
 TEST_CASE("DELETE while a $stream is open ends it with a deleted event") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     std::string id = submit(cli, "slow_task", {{"seconds", 30}});
     wait_status(cli, id, "running");

@@ -8,7 +8,7 @@ using namespace th_test;
 TEST_SUITE("system") {
 
 TEST_CASE("/health: healthy with a database check") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so", "math.so"}));
     auto res = svc.cli().Get("/health");
     REQUIRE_STATUS(res, 200);
     CHECK(res->get_header_value("Content-Type") == "application/json");
@@ -16,21 +16,21 @@ TEST_CASE("/health: healthy with a database check") {
 }
 
 TEST_CASE("/health with a file database") {
-    Service svc({.file_db = true});
+    Service svc(ServiceOptions::examples({"demo.so"}).with_file_db());
     json h = get_json(svc.cli(), "/health");
     CHECK(h["status"] == "healthy");
     CHECK(h["checks"]["database"]["state"] == "healthy");
 }
 
 TEST_CASE("/ping") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so", "math.so"}));
     json p = get_json(svc.cli(), "/ping");
     CHECK(p["status"] == "ok");
     CHECK(p["service"] == "taskhost");
 }
 
 TEST_CASE("/api/v1/info") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so", "math.so"}));
     json info = get_json(svc.cli(), "/api/v1/info");
     CHECK(info["display_name"] == "taskhost");
     CHECK(info["version"].is_string());
@@ -42,7 +42,7 @@ TEST_CASE("/api/v1/info") {
 }
 
 TEST_CASE("/api/v1/system") {
-    Service svc({.extra = {"--max-concurrency", "3"}});
+    Service svc(ServiceOptions::examples({"demo.so"}).flags({"--max-concurrency", "3"}));
     json s = get_json(svc.cli(), "/api/v1/system");
     CHECK(is_iso_utc(s["current_time"]));
     CHECK(s["timezone"] == "UTC");
@@ -56,7 +56,7 @@ TEST_CASE("/api/v1/system") {
 }
 
 TEST_CASE("unknown paths → 404 problem+json") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so", "math.so"}));
     auto &cli = svc.cli();
     json p = check_problem(cli.Get("/nope"), 404);
     CHECK(p["instance"] == "/nope");
@@ -67,7 +67,7 @@ TEST_CASE("unknown paths → 404 problem+json") {
 }
 
 TEST_CASE("wrong method on a known path → 405 with Allow") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so", "math.so"}));
     auto &cli = svc.cli();
     auto res = cli.Put("/api/v1/tasks", "{}", "application/json");
     check_problem(res, 405);
@@ -96,7 +96,7 @@ TEST_CASE("wrong method on a known path → 405 with Allow") {
 
 TEST_CASE("every 4xx is problem+json with the five fields") {
     // check_problem asserts Content-Type and type/title/status/detail/instance.
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so", "math.so"}));
     auto &cli = svc.cli();
     struct Case {
         std::string label;
@@ -126,7 +126,7 @@ TEST_CASE("every 4xx is problem+json with the five fields") {
 }
 
 TEST_CASE("keep-alive: many requests on one connection") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so", "math.so"}));
     auto &cli = svc.cli();
     for (int i = 0; i < 50; ++i) {
         auto res = cli.Get("/ping");
@@ -136,7 +136,7 @@ TEST_CASE("keep-alive: many requests on one connection") {
 }
 
 TEST_CASE("SIGTERM stops the host cleanly") {
-    Service svc;
+    Service svc(ServiceOptions::examples({"demo.so", "math.so"}));
     get_json(svc.cli(), "/health");
     int status = svc.host().stop(10000ms);
     REQUIRE(status != -1);

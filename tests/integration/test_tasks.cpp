@@ -257,31 +257,38 @@ TEST_CASE("execute: parameters are validated before the job is accepted") {
     auto &cli = svc.cli();
     const std::string add = "/api/v1/tasks/add/$execute";
 
-    SUBCASE("missing required parameter names it") {
+    {
+        INFO("missing required parameter names it");
         json p = check_problem(post_json(cli, add, {{"params", {{"a", 1}}}}), 400, "'b'");
         CHECK_CONTAINS(p["detail"].get<std::string>(), "missing");
         CHECK_CONTAINS(p["detail"].get<std::string>(), "add");
     }
-    SUBCASE("no params at all for a task with required ones") {
+    {
+        INFO("no params at all for a task with required ones");
         check_problem(post_json(cli, add, json::object()), 400, "'a'");
     }
-    SUBCASE("unknown parameter names it") {
+    {
+        INFO("unknown parameter names it");
         json p = check_problem(
             post_json(cli, "/api/v1/tasks/greet_user/$execute", {{"params", {{"name", "A"}, {"x", 1}}}}), 400, "'x'");
         CHECK_CONTAINS(p["detail"].get<std::string>(), "unknown");
     }
-    SUBCASE("wrong type names it") {
+    {
+        INFO("wrong type names it");
         json p = check_problem(post_json(cli, add, {{"params", {{"a", "x"}, {"b", 1}}}}), 400, "'a'");
         CHECK_CONTAINS(p["detail"].get<std::string>(), "integer");
     }
-    SUBCASE("a float where an int is expected") {
+    {
+        INFO("a float where an int is expected");
         check_problem(post_json(cli, add, {{"params", {{"a", 1.5}, {"b", 2}}}}), 400, "'a'");
     }
-    SUBCASE("null for a required string") {
+    {
+        INFO("null for a required string");
         check_problem(post_json(cli, "/api/v1/tasks/greet_user/$execute", {{"params", {{"name", nullptr}}}}), 400,
                       "'name'");
     }
-    SUBCASE("an int out of range") {
+    {
+        INFO("an int out of range");
         check_problem(post_json(cli, add, {{"params", {{"a", 1}, {"b", 1LL << 40}}}}), 400, "'b'");
     }
     // None of them created a job.

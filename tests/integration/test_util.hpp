@@ -30,13 +30,15 @@ inline bool contains(const std::string &haystack, const std::string &needle) {
                   "expected \"" << (haystack) << "\" to contain \"" << (needle) << "\"")
 #define REQUIRE_STATUS(res, code)                                                                  \
     do {                                                                                           \
-        REQUIRE_MESSAGE((res), "request failed: " << httplib::to_string((res).error()));           \
-        REQUIRE_MESSAGE((res)->status == (code), "status " << (res)->status << ", body: " << (res)->body); \
+        const httplib::Result &th_res_ = (res);                                                    \
+        REQUIRE_MESSAGE(th_res_, "request failed: " << httplib::to_string(th_res_.error()));       \
+        REQUIRE_MESSAGE(th_res_->status == (code), "status " << th_res_->status << ", body: " << th_res_->body); \
     } while (0)
 #define CHECK_STATUS(res, code)                                                                    \
     do {                                                                                           \
-        REQUIRE_MESSAGE((res), "request failed: " << httplib::to_string((res).error()));           \
-        CHECK_MESSAGE((res)->status == (code), "status " << (res)->status << ", body: " << (res)->body); \
+        const httplib::Result &th_res_ = (res);                                                    \
+        REQUIRE_MESSAGE(th_res_, "request failed: " << httplib::to_string(th_res_.error()));       \
+        CHECK_MESSAGE(th_res_->status == (code), "status " << th_res_->status << ", body: " << th_res_->body); \
     } while (0)
 
 // ^[0-7][0-9A-HJKMNP-TV-Z]{25}$
@@ -49,6 +51,26 @@ struct ServiceOptions {
     std::vector<fs::path> plugins = example_plugins();
     std::vector<std::string> extra;
     bool file_db = false;  // a SQLite file in the temp folder instead of :memory:
+
+    // Only some of the example plugins (by file name): starts faster.
+    static ServiceOptions examples(std::vector<std::string> files) {
+        ServiceOptions o;
+        o.plugins.clear();
+        for (const auto &f : files) o.plugins.push_back(example_plugin(f));
+        return o;
+    }
+    ServiceOptions &flags(std::vector<std::string> more) {
+        extra.insert(extra.end(), more.begin(), more.end());
+        return *this;
+    }
+    ServiceOptions &with_file_db() {
+        file_db = true;
+        return *this;
+    }
+    ServiceOptions &with_plugin(fs::path file) {
+        plugins.push_back(std::move(file));
+        return *this;
+    }
 };
 
 // A taskhost started for one test: its own temp folder, plugin folder and db.

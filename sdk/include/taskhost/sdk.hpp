@@ -41,14 +41,20 @@
 //     what() is the reason the host refuses the plugin.
 //   Either defines the single exported symbol taskhost_plugin_v1. Use it once
 //   per plugin (.so), at namespace scope.
+//
+// Where things are (include only this file):
+//   taskhost/task.hpp       task(), Task<F> builder
+//   taskhost/services.hpp   Context, Artifacts, Database, Session, Scheduler
+//   taskhost/errors.hpp     Cancelled, InvalidParams, ServiceUnavailable, HostError
+//   taskhost/plugin.hpp     build_plugin<Tag>() (what the macros expand to)
+//   taskhost/detail/        conversions, exception capture (internals)
 #pragma once
 
 #include <taskhost/abi.h>
-#include <taskhost/detail/convert.hpp>
-#include <taskhost/detail/exceptions.hpp>
-#include <taskhost/detail/plugin.hpp>
-#include <taskhost/detail/services.hpp>
-#include <taskhost/detail/task.hpp>
+#include <taskhost/errors.hpp>
+#include <taskhost/plugin.hpp>
+#include <taskhost/services.hpp>
+#include <taskhost/task.hpp>
 
 #include <nlohmann/json.hpp>
 

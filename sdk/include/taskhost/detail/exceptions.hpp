@@ -1,9 +1,10 @@
-// taskhost SDK: the exception types a plugin may see or throw, and how a
-// caught exception is turned into (type, message, traceback) text for the
-// host. Nothing here crosses the C boundary; only the strings do.
+// taskhost SDK internals: how a caught exception becomes (type, message,
+// traceback) text for the host. Nothing here crosses the C boundary; only the
+// strings do.
 #pragma once
 
 #include <taskhost/abi.h>
+#include <taskhost/errors.hpp>
 
 #include <cxxabi.h>
 #include <dlfcn.h>
@@ -19,39 +20,7 @@
 #include <string_view>
 #include <typeinfo>
 
-namespace taskhost {
-
-// Thrown by Context::throw_if_cancelled(); reported as "taskhost::Cancelled".
-class Cancelled : public std::exception {
-public:
-    const char *what() const noexcept override { return "job was cancelled"; }
-};
-
-// The caller's params do not bind to the task's parameters. The message is
-// one line and names the parameter.
-class InvalidParams : public std::invalid_argument {
-public:
-    using std::invalid_argument::invalid_argument;
-};
-
-// The host's service table lacks a function this plugin tried to use.
-class ServiceUnavailable : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
-// A host service returned a status other than TH_OK.
-class HostError : public std::runtime_error {
-public:
-    HostError(th_status status, const std::string &message)
-        : std::runtime_error(message), status_(status) {}
-    th_status status() const noexcept { return status_; }
-
-private:
-    th_status status_;
-};
-
-namespace detail {
+namespace taskhost::detail {
 
 inline const char *status_name(th_status s) noexcept {
     switch (s) {
@@ -162,5 +131,4 @@ inline std::string format_traceback(std::string_view task, const ExceptionInfo &
     return out;
 }
 
-}  // namespace detail
-}  // namespace taskhost
+}  // namespace taskhost::detail

@@ -7,8 +7,8 @@
 
 #include <taskhost/abi.h>
 #include <taskhost/detail/exceptions.hpp>
-#include <taskhost/detail/services.hpp>
-#include <taskhost/detail/task.hpp>
+#include <taskhost/services.hpp>
+#include <taskhost/task.hpp>
 
 #include <nlohmann/json.hpp>
 

@@ -7,7 +7,7 @@
 #include <taskhost/abi.h>
 #include <taskhost/detail/convert.hpp>
 #include <taskhost/detail/exceptions.hpp>
-#include <taskhost/detail/services.hpp>
+#include <taskhost/services.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -28,24 +28,41 @@ namespace detail {
 
 // ---- What F looks like -------------------------------------------------------
 
-// Function pointers and non-generic lambdas / function objects.
+template <class>
+inline constexpr bool dependent_false_v = false;
+
+// The signature behind a function pointer or a pointer to operator().
 template <class F>
-struct callable_traits : callable_traits<decltype(&F::operator())> {};
+struct signature_of {
+    static_assert(dependent_false_v<F>,
+                  "taskhost: task() takes a function pointer or a lambda/function object whose "
+                  "parameters have concrete types (not auto)");
+    using result = void;
+    using args = std::tuple<>;
+};
 template <class R, class... A>
-struct callable_traits<R (*)(A...)> {
+struct signature_of<R (*)(A...)> {
     using result = R;
     using args = std::tuple<A...>;
 };
 template <class R, class... A>
-struct callable_traits<R (*)(A...) noexcept> : callable_traits<R (*)(A...)> {};
+struct signature_of<R (*)(A...) noexcept> : signature_of<R (*)(A...)> {};
 template <class C, class R, class... A>
-struct callable_traits<R (C::*)(A...)> : callable_traits<R (*)(A...)> {};
+struct signature_of<R (C::*)(A...)> : signature_of<R (*)(A...)> {};
 template <class C, class R, class... A>
-struct callable_traits<R (C::*)(A...) const> : callable_traits<R (*)(A...)> {};
+struct signature_of<R (C::*)(A...) const> : signature_of<R (*)(A...)> {};
 template <class C, class R, class... A>
-struct callable_traits<R (C::*)(A...) noexcept> : callable_traits<R (*)(A...)> {};
+struct signature_of<R (C::*)(A...) noexcept> : signature_of<R (*)(A...)> {};
 template <class C, class R, class... A>
-struct callable_traits<R (C::*)(A...) const noexcept> : callable_traits<R (*)(A...)> {};
+struct signature_of<R (C::*)(A...) const noexcept> : signature_of<R (*)(A...)> {};
+
+// Function pointers, and lambdas / function objects with one non-template
+// operator().
+template <class F>
+struct callable_traits : signature_of<F> {};
+template <class F>
+    requires requires { &F::operator(); }
+struct callable_traits<F> : signature_of<decltype(&F::operator())> {};
 
 // ---- Injected services ---------------------------------------------------------
 
@@ -295,12 +312,12 @@ public:
             signature += p.name + ": " + p.annotation;
             if (p.default_json) signature += " = " + *p.default_json;
             if (p.flags & TH_PARAM_INJECTED) continue;
-            p.schema_json = p.schema.dump();
+            p.schema_json = p.schema.dump(-1, ' ', false, detail::ordered_json::error_handler_t::replace);
             schema["properties"][p.name] = p.schema;
             if (p.flags & TH_PARAM_REQUIRED) schema["required"].push_back(p.name);
         }
         meta.signature = signature + ") -> " + return_annotation();
-        meta.params_schema_json = schema.dump();
+        meta.params_schema_json = schema.dump(-1, ' ', false, detail::ordered_json::error_handler_t::replace);
         return meta;
     }
 

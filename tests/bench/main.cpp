@@ -1,0 +1,984 @@
+// taskhost-bench: closed-loop load driver for taskhost (issue 5).
+//
+// Starts its own hosts (fresh temp folder, file databases, --port 0), runs
+// the selected scenarios, and prints one table plus one JSON line per
+// scenario. It measures; it never decides whether a figure is good enough
+// (scripts/bench compares with the targets). The exit status is non-zero only
+// when something broke: a host that does not start, a seed that fails, or
+// (with --fail-on-errors) requests that did not succeed.
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "client.hpp"
+#include "host.hpp"
+#include "loop.hpp"
+#include "seed.hpp"
+
+#ifndef TASKHOST_BENCH_BINARY
+#define TASKHOST_BENCH_BINARY "taskhost"
+#endif
+#ifndef TASKHOST_BENCH_PLUGINS
+#define TASKHOST_BENCH_PLUGINS "plugins"
+#endif
+#ifndef TASKHOST_BENCH_PLUGIN
+#define TASKHOST_BENCH_PLUGIN "bench_plugin.so"
+#endif
+
+namespace fs = std::filesystem;
+using ojson = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// ---- options ---------------------------------------------------------------
+
+struct Options {
+    std::string only;
+    int clients = 16;
+    double seconds = 5;
+    double warmup_s = 1;
+    size_t max_requests = 5'000'000;
+    bool quick = false;
+    std::string binary = TASKHOST_BENCH_BINARY;
+    std::string plugins = TASKHOST_BENCH_PLUGINS;
+    std::string bench_plugin = TASKHOST_BENCH_PLUGIN;
+    std::string workdir;
+    bool keep = false;
+    std::string json_out;
+    std::string pid_file;
+    bool fail_on_errors = false;
+    size_t queue_size = 10'000'000;
+    std::vector<std::string> host_args;
+    size_t scale_jobs = 1'000'000;
+    size_t scale_base = 1'000;
+    size_t scale_requests = 20'000;
+    int plugin_count = 200;
+    int reloads = 5;
+    int startups = 3;
+    bool seed_with_store = false;
+};
+
+const std::vector<std::string> kScenarios = {"ceiling", "submit-only", "end-to-end", "one-request", "scale",
+                                             "plugins"};
+
+// ---- output ----------------------------------------------------------------
+
+double r3(double v) { return std::round(v * 1000) / 1000; }
+double r1(double v) { return std::round(v * 10) / 10; }
+
+ojson num_or_null(double v) { return v < 0 ? ojson(nullptr) : ojson(r3(v)); }
+
+struct TableRow {
+    std::string name;
+    size_t requests = 0;
+    double seconds = 0;
+    double rps = 0;
+    double p50 = -1, p95 = -1, p99 = -1, max = -1;
+    size_t errors = 0;
+    std::optional<double> fraction;  // of the ceiling
+    std::string note;
+};
+
+struct Results {
+    std::vector<TableRow> rows;
+    std::vector<ojson> lines;
+    std::vector<std::string> notes;
+    bool broke = false;          // infrastructure failure
+    size_t request_errors = 0;   // failed requests, all scenarios
+};
+
+void log(const std::string &s) {
+    std::cerr << "[bench] " << s << std::endl;
+}
+
+std::string fmt(double v, int decimals = 3) {
+    if (v < 0) return "-";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    return buf;
+}
+
+void print_table(const Results &res, std::ostream &out) {
+    char line[512];
+    std::snprintf(line, sizeof line, "%-26s %10s %8s %10s %9s %9s %9s %9s %7s %8s", "scenario", "requests", "seconds",
+                  "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "ceiling");
+    out << line << "\n" << std::string(std::strlen(line), '-') << "\n";
+    for (const auto &r : res.rows) {
+        std::string frac = r.fraction ? fmt(*r.fraction * 100, 1) + "%" : "-";
+        std::snprintf(line, sizeof line, "%-26s %10zu %8s %10s %9s %9s %9s %9s %7zu %8s", r.name.c_str(), r.requests,
+                      fmt(r.seconds, 2).c_str(), fmt(r.rps, 0).c_str(), fmt(r.p50).c_str(), fmt(r.p95).c_str(),
+                      fmt(r.p99).c_str(), fmt(r.max).c_str(), r.errors, frac.c_str());
+        out << line;
+        if (!r.note.empty()) out << "  " << r.note;
+        out << "\n";
+    }
+}
+
+TableRow row_of(const std::string &name, const bench::LoopResult &r) {
+    TableRow row;
+    row.name = name;
+    row.requests = r.ops;
+    row.seconds = r.seconds;
+    row.rps = r.rate();
+    row.p50 = r.percentile_ms(0.50);
+    row.p95 = r.percentile_ms(0.95);
+    row.p99 = r.percentile_ms(0.99);
+    row.max = r.max_ms();
+    row.errors = r.errors;
+    if (r.errors) row.note = r.error_summary();
+    return row;
+}
+
+ojson line_of(const std::string &scenario, const bench::LoopResult &r) {
+    ojson j;
+    j["scenario"] = scenario;
+    j["requests"] = r.ops;
+    j["seconds"] = r3(r.seconds);
+    j["rps"] = r1(r.rate());
+    j["p50_ms"] = num_or_null(r.percentile_ms(0.50));
+    j["p95_ms"] = num_or_null(r.percentile_ms(0.95));
+    j["p99_ms"] = num_or_null(r.percentile_ms(0.99));
+    j["max_ms"] = num_or_null(r.max_ms());
+    j["errors"] = r.errors;
+    j["fraction_of_ceiling"] = nullptr;  // filled in once the ceiling is known
+    if (r.errors) j["error_kinds"] = r.error_kinds;
+    return j;
+}
+
+// ---- small HTTP helpers (one-off requests, not measured) -------------------
+
+std::optional<nlohmann::json> get_json(uint16_t port, const std::string &target, int *status = nullptr) {
+    bench::Connection c(port);
+    bench::Response res;
+    std::string err;
+    if (!c.get(target, res, &err)) return std::nullopt;
+    if (status) *status = res.status;
+    try {
+        return nlohmann::json::parse(res.body);
+    } catch (...) {
+        return std::nullopt;
+    }
+}
+
+// Waits until the host has no queued or running job (after a burst of
+// submissions); returns the seconds it took, or -1 on timeout.
+double wait_idle(uint16_t port, double timeout_s, int64_t *backlog = nullptr) {
+    const auto t0 = Clock::now();
+    bool first = true;
+    for (;;) {
+        auto sys = get_json(port, "/api/v1/system");
+        if (sys && sys->is_object()) {
+            int64_t queued = sys->value("jobs_queued", int64_t{0});
+            int64_t running = sys->value("jobs_running", int64_t{0});
+            if (first && backlog) *backlog = queued + running;
+            first = false;
+            if (queued == 0 && running == 0)
+                return std::chrono::duration<double>(Clock::now() - t0).count();
+        }
+        if (std::chrono::duration<double>(Clock::now() - t0).count() > timeout_s) return -1;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+// ---- ops -------------------------------------------------------------------
+
+void fail(bench::OpOutcome &out, std::string what) {
+    out.ok = false;
+    out.error = std::move(what);
+}
+
+// A request either got a response with the expected status, or the outcome
+// records why not. False when the op should stop here.
+bool expect(bench::ClientCtx &ctx, bench::OpOutcome &out, bool sent, int want, const std::string &err,
+            const char *what) {
+    if (!sent) {
+        fail(out, std::string(what) + ": " + err);
+        out.transport_error = true;
+        return false;
+    }
+    if (ctx.res.status != want) {
+        fail(out, std::string(what) + ": status " + std::to_string(ctx.res.status));
+        return false;
+    }
+    return true;
+}
+
+void op_ping(bench::ClientCtx &ctx, bench::OpOutcome &out) {
+    std::string err;
+    bool sent = ctx.conn.get("/ping", ctx.res, &err);
+    expect(ctx, out, sent, 200, err, "GET /ping");
+}
+
+constexpr std::string_view kHelloExecute = "/api/v1/tasks/hello/$execute";
+
+void op_submit(bench::ClientCtx &ctx, bench::OpOutcome &out) {
+    std::string err;
+    bool sent = ctx.conn.post(kHelloExecute, "{}", ctx.res, &err);
+    if (!expect(ctx, out, sent, 202, err, "$execute")) return;
+    if (bench::json_string_field(ctx.res.body, "job_id").size() != 26) fail(out, "$execute: no job_id in the 202");
+}
+
+// Waits (long-poll) until the job is terminal; the job record ends up in
+// ctx.res. False (and the outcome set) if it did not finish in time.
+bool wait_terminal(bench::ClientCtx &ctx, bench::OpOutcome &out, std::string_view job_id) {
+    ctx.target.assign("/api/v1/jobs/").append(job_id).append("?wait=5");
+    for (int attempt = 0; attempt < 6; ++attempt) {
+        std::string err;
+        bool sent = ctx.conn.get(ctx.target, ctx.res, &err);
+        ++out.http_requests;
+        if (!expect(ctx, out, sent, 200, err, "GET job?wait")) return false;
+        std::string_view status = bench::json_string_field(ctx.res.body, "status");
+        if (status == "completed") return true;
+        if (status == "failed" || status == "canceled") {
+            fail(out, "job ended " + std::string(status));
+            return false;
+        }
+    }
+    fail(out, "job not terminal after 30 s");
+    return false;
+}
+
+void op_end_to_end(bench::ClientCtx &ctx, bench::OpOutcome &out) {
+    out.http_requests = 1;
+    const bool with_add = ctx.iteration % 2 == 1;
+    std::uniform_int_distribution<int> dist(-1'000'000, 1'000'000);
+    int a = 0, b = 0;
+    std::string body = "{}";
+    std::string_view target = kHelloExecute;
+    if (with_add) {
+        a = dist(ctx.rng);
+        b = dist(ctx.rng);
+        body = R"({"params":{"a":)" + std::to_string(a) + R"(,"b":)" + std::to_string(b) + "}}";
+        target = "/api/v1/tasks/add/$execute";
+    }
+    const auto t0 = Clock::now();
+    std::string err;
+    bool sent = ctx.conn.post(target, body, ctx.res, &err);
+    if (!expect(ctx, out, sent, 202, err, "$execute")) return;
+    std::string job_id(bench::json_string_field(ctx.res.body, "job_id"));
+    if (job_id.size() != 26) return fail(out, "$execute: no job_id in the 202");
+    if (!wait_terminal(ctx, out, job_id)) return;
+    out.latency_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
+    if (!with_add) return;
+
+    // Not timed: the job's artifact must hold a + b.
+    std::string artifact_id(bench::json_string_field(ctx.res.body, "artifact_id"));
+    if (artifact_id.size() != 26) return fail(out, "add: the job has no artifact_id");
+    ctx.target.assign("/api/v1/artifacts/").append(artifact_id);
+    sent = ctx.conn.get(ctx.target, ctx.res, &err);
+    ++out.http_requests;
+    if (!expect(ctx, out, sent, 200, err, "GET artifact")) return;
+    try {
+        auto art = nlohmann::json::parse(ctx.res.body);
+        const auto &result = art.at("data").at("result").at("result");
+        if (result.get<int64_t>() != int64_t{a} + b) fail(out, "add: wrong result in the artifact");
+    } catch (const std::exception &) {
+        fail(out, "add: artifact without data.result.result");
+    }
+}
+
+void op_one_request(bench::ClientCtx &ctx, bench::OpOutcome &out) {
+    std::string err;
+    bool sent = ctx.conn.post("/api/v1/tasks/hello/$execute?wait=5", "{}", ctx.res, &err);
+    if (sent && ctx.res.status == 202) return fail(out, "$execute?wait: 202 (job not finished within the wait)");
+    if (!expect(ctx, out, sent, 200, err, "$execute?wait")) return;
+    if (bench::json_string_field(ctx.res.body, "status") != "completed") return fail(out, "$execute?wait: not completed");
+    if (bench::json_field_is_null(ctx.res.body, "artifact") ||
+        ctx.res.body.find("\"artifact\"") == std::string::npos)
+        fail(out, "$execute?wait: no artifact inlined");
+}
+
+// ---- the run ---------------------------------------------------------------
+
+class Bench {
+public:
+    explicit Bench(Options o) : o_(std::move(o)) {}
+
+    int run() {
+        std::set<std::string> selected;
+        if (o_.only.empty()) {
+            selected.insert(kScenarios.begin(), kScenarios.end());
+        } else {
+            std::stringstream ss(o_.only);
+            std::string item;
+            while (std::getline(ss, item, ',')) {
+                if (item.empty()) continue;
+                if (std::find(kScenarios.begin(), kScenarios.end(), item) == kScenarios.end()) {
+                    std::cerr << "unknown scenario '" << item << "' (known: ceiling, submit-only, end-to-end, "
+                              << "one-request, scale, plugins)\n";
+                    return 2;
+                }
+                selected.insert(item);
+            }
+        }
+        if (!setup_workdir()) return 2;
+
+        const bool http_block = selected.count("ceiling") || selected.count("submit-only") ||
+                                selected.count("end-to-end") || selected.count("one-request");
+        if (http_block) run_http_block(selected);
+        if (selected.count("scale")) run_scale();
+        if (selected.count("plugins")) run_plugins();
+
+        finish_output();
+        cleanup_workdir();
+        if (res_.broke) return 2;
+        if (o_.fail_on_errors && res_.request_errors > 0) return 1;
+        return 0;
+    }
+
+private:
+    // ---- infrastructure ---------------------------------------------------
+
+    bool setup_workdir() {
+        std::error_code ec;
+        if (o_.workdir.empty()) {
+            const char *tmp = std::getenv("TMPDIR");
+            std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/taskhost-bench-XXXXXX";
+            if (!::mkdtemp(templ.data())) {
+                std::cerr << "cannot create a temp folder: " << std::strerror(errno) << "\n";
+                return false;
+            }
+            workdir_ = templ;
+            own_workdir_ = true;
+        } else {
+            workdir_ = o_.workdir;
+            fs::create_directories(workdir_, ec);
+            if (ec) {
+                std::cerr << "cannot create " << workdir_ << ": " << ec.message() << "\n";
+                return false;
+            }
+        }
+        log("work folder " + workdir_.string());
+        return true;
+    }
+
+    void cleanup_workdir() {
+        if (own_workdir_ && !o_.keep) {
+            std::error_code ec;
+            fs::remove_all(workdir_, ec);
+        }
+    }
+
+    bench::HostOptions host_options(const std::string &tag, const std::string &plugins, const std::string &db) {
+        bench::HostOptions h;
+        h.binary = o_.binary;
+        h.plugins_dir = plugins;
+        h.db = db;
+        h.runtime_dir = (workdir_ / ("runtime-" + tag + "-" + std::to_string(++host_counter_))).string();
+        h.log_path = (workdir_ / ("host-" + tag + ".log")).string();
+        h.extra = o_.host_args;
+        return h;
+    }
+
+    bool start_host(bench::HostProcess &host, const bench::HostOptions &h, const std::string &what) {
+        std::string err;
+        if (!host.start(h, &err)) {
+            log("cannot start the host for " + what + ": " + err);
+            res_.broke = true;
+            res_.notes.push_back(what + ": the host did not start");
+            return false;
+        }
+        log(what + ": host pid " + std::to_string(host.pid()) + " on port " + std::to_string(host.port()) +
+            " (listening after " + fmt(host.startup_ms(), 1) + " ms)");
+        return true;
+    }
+
+    bench::LoopConfig loop_config(uint16_t port, int clients, double seconds, size_t max_ops, double warmup) const {
+        bench::LoopConfig c;
+        c.port = port;
+        c.clients = clients;
+        c.seconds = seconds;
+        c.max_ops = max_ops;
+        c.warmup_s = warmup;
+        return c;
+    }
+
+    void add(TableRow row, ojson line, bool ratio_to_ceiling, double rate_for_ratio = -1) {
+        res_.request_errors += row.errors;
+        pending_.push_back({res_.rows.size(), res_.lines.size(), ratio_to_ceiling,
+                            rate_for_ratio >= 0 ? rate_for_ratio : row.rps});
+        res_.rows.push_back(std::move(row));
+        res_.lines.push_back(std::move(line));
+    }
+
+    // ---- ceiling, submit-only, end-to-end, one-request ---------------------
+
+    void run_http_block(const std::set<std::string> &selected) {
+        bench::HostProcess host;
+        auto h = host_options("http", o_.plugins, (workdir_ / "http.db").string());
+        h.extra.push_back("--queue-size");
+        h.extra.push_back(std::to_string(o_.queue_size));
+        if (!start_host(host, h, "http scenarios")) return;
+        const uint16_t port = host.port();
+        const double drain_timeout = o_.quick ? 60 : 300;
+        const bool ceiling = selected.count("ceiling") > 0;
+        const bool others =
+            selected.count("submit-only") || selected.count("end-to-end") || selected.count("one-request");
+
+        auto run_ceiling = [&](const std::string &label) {
+            log("ceiling (" + label + "): GET /ping, " + std::to_string(o_.clients) + " clients");
+            auto r = bench::run_loop(loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s), op_ping);
+            ceilings_.push_back(r.rate());
+            auto line = line_of("ceiling", r);
+            line["run"] = label;
+            auto row = row_of("ceiling (" + label + ")", r);
+            add(std::move(row), std::move(line), true);
+        };
+
+        if (ceiling) run_ceiling(others ? "first" : "only");
+
+        if (selected.count("submit-only")) {
+            log("submit-only: POST hello/$execute, " + std::to_string(o_.clients) + " clients");
+            auto r = bench::run_loop(loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s), op_submit);
+            auto line = line_of("submit-only", r);
+            size_t s503 = 0;
+            for (auto &[k, v] : r.error_kinds)
+                if (k.find("status 503") != std::string::npos) s503 += v;
+            line["status_503"] = s503;
+            // The workers run what was accepted; how long that takes is the
+            // execution throughput without HTTP in the way.
+            int64_t backlog = 0;
+            double drain = wait_idle(port, drain_timeout, &backlog);
+            line["backlog_after"] = backlog;
+            line["drain_seconds"] = drain < 0 ? ojson(nullptr) : ojson(r3(drain));
+            if (drain < 0) res_.notes.push_back("submit-only: the backlog did not drain in time");
+            auto row = row_of("submit-only", r);
+            if (s503) row.note = std::to_string(s503) + " answered 503 (queue full)" + (row.note.empty() ? "" : "; " + row.note);
+            log("submit-only: backlog of " + std::to_string(backlog) + " job(s) drained in " + fmt(drain, 2) + " s");
+            add(std::move(row), std::move(line), true);
+        }
+
+        if (selected.count("end-to-end")) {
+            log("end-to-end: submit hello/add, wait until terminal, " + std::to_string(o_.clients) + " clients");
+            auto r = bench::run_loop(loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s),
+                                     op_end_to_end);
+            auto line = line_of("end-to-end", r);
+            line["unit"] = "jobs";
+            line["http_requests"] = r.http_requests;
+            line["http_rps"] = r1(r.seconds > 0 ? static_cast<double>(r.http_requests) / r.seconds : 0);
+            line["latency"] = "submit to terminal";
+            auto row = row_of("end-to-end (jobs)", r);
+            add(std::move(row), std::move(line), true);
+            wait_idle(port, drain_timeout);
+        }
+
+        if (selected.count("one-request")) {
+            log("one-request: POST hello/$execute?wait=5, " + std::to_string(o_.clients) + " clients");
+            auto r = bench::run_loop(loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s),
+                                     op_one_request);
+            auto line = line_of("one-request", r);
+            auto row = row_of("one-request", r);
+            add(std::move(row), std::move(line), true);
+            wait_idle(port, drain_timeout);
+        }
+
+        if (ceiling && others) run_ceiling("last");
+        if (!host.running() || ::kill(host.pid(), 0) != 0) {
+            res_.broke = true;
+            res_.notes.push_back("the host of the http scenarios died");
+        }
+        host.stop();
+    }
+
+    // ---- scale --------------------------------------------------------------
+
+    struct ScaleFigures {
+        size_t jobs = 0;
+        double seed_s = 0;
+        std::string seed_method;
+        double startup_ms = 0;
+        bench::MemoryFigures mem_warm, mem_end;
+        int db_connections = -1;
+        bench::HostProcess::Mappings db_maps;
+        bench::LoopResult get, list;
+        size_t max_offset = 0;
+    };
+
+    std::optional<ScaleFigures> scale_at(size_t jobs) {
+        ScaleFigures f;
+        f.jobs = jobs;
+        const std::string label = std::to_string(jobs);
+        const std::string db = (workdir_ / ("scale-" + label + ".db")).string();
+        log("scale: seeding " + label + " completed jobs (with artifacts) into " + db);
+        auto seeded = bench::seed_completed_jobs(db, jobs, 32, o_.seed_with_store, [&](size_t d) {
+            log("scale: " + std::to_string(d) + " / " + label + " seeded");
+        });
+        if (!seeded.error.empty()) {
+            log("scale: seeding failed: " + seeded.error);
+            res_.broke = true;
+            res_.notes.push_back("scale: seeding " + label + " jobs failed: " + seeded.error);
+            return std::nullopt;
+        }
+        f.seed_s = seeded.seconds;
+        f.seed_method = seeded.method;
+        if (!seeded.note.empty()) log("scale: " + seeded.note);
+        log("scale: seeded " + label + " jobs in " + fmt(seeded.seconds, 1) + " s (" +
+            fmt(static_cast<double>(jobs) / seeded.seconds, 0) + " jobs/s, " + seeded.method + ")");
+        const auto &ids = seeded.job_ids;
+
+        bench::HostProcess host;
+        if (!start_host(host, host_options("scale-" + label, o_.plugins, db), "scale " + label)) return std::nullopt;
+        f.startup_ms = host.startup_ms();
+        const uint16_t port = host.port();
+
+        auto get_op = [&ids](bench::ClientCtx &ctx, bench::OpOutcome &out) {
+            const std::string &id = ids[ctx.rng() % ids.size()];
+            ctx.target.assign("/api/v1/jobs/").append(id);
+            std::string err;
+            bool sent = ctx.conn.get(ctx.target, ctx.res, &err);
+            if (!expect(ctx, out, sent, 200, err, "GET job")) return;
+            if (bench::json_string_field(ctx.res.body, "id") != id) fail(out, "GET job: wrong record");
+        };
+        f.max_offset = std::min<size_t>(10'000, jobs > 100 ? jobs - 100 : 0);
+        const size_t max_offset = f.max_offset;
+        auto list_op = [max_offset](bench::ClientCtx &ctx, bench::OpOutcome &out) {
+            const size_t offset = max_offset ? ctx.rng() % (max_offset + 1) : 0;
+            ctx.target.assign("/api/v1/jobs?limit=100&offset=").append(std::to_string(offset));
+            std::string err;
+            bool sent = ctx.conn.get(ctx.target, ctx.res, &err);
+            if (!expect(ctx, out, sent, 200, err, "GET jobs")) return;
+            if (ctx.res.body.empty() || ctx.res.body.front() != '[') fail(out, "GET jobs: not a JSON array");
+        };
+
+        // Warm-up: the read paths, then some real jobs through the write path.
+        // Warm-up, bounded in count and time: real jobs through the write
+        // path first, then as many random reads and pages as the measurement
+        // makes, so the RSS below is the state the measured reads run in
+        // (a write that grows the file makes SQLite remap its mmap window,
+        // which drops file-backed pages: reads last, then the RSS).
+        const size_t n_get = o_.scale_requests;
+        const size_t n_list = std::max<size_t>(100, o_.scale_requests / 20);
+        const double warm = o_.quick ? 0.3 : std::max(1.0, o_.warmup_s * 2);
+        bench::run_loop(loop_config(port, 4, warm, 5'000, 0), op_end_to_end);
+        wait_idle(port, 60);
+        bench::run_loop(loop_config(port, 4, std::max(warm, o_.seconds), n_get, 0), get_op);
+        bench::run_loop(loop_config(port, 2, warm, n_list, 0), list_op);
+        f.mem_warm = host.memory();
+
+        // Latency: one client, so queueing does not blur what a request costs.
+        f.get = bench::run_loop(loop_config(port, 1, o_.seconds, n_get, 0), get_op);
+        f.list = bench::run_loop(loop_config(port, 1, o_.seconds, n_list, 0), list_op);
+        f.mem_end = host.memory();
+        f.db_connections = host.open_fds_to(db);
+        f.db_maps = host.mappings_of(db);
+        host.stop();
+        if (!o_.keep) {
+            std::error_code ec;
+            for (const char *suffix : {"", "-wal", "-shm"}) fs::remove(db + suffix, ec);
+        }
+        return f;
+    }
+
+    void run_scale() {
+        const size_t small = o_.quick ? std::min<size_t>(o_.scale_base, 1'000) : o_.scale_base;
+        const size_t large = o_.quick ? std::min<size_t>(o_.scale_jobs, 10'000) : o_.scale_jobs;
+        auto a = scale_at(small);
+        if (!a) return;
+        auto b = scale_at(large);
+        if (!b) return;
+        auto ratio = [](double x, double y) { return (x > 0 && y >= 0) ? r3(y / x) : -1.0; };
+        auto add_rows = [&](const ScaleFigures &f) {
+            const std::string n = f.jobs >= 1'000'000 && f.jobs % 1'000'000 == 0 ? std::to_string(f.jobs / 1'000'000) + "M"
+                                  : f.jobs >= 1'000 && f.jobs % 1'000 == 0    ? std::to_string(f.jobs / 1'000) + "k"
+                                                                               : std::to_string(f.jobs);
+            auto g = row_of("scale GET job @" + n, f.get);
+            auto l = row_of("scale GET jobs page @" + n, f.list);
+            l.note = "offset 0.." + std::to_string(f.max_offset) + (l.note.empty() ? "" : "; " + l.note);
+            res_.request_errors += g.errors + l.errors;
+            res_.rows.push_back(std::move(g));
+            res_.rows.push_back(std::move(l));
+        };
+        add_rows(*a);
+        add_rows(*b);
+
+        ojson j;
+        j["scenario"] = "scale";
+        j["jobs_small"] = a->jobs;
+        j["jobs_large"] = b->jobs;
+        j["rss_kb_small"] = a->mem_warm.vm_rss_kb;
+        j["rss_kb_large"] = b->mem_warm.vm_rss_kb;
+        j["rss_ratio"] = ratio(static_cast<double>(a->mem_warm.vm_rss_kb), static_cast<double>(b->mem_warm.vm_rss_kb));
+        j["rss_anon_kb_small"] = a->mem_warm.rss_anon_kb;
+        j["rss_anon_kb_large"] = b->mem_warm.rss_anon_kb;
+        j["rss_anon_ratio"] =
+            ratio(static_cast<double>(a->mem_warm.rss_anon_kb), static_cast<double>(b->mem_warm.rss_anon_kb));
+        j["rss_file_kb_small"] = a->mem_warm.rss_file_kb;
+        j["rss_file_kb_large"] = b->mem_warm.rss_file_kb;
+        j["rss_end_kb_small"] = a->mem_end.vm_rss_kb;
+        j["rss_end_kb_large"] = b->mem_end.vm_rss_kb;
+        j["rss_end_ratio"] = ratio(static_cast<double>(a->mem_end.vm_rss_kb), static_cast<double>(b->mem_end.vm_rss_kb));
+        j["rss_end_anon_kb_small"] = a->mem_end.rss_anon_kb;
+        j["rss_end_anon_kb_large"] = b->mem_end.rss_anon_kb;
+        j["rss_end_file_kb_small"] = a->mem_end.rss_file_kb;
+        j["rss_end_file_kb_large"] = b->mem_end.rss_file_kb;
+        j["db_connections_small"] = a->db_connections;
+        j["db_connections_large"] = b->db_connections;
+        j["db_mmaps_large"] = b->db_maps.count;
+        j["db_mmap_rss_kb_large"] = b->db_maps.rss_kb;
+        j["threads_large"] = b->mem_end.threads;
+        j["get_requests_small"] = a->get.ops;
+        j["get_requests_large"] = b->get.ops;
+        j["get_p50_ms_small"] = num_or_null(a->get.percentile_ms(0.5));
+        j["get_p50_ms_large"] = num_or_null(b->get.percentile_ms(0.5));
+        j["get_p99_ms_small"] = num_or_null(a->get.percentile_ms(0.99));
+        j["get_p99_ms_large"] = num_or_null(b->get.percentile_ms(0.99));
+        j["get_p50_ratio"] = ratio(a->get.percentile_ms(0.5), b->get.percentile_ms(0.5));
+        j["get_p99_ratio"] = ratio(a->get.percentile_ms(0.99), b->get.percentile_ms(0.99));
+        j["list_requests_small"] = a->list.ops;
+        j["list_requests_large"] = b->list.ops;
+        j["list_max_offset_small"] = a->max_offset;
+        j["list_max_offset_large"] = b->max_offset;
+        j["list_p50_ms_small"] = num_or_null(a->list.percentile_ms(0.5));
+        j["list_p50_ms_large"] = num_or_null(b->list.percentile_ms(0.5));
+        j["list_p99_ms_small"] = num_or_null(a->list.percentile_ms(0.99));
+        j["list_p99_ms_large"] = num_or_null(b->list.percentile_ms(0.99));
+        j["list_p50_ratio"] = ratio(a->list.percentile_ms(0.5), b->list.percentile_ms(0.5));
+        j["list_p99_ratio"] = ratio(a->list.percentile_ms(0.99), b->list.percentile_ms(0.99));
+        j["startup_ms_small"] = r1(a->startup_ms);
+        j["startup_ms_large"] = r1(b->startup_ms);
+        j["seed_seconds_large"] = r1(b->seed_s);
+        j["seed_method"] = b->seed_method;
+        j["errors"] = a->get.errors + a->list.errors + b->get.errors + b->list.errors;
+        res_.lines.push_back(j);
+
+        std::ostringstream note;
+        note << "scale: RSS " << a->mem_warm.vm_rss_kb / 1024 << " MB @" << a->jobs << " vs "
+             << b->mem_warm.vm_rss_kb / 1024 << " MB @" << b->jobs << " (x" << fmt(j["rss_ratio"].get<double>(), 2)
+             << "; anon x" << fmt(j["rss_anon_ratio"].get<double>(), 2) << ", file-backed "
+             << b->mem_warm.rss_file_kb / 1024 << " MB @" << b->jobs << "); after the measured reads "
+             << a->mem_end.vm_rss_kb / 1024 << " MB vs " << b->mem_end.vm_rss_kb / 1024 << " MB (anon "
+             << b->mem_end.rss_anon_kb / 1024 << " MB, file-backed " << b->mem_end.rss_file_kb / 1024 << " MB, "
+             << b->db_connections << " open handles on the db file, " << b->db_maps.count << " mmap windows on it holding "
+             << b->db_maps.rss_kb / 1024 << " MB); GET job p50 x"
+             << fmt(j["get_p50_ratio"].get<double>(), 2) << ", p99 x" << fmt(j["get_p99_ratio"].get<double>(), 2)
+             << "; GET jobs page p50 x" << fmt(j["list_p50_ratio"].get<double>(), 2) << "; start-up "
+             << fmt(a->startup_ms, 0) << " ms vs " << fmt(b->startup_ms, 0) << " ms";
+        res_.notes.push_back(note.str());
+    }
+
+    // ---- plugins ------------------------------------------------------------
+
+    void run_plugins() {
+        const int count = o_.quick ? std::min(o_.plugin_count, 20) : o_.plugin_count;
+        const int reloads = o_.quick ? std::min(o_.reloads, 2) : o_.reloads;
+        const int startups = o_.quick ? 1 : std::max(1, o_.startups);
+        const fs::path dir = workdir_ / "plugins-bench";
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+        fs::create_directories(dir);
+        std::string image;
+        {
+            std::ifstream in(o_.bench_plugin, std::ios::binary);
+            std::stringstream ss;
+            ss << in.rdbuf();
+            image = ss.str();
+        }
+        if (image.size() < 4 || image.compare(0, 4, "\x7f" "ELF") != 0) {
+            log("plugins: cannot read the fixture " + o_.bench_plugin);
+            res_.broke = true;
+            res_.notes.push_back("plugins: fixture " + o_.bench_plugin + " missing");
+            return;
+        }
+        auto file_name = [](int i) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "p%03d.so", i);
+            return std::string(buf);
+        };
+        for (int i = 0; i < count; ++i) {
+            std::ofstream out(dir / file_name(i), std::ios::binary);
+            out.write(image.data(), static_cast<std::streamsize>(image.size()));
+        }
+        log("plugins: " + std::to_string(count) + " copies of " + o_.bench_plugin + " in " + dir.string());
+
+        // Start-up: spawn → listening line, with every plugin loaded first.
+        std::vector<double> startup;
+        bench::HostProcess host;
+        for (int s = 0; s < startups; ++s) {
+            if (host.running()) host.stop();
+            const std::string db = (workdir_ / ("plugins-" + std::to_string(s) + ".db")).string();
+            if (!start_host(host, host_options("plugins", dir.string(), db), "plugins start-up")) return;
+            startup.push_back(host.startup_ms());
+        }
+        const uint16_t port = host.port();
+
+        size_t tasks_seen = 0;
+        if (auto tasks = get_json(port, "/api/v1/tasks"); tasks && tasks->is_array()) tasks_seen = tasks->size();
+        size_t loaded = 0, refused = 0;
+        if (auto plugins = get_json(port, "/api/v1/plugins")) {
+            const nlohmann::json list =
+                plugins->is_array() ? *plugins : plugins->value("plugins", nlohmann::json::array());
+            for (const auto &p : list) {
+                if (!p.is_object()) continue;
+                const std::string state = p.value("state", std::string());
+                if (state == "refused") ++refused;
+                else if (state == "active" || state == "loaded") ++loaded;
+            }
+        }
+        if (refused > 0) {
+            res_.notes.push_back("plugins: " + std::to_string(refused) + " plugin(s) refused");
+            res_.request_errors += refused;
+        }
+        const size_t expected_tasks = static_cast<size_t>(count) * 10;
+        if (tasks_seen < expected_tasks) {
+            res_.notes.push_back("plugins: only " + std::to_string(tasks_seen) + " of " + std::to_string(expected_tasks) +
+                                 " tasks listed (see the host log in " + workdir_.string() + ")");
+            res_.request_errors += 1;
+        }
+
+        // GET /api/v1/tasks: the whole list, one client.
+        auto list_op = [](bench::ClientCtx &ctx, bench::OpOutcome &out) {
+            std::string err;
+            bool sent = ctx.conn.get("/api/v1/tasks", ctx.res, &err);
+            expect(ctx, out, sent, 200, err, "GET tasks");
+        };
+        auto tasks_r = bench::run_loop(loop_config(port, 1, o_.seconds, o_.quick ? 50 : 500, 0), list_op);
+        const size_t tasks_bytes = [&] {
+            bench::Connection c(port);
+            bench::Response r;
+            return c.get("/api/v1/tasks", r) ? r.body.size() : 0;
+        }();
+
+        // Reload: nothing changed (the scan alone), then one changed file.
+        auto reload = [&](double &wall_ms, double &duration_ms, nlohmann::json &report) {
+            bench::Connection c(port, 120);
+            bench::Response r;
+            const auto t0 = Clock::now();
+            bool ok = c.post("/api/v1/plugins/$reload", "", r);
+            wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+            if (!ok || r.status != 200) return false;
+            try {
+                report = nlohmann::json::parse(r.body);
+                duration_ms = report.value("duration_ms", -1.0);
+            } catch (...) {
+                return false;
+            }
+            return true;
+        };
+        std::vector<double> same_wall, same_dur, wall, dur;
+        size_t reload_errors = 0;
+        for (int i = 0; i < reloads; ++i) {
+            double w = 0, d = 0;
+            nlohmann::json rep;
+            if (!reload(w, d, rep)) ++reload_errors;
+            same_wall.push_back(w);
+            same_dur.push_back(d);
+        }
+        for (int i = 0; i < reloads; ++i) {
+            const std::string name = file_name((i * 37 + 17) % count);
+            const fs::path target = dir / name;
+            const fs::path tmp = dir / (".tmp-" + name);
+            {
+                std::ofstream out(tmp, std::ios::binary);
+                out.write(image.data(), static_cast<std::streamsize>(image.size()));
+                const std::string trailer = "taskhost-bench reload " + std::to_string(i) + "\n";
+                out.write(trailer.data(), static_cast<std::streamsize>(trailer.size()));
+            }
+            fs::rename(tmp, target, ec);
+            double w = 0, d = 0;
+            nlohmann::json rep;
+            bool ok = reload(w, d, rep);
+            const auto replaced = rep.is_object() ? rep.value("replaced", nlohmann::json::array()) : nlohmann::json();
+            if (!ok || !replaced.is_array() || replaced.size() != 1) {
+                ++reload_errors;
+                log("plugins: reload after changing " + name + " did not replace exactly one plugin: " + rep.dump());
+            }
+            wall.push_back(w);
+            dur.push_back(d);
+        }
+        size_t tasks_after = 0;
+        if (auto tasks = get_json(port, "/api/v1/tasks"); tasks && tasks->is_array()) tasks_after = tasks->size();
+        if (tasks_after != tasks_seen) ++reload_errors;
+        host.stop();
+
+        auto median = [](std::vector<double> v) {
+            if (v.empty()) return -1.0;
+            std::sort(v.begin(), v.end());
+            return v[v.size() / 2];
+        };
+        auto maxv = [](const std::vector<double> &v) { return v.empty() ? -1.0 : *std::max_element(v.begin(), v.end()); };
+
+        TableRow s;
+        s.name = "plugins start-up";
+        s.requests = startup.size();
+        s.p50 = median(startup);
+        s.max = maxv(startup);
+        s.note = std::to_string(count) + " plugins, " + std::to_string(tasks_seen) + " tasks; ms to the listening line";
+        res_.rows.push_back(s);
+        auto t = row_of("plugins GET tasks", tasks_r);
+        t.note = std::to_string(tasks_bytes / 1024) + " KiB per response";
+        res_.request_errors += t.errors + reload_errors;
+        res_.rows.push_back(t);
+        TableRow rl;
+        rl.name = "plugins reload (1 changed)";
+        rl.requests = wall.size();
+        rl.p50 = median(wall);
+        rl.max = maxv(wall);
+        rl.errors = reload_errors;
+        rl.note = "wall ms; duration_ms median " + fmt(median(dur), 1) + ", unchanged-folder reload " +
+                  fmt(median(same_wall), 1) + " ms";
+        res_.rows.push_back(rl);
+
+        ojson j;
+        j["scenario"] = "plugins";
+        j["plugins"] = count;
+        j["plugins_loaded"] = loaded;
+        j["plugins_refused"] = refused;
+        j["tasks"] = tasks_seen;
+        j["startup_ms"] = r1(median(startup));
+        j["startup_ms_all"] = startup;
+        for (auto &v : j["startup_ms_all"]) v = r1(v.get<double>());
+        j["tasks_requests"] = tasks_r.ops;
+        j["tasks_bytes"] = tasks_bytes;
+        j["tasks_p50_ms"] = num_or_null(tasks_r.percentile_ms(0.5));
+        j["tasks_p99_ms"] = num_or_null(tasks_r.percentile_ms(0.99));
+        j["reloads"] = wall.size();
+        j["reload_duration_ms"] = r3(median(dur));
+        j["reload_duration_ms_max"] = r3(maxv(dur));
+        j["reload_wall_ms"] = r3(median(wall));
+        j["reload_wall_ms_max"] = r3(maxv(wall));
+        j["reload_unchanged_duration_ms"] = r3(median(same_dur));
+        j["reload_unchanged_wall_ms"] = r3(median(same_wall));
+        j["errors"] = tasks_r.errors + reload_errors;
+        res_.lines.push_back(j);
+    }
+
+    // ---- output -------------------------------------------------------------
+
+    void finish_output() {
+        double best = -1, mean = -1;
+        if (!ceilings_.empty()) {
+            best = *std::max_element(ceilings_.begin(), ceilings_.end());
+            double sum = 0;
+            for (double c : ceilings_) sum += c;
+            mean = sum / static_cast<double>(ceilings_.size());
+        }
+        for (const auto &p : pending_) {
+            if (!p.ratio || best <= 0) continue;
+            const double f = p.rate / best;
+            res_.rows[p.row].fraction = f;
+            res_.lines[p.line]["fraction_of_ceiling"] = r3(f);
+        }
+        if (best > 0) {
+            ojson c;
+            c["scenario"] = "ceiling-used";
+            c["rps"] = r1(best);
+            c["which"] = ceilings_.size() > 1 ? "best of first and last run" : "single run";
+            c["runs_rps"] = ceilings_;
+            for (auto &v : c["runs_rps"]) v = r1(v.get<double>());
+            c["mean_rps"] = r1(mean);
+            res_.lines.push_back(c);
+        }
+
+        std::ostream &out = std::cout;
+        out << "\n";
+        print_table(res_, out);
+        if (best > 0)
+            out << "\nceiling used for the ratios: " << fmt(best, 0) << " req/s ("
+                << (ceilings_.size() > 1 ? "best of the first and last ceiling runs; mean " + fmt(mean, 0)
+                                         : std::string("single run"))
+                << "); end-to-end is jobs/s against it (each job takes 2 requests or more)\n";
+        for (const auto &n : res_.notes) out << n << "\n";
+        out << "\n";
+        std::ofstream json_file;
+        if (!o_.json_out.empty()) json_file.open(o_.json_out, std::ios::app);
+        for (const auto &l : res_.lines) {
+            out << l.dump() << "\n";
+            if (json_file) json_file << l.dump() << "\n";
+        }
+        out.flush();
+    }
+
+    struct Pending {
+        size_t row, line;
+        bool ratio;
+        double rate;
+    };
+
+    Options o_;
+    fs::path workdir_;
+    bool own_workdir_ = false;
+    int host_counter_ = 0;
+    Results res_;
+    std::vector<double> ceilings_;
+    std::vector<Pending> pending_;
+};
+
+extern "C" void on_signal(int sig) {
+    bench::terminate_all_hosts();
+    ::signal(sig, SIG_DFL);
+    ::raise(sig);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    Options o;
+    CLI::App app{"taskhost-bench: closed-loop load driver for taskhost (prints a table and one JSON line per scenario)"};
+    app.add_option("--only", o.only, "Scenarios to run, comma-separated: ceiling, submit-only, end-to-end, "
+                                     "one-request, scale, plugins (default: all)");
+    app.add_option("--clients", o.clients, "Keep-alive clients, one thread each")->check(CLI::Range(1, 4096))
+        ->capture_default_str();
+    auto *seconds = app.add_option("--seconds", o.seconds, "Measured seconds per scenario")
+                        ->check(CLI::Range(0.1, 3600.0))->capture_default_str();
+    app.add_option("--warmup", o.warmup_s, "Warm-up seconds before each measured run")->capture_default_str();
+    app.add_option("--max-requests", o.max_requests, "Most measured requests per scenario")->capture_default_str();
+    app.add_flag("--quick", o.quick, "Small counts and short runs (smoke test)");
+    app.add_option("--binary", o.binary, "taskhost executable")->capture_default_str();
+    app.add_option("--plugins", o.plugins, "Folder of the example plugins (hello, add)")->capture_default_str();
+    app.add_option("--bench-plugin", o.bench_plugin, "The bench_plugin.so fixture")->capture_default_str();
+    app.add_option("--workdir", o.workdir, "Folder for databases, logs and plugin copies (default: a fresh temp folder)");
+    app.add_flag("--keep", o.keep, "Keep the work folder and databases");
+    app.add_option("--json-out", o.json_out, "Also append the JSON lines to this file");
+    app.add_option("--pid-file", o.pid_file, "Append the pid of every host started to this file");
+    app.add_flag("--fail-on-errors", o.fail_on_errors, "Exit 1 if any request failed (smoke test)");
+    app.add_option("--queue-size", o.queue_size, "--queue-size of the host for the http scenarios")
+        ->capture_default_str();
+    app.add_option("--host-arg", o.host_args, "Extra flag for every host started (repeatable)")
+        ->allow_extra_args(false);
+    app.add_option("--scale-jobs", o.scale_jobs, "Jobs in the large database of the scale scenario")
+        ->capture_default_str();
+    app.add_option("--scale-base", o.scale_base, "Jobs in the small database of the scale scenario")
+        ->capture_default_str();
+    app.add_option("--scale-requests", o.scale_requests, "Most single-job GETs per database (pages: 1/20 of it)")
+        ->capture_default_str();
+    app.add_flag("--seed-with-store", o.seed_with_store,
+                 "Seed the scale databases through the store API instead of bulk SQL (slower)");
+    app.add_option("--plugin-count", o.plugin_count, "Copies of the fixture plugin")->check(CLI::Range(1, 10000))
+        ->capture_default_str();
+    app.add_option("--reloads", o.reloads, "Reloads measured (each after one changed file)")->check(CLI::Range(1, 1000))
+        ->capture_default_str();
+    app.add_option("--startups", o.startups, "Host start-ups measured with all plugins")->check(CLI::Range(1, 100))
+        ->capture_default_str();
+    CLI11_PARSE(app, argc, argv);
+    if (o.quick) {
+        if (seconds->count() == 0) o.seconds = 1;
+        o.warmup_s = std::min(o.warmup_s, 0.2);
+        o.clients = std::min(o.clients, 4);
+        o.max_requests = std::min<size_t>(o.max_requests, 3'000);
+        o.scale_requests = std::min<size_t>(o.scale_requests, 1'000);
+    }
+    if (!o.pid_file.empty()) bench::set_pid_file(o.pid_file);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, on_signal);
+    ::signal(SIGPIPE, SIG_IGN);
+    return Bench(o).run();
+}

@@ -1,0 +1,209 @@
+#include "seed.hpp"
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "store/store.hpp"
+#include "util/clock.hpp"
+#include "util/ulid.hpp"
+
+namespace bench {
+
+namespace {
+
+using taskhost::new_ulid_string;
+namespace store = taskhost::store;
+
+// What the host stores as the result artifact of a `hello` job.
+constexpr char kData[] = R"({"task_name":"hello","params":{},"result":{"message":"Hello!"},"error":null})";
+
+// ---- fast path: prepared bulk SQL, one transaction per 10,000 jobs --------
+
+class Sql {
+public:
+    explicit Sql(const std::string &path) {
+        if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+            std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+            sqlite3_close(db_);
+            db_ = nullptr;
+            throw std::runtime_error("open " + path + ": " + why);
+        }
+        sqlite3_busy_timeout(db_, 10000);
+    }
+    ~Sql() {
+        for (auto *s : stmts_) sqlite3_finalize(s);
+        sqlite3_close(db_);
+    }
+    void exec(const char *sql) {
+        char *err = nullptr;
+        if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+            std::string why = err ? err : "unknown error";
+            sqlite3_free(err);
+            throw std::runtime_error(std::string(sql) + ": " + why);
+        }
+    }
+    sqlite3_stmt *prepare(const char *sql) {
+        sqlite3_stmt *s = nullptr;
+        if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK)
+            throw std::runtime_error(std::string("prepare: ") + sqlite3_errmsg(db_));
+        stmts_.push_back(s);
+        return s;
+    }
+    void step(sqlite3_stmt *s) {
+        if (sqlite3_step(s) != SQLITE_DONE) throw std::runtime_error(std::string("insert: ") + sqlite3_errmsg(db_));
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    }
+
+private:
+    sqlite3 *db_ = nullptr;
+    std::vector<sqlite3_stmt *> stmts_;
+};
+
+void seed_sql(const std::string &path, size_t count, std::vector<std::string> &ids,
+              const std::function<void(size_t)> &progress) {
+    Sql db(path);
+    db.exec("PRAGMA synchronous=OFF");
+    // The columns the host's schema (migration 1) has; the others keep their
+    // defaults (NULL error/progress, '' progress_message, '[]' tags).
+    sqlite3_stmt *job = db.prepare(
+        "INSERT INTO jobs (id, task_name, params, status, submitted_at, started_at, finished_at, artifact_id) "
+        "VALUES (?1, 'hello', '{}', 'completed', ?2, ?3, ?4, ?5)");
+    sqlite3_stmt *art = db.prepare(
+        "INSERT INTO artifacts (id, parent_id, level, data, tags, created_at, updated_at) "
+        "VALUES (?1, NULL, 0, ?2, '[]', ?3, ?3)");
+    const int64_t base = taskhost::now_us() - static_cast<int64_t>(count) * 10;
+    constexpr size_t kPerTransaction = 10'000;
+    for (size_t start = 0; start < count; start += kPerTransaction) {
+        db.exec("BEGIN IMMEDIATE");
+        const size_t end = std::min(count, start + kPerTransaction);
+        for (size_t i = start; i < end; ++i) {
+            const int64_t t = base + static_cast<int64_t>(i) * 10;
+            ids[i] = new_ulid_string();
+            const std::string artifact_id = new_ulid_string();
+            sqlite3_bind_text(art, 1, artifact_id.data(), static_cast<int>(artifact_id.size()), SQLITE_TRANSIENT);
+            sqlite3_bind_text(art, 2, kData, static_cast<int>(sizeof kData - 1), SQLITE_STATIC);
+            sqlite3_bind_int64(art, 3, t + 5);
+            db.step(art);
+            sqlite3_bind_text(job, 1, ids[i].data(), static_cast<int>(ids[i].size()), SQLITE_TRANSIENT);
+            sqlite3_bind_int64(job, 2, t);
+            sqlite3_bind_int64(job, 3, t + 2);
+            sqlite3_bind_int64(job, 4, t + 6);
+            sqlite3_bind_text(job, 5, artifact_id.data(), static_cast<int>(artifact_id.size()), SQLITE_TRANSIENT);
+            db.step(job);
+        }
+        db.exec("COMMIT");
+        if (progress && end % 100'000 == 0) progress(end);
+    }
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+// ---- fallback: the store's own API (slower; each insert waits for its
+// group commit, so many threads make the groups large) ----------------------
+
+void seed_store(store::Store &st, size_t count, size_t threads, std::vector<std::string> &ids,
+                const std::function<void(size_t)> &progress) {
+    std::atomic<size_t> next{0}, done{0};
+    std::mutex error_mu;
+    std::string first_error;
+    const int64_t base = taskhost::now_us() - static_cast<int64_t>(count) * 10;
+    auto work = [&] {
+        store::Job job;
+        job.task_name = "hello";
+        job.params_json = "{}";
+        for (;;) {
+            const size_t i = next.fetch_add(1);
+            if (i >= count) return;
+            job.id = new_ulid_string();
+            job.status = store::JobStatus::pending;
+            job.submitted_at = base + static_cast<int64_t>(i) * 10;
+            try {
+                st.insert_job(job);
+                store::Artifact artifact;
+                artifact.id = new_ulid_string();
+                artifact.data_json = kData;
+                artifact.created_at = artifact.updated_at = job.submitted_at + 5;
+                st.mark_running(job.id, job.submitted_at + 2);
+                st.finish_job(job.id, store::JobStatus::completed, job.submitted_at + 6, std::nullopt, std::nullopt,
+                              std::move(artifact));
+            } catch (const std::exception &e) {
+                std::lock_guard lock(error_mu);
+                if (first_error.empty()) first_error = e.what();
+                next.store(count);
+                return;
+            }
+            ids[i] = job.id;
+            size_t d = done.fetch_add(1) + 1;
+            if (d % 100'000 == 0 && progress) progress(d);
+        }
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 0; t < std::max<size_t>(1, threads); ++t) pool.emplace_back(work);
+    for (auto &t : pool) t.join();
+    st.flush();
+    if (!first_error.empty()) throw std::runtime_error(first_error);
+}
+
+// Reads a seeded job back through the host's store: the record must be what
+// a finished `hello` job looks like.
+std::string verify(store::Store &st, const std::vector<std::string> &ids, size_t count) {
+    if (st.count_jobs(std::nullopt) < count) return "the database holds fewer jobs than were written";
+    for (size_t i : {size_t{0}, count / 2, count - 1}) {
+        auto job = st.get_job(ids[i]);
+        if (!job) return "seeded job " + ids[i] + " cannot be read back";
+        if (job->status != store::JobStatus::completed || job->task_name != "hello" || !job->artifact_id ||
+            job->finished_at == 0)
+            return "seeded job " + ids[i] + " does not read back as a completed hello job";
+        auto artifact = st.get_artifact(*job->artifact_id);
+        if (!artifact || artifact->data_json != kData) return "the artifact of job " + ids[i] + " does not read back";
+    }
+    return {};
+}
+
+}  // namespace
+
+SeedResult seed_completed_jobs(const std::string &db_path, size_t count, size_t threads, bool use_store,
+                               const std::function<void(size_t)> &progress) {
+    SeedResult result;
+    result.job_ids.resize(count);
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+        store::Store::Options options;
+        options.path = db_path;
+        options.max_batch = 8192;
+        options.read_connections = 1;
+        // Opening the store creates and migrates the schema exactly as the host does.
+        {
+            store::Store st(options);
+        }
+        bool fast = !use_store;
+        if (fast) {
+            try {
+                seed_sql(db_path, count, result.job_ids, progress);
+            } catch (const std::exception &e) {
+                // The schema moved on from what the bulk SQL knows: use the store.
+                fast = false;
+                result.note = std::string("bulk SQL failed (") + e.what() + "); seeded through the store API";
+            }
+        }
+        store::Store st(options);
+        if (!fast) {
+            if (st.count_jobs(std::nullopt) != 0) throw std::runtime_error("bulk SQL failed half way: " + result.note);
+            seed_store(st, count, threads, result.job_ids, progress);
+        }
+        if (count > 0) result.error = verify(st, result.job_ids, count);
+        result.method = fast ? "bulk SQL, 10k jobs per transaction" : "store API";
+    } catch (const std::exception &e) {
+        result.error = e.what();
+    }
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return result;
+}
+
+}  // namespace bench
