@@ -53,17 +53,18 @@ public:
 
     const ServerOptions &options() const { return options_; }
 
-private:
     // ?page=&size= or ?limit=&offset= ; false (and a 400 in res) if malformed.
     struct Paging {
         bool paged_object = false;  // page & size given: answer {items,total,page,size,pages}
         size_t limit = 0, offset = 0, page = 0, size = 0;
     };
+
+private:
     bool parse_paging(const httplib::Request &req, httplib::Response &res, Paging &out) const;
     // ?wait=SECONDS; nullopt when absent; false (and a 400) if malformed.
     bool parse_wait(const httplib::Request &req, httplib::Response &res, std::optional<double> &out) const;
-    void finished_job_response(httplib::Response &res, int status, const std::string &job_json,
-                               const std::optional<std::string> &artifact_id);
+    void finished_job_response(httplib::Response &res, const std::string &job_json,
+                               const std::optional<std::string> &artifact_id, const std::string &artifact_json);
 
     const ServerOptions &options_;
     Services s_;
@@ -72,6 +73,10 @@ private:
 // Parses the request body as JSON. An empty body gives null. On malformed
 // or too deeply nested input answers 400 and returns false.
 bool parse_json_body(const httplib::Request &req, httplib::Response &res, nlohmann::json &out);
+
+// Sets `Link: <next page>; rel="next"` when a bounded list came back full.
+void next_page_link(httplib::Response &res, const std::string &path, const std::string &filter,
+                    const Api::Paging &paging, size_t returned);
 
 // Parses a non-negative decimal integer query value; nullopt if malformed.
 std::optional<size_t> parse_count(const std::string &text);

@@ -85,7 +85,10 @@ void Api::list_artifacts(const httplib::Request &req, httplib::Response &res) {
         render_artifact(items, a);
     }
     items.push_back(']');
-    if (!paging.paged_object) return json_response(res, 200, std::move(items));
+    if (!paging.paged_object) {
+        next_page_link(res, "/api/v1/artifacts", "", paging, artifacts.size());
+        return json_response(res, 200, std::move(items));
+    }
     size_t total = s_.store.count_artifacts();
     std::string body;
     {

@@ -28,6 +28,14 @@ void job_not_found(const httplib::Request &req, httplib::Response &res) {
 
 }  // namespace
 
+void next_page_link(httplib::Response &res, const std::string &path, const std::string &filter,
+                    const Api::Paging &paging, size_t returned) {
+    // A full page may have more behind it: say where the next one starts.
+    if (returned < paging.limit) return;
+    res.set_header("Link", "<" + path + "?" + filter + "limit=" + std::to_string(paging.limit) +
+                               "&offset=" + std::to_string(paging.offset + paging.limit) + ">; rel=\"next\"");
+}
+
 bool Api::parse_paging(const httplib::Request &req, httplib::Response &res, Paging &out) const {
     auto count_param = [&](const char *name, std::optional<size_t> &value) {
         if (!req.has_param(name)) return true;
@@ -88,7 +96,11 @@ void Api::list_jobs(const httplib::Request &req, httplib::Response &res) {
         render_job(items, record, {active && active->cancel.load() != 0});
     }
     items.push_back(']');
-    if (!paging.paged_object) return json_response(res, 200, std::move(items));
+    if (!paging.paged_object) {
+        next_page_link(res, "/api/v1/jobs", status ? "status_filter=" + std::string(store::to_string(*status)) + "&" : "",
+                       paging, records.size());
+        return json_response(res, 200, std::move(items));
+    }
     size_t total = s_.store.count_jobs(status);
     std::string body;
     {

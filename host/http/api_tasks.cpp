@@ -45,7 +45,7 @@ bool parse_json_body(const httplib::Request &req, httplib::Response &res, json &
     }
     try {
         out = json::parse(body);
-    } catch (const json::parse_error &e) {
+    } catch (const json::exception &e) {  // parse_error, and out_of_range for 1e400
         problem(res, 400, std::string("Malformed JSON body: ") + e.what(), req.path);
         return false;
     }
@@ -144,8 +144,8 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*wait));
         auto view = s_.jobs.wait_terminal(submitted.job_id, deadline);
         if (view && store::is_terminal(view->record.status)) {
-            return finished_job_response(res, 200, render_job(view->record, {view->cancel_requested}),
-                                         view->record.artifact_id);
+            return finished_job_response(res, render_job(view->record, {view->cancel_requested}),
+                                         view->record.artifact_id, view->artifact_json);
         }
     }
     std::string out;
@@ -159,18 +159,22 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
     json_response(res, 202, std::move(out));
 }
 
-void Api::finished_job_response(httplib::Response &res, int status, const std::string &job_json,
-                                const std::optional<std::string> &artifact_id) {
+void Api::finished_job_response(httplib::Response &res, const std::string &job_json,
+                                const std::optional<std::string> &artifact_id, const std::string &artifact_json) {
     // The job record with its result artifact inlined: {...job, "artifact": {...}}.
     std::string body = job_json;
     body.pop_back();
     body += ",\"artifact\":";
-    std::optional<store::Artifact> artifact;
-    if (artifact_id) artifact = s_.store.get_artifact(*artifact_id);
-    if (artifact) render_artifact(body, *artifact);
-    else body += "null";
+    if (!artifact_json.empty()) {
+        body += artifact_json;  // rendered by the worker when it finished the job
+    } else {
+        std::optional<store::Artifact> artifact;
+        if (artifact_id) artifact = s_.store.get_artifact(*artifact_id);
+        if (artifact) render_artifact(body, *artifact);
+        else body += "null";
+    }
     body.push_back('}');
-    json_response(res, status, std::move(body));
+    json_response(res, 200, std::move(body));
 }
 
 }  // namespace taskhost::http

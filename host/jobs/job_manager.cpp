@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "http/render.hpp"
 #include "jobs/host_api.hpp"
 #include "plugins/generation.hpp"
 #include "util/clock.hpp"
@@ -19,7 +20,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 JobView view_of(const ActiveJob &job) {
-    return JobView{job.record, job.cancel.load() != 0, job.version, job.deleted};
+    return JobView{job.record, job.cancel.load() != 0, job.version, job.deleted, job.artifact_json};
 }
 
 void sink_to_string(void *opaque, const char *data, size_t len) {
@@ -174,7 +175,7 @@ std::optional<JobView> JobManager::get(const std::string &id) const {
     }
     auto record = store_.get_job(id);
     if (!record) return std::nullopt;
-    return JobView{std::move(*record), false, 0, false};
+    return JobView{std::move(*record), false, 0, false, {}};
 }
 
 std::optional<JobView> JobManager::wait_terminal(const std::string &id,
@@ -332,9 +333,15 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
     task.reset();
     int64_t finished_at = now_us();
     std::optional<std::string> artifact_id;
-    if (artifact) artifact_id = artifact->id;
+    std::string artifact_json;
+    if (artifact) {
+        artifact_id = artifact->id;
+        artifact->created_at = artifact->updated_at = finished_at;
+        artifact_json = http::render_artifact(*artifact);
+    }
     store_.finish_job(id, status, finished_at, error, traceback, std::move(artifact),
-                      [this, job, id, status, finished_at, error, traceback, artifact_id] {
+                      [this, job, id, status, finished_at, error, traceback, artifact_id,
+                       artifact_json = std::move(artifact_json)]() mutable {
                           {
                               std::lock_guard lock(job->mu);
                               job->record.status = status;
@@ -342,6 +349,7 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
                               job->record.error = error;
                               job->record.error_traceback = traceback;
                               job->record.artifact_id = artifact_id;
+                              job->artifact_json = std::move(artifact_json);
                               job->durable_terminal = true;
                               ++job->version;
                           }

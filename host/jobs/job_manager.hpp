@@ -40,6 +40,7 @@ struct ActiveJob {
     bool finishing = false;           // terminal state handed to the store (guarded by mu)
     bool durable_terminal = false;    // terminal state committed and visible (guarded by mu)
     bool deleted = false;             // DELETE removed it (guarded by mu)
+    std::string artifact_json;        // the committed result artifact, rendered (guarded by mu)
     std::shared_ptr<const registry::Task> task;  // pins the plugin generation
     std::atomic<int> cancel{0};                  // CancelReason
 };
@@ -50,6 +51,7 @@ struct JobView {
     bool cancel_requested = false;
     uint64_t version = 0;
     bool deleted = false;
+    std::string artifact_json;  // set when the job just finished here: saves a read
 };
 
 class JobManager {

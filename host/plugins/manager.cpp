@@ -50,12 +50,14 @@ std::string fingerprint(const fs::path &path) {
 }
 
 bool read_file(const fs::path &path, std::string &out) {
-    std::ifstream in(path, std::ios::binary);
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
     if (!in) return false;
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    out = std::move(buf).str();
-    return !in.bad();
+    auto size = in.tellg();
+    if (size < 0) return false;
+    out.resize(static_cast<size_t>(size));  // one allocation, one read
+    in.seekg(0);
+    in.read(out.data(), size);
+    return in.gcount() == size;
 }
 
 std::string descriptor_problem(const th_plugin_desc *d) {

@@ -41,9 +41,14 @@ Connection::Connection(const std::string &name, bool memory, Role role) {
             // first, readers then find the database already in WAL mode.
             if (role == Role::writer) exec("PRAGMA journal_mode=WAL");
             exec("PRAGMA synchronous=NORMAL");
-            exec("PRAGMA mmap_size=134217728");
+            // No mmap: a growing file makes SQLite remap its window (a TLB
+            // shootdown each time), and every connection's mapping counts
+            // towards RSS. The OS page cache serves the reads instead.
+            exec("PRAGMA mmap_size=0");
         }
-        exec(role == Role::writer ? "PRAGMA cache_size=-32000" : "PRAGMA cache_size=-8000");
+        // Small per-connection caches keep memory flat as the database grows:
+        // lookups are by index, and hot pages stay in the OS page cache.
+        exec(role == Role::writer ? "PRAGMA cache_size=-8000" : "PRAGMA cache_size=-2000");
         // Pool readers must never write behind the writer thread's back.
         if (role == Role::reader) exec("PRAGMA query_only=ON");
     } catch (...) {
