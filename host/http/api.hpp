@@ -35,6 +35,7 @@ public:
     void delete_job(const httplib::Request &req, httplib::Response &res, std::string_view id);
     void cancel_job(const httplib::Request &req, httplib::Response &res, std::string_view id);
     void stream_job(const httplib::Request &req, httplib::Response &res, std::string_view id);
+    void job_schema(const httplib::Request &req, httplib::Response &res);
     // artifacts
     void list_artifacts(const httplib::Request &req, httplib::Response &res);
     void create_artifact(const httplib::Request &req, httplib::Response &res);
@@ -50,6 +51,7 @@ public:
     void plugins(const httplib::Request &req, httplib::Response &res);
     void reload_plugins(const httplib::Request &req, httplib::Response &res);
     void ping(const httplib::Request &req, httplib::Response &res);
+    void landing(const httplib::Request &req, httplib::Response &res);
 
     const ServerOptions &options() const { return options_; }
 

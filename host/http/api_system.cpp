@@ -76,4 +76,18 @@ void Api::ping(const httplib::Request &, httplib::Response &res) {
     json_response(res, 200, R"({"status":"ok","service":"taskhost","message":"pong, no work done"})");
 }
 
+void Api::landing(const httplib::Request &, httplib::Response &res) {
+    res.status = 200;
+    res.set_content(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>taskhost</title></head><body>"
+        "<h1>taskhost " + options_.version + "</h1>"
+        "<p>Compiled plugin tasks served over HTTP as durable jobs.</p><ul>"
+        "<li><a href=\"/api/v1/tasks\">/api/v1/tasks</a></li>"
+        "<li><a href=\"/api/v1/jobs\">/api/v1/jobs</a></li>"
+        "<li><a href=\"/api/v1/artifacts\">/api/v1/artifacts</a></li>"
+        "<li><a href=\"/api/v1/plugins\">/api/v1/plugins</a></li>"
+        "<li><a href=\"/health\">/health</a></li></ul></body></html>",
+        "text/html; charset=utf-8");
+}
+
 }  // namespace taskhost::http

@@ -9,6 +9,7 @@
 #include "http/api.hpp"
 #include "http/elastic_pool.hpp"
 #include "http/problem.hpp"
+#include "util/ulid.hpp"
 
 namespace taskhost::http {
 
@@ -45,6 +46,7 @@ bool Api::dispatch(const httplib::Request &req, httplib::Response &res) {
     };
     if (path == "/health") return only("GET", "GET", [&] { health(req, res); });
     if (path == "/ping") return only("GET", "GET", [&] { ping(req, res); });
+    if (path == "/") return only("GET", "GET", [&] { landing(req, res); });
     constexpr std::string_view prefix = "/api/v1/";
     if (path.substr(0, prefix.size()) != prefix) return false;
     Segments seg = split_path(path.substr(prefix.size()));
@@ -68,6 +70,7 @@ bool Api::dispatch(const httplib::Request &req, httplib::Response &res) {
     }
     if (top == "jobs") {
         if (n == 1) return only("GET", "GET", [&] { list_jobs(req, res); });
+        if (n == 2 && seg[1] == "$schema") return only("GET", "GET", [&] { job_schema(req, res); });
         if (n == 2) {
             if (m == "GET") get_job(req, res, seg[1]);
             else if (m == "DELETE") delete_job(req, res, seg[1]);
@@ -108,6 +111,8 @@ Server::~Server() { stop(); }
 void Server::install_routes() {
     auto api = std::make_shared<Api>(options_, services_);
     auto handler = [api](const httplib::Request &req, httplib::Response &res) {
+        // Every response carries an id to quote when reporting a problem.
+        res.set_header("X-Request-ID", new_ulid_string());
         if (!api->dispatch(req, res)) problem(res, 404, "No resource at " + req.path, req.path);
     };
     // One catch-all per method; Api::dispatch does the routing (cheaper than a

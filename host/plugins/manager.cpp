@@ -280,6 +280,14 @@ ReloadReport PluginManager::reload() {
         st.conflict = false;
     }
 
+    std::erase_if(retired_, [](const std::weak_ptr<Generation> &g) { return g.expired(); });
+    if (report.added.empty() && report.replaced.empty() && report.removed.empty() && snapshot_version_ > 0) {
+        // Nothing to swap: the published registry is still exact.
+        report.snapshot_version = snapshot_version_;
+        report.duration_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+        return report;
+    }
     auto snapshot = std::make_shared<registry::Snapshot>();
     snapshot->version = ++snapshot_version_;
     for (const auto &[file, st] : files_) {

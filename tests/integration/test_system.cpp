@@ -146,3 +146,27 @@ TEST_CASE("SIGTERM stops the host cleanly") {
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("landing page, request ids and the jobs schema") {
+    Service svc(ServiceOptions::examples({"demo.so"}));
+    auto &cli = svc.cli();
+    auto page = cli.Get("/");
+    REQUIRE_STATUS(page, 200);
+    CHECK_CONTAINS(page->get_header_value("Content-Type"), "text/html");
+    CHECK_CONTAINS(page->body, "/api/v1/tasks");
+
+    auto a = cli.Get("/health");
+    auto b = cli.Get("/health");
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(is_ulid(a->get_header_value("X-Request-ID")));
+    CHECK(a->get_header_value("X-Request-ID") != b->get_header_value("X-Request-ID"));
+
+    json schema = get_json(cli, "/api/v1/jobs/$schema");
+    CHECK(schema["type"] == "array");
+    CHECK(schema["items"]["$ref"] == "#/$defs/JobRecord");
+    CHECK(schema["$defs"]["JobRecord"]["type"] == "object");
+    for (const char *key : {"id", "status", "submitted_at", "artifact_id", "result"})
+        CHECK(schema["$defs"]["JobRecord"]["properties"].contains(key));
+    CHECK(schema["$defs"]["JobRecord"]["required"][0] == "id");
+}
