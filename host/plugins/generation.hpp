@@ -1,7 +1,7 @@
 // One loaded image of one plugin file. Reloads never change a generation:
 // they load a new one beside it. A generation stays mapped while the
-// registry or any job holds it, and is shut down and unloaded after the
-// last holder lets go.
+// registry or any job holds it; after the last holder lets go it is shut
+// down and unloaded by the loader, at its next reload or at exit.
 #pragma once
 
 #include <atomic>

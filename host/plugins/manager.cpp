@@ -97,12 +97,37 @@ std::string ReloadReport::to_json() const {
         .dump();
 }
 
+void UnloadQueue::push(Generation *g) {
+    {
+        std::lock_guard lock(mu);
+        if (!closed) {
+            waiting.push_back(g);
+            return;
+        }
+    }
+    delete g;
+}
+
+void UnloadQueue::drain() {
+    std::vector<Generation *> batch;
+    {
+        std::lock_guard lock(mu);
+        batch.swap(waiting);
+    }
+    for (Generation *g : batch) delete g;
+}
+
 PluginManager::PluginManager(Options options, registry::Registry &registry, jobs::HostServices &services)
     : options_(std::move(options)), registry_(registry), services_(services) {
     fs::create_directories(options_.runtime_dir);
 }
 
 PluginManager::~PluginManager() {
+    {
+        std::lock_guard lock(unloads_->mu);
+        unloads_->closed = true;
+    }
+    unloads_->drain();
     std::error_code ec;
     fs::remove_all(options_.runtime_dir, ec);
 }
@@ -137,7 +162,8 @@ PluginManager::Loaded PluginManager::load(const fs::path &path, const std::strin
     const th_plugin_desc *desc = entry();
     if (std::string problem = descriptor_problem(desc); !problem.empty()) return {nullptr, problem};
 
-    auto generation = std::make_shared<Generation>(std::move(library), desc);
+    std::shared_ptr<Generation> generation(new Generation(std::move(library), desc),
+                                           [queue = unloads_](Generation *g) { queue->push(g); });
     generation->file = file;
     generation->name = desc->name;
     generation->version = desc->version ? desc->version : "";
@@ -156,6 +182,7 @@ PluginManager::Loaded PluginManager::load(const fs::path &path, const std::strin
 ReloadReport PluginManager::reload() {
     auto started = std::chrono::steady_clock::now();
     std::lock_guard lock(mu_);
+    unloads_->drain();  // generations released since the last reload
     ReloadReport report;
 
     std::map<std::string, fs::path> on_disk;
@@ -354,7 +381,7 @@ std::string PluginManager::describe_json() const {
     for (const auto &weak : retired_) {
         if (auto g = weak.lock()) {
             json e = entry(*g, "retired");
-            e["note"] = "kept mapped until its last job ends, then unloaded";
+            e["note"] = "kept mapped while jobs run on it; unloaded at the next reload after its last job";
             out.push_back(std::move(e));
         }
     }

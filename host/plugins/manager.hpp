@@ -32,6 +32,18 @@ struct ReloadReport {
     std::string to_json() const;
 };
 
+// Generations whose last holder let go, waiting to be unloaded. dlclose()
+// runs on the loader's thread, serialized with dlopen() (concurrent
+// dlopen/dlclose is unsafe on some libcs, and the plugin's shutdown() and
+// static destructors then never run on a worker thread).
+struct UnloadQueue {
+    std::mutex mu;
+    std::vector<Generation *> waiting;
+    bool closed = false;  // the manager is gone: unload at once
+    void push(Generation *g);
+    void drain();
+};
+
 class PluginManager {
 public:
     struct Options {
@@ -71,6 +83,7 @@ private:
     mutable std::mutex mu_;  // serializes reloads and guards the state below
     std::map<std::string, FileState> files_;
     std::vector<std::weak_ptr<Generation>> retired_;
+    std::shared_ptr<UnloadQueue> unloads_ = std::make_shared<UnloadQueue>();
     uint64_t next_generation_ = 1;
     uint64_t snapshot_version_ = 0;
 };

@@ -4,7 +4,8 @@
 // request or job, so a reload never changes what they see half-way.
 #pragma once
 
-#include <atomic>
+#include <mutex>
+#include <utility>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -49,11 +50,25 @@ struct Snapshot {
 class Registry {
 public:
     Registry() : current_(std::make_shared<const Snapshot>()) {}
-    std::shared_ptr<const Snapshot> snapshot() const { return current_.load(std::memory_order_acquire); }
-    void publish(std::shared_ptr<const Snapshot> next) { current_.store(std::move(next), std::memory_order_release); }
+    // A mutex held only to copy one pointer: as cheap as libstdc++'s
+    // atomic<shared_ptr> (which spins on a lock bit internally) and
+    // visible to ThreadSanitizer.
+    std::shared_ptr<const Snapshot> snapshot() const {
+        std::lock_guard lock(mu_);
+        return current_;
+    }
+    void publish(std::shared_ptr<const Snapshot> next) {
+        std::shared_ptr<const Snapshot> previous;
+        {
+            std::lock_guard lock(mu_);
+            previous = std::exchange(current_, std::move(next));
+        }
+        // `previous` may be the last reference: release it outside the lock.
+    }
 
 private:
-    std::atomic<std::shared_ptr<const Snapshot>> current_;
+    mutable std::mutex mu_;
+    std::shared_ptr<const Snapshot> current_;
 };
 
 }  // namespace taskhost::registry
