@@ -968,7 +968,7 @@ TEST_CASE("init hook: gets Database/Context, exceptions become the refusal reaso
 
 // ---- Concurrency ---------------------------------------------------------------------------------------
 
-TEST_CASE("one task invoked and validated from several threads at once") {
+TEST_CASE("one task invoked and validated from several threads at once" * doctest::test_suite("concurrency")) {
     const auto &add_task = task_of(basics(), "add");
     std::atomic<int> wrong{0};
     std::vector<std::thread> threads;

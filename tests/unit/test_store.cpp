@@ -732,7 +732,7 @@ void concurrent_inserts(Store &store) {
 }
 }  // namespace
 
-TEST_CASE("store: 16 threads insert jobs concurrently (file)") {
+TEST_CASE("store: 16 threads insert jobs concurrently (file)" * doctest::test_suite("concurrency")) {
     TempDir dir;
     Store::Options o;
     o.path = dir.file("c.db");
@@ -740,7 +740,7 @@ TEST_CASE("store: 16 threads insert jobs concurrently (file)") {
     concurrent_inserts(store);
 }
 
-TEST_CASE("store: 16 threads insert jobs concurrently (memory, small batches)") {
+TEST_CASE("store: 16 threads insert jobs concurrently (memory, small batches)" * doctest::test_suite("concurrency")) {
     Store::Options o = memory_options();
     o.max_batch = 4;
     o.read_connections = 1;

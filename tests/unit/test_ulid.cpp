@@ -103,7 +103,7 @@ TEST_CASE("ulid: parse rejects anything but the strict uppercase form") {
     CHECK(is_valid_ulid(seven));
 }
 
-TEST_CASE("ulid: concurrent generation is unique and per-thread ordered") {
+TEST_CASE("ulid: concurrent generation is unique and per-thread ordered" * doctest::test_suite("concurrency")) {
     constexpr int kThreads = 8, kPer = 5000;
     std::vector<std::vector<std::string>> out(kThreads);
     std::vector<std::thread> threads;
