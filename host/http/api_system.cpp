@@ -59,6 +59,11 @@ void Api::system(const httplib::Request &, httplib::Response &res) {
         o.integer("jobs_queued", static_cast<int64_t>(s_.jobs.queue_depth()));
         o.integer("queue_capacity", static_cast<int64_t>(s_.jobs.queue_capacity()));
         o.str("database", s_.store.url());
+        auto w = s_.store.write_stats();
+        json_text::Object st(o.key("store_writes"));
+        st.integer("commits", static_cast<int64_t>(w.commits));
+        st.integer("writes", static_cast<int64_t>(w.writes));
+        st.integer("coalesced", static_cast<int64_t>(w.coalesced));
     }
     json_response(res, 200, std::move(body));
 }

@@ -126,7 +126,10 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
     std::optional<double> wait;
     if (!parse_wait(req, res, wait)) return;
 
-    auto submitted = s_.jobs.submit(task, std::move(params), timeout_s);
+    // Nothing is acknowledged before the answer: with ?wait, or for a quick
+    // task run right here, the job is stored together with its end (or, if
+    // the wait runs out, just before the 202).
+    auto submitted = s_.jobs.submit(task, std::move(params), timeout_s, wait);
     using Status = jobs::JobManager::SubmitStatus;
     switch (submitted.status) {
         case Status::invalid_params:
@@ -142,11 +145,25 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
     if (wait) {
         auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*wait));
-        auto view = s_.jobs.wait_terminal(submitted.job_id, deadline);
+        if (submitted.run_here) s_.jobs.run_here(submitted.job);
+        auto view = s_.jobs.wait_terminal(submitted.job, deadline);
+        if (view && !store::is_terminal(view->record.status)) {
+            // The wait ran out: the job must be durable before the 202.
+            std::string error;
+            view = s_.jobs.persist(submitted.job, &error);
+            if (!view) return problem(res, 503, "The job could not be stored: " + error, req.path);
+        }
         if (view && store::is_terminal(view->record.status)) {
             return finished_job_response(res, render_job(view->record, {view->cancel_requested}),
                                          view->record.artifact_id, view->artifact_json);
         }
+    } else if (submitted.run_here) {
+        // A quick task ran here before the answer; the 202 waits for the
+        // write that stores the job with its end.
+        s_.jobs.run_here(submitted.job);
+        std::string error;
+        if (!s_.jobs.persist(submitted.job, &error))
+            return problem(res, 503, "The job could not be stored: " + error, req.path);
     }
     std::string out;
     out.reserve(160);

@@ -14,6 +14,8 @@
 
 #include <httplib.h>
 
+#include "util/thread_name.hpp"
+
 namespace taskhost::http {
 
 class ElasticPool final : public httplib::TaskQueue {
@@ -55,6 +57,7 @@ private:
     }
 
     void loop() {
+        name_this_thread("th-http");
         for (;;) {
             std::function<void()> fn;
             {

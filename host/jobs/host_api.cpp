@@ -92,7 +92,8 @@ void api_report_progress(th_call *call, double fraction, const char *message) {
         ++job->version;
         int64_t now = now_us();
         auto &last = call->last_progress_persist_us;
-        if (now - last >= kProgressPersistIntervalUs || fraction >= 1) {
+        // A job not stored yet carries its progress into its first write.
+        if (job->stored && (now - last >= kProgressPersistIntervalUs || fraction >= 1)) {
             last = now;
             persist = true;
         }

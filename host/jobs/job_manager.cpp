@@ -10,6 +10,7 @@
 #include "plugins/generation.hpp"
 #include "util/clock.hpp"
 #include "util/json_text.hpp"
+#include "util/thread_name.hpp"
 #include "util/ulid.hpp"
 
 namespace taskhost::jobs {
@@ -90,6 +91,7 @@ size_t JobManager::recover(const registry::Snapshot &snapshot) {
     for (auto &record : pending) {
         auto job = std::make_shared<ActiveJob>();
         job->record = std::move(record);
+        job->stored = true;
         job->task = snapshot.find(job->record.task_name);
         {
             std::lock_guard lock(active_mu_);
@@ -115,20 +117,31 @@ void JobManager::start() {
 }
 
 JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task> task,
-                                            std::string params_json, double timeout_s) {
+                                            std::string params_json, double timeout_s,
+                                            std::optional<double> wait_s) {
     if (task->desc->validate != nullptr) {
         std::string error;
         th_sink sink{&error, sink_to_string};
         if (task->desc->validate(params_json.data(), params_json.size(), &sink) != TH_OK)
             return {SubmitStatus::invalid_params, {}, error.empty() ? "invalid params" : error, {}};
     }
+    const int64_t slowest = task->slowest_run_us.load(std::memory_order_relaxed);
+    const bool quick = wait_s ? slowest <= kCallerRunMaxUs && static_cast<double>(slowest) * 100 <= *wait_s * 1e6
+                              : slowest <= kSubmitterRunMaxUs;
+    bool run_here = false;
     {
         std::lock_guard lock(queue_mu_);
         if (stopping_) return {SubmitStatus::store_error, {}, "the host is shutting down", {}};
-        if (queue_.size() + reserved_ >= options_.queue_capacity)
-            return {SubmitStatus::queue_full, {}, "the job queue is full", {}};
-        ++reserved_;
+        if (quick && queue_.empty() && busy_ < options_.workers) {
+            ++busy_;  // the caller takes a worker slot
+            run_here = true;
+        } else {
+            if (queue_.size() + reserved_ >= options_.queue_capacity)
+                return {SubmitStatus::queue_full, {}, "the job queue is full", {}};
+            ++reserved_;
+        }
     }
+    const bool defer_store = run_here || wait_s.has_value();
     auto job = std::make_shared<ActiveJob>();
     store::Job &r = job->record;
     r.id = new_ulid_string();
@@ -137,29 +150,85 @@ JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task
     r.submitted_at = now_us();
     r.timeout_s = timeout_s > 0 ? timeout_s : std::max(0.0, task->desc->default_timeout_s);
     job->task = std::move(task);
+    job->stored = !defer_store;
     std::string id = r.id;
     {
         std::lock_guard lock(active_mu_);
         active_.emplace(id, job);
     }
-    try {
-        store_.insert_job(r);
-    } catch (const std::exception &e) {
-        forget(id);
+    if (!defer_store) {
+        try {
+            store_.insert_job(r);
+        } catch (const std::exception &e) {
+            forget(id);
+            {
+                std::lock_guard lock(queue_mu_);
+                --reserved_;
+            }
+            return {SubmitStatus::store_error, {}, e.what(), {}};
+        }
+    }
+    job->task->generation->in_flight.fetch_add(1);
+    if (!run_here) {
         {
             std::lock_guard lock(queue_mu_);
             --reserved_;
+            queue_.push_back(job);
         }
-        return {SubmitStatus::store_error, {}, e.what(), {}};
+        queue_cv_.notify_one();
     }
-    job->task->generation->in_flight.fetch_add(1);
+    SubmitResult result{SubmitStatus::accepted, std::move(id), {}, std::move(job)};
+    result.run_here = run_here;
+    return result;
+}
+
+void JobManager::run_here(const std::shared_ptr<ActiveJob> &job) {
+    run(job);
+    release_slot();
+}
+
+void JobManager::release_slot() {
+    bool wake;
     {
         std::lock_guard lock(queue_mu_);
-        --reserved_;
-        queue_.push_back(job);
+        --busy_;
+        wake = !queue_.empty();
     }
-    queue_cv_.notify_one();
-    return {SubmitStatus::accepted, std::move(id), {}, std::move(job)};
+    // A worker may be waiting for this slot.
+    if (wake) queue_cv_.notify_one();
+}
+
+std::optional<JobView> JobManager::persist(const std::shared_ptr<ActiveJob> &job, std::string *error) {
+    std::unique_lock lock(job->mu);
+    if (!job->stored) {
+        job->stored = true;
+        // Inserted while holding the job's lock, so that the worker's later
+        // writes (running mark, end) queue behind the insert.
+        try {
+            store_.insert_job(job->record);
+        } catch (const std::exception &e) {
+            if (error) *error = e.what();
+            job->deleted = true;  // its end is dropped; the caller answers 503
+            ++job->version;
+            int none = 0;
+            job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::deleted));
+            std::string id = job->record.id;
+            lock.unlock();
+            job->changed.notify_all();
+            job->ended.notify_all();
+            forget(id);
+            return std::nullopt;
+        }
+        return view_of(*job);
+    }
+    // Stored already, or its end was queued together with the record: that
+    // commit is on its way (if it failed, the write error is logged).
+    if (!job->ended.wait_for(lock, std::chrono::seconds(60),
+                             [&] { return job->durable_terminal || job->deleted || !job->finishing; })) {
+        if (error) *error = "the store did not confirm the write within 60 s";
+        return std::nullopt;
+    }
+    return view_of(*job);
 }
 
 std::shared_ptr<ActiveJob> JobManager::active(const std::string &id) const {
@@ -182,8 +251,13 @@ std::optional<JobView> JobManager::wait_terminal(const std::string &id,
                                                  Clock::time_point deadline) const {
     auto job = active(id);
     if (!job) return get(id);
+    return wait_terminal(job, deadline);
+}
+
+std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob> &job,
+                                                 Clock::time_point deadline) const {
     std::unique_lock lock(job->mu);
-    job->changed.wait_until(lock, deadline, [&] { return job->durable_terminal || job->deleted; });
+    job->ended.wait_until(lock, deadline, [&] { return job->durable_terminal || job->deleted; });
     if (job->deleted) return std::nullopt;
     return view_of(*job);
 }
@@ -237,6 +311,7 @@ bool JobManager::remove(const std::string &id) {
         }
         lock.unlock();
         job->changed.notify_all();
+        job->ended.notify_all();
     }
     bool existed = store_.delete_job(id);
     forget(id);
@@ -249,16 +324,19 @@ size_t JobManager::queue_depth() const {
 }
 
 void JobManager::worker_loop() {
+    name_this_thread("th-worker");
     for (;;) {
         std::shared_ptr<ActiveJob> job;
         {
             std::unique_lock lock(queue_mu_);
-            queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            queue_cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && busy_ < options_.workers); });
             if (stopping_) return;
             job = std::move(queue_.front());
             queue_.pop_front();
+            ++busy_;
         }
         run(job);
+        release_slot();
     }
 }
 
@@ -277,14 +355,24 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
         params = job->record.params_json;
         id = job->record.id;
         timeout_s = job->record.timeout_s;
+        // Under the lock: a persist() after this point stores the record as
+        // running; one before it has already queued the insert.
+        if (job->stored) store_.mark_running(id, started_at);
     }
     job->changed.notify_all();
-    store_.mark_running(id, started_at);
     if (timeout_s > 0) schedule_timeout(job, timeout_s);
 
     running_.fetch_add(1);
     CallOutcome out = services_.invoke(*task, job.get(), id, params);
     running_.fetch_sub(1);
+    {
+        const int64_t took = now_us() - started_at;
+        auto &slowest = task->slowest_run_us;
+        int64_t old = slowest.load(std::memory_order_relaxed);
+        while ((old == std::numeric_limits<int64_t>::max() || took > old) &&
+               !slowest.compare_exchange_weak(old, took, std::memory_order_relaxed)) {
+        }
+    }
 
     JobStatus status = JobStatus::completed;
     std::optional<std::string> error, traceback;
@@ -316,6 +404,7 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
                         std::optional<store::Artifact> artifact) {
     std::string id;
     std::shared_ptr<const registry::Task> task;
+    store::Store::JobEnd end;
     {
         std::lock_guard lock(job->mu);
         if (job->finishing) return;
@@ -327,6 +416,12 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
         }
         job->finishing = true;
         id = job->record.id;
+        end.started_at = job->record.started_at;
+        if (!job->stored) {
+            // A deferred job that ends within its wait: one write for all of it.
+            job->stored = true;
+            end.insert_first = job->record;
+        }
     }
     // The plugin code has returned: its generation may now be released.
     if (task) task->generation->in_flight.fetch_sub(1);
@@ -339,9 +434,16 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
         artifact->created_at = artifact->updated_at = finished_at;
         artifact_json = http::render_artifact(*artifact);
     }
-    store_.finish_job(id, status, finished_at, error, traceback, std::move(artifact),
+    end.status = status;
+    end.finished_at = finished_at;
+    end.error = error;
+    end.traceback = traceback;
+    end.result_artifact = std::move(artifact);
+    store_.finish_job(id, std::move(end),
                       [this, job, id, status, finished_at, error, traceback, artifact_id,
                        artifact_json = std::move(artifact_json)]() mutable {
+                          const size_t bytes = sizeof(ActiveJob) + artifact_json.size() +
+                                               job->record.params_json.size() + (traceback ? traceback->size() : 0);
                           {
                               std::lock_guard lock(job->mu);
                               job->record.status = status;
@@ -354,8 +456,20 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
                               ++job->version;
                           }
                           job->changed.notify_all();
-                          forget(id);
+                          job->ended.notify_all();
+                          retire(id, bytes);
                       });
+}
+
+void JobManager::retire(const std::string &id, size_t bytes) {
+    std::lock_guard lock(active_mu_);
+    ended_.emplace_back(id, bytes);
+    ended_bytes_ += bytes;
+    while (ended_.size() > kKeepEndedJobs || ended_bytes_ > kKeepEndedBytes) {
+        active_.erase(ended_.front().first);  // a no-op if DELETE removed it already
+        ended_bytes_ -= ended_.front().second;
+        ended_.pop_front();
+    }
 }
 
 void JobManager::forget(const std::string &id) {
@@ -375,6 +489,7 @@ void JobManager::schedule_timeout(const std::shared_ptr<ActiveJob> &job, double 
 }
 
 void JobManager::timer_loop() {
+    name_this_thread("th-timer");
     std::unique_lock lock(timer_mu_);
     for (;;) {
         if (timer_stop_) return;

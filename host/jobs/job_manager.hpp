@@ -3,7 +3,8 @@
 // together), cancel, time out, and wait for a job to change.
 //
 // Every job that is not yet durably terminal lives in the active map; its
-// in-memory record there is the truth. Everything else is read from the store.
+// in-memory record there is the truth. So do the last jobs to end (a bounded
+// number, identical to their rows). Everything else is read from the store.
 // A terminal state becomes visible only once it is committed together with
 // the result artifact, so a client that sees "completed" can always fetch
 // the artifact it names.
@@ -34,12 +35,19 @@ enum class CancelReason : int { none = 0, user = 1, timeout = 2, deleted = 3, sh
 
 struct ActiveJob {
     std::mutex mu;
+    // Two, so that a waiter for the end is not woken by every progress
+    // report, and a change nobody waits for costs no system call.
     std::condition_variable changed;  // notified on every state change
+    std::condition_variable ended;    // notified when durably terminal or deleted
     store::Job record;                // guarded by mu
     uint64_t version = 0;             // bumps on every change (guarded by mu)
     bool finishing = false;           // terminal state handed to the store (guarded by mu)
     bool durable_terminal = false;    // terminal state committed and visible (guarded by mu)
     bool deleted = false;             // DELETE removed it (guarded by mu)
+    // Its row is in the store or queued for it (guarded by mu). A job
+    // submitted for one-request execution is stored only when it ends or
+    // when its wait runs out, whichever comes first.
+    bool stored = false;
     std::string artifact_json;        // the committed result artifact, rendered (guarded by mu)
     std::shared_ptr<const registry::Task> task;  // pins the plugin generation
     std::atomic<int> cancel{0};                  // CancelReason
@@ -75,11 +83,34 @@ public:
         std::string job_id;   // when accepted
         std::string message;  // otherwise
         std::shared_ptr<ActiveJob> job;
+        bool run_here = false;  // not queued: the caller runs it with run_here()
     };
     // Validates params against the task, stores the job durably, queues it.
     // params_json: the caller's params as compact JSON text ("{}" when none).
+    //
+    // Nothing is acknowledged before the caller answers, so a job may be
+    // stored later, together with its end, in one write:
+    // - wait_s set (one-request execution): the job is not stored now. The
+    //   caller must call persist() before it acknowledges a job that has not
+    //   ended.
+    // - run_here in the result: the task is known to be quick (every run so
+    //   far took under 1% of the wait and under 10 ms; without a wait, under
+    //   the cost of handing the job to a worker), a worker slot is free and
+    //   nothing is queued ahead. The job is not queued: the caller runs it
+    //   with run_here(), then persist()s or waits for it, saving the thread
+    //   hand-offs and a write. (A quick task that suddenly runs long delays
+    //   that one answer, once; the job itself is unaffected.)
+    // Otherwise the job is stored durably before this returns and queued.
     SubmitResult submit(std::shared_ptr<const registry::Task> task, std::string params_json,
-                        double timeout_s);
+                        double timeout_s, std::optional<double> wait_s = std::nullopt);
+    // Runs a job that submit() left to the caller, on the calling thread.
+    void run_here(const std::shared_ptr<ActiveJob> &job);
+
+    // Makes a deferred job durable: stores it now (blocking), or, if its end
+    // is already on its way to the store, waits for that. Returns its state
+    // then; nullopt with `error` set if it could not be stored (a job stored
+    // here is then canceled and forgotten).
+    std::optional<JobView> persist(const std::shared_ptr<ActiveJob> &job, std::string *error);
 
     std::optional<JobView> get(const std::string &id) const;
     std::shared_ptr<ActiveJob> active(const std::string &id) const;
@@ -87,6 +118,10 @@ public:
     // Waits until the job is terminal (or gone) or the deadline passes, and
     // returns its latest state (nullopt if it does not exist).
     std::optional<JobView> wait_terminal(const std::string &id,
+                                         std::chrono::steady_clock::time_point deadline) const;
+    // The same for a job the caller holds (it may have been forgotten since:
+    // its record stays complete, and its rendered artifact saves a read).
+    std::optional<JobView> wait_terminal(const std::shared_ptr<ActiveJob> &job,
                                          std::chrono::steady_clock::time_point deadline) const;
     // Waits until the job's version differs from `seen` or the deadline passes.
     std::optional<JobView> wait_change(const std::string &id, uint64_t seen,
@@ -104,13 +139,23 @@ public:
     size_t workers() const { return options_.workers; }
 
 private:
+    static constexpr int64_t kCallerRunMaxUs = 10'000;
+    // Below this a run costs less than the hand-off to a worker and back.
+    static constexpr int64_t kSubmitterRunMaxUs = 200;
     void worker_loop();
+    void release_slot();
     void timer_loop();
     void run(const std::shared_ptr<ActiveJob> &job);
     void finish(const std::shared_ptr<ActiveJob> &job, store::JobStatus status,
                 std::optional<std::string> error, std::optional<std::string> traceback,
                 std::optional<store::Artifact> artifact);
     void forget(const std::string &id);
+    // A job just durably ended stays in the active map for a while: the
+    // client usually reads it (and its artifact) right away, and its
+    // complete record saves a database read. Bounded by count and bytes.
+    void retire(const std::string &id, size_t bytes);
+    static constexpr size_t kKeepEndedJobs = 1024;
+    static constexpr size_t kKeepEndedBytes = 8u << 20;
     void schedule_timeout(const std::shared_ptr<ActiveJob> &job, double seconds);
 
     store::Store &store_;
@@ -119,11 +164,14 @@ private:
 
     mutable std::mutex active_mu_;
     std::unordered_map<std::string, std::shared_ptr<ActiveJob>> active_;
+    std::deque<std::pair<std::string, size_t>> ended_;  // retired ids, oldest first (active_mu_)
+    size_t ended_bytes_ = 0;
 
     mutable std::mutex queue_mu_;
     std::condition_variable queue_cv_;
     std::deque<std::shared_ptr<ActiveJob>> queue_;
     size_t reserved_ = 0;  // slots promised to submissions still being stored
+    size_t busy_ = 0;      // jobs executing, by workers or callers (at most `workers`)
     bool stopping_ = false;
     std::atomic<size_t> running_{0};
     std::vector<std::thread> workers_;

@@ -4,6 +4,9 @@
 // request or job, so a reload never changes what they see half-way.
 #pragma once
 
+#include <atomic>
+#include <limits>
+
 #include <mutex>
 #include <utility>
 #include <cstdint>
@@ -31,6 +34,11 @@ struct Task {
     // Keeps the plugin image mapped while anyone holds this task.
     std::shared_ptr<plugins::Generation> generation;
     std::string info_json;  // TaskInfo, rendered once at load
+    // The longest run of this task so far, in microseconds (max() until it
+    // has run once). Lets a submitter run a task that has always been quick
+    // itself; one slow run (params can make any task slow) ends that for
+    // good, so a submitter is surprised by a long run at most once.
+    mutable std::atomic<int64_t> slowest_run_us{std::numeric_limits<int64_t>::max()};
 
     bool has_tags(const std::vector<std::string> &wanted) const;
 };

@@ -7,6 +7,8 @@
 // alone (constraint, missing parent) is undone by itself — multi-statement
 // ops run inside a SAVEPOINT, single statements are atomic on their own —
 // and only its caller sees the error.
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <exception>
@@ -14,12 +16,14 @@
 #include <mutex>
 
 #include <pthread.h>
+#include <sched.h>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "store/sqlite_db.hpp"
 #include "util/clock.hpp"
+#include "util/thread_name.hpp"
 #include "util/ulid.hpp"
 
 namespace taskhost::store {
@@ -89,7 +93,7 @@ constexpr char kMarkRunning[] =
 constexpr char kUpdateProgress[] = "UPDATE jobs SET progress = ?2, progress_message = ?3 WHERE id = ?1";
 constexpr char kFinishJob[] =
     "UPDATE jobs SET status = ?2, finished_at = ?3, error = ?4, error_traceback = ?5, "
-    "artifact_id = coalesce(?6, artifact_id) WHERE id = ?1";
+    "artifact_id = coalesce(?6, artifact_id), started_at = coalesce(started_at, ?7) WHERE id = ?1";
 constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = ?1";
 constexpr char kGetJob[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
 constexpr char kListJobs[] = "SELECT " JOB_COLS " FROM jobs ORDER BY seq DESC LIMIT ?1 OFFSET ?2";
@@ -206,10 +210,7 @@ enum class OpKind : uint8_t {
 };
 
 struct FinishData {
-    JobStatus status;
-    int64_t finished_at;
-    std::optional<std::string> error, traceback;
-    std::optional<Artifact> artifact;
+    Store::JobEnd end;
     std::function<void()> on_durable;
 };
 
@@ -258,6 +259,9 @@ struct Store::Impl {
     // Writer-thread state.
     std::vector<Op> batch;
     std::vector<std::function<void()>> callbacks;
+    std::vector<std::string_view> ending_ids;  // ids of the batch's finish_job ops
+
+    std::atomic<uint64_t> commits{0}, writes{0}, coalesced{0};
 
     // ---- reads ------------------------------------------------------------
 
@@ -343,6 +347,7 @@ struct Store::Impl {
     // ---- writer thread ----------------------------------------------------
 
     void writer_main() {
+        name_this_thread("th-store");
         const size_t max_batch = options.max_batch ? options.max_batch : 1;
         for (;;) {
             {
@@ -353,6 +358,15 @@ struct Store::Impl {
                 }
                 writer_sleeping = false;
                 if (queue.empty()) return;  // stopping, and everything is drained
+                if (queue.size() < 4) {
+                    // A small batch: let submitters that are already
+                    // runnable add their writes to this commit (measured:
+                    // about 1.5x the writes per commit under load; no cost
+                    // when nothing else is runnable).
+                    lock.unlock();
+                    sched_yield();
+                    lock.lock();
+                }
                 ++batches_taken;
                 if (queue.size() <= max_batch) {
                     batch.swap(queue);  // both keep their capacity: no allocation
@@ -403,8 +417,13 @@ struct Store::Impl {
         } catch (...) {
             batch_error = std::current_exception();
         }
+        collect_ending_ids();
         if (!batch_error) {
             for (Op &op : batch) {
+                if (redundant(op)) {
+                    coalesced.fetch_add(1, std::memory_order_relaxed);
+                    continue;
+                }
                 try {
                     apply(w, op);
                 } catch (...) {
@@ -430,7 +449,24 @@ struct Store::Impl {
                 sqlite3_exec(w.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
             callbacks.clear();  // nothing became durable
             for (Op &op : batch) op_failed(op, batch_error);
+            return;
         }
+        commits.fetch_add(1, std::memory_order_relaxed);
+        writes.fetch_add(batch.size(), std::memory_order_relaxed);
+    }
+
+    // A fast job's `running` mark and its end usually arrive in the same
+    // batch; the end stores started_at itself, so the mark is skipped.
+    void collect_ending_ids() {
+        ending_ids.clear();
+        if (batch.size() < 2) return;
+        for (const Op &op : batch)
+            if (op.kind == OpKind::finish_job) ending_ids.push_back(op.id);
+        std::sort(ending_ids.begin(), ending_ids.end());
+    }
+    bool redundant(const Op &op) const {
+        return op.kind == OpKind::mark_running &&
+               std::binary_search(ending_ids.begin(), ending_ids.end(), std::string_view(op.id));
     }
 
     void op_failed(Op &op, std::exception_ptr error) {
@@ -469,25 +505,7 @@ struct Store::Impl {
 
     void apply(Connection &w, Op &op) {
         switch (op.kind) {
-            case OpKind::insert_job: {
-                const Job &j = *op.job;
-                Stmt s(w, kInsertJob);
-                s.bind(1, std::string_view(j.id)).bind(2, std::string_view(j.task_name));
-                s.bind(3, std::string_view(j.params_json)).bind(4, to_string(j.status));
-                s.bind_time(5, j.submitted_at).bind_time(6, j.started_at).bind_time(7, j.finished_at);
-                s.bind(8, j.error).bind(9, j.error_traceback).bind(10, j.artifact_id);
-                if (j.progress < 0)
-                    s.bind_null(11);
-                else
-                    s.bind(11, j.progress);
-                s.bind(12, std::string_view(j.progress_message));
-                if (j.timeout_s > 0)
-                    s.bind(13, j.timeout_s);
-                else
-                    s.bind_null(13);
-                s.run();
-                break;
-            }
+            case OpKind::insert_job: insert_job_row(w, *op.job); break;
             case OpKind::mark_running: {
                 Stmt s(w, kMarkRunning);
                 s.bind(1, std::string_view(op.id)).bind(2, op.time).run();
@@ -533,13 +551,35 @@ struct Store::Impl {
         }
     }
 
+    static void insert_job_row(Connection &w, const Job &j) {
+        Stmt s(w, kInsertJob);
+        s.bind(1, std::string_view(j.id)).bind(2, std::string_view(j.task_name));
+        s.bind(3, std::string_view(j.params_json)).bind(4, to_string(j.status));
+        s.bind_time(5, j.submitted_at).bind_time(6, j.started_at).bind_time(7, j.finished_at);
+        s.bind(8, j.error).bind(9, j.error_traceback).bind(10, j.artifact_id);
+        if (j.progress < 0)
+            s.bind_null(11);
+        else
+            s.bind(11, j.progress);
+        s.bind(12, std::string_view(j.progress_message));
+        if (j.timeout_s > 0)
+            s.bind(13, j.timeout_s);
+        else
+            s.bind_null(13);
+        s.run();
+    }
+
     void apply_finish(Connection &w, Op &op) {
-        FinishData &f = *op.finish;
+        FinishData &fd = *op.finish;
+        Store::JobEnd &f = fd.end;
+        // Stored first and outside the savepoint: if only the artifact fails,
+        // the job must still be there to end `failed`.
+        if (f.insert_first) insert_job_row(w, *f.insert_first);
         try {
             in_savepoint(w, [&] {
                 std::optional<std::string> artifact_id;
-                if (f.artifact) {
-                    Artifact &a = *f.artifact;
+                if (f.result_artifact) {
+                    Artifact &a = *f.result_artifact;
                     if (a.id.empty()) a.id = new_ulid_string();
                     const int64_t at = a.created_at ? a.created_at : now_us();
                     save(w, a.id, a.data_json, a.parent_id, a.tags_json, at);
@@ -547,7 +587,7 @@ struct Store::Impl {
                 }
                 Stmt s(w, kFinishJob);
                 s.bind(1, std::string_view(op.id)).bind(2, to_string(f.status)).bind_time(3, f.finished_at);
-                s.bind(4, f.error).bind(5, f.traceback).bind(6, artifact_id).run();
+                s.bind(4, f.error).bind(5, f.traceback).bind(6, artifact_id).bind_time(7, f.started_at).run();
             });
         } catch (const StoreError &e) {
             if (sqlite3_get_autocommit(w.handle())) throw;  // the batch is gone
@@ -557,9 +597,9 @@ struct Store::Impl {
             const std::string error = std::string("result could not be stored: ") + e.what();
             Stmt s(w, kFinishJob);
             s.bind(1, std::string_view(op.id)).bind(2, to_string(JobStatus::failed)).bind_time(3, f.finished_at);
-            s.bind(4, std::string_view(error)).bind(5, f.traceback).bind_null(6).run();
+            s.bind(4, std::string_view(error)).bind(5, f.traceback).bind_null(6).bind_time(7, f.started_at).run();
         }
-        if (f.on_durable) callbacks.push_back(std::move(f.on_durable));
+        if (fd.on_durable) callbacks.push_back(std::move(fd.on_durable));
     }
 
     // Level of an existing parent, or StoreError(invalid) naming it.
@@ -729,11 +769,20 @@ void Store::update_progress(const std::string &id, double fraction, const std::s
 void Store::finish_job(const std::string &id, JobStatus status, int64_t finished_at,
                        std::optional<std::string> error, std::optional<std::string> traceback,
                        std::optional<Artifact> result_artifact, std::function<void()> on_durable) {
+    JobEnd end;
+    end.status = status;
+    end.finished_at = finished_at;
+    end.error = std::move(error);
+    end.traceback = std::move(traceback);
+    end.result_artifact = std::move(result_artifact);
+    finish_job(id, std::move(end), std::move(on_durable));
+}
+
+void Store::finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable) {
     Op op;
     op.kind = OpKind::finish_job;
     op.id = id;
-    op.finish = std::make_unique<FinishData>(FinishData{status, finished_at, std::move(error), std::move(traceback),
-                                                        std::move(result_artifact), std::move(on_durable)});
+    op.finish = std::make_unique<FinishData>(FinishData{std::move(end), std::move(on_durable)});
     impl_->post(std::move(op));
 }
 
@@ -754,6 +803,11 @@ void Store::flush() {
 size_t Store::pending_writes() const {
     std::lock_guard lock(impl_->q_mu);
     return impl_->queue.size();
+}
+
+Store::WriteStats Store::write_stats() const {
+    return {impl_->commits.load(std::memory_order_relaxed), impl_->writes.load(std::memory_order_relaxed),
+            impl_->coalesced.load(std::memory_order_relaxed)};
 }
 
 // ---- job reads ----

@@ -122,12 +122,31 @@ public:
                     std::optional<std::string> error, std::optional<std::string> traceback,
                     std::optional<Artifact> result_artifact,
                     std::function<void()> on_durable = {});
+    // The same, with the fields of the end in one place.
+    struct JobEnd {
+        JobStatus status = JobStatus::completed;
+        int64_t started_at = 0;  // stored unless mark_running already did (0: never ran)
+        int64_t finished_at = 0;
+        std::optional<std::string> error, traceback;
+        std::optional<Artifact> result_artifact;
+        // A job that was never stored (one-request execution): this record is
+        // inserted first, in the same transaction.
+        std::optional<Job> insert_first;
+    };
+    void finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable = {});
     // Durable when it returns. False if no such job.
     bool delete_job(const std::string &id);
     // Blocks until every write queued before this call is committed.
     void flush();
     // Writes queued and not yet taken by the writer (metrics, tests).
     size_t pending_writes() const;
+    // Counters since start: transactions committed by the writer, the writes
+    // they carried, and writes made redundant by a later one in the same
+    // batch (a job's `running` mark when its end is already queued).
+    struct WriteStats {
+        uint64_t commits = 0, writes = 0, coalesced = 0;
+    };
+    WriteStats write_stats() const;
 
     // ---- jobs: reads -----------------------------------------------------
     std::optional<Job> get_job(const std::string &id) const;

@@ -200,6 +200,31 @@ double wait_idle(uint16_t port, double timeout_s, int64_t *backlog = nullptr) {
     }
 }
 
+// The store's write counters (/api/v1/system): how well writes are grouped.
+struct StoreWrites {
+    int64_t commits = 0, writes = 0, coalesced = 0;
+};
+StoreWrites store_writes(uint16_t port) {
+    StoreWrites w;
+    auto sys = get_json(port, "/api/v1/system");
+    if (sys && sys->is_object() && sys->contains("store_writes")) {
+        const auto &s = (*sys)["store_writes"];
+        w.commits = s.value("commits", int64_t{0});
+        w.writes = s.value("writes", int64_t{0});
+        w.coalesced = s.value("coalesced", int64_t{0});
+    }
+    return w;
+}
+
+// Mean writes per commit between two readings (warm-up and drain included).
+void add_store_figures(ojson &line, const StoreWrites &before, const StoreWrites &after) {
+    const int64_t commits = after.commits - before.commits, writes = after.writes - before.writes;
+    line["store_commits"] = commits;
+    line["store_writes"] = writes;
+    line["store_coalesced"] = after.coalesced - before.coalesced;
+    line["writes_per_commit"] = commits > 0 ? ojson(r1(static_cast<double>(writes) / commits)) : ojson(nullptr);
+}
+
 // ---- ops -------------------------------------------------------------------
 
 void fail(bench::OpOutcome &out, std::string what) {
@@ -449,6 +474,7 @@ private:
 
         if (selected.count("submit-only")) {
             log("submit-only: POST hello/$execute, " + std::to_string(o_.clients) + " clients");
+            auto w0 = store_writes(port);
             auto r = bench::run_loop(loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s), op_submit);
             auto line = line_of("submit-only", r);
             size_t s503 = 0;
@@ -461,6 +487,7 @@ private:
             double drain = wait_idle(port, drain_timeout, &backlog);
             line["backlog_after"] = backlog;
             line["drain_seconds"] = drain < 0 ? ojson(nullptr) : ojson(r3(drain));
+            add_store_figures(line, w0, store_writes(port));
             if (drain < 0) res_.notes.push_back("submit-only: the backlog did not drain in time");
             auto row = row_of("submit-only", r);
             if (s503) row.note = std::to_string(s503) + " answered 503 (queue full)" + (row.note.empty() ? "" : "; " + row.note);
@@ -470,26 +497,30 @@ private:
 
         if (selected.count("end-to-end")) {
             log("end-to-end: submit hello/add, wait until terminal, " + std::to_string(o_.clients) + " clients");
+            auto w0 = store_writes(port);
             auto r = bench::run_loop(loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s),
                                      op_end_to_end);
             auto line = line_of("end-to-end", r);
+            wait_idle(port, drain_timeout);
+            add_store_figures(line, w0, store_writes(port));
             line["unit"] = "jobs";
             line["http_requests"] = r.http_requests;
             line["http_rps"] = r1(r.seconds > 0 ? static_cast<double>(r.http_requests) / r.seconds : 0);
             line["latency"] = "submit to terminal";
             auto row = row_of("end-to-end (jobs)", r);
             add(std::move(row), std::move(line), true);
-            wait_idle(port, drain_timeout);
         }
 
         if (selected.count("one-request")) {
             log("one-request: POST hello/$execute?wait=5, " + std::to_string(o_.clients) + " clients");
+            auto w0 = store_writes(port);
             auto r = bench::run_loop(loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s),
                                      op_one_request);
             auto line = line_of("one-request", r);
+            wait_idle(port, drain_timeout);
+            add_store_figures(line, w0, store_writes(port));
             auto row = row_of("one-request", r);
             add(std::move(row), std::move(line), true);
-            wait_idle(port, drain_timeout);
         }
 
         if (ceiling && others) run_ceiling("last");

@@ -50,6 +50,43 @@ TEST_CASE("persistence: jobs and artifacts survive a clean restart") {
     CHECK(get_json(cli2, "/api/v1/jobs").size() == 4);
 }
 
+TEST_CASE("$execute?wait that runs out stores the job before its 202; it survives kill -9") {
+    Service svc(ServiceOptions().with_file_db());
+    auto &cli = svc.cli();
+    auto res = post_json(cli, "/api/v1/tasks/slow_task/$execute?wait=0.2", {{"params", {{"seconds", 30}}}});
+    REQUIRE(res);
+    REQUIRE(res->status == 202);
+    const std::string id = body_json(res)["job_id"];
+    // Listed (lists read the database): it was stored before the answer.
+    json listed = get_json(cli, "/api/v1/jobs");
+    REQUIRE(listed.size() == 1);
+    CHECK(listed[0]["id"] == id);
+    CHECK(listed[0]["status"] == "running");
+
+    svc.crash_and_restart({});
+    json j = get_job(svc.cli(), id);
+    CHECK(j["status"] == "failed");
+    CHECK_CONTAINS(j["error"].get<std::string>(), "host stopped");
+}
+
+TEST_CASE("quick jobs are durable when their 202 arrives, wherever they ran (kill -9 right after)") {
+    Service svc(ServiceOptions().with_file_db());
+    auto &cli = svc.cli();
+    // Once the host has seen `add` run, it may run it on the submitting
+    // thread; either way a 202 means the job is stored.
+    run_task(cli, "add", {{"a", 0}, {"b", 0}});
+    std::vector<std::string> ids;
+    for (int i = 1; i <= 30; ++i) ids.push_back(submit(cli, "add", {{"a", i}, {"b", i}}));
+    svc.crash_and_restart({});
+    auto &cli2 = svc.cli();
+    REQUIRE(get_json(cli2, "/api/v1/jobs?limit=1000").size() == 31);
+    for (size_t i = 0; i < ids.size(); ++i) {
+        json j = wait_job(cli2, ids[i]);  // a job still pending at the kill runs after the restart
+        REQUIRE(j["status"] == "completed");
+        CHECK(get_artifact(cli2, j["artifact_id"])["data"]["result"]["result"] == 2 * static_cast<int>(i + 1));
+    }
+}
+
 TEST_CASE("durability smoke: kill -9 with a backlog, restart, nothing lost") {
     Service svc(ServiceOptions().flags({"--max-concurrency", "1"}).with_file_db());
     auto &cli = svc.cli();

@@ -174,6 +174,9 @@ TEST_CASE("DELETE a finished job: 204, then 404") {
     CHECK(res->body.empty());
     check_problem(cli.Get(("/api/v1/jobs/" + id).c_str()), 404, "Job not found");
     check_problem(cli.Delete(("/api/v1/jobs/" + id).c_str()), 404, "Job not found");
+    // The host keeps the last ended jobs in memory; a deleted one is not among them.
+    check_problem(cli.Get(("/api/v1/jobs/" + id + "?wait=1").c_str()), 404, "Job not found");
+    check_problem(cli.Post(("/api/v1/jobs/" + id + "/$cancel").c_str()), 404);
     CHECK(get_json(cli, "/api/v1/jobs") == json::array());
 }
 

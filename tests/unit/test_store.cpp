@@ -258,6 +258,68 @@ TEST_CASE("store: finish_job stores the artifact and the job together, then on_d
     CHECK(store.get_artifact(*kk->artifact_id)->data_json == "42");
 }
 
+TEST_CASE("store: a job never stored is inserted with its end in one write") {
+    Store store(memory_options());
+    Job j = make_job();
+    j.status = JobStatus::running;
+    j.started_at = now_us();
+    j.progress = 0.5;
+    j.progress_message = "halfway";
+
+    Store::JobEnd end;
+    end.status = JobStatus::completed;
+    end.started_at = j.started_at;
+    end.finished_at = j.started_at + 10;
+    Artifact result;
+    result.id = new_ulid_string();
+    result.data_json = R"({"result":3})";
+    end.result_artifact = result;
+    end.insert_first = j;
+
+    const auto before = store.write_stats();
+    std::promise<void> durable;
+    store.finish_job(j.id, std::move(end), [&] { durable.set_value(); });
+    REQUIRE(durable.get_future().wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    const auto after = store.write_stats();
+    CHECK(after.writes - before.writes == 1);
+    CHECK(after.commits - before.commits == 1);
+
+    auto got = store.get_job(j.id);
+    REQUIRE(got);
+    CHECK(got->status == JobStatus::completed);
+    CHECK(got->started_at == j.started_at);
+    CHECK(got->finished_at == j.started_at + 10);
+    CHECK(got->progress == doctest::Approx(0.5));
+    CHECK(got->progress_message == "halfway");
+    REQUIRE(got->artifact_id);
+    CHECK(*got->artifact_id == result.id);
+    CHECK(store.get_artifact(result.id)->data_json == result.data_json);
+}
+
+TEST_CASE("store: the end stores started_at when no running mark did, and keeps one that did") {
+    Store store(memory_options());
+    Job a = make_job(), b = make_job();
+    store.insert_job(a);
+    store.insert_job(b);
+    store.mark_running(b.id, 1000);  // may be skipped if the end shares its batch
+    Store::JobEnd ea;
+    ea.status = JobStatus::completed;
+    ea.started_at = 500;
+    ea.finished_at = 900;
+    store.finish_job(a.id, std::move(ea));
+    Store::JobEnd eb;
+    eb.status = JobStatus::failed;
+    eb.started_at = 1000;
+    eb.finished_at = 2000;
+    eb.error = "boom";
+    store.finish_job(b.id, std::move(eb));
+    store.flush();
+    CHECK(store.get_job(a.id)->started_at == 500);
+    CHECK(store.get_job(b.id)->started_at == 1000);
+    CHECK(store.get_job(b.id)->status == JobStatus::failed);
+    CHECK(*store.get_job(b.id)->error == "boom");
+}
+
 TEST_CASE("store: finish_job failed without artifact keeps error and traceback") {
     Store store(memory_options());
     Job j = make_job();
