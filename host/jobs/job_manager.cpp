@@ -125,9 +125,10 @@ JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task
         if (task->desc->validate(params_json.data(), params_json.size(), &sink) != TH_OK)
             return {SubmitStatus::invalid_params, {}, error.empty() ? "invalid params" : error, {}};
     }
-    const int64_t slowest = task->slowest_run_us.load(std::memory_order_relaxed);
-    const bool quick = wait_s ? slowest <= kCallerRunMaxUs && static_cast<double>(slowest) * 100 <= *wait_s * 1e6
-                              : slowest <= kSubmitterRunMaxUs;
+    const int64_t recent = task->recent_run_us.load(std::memory_order_relaxed);
+    const bool quick = !task->long_run_seen.load(std::memory_order_relaxed) &&
+                       (wait_s ? recent <= kCallerRunMaxUs && static_cast<double>(recent) * 100 <= *wait_s * 1e6
+                               : recent <= kSubmitterRunMaxUs);
     bool run_here = false;
     {
         std::lock_guard lock(queue_mu_);
@@ -367,11 +368,12 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     running_.fetch_sub(1);
     {
         const int64_t took = now_us() - started_at;
-        auto &slowest = task->slowest_run_us;
-        int64_t old = slowest.load(std::memory_order_relaxed);
-        while ((old == std::numeric_limits<int64_t>::max() || took > old) &&
-               !slowest.compare_exchange_weak(old, took, std::memory_order_relaxed)) {
-        }
+        if (took >= kLongRunUs) task->long_run_seen.store(true, std::memory_order_relaxed);
+        auto &recent = task->recent_run_us;
+        int64_t old = recent.load(std::memory_order_relaxed), next;
+        do {
+            next = old == std::numeric_limits<int64_t>::max() ? took : std::max(took, old - old / 16);
+        } while (next != old && !recent.compare_exchange_weak(old, next, std::memory_order_relaxed));
     }
 
     JobStatus status = JobStatus::completed;

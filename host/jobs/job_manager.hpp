@@ -93,13 +93,13 @@ public:
     // - wait_s set (one-request execution): the job is not stored now. The
     //   caller must call persist() before it acknowledges a job that has not
     //   ended.
-    // - run_here in the result: the task is known to be quick (every run so
-    //   far took under 1% of the wait and under 10 ms; without a wait, under
-    //   the cost of handing the job to a worker), a worker slot is free and
-    //   nothing is queued ahead. The job is not queued: the caller runs it
-    //   with run_here(), then persist()s or waits for it, saving the thread
-    //   hand-offs and a write. (A quick task that suddenly runs long delays
-    //   that one answer, once; the job itself is unaffected.)
+    // - run_here in the result: the task is known to be quick (its recent
+    //   runs took under 1% of the wait and under 10 ms; without a wait, under
+    //   the cost of handing the job to a worker; and no run ever took 100 ms),
+    //   a worker slot is free and nothing is queued ahead. The job is not
+    //   queued: the caller runs it with run_here(), then persist()s or waits
+    //   for it, saving the thread hand-offs and a write. (A quick task that
+    //   suddenly runs long delays that one answer; the job is unaffected.)
     // Otherwise the job is stored durably before this returns and queued.
     SubmitResult submit(std::shared_ptr<const registry::Task> task, std::string params_json,
                         double timeout_s, std::optional<double> wait_s = std::nullopt);
@@ -142,6 +142,8 @@ private:
     static constexpr int64_t kCallerRunMaxUs = 10'000;
     // Below this a run costs less than the hand-off to a worker and back.
     static constexpr int64_t kSubmitterRunMaxUs = 200;
+    // A run this long marks a task as one that can be slow: never run by a caller again.
+    static constexpr int64_t kLongRunUs = 100'000;
     void worker_loop();
     void release_slot();
     void timer_loop();

@@ -34,11 +34,14 @@ struct Task {
     // Keeps the plugin image mapped while anyone holds this task.
     std::shared_ptr<plugins::Generation> generation;
     std::string info_json;  // TaskInfo, rendered once at load
-    // The longest run of this task so far, in microseconds (max() until it
-    // has run once). Lets a submitter run a task that has always been quick
-    // itself; one slow run (params can make any task slow) ends that for
-    // good, so a submitter is surprised by a long run at most once.
-    mutable std::atomic<int64_t> slowest_run_us{std::numeric_limits<int64_t>::max()};
+    // Lets a submitter run a task known to be quick itself. recent_run_us:
+    // the longest recent run, decaying by 1/16 per run, so that one run
+    // slowed by the scheduler is forgiven (microseconds; max() until the
+    // task has run once). long_run_seen: a run took 100 ms or more (params
+    // can make any task slow): never again, so a submitter is surprised by a
+    // long run at most once.
+    mutable std::atomic<int64_t> recent_run_us{std::numeric_limits<int64_t>::max()};
+    mutable std::atomic<bool> long_run_seen{false};
 
     bool has_tags(const std::vector<std::string> &wanted) const;
 };
