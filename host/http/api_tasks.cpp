@@ -142,28 +142,26 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
             return problem(res, 503, "The job could not be stored: " + submitted.message, req.path);
         case Status::accepted: break;
     }
+    std::optional<jobs::JobView> view;
     if (wait) {
         auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*wait));
         if (submitted.run_here) s_.jobs.run_here(submitted.job);
-        auto view = s_.jobs.wait_terminal(submitted.job, deadline);
-        if (view && !store::is_terminal(view->record.status)) {
-            // The wait ran out: the job must be durable before the 202.
-            std::string error;
-            view = s_.jobs.persist(submitted.job, &error);
-            if (!view) return problem(res, 503, "The job could not be stored: " + error, req.path);
-        }
-        if (view && store::is_terminal(view->record.status)) {
-            return finished_job_response(res, render_job(view->record, {view->cancel_requested}),
-                                         view->record.artifact_id, view->artifact_json);
-        }
+        view = s_.jobs.wait_terminal(submitted.job, deadline);
     } else if (submitted.run_here) {
-        // A quick task ran here before the answer; the 202 waits for the
-        // write that stores the job with its end.
-        s_.jobs.run_here(submitted.job);
+        s_.jobs.run_here(submitted.job);  // a quick task, run before the answer
+    }
+    // A job not stored yet must be durable before the answer: its end is on
+    // its way to the store (ran here, or ended within the wait), or the wait
+    // ran out and it is stored now.
+    if ((wait || submitted.run_here) && !(view && store::is_terminal(view->record.status))) {
         std::string error;
-        if (!s_.jobs.persist(submitted.job, &error))
-            return problem(res, 503, "The job could not be stored: " + error, req.path);
+        view = s_.jobs.persist(submitted.job, &error);
+        if (!view) return problem(res, 503, "The job could not be stored: " + error, req.path);
+    }
+    if (wait && view && store::is_terminal(view->record.status)) {
+        return finished_job_response(res, render_job(view->record, {view->cancel_requested}),
+                                     view->record.artifact_id, view->artifact_json);
     }
     std::string out;
     out.reserve(160);

@@ -201,6 +201,7 @@ void JobManager::release_slot() {
 
 std::optional<JobView> JobManager::persist(const std::shared_ptr<ActiveJob> &job, std::string *error) {
     std::unique_lock lock(job->mu);
+    if (job->deleted) return view_of(*job);  // nothing left to store
     if (!job->stored) {
         job->stored = true;
         // Inserted while holding the job's lock, so that the worker's later
@@ -209,10 +210,7 @@ std::optional<JobView> JobManager::persist(const std::shared_ptr<ActiveJob> &job
             store_.insert_job(job->record);
         } catch (const std::exception &e) {
             if (error) *error = e.what();
-            job->deleted = true;  // its end is dropped; the caller answers 503
-            ++job->version;
-            int none = 0;
-            job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::deleted));
+            drop_locked(*job);  // its end is dropped; the caller answers 503
             std::string id = job->record.id;
             lock.unlock();
             job->changed.notify_all();
@@ -300,15 +298,7 @@ bool JobManager::remove(const std::string &id) {
         std::unique_lock lock(job->mu);
         if (!job->deleted) {
             was_active = true;
-            job->deleted = true;
-            ++job->version;
-            int none = 0;
-            job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::deleted));
-            if (job->record.status == JobStatus::pending && !job->finishing && job->task) {
-                // It will never run: release its hold on the plugin generation.
-                job->task->generation->in_flight.fetch_sub(1);
-                job->task.reset();
-            }
+            drop_locked(*job);
         }
         lock.unlock();
         job->changed.notify_all();
@@ -317,6 +307,18 @@ bool JobManager::remove(const std::string &id) {
     bool existed = store_.delete_job(id);
     forget(id);
     return existed || was_active;
+}
+
+void JobManager::drop_locked(ActiveJob &job) {
+    job.deleted = true;
+    ++job.version;
+    int none = 0;
+    job.cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::deleted));
+    if (job.record.status == JobStatus::pending && !job.finishing && job.task) {
+        // It will never run: release its hold on the plugin generation.
+        job.task->generation->in_flight.fetch_sub(1);
+        job.task.reset();
+    }
 }
 
 size_t JobManager::queue_depth() const {

@@ -152,6 +152,9 @@ private:
                 std::optional<std::string> error, std::optional<std::string> traceback,
                 std::optional<store::Artifact> artifact);
     void forget(const std::string &id);
+    // Marks a job deleted and asks it to stop; a job that will now never run
+    // releases its plugin generation. Caller holds job.mu and notifies after.
+    static void drop_locked(ActiveJob &job);
     // A job just durably ended stays in the active map for a while: the
     // client usually reads it (and its artifact) right away, and its
     // complete record saves a database read. Bounded by count and bytes.

@@ -472,22 +472,35 @@ private:
 
         if (ceiling) run_ceiling(others ? "first" : "only");
 
+        // A job scenario: the measured loop, then the drain of what it left
+        // running, with the store's write counters over both.
+        struct JobRun {
+            bench::LoopResult r;
+            ojson line;
+            int64_t backlog = 0;
+            double drain = 0;
+        };
+        auto run_jobs = [&](const std::string &scenario, auto op) {
+            JobRun j;
+            auto w0 = store_writes(port);
+            j.r = bench::run_loop(loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s), op);
+            j.line = line_of(scenario, j.r);
+            j.drain = wait_idle(port, drain_timeout, &j.backlog);
+            add_store_figures(j.line, w0, store_writes(port));
+            return j;
+        };
+
         if (selected.count("submit-only")) {
             log("submit-only: POST hello/$execute, " + std::to_string(o_.clients) + " clients");
-            auto w0 = store_writes(port);
-            auto r = bench::run_loop(loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s), op_submit);
-            auto line = line_of("submit-only", r);
+            auto [r, line, backlog, drain] = run_jobs("submit-only", op_submit);
             size_t s503 = 0;
             for (auto &[k, v] : r.error_kinds)
                 if (k.find("status 503") != std::string::npos) s503 += v;
             line["status_503"] = s503;
             // The workers run what was accepted; how long that takes is the
             // execution throughput without HTTP in the way.
-            int64_t backlog = 0;
-            double drain = wait_idle(port, drain_timeout, &backlog);
             line["backlog_after"] = backlog;
             line["drain_seconds"] = drain < 0 ? ojson(nullptr) : ojson(r3(drain));
-            add_store_figures(line, w0, store_writes(port));
             if (drain < 0) res_.notes.push_back("submit-only: the backlog did not drain in time");
             auto row = row_of("submit-only", r);
             if (s503) row.note = std::to_string(s503) + " answered 503 (queue full)" + (row.note.empty() ? "" : "; " + row.note);
@@ -497,12 +510,7 @@ private:
 
         if (selected.count("end-to-end")) {
             log("end-to-end: submit hello/add, wait until terminal, " + std::to_string(o_.clients) + " clients");
-            auto w0 = store_writes(port);
-            auto r = bench::run_loop(loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s),
-                                     op_end_to_end);
-            auto line = line_of("end-to-end", r);
-            wait_idle(port, drain_timeout);
-            add_store_figures(line, w0, store_writes(port));
+            auto [r, line, backlog, drain] = run_jobs("end-to-end", op_end_to_end);
             line["unit"] = "jobs";
             line["http_requests"] = r.http_requests;
             line["http_rps"] = r1(r.seconds > 0 ? static_cast<double>(r.http_requests) / r.seconds : 0);
@@ -513,12 +521,7 @@ private:
 
         if (selected.count("one-request")) {
             log("one-request: POST hello/$execute?wait=5, " + std::to_string(o_.clients) + " clients");
-            auto w0 = store_writes(port);
-            auto r = bench::run_loop(loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s),
-                                     op_one_request);
-            auto line = line_of("one-request", r);
-            wait_idle(port, drain_timeout);
-            add_store_figures(line, w0, store_writes(port));
+            auto [r, line, backlog, drain] = run_jobs("one-request", op_one_request);
             auto row = row_of("one-request", r);
             add(std::move(row), std::move(line), true);
         }
