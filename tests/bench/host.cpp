@@ -176,6 +176,20 @@ void HostProcess::stop(double grace_s) {
     port_ = 0;
 }
 
+double HostProcess::cpu_seconds() const {
+    // Fields 14 and 15 of /proc/<pid>/stat, after the parenthesised name.
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t close = text.rfind(')');
+    if (close == std::string::npos) return -1;
+    std::istringstream fields(text.substr(close + 2));
+    std::string skip;
+    for (int i = 3; i < 14; ++i) fields >> skip;
+    long long utime = 0, stime = 0;
+    if (!(fields >> utime >> stime)) return -1;
+    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 MemoryFigures HostProcess::memory() const {
     MemoryFigures m;
     if (pid_ <= 0) return m;

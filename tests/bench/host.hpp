@@ -45,6 +45,8 @@ public:
     // Spawn → listening line, milliseconds.
     double startup_ms() const { return startup_ms_; }
     MemoryFigures memory() const;
+    // CPU time the host has used so far (user + system), seconds; -1 if unknown.
+    double cpu_seconds() const;
     // Open file descriptors whose target is exactly `path` (e.g. SQLite
     // connections to the database file); -1 if unknown.
     int open_fds_to(const std::string &path) const;

@@ -109,8 +109,10 @@ LoopResult run_loop(const LoopConfig &config, const OpFn &op) {
     sync.arrive_and_wait();
     sync.arrive_and_wait();
     const auto start = at();
+    if (config.on_measure_start) config.on_measure_start();
     sync.arrive_and_wait();
     const auto end = at();
+    if (config.on_measure_end) config.on_measure_end();
     for (auto &t : threads) t.join();
 
     LoopResult r;

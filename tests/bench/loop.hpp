@@ -42,6 +42,9 @@ struct LoopConfig {
     double warmup_s = 1;
     double seconds = 5;
     size_t max_ops = 5'000'000;  // measured ops, all clients together
+    // Called on the runner's own thread as the measured phase starts and
+    // as it ends (to read CPU counters over exactly that window).
+    std::function<void()> on_measure_start, on_measure_end;
 };
 
 struct LoopResult {

@@ -6,6 +6,7 @@
 // (scripts/bench compares with the targets). The exit status is non-zero only
 // when something broke: a host that does not start, a seed that fails, or
 // (with --fail-on-errors) requests that did not succeed.
+#include <sys/resource.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -96,6 +97,7 @@ struct TableRow {
     double p50 = -1, p95 = -1, p99 = -1, max = -1;
     size_t errors = 0;
     std::optional<double> fraction;  // of the ceiling
+    double host_us = -1;             // host CPU per operation
     std::string note;
 };
 
@@ -120,14 +122,15 @@ std::string fmt(double v, int decimals = 3) {
 
 void print_table(const Results &res, std::ostream &out) {
     char line[512];
-    std::snprintf(line, sizeof line, "%-26s %10s %8s %10s %9s %9s %9s %9s %7s %8s", "scenario", "requests", "seconds",
-                  "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "ceiling");
+    std::snprintf(line, sizeof line, "%-26s %10s %8s %10s %9s %9s %9s %9s %7s %8s %11s", "scenario", "requests",
+                  "seconds", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "ceiling", "host us/op");
     out << line << "\n" << std::string(std::strlen(line), '-') << "\n";
     for (const auto &r : res.rows) {
         std::string frac = r.fraction ? fmt(*r.fraction * 100, 1) + "%" : "-";
-        std::snprintf(line, sizeof line, "%-26s %10zu %8s %10s %9s %9s %9s %9s %7zu %8s", r.name.c_str(), r.requests,
-                      fmt(r.seconds, 2).c_str(), fmt(r.rps, 0).c_str(), fmt(r.p50).c_str(), fmt(r.p95).c_str(),
-                      fmt(r.p99).c_str(), fmt(r.max).c_str(), r.errors, frac.c_str());
+        std::snprintf(line, sizeof line, "%-26s %10zu %8s %10s %9s %9s %9s %9s %7zu %8s %11s", r.name.c_str(),
+                      r.requests, fmt(r.seconds, 2).c_str(), fmt(r.rps, 0).c_str(), fmt(r.p50).c_str(),
+                      fmt(r.p95).c_str(), fmt(r.p99).c_str(), fmt(r.max).c_str(), r.errors, frac.c_str(),
+                      fmt(r.host_us, 1).c_str());
         out << line;
         if (!r.note.empty()) out << "  " << r.note;
         out << "\n";
@@ -224,6 +227,38 @@ void add_store_figures(ojson &line, const StoreWrites &before, const StoreWrites
     line["store_coalesced"] = after.coalesced - before.coalesced;
     line["writes_per_commit"] = commits > 0 ? ojson(r1(static_cast<double>(writes) / commits)) : ojson(nullptr);
 }
+
+// CPU used by the host and by this driver over the measured phase of a loop:
+// per operation it is a steadier figure than the rate on a noisy machine.
+struct CpuWindow {
+    const bench::HostProcess *host = nullptr;
+    double host0 = -1, host1 = -1, self0 = 0, self1 = 0;
+
+    static double self_seconds() {
+        rusage u{};
+        ::getrusage(RUSAGE_SELF, &u);
+        auto s = [](const timeval &t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+        return s(u.ru_utime) + s(u.ru_stime);
+    }
+    void attach(bench::LoopConfig &c) {
+        c.on_measure_start = [this] {
+            host0 = host->cpu_seconds();
+            self0 = self_seconds();
+        };
+        c.on_measure_end = [this] {
+            host1 = host->cpu_seconds();
+            self1 = self_seconds();
+        };
+    }
+    double host_us(size_t ops) const {
+        return ops == 0 || host0 < 0 || host1 < 0 ? -1 : r1((host1 - host0) * 1e6 / static_cast<double>(ops));
+    }
+    void add_to(ojson &line, size_t ops) const {
+        if (host_us(ops) < 0) return;
+        line["host_cpu_us_per_op"] = host_us(ops);
+        line["client_cpu_us_per_op"] = r1((self1 - self0) * 1e6 / static_cast<double>(ops));
+    }
+};
 
 // ---- ops -------------------------------------------------------------------
 
@@ -462,11 +497,16 @@ private:
 
         auto run_ceiling = [&](const std::string &label) {
             log("ceiling (" + label + "): GET /ping, " + std::to_string(o_.clients) + " clients");
-            auto r = bench::run_loop(loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s), op_ping);
+            auto config = loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s);
+            CpuWindow cpu{&host};
+            cpu.attach(config);
+            auto r = bench::run_loop(config, op_ping);
             ceilings_.push_back(r.rate());
             auto line = line_of("ceiling", r);
+            cpu.add_to(line, r.ops);
             line["run"] = label;
             auto row = row_of("ceiling (" + label + ")", r);
+            row.host_us = cpu.host_us(r.ops);
             add(std::move(row), std::move(line), true);
         };
 
@@ -479,12 +519,18 @@ private:
             ojson line;
             int64_t backlog = 0;
             double drain = 0;
+            double host_us = -1;
         };
         auto run_jobs = [&](const std::string &scenario, auto op) {
             JobRun j;
             auto w0 = store_writes(port);
-            j.r = bench::run_loop(loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s), op);
+            auto config = loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s);
+            CpuWindow cpu{&host};
+            cpu.attach(config);
+            j.r = bench::run_loop(config, op);
             j.line = line_of(scenario, j.r);
+            cpu.add_to(j.line, j.r.ops);
+            j.host_us = cpu.host_us(j.r.ops);
             j.drain = wait_idle(port, drain_timeout, &j.backlog);
             add_store_figures(j.line, w0, store_writes(port));
             return j;
@@ -492,7 +538,7 @@ private:
 
         if (selected.count("submit-only")) {
             log("submit-only: POST hello/$execute, " + std::to_string(o_.clients) + " clients");
-            auto [r, line, backlog, drain] = run_jobs("submit-only", op_submit);
+            auto [r, line, backlog, drain, host_us] = run_jobs("submit-only", op_submit);
             size_t s503 = 0;
             for (auto &[k, v] : r.error_kinds)
                 if (k.find("status 503") != std::string::npos) s503 += v;
@@ -503,6 +549,7 @@ private:
             line["drain_seconds"] = drain < 0 ? ojson(nullptr) : ojson(r3(drain));
             if (drain < 0) res_.notes.push_back("submit-only: the backlog did not drain in time");
             auto row = row_of("submit-only", r);
+            row.host_us = host_us;
             if (s503) row.note = std::to_string(s503) + " answered 503 (queue full)" + (row.note.empty() ? "" : "; " + row.note);
             log("submit-only: backlog of " + std::to_string(backlog) + " job(s) drained in " + fmt(drain, 2) + " s");
             add(std::move(row), std::move(line), true);
@@ -510,19 +557,21 @@ private:
 
         if (selected.count("end-to-end")) {
             log("end-to-end: submit hello/add, wait until terminal, " + std::to_string(o_.clients) + " clients");
-            auto [r, line, backlog, drain] = run_jobs("end-to-end", op_end_to_end);
+            auto [r, line, backlog, drain, host_us] = run_jobs("end-to-end", op_end_to_end);
             line["unit"] = "jobs";
             line["http_requests"] = r.http_requests;
             line["http_rps"] = r1(r.seconds > 0 ? static_cast<double>(r.http_requests) / r.seconds : 0);
             line["latency"] = "submit to terminal";
             auto row = row_of("end-to-end (jobs)", r);
+            row.host_us = host_us;
             add(std::move(row), std::move(line), true);
         }
 
         if (selected.count("one-request")) {
             log("one-request: POST hello/$execute?wait=5, " + std::to_string(o_.clients) + " clients");
-            auto [r, line, backlog, drain] = run_jobs("one-request", op_one_request);
+            auto [r, line, backlog, drain, host_us] = run_jobs("one-request", op_one_request);
             auto row = row_of("one-request", r);
+            row.host_us = host_us;
             add(std::move(row), std::move(line), true);
         }
 
