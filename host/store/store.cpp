@@ -489,7 +489,7 @@ struct Store::Impl {
     }
 
     template <class F>
-    void in_savepoint(Connection &w, F &&body) {
+    static void in_savepoint(Connection &w, F &&body) {
         Stmt(w, kSavepoint).run();
         try {
             body();
@@ -569,37 +569,58 @@ struct Store::Impl {
         s.run();
     }
 
+    // The end of a job: its result artifact and its terminal state, in as few
+    // B-tree writes as it takes. A job never stored before (insert_first) is
+    // inserted once, already in its final state.
     void apply_finish(Connection &w, Op &op) {
         FinishData &fd = *op.finish;
         Store::JobEnd &f = fd.end;
-        // Stored first and outside the savepoint: if only the artifact fails,
-        // the job must still be there to end `failed`.
-        if (f.insert_first) insert_job_row(w, *f.insert_first);
-        try {
-            in_savepoint(w, [&] {
-                std::optional<std::string> artifact_id;
-                if (f.result_artifact) {
-                    Artifact &a = *f.result_artifact;
-                    if (a.id.empty()) a.id = new_ulid_string();
-                    const int64_t at = a.created_at ? a.created_at : now_us();
-                    save(w, a.id, a.data_json, a.parent_id, a.tags_json, at);
-                    artifact_id = a.id;
-                }
-                Stmt s(w, kFinishJob);
-                s.bind(1, std::string_view(op.id)).bind(2, to_string(f.status)).bind_time(3, f.finished_at);
-                s.bind(4, f.error).bind(5, f.traceback).bind(6, artifact_id).bind_time(7, f.started_at).run();
-            });
-        } catch (const StoreError &e) {
-            if (sqlite3_get_autocommit(w.handle())) throw;  // the batch is gone
-            // The result could not be stored (e.g. its parent vanished): the
-            // job must still end, so it ends failed and says why.
-            report("finish_job(" + op.id + "): result artifact not stored: " + e.what());
-            const std::string error = std::string("result could not be stored: ") + e.what();
+        std::optional<std::string> artifact_id;
+        std::optional<std::string> error = std::move(f.error);
+        JobStatus status = f.status;
+        if (f.result_artifact) {
+            try {
+                artifact_id = store_result_artifact(w, *f.result_artifact);
+            } catch (const StoreError &e) {
+                if (sqlite3_get_autocommit(w.handle())) throw;  // the batch is gone
+                // The result could not be stored (e.g. its parent vanished):
+                // the job must still end, so it ends failed and says why.
+                report("finish_job(" + op.id + "): result artifact not stored: " + e.what());
+                status = JobStatus::failed;
+                error = std::string("result could not be stored: ") + e.what();
+            }
+        }
+        if (f.insert_first) {
+            Job &j = *f.insert_first;
+            j.status = status;
+            j.finished_at = f.finished_at;
+            if (!j.started_at) j.started_at = f.started_at;
+            j.error = std::move(error);
+            j.error_traceback = std::move(f.traceback);
+            if (artifact_id) j.artifact_id = std::move(artifact_id);
+            insert_job_row(w, j);
+        } else {
             Stmt s(w, kFinishJob);
-            s.bind(1, std::string_view(op.id)).bind(2, to_string(JobStatus::failed)).bind_time(3, f.finished_at);
-            s.bind(4, std::string_view(error)).bind(5, f.traceback).bind_null(6).bind_time(7, f.started_at).run();
+            s.bind(1, std::string_view(op.id)).bind(2, to_string(status)).bind_time(3, f.finished_at);
+            s.bind(4, error).bind(5, f.traceback).bind(6, artifact_id).bind_time(7, f.started_at).run();
         }
         if (fd.on_durable) callbacks.push_back(std::move(fd.on_durable));
+    }
+
+    // A job's result artifact, returning its id. The usual one (fresh id, no
+    // parent) is one INSERT, atomic by itself; one with a parent goes
+    // through the general save, in a savepoint so a failure leaves nothing.
+    static std::string store_result_artifact(Connection &w, Artifact &a) {
+        if (a.id.empty()) a.id = new_ulid_string();
+        const int64_t at = a.created_at ? a.created_at : now_us();
+        if (a.parent_id) {
+            in_savepoint(w, [&] { save(w, a.id, a.data_json, a.parent_id, a.tags_json, at); });
+        } else {
+            Stmt s(w, kInsertArtifact);
+            s.bind(1, std::string_view(a.id)).bind_null(2).bind(3, int64_t{0});
+            s.bind(4, std::string_view(a.data_json)).bind(5, std::string_view(a.tags_json)).bind(6, at).run();
+        }
+        return a.id;
     }
 
     // Level of an existing parent, or StoreError(invalid) naming it.

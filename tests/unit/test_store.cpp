@@ -367,6 +367,43 @@ TEST_CASE("store: finish_job whose artifact cannot be stored ends the job failed
     CHECK(errors[0].find(j.id) != std::string::npos);
 }
 
+TEST_CASE("store: a job never stored whose result cannot be stored is inserted failed, in one write") {
+    Store::Options o = memory_options();
+    o.on_write_error = [](const std::string &) {};
+    Store store(o);
+    Artifact existing = store.save_artifact(art("1"));
+    for (int variant = 0; variant < 2; ++variant) {
+        Job j = make_job();
+        j.status = JobStatus::running;
+        j.started_at = now_us();
+        Store::JobEnd end;
+        end.status = JobStatus::completed;
+        end.finished_at = j.started_at + 5;
+        Artifact result;
+        result.data_json = "{}";
+        if (variant == 0) {
+            result.id = new_ulid_string();
+            result.parent_id = "01ARZ3NDEKTSV4RRFFQ69G5FAV";  // no such parent
+        } else {
+            result.id = existing.id;  // the plain insert of a result meets a taken id
+        }
+        end.result_artifact = result;
+        end.insert_first = j;
+        std::promise<void> durable;
+        store.finish_job(j.id, std::move(end), [&] { durable.set_value(); });
+        REQUIRE(durable.get_future().wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+        auto got = store.get_job(j.id);
+        REQUIRE(got);
+        CHECK(got->status == JobStatus::failed);
+        REQUIRE(got->error);
+        CHECK(got->error->find("result could not be stored") == 0);
+        CHECK_FALSE(got->artifact_id);
+        CHECK(got->started_at == j.started_at);
+    }
+    CHECK(store.get_artifact(existing.id)->data_json == "1");  // untouched
+    CHECK(store.count_artifacts() == 1);
+}
+
 TEST_CASE("store: delete_job and flush") {
     Store store(memory_options());
     Job j = make_job();
