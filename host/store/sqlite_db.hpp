@@ -116,7 +116,7 @@ private:
 // Brings the schema to the current version (PRAGMA user_version). Runs on the
 // write connection before any other connection is opened.
 void migrate(Connection &conn);
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // A connection of its own for task code (task_connection.cpp).
 std::unique_ptr<TaskConnection> make_task_connection(const std::string &name, bool memory);

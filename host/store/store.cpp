@@ -96,14 +96,15 @@ constexpr char kFinishJob[] =
     "artifact_id = coalesce(?6, artifact_id), started_at = coalesce(started_at, ?7) WHERE id = ?1";
 constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = ?1";
 constexpr char kGetJob[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
-constexpr char kListJobs[] = "SELECT " JOB_COLS " FROM jobs ORDER BY seq DESC LIMIT ?1 OFFSET ?2";
+// Job ids are time-ordered ULIDs: id order is submission order.
+constexpr char kListJobs[] = "SELECT " JOB_COLS " FROM jobs ORDER BY id DESC LIMIT ?1 OFFSET ?2";
 constexpr char kListJobsByStatus[] =
-    "SELECT " JOB_COLS " FROM jobs WHERE status = ?3 ORDER BY seq DESC LIMIT ?1 OFFSET ?2";
+    "SELECT " JOB_COLS " FROM jobs WHERE status = ?3 ORDER BY id DESC LIMIT ?1 OFFSET ?2";
 constexpr char kCountJobs[] = "SELECT count(*) FROM jobs";
 constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = ?1";
 constexpr char kFailRunning[] =
     "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'";
-constexpr char kPendingOldestFirst[] = "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' ORDER BY seq";
+constexpr char kPendingOldestFirst[] = "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' ORDER BY id";
 
 constexpr char kArtifactLevel[] = "SELECT level FROM artifacts WHERE id = ?1";
 constexpr char kArtifactForWrite[] =

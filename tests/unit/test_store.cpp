@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <sqlite3.h>
 
 #include "store/store.hpp"
 #include "util/clock.hpp"
@@ -725,13 +726,84 @@ TEST_CASE("store: file database persists across Store instances") {
 
         // Schema version, WAL and foreign keys are in place.
         auto conn = store.task_connection();
-        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 1);
+        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 2);
         CHECK(json::parse(conn->query("PRAGMA journal_mode", ""))[0]["journal_mode"] == "wal");
         CHECK(json::parse(conn->query("PRAGMA foreign_keys", ""))[0]["foreign_keys"] == 1);
         auto pending = store.recover("restarted", now_us());
         CHECK(pending.empty());
         CHECK(store.get_job(j.id)->status == JobStatus::failed);
     }
+}
+
+TEST_CASE("store: a version-1 database is migrated with every job and artifact kept") {
+    TempDir dir;
+    const std::string path = dir.file("v1.db");
+    {
+        // The schema of migration 1, as a build before version 2 left it.
+        sqlite3 *db = nullptr;
+        REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+        const char *v1 = R"sql(
+            PRAGMA journal_mode=WAL;
+            CREATE TABLE jobs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, task_name TEXT NOT NULL,
+                params TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL, submitted_at INTEGER, started_at INTEGER,
+                finished_at INTEGER, error TEXT, error_traceback TEXT, artifact_id TEXT, progress REAL,
+                progress_message TEXT NOT NULL DEFAULT '', timeout_s REAL);
+            CREATE INDEX jobs_status ON jobs(status);
+            CREATE TABLE artifacts (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                parent_id TEXT REFERENCES artifacts(id) ON DELETE SET NULL, level INTEGER NOT NULL DEFAULT 0,
+                data TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '[]', created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL);
+            CREATE INDEX artifacts_parent ON artifacts(parent_id);
+            INSERT INTO jobs (id, task_name, params, status, submitted_at, error, progress, progress_message, timeout_s)
+                VALUES ('01ARZ3NDEKTSV4RRFFQ69G5FA1', 'add', '{"a":1}', 'completed', 1, NULL, 1.0, 'done', 30),
+                       ('01ARZ3NDEKTSV4RRFFQ69G5FA2', 'add', '{}', 'failed', 2, 'boom', NULL, '', NULL),
+                       ('01ARZ3NDEKTSV4RRFFQ69G5FA3', 'greet', '{}', 'pending', 3, NULL, NULL, '', NULL);
+            INSERT INTO artifacts (id, parent_id, level, data, created_at, updated_at)
+                VALUES ('01ARZ3NDEKTSV4RRFFQ69G5FB1', NULL, 0, '"root"', 1, 1),
+                       ('01ARZ3NDEKTSV4RRFFQ69G5FB2', '01ARZ3NDEKTSV4RRFFQ69G5FB1', 1, '"child"', 2, 2);
+            PRAGMA user_version=1;
+        )sql";
+        char *err = nullptr;
+        const int rc = sqlite3_exec(db, v1, nullptr, nullptr, &err);
+        INFO((err ? err : ""));
+        sqlite3_free(err);
+        sqlite3_close(db);
+        REQUIRE(rc == SQLITE_OK);
+    }
+    Store::Options o;
+    o.path = path;
+    Store store(o);
+    auto conn = store.task_connection();
+    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 2);
+
+    auto jobs = store.list_jobs(std::nullopt, Store::no_limit, 0);
+    REQUIRE(jobs.size() == 3);
+    CHECK(jobs[0].id == "01ARZ3NDEKTSV4RRFFQ69G5FA3");  // newest first
+    CHECK(jobs[2].id == "01ARZ3NDEKTSV4RRFFQ69G5FA1");
+    CHECK(jobs[2].params_json == R"({"a":1})");
+    CHECK(jobs[2].progress == doctest::Approx(1.0));
+    CHECK(jobs[2].progress_message == "done");
+    CHECK(jobs[2].timeout_s == doctest::Approx(30));
+    CHECK(jobs[1].error == "boom");
+    CHECK(store.count_jobs(JobStatus::pending) == 1);
+    auto pending = store.recover("restarted", now_us());
+    REQUIRE(pending.size() == 1);
+    CHECK(pending[0].task_name == "greet");
+
+    auto tree = store.artifact_subtree("01ARZ3NDEKTSV4RRFFQ69G5FB1");
+    REQUIRE(tree.size() == 2);
+    CHECK(tree[1].level == 1);
+    // Deleting the parent still orphans the child through the (now partial) index.
+    CHECK(store.delete_artifact("01ARZ3NDEKTSV4RRFFQ69G5FB1"));
+    auto child = store.get_artifact("01ARZ3NDEKTSV4RRFFQ69G5FB2");
+    REQUIRE(child);
+    CHECK_FALSE(child->parent_id);
+
+    // Jobs are keyed by id alone now, and the parent index leaves roots out.
+    auto plan = json::parse(conn->query("SELECT sql FROM sqlite_schema WHERE name = ?1", R"(["jobs"])"));
+    CHECK(plan[0]["sql"].get<std::string>().find("WITHOUT ROWID") != std::string::npos);
+    auto index = json::parse(conn->query("SELECT sql FROM sqlite_schema WHERE name = ?1", R"(["artifacts_parent"])"));
+    CHECK(index[0]["sql"].get<std::string>().find("WHERE parent_id IS NOT NULL") != std::string::npos);
 }
 
 TEST_CASE("store: opening a missing directory fails with StoreError") {
