@@ -12,6 +12,7 @@
 #include "util/json_text.hpp"
 #include "util/thread_name.hpp"
 #include "util/ulid.hpp"
+#include "util/yield_wait.hpp"
 
 namespace taskhost::jobs {
 
@@ -222,6 +223,11 @@ std::optional<JobView> JobManager::persist(const std::shared_ptr<ActiveJob> &job
     }
     // Stored already, or its end was queued together with the record: that
     // commit is on its way (if it failed, the write error is logged).
+    if (job->finishing && !job->settled.load(std::memory_order_relaxed)) {
+        lock.unlock();
+        yield_until([&] { return job->settled.load(std::memory_order_acquire); }, kCommitYieldBudget);
+        lock.lock();
+    }
     if (!job->ended.wait_for(lock, std::chrono::seconds(60),
                              [&] { return job->durable_terminal || job->deleted || !job->finishing; })) {
         if (error) *error = "the store did not confirm the write within 60 s";
@@ -255,6 +261,14 @@ std::optional<JobView> JobManager::wait_terminal(const std::string &id,
 
 std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob> &job,
                                                  Clock::time_point deadline) const {
+    // A job whose end is being committed is usually settled within one
+    // commit: yield for that long before blocking.
+    bool finishing;
+    {
+        std::lock_guard lock(job->mu);
+        finishing = job->finishing;
+    }
+    if (finishing) yield_until([&] { return job->settled.load(std::memory_order_acquire); }, kCommitYieldBudget);
     std::unique_lock lock(job->mu);
     job->ended.wait_until(lock, deadline, [&] { return job->durable_terminal || job->deleted; });
     if (job->deleted) return std::nullopt;
@@ -311,6 +325,7 @@ bool JobManager::remove(const std::string &id) {
 
 void JobManager::drop_locked(ActiveJob &job) {
     job.deleted = true;
+    job.settled.store(true, std::memory_order_release);
     ++job.version;
     int none = 0;
     job.cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::deleted));
@@ -457,6 +472,7 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
                               job->record.artifact_id = artifact_id;
                               job->artifact_json = std::move(artifact_json);
                               job->durable_terminal = true;
+                              job->settled.store(true, std::memory_order_release);
                               ++job->version;
                           }
                           job->changed.notify_all();

@@ -44,6 +44,9 @@ struct ActiveJob {
     bool finishing = false;           // terminal state handed to the store (guarded by mu)
     bool durable_terminal = false;    // terminal state committed and visible (guarded by mu)
     bool deleted = false;             // DELETE removed it (guarded by mu)
+    // durable_terminal || deleted, readable without mu (set under it): a
+    // waiter first yields on it for about one commit (util/yield_wait.hpp).
+    std::atomic<bool> settled{false};
     // Its row is in the store or queued for it (guarded by mu). A job
     // submitted for one-request execution is stored only when it ends or
     // when its wait runs out, whichever comes first.
