@@ -64,6 +64,8 @@ void Api::system(const httplib::Request &, httplib::Response &res) {
         st.integer("commits", static_cast<int64_t>(w.commits));
         st.integer("writes", static_cast<int64_t>(w.writes));
         st.integer("coalesced", static_cast<int64_t>(w.coalesced));
+        st.integer("checkpoints", static_cast<int64_t>(w.checkpoints));
+        st.integer("writer_checkpoints", static_cast<int64_t>(w.writer_checkpoints));
     }
     json_response(res, 200, std::move(body));
 }

@@ -56,16 +56,7 @@ Connection::Connection(const std::string &name, bool memory, Role role) {
         if (!memory) {
             // journal_mode is a property of the file; the writer sets it
             // first, readers then find the database already in WAL mode.
-            if (role == Role::writer) {
-                exec("PRAGMA journal_mode=WAL");
-                // The writer checkpoints (and fsyncs) when the WAL reaches
-                // this many pages. At SQLite's 1,000 a busy host stalled
-                // its commits for a checkpoint every ~20 ms (p99 3.3 ms in
-                // the one-request benchmark); at 8,000 (a 32 MB WAL at
-                // most) hot pages are copied once per checkpoint instead
-                // of 8 times, and p99 fell to 1.1 ms.
-                exec("PRAGMA wal_autocheckpoint=8000");
-            }
+            if (role == Role::writer) exec("PRAGMA journal_mode=WAL");
             exec("PRAGMA synchronous=NORMAL");
             // No mmap: a growing file makes SQLite remap its window (a TLB
             // shootdown each time), and every connection's mapping counts
@@ -74,7 +65,9 @@ Connection::Connection(const std::string &name, bool memory, Role role) {
         }
         // Small per-connection caches keep memory flat as the database grows:
         // lookups are by index, and hot pages stay in the OS page cache.
-        exec(role == Role::writer ? "PRAGMA cache_size=-8000" : "PRAGMA cache_size=-2000");
+        exec(role == Role::writer ? "PRAGMA cache_size=-8000"
+             : role == Role::checkpointer ? "PRAGMA cache_size=-500"
+                                          : "PRAGMA cache_size=-2000");
         // Pool readers must never write behind the writer thread's back.
         if (role == Role::reader) exec("PRAGMA query_only=ON");
     } catch (...) {

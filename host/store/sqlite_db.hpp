@@ -23,7 +23,7 @@ namespace taskhost::store::detail {
 
 class Connection {
 public:
-    enum class Role { writer, reader, task };
+    enum class Role { writer, reader, task, checkpointer };
 
     // `name` is a file path, or a memdb URI when `memory` is set.
     Connection(const std::string &name, bool memory, Role role);

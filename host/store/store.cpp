@@ -264,6 +264,93 @@ struct Store::Impl {
 
     std::atomic<uint64_t> commits{0}, writes{0}, coalesced{0};
 
+    // ---- checkpoints (file databases) -------------------------------------
+
+    // At SQLite's default the writer checkpoints inline every 1,000 pages:
+    // under load a commit waited for a checkpoint's copying and two fsyncs
+    // every ~20 ms (one-request p99 3.3 ms). Here a connection of its own
+    // does it, asked by the writer's WAL hook.
+    std::unique_ptr<Connection> checkpoint_conn;
+    std::thread checkpointer;
+    std::mutex ckpt_mu;
+    std::condition_variable ckpt_cv;
+    bool ckpt_wanted = false;  // guarded by ckpt_mu
+    bool ckpt_stop = false;    // guarded by ckpt_mu
+    int wal_frames_seen = 0;   // the WAL's size at the last commit (committing thread only)
+    // Frames the last checkpoint copied; 0 once the WAL restarted.
+    std::atomic<int> wal_backfilled{0};
+    std::atomic<bool> ckpt_running{false};  // the background connection is checkpointing
+    std::atomic<uint64_t> checkpoints{0}, writer_checkpoints{0};
+
+    // sqlite3_wal_hook: after each commit of the writer connection.
+    static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames) {
+        auto &m = *static_cast<Impl *>(arg);
+        if (frames < m.wal_frames_seen) m.wal_backfilled.store(0);  // the WAL restarted from its start
+        m.wal_frames_seen = frames;
+        const int left = frames - m.wal_backfilled.load();  // frames no checkpoint has copied yet
+        const bool background = m.checkpointer.joinable();
+        if (frames >= static_cast<int>(m.options.wal_cap_pages) && !m.ckpt_running.load()) {
+            // No commit can come in between: this checkpoint catches up, and
+            // the next commit restarts the WAL. Usually the background one
+            // has just copied all but the last few frames. (If it started
+            // meanwhile, this one is refused as busy and the next commit
+            // tries again.)
+            int log = 0, copied = 0;
+            if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) == SQLITE_OK) {
+                m.wal_backfilled.store(copied);
+                m.writer_checkpoints.fetch_add(1, std::memory_order_relaxed);
+            }
+        } else if (background && left >= static_cast<int>(std::max<size_t>(1, m.options.checkpoint_pages))) {
+            std::lock_guard lock(m.ckpt_mu);
+            if (!m.ckpt_wanted) {
+                m.ckpt_wanted = true;
+                m.ckpt_cv.notify_one();
+            }
+        }
+        return SQLITE_OK;
+    }
+
+    void checkpointer_main() {
+        name_this_thread("th-checkpoint");
+        std::unique_lock lock(ckpt_mu);
+        for (;;) {
+            ckpt_cv.wait(lock, [&] { return ckpt_wanted || ckpt_stop; });
+            if (ckpt_stop) return;
+            ckpt_wanted = false;
+            lock.unlock();
+            ckpt_running.store(true);
+            int log = 0, copied = 0;
+            const int rc = sqlite3_wal_checkpoint_v2(checkpoint_conn->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                                     &log, &copied);
+            if (rc == SQLITE_OK) {
+                wal_backfilled.store(copied);
+                checkpoints.fetch_add(1, std::memory_order_relaxed);
+            } else if (rc != SQLITE_BUSY) {
+                report(std::string("WAL checkpoint failed: ") + sqlite3_errmsg(checkpoint_conn->handle()));
+            }
+            ckpt_running.store(false);
+            lock.lock();
+        }
+    }
+
+    void start_checkpoints() {
+        if (options.background_checkpoints) {
+            checkpoint_conn = std::make_unique<Connection>(open_name, memory, Connection::Role::checkpointer);
+            checkpointer = std::thread([this] { checkpointer_main(); });
+        }
+        sqlite3_wal_hook(writer_conn->handle(), &Impl::on_wal_commit, this);  // replaces the autocheckpoint
+    }
+
+    void stop_checkpointer() {
+        if (!checkpointer.joinable()) return;
+        {
+            std::lock_guard lock(ckpt_mu);
+            ckpt_stop = true;
+        }
+        ckpt_cv.notify_one();
+        checkpointer.join();
+    }
+
     // ---- reads ------------------------------------------------------------
 
     mutable RwGate gate;  // used in memory mode only
@@ -735,6 +822,7 @@ Store::Store(Options options) : impl_(std::make_unique<Impl>()) {
     m.queue.reserve(m.options.max_batch);
     for (size_t i = 0; i < m.options.read_connections; ++i)
         m.pool.push_back(std::make_unique<Connection>(m.open_name, m.memory, Connection::Role::reader));
+    if (!m.memory) m.start_checkpoints();  // memdb has no WAL
     m.writer = std::thread([&m] { m.writer_main(); });
 }
 
@@ -745,6 +833,7 @@ Store::~Store() {
         impl_->q_cv.notify_one();
     }
     impl_->writer.join();
+    impl_->stop_checkpointer();
 }
 
 const std::string &Store::url() const { return impl_->url; }
@@ -829,7 +918,8 @@ size_t Store::pending_writes() const {
 
 Store::WriteStats Store::write_stats() const {
     return {impl_->commits.load(std::memory_order_relaxed), impl_->writes.load(std::memory_order_relaxed),
-            impl_->coalesced.load(std::memory_order_relaxed)};
+            impl_->coalesced.load(std::memory_order_relaxed), impl_->checkpoints.load(std::memory_order_relaxed),
+            impl_->writer_checkpoints.load(std::memory_order_relaxed)};
 }
 
 // ---- job reads ----

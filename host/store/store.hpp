@@ -86,6 +86,18 @@ public:
         std::string path = ":memory:";  // file path or ":memory:"
         size_t max_batch = 1024;        // writes per transaction at most
         size_t read_connections = 8;    // pool size (grows if all are busy)
+        // File databases: a background connection checkpoints the WAL each
+        // time this many pages were appended since its last checkpoint, so
+        // commits do not wait for a checkpoint's copying and fsyncs.
+        size_t checkpoint_pages = 1000;
+        // A WAL restarts from its start only after a checkpoint that caught
+        // up with every commit, which a background one never does under
+        // steady load. From this size on, the writer checkpoints what is
+        // left itself, between two commits, whenever the background one is
+        // not running: usually only the last few frames are left, so the
+        // commit that waits for it waits briefly, and the WAL stays bounded.
+        size_t wal_cap_pages = 10000;
+        bool background_checkpoints = true;  // false: the writer alone, at wal_cap_pages (tests)
         // Failures of the writes nobody waits for (mark_running,
         // update_progress, finish_job). Runs on the writer thread; when
         // empty the message goes to stderr.
@@ -145,6 +157,9 @@ public:
     // batch (a job's `running` mark when its end is already queued).
     struct WriteStats {
         uint64_t commits = 0, writes = 0, coalesced = 0;
+        // WAL checkpoints by the background connection, and by the writer
+        // itself at wal_cap_pages.
+        uint64_t checkpoints = 0, writer_checkpoints = 0;
     };
     WriteStats write_stats() const;
 

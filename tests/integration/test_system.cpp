@@ -53,6 +53,8 @@ TEST_CASE("/api/v1/system") {
     CHECK(s["jobs_running"] == 0);
     CHECK(s["jobs_queued"] == 0);
     CHECK(s["database"] == "sqlite://:memory:");
+    for (const char *key : {"commits", "writes", "coalesced", "checkpoints", "writer_checkpoints"})
+        CHECK(s["store_writes"][key].is_number_integer());
 }
 
 TEST_CASE("unknown paths → 404 problem+json") {

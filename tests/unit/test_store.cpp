@@ -806,6 +806,74 @@ TEST_CASE("store: a version-1 database is migrated with every job and artifact k
     CHECK(index[0]["sql"].get<std::string>().find("WHERE parent_id IS NOT NULL") != std::string::npos);
 }
 
+// Writes `count` jobs with their result artifacts, each in one write, and
+// waits until all are durable.
+void write_finished_jobs(Store &store, int count) {
+    std::atomic<int> durable{0};
+    std::mutex mu;
+    std::condition_variable cv;
+    for (int i = 0; i < count; ++i) {
+        Job j = make_job();
+        Store::JobEnd end;
+        end.finished_at = now_us();
+        Artifact result;
+        result.id = new_ulid_string();
+        result.data_json = R"({"task_name":"hello","params":{},"result":{"message":"Hello!"},"error":null})";
+        end.result_artifact = result;
+        end.insert_first = j;
+        store.finish_job(j.id, std::move(end), [&] {
+            std::lock_guard lock(mu);
+            ++durable;
+            cv.notify_all();
+        });
+    }
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return durable.load() == count; }));
+}
+
+uintmax_t wal_bytes(const std::string &db) {
+    std::error_code ec;
+    auto size = std::filesystem::file_size(db + "-wal", ec);
+    return ec ? 0 : size;
+}
+
+constexpr uintmax_t kFrameBytes = 4096 + 24;  // default page size + WAL frame header
+
+TEST_CASE("store: a background connection checkpoints the WAL, which stays bounded" *
+          doctest::test_suite("concurrency")) {
+    TempDir dir;
+    Store::Options o;
+    o.path = dir.file("ckpt.db");
+    o.checkpoint_pages = 20;
+    o.wal_cap_pages = 400;
+    Store store(o);
+    for (int round = 0; round < 10; ++round) write_finished_jobs(store, 300);
+    // The checkpointer was asked long ago; wait (bounded) until it has run.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (store.write_stats().checkpoints == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    CHECK(store.write_stats().checkpoints >= 1);
+    // One commit can add what a whole batch touched beyond the cap.
+    CHECK(wal_bytes(o.path) <= (o.wal_cap_pages + 600) * kFrameBytes);
+    CHECK(store.count_jobs(JobStatus::completed) == 3000);
+    CHECK(store.count_artifacts() == 3000);
+}
+
+TEST_CASE("store: the writer checkpoints itself at wal_cap_pages") {
+    TempDir dir;
+    Store::Options o;
+    o.path = dir.file("cap.db");
+    o.background_checkpoints = false;
+    o.wal_cap_pages = 200;
+    Store store(o);
+    for (int round = 0; round < 10; ++round) write_finished_jobs(store, 300);
+    const auto stats = store.write_stats();
+    CHECK(stats.checkpoints == 0);
+    CHECK(stats.writer_checkpoints >= 1);
+    CHECK(wal_bytes(o.path) <= (o.wal_cap_pages + 600) * kFrameBytes);
+    CHECK(store.count_jobs(JobStatus::completed) == 3000);
+}
+
 TEST_CASE("store: opening a missing directory fails with StoreError") {
     TempDir dir;
     Store::Options o;
