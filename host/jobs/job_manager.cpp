@@ -223,11 +223,7 @@ std::optional<JobView> JobManager::persist(const std::shared_ptr<ActiveJob> &job
     }
     // Stored already, or its end was queued together with the record: that
     // commit is on its way (if it failed, the write error is logged).
-    if (job->finishing && !job->settled.load(std::memory_order_relaxed)) {
-        lock.unlock();
-        yield_until([&] { return job->settled.load(std::memory_order_acquire); }, kCommitYieldBudget);
-        lock.lock();
-    }
+    yield_while_committing(*job, lock);
     if (!job->ended.wait_for(lock, std::chrono::seconds(60),
                              [&] { return job->durable_terminal || job->deleted || !job->finishing; })) {
         if (error) *error = "the store did not confirm the write within 60 s";
@@ -261,15 +257,8 @@ std::optional<JobView> JobManager::wait_terminal(const std::string &id,
 
 std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob> &job,
                                                  Clock::time_point deadline) const {
-    // A job whose end is being committed is usually settled within one
-    // commit: yield for that long before blocking.
-    bool finishing;
-    {
-        std::lock_guard lock(job->mu);
-        finishing = job->finishing;
-    }
-    if (finishing) yield_until([&] { return job->settled.load(std::memory_order_acquire); }, kCommitYieldBudget);
     std::unique_lock lock(job->mu);
+    yield_while_committing(*job, lock);
     job->ended.wait_until(lock, deadline, [&] { return job->durable_terminal || job->deleted; });
     if (job->deleted) return std::nullopt;
     return view_of(*job);
@@ -321,6 +310,13 @@ bool JobManager::remove(const std::string &id) {
     bool existed = store_.delete_job(id);
     forget(id);
     return existed || was_active;
+}
+
+void JobManager::yield_while_committing(ActiveJob &job, std::unique_lock<std::mutex> &lock) {
+    if (!job.finishing || job.settled.load(std::memory_order_relaxed)) return;
+    lock.unlock();
+    yield_until([&] { return job.settled.load(std::memory_order_acquire); }, kCommitYieldBudget);
+    lock.lock();
 }
 
 void JobManager::drop_locked(ActiveJob &job) {

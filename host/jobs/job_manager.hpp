@@ -158,6 +158,10 @@ private:
     // Marks a job deleted and asks it to stop; a job that will now never run
     // releases its plugin generation. Caller holds job.mu and notifies after.
     static void drop_locked(ActiveJob &job);
+    // A job whose end is being committed is usually settled within one
+    // commit: with job.mu held (by `lock`), yields for that long before the
+    // caller blocks on a condition variable.
+    static void yield_while_committing(ActiveJob &job, std::unique_lock<std::mutex> &lock);
     // A job just durably ended stays in the active map for a while: the
     // client usually reads it (and its artifact) right away, and its
     // complete record saves a database read. Bounded by count and bytes.
