@@ -2,6 +2,9 @@
 // api_artifacts.cpp, api_system.cpp). Internal to http/.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,6 +49,7 @@ public:
     void artifact_tree(const httplib::Request &req, httplib::Response &res, std::string_view id, bool expand_only);
     // system
     void health(const httplib::Request &req, httplib::Response &res);
+    void health_stream(const httplib::Request &req, httplib::Response &res);
     void info(const httplib::Request &req, httplib::Response &res);
     void system(const httplib::Request &req, httplib::Response &res);
     void plugins(const httplib::Request &req, httplib::Response &res);
@@ -54,6 +58,10 @@ public:
     void landing(const httplib::Request &req, httplib::Response &res);
 
     const ServerOptions &options() const { return options_; }
+
+    // Ends the streams that send on a clock (health): each is waiting for
+    // its next event and ends at once instead of holding shutdown back.
+    void stop_streams();
 
     // ?page=&size= or ?limit=&offset= ; false (and a 400 in res) if malformed.
     struct Paging {
@@ -68,8 +76,16 @@ private:
     void finished_job_response(httplib::Response &res, const std::string &job_json,
                                const std::optional<std::string> &artifact_id, const std::string &artifact_json);
 
+    // The body of GET /health.
+    std::string health_json() const;
+    // Waits until `until`; false at once when the streams are stopping.
+    bool wait_for_next_event(std::chrono::steady_clock::time_point until);
+
     const ServerOptions &options_;
     Services s_;
+    std::mutex streams_mu_;
+    std::condition_variable streams_cv_;
+    bool streams_stopping_ = false;  // guarded by streams_mu_
 };
 
 // Parses the request body as JSON. An empty body gives null. On malformed

@@ -1,6 +1,11 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <optional>
+
 #include "http/api.hpp"
 #include "http/problem.hpp"
 #include "jobs/job_manager.hpp"
@@ -11,7 +16,7 @@
 
 namespace taskhost::http {
 
-void Api::health(const httplib::Request &, httplib::Response &res) {
+std::string Api::health_json() const {
     std::string why;
     bool ok = s_.store.check(&why);
     std::string body;
@@ -23,8 +28,62 @@ void Api::health(const httplib::Request &, httplib::Response &res) {
         db.str("state", ok ? "healthy" : "unhealthy");
         if (!ok) db.str("message", "Database connection failed: " + why);
     }
+    return body;
+}
+
+void Api::health(const httplib::Request &, httplib::Response &res) {
     // 200 either way, as the original: the body says whether it is healthy.
-    json_response(res, 200, std::move(body));
+    json_response(res, 200, health_json());
+}
+
+namespace {
+using Clock = std::chrono::steady_clock;
+// At most 20 events a second per stream, whatever the client asks for.
+constexpr double kMinHealthInterval = 0.05;
+}  // namespace
+
+void Api::health_stream(const httplib::Request &req, httplib::Response &res) {
+    double interval = 1.0;
+    if (req.has_param("poll_interval")) {
+        auto seconds = parse_seconds(req.get_param_value("poll_interval"));
+        if (!seconds || *seconds <= 0)
+            return problem(res, 400, "poll_interval must be a positive number of seconds", req.path);
+        interval = std::max(*seconds, kMinHealthInterval);
+    }
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_header("Connection", "keep-alive");
+    const auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
+    auto next = std::make_shared<std::optional<Clock::time_point>>();  // empty: the first event is due now
+    // One event now, then one per interval, until the client goes away or
+    // the host stops (as the original, it never ends by itself).
+    res.set_chunked_content_provider(
+        "text/event-stream; charset=utf-8", [this, period, next](size_t, httplib::DataSink &sink) {
+            if (*next && !wait_for_next_event(**next)) {
+                sink.done();
+                return true;
+            }
+            std::string event = "data: " + health_json() + "\n\n";
+            if (!sink.write(event.data(), event.size())) return false;
+            // Steady cadence; a stream that fell behind (slow client) does
+            // not send a burst to catch up.
+            const auto now = Clock::now();
+            *next = (*next && **next + period > now) ? **next + period : now + period;
+            return true;
+        });
+}
+
+bool Api::wait_for_next_event(Clock::time_point until) {
+    std::unique_lock lock(streams_mu_);
+    return !streams_cv_.wait_until(lock, until, [&] { return streams_stopping_; });
+}
+
+void Api::stop_streams() {
+    {
+        std::lock_guard lock(streams_mu_);
+        streams_stopping_ = true;
+    }
+    streams_cv_.notify_all();
 }
 
 void Api::info(const httplib::Request &, httplib::Response &res) {

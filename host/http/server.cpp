@@ -45,6 +45,7 @@ bool Api::dispatch(const httplib::Request &req, httplib::Response &res) {
         return true;
     };
     if (path == "/health") return only("GET", "GET", [&] { health(req, res); });
+    if (path == "/health/$stream") return only("GET", "GET", [&] { health_stream(req, res); });
     if (path == "/ping") return only("GET", "GET", [&] { ping(req, res); });
     if (path == "/") return only("GET", "GET", [&] { landing(req, res); });
     constexpr std::string_view prefix = "/api/v1/";
@@ -109,8 +110,8 @@ Server::Server(ServerOptions options, Services services)
 Server::~Server() { stop(); }
 
 void Server::install_routes() {
-    auto api = std::make_shared<Api>(options_, services_);
-    auto handler = [api](const httplib::Request &req, httplib::Response &res) {
+    api_ = std::make_shared<Api>(options_, services_);
+    auto handler = [api = api_](const httplib::Request &req, httplib::Response &res) {
         // Every response carries an id to quote when reporting a problem.
         res.set_header("X-Request-ID", new_ulid_string());
         if (!api->dispatch(req, res)) problem(res, 404, "No resource at " + req.path, req.path);
@@ -198,6 +199,7 @@ bool Server::bind(std::string *why) {
 void Server::serve() { server_->listen_after_bind(); }
 
 void Server::stop() {
+    if (api_) api_->stop_streams();
     if (server_) server_->stop();
 }
 

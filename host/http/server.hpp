@@ -53,6 +53,8 @@ struct Services {
     plugins::PluginManager &plugins;
 };
 
+class Api;
+
 class Server {
 public:
     Server(ServerOptions options, Services services);
@@ -72,6 +74,7 @@ private:
     ServerOptions options_;
     Services services_;
     std::unique_ptr<httplib::Server> server_;
+    std::shared_ptr<Api> api_;
     int bound_port_ = 0;
     int listen_fd_ = -1;
 };

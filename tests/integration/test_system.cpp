@@ -3,7 +3,47 @@
 
 #include <sys/wait.h>
 
+#include <atomic>
+#include <thread>
+
 using namespace th_test;
+
+namespace {
+
+// Reads `path` until `wanted` "data:" events have arrived, then hangs up
+// (the health stream never ends by itself).
+struct HealthEvents {
+    int status = 0;
+    std::string content_type, cache_control, connection;
+    std::vector<json> events;
+};
+
+HealthEvents read_health_events(httplib::Client &cli, const std::string &path, size_t wanted) {
+    HealthEvents out;
+    std::string raw;
+    cli.Get(
+        path.c_str(), httplib::Headers{},
+        [&](const httplib::Response &r) {
+            out.status = r.status;
+            out.content_type = r.get_header_value("Content-Type");
+            out.cache_control = r.get_header_value("Cache-Control");
+            out.connection = r.get_header_value("Connection");
+            return r.status == 200;
+        },
+        [&](const char *data, size_t len) {
+            raw.append(data, len);
+            size_t end;
+            while ((end = raw.find("\n\n")) != std::string::npos) {
+                std::string event = raw.substr(0, end);
+                raw.erase(0, end + 2);
+                if (event.rfind("data: ", 0) == 0) out.events.push_back(json::parse(event.substr(6), nullptr, false));
+            }
+            return out.events.size() < wanted;
+        });
+    return out;
+}
+
+}  // namespace
 
 TEST_SUITE("system") {
 
@@ -20,6 +60,51 @@ TEST_CASE("/health with a file database") {
     json h = get_json(svc.cli(), "/health");
     CHECK(h["status"] == "healthy");
     CHECK(h["checks"]["database"]["state"] == "healthy");
+}
+
+TEST_CASE("/health/$stream: SSE headers, an event per poll_interval, each healthy") {
+    Service svc(ServiceOptions::examples({"demo.so"}).with_file_db());
+    HealthEvents h = read_health_events(svc.cli(), "/health/$stream?poll_interval=0.1", 3);
+    CHECK(h.status == 200);
+    CHECK(h.content_type == "text/event-stream; charset=utf-8");
+    CHECK(h.cache_control == "no-cache");
+    CHECK(h.connection == "keep-alive");
+    REQUIRE(h.events.size() == 3);
+    for (const auto &e : h.events) {
+        REQUIRE_FALSE(e.is_discarded());
+        CHECK(e == json{{"status", "healthy"}, {"checks", {{"database", {{"state", "healthy"}}}}}});
+    }
+    // The default interval (1 s) answers too.
+    CHECK(read_health_events(svc.cli(), "/health/$stream", 1).events.size() == 1);
+}
+
+TEST_CASE("/health/$stream: a malformed poll_interval → 400") {
+    Service svc(ServiceOptions::examples({"demo.so"}));
+    for (std::string bad : {"abc", "0", "-1", "1e999", ""}) {
+        CAPTURE(bad);
+        json p = check_problem(svc.cli().Get(("/health/$stream?poll_interval=" + bad).c_str()), 400);
+        CHECK(p["detail"] == "poll_interval must be a positive number of seconds");
+    }
+    check_problem(svc.cli().Post("/health/$stream", "", "application/json"), 405);
+}
+
+TEST_CASE("SIGTERM ends an open /health/$stream instead of waiting for its next event") {
+    Service svc(ServiceOptions::examples({"demo.so"}));
+    std::atomic<bool> first_event{false};
+    std::thread reader([&] {
+        httplib::Client cli("127.0.0.1", svc.host().port());
+        cli.set_read_timeout(60, 0);
+        cli.Get("/health/$stream?poll_interval=3600", httplib::Headers{}, [&](const char *, size_t) {
+            first_event = true;
+            return true;
+        });
+    });
+    REQUIRE(eventually([&] { return first_event.load(); }));
+    int status = svc.host().stop(10000ms);  // an hour before its next event
+    reader.join();
+    REQUIRE(status != -1);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
 }
 
 TEST_CASE("/ping") {
