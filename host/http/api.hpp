@@ -59,8 +59,9 @@ public:
 
     const ServerOptions &options() const { return options_; }
 
-    // Ends the streams that send on a clock (health): each is waiting for
-    // its next event and ends at once instead of holding shutdown back.
+    // Shutdown: ends every open stream (health and job $stream) and answers
+    // every ?wait long-poll now, instead of holding shutdown back until
+    // their next event or deadline.
     void stop_streams();
 
     // ?page=&size= or ?limit=&offset= ; false (and a 400 in res) if malformed.
@@ -80,6 +81,7 @@ private:
     std::string health_json() const;
     // Waits until `until`; false at once when the streams are stopping.
     bool wait_for_next_event(std::chrono::steady_clock::time_point until);
+    bool streams_stopping();
 
     const ServerOptions &options_;
     Services s_;

@@ -172,11 +172,15 @@ void Api::stream_job(const httplib::Request &req, httplib::Response &res, std::s
     // Each call blocks until the job changes (no polling), then sends one
     // event; a comment line every 15 s keeps idle proxies from closing it.
     res.set_chunked_content_provider(
-        "text/event-stream; charset=utf-8", [&jobs, id, state](size_t, httplib::DataSink &sink) {
+        "text/event-stream; charset=utf-8", [this, &jobs, id, state](size_t, httplib::DataSink &sink) {
             std::optional<jobs::JobView> view;
             if (!state->started) view = jobs.get(id);
             else view = jobs.wait_change(id, state->version, Clock::now() + std::chrono::seconds(15));
             if (!sink.is_writable()) return false;
+            if (state->started && streams_stopping()) {  // the host is stopping: end the stream
+                sink.done();
+                return true;
+            }
             if (!view) {
                 static constexpr std::string_view deleted = "data: {\"status\": \"deleted\"}\n\n";
                 sink.write(deleted.data(), deleted.size());

@@ -84,6 +84,12 @@ void Api::stop_streams() {
         streams_stopping_ = true;
     }
     streams_cv_.notify_all();
+    s_.jobs.release_waiters();  // job streams and ?wait long-polls
+}
+
+bool Api::streams_stopping() {
+    std::lock_guard lock(streams_mu_);
+    return streams_stopping_;
 }
 
 void Api::info(const httplib::Request &, httplib::Response &res) {
@@ -116,6 +122,7 @@ void Api::system(const httplib::Request &, httplib::Response &res) {
         o.integer("workers", static_cast<int64_t>(s_.jobs.workers()));
         o.integer("jobs_running", static_cast<int64_t>(s_.jobs.running()));
         o.integer("jobs_queued", static_cast<int64_t>(s_.jobs.queue_depth()));
+        o.integer("waiting_requests", static_cast<int64_t>(s_.jobs.waiting()));
         o.integer("queue_capacity", static_cast<int64_t>(s_.jobs.queue_capacity()));
         o.str("database", s_.store.url());
         auto w = s_.store.write_stats();

@@ -21,6 +21,15 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// Counts a caller for as long as it waits on a job.
+struct WaitingCount {
+    explicit WaitingCount(std::atomic<size_t> &n) : n_(n) { n_.fetch_add(1, std::memory_order_relaxed); }
+    ~WaitingCount() { n_.fetch_sub(1, std::memory_order_relaxed); }
+    WaitingCount(const WaitingCount &) = delete;
+    WaitingCount &operator=(const WaitingCount &) = delete;
+    std::atomic<size_t> &n_;
+};
+
 JobView view_of(const ActiveJob &job) {
     return JobView{job.record, job.cancel.load() != 0, job.version, job.deleted, job.artifact_json};
 }
@@ -257,20 +266,40 @@ std::optional<JobView> JobManager::wait_terminal(const std::string &id,
 
 std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob> &job,
                                                  Clock::time_point deadline) const {
+    WaitingCount counted(waiting_);
     std::unique_lock lock(job->mu);
     yield_while_committing(*job, lock);
-    job->ended.wait_until(lock, deadline, [&] { return job->durable_terminal || job->deleted; });
+    job->ended.wait_until(lock, deadline,
+                          [&] { return job->durable_terminal || job->deleted || waiters_released_.load(); });
     if (job->deleted) return std::nullopt;
     return view_of(*job);
+}
+
+void JobManager::release_waiters() {
+    waiters_released_.store(true);
+    std::vector<std::shared_ptr<ActiveJob>> jobs;
+    {
+        std::lock_guard lock(active_mu_);
+        jobs.reserve(active_.size());
+        for (const auto &[id, job] : active_) jobs.push_back(job);
+    }
+    for (const auto &job : jobs) {
+        // Taking the job's lock orders this after any waiter that checked
+        // its predicate before the flag was set: it is waiting by now.
+        { std::lock_guard lock(job->mu); }
+        job->ended.notify_all();
+        job->changed.notify_all();
+    }
 }
 
 std::optional<JobView> JobManager::wait_change(const std::string &id, uint64_t seen,
                                                Clock::time_point deadline) const {
     auto job = active(id);
     if (!job) return get(id);
+    WaitingCount counted(waiting_);
     std::unique_lock lock(job->mu);
     job->changed.wait_until(lock, deadline, [&] {
-        return job->version != seen || job->durable_terminal || job->deleted;
+        return job->version != seen || job->durable_terminal || job->deleted || waiters_released_.load();
     });
     if (job->deleted) return std::nullopt;
     return view_of(*job);

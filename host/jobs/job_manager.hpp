@@ -130,6 +130,12 @@ public:
     std::optional<JobView> wait_change(const std::string &id, uint64_t seen,
                                        std::chrono::steady_clock::time_point deadline) const;
 
+    // Shutdown: every wait_terminal / wait_change, now and later, returns the
+    // job's state at once instead of at its deadline, so long-polls and job
+    // streams do not hold the HTTP server's shutdown back. (persist() still
+    // waits for the store.)
+    void release_waiters();
+
     enum class CancelResult { not_found, already_finished, canceled, requested };
     // Pending: canceled at once. Running: asks the task to stop (cooperative).
     CancelResult cancel(const std::string &id);
@@ -138,6 +144,8 @@ public:
 
     size_t queue_depth() const;
     size_t running() const { return running_.load(); }
+    // Callers inside wait_terminal / wait_change now (long-polls, job streams).
+    size_t waiting() const { return waiting_.load(); }
     size_t queue_capacity() const { return options_.queue_capacity; }
     size_t workers() const { return options_.workers; }
 
@@ -186,6 +194,8 @@ private:
     size_t busy_ = 0;      // jobs executing, by workers or callers (at most `workers`)
     bool stopping_ = false;
     std::atomic<size_t> running_{0};
+    std::atomic<bool> waiters_released_{false};
+    mutable std::atomic<size_t> waiting_{0};
     std::vector<std::thread> workers_;
 
     struct Deadline {

@@ -88,7 +88,7 @@ TEST_CASE("/health/$stream: a malformed poll_interval → 400") {
     check_problem(svc.cli().Post("/health/$stream", "", "application/json"), 405);
 }
 
-TEST_CASE("SIGTERM ends an open /health/$stream instead of waiting for its next event") {
+TEST_CASE("SIGTERM ends an open /health/$stream instead of waiting for its next event" * doctest::test_suite("concurrency")) {
     Service svc(ServiceOptions::examples({"demo.so"}));
     std::atomic<bool> first_event{false};
     std::thread reader([&] {
@@ -105,6 +105,63 @@ TEST_CASE("SIGTERM ends an open /health/$stream instead of waiting for its next 
     REQUIRE(status != -1);
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("SIGTERM answers open job streams and ?wait long-polls at once" * doctest::test_suite("concurrency")) {
+    // polite_sleep reports nothing while it runs: without the shutdown
+    // release, the stream would wait 15 s for its next event and the
+    // long-polls 60 s for their deadline, past the 10 s grace below.
+    Service svc(ServiceOptions::examples({"demo.so"}).with_plugin(fixture_plugin("timeouts.so")));
+    const json quiet = {{"params", {{"seconds", 60}}}, {"timeout_s", 120}};
+    auto sub = post_json(svc.cli(), "/api/v1/tasks/polite_sleep/$execute", quiet);
+    REQUIRE_STATUS(sub, 202);
+    std::string id = body_json(sub)["job_id"];
+    wait_status(svc.cli(), id, "running");
+
+    std::atomic<int> started{0};
+    std::string stream_text;
+    int poll_status = 0, execute_status = 0;
+    json poll_body;
+    std::thread stream([&] {
+        httplib::Client cli("127.0.0.1", svc.host().port());
+        cli.set_read_timeout(120, 0);
+        cli.Get(("/api/v1/jobs/" + id + "/$stream").c_str(), httplib::Headers{}, [&](const char *d, size_t n) {
+            if (stream_text.empty()) ++started;
+            stream_text.append(d, n);
+            return true;
+        });
+    });
+    std::thread poll([&] {
+        httplib::Client cli("127.0.0.1", svc.host().port());
+        cli.set_read_timeout(120, 0);
+        ++started;
+        auto res = cli.Get(("/api/v1/jobs/" + id + "?wait=60").c_str());
+        if (res) {
+            poll_status = res->status;
+            poll_body = json::parse(res->body, nullptr, false);
+        }
+    });
+    std::thread execute([&] {
+        httplib::Client cli("127.0.0.1", svc.host().port());
+        cli.set_read_timeout(120, 0);
+        ++started;
+        auto res = cli.Post("/api/v1/tasks/polite_sleep/$execute?wait=60", quiet.dump(), "application/json");
+        if (res) execute_status = res->status;
+    });
+    REQUIRE(eventually([&] { return started.load() == 3; }));
+    // All three are inside the host, waiting on a job.
+    REQUIRE(eventually([&] { return get_json(svc.cli(), "/api/v1/system")["waiting_requests"] == 3; }));
+    int status = svc.host().stop(10000ms);
+    stream.join();
+    poll.join();
+    execute.join();
+    REQUIRE(status != -1);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK_CONTAINS(stream_text, "\"status\":\"running\"");
+    CHECK(poll_status == 200);  // the long-poll's usual answer: the job as it is now
+    CHECK(poll_body.value("id", "") == id);
+    CHECK(execute_status == 202);  // not finished within the wait
 }
 
 TEST_CASE("/ping") {
@@ -137,6 +194,7 @@ TEST_CASE("/api/v1/system") {
     CHECK(s["workers"] == 3);
     CHECK(s["jobs_running"] == 0);
     CHECK(s["jobs_queued"] == 0);
+    CHECK(s["waiting_requests"] == 0);
     CHECK(s["database"] == "sqlite://:memory:");
     for (const char *key : {"commits", "writes", "coalesced", "checkpoints", "writer_checkpoints"})
         CHECK(s["store_writes"][key].is_number_integer());
