@@ -76,6 +76,19 @@ TEST_CASE("/health/$stream: SSE headers, an event per poll_interval, each health
     }
     // The default interval (1 s) answers too.
     CHECK(read_health_events(svc.cli(), "/health/$stream", 1).events.size() == 1);
+    // A client that asks to close gets one Connection header, not two.
+    httplib::Client closing("127.0.0.1", svc.host().port());
+    std::string connection;
+    size_t connection_headers = 0;
+    closing.Get("/health/$stream", httplib::Headers{{"Connection", "close"}},
+                [&](const httplib::Response &r) {
+                    connection = r.get_header_value("Connection");
+                    connection_headers = r.get_header_value_count("Connection");
+                    return false;  // the headers are all this needs
+                },
+                [](const char *, size_t) { return false; });
+    CHECK(connection == "close");
+    CHECK(connection_headers == 1);
 }
 
 TEST_CASE("/health/$stream: a malformed poll_interval → 400") {
