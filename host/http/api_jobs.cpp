@@ -161,8 +161,7 @@ void Api::stream_job(const httplib::Request &req, httplib::Response &res, std::s
     std::string id(id_view);
     if (!is_valid_ulid(id)) return problem(res, 400, "Invalid job ID format", req.path);
     if (!s_.jobs.get(id)) return job_not_found(req, res);
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
+    sse_headers(req, res);
     struct State {
         bool started = false;
         uint64_t version = 0;

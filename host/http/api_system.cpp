@@ -50,11 +50,7 @@ void Api::health_stream(const httplib::Request &req, httplib::Response &res) {
             return problem(res, 400, "poll_interval must be a positive number of seconds", req.path);
         interval = std::max(*seconds, kMinHealthInterval);
     }
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
-    // As the original. (The library adds "Connection: close" itself when
-    // the client asked for that; it compares the same way.)
-    if (req.get_header_value("Connection") != "close") res.set_header("Connection", "keep-alive");
+    sse_headers(req, res);
     const auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
     auto next = std::make_shared<std::optional<Clock::time_point>>();  // empty: the first event is due now
     // One event now, then one per interval, until the client goes away or

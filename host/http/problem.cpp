@@ -51,4 +51,12 @@ void json_response(httplib::Response &res, int status, std::string body) {
     res.set_header("Content-Type", "application/json");
 }
 
+void sse_headers(const httplib::Request &req, httplib::Response &res) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    // The library adds "Connection: close" itself when the client asked for
+    // that (it compares the same way); one such header is enough.
+    if (req.get_header_value("Connection") != "close") res.set_header("Connection", "keep-alive");
+}
+
 }  // namespace taskhost::http

@@ -31,6 +31,7 @@ TEST_CASE("$stream on a finished job: headers, one event, completed with artifac
     CHECK(sse.status == 200);
     CHECK(sse.content_type == "text/event-stream; charset=utf-8");
     CHECK(sse.cache_control == "no-cache");
+    CHECK(sse.connection == "keep-alive");
     auto events = events_of(sse);
     REQUIRE(events.size() >= 1);
     const json &last = events.back();

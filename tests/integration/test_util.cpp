@@ -177,6 +177,7 @@ SseResult read_sse(httplib::Client &cli, const std::string &path) {
             out.status = r.status;
             out.content_type = r.get_header_value("Content-Type");
             out.cache_control = r.get_header_value("Cache-Control");
+            out.connection = r.get_header_value("Connection");
             return true;
         },
         [&](const char *data, size_t len) {

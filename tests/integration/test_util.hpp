@@ -145,6 +145,7 @@ struct SseResult {
     int status = 0;
     std::string content_type;
     std::string cache_control;
+    std::string connection;
     std::string raw;               // whole stream text
     std::vector<std::string> data; // payload of each "data:" line, in order
 };
