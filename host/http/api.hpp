@@ -43,6 +43,7 @@ public:
     void list_artifacts(const httplib::Request &req, httplib::Response &res);
     void create_artifact(const httplib::Request &req, httplib::Response &res);
     void artifact_stats(const httplib::Request &req, httplib::Response &res);
+    void artifact_schema(const httplib::Request &req, httplib::Response &res);
     void get_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id);
     void update_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id);
     void delete_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id);
@@ -52,6 +53,8 @@ public:
     void health_stream(const httplib::Request &req, httplib::Response &res);
     void info(const httplib::Request &req, httplib::Response &res);
     void system(const httplib::Request &req, httplib::Response &res);
+    // The built-in web apps (the landing page), or with `schema` their JSON Schema.
+    void system_apps(const httplib::Request &req, httplib::Response &res, bool schema);
     void plugins(const httplib::Request &req, httplib::Response &res);
     void reload_plugins(const httplib::Request &req, httplib::Response &res);
     void ping(const httplib::Request &req, httplib::Response &res);

@@ -134,6 +134,31 @@ void Api::system(const httplib::Request &, httplib::Response &res) {
     json_response(res, 200, std::move(body));
 }
 
+void Api::system_apps(const httplib::Request &, httplib::Response &res, bool schema) {
+    if (schema) {
+        static const std::string app_schema = R"({"$defs":{"AppInfo":{"type":"object",)"
+            R"("required":["name","version","prefix","description","author","entry","is_package"],"properties":{)"
+            R"("name":{"type":"string"},"version":{"type":"string"},"prefix":{"type":"string"},)"
+            R"("description":{"type":["string","null"]},"author":{"type":["string","null"]},)"
+            R"("entry":{"type":"string"},"is_package":{"type":"boolean"}}}},)"
+            R"("type":"array","items":{"$ref":"#/$defs/AppInfo"}})";
+        return json_response(res, 200, app_schema);
+    }
+    std::string body = "[";
+    {
+        json_text::Object o(body);
+        o.str("name", "taskhost landing page");
+        o.str("version", options_.version);
+        o.str("prefix", "/");
+        o.str("description", "Built-in landing page linking the API");
+        o.str("author", "taskhost");
+        o.str("entry", "index.html");
+        o.boolean("is_package", true);
+    }
+    body += "]";
+    json_response(res, 200, std::move(body));
+}
+
 void Api::plugins(const httplib::Request &, httplib::Response &res) {
     json_response(res, 200, s_.plugins.describe_json());
 }

@@ -57,7 +57,13 @@ bool Api::dispatch(const httplib::Request &req, httplib::Response &res) {
     const size_t n = seg.size();
 
     if (top == "info" && n == 1) return only("GET", "GET", [&] { info(req, res); });
-    if (top == "system" && n == 1) return only("GET", "GET", [&] { system(req, res); });
+    if (top == "system") {
+        if (n == 1) return only("GET", "GET", [&] { system(req, res); });
+        if (n == 2 && seg[1] == "apps") return only("GET", "GET", [&] { system_apps(req, res, false); });
+        if (n == 3 && seg[1] == "apps" && seg[2] == "$schema")
+            return only("GET", "GET", [&] { system_apps(req, res, true); });
+        return false;
+    }
     if (top == "plugins") {
         if (n == 1) return only("GET", "GET", [&] { plugins(req, res); });
         if (n == 2 && seg[1] == "$reload") return only("POST", "POST", [&] { reload_plugins(req, res); });
@@ -90,6 +96,7 @@ bool Api::dispatch(const httplib::Request &req, httplib::Response &res) {
             return true;
         }
         if (n == 2 && seg[1] == "$stats") return only("GET", "GET", [&] { artifact_stats(req, res); });
+        if (n == 2 && seg[1] == "$schema") return only("GET", "GET", [&] { artifact_schema(req, res); });
         if (n == 2) {
             if (m == "GET") get_artifact(req, res, seg[1]);
             else if (m == "PUT") update_artifact(req, res, seg[1]);

@@ -196,6 +196,21 @@ TEST_CASE("PUT refuses a cycle, a missing parent and a malformed parent_id") {
     check_problem(put_json(cli, "/api/v1/artifacts/" + kAbsent, {{"data", 1}}), 404, "not found");
 }
 
+TEST_CASE("$schema: the JSON Schema of ArtifactOut, and it describes a real artifact") {
+    Service svc(ServiceOptions::examples({"demo.so"}));
+    json schema = get_json(svc.cli(), "/api/v1/artifacts/$schema");
+    CHECK(schema["type"] == "object");
+    CHECK(schema["title"] == "ArtifactOut");
+    auto created = post_json(svc.cli(), "/api/v1/artifacts", {{"data", {{"x", 1}}}, {"tags", {"t"}}});
+    REQUIRE_STATUS(created, 201);
+    json artifact = body_json(created);
+    // Every field of a real artifact is described, and every required one is present.
+    for (const auto &[key, value] : artifact.items()) CHECK_MESSAGE(schema["properties"].contains(key), key);
+    for (const auto &key : schema["required"]) CHECK_MESSAGE(artifact.contains(key.get<std::string>()), key);
+    CHECK(schema["properties"].size() == artifact.size());
+    check_problem(svc.cli().Delete("/api/v1/artifacts/$schema"), 405);
+}
+
 TEST_CASE("DELETE: 204, $stats decremented, then 404 problem+json") {
     Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();

@@ -213,6 +213,23 @@ TEST_CASE("/api/v1/system") {
         CHECK(s["store_writes"][key].is_number_integer());
 }
 
+TEST_CASE("/api/v1/system/apps: the landing page, and its schema") {
+    Service svc(ServiceOptions::examples({"demo.so"}));
+    json apps = get_json(svc.cli(), "/api/v1/system/apps");
+    REQUIRE(apps.is_array());
+    REQUIRE(apps.size() == 1);
+    CHECK(apps[0]["prefix"] == "/");
+    CHECK(apps[0]["is_package"] == true);
+    json schema = get_json(svc.cli(), "/api/v1/system/apps/$schema");
+    CHECK(schema["type"] == "array");
+    const json &app = schema["$defs"]["AppInfo"];
+    for (const auto &[key, value] : apps[0].items()) CHECK_MESSAGE(app["properties"].contains(key), key);
+    for (const auto &key : app["required"]) CHECK_MESSAGE(apps[0].contains(key.get<std::string>()), key);
+    // The landing page the entry names is served.
+    REQUIRE_STATUS(svc.cli().Get("/"), 200);
+    check_problem(svc.cli().Get("/api/v1/system/nope"), 404);
+}
+
 TEST_CASE("unknown paths → 404 problem+json") {
     Service svc(ServiceOptions::examples({"demo.so", "math.so"}));
     auto &cli = svc.cli();
