@@ -92,6 +92,9 @@ JobManager::~JobManager() {
     timer_cv_.notify_all();
     for (auto &t : workers_) t.join();
     if (timer_.joinable()) timer_.join();
+    // The last jobs' ends are still on their way to the store, and their
+    // callbacks use this object: wait until they have run.
+    store_.flush();
     // Jobs still queued stay pending in the store and run after a restart.
 }
 

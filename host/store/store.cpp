@@ -472,17 +472,9 @@ struct Store::Impl {
             // Normally every waiter here expects this batch; ops left over
             // from an oversized queue expected an earlier one, so notify by
             // each waiter's own parity.
-            bool wake[2] = {false, false};
-            {
-                std::lock_guard lock(q_mu);
-                for (Op &op : batch)
-                    if (op.waiter) {
-                        op.waiter->done = true;
-                        wake[op.waiter->batch & 1] = true;
-                    }
-            }
-            for (int p = 0; p < 2; ++p)
-                if (wake[p]) done_cv[p].notify_all();
+            // A flush is answered after the callbacks (below): whoever
+            // flushes may rely on their effects, or tear down what they use.
+            bool flushes = notify_waiters(false);
             for (auto &cb : callbacks) {
                 try {
                     cb();
@@ -493,8 +485,30 @@ struct Store::Impl {
                 }
             }
             callbacks.clear();
+            if (flushes) notify_waiters(true);
             batch.clear();
         }
+    }
+
+    // Marks the batch's waiters done: those of flushes, or all others.
+    // Returns whether the batch holds a flush.
+    bool notify_waiters(bool flush_waiters) {
+        bool wake[2] = {false, false};
+        bool has_flush = false;
+        {
+            std::lock_guard lock(q_mu);
+            for (Op &op : batch) {
+                if (!op.waiter) continue;
+                const bool is_flush = op.kind == OpKind::flush;
+                has_flush |= is_flush;
+                if (is_flush != flush_waiters) continue;
+                op.waiter->done = true;
+                wake[op.waiter->batch & 1] = true;
+            }
+        }
+        for (int p = 0; p < 2; ++p)
+            if (wake[p]) done_cv[p].notify_all();
+        return has_flush;
     }
 
     void run_batch() {

@@ -148,7 +148,8 @@ public:
     void finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable = {});
     // Durable when it returns. False if no such job.
     bool delete_job(const std::string &id);
-    // Blocks until every write queued before this call is committed.
+    // Blocks until every write queued before this call is committed and its
+    // on_durable callback has returned.
     void flush();
     // Writes queued and not yet taken by the writer (metrics, tests).
     size_t pending_writes() const;

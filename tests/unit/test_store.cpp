@@ -211,6 +211,44 @@ TEST_CASE("store: mark_running and progress are applied in order") {
     CHECK(store.get_job(k.id)->started_at == 0);
 }
 
+TEST_CASE("store: flush returns only after the callbacks of the writes before it" * doctest::test_suite("concurrency")) {
+    // ~JobManager relies on this: the callbacks use it, so it must not go
+    // away while one is still to run.
+    Store store(memory_options());
+    Job j = make_job();
+    store.insert_job(j);
+    WriterGate gate;  // holds the writer so that j's end and the flush share a batch
+    gate.block(store);
+    WriterGate in_callback;  // then holds it inside j's callback
+    std::atomic<bool> callback_returned{false}, flushed{false};
+    store.finish_job(j.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, std::nullopt, [&] {
+        std::unique_lock lock(in_callback.mu);
+        in_callback.entered = true;
+        in_callback.cv.notify_all();
+        in_callback.cv.wait(lock, [&] { return in_callback.released; });
+        callback_returned = true;
+    });
+    std::thread flusher([&] {
+        store.flush();
+        flushed = true;
+    });
+    wait_until_queued(store, 2);
+    gate.release();
+    {
+        std::unique_lock lock(in_callback.mu);
+        REQUIRE(in_callback.cv.wait_for(lock, std::chrono::seconds(30), [&] { return in_callback.entered; }));
+    }
+    // The callback has not returned, so neither may the flush (a bounded
+    // wait for something that must not happen).
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+    while (!flushed && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    CHECK_FALSE(flushed.load());
+    in_callback.release();
+    flusher.join();
+    CHECK(flushed.load());
+    CHECK(callback_returned.load());
+}
+
 TEST_CASE("store: finish_job stores the artifact and the job together, then on_durable") {
     Store store(memory_options());
     Job j = make_job();
