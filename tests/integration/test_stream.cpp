@@ -6,20 +6,6 @@
 
 using namespace th_test;
 
-namespace {
-
-std::vector<json> events_of(const SseResult &sse) {
-    std::vector<json> out;
-    for (const auto &d : sse.data) {
-        json j = json::parse(d, nullptr, false);
-        CHECK_MESSAGE(!j.is_discarded(), "event is not JSON: " << d);
-        out.push_back(j);
-    }
-    return out;
-}
-
-}  // namespace
-
 TEST_SUITE("stream") {
 
 TEST_CASE("$stream on a finished job: headers, one event, completed with artifact_id") {
@@ -32,7 +18,7 @@ TEST_CASE("$stream on a finished job: headers, one event, completed with artifac
     CHECK(sse.content_type == "text/event-stream; charset=utf-8");
     CHECK(sse.cache_control == "no-cache");
     CHECK(sse.connection == "keep-alive");
-    auto events = events_of(sse);
+    auto events = sse_events(sse);
     REQUIRE(events.size() >= 1);
     const json &last = events.back();
     CHECK(last["id"] == id);
@@ -49,7 +35,7 @@ TEST_CASE("$stream on a running job: several events, the last completed") {
     std::string id = submit(cli, "slow_task", {{"seconds", 0.5}});
     SseResult sse = read_sse(cli, "/api/v1/jobs/" + id + "/$stream");
     CHECK(sse.status == 200);
-    auto events = events_of(sse);
+    auto events = sse_events(sse);
     REQUIRE(events.size() >= 2);
     std::string first = events.front().value("status", "");
     CHECK_MESSAGE((first == "pending" || first == "running"), "first event: " << events.front().dump());
@@ -73,7 +59,7 @@ TEST_CASE("$stream on a failing job: last event failed") {
     auto &cli = svc.cli();
     std::string id = submit(cli, "failing_task");
     SseResult sse = read_sse(cli, "/api/v1/jobs/" + id + "/$stream");
-    auto events = events_of(sse);
+    auto events = sse_events(sse);
     REQUIRE(events.size() >= 1);
     CHECK(events.back()["status"] == "failed");
     REQUIRE(events.back()["error"].is_string());

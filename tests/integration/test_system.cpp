@@ -1,4 +1,4 @@
-// /health, /ping, /api/v1/info, /api/v1/system, routing errors, problem shape.
+// /health, /health/$stream, /ping, /api/v1/info, /api/v1/system, shutdown, routing errors, problem shape.
 #include "test_util.hpp"
 
 #include <sys/wait.h>
@@ -7,43 +7,6 @@
 #include <thread>
 
 using namespace th_test;
-
-namespace {
-
-// Reads `path` until `wanted` "data:" events have arrived, then hangs up
-// (the health stream never ends by itself).
-struct HealthEvents {
-    int status = 0;
-    std::string content_type, cache_control, connection;
-    std::vector<json> events;
-};
-
-HealthEvents read_health_events(httplib::Client &cli, const std::string &path, size_t wanted) {
-    HealthEvents out;
-    std::string raw;
-    cli.Get(
-        path.c_str(), httplib::Headers{},
-        [&](const httplib::Response &r) {
-            out.status = r.status;
-            out.content_type = r.get_header_value("Content-Type");
-            out.cache_control = r.get_header_value("Cache-Control");
-            out.connection = r.get_header_value("Connection");
-            return r.status == 200;
-        },
-        [&](const char *data, size_t len) {
-            raw.append(data, len);
-            size_t end;
-            while ((end = raw.find("\n\n")) != std::string::npos) {
-                std::string event = raw.substr(0, end);
-                raw.erase(0, end + 2);
-                if (event.rfind("data: ", 0) == 0) out.events.push_back(json::parse(event.substr(6), nullptr, false));
-            }
-            return out.events.size() < wanted;
-        });
-    return out;
-}
-
-}  // namespace
 
 TEST_SUITE("system") {
 
@@ -64,31 +27,24 @@ TEST_CASE("/health with a file database") {
 
 TEST_CASE("/health/$stream: SSE headers, an event per poll_interval, each healthy") {
     Service svc(ServiceOptions::examples({"demo.so"}).with_file_db());
-    HealthEvents h = read_health_events(svc.cli(), "/health/$stream?poll_interval=0.1", 3);
+    SseResult h = read_sse(svc.cli(), "/health/$stream?poll_interval=0.1", 3);
     CHECK(h.status == 200);
     CHECK(h.content_type == "text/event-stream; charset=utf-8");
     CHECK(h.cache_control == "no-cache");
     CHECK(h.connection == "keep-alive");
-    REQUIRE(h.events.size() == 3);
-    for (const auto &e : h.events) {
-        REQUIRE_FALSE(e.is_discarded());
+    auto events = sse_events(h);
+    REQUIRE(events.size() == 3);
+    for (const auto &e : events) {
         CHECK(e == json{{"status", "healthy"}, {"checks", {{"database", {{"state", "healthy"}}}}}});
     }
     // The default interval (1 s) answers too.
-    CHECK(read_health_events(svc.cli(), "/health/$stream", 1).events.size() == 1);
+    CHECK(read_sse(svc.cli(), "/health/$stream", 1).data.size() == 1);
     // A client that asks to close gets one Connection header, not two.
     httplib::Client closing("127.0.0.1", svc.host().port());
-    std::string connection;
-    size_t connection_headers = 0;
-    closing.Get("/health/$stream", httplib::Headers{{"Connection", "close"}},
-                [&](const httplib::Response &r) {
-                    connection = r.get_header_value("Connection");
-                    connection_headers = r.get_header_value_count("Connection");
-                    return false;  // the headers are all this needs
-                },
-                [](const char *, size_t) { return false; });
-    CHECK(connection == "close");
-    CHECK(connection_headers == 1);
+    closing.set_default_headers({{"Connection", "close"}});
+    SseResult c = read_sse(closing, "/health/$stream", 1);
+    CHECK(c.connection == "close");
+    CHECK(c.connection_headers == 1);
 }
 
 TEST_CASE("/health/$stream: a malformed poll_interval → 400") {

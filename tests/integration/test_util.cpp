@@ -169,8 +169,9 @@ Finished run_task(httplib::Client &cli, const std::string &task, const json &par
 
 // ---- SSE -------------------------------------------------------------------------
 
-SseResult read_sse(httplib::Client &cli, const std::string &path) {
+SseResult read_sse(httplib::Client &cli, const std::string &path, size_t max_events) {
     SseResult out;
+    size_t scanned = 0, events = 0;  // complete events seen so far (they end with a blank line)
     auto res = cli.Get(
         path.c_str(), httplib::Headers{},
         [&](const httplib::Response &r) {
@@ -178,15 +179,19 @@ SseResult read_sse(httplib::Client &cli, const std::string &path) {
             out.content_type = r.get_header_value("Content-Type");
             out.cache_control = r.get_header_value("Cache-Control");
             out.connection = r.get_header_value("Connection");
+            out.connection_headers = r.get_header_value_count("Connection");
             return true;
         },
         [&](const char *data, size_t len) {
             out.raw.append(data, len);
-            return true;
+            for (size_t end; (end = out.raw.find("\n\n", scanned)) != std::string::npos; scanned = end + 2)
+                if (out.raw.compare(scanned, 5, "data:") == 0) ++events;
+            return events < max_events;  // false: hang up
         });
-    REQUIRE_MESSAGE(res, "GET " << path << " failed: " << httplib::to_string(res.error()));
-    if (out.status == 0) out.status = res->status;
-    if (out.raw.empty()) out.raw = res->body;
+    const bool hung_up = events >= max_events;
+    REQUIRE_MESSAGE((res || hung_up), "GET " << path << " failed: " << httplib::to_string(res.error()));
+    if (out.status == 0 && res) out.status = res->status;
+    if (out.raw.empty() && res) out.raw = res->body;
     size_t pos = 0;
     while (pos < out.raw.size()) {
         size_t nl = out.raw.find('\n', pos);
@@ -198,6 +203,16 @@ SseResult read_sse(httplib::Client &cli, const std::string &path) {
             out.data.push_back(payload);
         }
         pos = nl + 1;
+    }
+    return out;
+}
+
+std::vector<json> sse_events(const SseResult &sse) {
+    std::vector<json> out;
+    for (const auto &d : sse.data) {
+        json j = json::parse(d, nullptr, false);
+        CHECK_MESSAGE(!j.is_discarded(), "event is not JSON: " << d);
+        out.push_back(j);
     }
     return out;
 }

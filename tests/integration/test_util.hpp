@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -146,11 +147,15 @@ struct SseResult {
     std::string content_type;
     std::string cache_control;
     std::string connection;
+    size_t connection_headers = 0;
     std::string raw;               // whole stream text
     std::vector<std::string> data; // payload of each "data:" line, in order
 };
-// Reads a whole $stream response (until the server ends it).
-SseResult read_sse(httplib::Client &cli, const std::string &path);
+// Reads a $stream response until the server ends it, or hangs up after
+// `max_events` data events (for streams that never end).
+SseResult read_sse(httplib::Client &cli, const std::string &path, size_t max_events = SIZE_MAX);
+// The JSON of each data event (each must be JSON).
+std::vector<json> sse_events(const SseResult &sse);
 
 // Polls `pred` every few ms until true or the deadline; returns its last value.
 template <class Pred>
