@@ -93,8 +93,13 @@ JobManager::~JobManager() {
     for (auto &t : workers_) t.join();
     if (timer_.joinable()) timer_.join();
     // The last jobs' ends are still on their way to the store, and their
-    // callbacks use this object: wait until they have run.
-    store_.flush();
+    // callbacks use this object: wait until they have run. (A failed
+    // commit has been reported by the store already; a destructor must not
+    // throw.)
+    try {
+        store_.flush();
+    } catch (...) {
+    }
     // Jobs still queued stay pending in the store and run after a restart.
 }
 

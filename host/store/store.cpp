@@ -469,9 +469,6 @@ struct Store::Impl {
             run_batch();
             if (memory) gate.unlock();
 
-            // Normally every waiter here expects this batch; ops left over
-            // from an oversized queue expected an earlier one, so notify by
-            // each waiter's own parity.
             // A flush is answered after the callbacks (below): whoever
             // flushes may rely on their effects, or tear down what they use.
             bool flushes = notify_waiters(false);
@@ -491,7 +488,9 @@ struct Store::Impl {
     }
 
     // Marks the batch's waiters done: those of flushes, or all others.
-    // Returns whether the batch holds a flush.
+    // Returns whether the batch holds a flush. Normally every waiter here
+    // expects this batch; ops left over from an oversized queue expected an
+    // earlier one, so each is notified by its own parity.
     bool notify_waiters(bool flush_waiters) {
         bool wake[2] = {false, false};
         bool has_flush = false;
