@@ -13,6 +13,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "http/openapi.hpp"
 #include "http/server.hpp"
 
 namespace taskhost::http {
@@ -22,7 +23,7 @@ using Segments = std::vector<std::string_view>;
 
 class Api {
 public:
-    Api(const ServerOptions &options, Services services) : options_(options), s_(services) {}
+    Api(const ServerOptions &options, Services services);
 
     // Returns false if no route matches the path at all (→ 404); a path that
     // matches with another method sets 405 itself.
@@ -59,6 +60,9 @@ public:
     void reload_plugins(const httplib::Request &req, httplib::Response &res);
     void ping(const httplib::Request &req, httplib::Response &res);
     void landing(const httplib::Request &req, httplib::Response &res);
+    // docs: the OpenAPI document, and the pages that render it
+    void openapi(const httplib::Request &req, httplib::Response &res);
+    void docs_page(const httplib::Request &req, httplib::Response &res, bool redoc);
 
     const ServerOptions &options() const { return options_; }
 
@@ -88,6 +92,8 @@ private:
 
     const ServerOptions &options_;
     Services s_;
+    const ServiceIdentity identity_;
+    const ApiDocument document_;
     std::mutex streams_mu_;
     std::condition_variable streams_cv_;
     bool streams_stopping_ = false;  // guarded by streams_mu_

@@ -119,15 +119,7 @@ void Api::artifact_stats(const httplib::Request &, httplib::Response &res) {
 }
 
 void Api::artifact_schema(const httplib::Request &, httplib::Response &res) {
-    // JSON Schema of one ArtifactOut, as GET /api/v1/artifacts/{id} answers it.
-    static const std::string schema = R"({"title":"ArtifactOut","type":"object",)"
-        R"("required":["id","created_at","updated_at","tags","data","parent_id","level"],"properties":{)"
-        R"("id":{"type":"string","description":"ULID"},)"
-        R"("created_at":{"type":"string","format":"date-time"},"updated_at":{"type":"string","format":"date-time"},)"
-        R"("tags":{"type":"array","items":{"type":"string"}},"data":{"description":"any JSON value"},)"
-        R"("parent_id":{"type":["string","null"],"description":"ULID of the parent artifact"},)"
-        R"("level":{"type":"integer","minimum":0}}})";
-    json_response(res, 200, schema);
+    json_response(res, 200, document_.artifact_schema());
 }
 
 void Api::get_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id) {

@@ -204,17 +204,7 @@ void Api::stream_job(const httplib::Request &req, httplib::Response &res, std::s
 }
 
 void Api::job_schema(const httplib::Request &, httplib::Response &res) {
-    // JSON Schema of the list answered by GET /api/v1/jobs.
-    static const std::string schema = R"({"$defs":{"JobStatus":{"type":"string","enum":["pending","running","completed","failed","canceled"]},)"
-        R"("JobRecord":{"type":"object","required":["id","task_name","status","submitted_at"],"properties":{)"
-        R"("id":{"type":"string","description":"ULID"},"task_name":{"type":"string"},"status":{"$ref":"#/$defs/JobStatus"},)"
-        R"("submitted_at":{"type":"string","format":"date-time"},"started_at":{"type":["string","null"],"format":"date-time"},)"
-        R"("finished_at":{"type":["string","null"],"format":"date-time"},"error":{"type":["string","null"]},)"
-        R"("error_traceback":{"type":["string","null"]},"artifact_id":{"type":["string","null"]},"result":{"type":["string","null"]},)"
-        R"("progress":{"type":["number","null"],"minimum":0,"maximum":1},"progress_message":{"type":["string","null"]},)"
-        R"("timeout_s":{"type":["number","null"]},"cancel_requested":{"type":"boolean"}}}},)"
-        R"("type":"array","items":{"$ref":"#/$defs/JobRecord"}})";
-    json_response(res, 200, schema);
+    json_response(res, 200, document_.job_list_schema());
 }
 
 }  // namespace taskhost::http

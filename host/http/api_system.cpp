@@ -90,19 +90,35 @@ bool Api::streams_stopping() {
     return streams_stopping_;
 }
 
+Api::Api(const ServerOptions &options, Services services)
+    : options_(options),
+      s_(services),
+      identity_{"taskhost", options.version, "Compiled plugin tasks served over HTTP as durable jobs",
+                "Runs tasks from C++ plugins as jobs on a worker pool and keeps each result as an artifact"},
+      document_(identity_) {}
+
 void Api::info(const httplib::Request &, httplib::Response &res) {
     std::string body;
     {
         json_text::Object o(body);
-        o.str("display_name", "taskhost");
-        o.str("version", options_.version);
-        o.str("summary", "Compiled plugin tasks served over HTTP as durable jobs");
-        o.str("description",
-              "Runs tasks from C++ plugins as jobs on a worker pool and keeps each result as an artifact");
+        o.str("display_name", identity_.display_name);
+        o.str("version", identity_.version);
+        o.str("summary", identity_.summary);
+        o.str("description", identity_.description);
         o.null("contact");
         o.null("license_info");
     }
     json_response(res, 200, std::move(body));
+}
+
+void Api::openapi(const httplib::Request &, httplib::Response &res) {
+    json_response(res, 200, document_.openapi_json());
+}
+
+void Api::docs_page(const httplib::Request &, httplib::Response &res, bool redoc) {
+    res.status = 200;
+    res.set_content(redoc ? redoc_page(identity_.display_name) : swagger_ui_page(identity_.display_name),
+                    "text/html; charset=utf-8");
 }
 
 void Api::system(const httplib::Request &, httplib::Response &res) {
@@ -135,15 +151,7 @@ void Api::system(const httplib::Request &, httplib::Response &res) {
 }
 
 void Api::system_apps(const httplib::Request &, httplib::Response &res, bool schema) {
-    if (schema) {
-        static const std::string app_schema = R"({"$defs":{"AppInfo":{"type":"object",)"
-            R"("required":["name","version","prefix","description","author","entry","is_package"],"properties":{)"
-            R"("name":{"type":"string"},"version":{"type":"string"},"prefix":{"type":"string"},)"
-            R"("description":{"type":["string","null"]},"author":{"type":["string","null"]},)"
-            R"("entry":{"type":"string"},"is_package":{"type":"boolean"}}}},)"
-            R"("type":"array","items":{"$ref":"#/$defs/AppInfo"}})";
-        return json_response(res, 200, app_schema);
-    }
+    if (schema) return json_response(res, 200, document_.app_list_schema());
     std::string body = "[";
     {
         json_text::Object o(body);
@@ -182,7 +190,9 @@ void Api::landing(const httplib::Request &, httplib::Response &res) {
         "<li><a href=\"/api/v1/jobs\">/api/v1/jobs</a></li>"
         "<li><a href=\"/api/v1/artifacts\">/api/v1/artifacts</a></li>"
         "<li><a href=\"/api/v1/plugins\">/api/v1/plugins</a></li>"
-        "<li><a href=\"/health\">/health</a></li></ul></body></html>",
+        "<li><a href=\"/health\">/health</a></li></ul>"
+        "<p>The API: <a href=\"/docs\">/docs</a> (Swagger UI), <a href=\"/redoc\">/redoc</a>, "
+        "<a href=\"/openapi.json\">/openapi.json</a>.</p></body></html>",
         "text/html; charset=utf-8");
 }
 

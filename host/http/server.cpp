@@ -48,6 +48,9 @@ bool Api::dispatch(const httplib::Request &req, httplib::Response &res) {
     if (path == "/health/$stream") return only("GET", "GET", [&] { health_stream(req, res); });
     if (path == "/ping") return only("GET", "GET", [&] { ping(req, res); });
     if (path == "/") return only("GET", "GET", [&] { landing(req, res); });
+    if (path == "/openapi.json") return only("GET", "GET", [&] { openapi(req, res); });
+    if (path == "/docs") return only("GET", "GET", [&] { docs_page(req, res, false); });
+    if (path == "/redoc") return only("GET", "GET", [&] { docs_page(req, res, true); });
     constexpr std::string_view prefix = "/api/v1/";
     if (path.substr(0, prefix.size()) != prefix) return false;
     Segments seg = split_path(path.substr(prefix.size()));

@@ -1,0 +1,118 @@
+#include "http/openapi.hpp"
+
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace taskhost::http {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;  // keeps the document's authored order
+
+constexpr std::string_view kComponentRef = "#/components/schemas/";
+
+// Points every reference to a component at #/$defs/NAME instead, and
+// collects the names so that their schemas can come along.
+void relocate_refs(ojson &node, std::vector<std::string> &referenced) {
+    if (node.is_object()) {
+        for (auto &[key, value] : node.items()) {
+            if (key == "$ref" && value.is_string()) {
+                std::string ref = value.get<std::string>();
+                if (ref.rfind(kComponentRef, 0) == 0) {
+                    std::string name = ref.substr(kComponentRef.size());
+                    value = "#/$defs/" + name;
+                    referenced.push_back(std::move(name));
+                }
+            } else {
+                relocate_refs(value, referenced);
+            }
+        }
+    } else if (node.is_array()) {
+        for (auto &item : node) relocate_refs(item, referenced);
+    }
+}
+
+// A self-contained JSON Schema of component `name`, or of a list of them,
+// with every component it uses under $defs (as pydantic writes them).
+std::string standalone_schema(const ojson &schemas, const std::string &name, bool list) {
+    ojson defs = ojson::object();
+    std::vector<std::string> todo{name};
+    while (!todo.empty()) {
+        std::string next = std::move(todo.back());
+        todo.pop_back();
+        if (defs.contains(next)) continue;
+        ojson schema = schemas.at(next);
+        relocate_refs(schema, todo);
+        defs[next] = std::move(schema);
+    }
+    ojson out = ojson::object();
+    if (list) {
+        out["$defs"] = std::move(defs);
+        out["type"] = "array";
+        out["items"] = ojson{{"$ref", "#/$defs/" + name}};
+        return out.dump();
+    }
+    out["title"] = name;
+    for (auto &[key, value] : defs[name].items()) out[key] = value;
+    defs.erase(name);
+    if (!defs.empty()) out["$defs"] = std::move(defs);
+    return out.dump();
+}
+
+}  // namespace
+
+ApiDocument::ApiDocument(const ServiceIdentity &identity) {
+    ojson doc = ojson::parse(openapi_source());
+    ojson &info = doc["info"];
+    info["title"] = identity.display_name;
+    info["version"] = identity.version;
+    info["summary"] = identity.summary;
+    info["description"] = identity.description;
+    const ojson &schemas = doc.at("components").at("schemas");
+    job_list_schema_ = standalone_schema(schemas, "JobRecord", true);
+    artifact_schema_ = standalone_schema(schemas, "ArtifactOut", false);
+    app_list_schema_ = standalone_schema(schemas, "AppInfo", true);
+    openapi_ = doc.dump();
+}
+
+namespace {
+
+std::string html_escape(std::string_view text) {
+    std::string out;
+    for (char c : text) {
+        switch (c) {
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '"': out += "&quot;"; break;
+            default: out += c;
+        }
+    }
+    return out;
+}
+
+std::string page(std::string_view title, std::string_view head, std::string_view body) {
+    return "<!doctype html><html><head><meta charset=\"utf-8\"><title>" + html_escape(title) + "</title>" +
+           std::string(head) + "</head><body>" + std::string(body) +
+           "<noscript>This page needs JavaScript and cdn.jsdelivr.net; the API document itself is "
+           "<a href=\"/openapi.json\">/openapi.json</a>.</noscript></body></html>";
+}
+
+}  // namespace
+
+std::string swagger_ui_page(std::string_view title) {
+    return page(std::string(title) + " - Swagger UI",
+                "<link rel=\"stylesheet\" href=\"https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css\">",
+                "<div id=\"swagger-ui\"></div>"
+                "<script src=\"https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js\"></script>"
+                "<script>SwaggerUIBundle({url: \"/openapi.json\", dom_id: \"#swagger-ui\"});</script>");
+}
+
+std::string redoc_page(std::string_view title) {
+    return page(std::string(title) + " - ReDoc", "",
+                "<redoc spec-url=\"/openapi.json\"></redoc>"
+                "<script src=\"https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js\"></script>");
+}
+
+}  // namespace taskhost::http

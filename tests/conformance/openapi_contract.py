@@ -1,0 +1,436 @@
+#!/usr/bin/python3
+"""Contract test: GET /openapi.json against what a real taskhost answers.
+
+    openapi_contract.py <taskhost-binary> <plugins-dir>
+
+Starts taskhost on a free loopback port with a temporary SQLite file, then
+checks that the document is well formed (every $ref resolves, every schema
+is a valid JSON Schema 2020-12, every operation is tagged) and true: the
+methods of every documented path are exactly the ones the host allows, and
+for each call below, of every operation, the status is one the document
+declares and the body validates against its schema (python3-jsonschema),
+with no undocumented field at the top level. Prints "PASS: <check>" per
+check and ends with "N passed, 0 failed"; exits non-zero at the first
+failure. The host is always stopped on exit.
+"""
+
+import http.client
+import json
+import os
+import re
+import select
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+from jsonschema import Draft202012Validator, RefResolver
+
+METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
+ULID_UNKNOWN = "01ARZ3NDEKTSV4RRFFQ69G5FAV"  # valid ULID that names nothing
+MAX_BODY = 4096  # the host's --max-body-bytes here, small enough to provoke 413
+
+passed = 0
+
+
+def ok(check):
+    global passed
+    passed += 1
+    print(f"PASS: {check}", flush=True)
+
+
+class Failure(Exception):
+    pass
+
+
+def require(cond, check, detail=""):
+    if not cond:
+        raise Failure(f"{check}" + (f"\n{detail}" if detail else ""))
+
+
+class Host:
+    """A taskhost process on a free port; stopped (SIGTERM, then SIGKILL) on close."""
+
+    def __init__(self, binary, plugins, work):
+        self.stderr = open(os.path.join(work, "stderr"), "w+")
+        self.proc = subprocess.Popen(
+            [binary, "--plugins", plugins, "--db", os.path.join(work, "db.sqlite"), "--port", "0",
+             "--runtime-dir", os.path.join(work, "runtime"), "--max-concurrency", "1",
+             "--queue-size", "1", "--max-body-bytes", str(MAX_BODY), "--log-level", "warn"],
+            stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        deadline = time.monotonic() + 60
+        line = ""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"listening on http://([\d.]+):(\d+)", line)
+            if m:
+                self.address = (m.group(1), int(m.group(2)))
+                return
+        self.close()
+        raise Failure(f"taskhost did not start (last line: {line!r})")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log(self):
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def call(host, method, path, body=None, raw=None):
+    conn = http.client.HTTPConnection(*host.address, timeout=30)
+    try:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        conn.request(method, path, body=data, headers=headers)
+        r = conn.getresponse()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+    finally:
+        conn.close()
+
+
+def read_events(host, path, max_events):
+    """The data: events of an SSE stream, up to max_events (then hangs up)."""
+    conn = http.client.HTTPConnection(*host.address, timeout=30)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        events = []
+        while len(events) < max_events:
+            line = r.readline()
+            if not line:
+                break
+            if line.startswith(b"data: "):
+                events.append(json.loads(line[len(b"data: "):]))
+        return r.status, r.getheader("Content-Type", ""), events
+    finally:
+        conn.close()
+
+
+# ---- the document -------------------------------------------------------------------------
+
+def resolve_pointer(doc, ref):
+    require(ref.startswith("#/"), f"$ref {ref} is local")
+    node = doc
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        require(isinstance(node, dict) and part in node, f"$ref {ref} resolves")
+        node = node[part]
+    return node
+
+
+def walk_refs(node, found):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                found.append(value)
+            else:
+                walk_refs(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            walk_refs(item, found)
+
+
+def deref(doc, node):
+    while isinstance(node, dict) and "$ref" in node:
+        node = resolve_pointer(doc, node["$ref"])
+    return node
+
+
+def strict(schema):
+    """The schema, with no undocumented field allowed at its top level."""
+    if "$ref" in schema or "allOf" in schema:
+        return dict(schema, unevaluatedProperties=False)
+    if schema.get("type") == "array" and "items" in schema:
+        return dict(schema, items=strict(schema["items"]))
+    if "oneOf" in schema:
+        return dict(schema, oneOf=[strict(s) for s in schema["oneOf"]])
+    return schema
+
+
+class Contract:
+    def __init__(self, doc):
+        self.doc = doc
+        self.resolver = RefResolver(base_uri="", referrer=doc)
+        self.templates = []  # (regex, template) of every documented path
+        for template in doc["paths"]:
+            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            self.templates.append((re.compile(pattern + "$"), template))
+        self.seen = set()  # (template, method, status) exercised
+
+    def operation(self, method, path):
+        bare = path.split("?", 1)[0].replace("%24", "$")
+        for regex, template in self.templates:
+            if regex.match(bare):
+                op = self.doc["paths"][template].get(method.lower())
+                require(op is not None, f"{method} {path}: documented", f"path {template} has no {method}")
+                return template, op
+        raise Failure(f"{method} {path}: documented (no path template matches)")
+
+    def validate(self, schema, instance, what, standalone=False):
+        """standalone: the schema's $refs are its own ($defs), not the document's."""
+        resolver = None if standalone else self.resolver
+        errors = sorted(Draft202012Validator(strict(schema), resolver=resolver).iter_errors(instance),
+                        key=lambda e: list(e.path))
+        require(not errors, f"{what}: body matches the document",
+                "\n".join(f"  at {list(e.path)}: {e.message}" for e in errors[:5]) +
+                f"\n  body: {json.dumps(instance)[:600]}")
+
+    def check(self, method, path, response):
+        """The status is declared for this operation, and the body is what it says."""
+        template, op = self.operation(method, path)
+        what = f"{method} {path} -> {response.status}"
+        declared = op["responses"].get(str(response.status))
+        require(declared is not None, f"{what}: status documented",
+                f"documented: {sorted(op['responses'])}; body: {response.body[:300]!r}")
+        declared = deref(self.doc, declared)
+        content = declared.get("content")
+        if not content:
+            require(response.body == b"", f"{what}: no body, as documented", repr(response.body[:300]))
+        else:
+            ctype = response.headers.get("content-type", "").split(";")[0].strip()
+            require(ctype in content, f"{what}: content type documented", f"{ctype} not in {sorted(content)}")
+            if ctype != "text/event-stream":
+                self.validate(content[ctype]["schema"], response.json(), what)
+        for header in declared.get("headers", {}):
+            require(header.lower() in response.headers, f"{what}: header {header} present")
+        self.seen.add((template, method.lower(), str(response.status)))
+        ok(what)
+        return response
+
+
+def check_document(doc, info):
+    require(doc.get("openapi") == "3.1.0", "openapi is 3.1.0", str(doc.get("openapi")))
+    for key in ("title", "version", "summary", "description"):
+        expected = info["display_name" if key == "title" else key]
+        require(doc["info"].get(key) == expected, f"info.{key} is the service's", f"{doc['info'].get(key)!r}")
+    ok("document: version 3.1.0, info agrees with GET /api/v1/info")
+
+    refs = []
+    walk_refs(doc, refs)
+    for ref in refs:
+        resolve_pointer(doc, ref)
+    ok(f"document: all {len(refs)} $refs resolve")
+
+    for name, schema in doc["components"]["schemas"].items():
+        try:
+            Draft202012Validator.check_schema(schema)
+        except Exception as e:  # jsonschema.SchemaError
+            raise Failure(f"components.schemas.{name} is a valid JSON Schema\n{e}")
+    ok(f"document: all {len(doc['components']['schemas'])} component schemas are valid JSON Schema 2020-12")
+
+    declared_tags = {t["name"] for t in doc["tags"]}
+    operation_ids = set()
+    for template, item in doc["paths"].items():
+        names = set(re.findall(r"\{([^}]+)\}", template))
+        for method, op in item.items():
+            require(method in METHODS, f"{template}: {method} is an HTTP method")
+            where = f"{method.upper()} {template}"
+            require(op.get("tags") and set(op["tags"]) <= declared_tags, f"{where}: tagged with declared tags")
+            require(op.get("operationId") and op["operationId"] not in operation_ids, f"{where}: unique operationId")
+            operation_ids.add(op["operationId"])
+            params = [deref(doc, p) for p in op.get("parameters", [])]
+            in_path = {p["name"] for p in params if p["in"] == "path"}
+            require(in_path == names, f"{where}: path parameters declared", f"{in_path} vs {names}")
+            require(op.get("responses"), f"{where}: responses declared")
+    ok(f"document: {len(operation_ids)} operations, each tagged, named once, with its path parameters")
+
+    # The original's case 58.
+    for template in ("/api/v1/jobs", "/api/v1/jobs/{job_id}"):
+        require(doc["paths"].get(template, {}).get("get", {}).get("tags") == ["Jobs"], f"{template} tagged Jobs")
+    ok("document: /api/v1/jobs and /api/v1/jobs/{job_id} are listed with tag Jobs")
+
+
+def check_methods(host, doc):
+    """For every documented path, the host allows exactly the documented methods."""
+    for template, item in doc["paths"].items():
+        path = template.replace("{name}", "hello")
+        path = re.sub(r"\{[^}]+\}", ULID_UNKNOWN, path)
+        r = call(host, "PATCH", path)
+        require(r.status == 405, f"PATCH {path} is 405 (the path is routed)", f"got {r.status}")
+        allowed = {m.strip().lower() for m in r.headers.get("allow", "").split(",")}
+        require(allowed == set(item), f"{template}: Allow matches the documented methods",
+                f"Allow: {sorted(allowed)}, documented: {sorted(item)}")
+    ok(f"every one of the {len(doc['paths'])} documented paths allows exactly its documented methods")
+    for path in ("/", "/docs", "/redoc"):
+        r = call(host, "GET", path)
+        require(r.status == 200 and r.headers.get("content-type", "").startswith("text/html"),
+                f"GET {path} is an HTML page", f"{r.status} {r.headers.get('content-type')}")
+        require(b"/openapi.json" in r.body, f"GET {path} links /openapi.json")
+    ok("/, /docs and /redoc are HTML pages that point at /openapi.json")
+
+
+def wait_until(what, predicate, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise Failure(f"timed out waiting for {what}")
+
+
+def exercise(host, c):
+    """At least one call per operation, and every reachable documented status."""
+    ex = lambda method, path, body=None, raw=None: c.check(method, path, call(host, method, path, body, raw))
+
+    # Tasks
+    ex("GET", "/api/v1/tasks")
+    ex("GET", "/api/v1/tasks?tags=demo,simple")
+    ex("GET", "/api/v1/tasks/greet_user")
+    ex("GET", "/api/v1/tasks/no_such_task")
+    job_id = ex("POST", "/api/v1/tasks/greet_user/$execute", {"params": {"name": "Ada"}}).json()["job_id"]
+    finished = ex("POST", "/api/v1/tasks/greet_user/$execute?wait=10", {"params": {"name": "Bo"}}).json()
+    require(finished["status"] == "completed", "the waited job completed", json.dumps(finished))
+    artifact_id = finished["artifact_id"]
+    ex("POST", "/api/v1/tasks/add/%24execute?wait=10", {"params": {"a": 1, "b": 2}})
+    ex("POST", "/api/v1/tasks/greet_user/$execute", {"params": {"nam": "x"}})
+    ex("POST", "/api/v1/tasks/greet_user/$execute?wait=soon")
+    ex("POST", "/api/v1/tasks/no_such_task/$execute")
+    ex("POST", "/api/v1/tasks/greet_user/$execute", raw=b'{"params":{"name":"' + b"x" * MAX_BODY + b'"}}')
+
+    # Jobs (the one worker and the one queue slot: running, queued, then 503)
+    ex("GET", f"/api/v1/jobs/{job_id}?wait=10")
+    ex("GET", f"/api/v1/jobs/{job_id}")
+    ex("GET", f"/api/v1/jobs/{ULID_UNKNOWN}")
+    ex("GET", f"/api/v1/jobs/{job_id}?wait=-1")
+    running = ex("POST", "/api/v1/tasks/slow_task/$execute", {"params": {"seconds": 120}}).json()["job_id"]
+    wait_until("the slow job to run", lambda: call(host, "GET", f"/api/v1/jobs/{running}").json()["status"] == "running")
+    queued = ex("POST", "/api/v1/tasks/slow_task/$execute", {"params": {"seconds": 120}}).json()["job_id"]
+    ex("POST", "/api/v1/tasks/slow_task/$execute", {"params": {"seconds": 120}})  # 503: queue full
+    ex("GET", "/api/v1/jobs")
+    ex("GET", "/api/v1/jobs?status_filter=completed&limit=2&offset=0")
+    ex("GET", "/api/v1/jobs?page=1&size=2")
+    ex("GET", "/api/v1/jobs?status_filter=done")
+    ex("GET", "/api/v1/jobs?page=1")
+    schema = ex("GET", "/api/v1/jobs/$schema").json()
+    Draft202012Validator.check_schema(schema)
+    c.validate(schema, call(host, "GET", "/api/v1/jobs").json(), "GET /api/v1/jobs against /api/v1/jobs/$schema", standalone=True)
+    ex("POST", f"/api/v1/jobs/{queued}/$cancel")   # 200: pending, canceled at once
+    ex("POST", f"/api/v1/jobs/{running}/$cancel")  # 202: running, asked to stop
+    ex("GET", f"/api/v1/jobs/{running}?wait=30")
+    ex("POST", f"/api/v1/jobs/{job_id}/$cancel")   # 409: finished
+    ex("POST", f"/api/v1/jobs/{ULID_UNKNOWN}/$cancel")
+
+    status, ctype, events = read_events(host, f"/api/v1/jobs/{job_id}/$stream", 5)
+    c.check("GET", f"/api/v1/jobs/{job_id}/$stream", Response(status, {"content-type": ctype}, b""))
+    require(len(events) == 1, "a finished job's stream sends one event and ends", str(events))
+    job_schema = {"$ref": "#/components/schemas/JobRecord"}
+    c.validate(job_schema, events[0], "job $stream event")
+    ex("GET", "/api/v1/jobs/not-a-ulid/$stream")
+    ex("GET", f"/api/v1/jobs/{ULID_UNKNOWN}/$stream")
+    ex("DELETE", f"/api/v1/jobs/{job_id}")
+    ex("DELETE", f"/api/v1/jobs/{job_id}")
+
+    # Artifacts
+    ex("GET", "/api/v1/artifacts")
+    ex("GET", "/api/v1/artifacts?page=1&size=1")
+    ex("GET", "/api/v1/artifacts?limit=100000")
+    root = ex("POST", "/api/v1/artifacts", {"data": {"x": 1}, "tags": ["t"]}).json()["id"]
+    child = ex("POST", "/api/v1/artifacts", {"data": [1, 2], "parent_id": root}).json()["id"]
+    ex("POST", "/api/v1/artifacts", {"data": 1, "parent_id": ULID_UNKNOWN})
+    ex("POST", "/api/v1/artifacts", {"tags": [1]})
+    ex("POST", "/api/v1/artifacts", raw=b'{"data":"' + b"x" * MAX_BODY + b'"}')
+    ex("GET", "/api/v1/artifacts/$stats")
+    schema = ex("GET", "/api/v1/artifacts/$schema").json()
+    Draft202012Validator.check_schema(schema)
+    c.validate(schema, call(host, "GET", f"/api/v1/artifacts/{artifact_id}").json(),
+               "an artifact against /api/v1/artifacts/$schema", standalone=True)
+    result = ex("GET", f"/api/v1/artifacts/{artifact_id}").json()
+    c.validate({"$ref": "#/components/schemas/TaskResult"}, result["data"], "a job's result artifact data")
+    ex("GET", "/api/v1/artifacts/not-a-ulid")
+    ex("GET", f"/api/v1/artifacts/{ULID_UNKNOWN}")
+    ex("PUT", f"/api/v1/artifacts/{child}", {"tags": ["u"]})
+    ex("PUT", f"/api/v1/artifacts/{child}", {"tags": "u"})
+    ex("PUT", f"/api/v1/artifacts/{ULID_UNKNOWN}", {"data": 2})
+    ex("PUT", f"/api/v1/artifacts/{child}", raw=b'{"data":"' + b"x" * MAX_BODY + b'"}')
+    ex("GET", f"/api/v1/artifacts/{root}/$tree")
+    ex("GET", f"/api/v1/artifacts/not-a-ulid/$tree")
+    ex("GET", f"/api/v1/artifacts/{ULID_UNKNOWN}/$tree")
+    ex("GET", f"/api/v1/artifacts/{root}/$expand")
+    ex("GET", f"/api/v1/artifacts/not-a-ulid/$expand")
+    ex("GET", f"/api/v1/artifacts/{ULID_UNKNOWN}/$expand")
+    ex("DELETE", f"/api/v1/artifacts/{child}")
+    ex("DELETE", f"/api/v1/artifacts/{child}")
+    ex("DELETE", "/api/v1/artifacts/not-a-ulid")
+
+    # Plugins, health, service, system
+    ex("GET", "/api/v1/plugins")
+    ex("POST", "/api/v1/plugins/$reload")
+    ex("GET", "/health")
+    status, ctype, events = read_events(host, "/health/$stream?poll_interval=0.05", 2)
+    c.check("GET", "/health/$stream", Response(status, {"content-type": ctype}, b""))
+    require(len(events) == 2, "the health stream sends an event per interval", str(events))
+    for event in events:
+        c.validate({"$ref": "#/components/schemas/HealthStatus"}, event, "health $stream event")
+    ex("GET", "/health/$stream?poll_interval=0")
+    ex("GET", "/ping")
+    ex("GET", "/api/v1/info")
+    ex("GET", "/api/v1/system")
+    ex("GET", "/api/v1/system/apps")
+    schema = ex("GET", "/api/v1/system/apps/$schema").json()
+    Draft202012Validator.check_schema(schema)
+    c.validate(schema, call(host, "GET", "/api/v1/system/apps").json(), "the app list against its $schema", standalone=True)
+
+    operations = {(t, m) for t, item in c.doc["paths"].items() for m in item}
+    missed = operations - {(t, m) for t, m, _ in c.seen}
+    require(not missed, "every documented operation was called", str(sorted(missed)))
+    ok(f"every one of the {len(operations)} documented operations was called and answered as documented")
+    declared = {(t, m, s) for t, item in c.doc["paths"].items() for m, op in item.items() for s in op["responses"]}
+    require(c.seen == declared, "every documented status was answered", str(sorted(declared - c.seen)))
+    ok(f"every one of the {len(declared)} documented (operation, status) pairs was answered")
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    binary, plugins = sys.argv[1:]
+    with tempfile.TemporaryDirectory(prefix="taskhost-openapi-") as work:
+        host = None
+        try:
+            host = Host(binary, plugins, work)
+            r = call(host, "GET", "/openapi.json")
+            require(r.status == 200 and r.headers.get("content-type") == "application/json",
+                    "GET /openapi.json is 200 application/json", f"{r.status} {r.headers.get('content-type')}")
+            doc = r.json()
+            check_document(doc, call(host, "GET", "/api/v1/info").json())
+            check_methods(host, doc)
+            exercise(host, Contract(doc))
+        except Exception as f:  # a Failure, or an answer that is not what the test can read
+            print(f"FAIL: {f}", file=sys.stderr)
+            if not isinstance(f, Failure):
+                traceback.print_exc()
+            if host:
+                print("--- taskhost stderr ---\n" + host.log()[-4000:], file=sys.stderr)
+            print(f"{passed} passed, 1 failed")
+            return 1
+        finally:
+            if host:
+                host.close()
+    print(f"{passed} passed, 0 failed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
