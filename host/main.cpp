@@ -36,6 +36,9 @@ struct Config {
     std::string runtime_dir;
     bool watch = false;
     int watch_quiet_ms = 300;
+    std::string api_keys;
+    std::string api_keys_file;
+    std::string api_key_header = "X-API-Key";
 };
 
 // Reloads requested by SIGHUP are coalesced: a burst of signals while a
@@ -103,6 +106,16 @@ int main(int argc, char **argv) {
         ->envname("TASKHOST_WATCH");
     app.add_option("--watch-quiet-ms", cfg.watch_quiet_ms, "With --watch: reload after the folder is quiet this long")
         ->envname("TASKHOST_WATCH_QUIET_MS")->check(CLI::Range(10, 60000))->capture_default_str();
+    app.add_option("--api-keys", cfg.api_keys,
+                   "Comma-separated API keys; when given, every request but /, /docs, /redoc, /openapi.json and "
+                   "/health must send one (prefer the variable or --api-keys-file: flags show in ps)")
+        ->envname("TASKHOST_API_KEYS");
+    app.add_option("--api-keys-file", cfg.api_keys_file, "File of API keys, one per line ('#' starts a comment)")
+        ->envname("TASKHOST_API_KEYS_FILE");
+    app.add_option("--api-key-header", cfg.api_key_header, "Header that carries the API key")
+        ->envname("TASKHOST_API_KEY_HEADER")
+        ->check([](const std::string &s) { return s.empty() ? std::string("must not be empty") : std::string(); })
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     auto logger = spdlog::stderr_color_mt("taskhost");
@@ -148,6 +161,22 @@ int main(int argc, char **argv) {
         jobs.start();
 
         taskhost::http::ServerOptions http_options;
+        if (!cfg.api_keys.empty() || !cfg.api_keys_file.empty()) {
+            auto keys = std::make_shared<taskhost::http::ApiKeys>(
+                taskhost::http::ApiKeys::load(cfg.api_keys, cfg.api_keys_file));
+            if (keys->empty()) {
+                spdlog::critical("API keys were asked for (--api-keys or --api-keys-file) but none was given");
+                return 1;
+            }
+            http_options.auth.keys = std::move(keys);
+            http_options.auth.header = cfg.api_key_header;
+            spdlog::info("API keys required ({} key(s), header {}) on every path but /, /docs, /redoc, "
+                         "/openapi.json and /health",
+                         http_options.auth.keys->size(), cfg.api_key_header);
+        } else if (cfg.host != "127.0.0.1" && cfg.host != "localhost" && cfg.host != "::1") {
+            spdlog::warn("listening on {} without API keys: anyone who can reach it can run tasks "
+                         "(see --api-keys-file)", cfg.host);
+        }
         http_options.host = cfg.host;
         http_options.port = cfg.port;
         http_options.max_body_bytes = cfg.max_body_bytes;

@@ -95,7 +95,7 @@ Api::Api(const ServerOptions &options, Services services)
       s_(services),
       identity_{"taskhost", options.version, "Compiled plugin tasks served over HTTP as durable jobs",
                 "Runs tasks from C++ plugins as jobs on a worker pool and keeps each result as an artifact"},
-      document_(identity_) {}
+      document_(identity_, options.auth) {}
 
 void Api::info(const httplib::Request &, httplib::Response &res) {
     std::string body;

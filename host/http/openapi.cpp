@@ -60,15 +60,33 @@ std::string standalone_schema(const ojson &schemas, const std::string &name, boo
     return out.dump();
 }
 
+// Every operation needs the key but those on exempt paths; the secured
+// ones may answer 401.
+void require_api_key(ojson &doc, const AuthOptions &auth) {
+    doc["components"]["securitySchemes"]["ApiKey"] = ojson{{"type", "apiKey"}, {"in", "header"}, {"name", auth.header}};
+    doc["components"]["responses"]["Unauthorized"] = ojson{
+        {"description", "The API key is missing or not one of the host's"},
+        {"headers", {{"WWW-Authenticate", {{"schema", {{"type", "string"}}}}}}},
+        {"content", {{"application/problem+json", {{"schema", {{"$ref", "#/components/schemas/Problem"}}}}}}}};
+    doc["security"] = ojson::array({ojson{{"ApiKey", ojson::array()}}});
+    for (auto &[path, item] : doc["paths"].items()) {
+        for (auto &[method, op] : item.items()) {
+            if (auth.is_exempt(path)) op["security"] = ojson::array();
+            else op["responses"]["401"] = ojson{{"$ref", "#/components/responses/Unauthorized"}};
+        }
+    }
+}
+
 }  // namespace
 
-ApiDocument::ApiDocument(const ServiceIdentity &identity) {
+ApiDocument::ApiDocument(const ServiceIdentity &identity, const AuthOptions &auth) {
     ojson doc = ojson::parse(openapi_source());
     ojson &info = doc["info"];
     info["title"] = identity.display_name;
     info["version"] = identity.version;
     info["summary"] = identity.summary;
     info["description"] = identity.description;
+    if (auth.enabled()) require_api_key(doc, auth);
     const ojson &schemas = doc.at("components").at("schemas");
     job_list_schema_ = standalone_schema(schemas, "JobRecord", true);
     artifact_schema_ = standalone_schema(schemas, "ArtifactOut", false);

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "http/auth.hpp"
+
 namespace taskhost::http {
 
 // What GET /api/v1/info says this service is; the document's info block too.
@@ -19,8 +21,9 @@ struct ServiceIdentity {
 class ApiDocument {
 public:
     // Parses the compiled-in document (it is part of the build, so a
-    // malformed one fails the first test, not a user) and fills in `identity`.
-    explicit ApiDocument(const ServiceIdentity &identity);
+    // malformed one fails the first test, not a user), fills in `identity`
+    // and, when API keys are required, says so (securitySchemes, 401s).
+    ApiDocument(const ServiceIdentity &identity, const AuthOptions &auth);
 
     const std::string &openapi_json() const { return openapi_; }
     // GET /api/v1/jobs/$schema: the job list.

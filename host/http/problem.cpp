@@ -9,6 +9,7 @@ namespace taskhost::http {
 std::string_view status_title(int status) {
     switch (status) {
         case 400: return "Bad Request";
+        case 401: return "Unauthorized";
         case 404: return "Not Found";
         case 405: return "Method Not Allowed";
         case 408: return "Request Timeout";

@@ -121,9 +121,10 @@ Server::~Server() { stop(); }
 
 void Server::install_routes() {
     api_ = std::make_shared<Api>(options_, services_);
-    auto handler = [api = api_](const httplib::Request &req, httplib::Response &res) {
+    auto handler = [api = api_, &auth = options_.auth](const httplib::Request &req, httplib::Response &res) {
         // Every response carries an id to quote when reporting a problem.
         res.set_header("X-Request-ID", new_ulid_string());
+        if (!authorize(auth, req, res)) return;
         if (!api->dispatch(req, res)) problem(res, 404, "No resource at " + req.path, req.path);
     };
     // One catch-all per method; Api::dispatch does the routing (cheaper than a

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "http/auth.hpp"
 #include "http/render.hpp"
 
 namespace httplib {
@@ -43,6 +44,7 @@ struct ServerOptions {
     size_t default_page_size = 100;
     size_t max_page_size = 1000;
     Hierarchy hierarchy;
+    AuthOptions auth;                 // off unless API keys are given
     std::string version = "0.1.0";
 };
 

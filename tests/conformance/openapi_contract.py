@@ -52,13 +52,13 @@ def require(cond, check, detail=""):
 class Host:
     """A taskhost process on a free port; stopped (SIGTERM, then SIGKILL) on close."""
 
-    def __init__(self, binary, plugins, work):
+    def __init__(self, binary, plugins, work, env=None):
         self.stderr = open(os.path.join(work, "stderr"), "w+")
         self.proc = subprocess.Popen(
             [binary, "--plugins", plugins, "--db", os.path.join(work, "db.sqlite"), "--port", "0",
              "--runtime-dir", os.path.join(work, "runtime"), "--max-concurrency", "1",
              "--queue-size", "1", "--max-body-bytes", str(MAX_BODY), "--log-level", "warn"],
-            stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+            stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=dict(os.environ, **(env or {})))
         deadline = time.monotonic() + 60
         line = ""
         while time.monotonic() < deadline:
@@ -97,11 +97,13 @@ class Response:
         return json.loads(self.body)
 
 
-def call(host, method, path, body=None, raw=None):
+def call(host, method, path, body=None, raw=None, headers=None):
     conn = http.client.HTTPConnection(*host.address, timeout=30)
     try:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+        headers = dict(headers or {})
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         conn.request(method, path, body=data, headers=headers)
         r = conn.getresponse()
         return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
@@ -401,6 +403,36 @@ def exercise(host, c):
     ok(f"every one of the {len(declared)} documented (operation, status) pairs was answered")
 
 
+def check_auth(binary, plugins, work):
+    """With API keys (here through TASKHOST_API_KEYS), every secured operation answers a
+    documented 401 without one, and the exempt ones need none."""
+    key = "contract-key"
+    host = Host(binary, plugins, work, env={"TASKHOST_API_KEYS": key})
+    try:
+        doc = call(host, "GET", "/openapi.json").json()
+        scheme = doc["components"]["securitySchemes"]["ApiKey"]
+        require(scheme == {"type": "apiKey", "in": "header", "name": "X-API-Key"}, "the ApiKey scheme is declared",
+                json.dumps(scheme))
+        c = Contract(doc)
+        secured = 0
+        for template, item in doc["paths"].items():
+            path = re.sub(r"\{[^}]+\}", ULID_UNKNOWN, template.replace("{name}", "hello"))
+            for method, op in item.items():
+                if op.get("security") == []:
+                    r = call(host, method.upper(), path + ("?poll_interval=0" if "$stream" in path else ""))
+                    require(r.status != 401, f"{method.upper()} {template} is exempt", f"got {r.status}")
+                    continue
+                c.check(method.upper(), path, call(host, method.upper(), path))
+                secured += 1
+        ok(f"with API keys, each of the {secured} secured operations answers the documented 401 without one")
+        r = call(host, "GET", "/api/v1/tasks", headers={"X-API-Key": key})
+        c.check("GET", "/api/v1/tasks", r)
+        require(r.status == 200, "with the key, the API answers")
+        ok("with API keys, a request that sends one is served")
+    finally:
+        host.close()
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -417,6 +449,9 @@ def main():
             check_document(doc, call(host, "GET", "/api/v1/info").json())
             check_methods(host, doc)
             exercise(host, Contract(doc))
+            host.close()
+            host = None
+            check_auth(binary, plugins, work)
         except Exception as f:  # a Failure, or an answer that is not what the test can read
             print(f"FAIL: {f}", file=sys.stderr)
             if not isinstance(f, Failure):

@@ -1,0 +1,86 @@
+#include "http/auth.hpp"
+
+#include <fstream>
+#include <stdexcept>
+
+#include <httplib.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include "http/problem.hpp"
+
+namespace taskhost::http {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+    const auto b = s.find_first_not_of(" \t\r");
+    if (b == std::string_view::npos) return {};
+    return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
+}
+
+std::array<unsigned char, 32> sha256(std::string_view text) {
+    std::array<unsigned char, 32> digest{};
+    SHA256(reinterpret_cast<const unsigned char *>(text.data()), text.size(), digest.data());
+    return digest;
+}
+
+}  // namespace
+
+void ApiKeys::add(std::string_view key) {
+    key = trim(key);
+    if (key.empty()) return;
+    auto digest = sha256(key);
+    for (const auto &d : digests_)
+        if (d == digest) return;
+    digests_.push_back(digest);
+}
+
+ApiKeys ApiKeys::load(std::string_view list, const std::string &file) {
+    ApiKeys keys;
+    for (size_t start = 0; start <= list.size();) {
+        size_t end = list.find(',', start);
+        if (end == std::string_view::npos) end = list.size();
+        keys.add(list.substr(start, end - start));
+        start = end + 1;
+    }
+    if (!file.empty()) {
+        std::ifstream in(file);
+        if (!in) throw std::runtime_error("cannot read the API keys file " + file);
+        std::string line;
+        while (std::getline(in, line)) keys.add(std::string_view(line).substr(0, line.find('#')));
+        if (in.bad()) throw std::runtime_error("cannot read the API keys file " + file);
+    }
+    return keys;
+}
+
+bool ApiKeys::accepts(std::string_view key) const {
+    const auto digest = sha256(key);
+    bool found = false;
+    for (const auto &d : digests_) found |= CRYPTO_memcmp(d.data(), digest.data(), d.size()) == 0;
+    return found;
+}
+
+bool AuthOptions::is_exempt(std::string_view path) const {
+    for (const auto &p : exempt)
+        if (p == path) return true;
+    return false;
+}
+
+bool authorize(const AuthOptions &auth, const httplib::Request &req, httplib::Response &res) {
+    if (!auth.enabled() || auth.is_exempt(req.path)) return true;
+    std::string detail;
+    if (!req.has_header(auth.header.c_str())) {
+        detail = "Missing authentication header: " + auth.header;
+    } else if (!auth.keys->accepts(req.get_header_value(auth.header.c_str()))) {
+        detail = "Invalid API key";
+    } else {
+        return true;
+    }
+    // RFC 9110 asks a 401 to name a challenge; this one says which header to send.
+    res.set_header("WWW-Authenticate", "ApiKey header=\"" + auth.header + "\"");
+    problem(res, 401, detail, req.path);
+    return false;
+}
+
+}  // namespace taskhost::http

@@ -1,0 +1,150 @@
+// API keys (--api-keys, --api-keys-file, --api-key-header): the original's
+// case 89, startup errors, and the OpenAPI document's security scheme.
+#include "test_util.hpp"
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+
+using namespace th_test;
+
+namespace {
+
+httplib::Headers key(const std::string &value, const std::string &header = "X-API-Key") {
+    return {{header, value}};
+}
+
+// Runs taskhost with `args` expecting it to refuse to start: returns its exit
+// status and what it printed (bounded by `timeout`, so a host that starts
+// after all fails the test instead of hanging it).
+std::pair<int, std::string> run_to_exit(const std::string &args) {
+    std::string cmd = "timeout 30 " + std::string(TASKHOST_BINARY) + " --port 0 --db :memory: --plugins " +
+                      std::string(TASKHOST_PLUGIN_DIR) + " " + args + " 2>&1";
+    FILE *p = ::popen(cmd.c_str(), "r");
+    REQUIRE(p != nullptr);
+    std::string out;
+    char buf[4096];
+    while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    int status = ::pclose(p);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace
+
+TEST_SUITE("auth") {
+
+TEST_CASE("API keys: missing or wrong → 401 problem+json; any listed key → 200; exempt paths need none") {
+    Service svc(ServiceOptions::examples({"demo.so"}).flags({"--api-keys", "first-key, second-key"}));
+    auto &cli = svc.cli();
+
+    auto res = cli.Get("/api/v1/tasks");
+    json p = check_problem(res, 401, "Missing authentication header: X-API-Key");
+    CHECK(p["type"] == "urn:taskhost:error:unauthorized");
+    CHECK(p["title"] == "Unauthorized");
+    CHECK(p["instance"] == "/api/v1/tasks");
+    CHECK(res->get_header_value("WWW-Authenticate") == "ApiKey header=\"X-API-Key\"");
+    CHECK(is_ulid(res->get_header_value("X-Request-ID")));
+
+    check_problem(cli.Get("/api/v1/tasks", key("third-key")), 401, "Invalid API key");
+    check_problem(cli.Get("/api/v1/tasks", key("first-ke")), 401, "Invalid API key");  // exact: no prefix,
+    check_problem(cli.Get("/api/v1/tasks", key("FIRST-KEY")), 401, "Invalid API key");  // no case folding
+    check_problem(cli.Get("/api/v1/tasks", key("")), 401);  // an empty value counts as none
+    CHECK(cli.Get("/api/v1/tasks", key("first-key"))->status == 200);
+    CHECK(cli.Get("/api/v1/tasks", key("second-key"))->status == 200);
+
+    // As the original: these are exempt (exact match), and nothing else is.
+    for (const char *path : {"/health", "/", "/docs", "/redoc", "/openapi.json"}) {
+        CAPTURE(path);
+        CHECK(cli.Get(path)->status == 200);
+    }
+    check_problem(cli.Get("/health/$stream"), 401);
+    check_problem(cli.Get("/api/v1/info"), 401);
+    check_problem(cli.Get("/ping"), 401);
+    check_problem(cli.Get("/no/such/path"), 401);  // before routing: says nothing about what exists
+
+    // A refused request changes nothing: no job was stored.
+    check_problem(post_json(cli, "/api/v1/tasks/hello/$execute", json::object()), 401);
+    res = cli.Get("/api/v1/jobs", key("first-key"));
+    REQUIRE_STATUS(res, 200);
+    CHECK(body_json(res).empty());
+
+    // With a key, the whole job path works, a body-less POST included.
+    res = cli.Post("/api/v1/tasks/hello/$execute?wait=10", key("second-key"), "{}", "application/json");
+    REQUIRE_STATUS(res, 200);
+    CHECK(body_json(res)["status"] == "completed");
+    res = cli.Post("/api/v1/tasks/hello/$execute", key("nope"));
+    check_problem(res, 401, "Invalid API key");
+}
+
+TEST_CASE("API keys: a refused request with a body leaves the connection usable") {
+    Service svc(ServiceOptions::examples({"demo.so"}).flags({"--api-keys", "k"}));
+    auto &cli = svc.cli();
+    std::string body = R"({"params":{"name":")" + std::string(200000, 'x') + R"("}})";
+    for (int i = 0; i < 3; ++i) {
+        check_problem(cli.Post("/api/v1/tasks/greet_user/$execute", key("wrong"), body, "application/json"), 401);
+        auto res = cli.Post("/api/v1/tasks/greet_user/$execute?wait=10", key("k"), body, "application/json");
+        REQUIRE_STATUS(res, 200);
+        CHECK(body_json(res)["status"] == "completed");
+    }
+}
+
+TEST_CASE("API keys: from a file with comments, through the environment variable too, in a custom header") {
+    TempDir tmp;
+    {
+        std::ofstream f(tmp / "keys");
+        f << "# rotated 2026-11\n\nalpha-key\n  beta-key   # the CI runner\n#gamma-key\n";
+    }
+    Service svc(ServiceOptions::examples({"demo.so"})
+                    .flags({"--api-keys-file", (tmp / "keys").string(), "--api-key-header", "X-Token"}));
+    auto &cli = svc.cli();
+    CHECK(cli.Get("/api/v1/tasks", key("alpha-key", "X-Token"))->status == 200);
+    CHECK(cli.Get("/api/v1/tasks", key("beta-key", "X-Token"))->status == 200);
+    check_problem(cli.Get("/api/v1/tasks", key("gamma-key", "X-Token")), 401, "Invalid API key");
+    check_problem(cli.Get("/api/v1/tasks", key("alpha-key")), 401, "Missing authentication header: X-Token");
+    CHECK(cli.Get("/api/v1/tasks", key("alpha-key", "x-token"))->status == 200);  // header names ignore case
+}
+
+TEST_CASE("API keys: the OpenAPI document declares the scheme, and only when keys are required") {
+    {
+        Service svc(ServiceOptions::examples({"demo.so"}).flags({"--api-keys", "k", "--api-key-header", "X-Token"}));
+        json doc = get_json(svc.cli(), "/openapi.json");
+        CHECK(doc["components"]["securitySchemes"]["ApiKey"] ==
+              json{{"type", "apiKey"}, {"in", "header"}, {"name", "X-Token"}});
+        CHECK(doc["security"] == json::array({json{{"ApiKey", json::array()}}}));
+        CHECK(doc["paths"]["/health"]["get"]["security"] == json::array());
+        CHECK(doc["paths"]["/api/v1/jobs"]["get"]["responses"]["401"] ==
+              json{{"$ref", "#/components/responses/Unauthorized"}});
+        CHECK_FALSE(doc["paths"]["/health"]["get"]["responses"].contains("401"));
+    }
+    Service open(ServiceOptions::examples({"demo.so"}));
+    json doc = get_json(open.cli(), "/openapi.json");
+    CHECK_FALSE(doc.contains("security"));
+    CHECK_FALSE(doc["components"].contains("securitySchemes"));
+    CHECK_FALSE(doc["paths"]["/api/v1/jobs"]["get"]["responses"].contains("401"));
+}
+
+TEST_CASE("API keys: the host refuses to start without a usable key") {
+    TempDir tmp;
+    {
+        std::ofstream f(tmp / "comments-only");
+        f << "# nothing here yet\n\n";
+    }
+    auto [code, out] = run_to_exit("--api-keys-file " + (tmp / "comments-only").string());
+    CHECK(code == 1);
+    CHECK(contains(out, "none was given"));
+
+    std::tie(code, out) = run_to_exit("--api-keys ' , '");
+    CHECK(code == 1);
+    CHECK(contains(out, "none was given"));
+
+    std::tie(code, out) = run_to_exit("--api-keys-file " + (tmp / "missing").string());
+    CHECK(code == 1);
+    CHECK(contains(out, "cannot read the API keys file"));
+
+    std::tie(code, out) = run_to_exit("--api-keys k --api-key-header ''");
+    CHECK(code != 0);
+    CHECK(contains(out, "must not be empty"));
+}
+
+}  // TEST_SUITE
