@@ -16,6 +16,7 @@
 #include "http/server.hpp"
 #include "jobs/host_api.hpp"
 #include "jobs/job_manager.hpp"
+#include "metrics/metrics.hpp"
 #include "plugins/manager.hpp"
 #include "plugins/watcher.hpp"
 #include "registry/registry.hpp"
@@ -154,7 +155,8 @@ int main(int argc, char **argv) {
         spdlog::info("loaded {} plugin(s), refused {}, {} task(s) in {:.1f} ms", report.added.size(),
                      report.refused.size(), registry.snapshot()->tasks.size(), report.duration_ms);
 
-        taskhost::jobs::JobManager jobs(store, services, {cfg.max_concurrency, cfg.queue_size});
+        taskhost::metrics::Metrics metrics;
+        taskhost::jobs::JobManager jobs(store, services, metrics, {cfg.max_concurrency, cfg.queue_size});
         services.set_job_manager(&jobs);
         size_t requeued = jobs.recover(*registry.snapshot());
         if (requeued > 0) spdlog::info("requeued {} job(s) that were pending when the host last stopped", requeued);
@@ -182,7 +184,7 @@ int main(int argc, char **argv) {
         http_options.max_body_bytes = cfg.max_body_bytes;
         http_options.http_threads_max = cfg.http_threads;
         taskhost::http::Server server(http_options,
-                                      taskhost::http::Services{store, registry, jobs, plugins});
+                                      taskhost::http::Services{store, registry, jobs, plugins, metrics});
         std::string why;
         if (!server.bind(&why)) {
             spdlog::critical("{}", why);

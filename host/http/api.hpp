@@ -58,6 +58,8 @@ public:
     void system_apps(const httplib::Request &req, httplib::Response &res, bool schema);
     void plugins(const httplib::Request &req, httplib::Response &res);
     void reload_plugins(const httplib::Request &req, httplib::Response &res);
+    // Prometheus text format: jobs by task, HTTP responses, store, plugins, process.
+    void metrics(const httplib::Request &req, httplib::Response &res);
     void ping(const httplib::Request &req, httplib::Response &res);
     void landing(const httplib::Request &req, httplib::Response &res);
     // docs: the OpenAPI document, and the pages that render it

@@ -9,6 +9,8 @@
 #include "http/api.hpp"
 #include "http/problem.hpp"
 #include "jobs/job_manager.hpp"
+#include "metrics/metrics.hpp"
+#include "registry/registry.hpp"
 #include "plugins/manager.hpp"
 #include "store/store.hpp"
 #include "util/clock.hpp"
@@ -173,6 +175,51 @@ void Api::plugins(const httplib::Request &, httplib::Response &res) {
 
 void Api::reload_plugins(const httplib::Request &, httplib::Response &res) {
     json_response(res, 200, s_.plugins.reload().to_json());
+}
+
+void Api::metrics(const httplib::Request &, httplib::Response &res) {
+    using metrics::family;
+    using metrics::sample;
+    std::string out;
+    out.reserve(16384);
+    family(out, "taskhost_info", "gauge", "Always 1; the version is a label.");
+    sample(out, "taskhost_info", "version=\"" + identity_.version + "\"", 1);
+    family(out, "taskhost_jobs_running", "gauge", "Jobs running now.");
+    sample(out, "taskhost_jobs_running", "", static_cast<double>(s_.jobs.running()));
+    family(out, "taskhost_jobs_queued", "gauge", "Jobs waiting for a worker.");
+    sample(out, "taskhost_jobs_queued", "", static_cast<double>(s_.jobs.queue_depth()));
+    family(out, "taskhost_job_queue_capacity", "gauge", "Most jobs that may wait for a worker (--queue-size).");
+    sample(out, "taskhost_job_queue_capacity", "", static_cast<double>(s_.jobs.queue_capacity()));
+    family(out, "taskhost_workers", "gauge", "Worker threads (--max-concurrency).");
+    sample(out, "taskhost_workers", "", static_cast<double>(s_.jobs.workers()));
+    family(out, "taskhost_waiting_requests", "gauge", "Requests waiting on a job now (long-polls, job streams).");
+    sample(out, "taskhost_waiting_requests", "", static_cast<double>(s_.jobs.waiting()));
+    s_.metrics.render(out);
+
+    const auto w = s_.store.write_stats();
+    family(out, "taskhost_store_commits_total", "counter", "Transactions the store's writer committed.");
+    sample(out, "taskhost_store_commits_total", "", static_cast<double>(w.commits));
+    family(out, "taskhost_store_writes_total", "counter", "Writes the store's writer applied (several per commit).");
+    sample(out, "taskhost_store_writes_total", "", static_cast<double>(w.writes));
+    family(out, "taskhost_store_coalesced_writes_total", "counter", "Writes folded into a later one.");
+    sample(out, "taskhost_store_coalesced_writes_total", "", static_cast<double>(w.coalesced));
+    family(out, "taskhost_store_checkpoints_total", "counter", "WAL checkpoints, by who ran them.");
+    sample(out, "taskhost_store_checkpoints_total", "by=\"background\"", static_cast<double>(w.checkpoints));
+    sample(out, "taskhost_store_checkpoints_total", "by=\"writer\"", static_cast<double>(w.writer_checkpoints));
+
+    const auto p = s_.plugins.counts();
+    family(out, "taskhost_plugins_loaded", "gauge", "Plugin files loaded.");
+    sample(out, "taskhost_plugins_loaded", "", static_cast<double>(p.active));
+    family(out, "taskhost_plugins_refused", "gauge", "Plugin files whose last content was refused.");
+    sample(out, "taskhost_plugins_refused", "", static_cast<double>(p.refused));
+    family(out, "taskhost_plugin_reloads_total", "counter", "Scans of the plugins folder (start, SIGHUP, $reload, --watch).");
+    sample(out, "taskhost_plugin_reloads_total", "", static_cast<double>(p.reloads));
+    family(out, "taskhost_tasks", "gauge", "Tasks registered.");
+    sample(out, "taskhost_tasks", "", static_cast<double>(s_.registry.snapshot()->tasks.size()));
+
+    metrics::render_process(out);
+    res.status = 200;
+    res.set_content(std::move(out), "text/plain; version=0.0.4; charset=utf-8");
 }
 
 void Api::ping(const httplib::Request &, httplib::Response &res) {

@@ -9,6 +9,7 @@
 #include "http/api.hpp"
 #include "http/elastic_pool.hpp"
 #include "http/problem.hpp"
+#include "metrics/metrics.hpp"
 #include "util/ulid.hpp"
 
 namespace taskhost::http {
@@ -48,6 +49,7 @@ bool Api::dispatch(const httplib::Request &req, httplib::Response &res) {
     if (path == "/health/$stream") return only("GET", "GET", [&] { health_stream(req, res); });
     if (path == "/ping") return only("GET", "GET", [&] { ping(req, res); });
     if (path == "/") return only("GET", "GET", [&] { landing(req, res); });
+    if (path == "/metrics") return only("GET", "GET", [&] { metrics(req, res); });
     if (path == "/openapi.json") return only("GET", "GET", [&] { openapi(req, res); });
     if (path == "/docs") return only("GET", "GET", [&] { docs_page(req, res, false); });
     if (path == "/redoc") return only("GET", "GET", [&] { docs_page(req, res, true); });
@@ -121,11 +123,16 @@ Server::~Server() { stop(); }
 
 void Server::install_routes() {
     api_ = std::make_shared<Api>(options_, services_);
-    auto handler = [api = api_, &auth = options_.auth](const httplib::Request &req, httplib::Response &res) {
+    // Responses are counted when their status is decided, before they are
+    // sent, so a client that has its answer finds it in /metrics.
+    metrics::Metrics &metrics = services_.metrics;
+    auto handler = [api = api_, &auth = options_.auth, &metrics](const httplib::Request &req,
+                                                                   httplib::Response &res) {
         // Every response carries an id to quote when reporting a problem.
         res.set_header("X-Request-ID", new_ulid_string());
-        if (!authorize(auth, req, res)) return;
-        if (!api->dispatch(req, res)) problem(res, 404, "No resource at " + req.path, req.path);
+        if (authorize(auth, req, res) && !api->dispatch(req, res))
+            problem(res, 404, "No resource at " + req.path, req.path);
+        metrics.count_response(res.status == -1 ? 200 : res.status);
     };
     // One catch-all per method; Api::dispatch does the routing (cheaper than a
     // regex per route, and it knows when to answer 405 instead of 404).
@@ -151,9 +158,10 @@ void Server::install_routes() {
 
     // Errors produced by cpp-httplib itself (bad request line, body too
     // large, unknown method) get a problem+json body too.
-    server_->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request &req,
-                                                                         httplib::Response &res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    server_->set_error_handler(httplib::Server::HandlerWithResponse([&metrics](const httplib::Request &req,
+                                                                                 httplib::Response &res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours, counted
+        metrics.count_response(res.status);
         std::string detail;
         switch (res.status) {
             case 413: detail = "The request body is larger than the server accepts"; break;
@@ -167,7 +175,8 @@ void Server::install_routes() {
     server_->set_logger([](const httplib::Request &req, const httplib::Response &res) {
         spdlog::debug("{} {} -> {}", req.method, req.path, res.status);
     });
-    server_->set_exception_handler([](const httplib::Request &req, httplib::Response &res, std::exception_ptr ep) {
+    server_->set_exception_handler([&metrics](const httplib::Request &req, httplib::Response &res,
+                                              std::exception_ptr ep) {
         std::string what = "unexpected error";
         try {
             if (ep) std::rethrow_exception(ep);
@@ -177,6 +186,7 @@ void Server::install_routes() {
         }
         spdlog::error("{} {}: unhandled exception: {}", req.method, req.path, what);
         problem(res, 500, "Internal error: " + what, req.path);
+        metrics.count_response(500);
     });
 }
 

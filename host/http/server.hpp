@@ -26,6 +26,9 @@ class Registry;
 namespace taskhost::store {
 class Store;
 }
+namespace taskhost::metrics {
+class Metrics;
+}
 
 namespace taskhost::http {
 
@@ -53,6 +56,7 @@ struct Services {
     registry::Registry &registry;
     jobs::JobManager &jobs;
     plugins::PluginManager &plugins;
+    metrics::Metrics &metrics;
 };
 
 class Api;

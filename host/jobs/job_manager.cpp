@@ -66,8 +66,8 @@ std::string result_artifact_data(const std::string &task_name, const std::string
 
 }  // namespace
 
-JobManager::JobManager(store::Store &store, HostServices &services, Options options)
-    : store_(store), services_(services), options_(options) {
+JobManager::JobManager(store::Store &store, HostServices &services, metrics::Metrics &metrics, Options options)
+    : store_(store), services_(services), metrics_(metrics), options_(options) {
     options_.workers = std::max<size_t>(1, options_.workers);
     options_.queue_capacity = std::max<size_t>(1, options_.queue_capacity);
 }
@@ -110,6 +110,7 @@ size_t JobManager::recover(const registry::Snapshot &snapshot) {
         auto job = std::make_shared<ActiveJob>();
         job->record = std::move(record);
         job->stored = true;
+        job->counters = &metrics_.task(job->record.task_name);
         job->task = snapshot.find(job->record.task_name);
         {
             std::lock_guard lock(active_mu_);
@@ -140,8 +141,10 @@ JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task
     if (task->desc->validate != nullptr) {
         std::string error;
         th_sink sink{&error, sink_to_string};
-        if (task->desc->validate(params_json.data(), params_json.size(), &sink) != TH_OK)
+        if (task->desc->validate(params_json.data(), params_json.size(), &sink) != TH_OK) {
+            metrics_.task(task->name).rejected_invalid.fetch_add(1, std::memory_order_relaxed);
             return {SubmitStatus::invalid_params, {}, error.empty() ? "invalid params" : error, {}};
+        }
     }
     const int64_t recent = task->recent_run_us.load(std::memory_order_relaxed);
     const bool quick = !task->long_run_seen.load(std::memory_order_relaxed) &&
@@ -155,8 +158,10 @@ JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task
             ++busy_;  // the caller takes a worker slot
             run_here = true;
         } else {
-            if (queue_.size() + reserved_ >= options_.queue_capacity)
+            if (queue_.size() + reserved_ >= options_.queue_capacity) {
+                metrics_.task(task->name).rejected_queue_full.fetch_add(1, std::memory_order_relaxed);
                 return {SubmitStatus::queue_full, {}, "the job queue is full", {}};
+            }
             ++reserved_;
         }
     }
@@ -169,6 +174,7 @@ JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task
     r.submitted_at = now_us();
     r.timeout_s = timeout_s > 0 ? timeout_s : std::max(0.0, task->desc->default_timeout_s);
     job->task = std::move(task);
+    job->counters = &metrics_.task(job->task->name);
     job->stored = !defer_store;
     std::string id = r.id;
     {
@@ -188,6 +194,7 @@ JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task
         }
     }
     job->task->generation->in_flight.fetch_add(1);
+    job->counters->submitted.fetch_add(1, std::memory_order_relaxed);
     if (!run_here) {
         {
             std::lock_guard lock(queue_mu_);
@@ -357,6 +364,10 @@ void JobManager::yield_while_committing(ActiveJob &job, std::unique_lock<std::mu
 }
 
 void JobManager::drop_locked(ActiveJob &job) {
+    // Deleted before it ended: it will not reach finish()'s count.
+    if (!job.finishing && !store::is_terminal(job.record.status))
+        job.counters->finished[static_cast<size_t>(metrics::Metrics::End::deleted)].fetch_add(
+            1, std::memory_order_relaxed);
     job.deleted = true;
     job.settled.store(true, std::memory_order_release);
     ++job.version;
@@ -395,12 +406,13 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     std::shared_ptr<const registry::Task> task;
     std::string params, id;
     double timeout_s;
-    int64_t started_at;
+    int64_t started_at, submitted_at;
     {
         std::lock_guard lock(job->mu);
         if (job->record.status != JobStatus::pending || job->finishing || job->deleted || !job->task) return;
         job->record.status = JobStatus::running;
         job->record.started_at = started_at = now_us();
+        submitted_at = job->record.submitted_at;
         ++job->version;
         task = job->task;
         params = job->record.params_json;
@@ -411,6 +423,7 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
         if (job->stored) store_.mark_running(id, started_at);
     }
     job->changed.notify_all();
+    job->counters->queue_wait.observe_us(started_at - submitted_at);
     if (timeout_s > 0) schedule_timeout(job, timeout_s);
 
     running_.fetch_add(1);
@@ -479,6 +492,14 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
     if (task) task->generation->in_flight.fetch_sub(1);
     task.reset();
     int64_t finished_at = now_us();
+    {
+        auto &counters = *job->counters;
+        const auto end_kind = status == JobStatus::completed ? metrics::Metrics::End::completed
+                              : status == JobStatus::failed  ? metrics::Metrics::End::failed
+                                                             : metrics::Metrics::End::canceled;
+        counters.finished[static_cast<size_t>(end_kind)].fetch_add(1, std::memory_order_relaxed);
+        if (end.started_at != 0) counters.run.observe_us(finished_at - end.started_at);  // 0: never ran
+    }
     std::optional<std::string> artifact_id;
     std::string artifact_json;
     if (artifact) {

@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "metrics/metrics.hpp"
 #include "registry/registry.hpp"
 #include "store/store.hpp"
 
@@ -53,6 +54,7 @@ struct ActiveJob {
     bool stored = false;
     std::string artifact_json;        // the committed result artifact, rendered (guarded by mu)
     std::shared_ptr<const registry::Task> task;  // pins the plugin generation
+    metrics::TaskCounters *counters = nullptr;    // its task's, looked up once (they outlive jobs)
     std::atomic<int> cancel{0};                  // CancelReason
 };
 
@@ -72,7 +74,7 @@ public:
         size_t queue_capacity = 10000;
     };
 
-    JobManager(store::Store &store, HostServices &services, Options options);
+    JobManager(store::Store &store, HostServices &services, metrics::Metrics &metrics, Options options);
     ~JobManager();  // stops the workers; running tasks are asked to cancel
 
     // Marks jobs left running by a crash as failed and queues the pending ones.
@@ -165,7 +167,7 @@ private:
     void forget(const std::string &id);
     // Marks a job deleted and asks it to stop; a job that will now never run
     // releases its plugin generation. Caller holds job.mu and notifies after.
-    static void drop_locked(ActiveJob &job);
+    void drop_locked(ActiveJob &job);
     // A job whose end is being committed is usually settled within one
     // commit: with job.mu held (by `lock`), yields for that long before the
     // caller blocks on a condition variable.
@@ -180,6 +182,7 @@ private:
 
     store::Store &store_;
     HostServices &services_;
+    metrics::Metrics &metrics_;
     Options options_;
 
     mutable std::mutex active_mu_;

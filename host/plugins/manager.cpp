@@ -182,6 +182,7 @@ PluginManager::Loaded PluginManager::load(const fs::path &path, const std::strin
 ReloadReport PluginManager::reload() {
     auto started = std::chrono::steady_clock::now();
     std::lock_guard lock(mu_);
+    ++reloads_;
     unloads_->drain();  // generations released since the last reload
     ReloadReport report;
 
@@ -338,6 +339,17 @@ ReloadReport PluginManager::reload() {
     report.duration_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     return report;
+}
+
+PluginManager::Counts PluginManager::counts() const {
+    std::lock_guard lock(mu_);
+    Counts c;
+    c.reloads = reloads_;
+    for (const auto &[file, st] : files_) {
+        if (st.active) ++c.active;
+        if (!st.error.empty()) ++c.refused;
+    }
+    return c;
 }
 
 std::string PluginManager::describe_json() const {

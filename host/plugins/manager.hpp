@@ -55,6 +55,13 @@ public:
     ~PluginManager();
 
     ReloadReport reload();
+    // For GET /metrics.
+    struct Counts {
+        size_t active = 0;   // files loaded
+        size_t refused = 0;  // files whose last examined content was refused
+        uint64_t reloads = 0;
+    };
+    Counts counts() const;
     // GET /api/v1/plugins: one entry per file, plus retired generations.
     std::string describe_json() const;
 
@@ -85,6 +92,7 @@ private:
     std::vector<std::weak_ptr<Generation>> retired_;
     std::shared_ptr<UnloadQueue> unloads_ = std::make_shared<UnloadQueue>();
     uint64_t next_generation_ = 1;
+    uint64_t reloads_ = 0;
     uint64_t snapshot_version_ = 0;
 };
 

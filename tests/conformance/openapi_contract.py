@@ -9,7 +9,8 @@ is a valid JSON Schema 2020-12, every operation is tagged) and true: the
 methods of every documented path are exactly the ones the host allows, and
 for each call below, of every operation, the status is one the document
 declares and the body validates against its schema (python3-jsonschema),
-with no undocumented field at the top level. Prints "PASS: <check>" per
+with no undocumented field at the top level; /metrics parses as Prometheus
+text (python3-prometheus-client). Prints "PASS: <check>" per
 check and ends with "N passed, 0 failed"; exits non-zero at the first
 failure. The host is always stopped on exit.
 """
@@ -26,6 +27,7 @@ import time
 import traceback
 
 from jsonschema import Draft202012Validator, RefResolver
+from prometheus_client.parser import text_string_to_metric_families
 
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 ULID_UNKNOWN = "01ARZ3NDEKTSV4RRFFQ69G5FAV"  # valid ULID that names nothing
@@ -212,7 +214,7 @@ class Contract:
         else:
             ctype = response.headers.get("content-type", "").split(";")[0].strip()
             require(ctype in content, f"{what}: content type documented", f"{ctype} not in {sorted(content)}")
-            if ctype != "text/event-stream":
+            if ctype == "application/json" or ctype.endswith("+json"):
                 self.validate(content[ctype]["schema"], response.json(), what)
         for header in declared.get("headers", {}):
             require(header.lower() in response.headers, f"{what}: header {header} present")
@@ -280,6 +282,23 @@ def check_methods(host, doc):
                 f"GET {path} is an HTML page", f"{r.status} {r.headers.get('content-type')}")
         require(b"/openapi.json" in r.body, f"GET {path} links /openapi.json")
     ok("/, /docs and /redoc are HTML pages that point at /openapi.json")
+
+
+def check_metrics(response):
+    """GET /metrics parses as Prometheus text (python3-prometheus-client's parser)."""
+    require(response.headers.get("content-type") == "text/plain; version=0.0.4; charset=utf-8",
+            "GET /metrics: Prometheus content type", response.headers.get("content-type", ""))
+    try:
+        families = {f.name: f for f in text_string_to_metric_families(response.body.decode())}
+    except Exception as e:
+        raise Failure(f"GET /metrics parses as Prometheus text\n{e}")
+    expected = {"taskhost_jobs_submitted": "counter", "taskhost_jobs_finished": "counter",
+                "taskhost_job_run_seconds": "histogram", "taskhost_http_responses": "counter",
+                "taskhost_store_commits": "counter", "process_resident_memory_bytes": "gauge"}
+    for name, kind in expected.items():
+        require(name in families and families[name].type == kind, f"GET /metrics has {kind} {name}",
+                str(sorted(families)))
+    ok(f"GET /metrics parses as Prometheus text: {len(families)} families")
 
 
 def wait_until(what, predicate, seconds=30):
@@ -386,6 +405,7 @@ def exercise(host, c):
     for event in events:
         c.validate({"$ref": "#/components/schemas/HealthStatus"}, event, "health $stream event")
     ex("GET", "/health/$stream?poll_interval=0")
+    check_metrics(ex("GET", "/metrics"))
     ex("GET", "/ping")
     ex("GET", "/api/v1/info")
     ex("GET", "/api/v1/system")
