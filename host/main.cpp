@@ -163,18 +163,14 @@ int main(int argc, char **argv) {
         jobs.start();
 
         taskhost::http::ServerOptions http_options;
+        std::shared_ptr<taskhost::http::ApiKeys> api_keys;
         if (!cfg.api_keys.empty() || !cfg.api_keys_file.empty()) {
-            auto keys = std::make_shared<taskhost::http::ApiKeys>(
-                taskhost::http::ApiKeys::load(cfg.api_keys, cfg.api_keys_file));
-            if (keys->empty()) {
-                spdlog::critical("API keys were asked for (--api-keys or --api-keys-file) but none was given");
-                return 1;
-            }
-            http_options.auth.keys = std::move(keys);
+            api_keys = std::make_shared<taskhost::http::ApiKeys>(cfg.api_keys, cfg.api_keys_file);
+            http_options.auth.keys = api_keys;
             http_options.auth.header = cfg.api_key_header;
             spdlog::info("API keys required ({} key(s), header {}) on every path but /, /docs, /redoc, "
                          "/openapi.json and /health",
-                         http_options.auth.keys->size(), cfg.api_key_header);
+                         api_keys->size(), cfg.api_key_header);
         } else if (cfg.host != "127.0.0.1" && cfg.host != "localhost" && cfg.host != "::1") {
             spdlog::warn("listening on {} without API keys: anyone who can reach it can run tasks "
                          "(see --api-keys-file)", cfg.host);
@@ -204,6 +200,13 @@ int main(int argc, char **argv) {
 
         std::thread reloader([&] {
             while (trigger.wait()) {
+                if (api_keys && !cfg.api_keys_file.empty()) {
+                    try {
+                        spdlog::info("API keys reloaded from {}: {} key(s)", cfg.api_keys_file, api_keys->reload());
+                    } catch (const std::exception &e) {
+                        spdlog::error("API keys not reloaded, the previous ones stay: {}", e.what());
+                    }
+                }
                 auto r = plugins.reload();
                 spdlog::info("reload: {} added, {} replaced, {} removed, {} refused ({:.1f} ms)", r.added.size(),
                              r.replaced.size(), r.removed.size(), r.refused.size(), r.duration_ms);

@@ -27,36 +27,57 @@ std::array<unsigned char, 32> sha256(std::string_view text) {
 
 }  // namespace
 
-void ApiKeys::add(std::string_view key) {
-    key = trim(key);
-    if (key.empty()) return;
-    auto digest = sha256(key);
-    for (const auto &d : digests_)
-        if (d == digest) return;
-    digests_.push_back(digest);
+ApiKeys::ApiKeys(std::string list, std::string file) : list_(std::move(list)), file_(std::move(file)) {
+    digests_ = read();
 }
 
-ApiKeys ApiKeys::load(std::string_view list, const std::string &file) {
-    ApiKeys keys;
+std::vector<ApiKeys::Digest> ApiKeys::read() const {
+    std::vector<Digest> digests;
+    auto add = [&](std::string_view key) {
+        key = trim(key);
+        if (key.empty()) return;
+        const Digest digest = sha256(key);
+        for (const auto &d : digests)
+            if (d == digest) return;
+        digests.push_back(digest);
+    };
+    std::string_view list = list_;
     for (size_t start = 0; start <= list.size();) {
         size_t end = list.find(',', start);
         if (end == std::string_view::npos) end = list.size();
-        keys.add(list.substr(start, end - start));
+        add(list.substr(start, end - start));
         start = end + 1;
     }
-    if (!file.empty()) {
-        std::ifstream in(file);
-        if (!in) throw std::runtime_error("cannot read the API keys file " + file);
+    if (!file_.empty()) {
+        std::ifstream in(file_);
+        if (!in) throw std::runtime_error("cannot read the API keys file " + file_);
         std::string line;
-        while (std::getline(in, line)) keys.add(std::string_view(line).substr(0, line.find('#')));
-        if (in.bad()) throw std::runtime_error("cannot read the API keys file " + file);
+        while (std::getline(in, line)) add(std::string_view(line).substr(0, line.find('#')));
+        if (in.bad()) throw std::runtime_error("cannot read the API keys file " + file_);
     }
-    return keys;
+    // Serving without keys because a file came up empty would open the
+    // service to anyone: refuse instead.
+    if (digests.empty())
+        throw std::runtime_error("no API key was given" + (file_.empty() ? std::string() : " (in " + file_ + ")"));
+    return digests;
+}
+
+size_t ApiKeys::reload() {
+    auto digests = read();
+    std::unique_lock lock(mu_);
+    digests_ = std::move(digests);
+    return digests_.size();
+}
+
+size_t ApiKeys::size() const {
+    std::shared_lock lock(mu_);
+    return digests_.size();
 }
 
 bool ApiKeys::accepts(std::string_view key) const {
     const auto digest = sha256(key);
     bool found = false;
+    std::shared_lock lock(mu_);
     for (const auto &d : digests_) found |= CRYPTO_memcmp(d.data(), digest.data(), d.size()) == 0;
     return found;
 }

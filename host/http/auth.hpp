@@ -5,6 +5,7 @@
 
 #include <array>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,27 +21,35 @@ class ApiKeys {
 public:
     // Keys from a comma-separated list and from a file (one per line; '#'
     // starts a comment; blanks around a key are ignored). Throws
-    // std::runtime_error if the file cannot be read.
-    static ApiKeys load(std::string_view list, const std::string &file);
+    // std::runtime_error if the file cannot be read or no key is given.
+    ApiKeys(std::string list, std::string file);
 
-    bool empty() const { return digests_.empty(); }
-    size_t size() const { return digests_.size(); }
+    // Reads the file again (SIGHUP), so keys rotate without a restart. If it
+    // cannot be read or holds no key, the current keys stay and this throws.
+    // Returns how many keys there are now.
+    size_t reload();
+
+    size_t size() const;
     // Compares SHA-256 digests in constant time, so the answer's timing
     // says nothing about how much of a key was right.
     bool accepts(std::string_view key) const;
 
 private:
-    void add(std::string_view key);
-    std::vector<std::array<unsigned char, 32>> digests_;  // only digests are kept
+    using Digest = std::array<unsigned char, 32>;
+    std::vector<Digest> read() const;
+
+    const std::string list_, file_;
+    mutable std::shared_mutex mu_;
+    std::vector<Digest> digests_;  // only digests are kept; never empty
 };
 
 struct AuthOptions {
-    std::shared_ptr<const ApiKeys> keys;  // null or empty: no authentication
+    std::shared_ptr<const ApiKeys> keys;  // null: no authentication
     std::string header = "X-API-Key";
     // Exact paths served without a key (the original's defaults).
     std::vector<std::string> exempt = {"/", "/docs", "/redoc", "/openapi.json", "/health"};
 
-    bool enabled() const { return keys && !keys->empty(); }
+    bool enabled() const { return keys != nullptr; }
     bool is_exempt(std::string_view path) const;
 };
 

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 
@@ -163,6 +164,43 @@ TEST_CASE("API keys: from a file with comments, through the environment variable
     CHECK(cli.Get("/api/v1/tasks", key("alpha-key", "x-token"))->status == 200);  // header names ignore case
 }
 
+TEST_CASE("API keys: SIGHUP re-reads the keys file; a file that became unusable keeps the keys in force" *
+          doctest::test_suite("concurrency")) {
+    TempDir tmp;
+    const auto file = tmp / "keys";
+    auto write_keys = [&](const std::string &text) {
+        // Written aside and renamed, as a deploy would: the host never reads half a file.
+        std::ofstream(tmp / "keys.new") << text;
+        fs::rename(tmp / "keys.new", file);
+    };
+    write_keys("old-key\n");
+    Service svc(ServiceOptions::examples({"demo.so"}).flags({"--api-keys-file", file.string()}));
+    auto &cli = svc.cli();
+    auto status_with = [&](const std::string &k) { return cli.Get("/api/v1/tasks", key(k))->status; };
+    CHECK(status_with("old-key") == 200);
+    CHECK(status_with("new-key") == 401);
+
+    write_keys("old-key\nnew-key\n");  // rotation, step 1: both work
+    svc.host().send_signal(SIGHUP);
+    REQUIRE(eventually([&] { return status_with("new-key") == 200; }));
+    CHECK(status_with("old-key") == 200);
+
+    write_keys("new-key\n");  // step 2: the old one is retired
+    svc.host().send_signal(SIGHUP);
+    REQUIRE(eventually([&] { return status_with("old-key") == 401; }));
+    CHECK(status_with("new-key") == 200);
+
+    write_keys("# emptied by mistake\n");  // never "no keys, so no check"
+    svc.host().send_signal(SIGHUP);
+    REQUIRE(eventually([&] { return contains(svc.host().stderr_text(), "API keys not reloaded"); }));
+    CHECK(status_with("new-key") == 200);
+    check_problem(cli.Get("/api/v1/tasks"), 401);
+    fs::remove(file);  // unreadable: the same
+    svc.host().send_signal(SIGHUP);
+    REQUIRE(eventually([&] { return contains(svc.host().stderr_text(), "cannot read the API keys file"); }));
+    CHECK(status_with("new-key") == 200);
+}
+
 TEST_CASE("API keys: the OpenAPI document declares the scheme, and only when keys are required") {
     {
         Service svc(ServiceOptions::examples({"demo.so"}).flags({"--api-keys", "k", "--api-key-header", "X-Token"}));
@@ -190,11 +228,11 @@ TEST_CASE("API keys: the host refuses to start without a usable key") {
     }
     auto [code, out] = run_to_exit("--api-keys-file " + (tmp / "comments-only").string());
     CHECK(code == 1);
-    CHECK(contains(out, "none was given"));
+    CHECK(contains(out, "no API key was given"));
 
     std::tie(code, out) = run_to_exit("--api-keys ' , '");
     CHECK(code == 1);
-    CHECK(contains(out, "none was given"));
+    CHECK(contains(out, "no API key was given"));
 
     std::tie(code, out) = run_to_exit("--api-keys-file " + (tmp / "missing").string());
     CHECK(code == 1);
