@@ -141,6 +141,21 @@ int main(int argc, char **argv) {
     }
 
     try {
+        // Before anything runs: a bad key setting must not start (and then
+        // cancel) the jobs recovered from the last run.
+        taskhost::http::ServerOptions http_options;
+        std::shared_ptr<taskhost::http::ApiKeys> api_keys;
+        if (!cfg.api_keys.empty() || !cfg.api_keys_file.empty()) {
+            api_keys = std::make_shared<taskhost::http::ApiKeys>(cfg.api_keys, cfg.api_keys_file);
+            http_options.auth.keys = api_keys;
+            http_options.auth.header = cfg.api_key_header;
+            spdlog::info("API keys required ({} key(s), header {}) on every path but /, /docs, /redoc, "
+                         "/openapi.json and /health",
+                         api_keys->size(), cfg.api_key_header);
+        } else if (cfg.host != "127.0.0.1" && cfg.host != "localhost" && cfg.host != "::1") {
+            spdlog::warn("listening on {} without API keys: anyone who can reach it can run tasks "
+                         "(see --api-keys-file)", cfg.host);
+        }
         taskhost::store::Store::Options store_options;
         store_options.path = cfg.db;
         taskhost::store::Store store(store_options);
@@ -162,19 +177,6 @@ int main(int argc, char **argv) {
         if (requeued > 0) spdlog::info("requeued {} job(s) that were pending when the host last stopped", requeued);
         jobs.start();
 
-        taskhost::http::ServerOptions http_options;
-        std::shared_ptr<taskhost::http::ApiKeys> api_keys;
-        if (!cfg.api_keys.empty() || !cfg.api_keys_file.empty()) {
-            api_keys = std::make_shared<taskhost::http::ApiKeys>(cfg.api_keys, cfg.api_keys_file);
-            http_options.auth.keys = api_keys;
-            http_options.auth.header = cfg.api_key_header;
-            spdlog::info("API keys required ({} key(s), header {}) on every path but /, /docs, /redoc, "
-                         "/openapi.json and /health",
-                         api_keys->size(), cfg.api_key_header);
-        } else if (cfg.host != "127.0.0.1" && cfg.host != "localhost" && cfg.host != "::1") {
-            spdlog::warn("listening on {} without API keys: anyone who can reach it can run tasks "
-                         "(see --api-keys-file)", cfg.host);
-        }
         http_options.host = cfg.host;
         http_options.port = cfg.port;
         http_options.max_body_bytes = cfg.max_body_bytes;

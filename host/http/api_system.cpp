@@ -182,40 +182,34 @@ void Api::metrics(const httplib::Request &, httplib::Response &res) {
     using metrics::sample;
     std::string out;
     out.reserve(16384);
+    using metrics::single;
+    auto n = [](auto v) { return static_cast<double>(v); };
     family(out, "taskhost_info", "gauge", "Always 1; the version is a label.");
     sample(out, "taskhost_info", "version=\"" + identity_.version + "\"", 1);
-    family(out, "taskhost_jobs_running", "gauge", "Jobs running now.");
-    sample(out, "taskhost_jobs_running", "", static_cast<double>(s_.jobs.running()));
-    family(out, "taskhost_jobs_queued", "gauge", "Jobs waiting for a worker.");
-    sample(out, "taskhost_jobs_queued", "", static_cast<double>(s_.jobs.queue_depth()));
-    family(out, "taskhost_job_queue_capacity", "gauge", "Most jobs that may wait for a worker (--queue-size).");
-    sample(out, "taskhost_job_queue_capacity", "", static_cast<double>(s_.jobs.queue_capacity()));
-    family(out, "taskhost_workers", "gauge", "Worker threads (--max-concurrency).");
-    sample(out, "taskhost_workers", "", static_cast<double>(s_.jobs.workers()));
-    family(out, "taskhost_waiting_requests", "gauge", "Requests waiting on a job now (long-polls, job streams).");
-    sample(out, "taskhost_waiting_requests", "", static_cast<double>(s_.jobs.waiting()));
+    single(out, "taskhost_jobs_running", "gauge", "Jobs running now.", n(s_.jobs.running()));
+    single(out, "taskhost_jobs_queued", "gauge", "Jobs waiting for a worker.", n(s_.jobs.queue_depth()));
+    single(out, "taskhost_job_queue_capacity", "gauge", "Most jobs that may wait for a worker (--queue-size).",
+           n(s_.jobs.queue_capacity()));
+    single(out, "taskhost_workers", "gauge", "Worker threads (--max-concurrency).", n(s_.jobs.workers()));
+    single(out, "taskhost_waiting_requests", "gauge", "Requests waiting on a job now (long-polls, job streams).",
+           n(s_.jobs.waiting()));
     s_.metrics.render(out);
 
     const auto w = s_.store.write_stats();
-    family(out, "taskhost_store_commits_total", "counter", "Transactions the store's writer committed.");
-    sample(out, "taskhost_store_commits_total", "", static_cast<double>(w.commits));
-    family(out, "taskhost_store_writes_total", "counter", "Writes the store's writer applied (several per commit).");
-    sample(out, "taskhost_store_writes_total", "", static_cast<double>(w.writes));
-    family(out, "taskhost_store_coalesced_writes_total", "counter", "Writes folded into a later one.");
-    sample(out, "taskhost_store_coalesced_writes_total", "", static_cast<double>(w.coalesced));
+    single(out, "taskhost_store_commits_total", "counter", "Transactions the store's writer committed.", n(w.commits));
+    single(out, "taskhost_store_writes_total", "counter", "Writes the store's writer applied (several per commit).",
+           n(w.writes));
+    single(out, "taskhost_store_coalesced_writes_total", "counter", "Writes folded into a later one.", n(w.coalesced));
     family(out, "taskhost_store_checkpoints_total", "counter", "WAL checkpoints, by who ran them.");
-    sample(out, "taskhost_store_checkpoints_total", "by=\"background\"", static_cast<double>(w.checkpoints));
-    sample(out, "taskhost_store_checkpoints_total", "by=\"writer\"", static_cast<double>(w.writer_checkpoints));
+    sample(out, "taskhost_store_checkpoints_total", "by=\"background\"", n(w.checkpoints));
+    sample(out, "taskhost_store_checkpoints_total", "by=\"writer\"", n(w.writer_checkpoints));
 
     const auto p = s_.plugins.counts();
-    family(out, "taskhost_plugins_loaded", "gauge", "Plugin files loaded.");
-    sample(out, "taskhost_plugins_loaded", "", static_cast<double>(p.active));
-    family(out, "taskhost_plugins_refused", "gauge", "Plugin files whose last content was refused.");
-    sample(out, "taskhost_plugins_refused", "", static_cast<double>(p.refused));
-    family(out, "taskhost_plugin_reloads_total", "counter", "Scans of the plugins folder (start, SIGHUP, $reload, --watch).");
-    sample(out, "taskhost_plugin_reloads_total", "", static_cast<double>(p.reloads));
-    family(out, "taskhost_tasks", "gauge", "Tasks registered.");
-    sample(out, "taskhost_tasks", "", static_cast<double>(s_.registry.snapshot()->tasks.size()));
+    single(out, "taskhost_plugins_loaded", "gauge", "Plugin files loaded.", n(p.active));
+    single(out, "taskhost_plugins_refused", "gauge", "Plugin files whose last content was refused.", n(p.refused));
+    single(out, "taskhost_plugin_reloads_total", "counter",
+           "Scans of the plugins folder (start, SIGHUP, $reload, --watch).", n(p.reloads));
+    single(out, "taskhost_tasks", "gauge", "Tasks registered.", n(s_.registry.snapshot()->tasks.size()));
 
     metrics::render_process(out);
     res.status = 200;

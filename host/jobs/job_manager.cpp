@@ -110,7 +110,9 @@ size_t JobManager::recover(const registry::Snapshot &snapshot) {
         auto job = std::make_shared<ActiveJob>();
         job->record = std::move(record);
         job->stored = true;
+        job->recovered = true;
         job->counters = &metrics_.task(job->record.task_name);
+        job->counters->submitted.fetch_add(1, std::memory_order_relaxed);  // in this process's counts
         job->task = snapshot.find(job->record.task_name);
         {
             std::lock_guard lock(active_mu_);
@@ -235,7 +237,7 @@ std::optional<JobView> JobManager::persist(const std::shared_ptr<ActiveJob> &job
             store_.insert_job(job->record);
         } catch (const std::exception &e) {
             if (error) *error = e.what();
-            drop_locked(*job);  // its end is dropped; the caller answers 503
+            drop_locked(*job, metrics::Metrics::End::failed);  // its end is dropped; the caller answers 503
             std::string id = job->record.id;
             lock.unlock();
             job->changed.notify_all();
@@ -345,7 +347,7 @@ bool JobManager::remove(const std::string &id) {
         std::unique_lock lock(job->mu);
         if (!job->deleted) {
             was_active = true;
-            drop_locked(*job);
+            drop_locked(*job, metrics::Metrics::End::deleted);
         }
         lock.unlock();
         job->changed.notify_all();
@@ -363,11 +365,10 @@ void JobManager::yield_while_committing(ActiveJob &job, std::unique_lock<std::mu
     lock.lock();
 }
 
-void JobManager::drop_locked(ActiveJob &job) {
-    // Deleted before it ended: it will not reach finish()'s count.
+void JobManager::drop_locked(ActiveJob &job, metrics::Metrics::End how) {
+    // Dropped before it ended: it will not reach finish()'s count.
     if (!job.finishing && !store::is_terminal(job.record.status))
-        job.counters->finished[static_cast<size_t>(metrics::Metrics::End::deleted)].fetch_add(
-            1, std::memory_order_relaxed);
+        job.counters->finished[static_cast<size_t>(how)].fetch_add(1, std::memory_order_relaxed);
     job.deleted = true;
     job.settled.store(true, std::memory_order_release);
     ++job.version;
@@ -410,6 +411,7 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     {
         std::lock_guard lock(job->mu);
         if (job->record.status != JobStatus::pending || job->finishing || job->deleted || !job->task) return;
+        running_.fetch_add(1);  // counted before anyone can see it running
         job->record.status = JobStatus::running;
         job->record.started_at = started_at = now_us();
         submitted_at = job->record.submitted_at;
@@ -423,10 +425,9 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
         if (job->stored) store_.mark_running(id, started_at);
     }
     job->changed.notify_all();
-    job->counters->queue_wait.observe_us(started_at - submitted_at);
+    if (!job->recovered) job->counters->queue_wait.observe_us(started_at - submitted_at);
     if (timeout_s > 0) schedule_timeout(job, timeout_s);
 
-    running_.fetch_add(1);
     CallOutcome out = services_.invoke(*task, job.get(), id, params);
     running_.fetch_sub(1);
     {

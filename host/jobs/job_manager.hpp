@@ -55,6 +55,7 @@ struct ActiveJob {
     std::string artifact_json;        // the committed result artifact, rendered (guarded by mu)
     std::shared_ptr<const registry::Task> task;  // pins the plugin generation
     metrics::TaskCounters *counters = nullptr;    // its task's, looked up once (they outlive jobs)
+    bool recovered = false;                       // requeued at start: its queue wait spans the downtime
     std::atomic<int> cancel{0};                  // CancelReason
 };
 
@@ -167,7 +168,8 @@ private:
     void forget(const std::string &id);
     // Marks a job deleted and asks it to stop; a job that will now never run
     // releases its plugin generation. Caller holds job.mu and notifies after.
-    void drop_locked(ActiveJob &job);
+    // `how`: what the metrics count it as, if it had not ended yet.
+    void drop_locked(ActiveJob &job, metrics::Metrics::End how);
     // A job whose end is being committed is usually settled within one
     // commit: with job.mu held (by `lock`), yields for that long before the
     // caller blocks on a condition variable.

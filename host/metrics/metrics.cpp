@@ -92,7 +92,8 @@ void Metrics::render(std::string &out) const {
         sample(out, "taskhost_jobs_submitted_total", l, static_cast<double>(c.submitted.load()));
     });
     family(out, "taskhost_jobs_rejected_total", "counter",
-           "$execute calls refused, by task and reason (queue_full: 503, invalid_params: 400).");
+           "$execute calls refused, by task and reason (queue_full: the 503 of a full queue; invalid_params: "
+           "the 400 of params the task's check refused).");
     each_task([&](const std::string &l, const TaskCounters &c) {
         sample(out, "taskhost_jobs_rejected_total", l + ",reason=\"queue_full\"",
                static_cast<double>(c.rejected_queue_full.load()));
@@ -100,7 +101,8 @@ void Metrics::render(std::string &out) const {
                static_cast<double>(c.rejected_invalid.load()));
     });
     family(out, "taskhost_jobs_finished_total", "counter",
-           "Jobs that ended, by task and final status (deleted: deleted while pending or running).");
+           "Jobs that ended, by task and final status (deleted: deleted while pending or running; failed also "
+           "counts a job whose store write failed).");
     each_task([&](const std::string &l, const TaskCounters &c) {
         static constexpr std::array<std::string_view, 4> names = {"completed", "failed", "canceled", "deleted"};
         for (size_t i = 0; i < names.size(); ++i)
@@ -143,6 +145,11 @@ void sample(std::string &out, std::string_view name, std::string_view labels, do
     out += '\n';
 }
 
+void single(std::string &out, std::string_view name, std::string_view type, std::string_view help, double value) {
+    family(out, name, type, help);
+    sample(out, name, "", value);
+}
+
 void render_process(std::string &out) {
     const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
     const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
@@ -172,18 +179,13 @@ void render_process(std::string &out) {
     rlimit limit{};
     ::getrlimit(RLIMIT_NOFILE, &limit);
 
-    family(out, "process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.");
-    sample(out, "process_cpu_seconds_total", "", cpu);
-    family(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-    sample(out, "process_resident_memory_bytes", "", rss);
-    family(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-    sample(out, "process_virtual_memory_bytes", "", vsize);
-    family(out, "process_open_fds", "gauge", "Open file descriptors.");
-    sample(out, "process_open_fds", "", static_cast<double>(fds));
-    family(out, "process_max_fds", "gauge", "Limit of open file descriptors.");
-    sample(out, "process_max_fds", "", static_cast<double>(limit.rlim_cur));
-    family(out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds.");
-    sample(out, "process_start_time_seconds", "", kStartTime);
+    single(out, "process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.", cpu);
+    single(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss);
+    single(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", vsize);
+    single(out, "process_open_fds", "gauge", "Open file descriptors.", static_cast<double>(fds));
+    single(out, "process_max_fds", "gauge", "Limit of open file descriptors.", static_cast<double>(limit.rlim_cur));
+    single(out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds.",
+           kStartTime);
 }
 
 }  // namespace taskhost::metrics

@@ -62,6 +62,8 @@ private:
 // Text format helpers: "# HELP"/"# TYPE" once per family, then its samples.
 void family(std::string &out, std::string_view name, std::string_view type, std::string_view help);
 void sample(std::string &out, std::string_view name, std::string_view labels, double value);
+// A family of one unlabelled sample.
+void single(std::string &out, std::string_view name, std::string_view type, std::string_view help, double value);
 
 // process_* families from /proc/self, as Prometheus client libraries name them.
 void render_process(std::string &out);

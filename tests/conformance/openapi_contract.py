@@ -311,6 +311,14 @@ def wait_until(what, predicate, seconds=30):
     raise Failure(f"timed out waiting for {what}")
 
 
+def check_schema_route(host, c, ex, schema_path, instance_path):
+    """A $schema route answers a valid JSON Schema that what it describes validates against."""
+    schema = ex("GET", schema_path).json()
+    Draft202012Validator.check_schema(schema)
+    c.validate(schema, call(host, "GET", instance_path).json(), f"GET {instance_path} against {schema_path}",
+               standalone=True)
+
+
 def exercise(host, c):
     """At least one call per operation, and every reachable documented status."""
     ex = lambda method, path, body=None, raw=None: c.check(method, path, call(host, method, path, body, raw))
@@ -344,9 +352,7 @@ def exercise(host, c):
     ex("GET", "/api/v1/jobs?page=1&size=2")
     ex("GET", "/api/v1/jobs?status_filter=done")
     ex("GET", "/api/v1/jobs?page=1")
-    schema = ex("GET", "/api/v1/jobs/$schema").json()
-    Draft202012Validator.check_schema(schema)
-    c.validate(schema, call(host, "GET", "/api/v1/jobs").json(), "GET /api/v1/jobs against /api/v1/jobs/$schema", standalone=True)
+    check_schema_route(host, c, ex, "/api/v1/jobs/$schema", "/api/v1/jobs")
     ex("POST", f"/api/v1/jobs/{queued}/$cancel")   # 200: pending, canceled at once
     ex("POST", f"/api/v1/jobs/{running}/$cancel")  # 202: running, asked to stop
     ex("GET", f"/api/v1/jobs/{running}?wait=30")
@@ -373,10 +379,7 @@ def exercise(host, c):
     ex("POST", "/api/v1/artifacts", {"tags": [1]})
     ex("POST", "/api/v1/artifacts", raw=b'{"data":"' + b"x" * MAX_BODY + b'"}')
     ex("GET", "/api/v1/artifacts/$stats")
-    schema = ex("GET", "/api/v1/artifacts/$schema").json()
-    Draft202012Validator.check_schema(schema)
-    c.validate(schema, call(host, "GET", f"/api/v1/artifacts/{artifact_id}").json(),
-               "an artifact against /api/v1/artifacts/$schema", standalone=True)
+    check_schema_route(host, c, ex, "/api/v1/artifacts/$schema", f"/api/v1/artifacts/{artifact_id}")
     result = ex("GET", f"/api/v1/artifacts/{artifact_id}").json()
     c.validate({"$ref": "#/components/schemas/TaskResult"}, result["data"], "a job's result artifact data")
     ex("GET", "/api/v1/artifacts/not-a-ulid")
@@ -410,9 +413,7 @@ def exercise(host, c):
     ex("GET", "/api/v1/info")
     ex("GET", "/api/v1/system")
     ex("GET", "/api/v1/system/apps")
-    schema = ex("GET", "/api/v1/system/apps/$schema").json()
-    Draft202012Validator.check_schema(schema)
-    c.validate(schema, call(host, "GET", "/api/v1/system/apps").json(), "the app list against its $schema", standalone=True)
+    check_schema_route(host, c, ex, "/api/v1/system/apps/$schema", "/api/v1/system/apps")
 
     operations = {(t, m) for t, item in c.doc["paths"].items() for m in item}
     missed = operations - {(t, m) for t, m, _ in c.seen}
@@ -442,7 +443,9 @@ def check_auth(binary, plugins, work):
                     r = call(host, method.upper(), path + ("?poll_interval=0" if "$stream" in path else ""))
                     require(r.status != 401, f"{method.upper()} {template} is exempt", f"got {r.status}")
                     continue
-                c.check(method.upper(), path, call(host, method.upper(), path))
+                r = call(host, method.upper(), path)
+                require(r.status == 401, f"{method.upper()} {template} without a key is 401", f"got {r.status}")
+                c.check(method.upper(), path, r)
                 secured += 1
         ok(f"with API keys, each of the {secured} secured operations answers the documented 401 without one")
         r = call(host, "GET", "/api/v1/tasks", headers={"X-API-Key": key})

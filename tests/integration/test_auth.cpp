@@ -2,12 +2,7 @@
 // case 89, startup errors, and the OpenAPI document's security scheme.
 #include "test_util.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -24,8 +19,8 @@ httplib::Headers key(const std::string &value, const std::string &header = "X-AP
 // Runs taskhost with `args` expecting it to refuse to start: returns its exit
 // status and what it printed (bounded by `timeout`, so a host that starts
 // after all fails the test instead of hanging it).
-std::pair<int, std::string> run_to_exit(const std::string &args) {
-    std::string cmd = "timeout 30 " + std::string(TASKHOST_BINARY) + " --port 0 --db :memory: --plugins " +
+std::pair<int, std::string> run_to_exit(const std::string &args, const std::string &db = ":memory:") {
+    std::string cmd = "timeout 30 " + std::string(TASKHOST_BINARY) + " --port 0 --db '" + db + "' --plugins " +
                       std::string(TASKHOST_PLUGIN_DIR) + " " + args + " 2>&1";
     FILE *p = ::popen(cmd.c_str(), "r");
     REQUIRE(p != nullptr);
@@ -35,54 +30,6 @@ std::pair<int, std::string> run_to_exit(const std::string &args) {
     int status = ::pclose(p);
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
-
-// One TCP connection, HTTP/1.1 by hand: to see what a second request on the
-// same connection gets (httplib::Client may reconnect silently).
-class RawConnection {
-public:
-    explicit RawConnection(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-        REQUIRE(fd_ >= 0);
-        timeval tv{10, 0};  // a read that never completes fails the test
-        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(static_cast<uint16_t>(port));
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
-    }
-    ~RawConnection() { ::close(fd_); }
-
-    void send(const std::string &bytes) {
-        for (size_t done = 0; done < bytes.size();) {
-            ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-            REQUIRE(n > 0);
-            done += static_cast<size_t>(n);
-        }
-    }
-    // The status of the next response (its body, by Content-Length, is read too).
-    int read_status() {
-        size_t end;
-        while ((end = buffered_.find("\r\n\r\n")) == std::string::npos) fill();
-        const std::string head = buffered_.substr(0, end);
-        size_t length = 0;
-        if (auto at = head.find("Content-Length: "); at != std::string::npos)
-            length = std::stoul(head.substr(at + 16));
-        while (buffered_.size() < end + 4 + length) fill();
-        buffered_.erase(0, end + 4 + length);
-        REQUIRE(head.rfind("HTTP/1.1 ", 0) == 0);
-        return std::stoi(head.substr(9, 3));
-    }
-
-private:
-    void fill() {
-        char buf[8192];
-        ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-        REQUIRE_MESSAGE(n > 0, "the connection closed or timed out");
-        buffered_.append(buf, static_cast<size_t>(n));
-    }
-    int fd_;
-    std::string buffered_;
-};
 
 }  // namespace
 
@@ -141,9 +88,9 @@ TEST_CASE("API keys: a refused request with a body leaves its keep-alive connect
                body;
     };
     for (int i = 0; i < 3; ++i) {
-        conn.send(post("wrong"));
+        REQUIRE(conn.send(post("wrong")));
         CHECK(conn.read_status() == 401);
-        conn.send(post("k"));  // the refused body was read, not taken for this request
+        REQUIRE(conn.send(post("k")));  // the refused body was read, not taken for this request
         CHECK(conn.read_status() == 200);
     }
 }
@@ -241,6 +188,23 @@ TEST_CASE("API keys: the host refuses to start without a usable key") {
     std::tie(code, out) = run_to_exit("--api-keys k --api-key-header ''");
     CHECK(code != 0);
     CHECK(contains(out, "must not be empty"));
+}
+
+TEST_CASE("API keys: a start refused for its keys does not touch the jobs left from the last run") {
+    Service svc(ServiceOptions::examples({"demo.so"}).with_file_db().flags({"--max-concurrency", "1"}));
+    auto &cli = svc.cli();
+    std::string running = submit(cli, "slow_task", {{"seconds", 120}});
+    wait_status(cli, running, "running");
+    std::string queued = submit(cli, "slow_task", {{"seconds", 0.2}});
+    svc.kill9();
+    // Refused before recovery: the queued job is neither started nor canceled by it.
+    auto [code, out] = run_to_exit("--max-concurrency 1 --api-keys-file /nonexistent/taskhost-keys", svc.db_path());
+    CHECK(code == 1);
+    CHECK(contains(out, "cannot read the API keys file"));
+    CHECK_FALSE(contains(out, "requeued"));
+    svc.restart();
+    CHECK(wait_job(svc.cli(), queued, 30)["status"] == "completed");
+    CHECK(get_job(svc.cli(), running)["status"] == "failed");
 }
 
 }  // TEST_SUITE

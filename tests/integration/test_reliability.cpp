@@ -1,9 +1,5 @@
 // Job control and reliability: timeouts, progress, live status under load,
 // backpressure, body limits, crash accounting and hostile input.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <set>
 #include <thread>
@@ -21,32 +17,12 @@ std::vector<fs::path> examples_and(const std::string &fixture) {
 }
 
 // Sends raw bytes on a fresh connection and returns everything the server
-// answers until it closes (bounded by a receive timeout).
+// answers until it closes (bounded by a receive timeout). The server may stop
+// reading early; its answer still counts.
 std::string raw_exchange(int port, const std::string &bytes) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    timeval tv{5, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
-    size_t sent = 0;
-    while (sent < bytes.size()) {
-        ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-        if (n <= 0) break;  // the server may stop reading early; its answer still counts
-        sent += static_cast<size_t>(n);
-    }
-    std::string out;
-    char buf[4096];
-    for (;;) {
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        out.append(buf, static_cast<size_t>(n));
-    }
-    ::close(fd);
-    return out;
+    RawConnection conn(port, std::chrono::seconds(5));
+    conn.send(bytes);
+    return conn.read_all();
 }
 
 int status_of(const std::string &raw) {

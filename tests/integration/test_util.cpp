@@ -1,5 +1,11 @@
 #include "test_util.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <regex>
 
 namespace th_test {
@@ -215,6 +221,55 @@ std::vector<json> sse_events(const SseResult &sse) {
         out.push_back(j);
     }
     return out;
+}
+
+RawConnection::RawConnection(int port, std::chrono::seconds timeout) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    REQUIRE(fd_ >= 0);
+    timeval tv{static_cast<time_t>(timeout.count()), 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+}
+
+RawConnection::~RawConnection() { ::close(fd_); }
+
+bool RawConnection::send(const std::string &bytes) {
+    for (size_t done = 0; done < bytes.size();) {
+        ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+        if (n <= 0) return false;
+        done += static_cast<size_t>(n);
+    }
+    return true;
+}
+
+bool RawConnection::fill() {
+    char buf[8192];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    buffered_.append(buf, static_cast<size_t>(n));
+    return true;
+}
+
+int RawConnection::read_status() {
+    size_t end;
+    while ((end = buffered_.find("\r\n\r\n")) == std::string::npos)
+        REQUIRE_MESSAGE(fill(), "the connection closed or timed out before a response");
+    const std::string head = buffered_.substr(0, end);
+    size_t length = 0;
+    if (auto at = head.find("Content-Length: "); at != std::string::npos) length = std::stoul(head.substr(at + 16));
+    while (buffered_.size() < end + 4 + length) REQUIRE_MESSAGE(fill(), "the connection closed mid-body");
+    buffered_.erase(0, end + 4 + length);
+    REQUIRE_MESSAGE(head.rfind("HTTP/1.1 ", 0) == 0, head);
+    return std::stoi(head.substr(9, 3));
+}
+
+std::string RawConnection::read_all() {
+    while (fill()) {
+    }
+    return std::move(buffered_);
 }
 
 }  // namespace th_test

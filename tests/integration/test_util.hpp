@@ -140,6 +140,31 @@ Finished run_task(httplib::Client &cli, const std::string &task, const json &par
 
 bool is_terminal(const std::string &status);
 
+// ---- raw HTTP ---------------------------------------------------------------------
+
+// One TCP connection to the host, HTTP written by hand: for what a client
+// library hides (a second request on the same connection, malformed input).
+// Every read is bounded by `timeout`.
+class RawConnection {
+public:
+    explicit RawConnection(int port, std::chrono::seconds timeout = std::chrono::seconds(10));
+    ~RawConnection();
+    RawConnection(const RawConnection &) = delete;
+    RawConnection &operator=(const RawConnection &) = delete;
+
+    // Sends all of `bytes`; false if the server stopped reading first.
+    bool send(const std::string &bytes);
+    // The status of the next response; its body (by Content-Length) is read too.
+    int read_status();
+    // Everything the server sends until it closes the connection.
+    std::string read_all();
+
+private:
+    bool fill();
+    int fd_;
+    std::string buffered_;
+};
+
 // ---- SSE -------------------------------------------------------------------------
 
 struct SseResult {
