@@ -81,6 +81,8 @@ public:
 
 private:
     bool parse_paging(const httplib::Request &req, httplib::Response &res, Paging &out) const;
+    // ?poll_interval=SECONDS (> 0), left as is when absent; false (and a 400) if malformed.
+    bool parse_poll_interval(const httplib::Request &req, httplib::Response &res, double &out) const;
     // ?wait=SECONDS; nullopt when absent; false (and a 400) if malformed.
     bool parse_wait(const httplib::Request &req, httplib::Response &res, std::optional<double> &out) const;
     void finished_job_response(httplib::Response &res, const std::string &job_json,

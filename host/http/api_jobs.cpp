@@ -160,6 +160,10 @@ void Api::cancel_job(const httplib::Request &req, httplib::Response &res, std::s
 void Api::stream_job(const httplib::Request &req, httplib::Response &res, std::string_view id_view) {
     std::string id(id_view);
     if (!is_valid_ulid(id)) return problem(res, 400, "Invalid job ID format", req.path);
+    // Accepted as the original's, and checked the same way; not needed:
+    // events are sent when the job changes, not on a poll.
+    double poll_interval = 0.5;
+    if (!parse_poll_interval(req, res, poll_interval)) return;
     if (!s_.jobs.get(id)) return job_not_found(req, res);
     sse_headers(req, res);
     struct State {

@@ -44,14 +44,21 @@ using Clock = std::chrono::steady_clock;
 constexpr double kMinHealthInterval = 0.05;
 }  // namespace
 
+bool Api::parse_poll_interval(const httplib::Request &req, httplib::Response &res, double &out) const {
+    if (!req.has_param("poll_interval")) return true;
+    auto seconds = parse_seconds(req.get_param_value("poll_interval"));
+    if (!seconds || *seconds <= 0) {
+        problem(res, 400, "poll_interval must be a positive number of seconds", req.path);
+        return false;
+    }
+    out = *seconds;
+    return true;
+}
+
 void Api::health_stream(const httplib::Request &req, httplib::Response &res) {
     double interval = 1.0;
-    if (req.has_param("poll_interval")) {
-        auto seconds = parse_seconds(req.get_param_value("poll_interval"));
-        if (!seconds || *seconds <= 0)
-            return problem(res, 400, "poll_interval must be a positive number of seconds", req.path);
-        interval = std::max(*seconds, kMinHealthInterval);
-    }
+    if (!parse_poll_interval(req, res, interval)) return;
+    interval = std::max(interval, kMinHealthInterval);
     sse_headers(req, res);
     const auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
     auto next = std::make_shared<std::optional<Clock::time_point>>();  // empty: the first event is due now

@@ -54,6 +54,21 @@ TEST_CASE("$stream with an invalid id → 400, unknown id → 404") {
     check_problem(cli.Get("/api/v1/jobs/01K72P5N5KCRM6MD3BRE4P0999/$stream"), 404, "Job not found");
 }
 
+TEST_CASE("$stream: poll_interval is accepted, and a malformed one is a 400 as on /health/$stream") {
+    Service svc(ServiceOptions::examples({"demo.so"}));
+    auto &cli = svc.cli();
+    json done = run_task(cli, "hello").job;
+    const std::string path = "/api/v1/jobs/" + done["id"].get<std::string>() + "/$stream";
+    for (const char *bad : {"abc", "0", "-1", ""}) {
+        CAPTURE(bad);
+        check_problem(cli.Get(path + "?poll_interval=" + bad), 400, "poll_interval must be a positive number");
+    }
+    SseResult sse = read_sse(cli, path + "?poll_interval=0.1");
+    CHECK(sse.status == 200);
+    REQUIRE(sse_events(sse).size() == 1);
+    CHECK(sse_events(sse)[0]["status"] == "completed");
+}
+
 TEST_CASE("$stream on a failing job: last event failed") {
     Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
