@@ -10,6 +10,9 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
+#include <httplib.h>
+#include <sqlite3.h>
+#include <taskhost/abi.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -81,6 +84,10 @@ private:
 int main(int argc, char **argv) {
     Config cfg;
     CLI::App app{"taskhost: serves the tasks of compiled plugins over HTTP as durable jobs"};
+    app.set_version_flag("--version", std::string("taskhost ") + TASKHOST_VERSION + " (plugin ABI " +
+                                          std::to_string(TH_ABI_MAJOR) + "." + std::to_string(TH_ABI_MINOR) +
+                                          ", SQLite " + sqlite3_libversion() + ", cpp-httplib " +
+                                          CPPHTTPLIB_VERSION + ")");
     app.add_option("--plugins", cfg.plugins_dir, "Folder scanned for plugin .so files")
         ->envname("TASKHOST_PLUGINS")->capture_default_str();
     app.add_option("--db", cfg.db, "SQLite database file, or :memory:")->envname("TASKHOST_DB")->capture_default_str();

@@ -48,7 +48,7 @@ struct ServerOptions {
     size_t max_page_size = 1000;
     Hierarchy hierarchy;
     AuthOptions auth;                 // off unless API keys are given
-    std::string version = "0.1.0";
+    std::string version = TASKHOST_VERSION;  // the CMake project's
 };
 
 struct Services {

@@ -2,10 +2,7 @@
 // case 89, startup errors, and the OpenAPI document's security scheme.
 #include "test_util.hpp"
 
-#include <sys/wait.h>
-
 #include <csignal>
-#include <cstdio>
 #include <fstream>
 
 using namespace th_test;
@@ -14,21 +11,6 @@ namespace {
 
 httplib::Headers key(const std::string &value, const std::string &header = "X-API-Key") {
     return {{header, value}};
-}
-
-// Runs taskhost with `args` expecting it to refuse to start: returns its exit
-// status and what it printed (bounded by `timeout`, so a host that starts
-// after all fails the test instead of hanging it).
-std::pair<int, std::string> run_to_exit(const std::string &args, const std::string &db = ":memory:") {
-    std::string cmd = "timeout 30 " + std::string(TASKHOST_BINARY) + " --port 0 --db '" + db + "' --plugins " +
-                      std::string(TASKHOST_PLUGIN_DIR) + " " + args + " 2>&1";
-    FILE *p = ::popen(cmd.c_str(), "r");
-    REQUIRE(p != nullptr);
-    std::string out;
-    char buf[4096];
-    while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    int status = ::pclose(p);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 }  // namespace
@@ -173,19 +155,19 @@ TEST_CASE("API keys: the host refuses to start without a usable key") {
         std::ofstream f(tmp / "comments-only");
         f << "# nothing here yet\n\n";
     }
-    auto [code, out] = run_to_exit("--api-keys-file " + (tmp / "comments-only").string());
+    auto [code, out] = run_host_to_exit("--api-keys-file " + (tmp / "comments-only").string());
     CHECK(code == 1);
     CHECK(contains(out, "no API key was given"));
 
-    std::tie(code, out) = run_to_exit("--api-keys ' , '");
+    std::tie(code, out) = run_host_to_exit("--api-keys ' , '");
     CHECK(code == 1);
     CHECK(contains(out, "no API key was given"));
 
-    std::tie(code, out) = run_to_exit("--api-keys-file " + (tmp / "missing").string());
+    std::tie(code, out) = run_host_to_exit("--api-keys-file " + (tmp / "missing").string());
     CHECK(code == 1);
     CHECK(contains(out, "cannot read the API keys file"));
 
-    std::tie(code, out) = run_to_exit("--api-keys k --api-key-header ''");
+    std::tie(code, out) = run_host_to_exit("--api-keys k --api-key-header ''");
     CHECK(code != 0);
     CHECK(contains(out, "must not be empty"));
 }
@@ -198,7 +180,7 @@ TEST_CASE("API keys: a start refused for its keys does not touch the jobs left f
     std::string queued = submit(cli, "slow_task", {{"seconds", 0.2}});
     svc.kill9();
     // Refused before recovery: the queued job is neither started nor canceled by it.
-    auto [code, out] = run_to_exit("--max-concurrency 1 --api-keys-file /nonexistent/taskhost-keys", svc.db_path());
+    auto [code, out] = run_host_to_exit("--max-concurrency 1 --api-keys-file /nonexistent/taskhost-keys", svc.db_path());
     CHECK(code == 1);
     CHECK(contains(out, "cannot read the API keys file"));
     CHECK_FALSE(contains(out, "requeued"));

@@ -140,6 +140,16 @@ TEST_CASE("/ping") {
     CHECK(p["service"] == "taskhost");
 }
 
+TEST_CASE("--version names the same version as /api/v1/info, and the library versions") {
+    auto [code, out] = run_host_to_exit("--version");
+    CHECK(code == 0);
+    Service svc(ServiceOptions::examples({"demo.so"}));
+    const std::string version = get_json(svc.cli(), "/api/v1/info")["version"];
+    CHECK(out.rfind("taskhost " + version + " (plugin ABI 1.", 0) == 0);
+    CHECK(contains(out, "SQLite 3."));
+    CHECK(contains(out, "cpp-httplib "));
+}
+
 TEST_CASE("/api/v1/info") {
     Service svc(ServiceOptions::examples({"demo.so", "math.so"}));
     json info = get_json(svc.cli(), "/api/v1/info");

@@ -4,8 +4,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <regex>
 
 namespace th_test {
@@ -221,6 +223,18 @@ std::vector<json> sse_events(const SseResult &sse) {
         out.push_back(j);
     }
     return out;
+}
+
+std::pair<int, std::string> run_host_to_exit(const std::string &args, const std::string &db) {
+    std::string cmd = "timeout 30 " + std::string(TASKHOST_BINARY) + " --port 0 --db '" + db + "' --plugins " +
+                      std::string(TASKHOST_PLUGIN_DIR) + " " + args + " 2>&1";
+    FILE *p = ::popen(cmd.c_str(), "r");
+    REQUIRE(p != nullptr);
+    std::string out;
+    char buf[4096];
+    while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    int status = ::pclose(p);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 RawConnection::RawConnection(int port, std::chrono::seconds timeout) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {

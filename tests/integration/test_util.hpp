@@ -140,6 +140,12 @@ Finished run_task(httplib::Client &cli, const std::string &task, const json &par
 
 bool is_terminal(const std::string &status);
 
+// Runs taskhost with `args` (after --port 0 --db DB --plugins <examples>)
+// where it is expected to exit by itself (a refused start, --version):
+// returns its exit status and what it printed on stdout and stderr. Bounded
+// by `timeout 30`, so a host that starts after all fails instead of hanging.
+std::pair<int, std::string> run_host_to_exit(const std::string &args, const std::string &db = ":memory:");
+
 // ---- raw HTTP ---------------------------------------------------------------------
 
 // One TCP connection to the host, HTTP written by hand: for what a client
