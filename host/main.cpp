@@ -140,6 +140,9 @@ int main(int argc, char **argv) {
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
+    // A file size limit (ulimit -f) then fails the write (EFBIG) instead of
+    // killing the host: the commit fails, callers get 503, /health says why.
+    ::signal(SIGXFSZ, SIG_IGN);
 
     namespace fs = std::filesystem;
     if (cfg.runtime_dir.empty()) {

@@ -250,9 +250,14 @@ std::optional<JobView> JobManager::persist(const std::shared_ptr<ActiveJob> &job
     // Stored already, or its end was queued together with the record: that
     // commit is on its way (if it failed, the write error is logged).
     yield_while_committing(*job, lock);
-    if (!job->ended.wait_for(lock, std::chrono::seconds(60),
-                             [&] { return job->durable_terminal || job->deleted || !job->finishing; })) {
+    if (!job->ended.wait_for(lock, std::chrono::seconds(60), [&] {
+            return job->durable_terminal || job->deleted || !job->finishing || !job->end_error.empty();
+        })) {
         if (error) *error = "the store did not confirm the write within 60 s";
+        return std::nullopt;
+    }
+    if (!job->end_error.empty()) {
+        if (error) *error = "its end could not be committed: " + job->end_error;
         return std::nullopt;
     }
     return view_of(*job);
@@ -286,8 +291,9 @@ std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob
     WaitingCount counted(waiting_);
     std::unique_lock lock(job->mu);
     yield_while_committing(*job, lock);
-    job->ended.wait_until(lock, deadline,
-                          [&] { return job->durable_terminal || job->deleted || waiters_released_.load(); });
+    job->ended.wait_until(lock, deadline, [&] {
+        return job->durable_terminal || job->deleted || !job->end_error.empty() || waiters_released_.load();
+    });
     if (job->deleted) return std::nullopt;
     return view_of(*job);
 }
@@ -513,6 +519,7 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
     end.error = error;
     end.traceback = traceback;
     end.result_artifact = std::move(artifact);
+    const bool never_stored = end.insert_first.has_value();
     store_.finish_job(id, std::move(end),
                       [this, job, id, status, finished_at, error, traceback, artifact_id,
                        artifact_json = std::move(artifact_json)]() mutable {
@@ -533,6 +540,22 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
                           job->changed.notify_all();
                           job->ended.notify_all();
                           retire(id, bytes);
+                      },
+                      [this, job, id, never_stored](const std::string &why) {
+                          // Nothing of its end is on disk: whoever waits for
+                          // it learns why now, not after a timeout.
+                          {
+                              std::lock_guard lock(job->mu);
+                              job->end_error = why;
+                              job->settled.store(true, std::memory_order_release);
+                              ++job->version;
+                          }
+                          job->changed.notify_all();
+                          job->ended.notify_all();
+                          spdlog::error("job {}: its end could not be stored ({}){}", id, why,
+                                        never_stored ? "; it was never stored, so it is gone"
+                                                     : "; it stays as last stored until a restart marks it failed");
+                          if (never_stored) forget(id);
                       });
 }
 

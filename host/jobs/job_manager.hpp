@@ -44,6 +44,7 @@ struct ActiveJob {
     uint64_t version = 0;             // bumps on every change (guarded by mu)
     bool finishing = false;           // terminal state handed to the store (guarded by mu)
     bool durable_terminal = false;    // terminal state committed and visible (guarded by mu)
+    std::string end_error;            // why its end could not be committed (guarded by mu)
     bool deleted = false;             // DELETE removed it (guarded by mu)
     // durable_terminal || deleted, readable without mu (set under it): a
     // waiter first yields on it for about one commit (util/yield_wait.hpp).

@@ -208,11 +208,13 @@ enum class OpKind : uint8_t {
     delete_artifact,
     recover,
     flush,
+    probe,  // a real write (page 1), to see whether commits work again
 };
 
 struct FinishData {
     Store::JobEnd end;
     std::function<void()> on_durable;
+    std::function<void(const std::string &)> on_failed;
 };
 
 struct Op {
@@ -263,6 +265,19 @@ struct Store::Impl {
     std::vector<std::string_view> ending_ids;  // ids of the batch's finish_job ops
 
     std::atomic<uint64_t> commits{0}, writes{0}, coalesced{0};
+    // Why the last commit that should have written failed; empty once one
+    // succeeds again. What the health check reports.
+    mutable std::mutex failure_mu;
+    std::string last_failure;
+
+    std::string write_failure() const {
+        std::lock_guard lock(failure_mu);
+        return last_failure;
+    }
+    void set_write_failure(std::string what) {
+        std::lock_guard lock(failure_mu);
+        last_failure = std::move(what);
+    }
 
     // ---- checkpoints (file databases) -------------------------------------
 
@@ -545,13 +560,24 @@ struct Store::Impl {
                 batch_error = std::current_exception();
             }
         }
+        const bool writes_something =
+            std::any_of(batch.begin(), batch.end(), [](const Op &op) { return op.kind != OpKind::flush; });
         if (batch_error) {
             if (!sqlite3_get_autocommit(w.handle()))
                 sqlite3_exec(w.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
             callbacks.clear();  // nothing became durable
+            try {
+                std::rethrow_exception(batch_error);
+            } catch (const std::exception &e) {
+                set_write_failure(e.what());
+            } catch (...) {
+                set_write_failure("unknown error");
+            }
             for (Op &op : batch) op_failed(op, batch_error);
             return;
         }
+        // (A batch of flushes alone commits nothing, so it proves nothing.)
+        if (writes_something) set_write_failure({});
         commits.fetch_add(1, std::memory_order_relaxed);
         writes.fetch_add(batch.size(), std::memory_order_relaxed);
     }
@@ -587,6 +613,13 @@ struct Store::Impl {
                            : op.kind == OpKind::update_progress ? "update_progress"
                                                                 : "finish_job";
         report(std::string(name) + "(" + op.id + ") failed: " + what);
+        if (op.kind == OpKind::finish_job && op.finish && op.finish->on_failed) {
+            try {
+                op.finish->on_failed(what);
+            } catch (...) {
+                report("on_failed callback threw");
+            }
+        }
     }
 
     template <class F>
@@ -649,6 +682,13 @@ struct Store::Impl {
                 });
                 break;
             case OpKind::flush: break;  // committing its batch is the point
+            case OpKind::probe: {
+                // Sets the schema version to itself: it changes nothing but
+                // dirties page 1, so the commit has to write to the disk.
+                static const std::string probe = "PRAGMA user_version = " + std::to_string(detail::kSchemaVersion);
+                Stmt(w, probe.c_str()).run();
+                break;
+            }
         }
     }
 
@@ -855,12 +895,28 @@ bool Store::check(std::string *why) const {
     try {
         Impl::Lease lease(*impl_);
         Stmt s(*lease, kSelectOne);
-        if (s.step() && s.i64(0) == 1) return true;
-        if (why) *why = "SELECT 1 returned no row";
+        if (!s.step() || s.i64(0) != 1) {
+            if (why) *why = "SELECT 1 returned no row";
+            return false;
+        }
     } catch (const std::exception &e) {
         if (why) *why = e.what();
+        return false;
     }
-    return false;
+    if (impl_->write_failure().empty()) return true;
+    // The last commit failed (disk full, I/O error…). Try one that writes,
+    // so that the check turns healthy as soon as commits work again, with
+    // or without traffic.
+    try {
+        Op op;
+        op.kind = OpKind::probe;
+        Waiter w;
+        impl_->call(std::move(op), w);
+        return true;
+    } catch (const std::exception &e) {
+        if (why) *why = std::string("the last commit failed: ") + e.what();
+        return false;
+    }
 }
 
 // ---- job writes ----
@@ -902,11 +958,12 @@ void Store::finish_job(const std::string &id, JobStatus status, int64_t finished
     finish_job(id, std::move(end), std::move(on_durable));
 }
 
-void Store::finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable) {
+void Store::finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable,
+                       std::function<void(const std::string &)> on_failed) {
     Op op;
     op.kind = OpKind::finish_job;
     op.id = id;
-    op.finish = std::make_unique<FinishData>(FinishData{std::move(end), std::move(on_durable)});
+    op.finish = std::make_unique<FinishData>(FinishData{std::move(end), std::move(on_durable), std::move(on_failed)});
     impl_->post(std::move(op));
 }
 

@@ -113,7 +113,8 @@ public:
     Store &operator=(const Store &) = delete;
 
     const std::string &url() const;  // "sqlite:///abs/path" or "sqlite://:memory:"
-    // Runs a trivial query on a read connection; false + reason if it fails.
+    // Runs a trivial query on a read connection, and, if the last commit
+    // failed, a commit that writes; false + reason if either fails.
     bool check(std::string *why) const;
 
     // ---- jobs: writes ----------------------------------------------------
@@ -145,7 +146,10 @@ public:
         // inserted first, in the same transaction.
         std::optional<Job> insert_first;
     };
-    void finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable = {});
+    // `on_failed` runs instead of `on_durable` (on the writer thread too),
+    // with the reason, when the write could not be committed.
+    void finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable = {},
+                    std::function<void(const std::string &)> on_failed = {});
     // Durable when it returns. False if no such job.
     bool delete_job(const std::string &id);
     // Blocks until every write queued before this call is committed and its

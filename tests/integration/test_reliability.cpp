@@ -1,6 +1,7 @@
 // Job control and reliability: timeouts, progress, live status under load,
 // backpressure, body limits, crash accounting and hostile input.
 #include <atomic>
+#include <cstdlib>
 #include <set>
 #include <thread>
 
@@ -265,6 +266,29 @@ TEST_CASE("hostile input: every case is a 4xx problem, never a 5xx, crash or han
     CHECK(svc.host().is_alive());
     CHECK(get_json(cli, "/health")["status"] == "healthy");
     CHECK(run_task(cli, "add", {{"a", 1}, {"b", 2}}).artifact["data"]["result"]["result"] == 3);
+}
+
+TEST_CASE("a store that cannot write: a 503 that says why at once, /health unhealthy until commits work again") {
+    Service svc(ServiceOptions::examples({"demo.so"}).with_file_db());
+    auto &cli = svc.cli();
+    run_task(cli, "hello");
+    const std::string prlimit = "prlimit --pid " + std::to_string(svc.host().pid()) + " --fsize=";
+    // From now on no file can grow past 4 KiB, so no WAL frame can be
+    // written (EFBIG, as on a full disk); SIGXFSZ must not kill the host.
+    REQUIRE(std::system((prlimit + "4096:unlimited").c_str()) == 0);
+    for (const char *path : {"/api/v1/tasks/hello/$execute?wait=10", "/api/v1/tasks/hello/$execute"}) {
+        CAPTURE(path);
+        json p = check_problem(cli.Post(path, "{}", "application/json"), 503, "could not be stored");
+        CHECK_FALSE(contains(p["detail"].get<std::string>(), "within 60 s"));  // told why, not timed out
+    }
+    json h = get_json(cli, "/health");
+    CHECK(h["status"] == "unhealthy");
+    CHECK(contains(h["checks"]["database"]["message"].get<std::string>(), "the last commit failed"));
+    CHECK(svc.host().is_alive());
+
+    REQUIRE(std::system((prlimit + "unlimited:unlimited").c_str()) == 0);
+    CHECK(get_json(cli, "/health")["status"] == "healthy");  // its probe commit went through
+    CHECK(run_task(cli, "hello").job["status"] == "completed");
 }
 
 }  // TEST_SUITE
