@@ -269,13 +269,16 @@ struct Store::Impl {
     // succeeds again. What the health check reports.
     mutable std::mutex failure_mu;
     std::string last_failure;
+    std::atomic<bool> failing{false};  // !last_failure.empty(), for the commit path
 
     std::string write_failure() const {
+        if (!failing.load(std::memory_order_acquire)) return {};
         std::lock_guard lock(failure_mu);
         return last_failure;
     }
     void set_write_failure(std::string what) {
         std::lock_guard lock(failure_mu);
+        failing.store(!what.empty(), std::memory_order_release);
         last_failure = std::move(what);
     }
 
@@ -560,8 +563,6 @@ struct Store::Impl {
                 batch_error = std::current_exception();
             }
         }
-        const bool writes_something =
-            std::any_of(batch.begin(), batch.end(), [](const Op &op) { return op.kind != OpKind::flush; });
         if (batch_error) {
             if (!sqlite3_get_autocommit(w.handle()))
                 sqlite3_exec(w.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
@@ -576,8 +577,11 @@ struct Store::Impl {
             for (Op &op : batch) op_failed(op, batch_error);
             return;
         }
-        // (A batch of flushes alone commits nothing, so it proves nothing.)
-        if (writes_something) set_write_failure({});
+        // Commits work again; a batch of flushes alone commits nothing, so
+        // it proves nothing.
+        if (failing.load(std::memory_order_relaxed) &&
+            std::any_of(batch.begin(), batch.end(), [](const Op &op) { return op.kind != OpKind::flush; }))
+            set_write_failure({});
         commits.fetch_add(1, std::memory_order_relaxed);
         writes.fetch_add(batch.size(), std::memory_order_relaxed);
     }
