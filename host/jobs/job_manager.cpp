@@ -291,8 +291,12 @@ std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob
     WaitingCount counted(waiting_);
     std::unique_lock lock(job->mu);
     yield_while_committing(*job, lock);
+    // An end that fails to commit wakes those already waiting; later calls
+    // wait as usual (the job stays as last stored).
+    const bool end_failed_before = !job->end_error.empty();
     job->ended.wait_until(lock, deadline, [&] {
-        return job->durable_terminal || job->deleted || !job->end_error.empty() || waiters_released_.load();
+        return job->durable_terminal || job->deleted || (!end_failed_before && !job->end_error.empty()) ||
+               waiters_released_.load();
     });
     if (job->deleted) return std::nullopt;
     return view_of(*job);

@@ -270,6 +270,8 @@ struct Store::Impl {
     mutable std::mutex failure_mu;
     std::string last_failure;
     std::atomic<bool> failing{false};  // !last_failure.empty(), for the commit path
+    std::atomic<bool> probe_pending{false};  // a probe is queued (at most one)
+    uint64_t wal_commits = 0;  // commits that wrote WAL frames (writer thread)
 
     std::string write_failure() const {
         if (!failing.load(std::memory_order_acquire)) return {};
@@ -303,6 +305,7 @@ struct Store::Impl {
     // sqlite3_wal_hook: after each commit of the writer connection.
     static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames) {
         auto &m = *static_cast<Impl *>(arg);
+        ++m.wal_commits;  // SQLite calls this only for a commit that appended frames
         if (frames < m.wal_frames_seen) m.wal_backfilled.store(0);  // the WAL restarted from its start
         m.wal_frames_seen = frames;
         const int left = frames - m.wal_backfilled.load();  // frames no checkpoint has copied yet
@@ -486,6 +489,9 @@ struct Store::Impl {
             if (memory) gate.lock();
             run_batch();
             if (memory) gate.unlock();
+            if (probe_pending.load(std::memory_order_relaxed) &&
+                std::any_of(batch.begin(), batch.end(), [](const Op &op) { return op.kind == OpKind::probe; }))
+                probe_pending.store(false, std::memory_order_relaxed);
 
             // A flush is answered after the callbacks (below): whoever
             // flushes may rely on their effects, or tear down what they use.
@@ -530,6 +536,7 @@ struct Store::Impl {
 
     void run_batch() {
         Connection &w = *writer_conn;
+        const uint64_t wal_commits_before = wal_commits;
         std::exception_ptr batch_error;
         try {
             Stmt(w, kBegin).run();
@@ -577,10 +584,12 @@ struct Store::Impl {
             for (Op &op : batch) op_failed(op, batch_error);
             return;
         }
-        // Commits work again; a batch of flushes alone commits nothing, so
-        // it proves nothing.
+        // Commits work again, if this one wrote something: one that changed
+        // no page (a flush, a delete of nothing) proves nothing. Without a
+        // WAL (memory), any op but a flush counts.
         if (failing.load(std::memory_order_relaxed) &&
-            std::any_of(batch.begin(), batch.end(), [](const Op &op) { return op.kind != OpKind::flush; }))
+            (memory ? std::any_of(batch.begin(), batch.end(), [](const Op &op) { return op.kind != OpKind::flush; })
+                    : wal_commits != wal_commits_before))
             set_write_failure({});
         commits.fetch_add(1, std::memory_order_relaxed);
         writes.fetch_add(batch.size(), std::memory_order_relaxed);
@@ -615,11 +624,18 @@ struct Store::Impl {
         }
         const char *name = op.kind == OpKind::mark_running      ? "mark_running"
                            : op.kind == OpKind::update_progress ? "update_progress"
+                           : op.kind == OpKind::probe           ? "probe"
                                                                 : "finish_job";
         report(std::string(name) + "(" + op.id + ") failed: " + what);
+        // Once per op, though a batch that fails after the op failed on its
+        // own calls this again. It runs inside run_batch (mid-transaction,
+        // and for a memory database under the exclusive gate): the callback
+        // must not read from the store.
         if (op.kind == OpKind::finish_job && op.finish && op.finish->on_failed) {
+            auto on_failed = std::move(op.finish->on_failed);
+            op.finish->on_failed = nullptr;
             try {
-                op.finish->on_failed(what);
+                on_failed(what);
             } catch (...) {
                 report("on_failed callback threw");
             }
@@ -907,20 +923,19 @@ bool Store::check(std::string *why) const {
         if (why) *why = e.what();
         return false;
     }
-    if (impl_->write_failure().empty()) return true;
-    // The last commit failed (disk full, I/O error…). Try one that writes,
-    // so that the check turns healthy as soon as commits work again, with
-    // or without traffic.
-    try {
+    const std::string failure = impl_->write_failure();
+    if (failure.empty()) return true;
+    // The last commit failed (disk full, I/O error…). Queue one small commit
+    // that writes (unless one is queued), so that the check turns healthy on
+    // a later call once commits work again, with or without traffic. Never
+    // waited for here: a wedged disk must not hold health checks.
+    if (!impl_->probe_pending.exchange(true)) {
         Op op;
         op.kind = OpKind::probe;
-        Waiter w;
-        impl_->call(std::move(op), w);
-        return true;
-    } catch (const std::exception &e) {
-        if (why) *why = std::string("the last commit failed: ") + e.what();
-        return false;
+        impl_->post(std::move(op));
     }
+    if (why) *why = "the last commit failed: " + failure;
+    return false;
 }
 
 // ---- job writes ----
