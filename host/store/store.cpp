@@ -211,6 +211,16 @@ enum class OpKind : uint8_t {
     probe,  // a real write (page 1), to see whether commits work again
 };
 
+std::string message_of(std::exception_ptr error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception &e) {
+        return e.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
 struct FinishData {
     Store::JobEnd end;
     std::function<void()> on_durable;
@@ -574,13 +584,7 @@ struct Store::Impl {
             if (!sqlite3_get_autocommit(w.handle()))
                 sqlite3_exec(w.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
             callbacks.clear();  // nothing became durable
-            try {
-                std::rethrow_exception(batch_error);
-            } catch (const std::exception &e) {
-                set_write_failure(e.what());
-            } catch (...) {
-                set_write_failure("unknown error");
-            }
+            set_write_failure(message_of(batch_error));
             for (Op &op : batch) op_failed(op, batch_error);
             return;
         }
@@ -614,14 +618,7 @@ struct Store::Impl {
             op.waiter->error = error;
             return;
         }
-        std::string what;
-        try {
-            std::rethrow_exception(error);
-        } catch (const std::exception &e) {
-            what = e.what();
-        } catch (...) {
-            what = "unknown error";
-        }
+        const std::string what = message_of(error);
         const char *name = op.kind == OpKind::mark_running      ? "mark_running"
                            : op.kind == OpKind::update_progress ? "update_progress"
                            : op.kind == OpKind::probe           ? "probe"
@@ -632,8 +629,7 @@ struct Store::Impl {
         // and for a memory database under the exclusive gate): the callback
         // must not read from the store.
         if (op.kind == OpKind::finish_job && op.finish && op.finish->on_failed) {
-            auto on_failed = std::move(op.finish->on_failed);
-            op.finish->on_failed = nullptr;
+            auto on_failed = std::exchange(op.finish->on_failed, nullptr);
             try {
                 on_failed(what);
             } catch (...) {
