@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 #include <taskhost/abi.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "http/server.hpp"
@@ -159,9 +160,8 @@ int main(int argc, char **argv) {
             api_keys = std::make_shared<taskhost::http::ApiKeys>(cfg.api_keys, cfg.api_keys_file);
             http_options.auth.keys = api_keys;
             http_options.auth.header = cfg.api_key_header;
-            spdlog::info("API keys required ({} key(s), header {}) on every path but /, /docs, /redoc, "
-                         "/openapi.json and /health",
-                         api_keys->size(), cfg.api_key_header);
+            spdlog::info("API keys required ({} key(s), header {}) on every path but {}", api_keys->size(),
+                         cfg.api_key_header, fmt::join(http_options.auth.exempt, ", "));
         } else if (cfg.host != "127.0.0.1" && cfg.host != "localhost" && cfg.host != "::1") {
             spdlog::warn("listening on {} without API keys: anyone who can reach it can run tasks "
                          "(see --api-keys-file)", cfg.host);
