@@ -260,7 +260,10 @@ TEST_CASE("hostile input: every case is a 4xx problem, never a 5xx, crash or han
     CHECK(status_of(raw_exchange(port, "GET /api/v1/tasks HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') +
                                            "\r\nConnection: close\r\n\r\n")) / 100 == 4);
     CHECK(status_of(raw_exchange(port, "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 414);
-    CHECK(status_of(raw_exchange(port, "POST /api/v1/tasks/add/$execute HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n{}")) == 413);
+    // No body bytes follow: the host refuses on the header alone, and a body
+    // it never reads would make its close a reset that can destroy the 413
+    // before the client reads it (seen once under ASan).
+    CHECK(status_of(raw_exchange(port, "POST /api/v1/tasks/add/$execute HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n")) == 413);
 
     // And the host is still fine.
     CHECK(svc.host().is_alive());
