@@ -9,13 +9,13 @@
 #include <mutex>
 #include <thread>
 
-#include <CLI/CLI.hpp>
 #include <httplib.h>
+#include <spdlog/fmt/ranges.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <taskhost/abi.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/fmt/ranges.h>
-#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "http/server.hpp"
 #include "jobs/host_api.hpp"
@@ -87,34 +87,47 @@ int main(int argc, char **argv) {
     CLI::App app{"taskhost: serves the tasks of compiled plugins over HTTP as durable jobs"};
     app.set_version_flag("--version", std::string("taskhost ") + TASKHOST_VERSION + " (plugin ABI " +
                                           std::to_string(TH_ABI_MAJOR) + "." + std::to_string(TH_ABI_MINOR) +
-                                          ", SQLite " + sqlite3_libversion() + ", cpp-httplib " +
-                                          CPPHTTPLIB_VERSION + ")");
+                                          ", SQLite " + sqlite3_libversion() + ", cpp-httplib " + CPPHTTPLIB_VERSION +
+                                          ")");
     app.add_option("--plugins", cfg.plugins_dir, "Folder scanned for plugin .so files")
-        ->envname("TASKHOST_PLUGINS")->capture_default_str();
+        ->envname("TASKHOST_PLUGINS")
+        ->capture_default_str();
     app.add_option("--db", cfg.db, "SQLite database file, or :memory:")->envname("TASKHOST_DB")->capture_default_str();
     app.add_option("--host", cfg.host, "Address to listen on")->envname("TASKHOST_HOST")->capture_default_str();
     app.add_option("--port", cfg.port, "Port to listen on (0 = any free port)")
-        ->envname("TASKHOST_PORT")->check(CLI::Range(0, 65535))->capture_default_str();
+        ->envname("TASKHOST_PORT")
+        ->check(CLI::Range(0, 65535))
+        ->capture_default_str();
     app.add_option("--max-concurrency", cfg.max_concurrency, "Worker threads running jobs")
-        ->envname("TASKHOST_MAX_CONCURRENCY")->check(CLI::Range(1, 4096))->capture_default_str();
+        ->envname("TASKHOST_MAX_CONCURRENCY")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
     app.add_option("--queue-size", cfg.queue_size, "Jobs waiting for a worker before $execute answers 503")
-        ->envname("TASKHOST_QUEUE_SIZE")->check(CLI::Range(1, 100000000))->capture_default_str();
+        ->envname("TASKHOST_QUEUE_SIZE")
+        ->check(CLI::Range(1, 100000000))
+        ->capture_default_str();
     app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error or off")
         ->envname("TASKHOST_LOG_LEVEL")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
         ->capture_default_str();
     app.add_option("--max-body-bytes", cfg.max_body_bytes, "Largest request body accepted (larger: 413)")
-        ->envname("TASKHOST_MAX_BODY_BYTES")->check(CLI::Range(size_t{1024}, size_t{1} << 32))->capture_default_str();
+        ->envname("TASKHOST_MAX_BODY_BYTES")
+        ->check(CLI::Range(size_t{1024}, size_t{1} << 32))
+        ->capture_default_str();
     app.add_option("--http-threads", cfg.http_threads,
                    "Most HTTP connections served at once (each open keep-alive or SSE connection holds one)")
-        ->envname("TASKHOST_HTTP_THREADS")->check(CLI::Range(4, 100000))->capture_default_str();
+        ->envname("TASKHOST_HTTP_THREADS")
+        ->check(CLI::Range(4, 100000))
+        ->capture_default_str();
     app.add_option("--runtime-dir", cfg.runtime_dir,
                    "Where private copies of plugins are loaded from (default: a fresh folder under $TMPDIR)")
         ->envname("TASKHOST_RUNTIME_DIR");
     app.add_flag("--watch", cfg.watch, "Also reload when the plugins folder changes (inotify, debounced)")
         ->envname("TASKHOST_WATCH");
     app.add_option("--watch-quiet-ms", cfg.watch_quiet_ms, "With --watch: reload after the folder is quiet this long")
-        ->envname("TASKHOST_WATCH_QUIET_MS")->check(CLI::Range(10, 60000))->capture_default_str();
+        ->envname("TASKHOST_WATCH_QUIET_MS")
+        ->check(CLI::Range(10, 60000))
+        ->capture_default_str();
     app.add_option("--api-keys", cfg.api_keys,
                    "Comma-separated API keys; when given, every request but /, /docs, /redoc, /openapi.json and "
                    "/health must send one (prefer the variable or --api-keys-file: flags show in ps)")
@@ -163,8 +176,10 @@ int main(int argc, char **argv) {
             spdlog::info("API keys required ({} key(s), header {}) on every path but {}", api_keys->size(),
                          cfg.api_key_header, fmt::join(http_options.auth.exempt, ", "));
         } else if (cfg.host != "127.0.0.1" && cfg.host != "localhost" && cfg.host != "::1") {
-            spdlog::warn("listening on {} without API keys: anyone who can reach it can run tasks "
-                         "(see --api-keys-file)", cfg.host);
+            spdlog::warn(
+                "listening on {} without API keys: anyone who can reach it can run tasks "
+                "(see --api-keys-file)",
+                cfg.host);
         }
         taskhost::store::Store::Options store_options;
         store_options.path = cfg.db;
@@ -191,8 +206,7 @@ int main(int argc, char **argv) {
         http_options.port = cfg.port;
         http_options.max_body_bytes = cfg.max_body_bytes;
         http_options.http_threads_max = cfg.http_threads;
-        taskhost::http::Server server(http_options,
-                                      taskhost::http::Services{store, registry, jobs, plugins, metrics});
+        taskhost::http::Server server(http_options, taskhost::http::Services{store, registry, jobs, plugins, metrics});
         std::string why;
         if (!server.bind(&why)) {
             spdlog::critical("{}", why);

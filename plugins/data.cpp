@@ -158,17 +158,9 @@ json load_data() { return {{"loaded", true}}; }
 
 }  // namespace
 
-TASKHOST_PLUGIN("data", "1.0.0",
-    task("process_csv", process_csv)
-        .doc("Process CSV file.")
-        .tags({"data", "processing"})
-        .params("filepath"),
-    task("extract_data", extract_data)
-        .doc("Extract data from source.")
-        .tags({"data", "etl", "extract"}),
-    task("transform_data", transform_data)
-        .doc("Transform extracted data.")
-        .tags({"data", "etl", "transform"}),
-    task("load_data", load_data)
-        .doc("Load transformed data into the destination.")
-        .tags({"data", "etl", "load"}));
+TASKHOST_PLUGIN(
+    "data", "1.0.0",
+    task("process_csv", process_csv).doc("Process CSV file.").tags({"data", "processing"}).params("filepath"),
+    task("extract_data", extract_data).doc("Extract data from source.").tags({"data", "etl", "extract"}),
+    task("transform_data", transform_data).doc("Transform extracted data.").tags({"data", "etl", "transform"}),
+    task("load_data", load_data).doc("Load transformed data into the destination.").tags({"data", "etl", "load"}));

@@ -23,8 +23,8 @@ json hello() { return {{"message", "Hello!"}}; }
 json greet(std::string name, std::string greeting) { return {{"message", greeting + ", " + name + "!"}}; }
 
 json process_data(Database &database, Artifacts &artifacts) {
-    const std::string inner = artifacts.save(
-        {{"status", "processed"}, {"records", 42}, {"timestamp", "2025-10-18T12:00:00Z"}});
+    const std::string inner =
+        artifacts.save({{"status", "processed"}, {"records", 42}, {"timestamp", "2025-10-18T12:00:00Z"}});
     return {{"status", "complete"}, {"artifact_id", inner}, {"database_url", database.url()}};
 }
 
@@ -69,29 +69,19 @@ json slow_task(Context &context, double seconds) {
 
 }  // namespace
 
-TASKHOST_PLUGIN("demo", "1.0.0",
+TASKHOST_PLUGIN(
+    "demo", "1.0.0",
     task("greet_user", greet_user)
         .doc("Simple task that returns a greeting.")
         .tags({"demo", "simple"})
         .param("name", "World"),
-    task("hello", hello)
-        .doc("Simple hello world task.")
-        .tags({"demo"}),
-    task("greet", greet)
-        .doc("Greet someone.")
-        .tags({"demo"})
-        .param("name", "World")
-        .param("greeting", "Hello"),
-    task("process_data", process_data)
-        .doc("Dependencies are automatically injected.")
-        .tags({"demo", "injection"}),
+    task("hello", hello).doc("Simple hello world task.").tags({"demo"}),
+    task("greet", greet).doc("Greet someone.").tags({"demo"}).param("name", "World").param("greeting", "Hello"),
+    task("process_data", process_data).doc("Dependencies are automatically injected.").tags({"demo", "injection"}),
     task("failing_task", failing_task)
         .doc("Task that always fails, to show how errors are captured.")
         .tags({"demo", "testing"}),
-    task("safe_task", safe_task)
-        .doc("Task with error handling.")
-        .tags({"production"})
-        .params("risky_param"),
+    task("safe_task", safe_task).doc("Task with error handling.").tags({"production"}).params("risky_param"),
     task("slow_task", slow_task)
         .doc("Waits for the given number of seconds, reporting progress and honouring cancellation.")
         .tags({"demo", "testing"})

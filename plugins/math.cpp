@@ -17,15 +17,9 @@ json multiply_numbers(int a, int b) { return {{"result", std::int64_t{a} * b}, {
 
 }  // namespace
 
-TASKHOST_PLUGIN("math", "1.0.0",
-    task("add", add)
-        .doc("Add two numbers.")
-        .tags({"math"})
-        .params("a", "b"),
-    task("multiply", multiply)
-        .doc("Synchronous task that multiplies numbers.")
-        .tags({"math"})
-        .params("a", "b"),
+TASKHOST_PLUGIN(
+    "math", "1.0.0", task("add", add).doc("Add two numbers.").tags({"math"}).params("a", "b"),
+    task("multiply", multiply).doc("Synchronous task that multiplies numbers.").tags({"math"}).params("a", "b"),
     task("multiply_numbers", multiply_numbers)
         .doc("Multiply two numbers and echo the operands.")
         .tags({"demo", "math"})

@@ -47,14 +47,10 @@ json long_task(Artifacts &artifacts, Context &context, int steps) {
 
 }  // namespace
 
-TASKHOST_PLUGIN_WITH_INIT("storage", "1.0.0", init,
-    task("store_result", store_result)
-        .doc("Store result in artifact.")
-        .tags({"storage"})
-        .params("data"),
-    task("count_users", count_users)
-        .doc("Count users in database.")
-        .tags({"database", "reporting"}),
+TASKHOST_PLUGIN_WITH_INIT(
+    "storage", "1.0.0", init,
+    task("store_result", store_result).doc("Store result in artifact.").tags({"storage"}).params("data"),
+    task("count_users", count_users).doc("Count users in database.").tags({"database", "reporting"}),
     task("long_task", long_task)
         .doc("Long-running task with progress tracking.")
         .tags({"processing", "batch"})

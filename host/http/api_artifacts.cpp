@@ -13,8 +13,7 @@ using nlohmann::json;
 namespace {
 
 // Reads ArtifactIn ({"data", "parent_id", "tags", "id"}); false + 400 if bad.
-bool parse_artifact_input(const httplib::Request &req, httplib::Response &res, bool create,
-                          store::ArtifactInput &in) {
+bool parse_artifact_input(const httplib::Request &req, httplib::Response &res, bool create, store::ArtifactInput &in) {
     json body;
     if (!parse_json_body(req, res, body)) return false;
     if (!body.is_object()) {
@@ -59,7 +58,7 @@ bool parse_artifact_input(const httplib::Request &req, httplib::Response &res, b
 void store_error(const httplib::Request &req, httplib::Response &res, const store::StoreError &e) {
     int status = e.kind == store::StoreError::Kind::not_found ? 404
                  : e.kind == store::StoreError::Kind::invalid ? 400
-                                                               : 500;
+                                                              : 500;
     problem(res, status, e.what(), req.path);
 }
 

@@ -18,9 +18,7 @@ Clock::time_point after_seconds(double s) {
     return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
 }
 
-std::string render_view(const jobs::JobView &view) {
-    return render_job(view.record, {view.cancel_requested});
-}
+std::string render_view(const jobs::JobView &view) { return render_job(view.record, {view.cancel_requested}); }
 
 void job_not_found(const httplib::Request &req, httplib::Response &res) {
     problem(res, 404, "Job not found", req.path);
@@ -79,10 +77,10 @@ void Api::list_jobs(const httplib::Request &req, httplib::Response &res) {
         std::string text = req.get_param_value("status_filter");
         status = store::parse_job_status(text);
         if (!status)
-            return problem(res, 400,
-                           "status_filter must be one of pending, running, completed, failed, canceled (got '" +
-                               text + "')",
-                           req.path);
+            return problem(
+                res, 400,
+                "status_filter must be one of pending, running, completed, failed, canceled (got '" + text + "')",
+                req.path);
     }
     Paging paging;
     if (!parse_paging(req, res, paging)) return;
@@ -97,8 +95,9 @@ void Api::list_jobs(const httplib::Request &req, httplib::Response &res) {
     }
     items.push_back(']');
     if (!paging.paged_object) {
-        next_page_link(res, "/api/v1/jobs", status ? "status_filter=" + std::string(store::to_string(*status)) + "&" : "",
-                       paging, records.size());
+        next_page_link(res, "/api/v1/jobs",
+                       status ? "status_filter=" + std::string(store::to_string(*status)) + "&" : "", paging,
+                       records.size());
         return json_response(res, 200, std::move(items));
     }
     size_t total = s_.store.count_jobs(status);

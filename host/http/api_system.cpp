@@ -10,8 +10,8 @@
 #include "http/problem.hpp"
 #include "jobs/job_manager.hpp"
 #include "metrics/metrics.hpp"
-#include "registry/registry.hpp"
 #include "plugins/manager.hpp"
+#include "registry/registry.hpp"
 #include "store/store.hpp"
 #include "util/clock.hpp"
 #include "util/json_text.hpp"
@@ -64,20 +64,20 @@ void Api::health_stream(const httplib::Request &req, httplib::Response &res) {
     auto next = std::make_shared<std::optional<Clock::time_point>>();  // empty: the first event is due now
     // One event now, then one per interval, until the client goes away or
     // the host stops (as the original, it never ends by itself).
-    res.set_chunked_content_provider(
-        "text/event-stream; charset=utf-8", [this, period, next](size_t, httplib::DataSink &sink) {
-            if (*next && !wait_for_next_event(**next)) {
-                sink.done();
-                return true;
-            }
-            std::string event = "data: " + health_json() + "\n\n";
-            if (!sink.write(event.data(), event.size())) return false;
-            // Steady cadence; a stream that fell behind (slow client) does
-            // not send a burst to catch up.
-            const auto now = Clock::now();
-            *next = (*next && **next + period > now) ? **next + period : now + period;
-            return true;
-        });
+    res.set_chunked_content_provider("text/event-stream; charset=utf-8",
+                                     [this, period, next](size_t, httplib::DataSink &sink) {
+                                         if (*next && !wait_for_next_event(**next)) {
+                                             sink.done();
+                                             return true;
+                                         }
+                                         std::string event = "data: " + health_json() + "\n\n";
+                                         if (!sink.write(event.data(), event.size())) return false;
+                                         // Steady cadence; a stream that fell behind (slow client) does
+                                         // not send a burst to catch up.
+                                         const auto now = Clock::now();
+                                         *next = (*next && **next + period > now) ? **next + period : now + period;
+                                         return true;
+                                     });
 }
 
 bool Api::wait_for_next_event(Clock::time_point until) {
@@ -232,15 +232,17 @@ void Api::landing(const httplib::Request &, httplib::Response &res) {
     res.status = 200;
     res.set_content(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>taskhost</title></head><body>"
-        "<h1>taskhost " + options_.version + "</h1>"
-        "<p>Compiled plugin tasks served over HTTP as durable jobs.</p><ul>"
-        "<li><a href=\"/api/v1/tasks\">/api/v1/tasks</a></li>"
-        "<li><a href=\"/api/v1/jobs\">/api/v1/jobs</a></li>"
-        "<li><a href=\"/api/v1/artifacts\">/api/v1/artifacts</a></li>"
-        "<li><a href=\"/api/v1/plugins\">/api/v1/plugins</a></li>"
-        "<li><a href=\"/health\">/health</a></li></ul>"
-        "<p>The API: <a href=\"/docs\">/docs</a> (Swagger UI), <a href=\"/redoc\">/redoc</a>, "
-        "<a href=\"/openapi.json\">/openapi.json</a>.</p></body></html>",
+        "<h1>taskhost " +
+            options_.version +
+            "</h1>"
+            "<p>Compiled plugin tasks served over HTTP as durable jobs.</p><ul>"
+            "<li><a href=\"/api/v1/tasks\">/api/v1/tasks</a></li>"
+            "<li><a href=\"/api/v1/jobs\">/api/v1/jobs</a></li>"
+            "<li><a href=\"/api/v1/artifacts\">/api/v1/artifacts</a></li>"
+            "<li><a href=\"/api/v1/plugins\">/api/v1/plugins</a></li>"
+            "<li><a href=\"/health\">/health</a></li></ul>"
+            "<p>The API: <a href=\"/docs\">/docs</a> (Swagger UI), <a href=\"/redoc\">/redoc</a>, "
+            "<a href=\"/openapi.json\">/openapi.json</a>.</p></body></html>",
         "text/html; charset=utf-8");
 }
 

@@ -136,16 +136,19 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
             return problem(res, 400, "Invalid params for task '" + task->name + "': " + submitted.message, req.path);
         case Status::queue_full:
             res.set_header("Retry-After", "1");
-            return problem(res, 503, "The job queue is full (" + std::to_string(s_.jobs.queue_capacity()) +
-                                         " jobs waiting); retry later", req.path);
+            return problem(
+                res, 503,
+                "The job queue is full (" + std::to_string(s_.jobs.queue_capacity()) + " jobs waiting); retry later",
+                req.path);
         case Status::store_error:
             return problem(res, 503, "The job could not be stored: " + submitted.message, req.path);
         case Status::accepted: break;
     }
     std::optional<jobs::JobView> view;
     if (wait) {
-        auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*wait));
+        auto deadline =
+            std::chrono::steady_clock::now() +
+            std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*wait));
         if (submitted.run_here) s_.jobs.run_here(submitted.job);
         view = s_.jobs.wait_terminal(submitted.job, deadline);
     } else if (submitted.run_here) {
@@ -160,8 +163,8 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
         if (!view) return problem(res, 503, "The job could not be stored: " + error, req.path);
     }
     if (wait && view && store::is_terminal(view->record.status)) {
-        return finished_job_response(res, render_job(view->record, {view->cancel_requested}),
-                                     view->record.artifact_id, view->artifact_json);
+        return finished_job_response(res, render_job(view->record, {view->cancel_requested}), view->record.artifact_id,
+                                     view->artifact_json);
     }
     std::string out;
     out.reserve(160);

@@ -64,10 +64,10 @@ std::string standalone_schema(const ojson &schemas, const std::string &name, boo
 // ones may answer 401.
 void require_api_key(ojson &doc, const AuthOptions &auth) {
     doc["components"]["securitySchemes"]["ApiKey"] = ojson{{"type", "apiKey"}, {"in", "header"}, {"name", auth.header}};
-    doc["components"]["responses"]["Unauthorized"] = ojson{
-        {"description", "The API key is missing or not one of the host's"},
-        {"headers", {{"WWW-Authenticate", {{"schema", {{"type", "string"}}}}}}},
-        {"content", {{"application/problem+json", {{"schema", {{"$ref", "#/components/schemas/Problem"}}}}}}}};
+    doc["components"]["responses"]["Unauthorized"] =
+        ojson{{"description", "The API key is missing or not one of the host's"},
+              {"headers", {{"WWW-Authenticate", {{"schema", {{"type", "string"}}}}}}},
+              {"content", {{"application/problem+json", {{"schema", {{"$ref", "#/components/schemas/Problem"}}}}}}}};
     doc["security"] = ojson::array({ojson{{"ApiKey", ojson::array()}}});
     for (auto &[path, item] : doc["paths"].items()) {
         for (auto &[method, op] : item.items()) {

@@ -31,7 +31,8 @@ Segments split_path(std::string_view path) {
 // Answers 405 with the methods the path does support.
 void method_not_allowed(const httplib::Request &req, httplib::Response &res, std::string_view allow) {
     res.set_header("Allow", std::string(allow));
-    problem(res, 405, "Method " + req.method + " is not allowed on " + req.path + " (allowed: " + std::string(allow) + ")",
+    problem(res, 405,
+            "Method " + req.method + " is not allowed on " + req.path + " (allowed: " + std::string(allow) + ")",
             req.path);
 }
 
@@ -126,8 +127,7 @@ void Server::install_routes() {
     // Responses are counted when their status is decided, before they are
     // sent, so a client that has its answer finds it in /metrics.
     metrics::Metrics &metrics = services_.metrics;
-    auto handler = [api = api_, &auth = options_.auth, &metrics](const httplib::Request &req,
-                                                                   httplib::Response &res) {
+    auto handler = [api = api_, &auth = options_.auth, &metrics](const httplib::Request &req, httplib::Response &res) {
         // Every response carries an id to quote when reporting a problem.
         res.set_header("X-Request-ID", new_ulid_string());
         if (authorize(auth, req, res) && !api->dispatch(req, res))
@@ -158,36 +158,36 @@ void Server::install_routes() {
 
     // Errors produced by cpp-httplib itself (bad request line, body too
     // large, unknown method) get a problem+json body too.
-    server_->set_error_handler(httplib::Server::HandlerWithResponse([&metrics](const httplib::Request &req,
-                                                                                 httplib::Response &res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours, counted
-        metrics.count_response(res.status);
-        std::string detail;
-        switch (res.status) {
-            case 413: detail = "The request body is larger than the server accepts"; break;
-            case 414: detail = "The request URI is too long"; break;
-            case 400: detail = "The request could not be parsed"; break;
-            default: detail = std::string(status_title(res.status)); break;
-        }
-        problem(res, res.status, detail, req.path);
-        return httplib::Server::HandlerResponse::Handled;
-    }));
+    server_->set_error_handler(
+        httplib::Server::HandlerWithResponse([&metrics](const httplib::Request &req, httplib::Response &res) {
+            if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours, counted
+            metrics.count_response(res.status);
+            std::string detail;
+            switch (res.status) {
+                case 413: detail = "The request body is larger than the server accepts"; break;
+                case 414: detail = "The request URI is too long"; break;
+                case 400: detail = "The request could not be parsed"; break;
+                default: detail = std::string(status_title(res.status)); break;
+            }
+            problem(res, res.status, detail, req.path);
+            return httplib::Server::HandlerResponse::Handled;
+        }));
     server_->set_logger([](const httplib::Request &req, const httplib::Response &res) {
         spdlog::debug("{} {} -> {}", req.method, req.path, res.status);
     });
-    server_->set_exception_handler([&metrics](const httplib::Request &req, httplib::Response &res,
-                                              std::exception_ptr ep) {
-        std::string what = "unexpected error";
-        try {
-            if (ep) std::rethrow_exception(ep);
-        } catch (const std::exception &e) {
-            what = e.what();
-        } catch (...) {
-        }
-        spdlog::error("{} {}: unhandled exception: {}", req.method, req.path, what);
-        problem(res, 500, "Internal error: " + what, req.path);
-        metrics.count_response(500);
-    });
+    server_->set_exception_handler(
+        [&metrics](const httplib::Request &req, httplib::Response &res, std::exception_ptr ep) {
+            std::string what = "unexpected error";
+            try {
+                if (ep) std::rethrow_exception(ep);
+            } catch (const std::exception &e) {
+                what = e.what();
+            } catch (...) {
+            }
+            spdlog::error("{} {}: unhandled exception: {}", req.method, req.path, what);
+            problem(res, 500, "Internal error: " + what, req.path);
+            metrics.count_response(500);
+        });
 }
 
 bool Server::bind(std::string *why) {

@@ -38,16 +38,16 @@ struct ServerOptions {
     std::string host = "127.0.0.1";
     int port = 8000;
     size_t http_threads_initial = 16;
-    size_t http_threads_max = 1024;   // one per open connection (keep-alive, SSE)
+    size_t http_threads_max = 1024;  // one per open connection (keep-alive, SSE)
     size_t keep_alive_max_requests = 100000;
     int keep_alive_timeout_s = 5;
     int listen_backlog = 4096;
     size_t max_body_bytes = 10 * 1024 * 1024;
-    double max_wait_s = 60;           // cap for ?wait=
+    double max_wait_s = 60;  // cap for ?wait=
     size_t default_page_size = 100;
     size_t max_page_size = 1000;
     Hierarchy hierarchy;
-    AuthOptions auth;                 // off unless API keys are given
+    AuthOptions auth;                        // off unless API keys are given
     std::string version = TASKHOST_VERSION;  // the CMake project's
 };
 

@@ -2,8 +2,8 @@
 
 #include <cstring>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "http/render.hpp"
 #include "jobs/job_manager.hpp"
@@ -45,8 +45,7 @@ th_status guarded(th_sink *err, Fn &&fn) {
     try {
         return fn();
     } catch (const store::StoreError &e) {
-        return fail(err, e.kind == store::StoreError::Kind::not_found ? TH_NOT_FOUND : TH_INVALID,
-                    e.what());
+        return fail(err, e.kind == store::StoreError::Kind::not_found ? TH_NOT_FOUND : TH_INVALID, e.what());
     } catch (const std::exception &e) {
         return fail(err, TH_ERROR, e.what());
     }
@@ -104,23 +103,21 @@ void api_report_progress(th_call *call, double fraction, const char *message) {
 
 void api_log(th_call *call, th_log_level level, const char *message) {
     static constexpr spdlog::level::level_enum levels[] = {
-        spdlog::level::trace, spdlog::level::debug, spdlog::level::info, spdlog::level::warn,
-        spdlog::level::err};
+        spdlog::level::trace, spdlog::level::debug, spdlog::level::info, spdlog::level::warn, spdlog::level::err};
     auto lvl = level >= TH_LOG_TRACE && level <= TH_LOG_ERROR ? levels[level] : spdlog::level::info;
     if (call->job_id.empty()) spdlog::log(lvl, "[{}] {}", call->log_name, message ? message : "");
     else spdlog::log(lvl, "[{} job {}] {}", call->log_name, call->job_id, message ? message : "");
 }
 
-th_status api_artifact_save(th_call *call, const char *data_json, size_t len, const char *parent_id,
-                            char out_id[27], th_sink *err) {
+th_status api_artifact_save(th_call *call, const char *data_json, size_t len, const char *parent_id, char out_id[27],
+                            th_sink *err) {
     return guarded(err, [&] {
         std::string_view data(data_json ? data_json : "", data_json ? len : 0);
         if (!nlohmann::json::accept(data)) return fail(err, TH_INVALID, "artifact data is not valid JSON");
         store::ArtifactInput input;
         input.data_json = std::string(data);
         if (parent_id != nullptr && *parent_id != '\0') {
-            if (!is_valid_ulid(parent_id))
-                return fail(err, TH_INVALID, std::string("invalid parent id: ") + parent_id);
+            if (!is_valid_ulid(parent_id)) return fail(err, TH_INVALID, std::string("invalid parent id: ") + parent_id);
             input.parent_id = parent_id;
         }
         auto saved = call->services->store().save_artifact(input);
@@ -139,8 +136,7 @@ th_status api_artifact_get(th_call *call, const char *id, th_sink *out, th_sink 
     });
 }
 
-th_status api_db_query(th_call *call, const char *sql, const char *params_json, th_sink *out,
-                       th_sink *err) {
+th_status api_db_query(th_call *call, const char *sql, const char *params_json, th_sink *out, th_sink *err) {
     return guarded(err, [&] {
         if (sql == nullptr) return fail(err, TH_INVALID, "sql is NULL");
         write(out, connection(call).query(sql, params_json ? params_json : ""));
@@ -167,8 +163,8 @@ th_status api_session_end(th_call *call, int commit, th_sink *err) {
 
 const char *api_database_url(th_call *call) { return call->services->store().url().c_str(); }
 
-th_status api_schedule(th_call *call, const char *task_name, const char *params_json,
-                       char out_job_id[27], th_sink *err) {
+th_status api_schedule(th_call *call, const char *task_name, const char *params_json, char out_job_id[27],
+                       th_sink *err) {
     return guarded(err, [&] {
         JobManager *jobs = call->services->jobs();
         if (jobs == nullptr) return fail(err, TH_UNSUPPORTED, "the scheduler is not running");
@@ -182,8 +178,7 @@ th_status api_schedule(th_call *call, const char *task_name, const char *params_
             if (parsed.is_object()) params = parsed.dump();
         }
         auto result = jobs->submit(std::move(task), std::move(params), 0);
-        if (result.status != JobManager::SubmitStatus::accepted)
-            return fail(err, TH_INVALID, result.message);
+        if (result.status != JobManager::SubmitStatus::accepted) return fail(err, TH_INVALID, result.message);
         copy_id(out_job_id, result.job_id);
         return TH_OK;
     });
@@ -202,8 +197,7 @@ th_status api_job_get(th_call *call, const char *job_id, th_sink *out, th_sink *
 
 }  // namespace
 
-HostServices::HostServices(store::Store &store, registry::Registry &registry)
-    : store_(store), registry_(registry) {
+HostServices::HostServices(store::Store &store, registry::Registry &registry) : store_(store), registry_(registry) {
     api_.struct_size = sizeof(th_host_api);
     api_.abi_major = TH_ABI_MAJOR;
     api_.abi_minor = TH_ABI_MINOR;

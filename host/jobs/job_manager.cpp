@@ -45,8 +45,7 @@ std::string format_seconds(double s) {
 }
 
 // {"task_name","params","result","error"}: the guide's result artifact.
-std::string result_artifact_data(const std::string &task_name, const std::string &params_json,
-                                 const CallOutcome &out) {
+std::string result_artifact_data(const std::string &task_name, const std::string &params_json, const CallOutcome &out) {
     std::string data;
     data.reserve(64 + task_name.size() + params_json.size() + out.result_json.size());
     json_text::Object o(data);
@@ -119,8 +118,7 @@ size_t JobManager::recover(const registry::Snapshot &snapshot) {
             active_[job->record.id] = job;
         }
         if (!job->task) {
-            finish(job, JobStatus::failed,
-                   "task '" + job->record.task_name + "' is no longer registered", std::nullopt,
+            finish(job, JobStatus::failed, "task '" + job->record.task_name + "' is no longer registered", std::nullopt,
                    std::nullopt);
             continue;
         }
@@ -137,9 +135,8 @@ void JobManager::start() {
     timer_ = std::thread([this] { timer_loop(); });
 }
 
-JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task> task,
-                                            std::string params_json, double timeout_s,
-                                            std::optional<double> wait_s) {
+JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task> task, std::string params_json,
+                                            double timeout_s, std::optional<double> wait_s) {
     if (task->desc->validate != nullptr) {
         std::string error;
         th_sink sink{&error, sink_to_string};
@@ -279,8 +276,7 @@ std::optional<JobView> JobManager::get(const std::string &id) const {
     return JobView{std::move(*record), false, 0, false, {}};
 }
 
-std::optional<JobView> JobManager::wait_terminal(const std::string &id,
-                                                 Clock::time_point deadline) const {
+std::optional<JobView> JobManager::wait_terminal(const std::string &id, Clock::time_point deadline) const {
     auto job = active(id);
     if (!job) return get(id);
     return wait_terminal(job, deadline);
@@ -319,8 +315,7 @@ void JobManager::release_waiters() {
     }
 }
 
-std::optional<JobView> JobManager::wait_change(const std::string &id, uint64_t seen,
-                                               Clock::time_point deadline) const {
+std::optional<JobView> JobManager::wait_change(const std::string &id, uint64_t seen, Clock::time_point deadline) const {
     auto job = active(id);
     if (!job) return get(id);
     WaitingCount counted(waiting_);
@@ -475,9 +470,8 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     finish(job, status, std::move(error), std::move(traceback), std::move(artifact));
 }
 
-void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
-                        std::optional<std::string> error, std::optional<std::string> traceback,
-                        std::optional<store::Artifact> artifact) {
+void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status, std::optional<std::string> error,
+                        std::optional<std::string> traceback, std::optional<store::Artifact> artifact) {
     std::string id;
     std::shared_ptr<const registry::Task> task;
     store::Store::JobEnd end;
@@ -524,43 +518,44 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
     end.traceback = traceback;
     end.result_artifact = std::move(artifact);
     const bool never_stored = end.insert_first.has_value();
-    store_.finish_job(id, std::move(end),
-                      [this, job, id, status, finished_at, error, traceback, artifact_id,
-                       artifact_json = std::move(artifact_json)]() mutable {
-                          const size_t bytes = sizeof(ActiveJob) + artifact_json.size() +
-                                               job->record.params_json.size() + (traceback ? traceback->size() : 0);
-                          {
-                              std::lock_guard lock(job->mu);
-                              job->record.status = status;
-                              job->record.finished_at = finished_at;
-                              job->record.error = error;
-                              job->record.error_traceback = traceback;
-                              job->record.artifact_id = artifact_id;
-                              job->artifact_json = std::move(artifact_json);
-                              job->durable_terminal = true;
-                              job->settled.store(true, std::memory_order_release);
-                              ++job->version;
-                          }
-                          job->changed.notify_all();
-                          job->ended.notify_all();
-                          retire(id, bytes);
-                      },
-                      [this, job, id, never_stored](const std::string &why) {
-                          // Nothing of its end is on disk: whoever waits for
-                          // it learns why now, not after a timeout.
-                          {
-                              std::lock_guard lock(job->mu);
-                              job->end_error = why;
-                              job->settled.store(true, std::memory_order_release);
-                              ++job->version;
-                          }
-                          job->changed.notify_all();
-                          job->ended.notify_all();
-                          spdlog::error("job {}: its end could not be stored ({}){}", id, why,
-                                        never_stored ? "; it was never stored, so it is gone"
-                                                     : "; it stays as last stored until a restart marks it failed");
-                          if (never_stored) forget(id);
-                      });
+    store_.finish_job(
+        id, std::move(end),
+        [this, job, id, status, finished_at, error, traceback, artifact_id,
+         artifact_json = std::move(artifact_json)]() mutable {
+            const size_t bytes = sizeof(ActiveJob) + artifact_json.size() + job->record.params_json.size() +
+                                 (traceback ? traceback->size() : 0);
+            {
+                std::lock_guard lock(job->mu);
+                job->record.status = status;
+                job->record.finished_at = finished_at;
+                job->record.error = error;
+                job->record.error_traceback = traceback;
+                job->record.artifact_id = artifact_id;
+                job->artifact_json = std::move(artifact_json);
+                job->durable_terminal = true;
+                job->settled.store(true, std::memory_order_release);
+                ++job->version;
+            }
+            job->changed.notify_all();
+            job->ended.notify_all();
+            retire(id, bytes);
+        },
+        [this, job, id, never_stored](const std::string &why) {
+            // Nothing of its end is on disk: whoever waits for
+            // it learns why now, not after a timeout.
+            {
+                std::lock_guard lock(job->mu);
+                job->end_error = why;
+                job->settled.store(true, std::memory_order_release);
+                ++job->version;
+            }
+            job->changed.notify_all();
+            job->ended.notify_all();
+            spdlog::error("job {}: its end could not be stored ({}){}", id, why,
+                          never_stored ? "; it was never stored, so it is gone"
+                                       : "; it stays as last stored until a restart marks it failed");
+            if (never_stored) forget(id);
+        });
 }
 
 void JobManager::retire(const std::string &id, size_t bytes) {
@@ -580,8 +575,7 @@ void JobManager::forget(const std::string &id) {
 }
 
 void JobManager::schedule_timeout(const std::shared_ptr<ActiveJob> &job, double seconds) {
-    auto at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                 std::chrono::duration<double>(seconds));
+    auto at = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
     {
         std::lock_guard lock(timer_mu_);
         deadlines_.push_back({at, job});

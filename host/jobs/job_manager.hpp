@@ -53,10 +53,10 @@ struct ActiveJob {
     // submitted for one-request execution is stored only when it ends or
     // when its wait runs out, whichever comes first.
     bool stored = false;
-    std::string artifact_json;        // the committed result artifact, rendered (guarded by mu)
+    std::string artifact_json;                   // the committed result artifact, rendered (guarded by mu)
     std::shared_ptr<const registry::Task> task;  // pins the plugin generation
-    metrics::TaskCounters *counters = nullptr;    // its task's, looked up once (they outlive jobs)
-    bool recovered = false;                       // requeued at start: its queue wait spans the downtime
+    metrics::TaskCounters *counters = nullptr;   // its task's, looked up once (they outlive jobs)
+    bool recovered = false;                      // requeued at start: its queue wait spans the downtime
     std::atomic<int> cancel{0};                  // CancelReason
 };
 
@@ -108,8 +108,8 @@ public:
     //   for it, saving the thread hand-offs and a write. (A quick task that
     //   suddenly runs long delays that one answer; the job is unaffected.)
     // Otherwise the job is stored durably before this returns and queued.
-    SubmitResult submit(std::shared_ptr<const registry::Task> task, std::string params_json,
-                        double timeout_s, std::optional<double> wait_s = std::nullopt);
+    SubmitResult submit(std::shared_ptr<const registry::Task> task, std::string params_json, double timeout_s,
+                        std::optional<double> wait_s = std::nullopt);
     // Runs a job that submit() left to the caller, on the calling thread.
     void run_here(const std::shared_ptr<ActiveJob> &job);
 
@@ -124,8 +124,7 @@ public:
 
     // Waits until the job is terminal (or gone) or the deadline passes, and
     // returns its latest state (nullopt if it does not exist).
-    std::optional<JobView> wait_terminal(const std::string &id,
-                                         std::chrono::steady_clock::time_point deadline) const;
+    std::optional<JobView> wait_terminal(const std::string &id, std::chrono::steady_clock::time_point deadline) const;
     // The same for a job the caller holds (it may have been forgotten since:
     // its record stays complete, and its rendered artifact saves a read).
     std::optional<JobView> wait_terminal(const std::shared_ptr<ActiveJob> &job,
@@ -163,9 +162,8 @@ private:
     void release_slot();
     void timer_loop();
     void run(const std::shared_ptr<ActiveJob> &job);
-    void finish(const std::shared_ptr<ActiveJob> &job, store::JobStatus status,
-                std::optional<std::string> error, std::optional<std::string> traceback,
-                std::optional<store::Artifact> artifact);
+    void finish(const std::shared_ptr<ActiveJob> &job, store::JobStatus status, std::optional<std::string> error,
+                std::optional<std::string> traceback, std::optional<store::Artifact> artifact);
     void forget(const std::string &id);
     // Marks a job deleted and asks it to stop; a job that will now never run
     // releases its plugin generation. Caller holds job.mu and notifies after.

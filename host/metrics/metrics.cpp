@@ -29,8 +29,7 @@ std::string with_label(std::string_view labels, std::string_view extra) {
 
 // When this process started (for process_start_time_seconds): taken when
 // the binary's statics initialize, close enough to exec for a scraper.
-const double kStartTime =
-    std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+const double kStartTime = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 
 }  // namespace
 
@@ -61,8 +60,7 @@ void Histogram::render(std::string &out, std::string_view name, std::string_view
         le += '"';
         sample(out, bucket, with_label(labels, le), static_cast<double>(cumulative));
     }
-    sample(out, std::string(name) + "_sum", labels,
-           static_cast<double>(sum_us_.load(std::memory_order_relaxed)) / 1e6);
+    sample(out, std::string(name) + "_sum", labels, static_cast<double>(sum_us_.load(std::memory_order_relaxed)) / 1e6);
     sample(out, std::string(name) + "_count", labels, static_cast<double>(cumulative));
 }
 
@@ -110,14 +108,18 @@ void Metrics::render(std::string &out) const {
                    static_cast<double>(c.finished[i].load()));
     });
     family(out, "taskhost_job_queue_wait_seconds", "histogram", "Time from submission to start, by task.");
-    each_task([&](const std::string &l, const TaskCounters &c) { c.queue_wait.render(out, "taskhost_job_queue_wait_seconds", l); });
+    each_task([&](const std::string &l, const TaskCounters &c) {
+        c.queue_wait.render(out, "taskhost_job_queue_wait_seconds", l);
+    });
     family(out, "taskhost_job_run_seconds", "histogram", "Time from start to end of the jobs that ran, by task.");
     each_task([&](const std::string &l, const TaskCounters &c) { c.run.render(out, "taskhost_job_run_seconds", l); });
 
     family(out, "taskhost_http_responses_total", "counter", "HTTP responses sent, by status code.");
     for (size_t code = 100; code < responses_.size(); ++code) {
         const uint64_t n = responses_[code].load(std::memory_order_relaxed);
-        if (n > 0) sample(out, "taskhost_http_responses_total", "code=\"" + std::to_string(code) + "\"", static_cast<double>(n));
+        if (n > 0)
+            sample(out, "taskhost_http_responses_total", "code=\"" + std::to_string(code) + "\"",
+                   static_cast<double>(n));
     }
 }
 
@@ -162,7 +164,7 @@ void render_process(std::string &out) {
         if (close != std::string::npos) {
             std::istringstream fields(text.substr(close + 2));
             std::string f;
-            for (int i = 3; fields >> f; ++i) {  // field 3 is the state
+            for (int i = 3; fields >> f; ++i) {                       // field 3 is the state
                 if (i == 14 || i == 15) cpu += std::stod(f) / ticks;  // utime, stime
                 else if (i == 23) vsize = std::stod(f);
                 else if (i == 24) rss = std::stod(f) * page;

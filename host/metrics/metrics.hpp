@@ -35,8 +35,8 @@ struct TaskCounters {
     std::atomic<uint64_t> rejected_queue_full{0};
     std::atomic<uint64_t> rejected_invalid{0};
     std::array<std::atomic<uint64_t>, 4> finished{};  // by Metrics::End
-    Histogram queue_wait;  // submitted → started
-    Histogram run;         // started → finished
+    Histogram queue_wait;                             // submitted → started
+    Histogram run;                                    // started → finished
 };
 
 class Metrics {

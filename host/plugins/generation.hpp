@@ -23,15 +23,15 @@ public:
     Generation &operator=(const Generation &) = delete;
 
     const th_plugin_desc *desc;
-    std::string file;   // name inside the plugins folder
+    std::string file;  // name inside the plugins folder
     std::string name;
     std::string version;
-    std::string hash;   // sha256 of the file's bytes, hex
+    std::string hash;  // sha256 of the file's bytes, hex
     uint64_t number = 0;
     int64_t loaded_at_us = 0;
     std::vector<std::string> task_info;  // rendered TaskInfo JSON per task, by index
-    bool initialized = false;          // init() succeeded: shutdown() is owed
-    std::atomic<int64_t> in_flight{0};  // jobs accepted on this generation and not finished
+    bool initialized = false;            // init() succeeded: shutdown() is owed
+    std::atomic<int64_t> in_flight{0};   // jobs accepted on this generation and not finished
 
 private:
     boost::dll::shared_library library_;

@@ -9,10 +9,10 @@
 #include <set>
 #include <sstream>
 
-#include <boost/dll/shared_library.hpp>
-#include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
+#include <boost/dll/shared_library.hpp>
+#include <nlohmann/json.hpp>
 
 #include "jobs/host_api.hpp"
 #include "util/clock.hpp"
@@ -44,8 +44,8 @@ std::string fingerprint(const fs::path &path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return {};
     std::ostringstream out;
-    out << st.st_dev << ':' << st.st_ino << ':' << st.st_size << ':' << st.st_mtim.tv_sec << '.'
-        << st.st_mtim.tv_nsec << ':' << st.st_ctim.tv_sec << '.' << st.st_ctim.tv_nsec;
+    out << st.st_dev << ':' << st.st_ino << ':' << st.st_size << ':' << st.st_mtim.tv_sec << '.' << st.st_mtim.tv_nsec
+        << ':' << st.st_ctim.tv_sec << '.' << st.st_ctim.tv_nsec;
     return out.str();
 }
 
@@ -91,8 +91,12 @@ std::string ReloadReport::to_json() const {
     json refusals = json::array();
     for (const auto &r : refused)
         refusals.push_back({{"file", r.file}, {"reason", r.reason}, {"kept_previous", r.kept_previous}});
-    return json{{"added", added},     {"replaced", replaced},       {"removed", removed},
-                {"refused", refusals}, {"unchanged", unchanged.size()}, {"snapshot_version", snapshot_version},
+    return json{{"added", added},
+                {"replaced", replaced},
+                {"removed", removed},
+                {"refused", refusals},
+                {"unchanged", unchanged.size()},
+                {"snapshot_version", snapshot_version},
                 {"duration_ms", duration_ms}}
         .dump();
 }
@@ -132,8 +136,8 @@ PluginManager::~PluginManager() {
     fs::remove_all(options_.runtime_dir, ec);
 }
 
-PluginManager::Loaded PluginManager::load(const fs::path &path, const std::string &file,
-                                          const std::string &bytes, const std::string &hash) {
+PluginManager::Loaded PluginManager::load(const fs::path &path, const std::string &file, const std::string &bytes,
+                                          const std::string &hash) {
     (void)path;
     uint64_t number = next_generation_++;
     // dlopen() returns the already-loaded image for a path it has seen, and a
@@ -173,8 +177,7 @@ PluginManager::Loaded PluginManager::load(const fs::path &path, const std::strin
     for (uint32_t i = 0; i < desc->task_count; ++i)
         generation->task_info.push_back(
             registry::render_task_info(desc->tasks[i], generation->name, generation->version));
-    if (std::string error = services_.run_init(*desc, file); !error.empty())
-        return {nullptr, "init failed: " + error};
+    if (std::string error = services_.run_init(*desc, file); !error.empty()) return {nullptr, "init failed: " + error};
     generation->initialized = true;
     return {std::move(generation), {}};
 }
@@ -277,8 +280,8 @@ ReloadReport PluginManager::reload() {
                 auto it = owner.find(name);
                 if (it != owner.end() && it->second != c.file) {
                     rejected.insert(c.file);
-                    clash_reason[c.file] = std::string("duplicate task name '") + name +
-                                           "': already provided by " + it->second;
+                    clash_reason[c.file] =
+                        std::string("duplicate task name '") + name + "': already provided by " + it->second;
                     changed = true;
                     break;
                 }
@@ -336,8 +339,7 @@ ReloadReport PluginManager::reload() {
     registry_.publish(std::move(snapshot));
 
     std::erase_if(retired_, [](const std::weak_ptr<Generation> &g) { return g.expired(); });
-    report.duration_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    report.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     return report;
 }
 
@@ -377,9 +379,9 @@ std::string PluginManager::describe_json() const {
         if (st.active) {
             e = entry(*st.active, "active");
         } else {
-            e = {{"file", file}, {"name", nullptr}, {"version", nullptr}, {"hash", st.hash},
-                 {"generation", nullptr}, {"loaded_at", nullptr}, {"tasks", json::array()},
-                 {"jobs_in_flight", 0}, {"state", "refused"}, {"build_info", nullptr}};
+            e = {{"file", file},          {"name", nullptr},      {"version", nullptr},     {"hash", st.hash},
+                 {"generation", nullptr}, {"loaded_at", nullptr}, {"tasks", json::array()}, {"jobs_in_flight", 0},
+                 {"state", "refused"},    {"build_info", nullptr}};
         }
         if (!st.error.empty()) {
             e["error"] = st.error;

@@ -71,9 +71,9 @@ private:
         std::string fingerprint;  // size/mtime/inode of what was examined last
         std::string hash;         // content hash examined last
         std::shared_ptr<Generation> active;
-        std::string error;        // why the last examined content was refused
+        std::string error;  // why the last examined content was refused
         std::string refused_hash;
-        bool conflict = false;    // refused for a task-name clash: retried next time
+        bool conflict = false;  // refused for a task-name clash: retried next time
         int64_t error_at_us = 0;
     };
 

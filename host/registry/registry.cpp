@@ -11,15 +11,13 @@ using nlohmann::json;
 bool is_valid_task_name(std::string_view name) {
     if (name.empty()) return false;
     return std::all_of(name.begin(), name.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               c == '_' || c == '-';
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
     });
 }
 
 bool Task::has_tags(const std::vector<std::string> &wanted) const {
-    return std::all_of(wanted.begin(), wanted.end(), [&](const std::string &t) {
-        return std::find(tags.begin(), tags.end(), t) != tags.end();
-    });
+    return std::all_of(wanted.begin(), wanted.end(),
+                       [&](const std::string &t) { return std::find(tags.begin(), tags.end(), t) != tags.end(); });
 }
 
 namespace {
@@ -38,14 +36,12 @@ json default_as_text(const char *default_json) {
     if (default_json == nullptr) return nullptr;
     json value = parse_or_null(default_json);
     if (value.is_string()) return value;
-    return value.is_null() && std::string_view(default_json) != "null" ? json(default_json)
-                                                                       : json(value.dump());
+    return value.is_null() && std::string_view(default_json) != "null" ? json(default_json) : json(value.dump());
 }
 
 }  // namespace
 
-std::string render_task_info(const th_task_desc &desc, std::string_view plugin_name,
-                             std::string_view plugin_version) {
+std::string render_task_info(const th_task_desc &desc, std::string_view plugin_name, std::string_view plugin_version) {
     json params = json::array();
     for (uint32_t i = 0; i < desc.param_count; ++i) {
         const th_param_desc &p = desc.params[i];

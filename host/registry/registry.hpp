@@ -7,13 +7,13 @@
 #include <atomic>
 #include <limits>
 
-#include <mutex>
-#include <utility>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <taskhost/abi.h>
@@ -48,11 +48,10 @@ struct Task {
 
 // Renders the TaskInfo JSON of a task descriptor (name, docstring, signature,
 // parameters, tags, parameters_schema, plugin).
-std::string render_task_info(const th_task_desc &desc, std::string_view plugin_name,
-                             std::string_view plugin_version);
+std::string render_task_info(const th_task_desc &desc, std::string_view plugin_name, std::string_view plugin_version);
 
 struct Snapshot {
-    uint64_t version = 0;                                  // bumps on every swap
+    uint64_t version = 0;                                                   // bumps on every swap
     std::map<std::string, std::shared_ptr<const Task>, std::less<>> tasks;  // sorted by name
 
     std::shared_ptr<const Task> find(std::string_view name) const;

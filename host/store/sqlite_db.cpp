@@ -42,8 +42,7 @@ Connection::Connection(const std::string &name, bool memory, Role role) {
     if (memory) flags |= SQLITE_OPEN_URI;
     const int rc = sqlite3_open_v2(name.c_str(), &db_, flags, nullptr);
     if (rc != SQLITE_OK) {
-        std::string msg = "cannot open database '" + name + "': " +
-                          (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+        std::string msg = "cannot open database '" + name + "': " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
         sqlite3_close_v2(db_);
         db_ = nullptr;
         throw StoreError(StoreError::Kind::internal, msg);
@@ -65,7 +64,7 @@ Connection::Connection(const std::string &name, bool memory, Role role) {
         }
         // Small per-connection caches keep memory flat as the database grows:
         // lookups are by index, and hot pages stay in the OS page cache.
-        exec(role == Role::writer ? "PRAGMA cache_size=-8000"
+        exec(role == Role::writer         ? "PRAGMA cache_size=-8000"
              : role == Role::checkpointer ? "PRAGMA cache_size=-500"
                                           : "PRAGMA cache_size=-2000");
         // Pool readers must never write behind the writer thread's back.
@@ -195,9 +194,9 @@ void migrate(Connection &conn) {
     try {
         const int version = user_version(conn);
         if (version > kSchemaVersion)
-            throw StoreError(StoreError::Kind::internal,
-                             "database schema version " + std::to_string(version) +
-                                 " is newer than this build understands (" + std::to_string(kSchemaVersion) + ")");
+            throw StoreError(StoreError::Kind::internal, "database schema version " + std::to_string(version) +
+                                                             " is newer than this build understands (" +
+                                                             std::to_string(kSchemaVersion) + ")");
         for (int v = version; v < kSchemaVersion; ++v) conn.exec(kMigrations[v]);
         if (version != kSchemaVersion) {
             // PRAGMA takes no bind parameters; the value is our own integer.

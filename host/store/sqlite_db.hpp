@@ -72,9 +72,7 @@ public:
         check(sqlite3_bind_null(s_, i));
         return *this;
     }
-    Stmt &bind(int i, const std::optional<std::string> &v) {
-        return v ? bind(i, std::string_view(*v)) : bind_null(i);
-    }
+    Stmt &bind(int i, const std::optional<std::string> &v) { return v ? bind(i, std::string_view(*v)) : bind_null(i); }
     // 0 → NULL (the store's "not yet" for times and "none" for timeouts).
     Stmt &bind_time(int i, int64_t v) { return v ? bind(i, v) : bind_null(i); }
 

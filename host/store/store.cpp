@@ -40,8 +40,8 @@ std::string_view to_string(JobStatus status) {
 }
 
 std::optional<JobStatus> parse_job_status(std::string_view text) {
-    for (auto s : {JobStatus::pending, JobStatus::running, JobStatus::completed, JobStatus::failed,
-                   JobStatus::canceled})
+    for (auto s :
+         {JobStatus::pending, JobStatus::running, JobStatus::completed, JobStatus::failed, JobStatus::canceled})
         if (to_string(s) == text) return s;
     return std::nullopt;
 }
@@ -85,8 +85,8 @@ private:
     "artifact_id, progress, progress_message, timeout_s"
 #define ARTIFACT_COLS "id, parent_id, level, data, tags, created_at, updated_at"
 
-constexpr char kInsertJob[] = "INSERT INTO jobs (" JOB_COLS
-                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+constexpr char kInsertJob[] =
+    "INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 // Only a pending job starts: a cancel that was queued first must stick.
 constexpr char kMarkRunning[] =
     "UPDATE jobs SET status = 'running', started_at = ?2 WHERE id = ?1 AND status = 'pending'";
@@ -107,10 +107,8 @@ constexpr char kFailRunning[] =
 constexpr char kPendingOldestFirst[] = "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' ORDER BY id";
 
 constexpr char kArtifactLevel[] = "SELECT level FROM artifacts WHERE id = ?1";
-constexpr char kArtifactForWrite[] =
-    "SELECT parent_id, level, data, tags, created_at FROM artifacts WHERE id = ?1";
-constexpr char kInsertArtifact[] = "INSERT INTO artifacts (" ARTIFACT_COLS
-                                   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)";
+constexpr char kArtifactForWrite[] = "SELECT parent_id, level, data, tags, created_at FROM artifacts WHERE id = ?1";
+constexpr char kInsertArtifact[] = "INSERT INTO artifacts (" ARTIFACT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)";
 constexpr char kUpdateArtifact[] =
     "UPDATE artifacts SET parent_id = ?2, level = ?3, data = ?4, tags = ?5, updated_at = ?6 WHERE id = ?1";
 // Is ?2 an ancestor of ?1 (parent, grandparent, …)? UNION stops on any loop.
@@ -178,9 +176,7 @@ Artifact read_artifact(const Stmt &s) {
 }
 
 // SQLite's LIMIT takes a signed 64-bit count; anything larger means "all".
-int64_t sql_count(size_t n) {
-    return n > static_cast<size_t>(INT64_MAX) ? -1 : static_cast<int64_t>(n);
-}
+int64_t sql_count(size_t n) { return n > static_cast<size_t>(INT64_MAX) ? -1 : static_cast<int64_t>(n); }
 
 [[noreturn]] void invalid(const std::string &msg) { throw StoreError(StoreError::Kind::invalid, msg); }
 
@@ -279,9 +275,9 @@ struct Store::Impl {
     // succeeds again. What the health check reports.
     mutable std::mutex failure_mu;
     std::string last_failure;
-    std::atomic<bool> failing{false};  // !last_failure.empty(), for the commit path
+    std::atomic<bool> failing{false};        // !last_failure.empty(), for the commit path
     std::atomic<bool> probe_pending{false};  // a probe is queued (at most one)
-    uint64_t wal_commits = 0;  // commits that wrote WAL frames (writer thread)
+    uint64_t wal_commits = 0;                // commits that wrote WAL frames (writer thread)
 
     std::string write_failure() const {
         if (!failing.load(std::memory_order_acquire)) return {};
@@ -351,8 +347,8 @@ struct Store::Impl {
             lock.unlock();
             ckpt_running.store(true);
             int log = 0, copied = 0;
-            const int rc = sqlite3_wal_checkpoint_v2(checkpoint_conn->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                                     &log, &copied);
+            const int rc =
+                sqlite3_wal_checkpoint_v2(checkpoint_conn->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
             if (rc == SQLITE_OK) {
                 wal_backfilled.store(copied);
                 checkpoints.fetch_add(1, std::memory_order_relaxed);
@@ -581,8 +577,7 @@ struct Store::Impl {
             }
         }
         if (batch_error) {
-            if (!sqlite3_get_autocommit(w.handle()))
-                sqlite3_exec(w.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+            if (!sqlite3_get_autocommit(w.handle())) sqlite3_exec(w.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
             callbacks.clear();  // nothing became durable
             set_write_failure(message_of(batch_error));
             for (Op &op : batch) op_failed(op, batch_error);
@@ -675,9 +670,8 @@ struct Store::Impl {
             case OpKind::save_artifact: {
                 const ArtifactInput &in = *op.input;
                 const std::string id = in.id ? *in.id : new_ulid_string();
-                in_savepoint(w, [&] {
-                    op.waiter->artifact = save(w, id, *in.data_json, in.parent_id, in.tags_json, now_us());
-                });
+                in_savepoint(
+                    w, [&] { op.waiter->artifact = save(w, id, *in.data_json, in.parent_id, in.tags_json, now_us()); });
                 break;
             }
             case OpKind::update_artifact:
@@ -714,15 +708,11 @@ struct Store::Impl {
         s.bind(3, std::string_view(j.params_json)).bind(4, to_string(j.status));
         s.bind_time(5, j.submitted_at).bind_time(6, j.started_at).bind_time(7, j.finished_at);
         s.bind(8, j.error).bind(9, j.error_traceback).bind(10, j.artifact_id);
-        if (j.progress < 0)
-            s.bind_null(11);
-        else
-            s.bind(11, j.progress);
+        if (j.progress < 0) s.bind_null(11);
+        else s.bind(11, j.progress);
         s.bind(12, std::string_view(j.progress_message));
-        if (j.timeout_s > 0)
-            s.bind(13, j.timeout_s);
-        else
-            s.bind_null(13);
+        if (j.timeout_s > 0) s.bind(13, j.timeout_s);
+        else s.bind_null(13);
         s.run();
     }
 
@@ -961,9 +951,9 @@ void Store::update_progress(const std::string &id, double fraction, const std::s
     impl_->post(std::move(op));
 }
 
-void Store::finish_job(const std::string &id, JobStatus status, int64_t finished_at,
-                       std::optional<std::string> error, std::optional<std::string> traceback,
-                       std::optional<Artifact> result_artifact, std::function<void()> on_durable) {
+void Store::finish_job(const std::string &id, JobStatus status, int64_t finished_at, std::optional<std::string> error,
+                       std::optional<std::string> traceback, std::optional<Artifact> result_artifact,
+                       std::function<void()> on_durable) {
     JobEnd end;
     end.status = status;
     end.finished_at = finished_at;

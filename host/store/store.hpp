@@ -47,8 +47,8 @@ struct Artifact {
     std::string id;
     std::optional<std::string> parent_id;
     int level = 0;
-    std::string data_json;          // any JSON value, as text
-    std::string tags_json = "[]";   // JSON array of strings
+    std::string data_json;         // any JSON value, as text
+    std::string tags_json = "[]";  // JSON array of strings
     int64_t created_at = 0;
     int64_t updated_at = 0;
 };
@@ -131,9 +131,8 @@ public:
     // stored (e.g. its parent is gone) the job is stored `failed` with the
     // reason, and on_durable still runs; if the whole transaction fails,
     // on_durable is not called and Options::on_write_error gets the error.
-    void finish_job(const std::string &id, JobStatus status, int64_t finished_at,
-                    std::optional<std::string> error, std::optional<std::string> traceback,
-                    std::optional<Artifact> result_artifact,
+    void finish_job(const std::string &id, JobStatus status, int64_t finished_at, std::optional<std::string> error,
+                    std::optional<std::string> traceback, std::optional<Artifact> result_artifact,
                     std::function<void()> on_durable = {});
     // The same, with the fields of the end in one place.
     struct JobEnd {

@@ -5,8 +5,7 @@
 namespace taskhost {
 
 int64_t now_us() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
@@ -17,7 +16,7 @@ namespace {
 void civil_from_days(int64_t z, int64_t &y, unsigned &m, unsigned &d) {
     z += 719468;
     const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = static_cast<unsigned>(z - era * 146097);             // [0, 146096]
+    const unsigned doe = static_cast<unsigned>(z - era * 146097);                // [0, 146096]
     const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;  // [0, 399]
     const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                // [0, 365]
     const unsigned mp = (5 * doy + 2) / 153;                                     // [0, 11]

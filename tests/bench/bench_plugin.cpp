@@ -34,8 +34,8 @@ std::string name_from_file() {
     while (digits < file.size() && file[digits] >= '0' && file[digits] <= '9') ++digits;
     if (digits > 0 && digits < file.size() && file[digits] == '-') file.erase(0, digits + 1);
     for (char &c : file) {
-        const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-                        c == '-';
+        const bool ok =
+            (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
         if (!ok) c = '_';
     }
     return file.empty() ? std::string("bench") : file;

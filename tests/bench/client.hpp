@@ -57,8 +57,8 @@ private:
     uint64_t reconnects_ = 0;
     std::string wbuf_;
     std::string rbuf_;
-    size_t rpos_ = 0;   // start of unread data in rbuf_
-    size_t rlen_ = 0;   // end of valid data in rbuf_
+    size_t rpos_ = 0;  // start of unread data in rbuf_
+    size_t rlen_ = 0;  // end of valid data in rbuf_
 };
 
 // Crude but allocation-free JSON field lookups for the hot loops (the host

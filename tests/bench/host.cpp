@@ -61,8 +61,8 @@ void set_pid_file(const std::string &path) { g_pid_file = path; }
 
 bool HostProcess::start(const HostOptions &o, std::string *error) {
     stop();
-    std::vector<std::string> args = {o.binary,      "--plugins",   o.plugins_dir, "--db",   o.db,
-                                     "--port",      "0",           "--log-level", "warn"};
+    std::vector<std::string> args = {o.binary, "--plugins", o.plugins_dir, "--db", o.db,
+                                     "--port", "0",         "--log-level", "warn"};
     if (!o.runtime_dir.empty()) {
         args.push_back("--runtime-dir");
         args.push_back(o.runtime_dir);
@@ -136,8 +136,7 @@ bool HostProcess::start(const HostOptions &o, std::string *error) {
         std::string_view url(line.data() + m + marker.size(), eol - m - marker.size());
         size_t colon = url.rfind(':');
         int port = 0;
-        if (colon != std::string_view::npos)
-            std::from_chars(url.data() + colon + 1, url.data() + url.size(), port);
+        if (colon != std::string_view::npos) std::from_chars(url.data() + colon + 1, url.data() + url.size(), port);
         if (port <= 0 || port > 65535) {
             why = "cannot read the port from: " + std::string(url);
             break;
@@ -240,8 +239,8 @@ HostProcess::Mappings HostProcess::mappings_of(const std::string &path) const {
     while (std::getline(in, line)) {
         // A mapping header starts with "start-end perms ..." (hex and '-');
         // its path, if any, is the last field.
-        const bool header = !line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
-                            line.find('-') < line.find(' ');
+        const bool header =
+            !line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < line.find(' ');
         if (header) {
             inside = line.size() >= want.size() && line.compare(line.size() - want.size(), want.size(), want) == 0;
             if (inside) ++m.count;

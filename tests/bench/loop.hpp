@@ -15,7 +15,8 @@
 namespace bench {
 
 struct ClientCtx {
-    explicit ClientCtx(uint16_t port, int index) : conn(port), rng(0x5eed + static_cast<uint64_t>(index) * 7919), id(index) {}
+    explicit ClientCtx(uint16_t port, int index)
+        : conn(port), rng(0x5eed + static_cast<uint64_t>(index) * 7919), id(index) {}
     Connection conn;
     std::mt19937_64 rng;
     int id;
@@ -48,7 +49,7 @@ struct LoopConfig {
 };
 
 struct LoopResult {
-    size_t ops = 0;            // measured ops that completed (ok or not)
+    size_t ops = 0;  // measured ops that completed (ok or not)
     size_t errors = 0;
     size_t http_requests = 0;
     double seconds = 0;

@@ -6,17 +6,17 @@
 // (scripts/bench compares with the targets). The exit status is non-zero only
 // when something broke: a host that does not start, a seed that fails, or
 // (with --fail-on-errors) requests that did not succeed.
-#include <sys/resource.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -79,8 +79,7 @@ struct Options {
     bool seed_with_store = false;
 };
 
-const std::vector<std::string> kScenarios = {"ceiling", "submit-only", "end-to-end", "one-request", "scale",
-                                             "plugins"};
+const std::vector<std::string> kScenarios = {"ceiling", "submit-only", "end-to-end", "one-request", "scale", "plugins"};
 
 // ---- output ----------------------------------------------------------------
 
@@ -105,13 +104,11 @@ struct Results {
     std::vector<TableRow> rows;
     std::vector<ojson> lines;
     std::vector<std::string> notes;
-    bool broke = false;          // infrastructure failure
-    size_t request_errors = 0;   // failed requests, all scenarios
+    bool broke = false;         // infrastructure failure
+    size_t request_errors = 0;  // failed requests, all scenarios
 };
 
-void log(const std::string &s) {
-    std::cerr << "[bench] " << s << std::endl;
-}
+void log(const std::string &s) { std::cerr << "[bench] " << s << std::endl; }
 
 std::string fmt(double v, int decimals = 3) {
     if (v < 0) return "-";
@@ -195,8 +192,7 @@ double wait_idle(uint16_t port, double timeout_s, int64_t *backlog = nullptr) {
             int64_t running = sys->value("jobs_running", int64_t{0});
             if (first && backlog) *backlog = queued + running;
             first = false;
-            if (queued == 0 && running == 0)
-                return std::chrono::duration<double>(Clock::now() - t0).count();
+            if (queued == 0 && running == 0) return std::chrono::duration<double>(Clock::now() - t0).count();
         }
         if (std::chrono::duration<double>(Clock::now() - t0).count() > timeout_s) return -1;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -366,9 +362,9 @@ void op_one_request(bench::ClientCtx &ctx, bench::OpOutcome &out) {
     bool sent = ctx.conn.post("/api/v1/tasks/hello/$execute?wait=5", "{}", ctx.res, &err);
     if (sent && ctx.res.status == 202) return fail(out, "$execute?wait: 202 (job not finished within the wait)");
     if (!expect(ctx, out, sent, 200, err, "$execute?wait")) return;
-    if (bench::json_string_field(ctx.res.body, "status") != "completed") return fail(out, "$execute?wait: not completed");
-    if (bench::json_field_is_null(ctx.res.body, "artifact") ||
-        ctx.res.body.find("\"artifact\"") == std::string::npos)
+    if (bench::json_string_field(ctx.res.body, "status") != "completed")
+        return fail(out, "$execute?wait: not completed");
+    if (bench::json_field_is_null(ctx.res.body, "artifact") || ctx.res.body.find("\"artifact\"") == std::string::npos)
         fail(out, "$execute?wait: no artifact inlined");
 }
 
@@ -479,8 +475,8 @@ private:
 
     void add(TableRow row, ojson line, bool ratio_to_ceiling, double rate_for_ratio = -1) {
         res_.request_errors += row.errors;
-        pending_.push_back({res_.rows.size(), res_.lines.size(), ratio_to_ceiling,
-                            rate_for_ratio >= 0 ? rate_for_ratio : row.rps});
+        pending_.push_back(
+            {res_.rows.size(), res_.lines.size(), ratio_to_ceiling, rate_for_ratio >= 0 ? rate_for_ratio : row.rps});
         res_.rows.push_back(std::move(row));
         res_.lines.push_back(std::move(line));
     }
@@ -554,7 +550,9 @@ private:
             if (drain < 0) res_.notes.push_back("submit-only: the backlog did not drain in time");
             auto row = row_of("submit-only", r);
             row.host_us = host_us;
-            if (s503) row.note = std::to_string(s503) + " answered 503 (queue full)" + (row.note.empty() ? "" : "; " + row.note);
+            if (s503)
+                row.note =
+                    std::to_string(s503) + " answered 503 (queue full)" + (row.note.empty() ? "" : "; " + row.note);
             log("submit-only: backlog of " + std::to_string(backlog) + " job(s) drained in " + fmt(drain, 2) + " s");
             add(std::move(row), std::move(line), true);
         }
@@ -685,9 +683,10 @@ private:
         if (!b) return;
         auto ratio = [](double x, double y) { return (x > 0 && y >= 0) ? r3(y / x) : -1.0; };
         auto add_rows = [&](const ScaleFigures &f) {
-            const std::string n = f.jobs >= 1'000'000 && f.jobs % 1'000'000 == 0 ? std::to_string(f.jobs / 1'000'000) + "M"
-                                  : f.jobs >= 1'000 && f.jobs % 1'000 == 0    ? std::to_string(f.jobs / 1'000) + "k"
-                                                                               : std::to_string(f.jobs);
+            const std::string n = f.jobs >= 1'000'000 && f.jobs % 1'000'000 == 0
+                                      ? std::to_string(f.jobs / 1'000'000) + "M"
+                                  : f.jobs >= 1'000 && f.jobs % 1'000 == 0 ? std::to_string(f.jobs / 1'000) + "k"
+                                                                           : std::to_string(f.jobs);
             auto g = row_of("scale GET job @" + n, f.get);
             auto l = row_of("scale GET jobs page @" + n, f.list);
             l.note = "offset 0.." + std::to_string(f.max_offset) + (l.note.empty() ? "" : "; " + l.note);
@@ -713,7 +712,8 @@ private:
         j["rss_file_kb_large"] = b->mem_warm.rss_file_kb;
         j["rss_end_kb_small"] = a->mem_end.vm_rss_kb;
         j["rss_end_kb_large"] = b->mem_end.vm_rss_kb;
-        j["rss_end_ratio"] = ratio(static_cast<double>(a->mem_end.vm_rss_kb), static_cast<double>(b->mem_end.vm_rss_kb));
+        j["rss_end_ratio"] =
+            ratio(static_cast<double>(a->mem_end.vm_rss_kb), static_cast<double>(b->mem_end.vm_rss_kb));
         j["rss_end_anon_kb_small"] = a->mem_end.rss_anon_kb;
         j["rss_end_anon_kb_large"] = b->mem_end.rss_anon_kb;
         j["rss_end_file_kb_small"] = a->mem_end.rss_file_kb;
@@ -755,8 +755,8 @@ private:
              << b->mem_warm.rss_file_kb / 1024 << " MB @" << b->jobs << "); after the measured reads "
              << a->mem_end.vm_rss_kb / 1024 << " MB vs " << b->mem_end.vm_rss_kb / 1024 << " MB (anon "
              << b->mem_end.rss_anon_kb / 1024 << " MB, file-backed " << b->mem_end.rss_file_kb / 1024 << " MB, "
-             << b->db_connections << " open handles on the db file, " << b->db_maps.count << " mmap windows on it holding "
-             << b->db_maps.rss_kb / 1024 << " MB); GET job p50 x"
+             << b->db_connections << " open handles on the db file, " << b->db_maps.count
+             << " mmap windows on it holding " << b->db_maps.rss_kb / 1024 << " MB); GET job p50 x"
              << fmt(j["get_p50_ratio"].get<double>(), 2) << ", p99 x" << fmt(j["get_p99_ratio"].get<double>(), 2)
              << "; GET jobs page p50 x" << fmt(j["list_p50_ratio"].get<double>(), 2) << "; start-up "
              << fmt(a->startup_ms, 0) << " ms vs " << fmt(b->startup_ms, 0) << " ms";
@@ -780,7 +780,9 @@ private:
             ss << in.rdbuf();
             image = ss.str();
         }
-        if (image.size() < 4 || image.compare(0, 4, "\x7f" "ELF") != 0) {
+        if (image.size() < 4 || image.compare(0, 4,
+                                              "\x7f"
+                                              "ELF") != 0) {
             log("plugins: cannot read the fixture " + o_.bench_plugin);
             res_.broke = true;
             res_.notes.push_back("plugins: fixture " + o_.bench_plugin + " missing");
@@ -827,8 +829,9 @@ private:
         }
         const size_t expected_tasks = static_cast<size_t>(count) * 10;
         if (tasks_seen < expected_tasks) {
-            res_.notes.push_back("plugins: only " + std::to_string(tasks_seen) + " of " + std::to_string(expected_tasks) +
-                                 " tasks listed (see the host log in " + workdir_.string() + ")");
+            res_.notes.push_back("plugins: only " + std::to_string(tasks_seen) + " of " +
+                                 std::to_string(expected_tasks) + " tasks listed (see the host log in " +
+                                 workdir_.string() + ")");
             res_.request_errors += 1;
         }
 
@@ -902,7 +905,9 @@ private:
             std::sort(v.begin(), v.end());
             return v[v.size() / 2];
         };
-        auto maxv = [](const std::vector<double> &v) { return v.empty() ? -1.0 : *std::max_element(v.begin(), v.end()); };
+        auto maxv = [](const std::vector<double> &v) {
+            return v.empty() ? -1.0 : *std::max_element(v.begin(), v.end());
+        };
 
         TableRow s;
         s.name = "plugins start-up";
@@ -1020,20 +1025,25 @@ extern "C" void on_signal(int sig) {
 
 int main(int argc, char **argv) {
     Options o;
-    CLI::App app{"taskhost-bench: closed-loop load driver for taskhost (prints a table and one JSON line per scenario)"};
-    app.add_option("--only", o.only, "Scenarios to run, comma-separated: ceiling, submit-only, end-to-end, "
-                                     "one-request, scale, plugins (default: all)");
-    app.add_option("--clients", o.clients, "Keep-alive clients, one thread each")->check(CLI::Range(1, 4096))
+    CLI::App app{
+        "taskhost-bench: closed-loop load driver for taskhost (prints a table and one JSON line per scenario)"};
+    app.add_option("--only", o.only,
+                   "Scenarios to run, comma-separated: ceiling, submit-only, end-to-end, "
+                   "one-request, scale, plugins (default: all)");
+    app.add_option("--clients", o.clients, "Keep-alive clients, one thread each")
+        ->check(CLI::Range(1, 4096))
         ->capture_default_str();
     auto *seconds = app.add_option("--seconds", o.seconds, "Measured seconds per scenario")
-                        ->check(CLI::Range(0.1, 3600.0))->capture_default_str();
+                        ->check(CLI::Range(0.1, 3600.0))
+                        ->capture_default_str();
     app.add_option("--warmup", o.warmup_s, "Warm-up seconds before each measured run")->capture_default_str();
     app.add_option("--max-requests", o.max_requests, "Most measured requests per scenario")->capture_default_str();
     app.add_flag("--quick", o.quick, "Small counts and short runs (smoke test)");
     app.add_option("--binary", o.binary, "taskhost executable")->capture_default_str();
     app.add_option("--plugins", o.plugins, "Folder of the example plugins (hello, add)")->capture_default_str();
     app.add_option("--bench-plugin", o.bench_plugin, "The bench_plugin.so fixture")->capture_default_str();
-    app.add_option("--workdir", o.workdir, "Folder for databases, logs and plugin copies (default: a fresh temp folder)");
+    app.add_option("--workdir", o.workdir,
+                   "Folder for databases, logs and plugin copies (default: a fresh temp folder)");
     app.add_flag("--keep", o.keep, "Keep the work folder and databases");
     app.add_option("--json-out", o.json_out, "Also append the JSON lines to this file");
     app.add_option("--pid-file", o.pid_file, "Append the pid of every host started to this file");
@@ -1050,11 +1060,14 @@ int main(int argc, char **argv) {
         ->capture_default_str();
     app.add_flag("--seed-with-store", o.seed_with_store,
                  "Seed the scale databases through the store API instead of bulk SQL (slower)");
-    app.add_option("--plugin-count", o.plugin_count, "Copies of the fixture plugin")->check(CLI::Range(1, 10000))
+    app.add_option("--plugin-count", o.plugin_count, "Copies of the fixture plugin")
+        ->check(CLI::Range(1, 10000))
         ->capture_default_str();
-    app.add_option("--reloads", o.reloads, "Reloads measured (each after one changed file)")->check(CLI::Range(1, 1000))
+    app.add_option("--reloads", o.reloads, "Reloads measured (each after one changed file)")
+        ->check(CLI::Range(1, 1000))
         ->capture_default_str();
-    app.add_option("--startups", o.startups, "Host start-ups measured with all plugins")->check(CLI::Range(1, 100))
+    app.add_option("--startups", o.startups, "Host start-ups measured with all plugins")
+        ->check(CLI::Range(1, 100))
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
     if (o.quick) {

@@ -179,9 +179,7 @@ SeedResult seed_completed_jobs(const std::string &db_path, size_t count, size_t 
         options.max_batch = 8192;
         options.read_connections = 1;
         // Opening the store creates and migrates the schema exactly as the host does.
-        {
-            store::Store st(options);
-        }
+        { store::Store st(options); }
         bool fast = !use_store;
         if (fast) {
             try {

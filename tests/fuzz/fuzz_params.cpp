@@ -24,8 +24,8 @@ json defaults(Context &, int count, std::string label) { return {{"count", count
 }  // namespace
 
 TASKHOST_PLUGIN("fuzz", "1.0.0",
-    task("all_kinds", all_kinds).params("b", "i8", "u16", "i64", "d", "s", "j", "v", "o", "m"),
-    task("defaults", defaults).param("count", 3).param("label", "x"));
+                task("all_kinds", all_kinds).params("b", "i8", "u16", "i64", "d", "s", "j", "v", "o", "m"),
+                task("defaults", defaults).param("count", 3).param("label", "x"));
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const th_plugin_desc *desc = taskhost_plugin_v1();

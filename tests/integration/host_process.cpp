@@ -90,9 +90,19 @@ void HostProcess::start() {
     stderr_files_.push_back(err_path);
     fs::path runtime = options_.work_dir / ("runtime-" + std::to_string(run_));
 
-    std::vector<std::string> args = {TASKHOST_BINARY, "--port", "0", "--host", "127.0.0.1",
-                                     "--plugins", options_.plugins_dir.string(), "--db", options_.db,
-                                     "--log-level", log_level(), "--runtime-dir", runtime.string()};
+    std::vector<std::string> args = {TASKHOST_BINARY,
+                                     "--port",
+                                     "0",
+                                     "--host",
+                                     "127.0.0.1",
+                                     "--plugins",
+                                     options_.plugins_dir.string(),
+                                     "--db",
+                                     options_.db,
+                                     "--log-level",
+                                     log_level(),
+                                     "--runtime-dir",
+                                     runtime.string()};
     args.insert(args.end(), options_.extra.begin(), options_.extra.end());
     std::vector<char *> argv;
     for (auto &a : args) argv.push_back(a.data());
@@ -224,8 +234,8 @@ int HostProcess::stop(std::chrono::milliseconds grace) {
     ::kill(pid_, SIGTERM);
     int status = 0;
     if (wait_exit(grace, &status)) return status;
-    record_host_log("harness", "taskhost did not exit within " + std::to_string(grace.count()) +
-                                   " ms of SIGTERM: killed");
+    record_host_log("harness",
+                    "taskhost did not exit within " + std::to_string(grace.count()) + " ms of SIGTERM: killed");
     kill9();
     return -1;
 }

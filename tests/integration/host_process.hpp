@@ -36,8 +36,8 @@ private:
 };
 
 // Paths of the built plugins.
-fs::path example_plugin(const std::string &file);   // TASKHOST_PLUGIN_DIR/file
-fs::path fixture_plugin(const std::string &file);   // TASKHOST_TEST_PLUGIN_DIR/file
+fs::path example_plugin(const std::string &file);  // TASKHOST_PLUGIN_DIR/file
+fs::path fixture_plugin(const std::string &file);  // TASKHOST_TEST_PLUGIN_DIR/file
 // demo.so, math.so, storage.so, data.so
 std::vector<fs::path> example_plugins();
 // Creates `dir` and symlinks each file into it (by file name).
@@ -46,8 +46,8 @@ void assemble_plugins(const fs::path &dir, const std::vector<fs::path> &files);
 struct HostOptions {
     fs::path plugins_dir;
     std::string db = ":memory:";
-    std::vector<std::string> extra;            // more flags
-    fs::path work_dir;                         // stderr logs and runtime dirs go here
+    std::vector<std::string> extra;  // more flags
+    fs::path work_dir;               // stderr logs and runtime dirs go here
     std::chrono::milliseconds ready_timeout{20000};
 };
 

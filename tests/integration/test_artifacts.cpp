@@ -159,8 +159,7 @@ TEST_CASE("PUT reparents and cascades levels to descendants") {
     json tree2 = get_json(cli, "/api/v1/artifacts/" + root2["id"].get<std::string>() + "/$tree");
     REQUIRE(tree2["children"].size() == 1);
     CHECK(tree2["children"][0]["id"] == child["id"]);
-    CHECK(get_json(cli, "/api/v1/artifacts/" + root1["id"].get<std::string>() + "/$tree")["children"] ==
-          json::array());
+    CHECK(get_json(cli, "/api/v1/artifacts/" + root1["id"].get<std::string>() + "/$tree")["children"] == json::array());
 
     // Deeper: under another level-1 node, the whole subtree moves down one.
     json other = create_node(cli, "other", root1["id"]);
@@ -338,4 +337,4 @@ TEST_CASE("$stats counts every artifact, task results included") {
     CHECK(stats_total(cli) == 2);
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("artifacts")

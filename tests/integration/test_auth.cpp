@@ -9,9 +9,7 @@ using namespace th_test;
 
 namespace {
 
-httplib::Headers key(const std::string &value, const std::string &header = "X-API-Key") {
-    return {{header, value}};
-}
+httplib::Headers key(const std::string &value, const std::string &header = "X-API-Key") { return {{header, value}}; }
 
 }  // namespace
 
@@ -30,9 +28,9 @@ TEST_CASE("API keys: missing or wrong → 401 problem+json; any listed key → 2
     CHECK(is_ulid(res->get_header_value("X-Request-ID")));
 
     check_problem(cli.Get("/api/v1/tasks", key("third-key")), 401, "Invalid API key");
-    check_problem(cli.Get("/api/v1/tasks", key("first-ke")), 401, "Invalid API key");  // exact: no prefix,
+    check_problem(cli.Get("/api/v1/tasks", key("first-ke")), 401, "Invalid API key");   // exact: no prefix,
     check_problem(cli.Get("/api/v1/tasks", key("FIRST-KEY")), 401, "Invalid API key");  // no case folding
-    check_problem(cli.Get("/api/v1/tasks", key("")), 401);  // an empty value counts as none
+    check_problem(cli.Get("/api/v1/tasks", key("")), 401);                              // an empty value counts as none
     CHECK(cli.Get("/api/v1/tasks", key("first-key"))->status == 200);
     CHECK(cli.Get("/api/v1/tasks", key("second-key"))->status == 200);
 
@@ -180,7 +178,8 @@ TEST_CASE("API keys: a start refused for its keys does not touch the jobs left f
     std::string queued = submit(cli, "slow_task", {{"seconds", 0.2}});
     svc.kill9();
     // Refused before recovery: the queued job is neither started nor canceled by it.
-    auto [code, out] = run_host_to_exit("--max-concurrency 1 --api-keys-file /nonexistent/taskhost-keys", svc.db_path());
+    auto [code, out] =
+        run_host_to_exit("--max-concurrency 1 --api-keys-file /nonexistent/taskhost-keys", svc.db_path());
     CHECK(code == 1);
     CHECK(contains(out, "cannot read the API keys file"));
     CHECK_FALSE(contains(out, "requeued"));
@@ -189,4 +188,4 @@ TEST_CASE("API keys: a start refused for its keys does not touch the jobs left f
     CHECK(get_job(svc.cli(), running)["status"] == "failed");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("auth")

@@ -72,7 +72,7 @@ TEST_CASE("cancel an unknown job → 404") {
     check_problem(svc.cli().Post("/api/v1/jobs/bogus/$cancel", "", "application/json"), 404);
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("cancel")
 
 TEST_SUITE("wait") {
 
@@ -112,8 +112,7 @@ TEST_CASE("$execute?wait=0.1 on a slower job answers 202") {
     Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
     auto t0 = std::chrono::steady_clock::now();
-    auto res = cli.Post("/api/v1/tasks/slow_task/$execute?wait=0.1", R"({"params":{"seconds":5}})",
-                        "application/json");
+    auto res = cli.Post("/api/v1/tasks/slow_task/$execute?wait=0.1", R"({"params":{"seconds":5}})", "application/json");
     CHECK(std::chrono::steady_clock::now() - t0 < 2s);
     REQUIRE_STATUS(res, 202);
     json j = body_json(res);
@@ -160,4 +159,4 @@ TEST_CASE("malformed wait → 400") {
     CHECK(get_json(cli, "/api/v1/jobs").size() == 1);
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("wait")

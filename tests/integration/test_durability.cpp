@@ -14,7 +14,8 @@ TEST_CASE("persistence: jobs and artifacts survive a clean restart") {
     std::string fail_id = submit(cli, "failing_task");
     json failed = wait_job(cli, fail_id);
     json root = body_json(post_json(cli, "/api/v1/artifacts", {{"data", {{"name", "root"}}}}));
-    json child = body_json(post_json(cli, "/api/v1/artifacts", {{"data", {{"name", "child"}}}, {"parent_id", root["id"]}}));
+    json child =
+        body_json(post_json(cli, "/api/v1/artifacts", {{"data", {{"name", "child"}}}, {"parent_id", root["id"]}}));
     json jobs_before = get_json(cli, "/api/v1/jobs");
     json artifacts_before = get_json(cli, "/api/v1/artifacts");
     REQUIRE(jobs_before.size() == 2);
@@ -145,9 +146,9 @@ TEST_CASE("kill -9 right after 202s: every acknowledged job is there after resta
     for (const auto &id : ids) {
         json j = wait_job(cli2, id, 10);
         CHECK(is_terminal(j["status"]));
-        CHECK_MESSAGE((j["status"] == "completed" ||
-                       (j["status"] == "failed" && contains(j.value("error", ""), "host stopped"))),
-                      j.dump());
+        CHECK_MESSAGE(
+            (j["status"] == "completed" || (j["status"] == "failed" && contains(j.value("error", ""), "host stopped"))),
+            j.dump());
     }
     CHECK(get_json(cli2, "/api/v1/jobs").size() == 20);
 }
@@ -187,4 +188,4 @@ TEST_CASE("after a crash, a pending job whose task has gone fails, saying so") {
     CHECK(get_job(cli2, running)["status"] == "failed");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("durability")

@@ -363,4 +363,4 @@ TEST_CASE("slow_task completes with progress") {
     CHECK(done.job["progress_message"] == "done");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("jobs")

@@ -22,8 +22,8 @@ TEST_CASE("parallel clients: every submission is accepted and computed correctly
             auto cli = svc.host().make_client();
             for (int i = 0; i < kPerThread; ++i) {
                 int a = t * 1000 + i, b = i;
-                auto res = cli->Post("/api/v1/tasks/add/$execute",
-                                     json{{"params", {{"a", a}, {"b", b}}}}.dump(), "application/json");
+                auto res = cli->Post("/api/v1/tasks/add/$execute", json{{"params", {{"a", a}, {"b", b}}}}.dump(),
+                                     "application/json");
                 if (!res || res->status != 202) {
                     ++errors;
                     continue;
@@ -105,4 +105,4 @@ TEST_CASE("jobs paging: ?page=&size= answers an envelope, newest first") {
     check_problem(cli.Get("/api/v1/jobs?page=0&size=2"), 400);
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("limits")

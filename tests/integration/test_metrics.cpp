@@ -34,8 +34,8 @@ double value(const std::map<std::string, double> &samples, const std::string &ke
 }
 
 // Buckets are cumulative, end with +Inf, and +Inf equals _count.
-void check_histogram(const std::map<std::string, double> &samples, const std::string &name,
-                     const std::string &labels, double expected_count) {
+void check_histogram(const std::map<std::string, double> &samples, const std::string &name, const std::string &labels,
+                     double expected_count) {
     const std::string prefix = name + "_bucket{" + labels + ",le=\"";
     // Walk in bound order (the map's order is by text, not by number).
     std::vector<std::pair<double, double>> by_bound;
@@ -91,7 +91,9 @@ TEST_CASE("/metrics: jobs by task and outcome, histograms, responses by code, st
     check_histogram(after, "taskhost_job_queue_wait_seconds", "task=\"hello\"", 3);
     check_histogram(after, "taskhost_job_run_seconds", "task=\"failing_task\"", 1);
     CHECK(value(after, "taskhost_http_responses_total{code=\"404\"}") -
-              (before.count("taskhost_http_responses_total{code=\"404\"}") ? before.at("taskhost_http_responses_total{code=\"404\"}") : 0) ==
+              (before.count("taskhost_http_responses_total{code=\"404\"}")
+                   ? before.at("taskhost_http_responses_total{code=\"404\"}")
+                   : 0) ==
           2);
     CHECK(value(after, "taskhost_http_responses_total{code=\"400\"}") >= 1);
     CHECK(value(after, "taskhost_plugin_reloads_total") == 2);
@@ -114,7 +116,7 @@ TEST_CASE("/metrics: a full queue's 503, and jobs canceled or deleted before the
     CHECK(value(m, "taskhost_jobs_submitted_total{task=\"slow_task\"}") == 2);
 
     REQUIRE_STATUS(cli.Post("/api/v1/jobs/" + queued + "/$cancel"), 200);  // pending: canceled at once
-    REQUIRE_STATUS(cli.Delete("/api/v1/jobs/" + running), 204);              // running: deleted
+    REQUIRE_STATUS(cli.Delete("/api/v1/jobs/" + running), 204);            // running: deleted
     REQUIRE(eventually([&] { return value(scrape(cli), "taskhost_jobs_running") == 0; }));
     m = scrape(cli);
     CHECK(value(m, "taskhost_jobs_finished_total{task=\"slow_task\",status=\"canceled\"}") == 1);
@@ -129,4 +131,4 @@ TEST_CASE("/metrics needs the API key when keys are required") {
     CHECK(svc.cli().Get("/metrics", httplib::Headers{{"X-API-Key", "k"}})->status == 200);
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("metrics")

@@ -100,7 +100,8 @@ TEST_CASE("refused plugins: the host serves the others and says why") {
         CHECK(p["tasks"] == json::array());
         CHECK(is_iso_utc(p["error_at"]));
     }
-    for (const char *file : {"demo.so", "math.so", "storage.so", "data.so"}) CHECK(plugin_entry(plugins, file)["state"] == "active");
+    for (const char *file : {"demo.so", "math.so", "storage.so", "data.so"})
+        CHECK(plugin_entry(plugins, file)["state"] == "active");
 
     // None of the refused plugins' tasks is offered.
     auto names = task_names(cli);
@@ -154,7 +155,7 @@ TEST_CASE("types: echo_types round-trips every parameter type") {
     std::vector<std::string> annotations;
     for (const auto &p : info["parameters"]) annotations.push_back(p["annotation"]);
     CHECK(annotations == std::vector<std::string>{"bool", "int64_t", "double", "std::string", "json",
-                                                   "std::vector<int>", "std::optional<std::string>"});
+                                                  "std::vector<int>", "std::optional<std::string>"});
     CHECK(info["parameters"][6]["required"] == false);
     CHECK(info["parameters_schema"]["required"] == json::array({"b", "i", "d", "s", "j", "v"}));
 }
@@ -236,4 +237,4 @@ TEST_CASE("types: a failing task's session is rolled back, a successful one comm
     CHECK(count() == before + 1);
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("plugins")

@@ -110,16 +110,15 @@ TEST_CASE("20 open streams do not block other requests" * doctest::test_suite("c
             auto c = svc.host().make_client();
             int status = 0;
             std::string raw;
-            auto res = c->Get(
-                ("/api/v1/jobs/" + id + "/$stream").c_str(), httplib::Headers{},
-                [&](const httplib::Response &r) {
-                    status = r.status;
-                    return true;
-                },
-                [&](const char *data, size_t len) {
-                    raw.append(data, len);
-                    return true;
-                });
+            auto res = c->Get(("/api/v1/jobs/" + id + "/$stream").c_str(), httplib::Headers{},
+                              [&](const httplib::Response &r) {
+                                  status = r.status;
+                                  return true;
+                              },
+                              [&](const char *data, size_t len) {
+                                  raw.append(data, len);
+                                  return true;
+                              });
             if (res && status == 200 && contains(raw, "\"status\":\"canceled\"")) ++finished_ok;
         });
     }
@@ -220,7 +219,8 @@ TEST_CASE("hostile input: every case is a 4xx problem, never a 5xx, crash or han
         {"malformed JSON", "POST", "/api/v1/tasks/add/$execute", R"({"params":)", 400},
         {"wrong type", "POST", "/api/v1/tasks/add/$execute", R"({"params":{"a":"1","b":2}})", 400},
         {"bool for int", "POST", "/api/v1/tasks/add/$execute", R"({"params":{"a":true,"b":2}})", 400},
-        {"huge integer", "POST", "/api/v1/tasks/add/$execute", R"({"params":{"a":99999999999999999999999,"b":2}})", 400},
+        {"huge integer", "POST", "/api/v1/tasks/add/$execute", R"({"params":{"a":99999999999999999999999,"b":2}})",
+         400},
         {"out-of-range int", "POST", "/api/v1/tasks/add/$execute", R"({"params":{"a":4294967296,"b":2}})", 400},
         {"huge exponent", "POST", "/api/v1/tasks/add/$execute", R"({"params":{"a":1e400,"b":2}})", 400},
         {"deep nesting", "POST", "/api/v1/tasks/add/$execute", deep_array, 400},
@@ -255,15 +255,21 @@ TEST_CASE("hostile input: every case is a 4xx problem, never a 5xx, crash or han
 
     // Requests cpp-httplib itself rejects, sent raw.
     int port = svc.host().port();
-    CHECK(status_of(raw_exchange(port, "FOO /api/v1/tasks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) / 100 == 4);
+    CHECK(status_of(raw_exchange(port, "FOO /api/v1/tasks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) / 100 ==
+          4);
     CHECK(status_of(raw_exchange(port, "this is not http\r\n\r\n")) / 100 == 4);
     CHECK(status_of(raw_exchange(port, "GET /api/v1/tasks HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') +
-                                           "\r\nConnection: close\r\n\r\n")) / 100 == 4);
-    CHECK(status_of(raw_exchange(port, "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 414);
+                                           "\r\nConnection: close\r\n\r\n")) /
+              100 ==
+          4);
+    CHECK(status_of(raw_exchange(
+              port, "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 414);
     // No body bytes follow: the host refuses on the header alone, and a body
     // it never reads would make its close a reset that can destroy the 413
     // before the client reads it (seen once under ASan).
-    CHECK(status_of(raw_exchange(port, "POST /api/v1/tasks/add/$execute HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n")) == 413);
+    CHECK(status_of(raw_exchange(port,
+                                 "POST /api/v1/tasks/add/$execute HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                                 "99999999999\r\nConnection: close\r\n\r\n")) == 413);
 
     // And the host is still fine.
     CHECK(svc.host().is_alive());
@@ -296,4 +302,4 @@ TEST_CASE("a store that cannot write: a 503 that says why at once, /health unhea
     CHECK(run_task(cli, "hello").job["status"] == "completed");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("reliability")

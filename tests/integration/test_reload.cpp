@@ -194,7 +194,7 @@ TEST_CASE("reload: 50 reloads while clients submit jobs; every job is accepted a
     reload(cli);
 
     constexpr int kClients = 4;
-    constexpr int kPerClient = 150;  // bounded in count ...
+    constexpr int kPerClient = 150;                               // bounded in count ...
     const auto give_up = std::chrono::steady_clock::now() + 60s;  // ... and in time
     std::atomic<bool> stop{false};
     std::atomic<int> rejected{0};
@@ -261,8 +261,7 @@ TEST_CASE("reload: a storm of 200 SIGHUPs leaves the host up and consistent") {
     CHECK(get_json(cli, "/health")["status"] == "healthy");
     CHECK(get_json(cli, "/api/v1/tasks").size() == tasks_before);
     for (const auto &p : get_json(cli, "/api/v1/plugins")) CHECK(p["state"] == "active");
-    CHECK(run_task(cli, "greet_user", {{"name", "Storm"}}).artifact["data"]["result"]["message"] ==
-          "Hello, Storm!");
+    CHECK(run_task(cli, "greet_user", {{"name", "Storm"}}).artifact["data"]["result"]["message"] == "Hello, Storm!");
     // Reloads in the storm were coalesced, and a later one still works.
     deploy(svc.plugins_dir(), fixture_plugin("versioned_v1.so"), "versioned.so");
     svc.host().send_signal(SIGHUP);
@@ -279,4 +278,4 @@ TEST_CASE("reload: --watch picks up a new plugin without a signal") {
     CHECK(eventually([&] { return plugin_entry(cli, "versioned.so").is_null(); }));
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("concurrency")

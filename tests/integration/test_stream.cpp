@@ -93,18 +93,17 @@ TEST_CASE("DELETE while a $stream is open ends it with a deleted event") {
     int status = 0;
     auto stream_client = svc.host().make_client();
     std::thread reader([&] {
-        auto res = stream_client->Get(
-            ("/api/v1/jobs/" + id + "/$stream").c_str(), httplib::Headers{},
-            [&](const httplib::Response &r) {
-                status = r.status;
-                return true;
-            },
-            [&](const char *data, size_t len) {
-                std::lock_guard lock(mu);
-                raw.append(data, len);
-                if (raw.find("\n\n") != std::string::npos) got_first = true;
-                return true;
-            });
+        auto res = stream_client->Get(("/api/v1/jobs/" + id + "/$stream").c_str(), httplib::Headers{},
+                                      [&](const httplib::Response &r) {
+                                          status = r.status;
+                                          return true;
+                                      },
+                                      [&](const char *data, size_t len) {
+                                          std::lock_guard lock(mu);
+                                          raw.append(data, len);
+                                          if (raw.find("\n\n") != std::string::npos) got_first = true;
+                                          return true;
+                                      });
         (void)res;
         finished = true;
     });
@@ -127,4 +126,4 @@ TEST_CASE("DELETE while a $stream is open ends it with a deleted event") {
     CHECK(last == "data: {\"status\": \"deleted\"}");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("stream")

@@ -57,7 +57,8 @@ TEST_CASE("/health/$stream: a malformed poll_interval → 400") {
     check_problem(svc.cli().Post("/health/$stream", "", "application/json"), 405);
 }
 
-TEST_CASE("SIGTERM ends an open /health/$stream instead of waiting for its next event" * doctest::test_suite("concurrency")) {
+TEST_CASE("SIGTERM ends an open /health/$stream instead of waiting for its next event" *
+          doctest::test_suite("concurrency")) {
     Service svc(ServiceOptions::examples({"demo.so"}));
     std::atomic<bool> first_event{false};
     std::thread reader([&] {
@@ -287,7 +288,7 @@ TEST_CASE("SIGTERM stops the host cleanly") {
     CHECK_FALSE(svc.host().is_alive());
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("system")
 
 TEST_CASE("landing page, request ids and the jobs schema") {
     Service svc(ServiceOptions::examples({"demo.so"}));

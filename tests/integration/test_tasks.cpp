@@ -14,9 +14,9 @@ std::vector<std::string> names_of(const json &tasks) {
 }
 
 const std::vector<std::string> kExampleTasks = {
-    "add",          "count_users", "extract_data",     "failing_task", "greet",        "greet_user",
-    "hello",        "load_data",   "long_task",        "multiply",     "multiply_numbers",
-    "process_csv",  "process_data", "safe_task",       "slow_task",    "store_result", "transform_data"};
+    "add",       "count_users",  "extract_data",  "failing_task",     "greet",       "greet_user",   "hello",
+    "load_data", "long_task",    "multiply",      "multiply_numbers", "process_csv", "process_data", "safe_task",
+    "slow_task", "store_result", "transform_data"};
 
 json find_task(const json &tasks, const std::string &name) {
     for (const auto &t : tasks)
@@ -29,12 +29,11 @@ const json kGreetUserInfo = {
     {"name", "greet_user"},
     {"docstring", "Simple task that returns a greeting."},
     {"signature", "(name: std::string = \"World\") -> json"},
-    {"parameters",
-     json::array({{{"name", "name"},
-                   {"annotation", "std::string"},
-                   {"default", "World"},
-                   {"required", false},
-                   {"injected", false}}})},
+    {"parameters", json::array({{{"name", "name"},
+                                 {"annotation", "std::string"},
+                                 {"default", "World"},
+                                 {"required", false},
+                                 {"injected", false}}})},
     {"tags", json::array({"demo", "simple"})},
     {"parameters_schema",
      {{"type", "object"},
@@ -78,7 +77,8 @@ TEST_CASE("list tasks: every example task, sorted by name, with full TaskInfo") 
     // greet_user exactly as the SDK describes `json greet_user(std::string name)`
     // with .param("name", "World").
     json greet = find_task(tasks, "greet_user");
-    for (const auto &[key, value] : kGreetUserInfo.items()) CHECK_MESSAGE(greet[key] == value, key << ": " << greet[key].dump());
+    for (const auto &[key, value] : kGreetUserInfo.items())
+        CHECK_MESSAGE(greet[key] == value, key << ": " << greet[key].dump());
 
     json add = find_task(tasks, "add");
     CHECK(add["docstring"] == "Add two numbers.");
@@ -295,4 +295,4 @@ TEST_CASE("execute: parameters are validated before the job is accepted") {
     CHECK(get_json(cli, "/api/v1/jobs") == json::array());
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("tasks")

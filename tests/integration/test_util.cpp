@@ -108,7 +108,8 @@ json check_problem(const httplib::Result &res, int status, const std::string &de
     CHECK(p["type"].is_string());
     CHECK(p["title"].is_string());
     CHECK(p["detail"].is_string());
-    if (!detail_contains.empty() && p["detail"].is_string()) CHECK_CONTAINS(p["detail"].get<std::string>(), detail_contains);
+    if (!detail_contains.empty() && p["detail"].is_string())
+        CHECK_CONTAINS(p["detail"].get<std::string>(), detail_contains);
     return p;
 }
 
@@ -117,8 +118,8 @@ json check_problem(const httplib::Result &res, int status, const std::string &de
 std::string submit(httplib::Client &cli, const std::string &task, const json &params) {
     auto res = post_json(cli, "/api/v1/tasks/" + task + "/$execute", json{{"params", params}});
     REQUIRE_MESSAGE(res, "submit " << task << " failed: " << httplib::to_string(res.error()));
-    REQUIRE_MESSAGE(res->status == 202, "submit " << task << " " << params.dump() << " → " << res->status << ": "
-                                                  << res->body);
+    REQUIRE_MESSAGE(res->status == 202,
+                    "submit " << task << " " << params.dump() << " → " << res->status << ": " << res->body);
     json j = body_json(res);
     REQUIRE(is_ulid(j["job_id"]));
     return j["job_id"].get<std::string>();
@@ -164,8 +165,7 @@ json wait_status(httplib::Client &cli, const std::string &id, const std::string 
 
 json get_artifact(httplib::Client &cli, const std::string &id) { return get_json(cli, "/api/v1/artifacts/" + id); }
 
-Finished run_task(httplib::Client &cli, const std::string &task, const json &params,
-                  const std::string &expect_status) {
+Finished run_task(httplib::Client &cli, const std::string &task, const json &params, const std::string &expect_status) {
     std::string id = submit(cli, task, params);
     json job = wait_job(cli, id);
     REQUIRE_MESSAGE(job["status"] == expect_status, task << " job: " << job.dump());

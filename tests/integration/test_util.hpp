@@ -26,19 +26,19 @@ inline bool contains(const std::string &haystack, const std::string &needle) {
     return haystack.find(needle) != std::string::npos;
 }
 
-#define CHECK_CONTAINS(haystack, needle)                                                           \
-    CHECK_MESSAGE(::th_test::contains((haystack), (needle)),                                       \
+#define CHECK_CONTAINS(haystack, needle)                     \
+    CHECK_MESSAGE(::th_test::contains((haystack), (needle)), \
                   "expected \"" << (haystack) << "\" to contain \"" << (needle) << "\"")
-#define REQUIRE_STATUS(res, code)                                                                  \
-    do {                                                                                           \
-        const httplib::Result &th_res_ = (res);                                                    \
-        REQUIRE_MESSAGE(th_res_, "request failed: " << httplib::to_string(th_res_.error()));       \
+#define REQUIRE_STATUS(res, code)                                                                                \
+    do {                                                                                                         \
+        const httplib::Result &th_res_ = (res);                                                                  \
+        REQUIRE_MESSAGE(th_res_, "request failed: " << httplib::to_string(th_res_.error()));                     \
         REQUIRE_MESSAGE(th_res_->status == (code), "status " << th_res_->status << ", body: " << th_res_->body); \
     } while (0)
-#define CHECK_STATUS(res, code)                                                                    \
-    do {                                                                                           \
-        const httplib::Result &th_res_ = (res);                                                    \
-        REQUIRE_MESSAGE(th_res_, "request failed: " << httplib::to_string(th_res_.error()));       \
+#define CHECK_STATUS(res, code)                                                                                \
+    do {                                                                                                       \
+        const httplib::Result &th_res_ = (res);                                                                \
+        REQUIRE_MESSAGE(th_res_, "request failed: " << httplib::to_string(th_res_.error()));                   \
         CHECK_MESSAGE(th_res_->status == (code), "status " << th_res_->status << ", body: " << th_res_->body); \
     } while (0)
 
@@ -179,8 +179,8 @@ struct SseResult {
     std::string cache_control;
     std::string connection;
     size_t connection_headers = 0;
-    std::string raw;               // whole stream text
-    std::vector<std::string> data; // payload of each "data:" line, in order
+    std::string raw;                // whole stream text
+    std::vector<std::string> data;  // payload of each "data:" line, in order
 };
 // Reads a $stream response until the server ends it, or hangs up after
 // `max_events` data events (for streams that never end).
@@ -190,8 +190,7 @@ std::vector<json> sse_events(const SseResult &sse);
 
 // Polls `pred` every few ms until true or the deadline; returns its last value.
 template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = 10000ms,
-                std::chrono::milliseconds step = 20ms) {
+bool eventually(Pred pred, std::chrono::milliseconds timeout = 10000ms, std::chrono::milliseconds step = 20ms) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
         if (pred()) return true;

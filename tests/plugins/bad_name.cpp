@@ -8,5 +8,4 @@ namespace {
 json bad() { return {{"ok", true}}; }
 }  // namespace
 
-TASKHOST_PLUGIN("bad_name", "1.0.0",
-    task("bad name", bad).doc("Its name is not URL-safe."));
+TASKHOST_PLUGIN("bad_name", "1.0.0", task("bad name", bad).doc("Its name is not URL-safe."));

@@ -11,4 +11,4 @@ json one(int a) { return {{"a", a}}; }
 }  // namespace
 
 TASKHOST_PLUGIN("count_mismatch", "1.0.0",
-    task("count_mismatch", one).doc("Declares one name too many.").param("a").param("b"));
+                task("count_mismatch", one).doc("Declares one name too many.").param("a").param("b"));

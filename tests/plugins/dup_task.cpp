@@ -8,5 +8,4 @@ namespace {
 json hello() { return {{"message", "Hello from dup!"}}; }
 }  // namespace
 
-TASKHOST_PLUGIN("dup", "1.0.0",
-    task("hello", hello).doc("Collides with demo's hello.").tags({"demo"}));
+TASKHOST_PLUGIN("dup", "1.0.0", task("hello", hello).doc("Collides with demo's hello.").tags({"demo"}));

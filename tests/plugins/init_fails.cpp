@@ -13,4 +13,4 @@ json never_runs() { return {{"ran", true}}; }
 }  // namespace
 
 TASKHOST_PLUGIN_WITH_INIT("init_fails", "1.0.0", init,
-    task("init_fails_task", never_runs).doc("Never callable: its plugin fails to initialise."));
+                          task("init_fails_task", never_runs).doc("Never callable: its plugin fails to initialise."));

@@ -28,7 +28,13 @@ json stubborn_sleep(double seconds) {
 }  // namespace
 
 TASKHOST_PLUGIN("timeouts", "1.0.0",
-    task("polite_sleep", polite_sleep).doc("Sleeps, honouring cancellation; times out after 0.3 s.")
-        .tags({"testing"}).params("seconds").timeout(0.3),
-    task("stubborn_sleep", stubborn_sleep).doc("Sleeps, ignoring cancellation; times out after 0.3 s.")
-        .tags({"testing"}).params("seconds").timeout(0.3));
+                task("polite_sleep", polite_sleep)
+                    .doc("Sleeps, honouring cancellation; times out after 0.3 s.")
+                    .tags({"testing"})
+                    .params("seconds")
+                    .timeout(0.3),
+                task("stubborn_sleep", stubborn_sleep)
+                    .doc("Sleeps, ignoring cancellation; times out after 0.3 s.")
+                    .tags({"testing"})
+                    .params("seconds")
+                    .timeout(0.3));

@@ -24,7 +24,7 @@ json echo_types(bool b, std::int64_t i, double d, std::string s, json j, std::ve
 }
 
 json inject_all(Database &, Session &, Artifacts &, Scheduler &, Context &context) {
-    return {{"database", true}, {"session", true}, {"artifacts", true},
+    return {{"database", true},  {"session", true}, {"artifacts", true},
             {"scheduler", true}, {"context", true}, {"job_id", context.job_id()}};
 }
 
@@ -51,7 +51,8 @@ json session_count(Database &database) {
 
 }  // namespace
 
-TASKHOST_PLUGIN_WITH_INIT("types", "1.0.0", init,
+TASKHOST_PLUGIN_WITH_INIT(
+    "types", "1.0.0", init,
     task("echo_types", echo_types)
         .doc("Returns every parameter as received, one of each supported kind.")
         .tags({"types"})
@@ -75,6 +76,4 @@ TASKHOST_PLUGIN_WITH_INIT("types", "1.0.0", init,
     task("session_rollback", session_rollback)
         .doc("Inserts a row inside the session and then fails, so the insert is rolled back.")
         .tags({"types", "session"}),
-    task("session_count", session_count)
-        .doc("Counts the rows the session tasks wrote.")
-        .tags({"types", "session"}));
+    task("session_count", session_count).doc("Counts the rows the session tasks wrote.").tags({"types", "session"}));

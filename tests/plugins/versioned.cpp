@@ -38,10 +38,9 @@ json slow_version(Context &context, double seconds) {
 
 }  // namespace
 
-TASKHOST_PLUGIN("versioned", TASKHOST_VERSIONED_STR(TASKHOST_VERSIONED_N) ".0.0",
-    task("which_version", which_version)
-        .doc("Returns which build of the plugin answered.")
-        .tags({"versioned"}),
+TASKHOST_PLUGIN(
+    "versioned", TASKHOST_VERSIONED_STR(TASKHOST_VERSIONED_N) ".0.0",
+    task("which_version", which_version).doc("Returns which build of the plugin answered.").tags({"versioned"}),
     task("slow_version", slow_version)
         .doc("Sleeps for the given seconds, then returns which build answered.")
         .tags({"versioned"})

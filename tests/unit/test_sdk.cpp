@@ -62,7 +62,7 @@ struct Fake {
     // pending until commit, and dropped on rollback.
     std::string url = "sqlite://:memory:";
     std::vector<std::pair<std::string, std::optional<std::string>>> queries;  // sql, params (NULL -> nullopt)
-    json rows = json::array();  // answer to any other query
+    json rows = json::array();                                                // answer to any other query
     bool fail_query = false;
     bool in_session = false;
     int committed = 0, pending = 0;
@@ -283,13 +283,14 @@ void touch(Context &context) { context.info("touched"); }
 
 struct BasicsTag {};
 const th_plugin_desc *basics() {
-    return build_plugin<BasicsTag>(
-        "basics", "1.2.3",
-        task("greet_user", greet_user).doc("Simple task that returns a greeting.").tags({"demo", "simple"}).param("name", "World"),
-        task("add", add).tags({"math"}).params("a", "b").timeout(2.5),
-        task("store_result", store_result).tag("storage").params("data"),
-        task("touch", touch),
-        task("double_it", [](int x) { return x * 2; }).params("x"));
+    return build_plugin<BasicsTag>("basics", "1.2.3",
+                                   task("greet_user", greet_user)
+                                       .doc("Simple task that returns a greeting.")
+                                       .tags({"demo", "simple"})
+                                       .param("name", "World"),
+                                   task("add", add).tags({"math"}).params("a", "b").timeout(2.5),
+                                   task("store_result", store_result).tag("storage").params("data"),
+                                   task("touch", touch), task("double_it", [](int x) { return x * 2; }).params("x"));
 }
 
 json all_types(bool b, std::int8_t i8, std::uint8_t u8, std::int16_t i16, std::uint16_t u16, int i32, unsigned u32,
@@ -301,9 +302,10 @@ json all_types(bool b, std::int8_t i8, std::uint8_t u8, std::int16_t i16, std::u
         n = json::array();
         for (const auto &x : *nested) n.push_back(x ? json(*x) : json(nullptr));
     }
-    return {{"b", b},     {"i8", i8}, {"u8", u8}, {"i16", i16}, {"u16", u16}, {"i32", i32},
-            {"u32", u32}, {"i64", i64}, {"u64", u64}, {"f", f}, {"d", d},   {"s", s},
-            {"j", j},     {"v", v},   {"grid", grid}, {"oi", oi ? json(*oi) : json(nullptr)},
+    return {{"b", b},      {"i8", i8},   {"u8", u8},     {"i16", i16},
+            {"u16", u16},  {"i32", i32}, {"u32", u32},   {"i64", i64},
+            {"u64", u64},  {"f", f},     {"d", d},       {"s", s},
+            {"j", j},      {"v", v},     {"grid", grid}, {"oi", oi ? json(*oi) : json(nullptr)},
             {"nested", n}, {"m", m}};
 }
 
@@ -325,11 +327,15 @@ const th_plugin_desc *types() {
         task("dict", [](std::map<std::string, double> m) { return json(m); }).params("m"),
         task("opt", [](std::optional<int> o) { return o ? json(*o) : json("none"); }).params("o"),
         task("opt_default", [](std::optional<int> o) { return o ? json(*o) : json("none"); }).param("o", 7),
-        task("with_default", [](int n, std::string label) { return json{{"n", n}, {"label", label}}; })
+        task("with_default",
+             [](int n, std::string label) {
+                 return json{{"n", n}, {"label", label}};
+             })
             .param("n", 5)
             .param("label", "x"),
-        task("mixed", [](Database &, int a, Context &, std::string b) { return json{{"a", a}, {"b", b}}; })
-            .params("a", "b"));
+        task("mixed", [](Database &, int a, Context &, std::string b) {
+            return json{{"a", a}, {"b", b}};
+        }).params("a", "b"));
 }
 
 struct CustomError : std::runtime_error {
@@ -462,7 +468,8 @@ TEST_CASE("task metadata: doc, tags, timeout, signature, parameters, schemas") {
     CHECK(add_schema["additionalProperties"] == false);
     CHECK(add_schema["properties"]["b"] == int_schema);
     // Properties keep declaration order for people reading the schema.
-    CHECK(std::string(add_task.params_schema_json).find("\"a\"") < std::string(add_task.params_schema_json).find("\"b\""));
+    CHECK(std::string(add_task.params_schema_json).find("\"a\"") <
+          std::string(add_task.params_schema_json).find("\"b\""));
 
     const auto &store = task_of(p, "store_result");
     CHECK(std::string(store.signature) == "(artifacts: Artifacts, data: json) -> json");
@@ -496,14 +503,18 @@ TEST_CASE("annotations and schemas of every supported type") {
         {"d", {"double", R"({"type":"number"})"}},
         {"s", {"std::string", R"({"type":"string"})"}},
         {"j", {"json", R"({})"}},
-        {"v", {"std::vector<int>",
-               R"({"type":"array","items":{"type":"integer","minimum":-2147483648,"maximum":2147483647}})"}},
-        {"grid", {"std::vector<std::vector<std::string>>",
-                  R"({"type":"array","items":{"type":"array","items":{"type":"string"}}})"}},
-        {"oi", {"std::optional<int>",
-                R"({"anyOf":[{"type":"integer","minimum":-2147483648,"maximum":2147483647},{"type":"null"}],"default":null})"}},
-        {"nested", {"std::optional<std::vector<std::optional<int>>>",
-                    R"({"anyOf":[{"type":"array","items":{"anyOf":[{"type":"integer","minimum":-2147483648,"maximum":2147483647},{"type":"null"}]}},{"type":"null"}],"default":null})"}},
+        {"v",
+         {"std::vector<int>",
+          R"({"type":"array","items":{"type":"integer","minimum":-2147483648,"maximum":2147483647}})"}},
+        {"grid",
+         {"std::vector<std::vector<std::string>>",
+          R"({"type":"array","items":{"type":"array","items":{"type":"string"}}})"}},
+        {"oi",
+         {"std::optional<int>",
+          R"({"anyOf":[{"type":"integer","minimum":-2147483648,"maximum":2147483647},{"type":"null"}],"default":null})"}},
+        {"nested",
+         {"std::optional<std::vector<std::optional<int>>>",
+          R"({"anyOf":[{"type":"array","items":{"anyOf":[{"type":"integer","minimum":-2147483648,"maximum":2147483647},{"type":"null"}]}},{"type":"null"}],"default":null})"}},
         {"m", {"std::map<std::string, double>", R"({"type":"object","additionalProperties":{"type":"number"}})"}},
     };
     REQUIRE(t.param_count == expected.size());
@@ -522,8 +533,7 @@ TEST_CASE("annotations and schemas of every supported type") {
     CHECK(std::find(schema["required"].begin(), schema["required"].end(), "oi") == schema["required"].end());
 
     const auto &mixed = task_of(types(), "mixed");
-    CHECK(std::string(mixed.signature) ==
-          "(database: Database, a: int, context: Context, b: std::string) -> json");
+    CHECK(std::string(mixed.signature) == "(database: Database, a: int, context: Context, b: std::string) -> json");
     CHECK(std::string(task_of(types(), "with_default").signature) ==
           R"((n: int = 5, label: std::string = "x") -> json)");
     CHECK(std::string(task_of(types(), "opt").signature) == "(o: std::optional<int> = null) -> json");
@@ -630,8 +640,7 @@ TEST_CASE("params object shape: missing, unknown, not an object, not JSON") {
     expect_invalid(add_task, "null", "params must be a JSON object");
     expect_invalid(task_of(types(), "mixed"), R"({"a": 1, "b": 2})", "parameter 'b': expected string, got integer");
     // Injected parameters are never taken from the caller.
-    expect_invalid(task_of(types(), "mixed"), R"({"a": 1, "b": "x", "database": 1})",
-                   "unknown parameter 'database'");
+    expect_invalid(task_of(types(), "mixed"), R"({"a": 1, "b": "x", "database": 1})", "unknown parameter 'database'");
 
     const auto [status, message] = validate(add_task, "{not json");
     CHECK(status == TH_INVALID);
@@ -864,10 +873,8 @@ TEST_CASE("exceptions: demangled type, message, traceback") {
         CHECK(invoke(task_of(errors(), task), f, "{}") == TH_ERROR);
         REQUIRE(f.error.has_value());
         // std::string demangles to its full template name; accept either.
-        if (want.first == "std::string")
-            CHECK(f.error->type.find("basic_string") != std::string::npos);
-        else
-            CHECK(f.error->type == want.first);
+        if (want.first == "std::string") CHECK(f.error->type.find("basic_string") != std::string::npos);
+        else CHECK(f.error->type == want.first);
         CHECK(f.error->message == want.second);
         CHECK_FALSE(f.error->traceback.empty());
     }
@@ -891,9 +898,9 @@ struct BadDefaultTag {};
 struct ClashTag {};
 
 TEST_CASE("declaration errors refuse the plugin through init, never by throwing") {
-    const th_plugin_desc *p = build_plugin<TooManyTag>(
-        "too_many", "1.0.0", task("fine", greet_user).param("name", "World"),
-        task("count_mismatch", one).param("a").param("b"));
+    const th_plugin_desc *p =
+        build_plugin<TooManyTag>("too_many", "1.0.0", task("fine", greet_user).param("name", "World"),
+                                 task("count_mismatch", one).param("a").param("b"));
     REQUIRE(p != nullptr);
     CHECK(p->task_count == 2);  // still a well-formed descriptor for the host to read
     REQUIRE((p->init != nullptr));
@@ -917,7 +924,8 @@ TEST_CASE("declaration errors refuse the plugin through init, never by throwing"
     CHECK(std::string(task_of(few, "two").signature) == "(a: int, arg1: int) -> json");
 
     const th_plugin_desc *dup = build_plugin<DuplicateTag>("dup", "1.0.0", task("two", two).params("a", "a"));
-    CHECK(init(dup, fake) == std::pair<th_status, std::string>{TH_ERROR, "task 'two': parameter name 'a' is used twice"});
+    CHECK(init(dup, fake) ==
+          std::pair<th_status, std::string>{TH_ERROR, "task 'two': parameter name 'a' is used twice"});
 
     const th_plugin_desc *bad_default =
         build_plugin<BadDefaultTag>("bad_default", "1.0.0", task("one", one).param("a", "five"));
@@ -949,9 +957,7 @@ TEST_CASE("init hook: gets Database/Context, exceptions become the refusal reaso
 
     const th_plugin_desc *both = build_plugin_with_init<InitBothTag>(
         "with_init_both", "1.0.0",
-        [](Context &c, Database &db) {
-            c.info("init at " + db.url() + " job '" + c.job_id() + "'");
-        },
+        [](Context &c, Database &db) { c.info("init at " + db.url() + " job '" + c.job_id() + "'"); },
         task("hello", [] { return json("hi"); }));
     Fake f2;
     f2.job = "";
@@ -1004,8 +1010,7 @@ struct Loaded {
     explicit Loaded(const std::filesystem::path &file) {
         handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
         if (handle == nullptr) return;
-        if (auto entry = reinterpret_cast<th_plugin_entry_fn>(dlsym(handle, TH_PLUGIN_ENTRY_NAME)))
-            desc = entry();
+        if (auto entry = reinterpret_cast<th_plugin_entry_fn>(dlsym(handle, TH_PLUGIN_ENTRY_NAME))) desc = entry();
     }
     ~Loaded() {
         if (handle != nullptr) dlclose(handle);
@@ -1073,8 +1078,10 @@ TEST_CASE("built example and fixture plugins behave as specified") {
         {
             std::FILE *out = std::fopen(csv.c_str(), "w");
             REQUIRE(out != nullptr);
-            std::fputs("name,age,score,note\r\n\"Smith, J\",30,1.5,\"said \"\"hi\"\"\"\nLee,40,,x\n\nKim,50,4.5,\"multi\nline\"\n",
-                       out);
+            std::fputs(
+                "name,age,score,note\r\n\"Smith, J\",30,1.5,\"said "
+                "\"\"hi\"\"\"\nLee,40,,x\n\nKim,50,4.5,\"multi\nline\"\n",
+                out);
             std::fclose(out);
         }
         const json r = run_ok(task_of(data.desc, "process_csv"), json({{"filepath", csv.string()}}).dump());
@@ -1125,8 +1132,7 @@ TEST_CASE("built example and fixture plugins behave as specified") {
         CHECK(invoke(task_of(t.desc, "session_commit"), f, "{}") == TH_OK);
         CHECK(invoke(task_of(t.desc, "session_count"), f, "{}") == TH_OK);
         CHECK(f.result_json() == json({{"count", 1}}));
-        CHECK(run_ok(task_of(t.desc, "echo_types"),
-                     R"({"b":true,"i":-5,"d":0.5,"s":"s","j":[1],"v":[1,2]})") ==
+        CHECK(run_ok(task_of(t.desc, "echo_types"), R"({"b":true,"i":-5,"d":0.5,"s":"s","j":[1],"v":[1,2]})") ==
               json::parse(R"({"b":true,"i":-5,"d":0.5,"s":"s","j":[1],"v":[1,2],"o":null})"));
         Fake sched;
         REQUIRE(invoke(task_of(t.desc, "schedule_child"), sched, R"({"name": "Kid"})") == TH_OK);

@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <sqlite3.h>
+#include <nlohmann/json.hpp>
 
 #include "store/store.hpp"
 #include "util/clock.hpp"
@@ -100,8 +100,8 @@ void wait_until_queued(const Store &store, size_t n) {
 }  // namespace
 
 TEST_CASE("store: job status names") {
-    for (auto s : {JobStatus::pending, JobStatus::running, JobStatus::completed, JobStatus::failed,
-                   JobStatus::canceled})
+    for (auto s :
+         {JobStatus::pending, JobStatus::running, JobStatus::completed, JobStatus::failed, JobStatus::canceled})
         CHECK(parse_job_status(to_string(s)) == s);
     CHECK(to_string(JobStatus::canceled) == "canceled");
     CHECK_FALSE(parse_job_status("cancelled").has_value());
@@ -211,7 +211,8 @@ TEST_CASE("store: mark_running and progress are applied in order") {
     CHECK(store.get_job(k.id)->started_at == 0);
 }
 
-TEST_CASE("store: flush returns only after the callbacks of the writes before it" * doctest::test_suite("concurrency")) {
+TEST_CASE("store: flush returns only after the callbacks of the writes before it" *
+          doctest::test_suite("concurrency")) {
     // ~JobManager relies on this: the callbacks use it, so it must not go
     // away while one is still to run.
     Store store(memory_options());
@@ -926,8 +927,8 @@ TEST_CASE("store: memory database is shared by writer, readers and task connecti
     CHECK(store.check(&why));
 
     Job j = make_job();
-    store.insert_job(j);                 // write connection
-    CHECK(store.get_job(j.id));          // pool connection
+    store.insert_job(j);                  // write connection
+    CHECK(store.get_job(j.id));           // pool connection
     auto conn = store.task_connection();  // a third connection
     auto rows = json::parse(conn->query("SELECT id, status FROM jobs WHERE id = ?", json::array({j.id}).dump()));
     REQUIRE(rows.size() == 1);
@@ -1030,8 +1031,7 @@ TEST_CASE("store: TaskConnection query, binds, transactions, errors") {
     auto conn = store.task_connection();
     CHECK(conn->query("CREATE TABLE t (id INTEGER PRIMARY KEY, b INTEGER, r REAL, s TEXT, j TEXT, x BLOB)", "") ==
           "[]");
-    conn->query("INSERT INTO t (b, r, s, j, x) VALUES (?, ?, ?, ?, ?)",
-                R"([true, 1.5, "héllo", {"k":[1,2]}, null])");
+    conn->query("INSERT INTO t (b, r, s, j, x) VALUES (?, ?, ?, ?, ?)", R"([true, 1.5, "héllo", {"k":[1,2]}, null])");
     conn->query("INSERT INTO t (b, r, s, j, x) VALUES (?1, ?2, ?3, ?4, X'00FF10')", R"([false, -2, "b", [3]])");
     auto rows = json::parse(conn->query("SELECT * FROM t ORDER BY id", "[]"));
     REQUIRE(rows.size() == 2);

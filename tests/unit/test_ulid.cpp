@@ -25,9 +25,9 @@ bool canonical(const std::string &s) {
 }
 
 uint64_t wall_ms() {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
 }
 }  // namespace
 
@@ -129,9 +129,9 @@ TEST_CASE("clock: iso8601_utc") {
     CHECK(iso8601_utc(253402300799999999) == "9999-12-31T23:59:59.999999Z");
     CHECK(iso8601_utc(-1) == "1969-12-31T23:59:59.999999Z");
     const int64_t now = now_us();
-    const auto sys = std::chrono::duration_cast<std::chrono::microseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+    const auto sys =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     CHECK(sys - now >= 0);
     CHECK(sys - now < 1000000);
     CHECK(iso8601_utc(now).size() == 27);

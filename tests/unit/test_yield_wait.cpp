@@ -18,7 +18,12 @@ TEST_CASE("yield_until: ready at once returns true without waiting") {
 TEST_CASE("yield_until: gives up after its budget, having checked again at least once") {
     int calls = 0;
     const auto t0 = Clock::now();
-    CHECK_FALSE(yield_until([&] { ++calls; return false; }, std::chrono::microseconds(200)));
+    CHECK_FALSE(yield_until(
+        [&] {
+            ++calls;
+            return false;
+        },
+        std::chrono::microseconds(200)));
     CHECK(Clock::now() - t0 >= std::chrono::microseconds(200));
     CHECK(calls >= 2);
 }

@@ -52,11 +52,11 @@ typedef struct th_sink {
 
 typedef enum th_status {
     TH_OK = 0,
-    TH_ERROR = 1,          /* the operation failed; details were written */
+    TH_ERROR = 1, /* the operation failed; details were written */
     TH_NOT_FOUND = 2,
-    TH_INVALID = 3,        /* bad argument (e.g. malformed id or JSON) */
+    TH_INVALID = 3, /* bad argument (e.g. malformed id or JSON) */
     TH_CANCELLED = 4,
-    TH_UNSUPPORTED = 5     /* service not offered by this host */
+    TH_UNSUPPORTED = 5 /* service not offered by this host */
 } th_status;
 
 /* ---- Log levels ---------------------------------------------------------- */
@@ -87,8 +87,7 @@ typedef struct th_host_api {
     /* Result of the call. Exactly one of these should be called; the last
      * call wins. Text is copied by the host before returning. */
     void (*set_result)(th_call *call, const char *json, size_t len);
-    void (*set_error)(th_call *call, const char *type, const char *message,
-                      const char *traceback);
+    void (*set_error)(th_call *call, const char *type, const char *message, const char *traceback);
 
     /* Context: job id (26-char ULID), cooperative cancellation, progress. */
     const char *(*job_id)(th_call *call);
@@ -99,16 +98,15 @@ typedef struct th_host_api {
 
     /* Artifacts. `data_json` is any JSON value; parent_id may be NULL.
      * On success out_id receives a NUL-terminated 26-char ULID. */
-    th_status (*artifact_save)(th_call *call, const char *data_json, size_t len,
-                               const char *parent_id, char out_id[27], th_sink *err);
+    th_status (*artifact_save)(th_call *call, const char *data_json, size_t len, const char *parent_id, char out_id[27],
+                               th_sink *err);
     /* Writes the artifact's full JSON record (id, data, parent_id, level, ...). */
     th_status (*artifact_get)(th_call *call, const char *id, th_sink *out, th_sink *err);
 
     /* Database: SQL on the host's database. `params_json` is a JSON array of
      * positional bind values or NULL. Rows are written to `out` as a JSON
      * array of objects (column name → value). */
-    th_status (*db_query)(th_call *call, const char *sql, const char *params_json,
-                          th_sink *out, th_sink *err);
+    th_status (*db_query)(th_call *call, const char *sql, const char *params_json, th_sink *out, th_sink *err);
     /* Session: a transaction scope on the same connection db_query uses
      * during this call. end(commit=0) rolls back. */
     th_status (*session_begin)(th_call *call, th_sink *err);
@@ -118,15 +116,14 @@ typedef struct th_host_api {
     const char *(*database_url)(th_call *call);
 
     /* Scheduler: submit another task as a job; out_job_id gets its ULID. */
-    th_status (*schedule)(th_call *call, const char *task_name, const char *params_json,
-                          char out_job_id[27], th_sink *err);
+    th_status (*schedule)(th_call *call, const char *task_name, const char *params_json, char out_job_id[27],
+                          th_sink *err);
     /* Writes the job record JSON of `job_id`. */
     th_status (*job_get)(th_call *call, const char *job_id, th_sink *out, th_sink *err);
 } th_host_api;
 
-#define TH_HOST_HAS(host, member)                                               \
-    ((host) != NULL && (host)->struct_size >= offsetof(th_host_api, member) +   \
-                                                  sizeof((host)->member) &&     \
+#define TH_HOST_HAS(host, member)                                                                       \
+    ((host) != NULL && (host)->struct_size >= offsetof(th_host_api, member) + sizeof((host)->member) && \
      (host)->member != NULL)
 
 /* ---- Descriptors --------------------------------------------------------- */
@@ -138,11 +135,11 @@ enum th_param_flags {
 
 typedef struct th_param_desc {
     uint32_t struct_size;
-    uint32_t flags;             /* th_param_flags */
+    uint32_t flags; /* th_param_flags */
     const char *name;
-    const char *annotation;     /* type as written for people, e.g. "int" */
-    const char *default_json;   /* JSON text of the default, or NULL */
-    const char *schema_json;    /* JSON Schema of the value, or NULL if injected */
+    const char *annotation;   /* type as written for people, e.g. "int" */
+    const char *default_json; /* JSON text of the default, or NULL */
+    const char *schema_json;  /* JSON Schema of the value, or NULL if injected */
 } th_param_desc;
 
 /*
@@ -157,25 +154,24 @@ typedef struct th_param_desc {
 typedef struct th_task_desc {
     uint32_t struct_size;
     uint32_t reserved;
-    const char *name;             /* ^[A-Za-z0-9_-]+$ */
-    const char *doc;              /* may be NULL */
-    const char *signature;        /* e.g. "(name: std::string = \"World\") -> json" */
+    const char *name;      /* ^[A-Za-z0-9_-]+$ */
+    const char *doc;       /* may be NULL */
+    const char *signature; /* e.g. "(name: std::string = \"World\") -> json" */
     const char *const *tags;
     uint32_t tag_count;
     uint32_t param_count;
     const th_param_desc *params;
     const char *params_schema_json; /* JSON Schema of the caller's params object */
     double default_timeout_s;       /* <= 0: no timeout */
-    th_status (*invoke)(const th_host_api *host, th_call *call, const char *params_json,
-                        size_t params_len);
+    th_status (*invoke)(const th_host_api *host, th_call *call, const char *params_json, size_t params_len);
     th_status (*validate)(const char *params_json, size_t params_len, th_sink *err);
 } th_task_desc;
 
 typedef struct th_plugin_desc {
-    uint32_t magic;         /* TH_ABI_MAGIC */
-    uint16_t abi_major;     /* TH_ABI_MAJOR the plugin was built with */
+    uint32_t magic;     /* TH_ABI_MAGIC */
+    uint16_t abi_major; /* TH_ABI_MAJOR the plugin was built with */
     uint16_t abi_minor;
-    uint32_t struct_size;   /* sizeof(th_plugin_desc) at build time */
+    uint32_t struct_size; /* sizeof(th_plugin_desc) at build time */
     uint32_t task_count;
     const char *name;
     const char *version;

@@ -31,8 +31,7 @@ public:
 // A host service returned a status other than TH_OK.
 class HostError : public std::runtime_error {
 public:
-    HostError(th_status status, const std::string &message)
-        : std::runtime_error(message), status_(status) {}
+    HostError(th_status status, const std::string &message) : std::runtime_error(message), status_(status) {}
     th_status status() const noexcept { return status_; }
 
 private:

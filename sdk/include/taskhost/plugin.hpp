@@ -40,8 +40,8 @@ struct PluginSpec {
 };
 
 template <class Init, class... Ts>
-PluginSpec<std::decay_t<Init>, std::decay_t<Ts>...> plugin_spec(std::string name, std::string version,
-                                                                Init &&init, Ts &&...tasks) {
+PluginSpec<std::decay_t<Init>, std::decay_t<Ts>...> plugin_spec(std::string name, std::string version, Init &&init,
+                                                                Ts &&...tasks) {
     static_assert((is_task<std::decay_t<Ts>>::value && ...),
                   "taskhost: every argument after the name/version (and init) must be task(...)");
     return {std::move(name), std::move(version), std::forward<Init>(init),
@@ -67,9 +67,9 @@ inline std::string sdk_build_info() {
 // Runs an init callable whose parameters are Database and/or Context.
 template <class Init, class... A>
 void run_init(Init &init, Services &services, std::tuple<A...> *) {
-    static_assert(((std::is_same_v<std::remove_cvref_t<A>, Database> ||
-                    std::is_same_v<std::remove_cvref_t<A>, Context>) && ...),
-                  "taskhost: the init function may only take Database& and/or Context&");
+    static_assert(
+        ((std::is_same_v<std::remove_cvref_t<A>, Database> || std::is_same_v<std::remove_cvref_t<A>, Context>)&&...),
+        "taskhost: the init function may only take Database& and/or Context&");
     (void)services;
     std::invoke(init, static_cast<A &&>(services.template get<std::remove_cvref_t<A>>())...);
 }
@@ -127,9 +127,9 @@ private:
         CStrings &c = c_[I];
         for (const auto &t : m.tags) c.tags.push_back(t.c_str());
         for (const auto &p : m.params) {
-            c.params.push_back(th_param_desc{
-                static_cast<std::uint32_t>(sizeof(th_param_desc)), p.flags, p.name.c_str(), p.annotation.c_str(),
-                p.default_json ? p.default_json->c_str() : nullptr, p.schema_json ? p.schema_json->c_str() : nullptr});
+            c.params.push_back(th_param_desc{static_cast<std::uint32_t>(sizeof(th_param_desc)), p.flags, p.name.c_str(),
+                                             p.annotation.c_str(), p.default_json ? p.default_json->c_str() : nullptr,
+                                             p.schema_json ? p.schema_json->c_str() : nullptr});
         }
         th_task_desc &d = descs_[I];
         d.struct_size = sizeof(th_task_desc);
@@ -206,8 +206,17 @@ inline th_status failed_init(const th_host_api *, th_call *, th_sink *err) noexc
 
 inline const th_plugin_desc *failed_descriptor(const char *why) noexcept {
     std::snprintf(g_entry_failure, sizeof g_entry_failure, "plugin descriptor could not be built: %s", why);
-    static th_plugin_desc desc{TH_ABI_MAGIC, TH_ABI_MAJOR, TH_ABI_MINOR, sizeof(th_plugin_desc), 0,
-                               "unknown", "0.0.0", nullptr, &failed_init, nullptr, "taskhost-sdk " TASKHOST_SDK_VERSION};
+    static th_plugin_desc desc{TH_ABI_MAGIC,
+                               TH_ABI_MAJOR,
+                               TH_ABI_MINOR,
+                               sizeof(th_plugin_desc),
+                               0,
+                               "unknown",
+                               "0.0.0",
+                               nullptr,
+                               &failed_init,
+                               nullptr,
+                               "taskhost-sdk " TASKHOST_SDK_VERSION};
     return &desc;
 }
 
@@ -240,9 +249,8 @@ const th_plugin_desc *build_plugin(std::string name, std::string version, Ts &&.
 template <class Tag, class Init, class... Ts>
 const th_plugin_desc *build_plugin_with_init(std::string name, std::string version, Init &&init,
                                              Ts &&...tasks) noexcept {
-    return detail::plugin_entry<Tag>([&] {
-        return detail::plugin_spec(std::move(name), std::move(version), std::forward<Init>(init), tasks...);
-    });
+    return detail::plugin_entry<Tag>(
+        [&] { return detail::plugin_spec(std::move(name), std::move(version), std::forward<Init>(init), tasks...); });
 }
 
 }  // namespace taskhost

@@ -62,16 +62,17 @@ namespace taskhost {
 using json = nlohmann::json;
 }  // namespace taskhost
 
-#define TASKHOST_PLUGIN_WITH_INIT(NAME, VERSION, INIT, ...)                                        \
-    namespace {                                                                                    \
-    struct taskhost_plugin_tag_ {};                                                                \
-    }                                                                                              \
-    extern "C" TH_EXPORT const th_plugin_desc *taskhost_plugin_v1(void) {                          \
-        return ::taskhost::detail::plugin_entry<taskhost_plugin_tag_>([] {                         \
-            using namespace ::taskhost;                                                            \
+#define TASKHOST_PLUGIN_WITH_INIT(NAME, VERSION, INIT, ...)                                         \
+    namespace {                                                                                     \
+    struct taskhost_plugin_tag_ {};                                                                 \
+    }                                                                                               \
+    extern "C" TH_EXPORT const th_plugin_desc *taskhost_plugin_v1(void) {                           \
+        return ::taskhost::detail::plugin_entry<taskhost_plugin_tag_>([] {                          \
+            using namespace ::taskhost;                                                             \
             return ::taskhost::detail::plugin_spec(NAME, VERSION, INIT __VA_OPT__(, ) __VA_ARGS__); \
-        });                                                                                        \
+        });                                                                                         \
     }
 
-#define TASKHOST_PLUGIN(NAME, VERSION, ...)                                                        \
-    TASKHOST_PLUGIN_WITH_INIT(NAME, VERSION, ::taskhost::detail::NoInit{} __VA_OPT__(, ) __VA_ARGS__)
+#define TASKHOST_PLUGIN(NAME, VERSION, ...) \
+    TASKHOST_PLUGIN_WITH_INIT(              \
+        NAME, VERSION, ::taskhost::detail::NoInit {} __VA_OPT__(, ) __VA_ARGS__)

@@ -79,8 +79,7 @@ protected:
         msg += member;
         msg += "' service";
         if (host_ != nullptr) {
-            msg += " (host ABI " + std::to_string(host_->abi_major) + '.' +
-                   std::to_string(host_->abi_minor) + ')';
+            msg += " (host ABI " + std::to_string(host_->abi_major) + '.' + std::to_string(host_->abi_minor) + ')';
         }
         throw ServiceUnavailable(msg);
     }
@@ -112,9 +111,9 @@ protected:
 
 }  // namespace detail
 
-#define TASKHOST_DETAIL_REQUIRE(member)                                                            \
-    do {                                                                                           \
-        if (!TH_HOST_HAS(host_, member)) missing(#member);                                         \
+#define TASKHOST_DETAIL_REQUIRE(member)                    \
+    do {                                                   \
+        if (!TH_HOST_HAS(host_, member)) missing(#member); \
     } while (0)
 
 // Job context: identity, cooperative cancellation, progress and logging.
@@ -166,8 +165,8 @@ public:
         const std::string text = detail::to_json_text(data);
         char id[27] = {};
         detail::StringSink err;
-        check(host_->artifact_save(call_, text.data(), text.size(),
-                                   parent_id ? parent_id->c_str() : nullptr, id, err.get()),
+        check(host_->artifact_save(call_, text.data(), text.size(), parent_id ? parent_id->c_str() : nullptr, id,
+                                   err.get()),
               "artifact_save", err);
         id[26] = '\0';  // never trust the other side to terminate
         return id;
@@ -199,16 +198,14 @@ public:
         const bool bind = params.is_array() && !params.empty();
         const std::string text = bind ? to_json_text(params) : std::string();
         StringSink out, err;
-        check(host_->db_query(call_, sql.c_str(), bind ? text.c_str() : nullptr, out.get(), err.get()),
-              "db_query", err);
+        check(host_->db_query(call_, sql.c_str(), bind ? text.c_str() : nullptr, out.get(), err.get()), "db_query",
+              err);
         if (out.str().empty()) return json::array();
         return parse_output(out.str(), "db_query");
     }
 
     // For statements whose rows (if any) are not needed.
-    void exec(const std::string &sql, const json &params = json::array()) const {
-        (void)query(sql, params);
-    }
+    void exec(const std::string &sql, const json &params = json::array()) const { (void)query(sql, params); }
 };
 
 }  // namespace detail

@@ -61,7 +61,7 @@ struct signature_of<R (C::*)(A...) const noexcept> : signature_of<R (*)(A...)> {
 template <class F>
 struct callable_traits : signature_of<F> {};
 template <class F>
-    requires requires { &F::operator(); }
+requires requires { &F::operator(); }
 struct callable_traits<F> : signature_of<decltype(&F::operator())> {};
 
 // ---- Injected services ---------------------------------------------------------
@@ -70,12 +70,12 @@ template <class T>
 struct service_info {
     static constexpr bool injected = false;
 };
-#define TASKHOST_DETAIL_SERVICE(Type, lower)                                                       \
-    template <>                                                                                    \
-    struct service_info<Type> {                                                                    \
-        static constexpr bool injected = true;                                                     \
-        static constexpr const char *type_name = #Type;                                            \
-        static constexpr const char *param_name = lower;                                           \
+#define TASKHOST_DETAIL_SERVICE(Type, lower)             \
+    template <>                                          \
+    struct service_info<Type> {                          \
+        static constexpr bool injected = true;           \
+        static constexpr const char *type_name = #Type;  \
+        static constexpr const char *param_name = lower; \
     };
 TASKHOST_DETAIL_SERVICE(Context, "context")
 TASKHOST_DETAIL_SERVICE(Artifacts, "artifacts")
@@ -90,7 +90,10 @@ inline constexpr bool is_injected_v = service_info<std::remove_cvref_t<A>>::inje
 // One of each service for a call; they are two-pointer handles.
 struct Services {
     Services(const th_host_api *host, th_call *call) noexcept
-        : context(host, call), artifacts(host, call), database(host, call), session(host, call),
+        : context(host, call),
+          artifacts(host, call),
+          database(host, call),
+          session(host, call),
           scheduler(host, call) {}
 
     template <class S>
@@ -135,9 +138,8 @@ struct layout<std::tuple<A...>> {
     static constexpr bool uses_session = (std::is_same_v<std::remove_cvref_t<A>, Session> || ...);
     static constexpr bool all_supported =
         ((is_injected_v<A> || value_traits<std::remove_cvref_t<A>>::supported) && ...);
-    static constexpr bool no_service_pointers =
-        (!(std::is_pointer_v<std::remove_cvref_t<A>> &&
-           is_injected_v<std::remove_pointer_t<std::remove_cvref_t<A>>>) && ...);
+    static constexpr bool no_service_pointers = (!(std::is_pointer_v<std::remove_cvref_t<A>> &&
+                                                   is_injected_v<std::remove_pointer_t<std::remove_cvref_t<A>>>)&&...);
 };
 
 // ---- Descriptor text, as plain strings (the holder keeps them alive) -------------
@@ -176,8 +178,7 @@ inline json parse_params(const char *text, std::size_t len) {
 }
 
 // Reports the exception being handled through set_error. Call from a catch.
-inline void report_current_exception(const th_host_api *host, th_call *call,
-                                     std::string_view task) noexcept {
+inline void report_current_exception(const th_host_api *host, th_call *call, std::string_view task) noexcept {
     try {
         const ExceptionInfo info = current_exception_info();
         const std::string traceback = format_traceback(task, info, backtrace_text());
@@ -274,8 +275,7 @@ public:
             detail::add_problem(problems, "task '" + name_ + "': " + what);
         };
         if (names_.size() != caller_count) {
-            complain(std::to_string(names_.size()) + " parameter name(s) given for " +
-                     std::to_string(caller_count) +
+            complain(std::to_string(names_.size()) + " parameter name(s) given for " + std::to_string(caller_count) +
                      " caller parameter(s); name every non-service parameter, in order, "
                      "with .param()/.params()");
         }
@@ -394,9 +394,7 @@ private:
             // "database", then "database_2" if a task takes it twice.
             const std::string base = detail::service_info<std::remove_cvref_t<A>>::param_name;
             std::string n = base;
-            for (int k = 2; std::find(injected_names_.begin(), injected_names_.end(), n) !=
-                            injected_names_.end();
-                 ++k)
+            for (int k = 2; std::find(injected_names_.begin(), injected_names_.end(), n) != injected_names_.end(); ++k)
                 n = base + '_' + std::to_string(k);
             injected_names_[I] = n;
         }
@@ -479,8 +477,7 @@ private:
         using V = std::tuple_element_t<K, Values>;
         const std::string &name = names_[K];
         const detail::Path at{nullptr, name, 0, nullptr};
-        if (const auto it = params.find(name); it != params.end())
-            return detail::value_traits<V>::from_json(*it, at);
+        if (const auto it = params.find(name); it != params.end()) return detail::value_traits<V>::from_json(*it, at);
         if (defaults_[K]) return detail::value_traits<V>::from_json(*defaults_[K], at);
         if constexpr (detail::is_optional_v<V>) {
             return V{};
@@ -535,10 +532,10 @@ private:
     std::optional<std::string> doc_;
     std::vector<std::string> tags_;
     double timeout_s_ = 0;
-    std::vector<std::string> names_;              // caller parameters, in order
-    std::vector<std::optional<json>> defaults_;   // parallel to names_
-    std::vector<std::string> injected_names_;     // per argument; "" for caller ones
-    std::string error_;                           // declaration problems (from prepare)
+    std::vector<std::string> names_;             // caller parameters, in order
+    std::vector<std::optional<json>> defaults_;  // parallel to names_
+    std::vector<std::string> injected_names_;    // per argument; "" for caller ones
+    std::string error_;                          // declaration problems (from prepare)
 };
 
 // Declares a task: `name` is what clients call (^[A-Za-z0-9_-]+$), `fn` a

@@ -9,10 +9,10 @@
 // SQLite's own checkpoints), so its figures bound from above what such a
 // layer could reach. It speaks just enough of the API for taskhost-bench,
 // which starts it in place of taskhost with `--binary` (tests/bench/README.md).
-#include <utility>
+#include <sqlite3.h>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
-#include <sqlite3.h>
+#include <utility>
 
 #include <atomic>
 #include <condition_variable>
@@ -50,20 +50,22 @@ public:
         sqlite3_open(path.c_str(), &db_);
         exec("PRAGMA journal_mode=WAL");
         exec("PRAGMA synchronous=NORMAL");
-        exec("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY NOT NULL, task_name TEXT NOT NULL, params TEXT NOT NULL,"
-             " status TEXT NOT NULL, submitted_at INTEGER, started_at INTEGER, finished_at INTEGER, error TEXT,"
-             " error_traceback TEXT, artifact_id TEXT, progress REAL, progress_message TEXT NOT NULL DEFAULT '',"
-             " timeout_s REAL) WITHOUT ROWID");
+        exec(
+            "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY NOT NULL, task_name TEXT NOT NULL, params TEXT NOT "
+            "NULL,"
+            " status TEXT NOT NULL, submitted_at INTEGER, started_at INTEGER, finished_at INTEGER, error TEXT,"
+            " error_traceback TEXT, artifact_id TEXT, progress REAL, progress_message TEXT NOT NULL DEFAULT '',"
+            " timeout_s REAL) WITHOUT ROWID");
         exec("CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status)");
-        exec("CREATE TABLE IF NOT EXISTS artifacts (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, parent_id TEXT,"
-             " level INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '[]',"
-             " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
+        exec(
+            "CREATE TABLE IF NOT EXISTS artifacts (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, parent_id TEXT,"
+            " level INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '[]',"
+            " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
         sqlite3_prepare_v2(db_,
                            "INSERT INTO jobs (id, task_name, params, status, submitted_at, started_at, finished_at,"
                            " artifact_id, progress) VALUES (?1, 'hello', '{}', ?2, 1, 2, 3, ?3, 1.0)",
                            -1, &ins_job_, nullptr);
-        sqlite3_prepare_v2(db_,
-                           "INSERT INTO artifacts (id, data, created_at, updated_at) VALUES (?1, ?2, 3, 3)", -1,
+        sqlite3_prepare_v2(db_, "INSERT INTO artifacts (id, data, created_at, updated_at) VALUES (?1, ?2, 3, 3)", -1,
                            &ins_art_, nullptr);
         thread_ = std::thread([this] { run(); });
     }
@@ -161,8 +163,7 @@ private:
         beast::string_view target = req_.target();
         if (target == "/ping")
             return reply(200, R"({"status":"ok","service":"taskhost","message":"pong, no work done"})");
-        if (target.starts_with("/api/v1/system"))
-            return reply(200, R"({"jobs_queued":0,"jobs_running":0})");
+        if (target.starts_with("/api/v1/system")) return reply(200, R"({"jobs_queued":0,"jobs_running":0})");
         if (target.starts_with("/api/v1/tasks/hello/$execute")) {
             const bool wait = target.find("wait=") != beast::string_view::npos;
             Write w;
@@ -191,7 +192,8 @@ private:
             auto self = shared_from_this();
             auto ex = stream_.get_executor();
             w.done = [self, ex, status, body = std::move(body)]() mutable {
-                asio::post(ex, [self, status, body = std::move(body)]() mutable { self->reply(status, std::move(body)); });
+                asio::post(ex,
+                           [self, status, body = std::move(body)]() mutable { self->reply(status, std::move(body)); });
             };
             writer_.post(std::move(w));
             return;

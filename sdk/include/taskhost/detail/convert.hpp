@@ -38,9 +38,9 @@ using ordered_json = nlohmann::ordered_json;
 // converting and rendered only when something is wrong.
 struct Path {
     const Path *parent = nullptr;
-    std::string_view name;            // root: the parameter name
-    std::size_t index = 0;            // array element
-    const std::string *key = nullptr; // object member
+    std::string_view name;             // root: the parameter name
+    std::size_t index = 0;             // array element
+    const std::string *key = nullptr;  // object member
 
     std::string str() const {
         if (parent == nullptr) return "parameter '" + std::string(name) + "'";
@@ -49,22 +49,20 @@ struct Path {
     }
 };
 
-[[noreturn]] inline void fail(const Path &at, const std::string &what) {
-    throw InvalidParams(at.str() + ": " + what);
-}
+[[noreturn]] inline void fail(const Path &at, const std::string &what) { throw InvalidParams(at.str() + ": " + what); }
 
 inline const char *kind_of(const json &j) noexcept {
     switch (j.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "integer";
-    case json::value_t::number_float: return "number";
-    case json::value_t::string: return "string";
-    case json::value_t::array: return "array";
-    case json::value_t::object: return "object";
-    case json::value_t::binary: return "binary";
-    case json::value_t::discarded: return "discarded";
+        case json::value_t::null: return "null";
+        case json::value_t::boolean: return "boolean";
+        case json::value_t::number_integer:
+        case json::value_t::number_unsigned: return "integer";
+        case json::value_t::number_float: return "number";
+        case json::value_t::string: return "string";
+        case json::value_t::array: return "array";
+        case json::value_t::object: return "object";
+        case json::value_t::binary: return "binary";
+        case json::value_t::discarded: return "discarded";
     }
     return "unknown";
 }
@@ -79,8 +77,7 @@ inline constexpr bool is_char_like_v =
     std::is_same_v<T, char16_t> || std::is_same_v<T, char32_t>;
 
 template <class T>
-inline constexpr bool is_integer_v =
-    std::is_integral_v<T> && !std::is_same_v<T, bool> && !is_char_like_v<T>;
+inline constexpr bool is_integer_v = std::is_integral_v<T> && !std::is_same_v<T, bool> && !is_char_like_v<T>;
 
 template <class T>
 struct is_optional : std::false_type {};
@@ -234,12 +231,8 @@ struct value_traits<std::vector<T>, std::enable_if_t<value_traits<T>::supported>
 template <class T>
 struct value_traits<std::map<std::string, T>, std::enable_if_t<value_traits<T>::supported>> {
     static constexpr bool supported = true;
-    static std::string annotation() {
-        return "std::map<std::string, " + value_traits<T>::annotation() + '>';
-    }
-    static ordered_json schema() {
-        return {{"type", "object"}, {"additionalProperties", value_traits<T>::schema()}};
-    }
+    static std::string annotation() { return "std::map<std::string, " + value_traits<T>::annotation() + '>'; }
+    static ordered_json schema() { return {{"type", "object"}, {"additionalProperties", value_traits<T>::schema()}}; }
     static std::map<std::string, T> from_json(const json &j, const Path &at) {
         if (!j.is_object()) fail_type(at, "object", j);
         std::map<std::string, T> out;
@@ -272,10 +265,11 @@ struct value_traits<std::optional<T>, std::enable_if_t<value_traits<T>::supporte
 // messages stay ours.)
 template <class T>
 inline constexpr bool nlohmann_readable_v =
-    std::is_class_v<T> && std::is_default_constructible_v<T> && !std::is_same_v<T, std::string> &&
+    std::is_class_v<T> &&std::is_default_constructible_v<T> && !std::is_same_v<T, std::string> &&
     !std::is_same_v<T, std::string_view> &&  // would point into the params text: take std::string
-    !std::is_same_v<T, json> && !is_container_we_describe<T>::value &&
-    requires(const json &j) { j.template get<T>(); };
+    !std::is_same_v<T, json> && !is_container_we_describe<T>::value && requires(const json &j) {
+    j.template get<T>();
+};
 
 template <class T>
 struct value_traits<T, std::enable_if_t<nlohmann_readable_v<T>>> {

@@ -24,20 +24,19 @@ namespace taskhost::detail {
 
 inline const char *status_name(th_status s) noexcept {
     switch (s) {
-    case TH_OK: return "TH_OK";
-    case TH_ERROR: return "TH_ERROR";
-    case TH_NOT_FOUND: return "TH_NOT_FOUND";
-    case TH_INVALID: return "TH_INVALID";
-    case TH_CANCELLED: return "TH_CANCELLED";
-    case TH_UNSUPPORTED: return "TH_UNSUPPORTED";
+        case TH_OK: return "TH_OK";
+        case TH_ERROR: return "TH_ERROR";
+        case TH_NOT_FOUND: return "TH_NOT_FOUND";
+        case TH_INVALID: return "TH_INVALID";
+        case TH_CANCELLED: return "TH_CANCELLED";
+        case TH_UNSUPPORTED: return "TH_UNSUPPORTED";
     }
     return "unknown status";
 }
 
 // Writes text into a sink owned by the other side; tolerates a null sink.
 inline void sink_write(th_sink *sink, std::string_view text) noexcept {
-    if (sink != nullptr && sink->write != nullptr && !text.empty())
-        sink->write(sink->opaque, text.data(), text.size());
+    if (sink != nullptr && sink->write != nullptr && !text.empty()) sink->write(sink->opaque, text.data(), text.size());
 }
 
 // libstdc++ spells some std types with inline-namespace noise
@@ -104,8 +103,8 @@ inline std::string hex(std::uintptr_t v) {
             const char *slash = std::strrchr(dl.dli_fname, '/');
             const char *file = slash != nullptr ? slash + 1 : dl.dli_fname;
             if (dl.dli_sname != nullptr && dl.dli_saddr != nullptr) {
-                out += demangle(dl.dli_sname) + '+' +
-                       hex(addr - reinterpret_cast<std::uintptr_t>(dl.dli_saddr)) + " in ";
+                out +=
+                    demangle(dl.dli_sname) + '+' + hex(addr - reinterpret_cast<std::uintptr_t>(dl.dli_saddr)) + " in ";
             }
             out += std::string(file) + '+' + hex(addr - reinterpret_cast<std::uintptr_t>(dl.dli_fbase));
         } else {
@@ -119,8 +118,7 @@ inline std::string hex(std::uintptr_t v) {
 // Python-like layout so it reads like the guide's "Traceback ..." text. The
 // stack is the one at the SDK's catch site: the throw site is already
 // unwound by then.
-inline std::string format_traceback(std::string_view task, const ExceptionInfo &info,
-                                    const std::string &frames) {
+inline std::string format_traceback(std::string_view task, const ExceptionInfo &info, const std::string &frames) {
     std::string out = "Traceback (innermost first, captured where task '";
     out += task;
     out += "' was caught):\n";
