@@ -46,11 +46,6 @@ public:
         for (auto &t : threads_) t.join();
     }
 
-    size_t threads() {
-        std::lock_guard lock(mu_);
-        return threads_.size();
-    }
-
 private:
     void spawn_locked() {
         threads_.emplace_back([this] { loop(); });

@@ -101,7 +101,6 @@ public:
         if (is_null(c)) return std::nullopt;
         return text(c);
     }
-    sqlite3_stmt *raw() const { return s_; }
 
 private:
     void check(int rc) {

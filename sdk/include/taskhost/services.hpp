@@ -45,7 +45,6 @@ public:
 
     th_sink *get() noexcept { return &sink_; }
     const std::string &str() const noexcept { return buf_; }
-    std::string take() noexcept { return std::move(buf_); }
 
 private:
     static void write(void *opaque, const char *data, std::size_t len) noexcept {
