@@ -5,6 +5,7 @@
 #include "http/problem.hpp"
 #include "jobs/job_manager.hpp"
 #include "store/store.hpp"
+#include "util/clock.hpp"
 #include "util/json_text.hpp"
 #include "util/ulid.hpp"
 
@@ -13,10 +14,6 @@ namespace taskhost::http {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-Clock::time_point after_seconds(double s) {
-    return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-}
 
 std::string render_view(const jobs::JobView &view) { return render_job(view.record, {view.cancel_requested}); }
 
@@ -118,7 +115,7 @@ void Api::get_job(const httplib::Request &req, httplib::Response &res, std::stri
     if (!is_valid_ulid(id)) return job_not_found(req, res);
     std::optional<double> wait;
     if (!parse_wait(req, res, wait)) return;
-    auto view = wait ? s_.jobs.wait_terminal(id, after_seconds(*wait)) : s_.jobs.get(id);
+    auto view = wait ? s_.jobs.wait_terminal(id, deadline_after(*wait)) : s_.jobs.get(id);
     if (!view) return job_not_found(req, res);
     json_response(res, 200, render_view(*view));
 }
@@ -144,7 +141,7 @@ void Api::cancel_job(const httplib::Request &req, httplib::Response &res, std::s
         }
         case R::canceled: {
             // A pending job is canceled at once; answer with the committed record.
-            auto view = s_.jobs.wait_terminal(id, after_seconds(5));
+            auto view = s_.jobs.wait_terminal(id, deadline_after(5));
             if (!view) return job_not_found(req, res);
             return json_response(res, 200, render_view(*view));
         }

@@ -60,7 +60,7 @@ void Api::health_stream(const httplib::Request &req, httplib::Response &res) {
     if (!parse_poll_interval(req, res, interval)) return;
     interval = std::max(interval, kMinHealthInterval);
     sse_headers(req, res);
-    const auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
+    const auto period = seconds_duration(interval);
     auto next = std::make_shared<std::optional<Clock::time_point>>();  // empty: the first event is due now
     // One event now, then one per interval, until the client goes away or
     // the host stops (as the original, it never ends by itself).

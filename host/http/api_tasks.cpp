@@ -6,7 +6,9 @@
 #include "jobs/job_manager.hpp"
 #include "registry/registry.hpp"
 #include "store/store.hpp"
+#include "util/clock.hpp"
 #include "util/json_text.hpp"
+#include "util/text.hpp"
 
 namespace taskhost::http {
 
@@ -16,18 +18,9 @@ namespace {
 
 constexpr size_t kMaxJsonDepth = 256;
 
-std::vector<std::string> split_tags(const std::string &text) {
+std::vector<std::string> split_tags(std::string_view text) {
     std::vector<std::string> tags;
-    size_t start = 0;
-    while (start <= text.size()) {
-        size_t end = text.find(',', start);
-        if (end == std::string::npos) end = text.size();
-        std::string item = text.substr(start, end - start);
-        size_t b = item.find_first_not_of(" \t");
-        size_t e = item.find_last_not_of(" \t");
-        tags.push_back(b == std::string::npos ? std::string() : item.substr(b, e - b + 1));
-        start = end + 1;
-    }
+    for (std::string_view tag : split(text, ',')) tags.emplace_back(trim(tag));
     return tags;
 }
 
@@ -146,9 +139,7 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
     }
     std::optional<jobs::JobView> view;
     if (wait) {
-        auto deadline =
-            std::chrono::steady_clock::now() +
-            std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*wait));
+        auto deadline = deadline_after(*wait);
         if (submitted.run_here) s_.jobs.run_here(submitted.job);
         view = s_.jobs.wait_terminal(submitted.job, deadline);
     } else if (submitted.run_here) {

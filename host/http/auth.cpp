@@ -5,27 +5,11 @@
 
 #include <httplib.h>
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include "http/problem.hpp"
+#include "util/text.hpp"
 
 namespace taskhost::http {
-
-namespace {
-
-std::string_view trim(std::string_view s) {
-    const auto b = s.find_first_not_of(" \t\r");
-    if (b == std::string_view::npos) return {};
-    return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
-}
-
-std::array<unsigned char, 32> sha256(std::string_view text) {
-    std::array<unsigned char, 32> digest{};
-    SHA256(reinterpret_cast<const unsigned char *>(text.data()), text.size(), digest.data());
-    return digest;
-}
-
-}  // namespace
 
 ApiKeys::ApiKeys(std::string list, std::string file) : list_(std::move(list)), file_(std::move(file)) {
     digests_ = read();
@@ -41,13 +25,7 @@ std::vector<ApiKeys::Digest> ApiKeys::read() const {
             if (d == digest) return;
         digests.push_back(digest);
     };
-    std::string_view list = list_;
-    for (size_t start = 0; start <= list.size();) {
-        size_t end = list.find(',', start);
-        if (end == std::string_view::npos) end = list.size();
-        add(list.substr(start, end - start));
-        start = end + 1;
-    }
+    for (std::string_view key : split(list_, ',')) add(key);
     if (!file_.empty()) {
         std::ifstream in(file_);
         if (!in) throw std::runtime_error("cannot read the API keys file " + file_);

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "util/sha256.hpp"
+
 namespace httplib {
 struct Request;
 struct Response;
@@ -35,7 +37,7 @@ public:
     bool accepts(std::string_view key) const;
 
 private:
-    using Digest = std::array<unsigned char, 32>;
+    using Digest = Sha256;
     std::vector<Digest> read() const;
 
     const std::string list_, file_;

@@ -10,23 +10,12 @@
 #include "http/elastic_pool.hpp"
 #include "http/problem.hpp"
 #include "metrics/metrics.hpp"
+#include "util/text.hpp"
 #include "util/ulid.hpp"
 
 namespace taskhost::http {
 
 namespace {
-
-Segments split_path(std::string_view path) {
-    Segments out;
-    size_t start = 0;
-    while (start <= path.size()) {
-        size_t end = path.find('/', start);
-        if (end == std::string_view::npos) end = path.size();
-        out.push_back(path.substr(start, end - start));
-        start = end + 1;
-    }
-    return out;
-}
 
 // Answers 405 with the methods the path does support.
 void method_not_allowed(const httplib::Request &req, httplib::Response &res, std::string_view allow) {
@@ -56,7 +45,7 @@ bool Api::dispatch(const httplib::Request &req, httplib::Response &res) {
     if (path == "/redoc") return only("GET", "GET", [&] { docs_page(req, res, true); });
     constexpr std::string_view prefix = "/api/v1/";
     if (path.substr(0, prefix.size()) != prefix) return false;
-    Segments seg = split_path(path.substr(prefix.size()));
+    Segments seg = split(path.substr(prefix.size()), '/');
     for (auto s : seg)
         if (s.empty()) return false;  // "//" or a trailing slash: no such resource
     const std::string_view top = seg[0];

@@ -575,7 +575,7 @@ void JobManager::forget(const std::string &id) {
 }
 
 void JobManager::schedule_timeout(const std::shared_ptr<ActiveJob> &job, double seconds) {
-    auto at = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+    auto at = deadline_after(seconds);
     {
         std::lock_guard lock(timer_mu_);
         deadlines_.push_back({at, job});

@@ -9,13 +9,13 @@
 #include <set>
 #include <sstream>
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 #include <boost/dll/shared_library.hpp>
 #include <nlohmann/json.hpp>
 
 #include "jobs/host_api.hpp"
 #include "util/clock.hpp"
+#include "util/sha256.hpp"
 
 namespace taskhost::plugins {
 
@@ -23,20 +23,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::string sha256_hex(const std::string &bytes) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(len * 2);
-    for (unsigned i = 0; i < len; ++i) {
-        out.push_back(hex[digest[i] >> 4]);
-        out.push_back(hex[digest[i] & 0xF]);
-    }
-    return out;
-}
 
 // Cheap identity of a file's current content: a rename gives a new inode, an
 // in-place write a new mtime or size. Only a changed fingerprint is hashed.
@@ -243,7 +229,7 @@ ReloadReport PluginManager::reload() {
             continue;
         }
         st.fingerprint = fp;
-        std::string hash = sha256_hex(bytes);
+        std::string hash = to_hex(sha256(bytes));
         if (hash == st.hash && !st.conflict) {
             report.unchanged.push_back(file);
             continue;
