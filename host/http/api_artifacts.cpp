@@ -2,18 +2,20 @@
 
 #include "http/api.hpp"
 #include "http/problem.hpp"
+#include "model/render.hpp"
 #include "store/store.hpp"
 #include "util/json_text.hpp"
 #include "util/ulid.hpp"
 
 namespace taskhost::http {
 
+using model::render_artifact;
 using nlohmann::json;
 
 namespace {
 
 // Reads ArtifactIn ({"data", "parent_id", "tags", "id"}); false + 400 if bad.
-bool parse_artifact_input(const httplib::Request &req, httplib::Response &res, bool create, store::ArtifactInput &in) {
+bool parse_artifact_input(const httplib::Request &req, httplib::Response &res, bool create, model::ArtifactInput &in) {
     json body;
     if (!parse_json_body(req, res, body)) return false;
     if (!body.is_object()) {
@@ -102,7 +104,7 @@ void Api::list_artifacts(const httplib::Request &req, httplib::Response &res) {
 }
 
 void Api::create_artifact(const httplib::Request &req, httplib::Response &res) {
-    store::ArtifactInput in;
+    model::ArtifactInput in;
     if (!parse_artifact_input(req, res, true, in)) return;
     try {
         auto saved = s_.store.save_artifact(in);
@@ -130,7 +132,7 @@ void Api::get_artifact(const httplib::Request &req, httplib::Response &res, std:
 
 void Api::update_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id) {
     if (!valid_id(req, res, id)) return;
-    store::ArtifactInput in;
+    model::ArtifactInput in;
     if (!parse_artifact_input(req, res, false, in)) return;
     try {
         auto updated = s_.store.update_artifact(std::string(id), in);
@@ -150,7 +152,7 @@ void Api::delete_artifact(const httplib::Request &req, httplib::Response &res, s
 void Api::artifact_tree(const httplib::Request &req, httplib::Response &res, std::string_view id, bool expand_only) {
     if (!valid_id(req, res, id)) return;
     const Hierarchy &h = options_.hierarchy;
-    auto node_open = [&](std::string &out, const store::Artifact &a) {
+    auto node_open = [&](std::string &out, const model::Artifact &a) {
         render_artifact(out, a);
         out.pop_back();  // reopen the object to add the tree fields
         out += ",\"level_label\":";
@@ -169,13 +171,13 @@ void Api::artifact_tree(const httplib::Request &req, httplib::Response &res, std
     }
     auto nodes = s_.store.artifact_subtree(std::string(id));
     if (nodes.empty()) return not_found(req, res, id);
-    std::map<std::string_view, std::vector<const store::Artifact *>> children;
+    std::map<std::string_view, std::vector<const model::Artifact *>> children;
     for (size_t i = 1; i < nodes.size(); ++i)
         if (nodes[i].parent_id) children[*nodes[i].parent_id].push_back(&nodes[i]);
     std::string out;
     // Iterative depth-first rendering: a deep chain must not exhaust the stack.
     struct Frame {
-        const store::Artifact *node;
+        const model::Artifact *node;
         size_t next_child = 0;
     };
     std::vector<Frame> stack{{&nodes[0]}};
@@ -186,7 +188,7 @@ void Api::artifact_tree(const httplib::Request &req, httplib::Response &res, std
         auto it = children.find(top.node->id);
         if (it != children.end() && top.next_child < it->second.size()) {
             if (top.next_child > 0) out.push_back(',');
-            const store::Artifact *child = it->second[top.next_child++];
+            const model::Artifact *child = it->second[top.next_child++];
             node_open(out, *child);
             out.push_back('[');
             stack.push_back({child});
@@ -196,6 +198,11 @@ void Api::artifact_tree(const httplib::Request &req, httplib::Response &res, std
         }
     }
     json_response(res, 200, std::move(out));
+}
+
+std::string Hierarchy::label(int level) const {
+    if (level >= 0 && static_cast<size_t>(level) < level_labels.size()) return level_labels[level];
+    return "level_" + std::to_string(level);
 }
 
 }  // namespace taskhost::http

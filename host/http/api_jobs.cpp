@@ -3,6 +3,7 @@
 
 #include "http/api.hpp"
 #include "http/problem.hpp"
+#include "model/render.hpp"
 #include "jobs/job_manager.hpp"
 #include "store/store.hpp"
 #include "util/clock.hpp"
@@ -11,11 +12,14 @@
 
 namespace taskhost::http {
 
+using model::render_artifact;
+using model::render_job;
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string render_view(const jobs::JobView &view) { return render_job(view.record, {view.cancel_requested}); }
+std::string render_view(const jobs::JobView &view) { return render_job(view.record, view.cancel_requested); }
 
 void job_not_found(const httplib::Request &req, httplib::Response &res) {
     problem(res, 404, "Job not found", req.path);
@@ -69,10 +73,10 @@ bool Api::parse_paging(const httplib::Request &req, httplib::Response &res, Pagi
 }
 
 void Api::list_jobs(const httplib::Request &req, httplib::Response &res) {
-    std::optional<store::JobStatus> status;
+    std::optional<model::JobStatus> status;
     if (req.has_param("status_filter")) {
         std::string text = req.get_param_value("status_filter");
-        status = store::parse_job_status(text);
+        status = model::parse_job_status(text);
         if (!status)
             return problem(
                 res, 400,
@@ -88,12 +92,12 @@ void Api::list_jobs(const httplib::Request &req, httplib::Response &res) {
     for (const auto &record : records) {
         if (items.size() > 1) items.push_back(',');
         auto active = s_.jobs.active(record.id);
-        render_job(items, record, {active && active->cancel.load() != 0});
+        render_job(items, record, active && active->cancel.load() != 0);
     }
     items.push_back(']');
     if (!paging.paged_object) {
         next_page_link(res, "/api/v1/jobs",
-                       status ? "status_filter=" + std::string(store::to_string(*status)) + "&" : "", paging,
+                       status ? "status_filter=" + std::string(model::to_string(*status)) + "&" : "", paging,
                        records.size());
         return json_response(res, 200, std::move(items));
     }
@@ -136,7 +140,7 @@ void Api::cancel_job(const httplib::Request &req, httplib::Response &res, std::s
             auto view = s_.jobs.get(id);
             return problem(res, 409,
                            "Job " + id + " has already finished (status " +
-                               std::string(view ? store::to_string(view->record.status) : "unknown") + ")",
+                               std::string(view ? model::to_string(view->record.status) : "unknown") + ")",
                            req.path);
         }
         case R::canceled: {
@@ -186,10 +190,10 @@ void Api::stream_job(const httplib::Request &req, httplib::Response &res, std::s
                 sink.done();
                 return true;
             }
-            bool terminal = store::is_terminal(view->record.status);
+            bool terminal = model::is_terminal(view->record.status);
             if (!state->started || view->version != state->version || terminal) {
                 std::string event = "data: ";
-                render_job(event, view->record, {view->cancel_requested});
+                render_job(event, view->record, view->cancel_requested);
                 event += "\n\n";
                 if (!sink.write(event.data(), event.size())) return false;
             } else {

@@ -3,6 +3,7 @@
 
 #include "http/api.hpp"
 #include "http/problem.hpp"
+#include "model/render.hpp"
 #include "jobs/job_manager.hpp"
 #include "registry/registry.hpp"
 #include "store/store.hpp"
@@ -11,6 +12,9 @@
 #include "util/text.hpp"
 
 namespace taskhost::http {
+
+using model::render_artifact;
+using model::render_job;
 
 using nlohmann::json;
 
@@ -148,13 +152,13 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
     // A job not stored yet must be durable before the answer: its end is on
     // its way to the store (ran here, or ended within the wait), or the wait
     // ran out and it is stored now.
-    if ((wait || submitted.run_here) && !(view && store::is_terminal(view->record.status))) {
+    if ((wait || submitted.run_here) && !(view && model::is_terminal(view->record.status))) {
         std::string error;
         view = s_.jobs.persist(submitted.job, &error);
         if (!view) return problem(res, 503, "The job could not be stored: " + error, req.path);
     }
-    if (wait && view && store::is_terminal(view->record.status)) {
-        return finished_job_response(res, render_job(view->record, {view->cancel_requested}), view->record.artifact_id,
+    if (wait && view && model::is_terminal(view->record.status)) {
+        return finished_job_response(res, render_job(view->record, view->cancel_requested), view->record.artifact_id,
                                      view->artifact_json);
     }
     std::string out;
@@ -177,7 +181,7 @@ void Api::finished_job_response(httplib::Response &res, const std::string &job_j
     if (!artifact_json.empty()) {
         body += artifact_json;  // rendered by the worker when it finished the job
     } else {
-        std::optional<store::Artifact> artifact;
+        std::optional<model::Artifact> artifact;
         if (artifact_id) artifact = s_.store.get_artifact(*artifact_id);
         if (artifact) render_artifact(body, *artifact);
         else body += "null";

@@ -4,9 +4,9 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "http/auth.hpp"
-#include "http/render.hpp"
 
 namespace httplib {
 class Server;
@@ -33,6 +33,13 @@ class Metrics;
 namespace taskhost::http {
 
 class ElasticPool;
+
+// How artifact levels are labelled in $tree / $expand.
+struct Hierarchy {
+    std::string name = "task_results";
+    std::vector<std::string> level_labels = {"task_run", "output"};
+    std::string label(int level) const;
+};
 
 struct ServerOptions {
     std::string host = "127.0.0.1";

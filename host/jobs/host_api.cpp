@@ -5,7 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
-#include "http/render.hpp"
+#include "model/render.hpp"
 #include "jobs/job_manager.hpp"
 #include "plugins/generation.hpp"
 #include "registry/registry.hpp"
@@ -114,7 +114,7 @@ th_status api_artifact_save(th_call *call, const char *data_json, size_t len, co
     return guarded(err, [&] {
         std::string_view data(data_json ? data_json : "", data_json ? len : 0);
         if (!nlohmann::json::accept(data)) return fail(err, TH_INVALID, "artifact data is not valid JSON");
-        store::ArtifactInput input;
+        model::ArtifactInput input;
         input.data_json = std::string(data);
         if (parent_id != nullptr && *parent_id != '\0') {
             if (!is_valid_ulid(parent_id)) return fail(err, TH_INVALID, std::string("invalid parent id: ") + parent_id);
@@ -131,7 +131,7 @@ th_status api_artifact_get(th_call *call, const char *id, th_sink *out, th_sink 
         if (id == nullptr || !is_valid_ulid(id)) return fail(err, TH_INVALID, "invalid artifact id");
         auto artifact = call->services->store().get_artifact(id);
         if (!artifact) return fail(err, TH_NOT_FOUND, std::string("artifact ") + id + " not found");
-        write(out, http::render_artifact(*artifact));
+        write(out, model::render_artifact(*artifact));
         return TH_OK;
     });
 }
@@ -190,7 +190,7 @@ th_status api_job_get(th_call *call, const char *job_id, th_sink *out, th_sink *
         if (jobs == nullptr) return fail(err, TH_UNSUPPORTED, "the scheduler is not running");
         auto view = job_id ? jobs->get(job_id) : std::nullopt;
         if (!view) return fail(err, TH_NOT_FOUND, "Job not found");
-        write(out, http::render_job(view->record, {view->cancel_requested}));
+        write(out, model::render_job(view->record, view->cancel_requested));
         return TH_OK;
     });
 }
@@ -243,7 +243,7 @@ void HostServices::checkin_connection(std::unique_ptr<store::TaskConnection> con
     pool_.push_back(std::move(conn));
 }
 
-CallOutcome HostServices::invoke(const registry::Task &task, ActiveJob *job, const std::string &job_id,
+model::TaskOutcome HostServices::invoke(const registry::Task &task, ActiveJob *job, const std::string &job_id,
                                  const std::string &params_json) {
     th_call call;
     call.services = this;

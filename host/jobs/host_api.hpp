@@ -11,6 +11,7 @@
 
 #include <taskhost/abi.h>
 
+#include "model/outcome.hpp"
 #include "store/store.hpp"
 
 namespace taskhost::registry {
@@ -22,14 +23,6 @@ namespace taskhost::jobs {
 
 class JobManager;
 struct ActiveJob;
-
-// What one invoke() reported.
-struct CallOutcome {
-    bool has_result = false;
-    std::string result_json;  // valid JSON text when has_result
-    bool has_error = false;
-    std::string error_type, error_message, error_traceback;
-};
 
 class HostServices {
 public:
@@ -44,7 +37,7 @@ public:
 
     // Runs a task's invoke() for `job` (null outside jobs) and collects what
     // it reported. Never throws; a task that reports nothing yields a null result.
-    CallOutcome invoke(const registry::Task &task, ActiveJob *job, const std::string &job_id,
+    model::TaskOutcome invoke(const registry::Task &task, ActiveJob *job, const std::string &job_id,
                        const std::string &params_json);
     // Runs a plugin's init() with a load-time call. Empty string = success.
     std::string run_init(const th_plugin_desc &desc, const std::string &file);
@@ -70,7 +63,7 @@ struct th_call {
     taskhost::jobs::ActiveJob *job = nullptr;  // null during plugin init
     std::string job_id;
     std::string log_name;  // "plugin/task" for log lines
-    taskhost::jobs::CallOutcome outcome;
+    taskhost::model::TaskOutcome outcome;
     std::unique_ptr<taskhost::store::TaskConnection> conn;  // lent while the call runs
     int64_t last_progress_persist_us = 0;
 };

@@ -5,7 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "http/render.hpp"
+#include "model/outcome.hpp"
+#include "model/render.hpp"
 #include "jobs/host_api.hpp"
 #include "plugins/generation.hpp"
 #include "util/clock.hpp"
@@ -16,7 +17,7 @@
 
 namespace taskhost::jobs {
 
-using store::JobStatus;
+using model::JobStatus;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -42,25 +43,6 @@ std::string format_seconds(double s) {
     std::string out;
     json_text::append_number(out, s);
     return out;
-}
-
-// {"task_name","params","result","error"}: the guide's result artifact.
-std::string result_artifact_data(const std::string &task_name, const std::string &params_json, const CallOutcome &out) {
-    std::string data;
-    data.reserve(64 + task_name.size() + params_json.size() + out.result_json.size());
-    json_text::Object o(data);
-    o.str("task_name", task_name);
-    o.raw("params", params_json);
-    o.raw("result", out.has_result && !out.has_error ? std::string_view(out.result_json) : "null");
-    if (out.has_error) {
-        json_text::Object e(o.key("error"));
-        e.str("type", out.error_type);
-        e.str("message", out.error_message);
-        e.str("traceback", out.error_traceback);
-    } else {
-        o.null("error");
-    }
-    return data;
 }
 
 }  // namespace
@@ -166,7 +148,7 @@ JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task
     }
     const bool defer_store = run_here || wait_s.has_value();
     auto job = std::make_shared<ActiveJob>();
-    store::Job &r = job->record;
+    model::Job &r = job->record;
     r.id = new_ulid_string();
     r.task_name = task->name;
     r.params_json = std::move(params_json);
@@ -332,7 +314,7 @@ JobManager::CancelResult JobManager::cancel(const std::string &id) {
     if (!job) return store_.get_job(id) ? CancelResult::already_finished : CancelResult::not_found;
     std::unique_lock lock(job->mu);
     if (job->deleted) return CancelResult::not_found;
-    if (job->finishing || store::is_terminal(job->record.status)) return CancelResult::already_finished;
+    if (job->finishing || model::is_terminal(job->record.status)) return CancelResult::already_finished;
     if (job->record.status == JobStatus::pending) {
         lock.unlock();
         finish(job, JobStatus::canceled, std::nullopt, std::nullopt, std::nullopt);
@@ -372,7 +354,7 @@ void JobManager::yield_while_committing(ActiveJob &job, std::unique_lock<std::mu
 
 void JobManager::drop_locked(ActiveJob &job, metrics::Metrics::End how) {
     // Dropped before it ended: it will not reach finish()'s count.
-    if (!job.finishing && !store::is_terminal(job.record.status))
+    if (!job.finishing && !model::is_terminal(job.record.status))
         job.counters->finished[static_cast<size_t>(how)].fetch_add(1, std::memory_order_relaxed);
     job.deleted = true;
     job.settled.store(true, std::memory_order_release);
@@ -433,7 +415,7 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     if (!job->recovered) job->counters->queue_wait.observe_us(started_at - submitted_at);
     if (timeout_s > 0) schedule_timeout(job, timeout_s);
 
-    CallOutcome out = services_.invoke(*task, job.get(), id, params);
+    model::TaskOutcome out = services_.invoke(*task, job.get(), id, params);
     running_.fetch_sub(1);
     {
         const int64_t took = now_us() - started_at;
@@ -463,15 +445,15 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
         error = out.error_type.empty() ? out.error_message : out.error_type + ": " + out.error_message;
         traceback = out.error_traceback;
     }
-    store::Artifact artifact;
+    model::Artifact artifact;
     artifact.id = new_ulid_string();
-    artifact.data_json = result_artifact_data(task->name, params, out);
+    artifact.data_json = model::result_artifact_data(task->name, params, out);
     task.reset();
     finish(job, status, std::move(error), std::move(traceback), std::move(artifact));
 }
 
 void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status, std::optional<std::string> error,
-                        std::optional<std::string> traceback, std::optional<store::Artifact> artifact) {
+                        std::optional<std::string> traceback, std::optional<model::Artifact> artifact) {
     std::string id;
     std::shared_ptr<const registry::Task> task;
     store::Store::JobEnd end;
@@ -510,7 +492,7 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
     if (artifact) {
         artifact_id = artifact->id;
         artifact->created_at = artifact->updated_at = finished_at;
-        artifact_json = http::render_artifact(*artifact);
+        artifact_json = model::render_artifact(*artifact);
     }
     end.status = status;
     end.finished_at = finished_at;

@@ -40,7 +40,7 @@ struct ActiveJob {
     // report, and a change nobody waits for costs no system call.
     std::condition_variable changed;  // notified on every state change
     std::condition_variable ended;    // notified when durably terminal or deleted
-    store::Job record;                // guarded by mu
+    model::Job record;                // guarded by mu
     uint64_t version = 0;             // bumps on every change (guarded by mu)
     bool finishing = false;           // terminal state handed to the store (guarded by mu)
     bool durable_terminal = false;    // terminal state committed and visible (guarded by mu)
@@ -62,7 +62,7 @@ struct ActiveJob {
 
 // A consistent copy of a job's state.
 struct JobView {
-    store::Job record;
+    model::Job record;
     bool cancel_requested = false;
     uint64_t version = 0;
     bool deleted = false;
@@ -162,8 +162,8 @@ private:
     void release_slot();
     void timer_loop();
     void run(const std::shared_ptr<ActiveJob> &job);
-    void finish(const std::shared_ptr<ActiveJob> &job, store::JobStatus status, std::optional<std::string> error,
-                std::optional<std::string> traceback, std::optional<store::Artifact> artifact);
+    void finish(const std::shared_ptr<ActiveJob> &job, model::JobStatus status, std::optional<std::string> error,
+                std::optional<std::string> traceback, std::optional<model::Artifact> artifact);
     void forget(const std::string &id);
     // Marks a job deleted and asks it to stop; a job that will now never run
     // releases its plugin generation. Caller holds job.mu and notifies after.

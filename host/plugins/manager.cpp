@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "jobs/host_api.hpp"
+#include "model/task_info.hpp"
 #include "util/clock.hpp"
 #include "util/sha256.hpp"
 
@@ -62,7 +63,7 @@ std::string descriptor_problem(const th_plugin_desc *d) {
         if (t.struct_size < offsetof(th_task_desc, validate))
             return "task #" + std::to_string(i) + ": descriptor too small";
         std::string_view name = t.name ? t.name : "";
-        if (!registry::is_valid_task_name(name))
+        if (!model::is_valid_task_name(name))
             return "invalid task name '" + std::string(name) + "' (must match ^[a-zA-Z0-9_-]+$)";
         if (!seen.insert(name).second) return "duplicate task name '" + std::string(name) + "' in the plugin";
         if (t.invoke == nullptr) return "task '" + std::string(name) + "' has no invoke function";
@@ -162,7 +163,7 @@ PluginManager::Loaded PluginManager::load(const fs::path &path, const std::strin
     generation->loaded_at_us = now_us();
     for (uint32_t i = 0; i < desc->task_count; ++i)
         generation->task_info.push_back(
-            registry::render_task_info(desc->tasks[i], generation->name, generation->version));
+            model::render_task_info(desc->tasks[i], generation->name, generation->version));
     if (std::string error = services_.run_init(*desc, file); !error.empty()) return {nullptr, "init failed: " + error};
     generation->initialized = true;
     return {std::move(generation), {}};

@@ -24,9 +24,6 @@ class Generation;
 
 namespace taskhost::registry {
 
-// ^[a-zA-Z0-9_-]+$
-bool is_valid_task_name(std::string_view name);
-
 struct Task {
     std::string name;
     std::vector<std::string> tags;
@@ -45,10 +42,6 @@ struct Task {
 
     bool has_tags(const std::vector<std::string> &wanted) const;
 };
-
-// Renders the TaskInfo JSON of a task descriptor (name, docstring, signature,
-// parameters, tags, parameters_schema, plugin).
-std::string render_task_info(const th_task_desc &desc, std::string_view plugin_name, std::string_view plugin_version);
 
 struct Snapshot {
     uint64_t version = 0;                                                   // bumps on every swap

@@ -28,28 +28,16 @@
 
 namespace taskhost::store {
 
-std::string_view to_string(JobStatus status) {
-    switch (status) {
-        case JobStatus::pending: return "pending";
-        case JobStatus::running: return "running";
-        case JobStatus::completed: return "completed";
-        case JobStatus::failed: return "failed";
-        case JobStatus::canceled: return "canceled";
-    }
-    return "pending";
-}
-
-std::optional<JobStatus> parse_job_status(std::string_view text) {
-    for (auto s :
-         {JobStatus::pending, JobStatus::running, JobStatus::completed, JobStatus::failed, JobStatus::canceled})
-        if (to_string(s) == text) return s;
-    return std::nullopt;
-}
+using model::Artifact;
+using model::ArtifactInput;
+using model::Job;
+using model::JobStatus;
 
 namespace {
 
 using detail::Connection;
 using detail::Stmt;
+using model::parse_job_status;
 
 // Memory mode only. memdb has no WAL: a reader is locked out for the whole
 // of a write transaction, and SQLite's busy handler polls with sleeps that

@@ -16,49 +16,10 @@
 #include <string_view>
 #include <vector>
 
+#include "model/artifact.hpp"
+#include "model/job.hpp"
+
 namespace taskhost::store {
-
-enum class JobStatus { pending, running, completed, failed, canceled };
-
-std::string_view to_string(JobStatus status);
-std::optional<JobStatus> parse_job_status(std::string_view text);
-inline bool is_terminal(JobStatus s) {
-    return s == JobStatus::completed || s == JobStatus::failed || s == JobStatus::canceled;
-}
-
-// Times are microseconds since the Unix epoch, UTC; 0 means "not yet" (null).
-struct Job {
-    std::string id;
-    std::string task_name;
-    std::string params_json = "{}";  // exactly what the caller sent
-    JobStatus status = JobStatus::pending;
-    int64_t submitted_at = 0;
-    int64_t started_at = 0;
-    int64_t finished_at = 0;
-    std::optional<std::string> error;
-    std::optional<std::string> error_traceback;
-    std::optional<std::string> artifact_id;
-    double progress = -1;  // 0..1, or -1 when the task never reported any
-    std::string progress_message;
-    double timeout_s = 0;  // 0 = none
-};
-
-struct Artifact {
-    std::string id;
-    std::optional<std::string> parent_id;
-    int level = 0;
-    std::string data_json;         // any JSON value, as text
-    std::string tags_json = "[]";  // JSON array of strings
-    int64_t created_at = 0;
-    int64_t updated_at = 0;
-};
-
-struct ArtifactInput {
-    std::optional<std::string> id;         // set: upsert that id
-    std::optional<std::string> data_json;  // required on create; on update only applied when set
-    std::optional<std::string> parent_id;  // only applied when set (cannot be cleared)
-    std::optional<std::string> tags_json;  // only applied when set
-};
 
 struct StoreError : std::runtime_error {
     enum class Kind { not_found, invalid, internal };
@@ -119,7 +80,7 @@ public:
 
     // ---- jobs: writes ----------------------------------------------------
     // Durable (committed) when it returns. Throws StoreError on failure.
-    void insert_job(const Job &job);
+    void insert_job(const model::Job &job);
     // Ordered after earlier writes; not waited for. mark_running only moves a
     // `pending` job (a cancel queued before it sticks).
     void mark_running(const std::string &id, int64_t started_at);
@@ -131,19 +92,19 @@ public:
     // stored (e.g. its parent is gone) the job is stored `failed` with the
     // reason, and on_durable still runs; if the whole transaction fails,
     // on_durable is not called and Options::on_write_error gets the error.
-    void finish_job(const std::string &id, JobStatus status, int64_t finished_at, std::optional<std::string> error,
-                    std::optional<std::string> traceback, std::optional<Artifact> result_artifact,
+    void finish_job(const std::string &id, model::JobStatus status, int64_t finished_at, std::optional<std::string> error,
+                    std::optional<std::string> traceback, std::optional<model::Artifact> result_artifact,
                     std::function<void()> on_durable = {});
     // The same, with the fields of the end in one place.
     struct JobEnd {
-        JobStatus status = JobStatus::completed;
+        model::JobStatus status = model::JobStatus::completed;
         int64_t started_at = 0;  // stored unless mark_running already did (0: never ran)
         int64_t finished_at = 0;
         std::optional<std::string> error, traceback;
-        std::optional<Artifact> result_artifact;
+        std::optional<model::Artifact> result_artifact;
         // A job that was never stored (one-request execution): this record is
         // inserted first, in the same transaction.
-        std::optional<Job> insert_first;
+        std::optional<model::Job> insert_first;
     };
     // `on_failed` runs instead of `on_durable` (on the writer thread too),
     // with the reason, when the write could not be committed.
@@ -168,33 +129,33 @@ public:
     WriteStats write_stats() const;
 
     // ---- jobs: reads -----------------------------------------------------
-    std::optional<Job> get_job(const std::string &id) const;
+    std::optional<model::Job> get_job(const std::string &id) const;
     // Newest first (submission order reversed).
-    std::vector<Job> list_jobs(std::optional<JobStatus> status, size_t limit, size_t offset) const;
-    size_t count_jobs(std::optional<JobStatus> status) const;
+    std::vector<model::Job> list_jobs(std::optional<model::JobStatus> status, size_t limit, size_t offset) const;
+    size_t count_jobs(std::optional<model::JobStatus> status) const;
 
     // Start-up recovery: every `running` job becomes `failed` with `error`,
     // and the `pending` ones are returned oldest first to be run again.
-    std::vector<Job> recover(const std::string &running_error, int64_t now);
+    std::vector<model::Job> recover(const std::string &running_error, int64_t now);
 
     // ---- artifacts (durable when they return) ------------------------------
     // Create, or upsert when input.id names an existing artifact. level =
     // parent.level + 1, or 0 without a parent. Throws StoreError: invalid
     // (data missing, parent does not exist, parent would make a cycle).
-    Artifact save_artifact(const ArtifactInput &input);
+    model::Artifact save_artifact(const model::ArtifactInput &input);
     // Applies the fields that are set; recomputes level and cascades it to
     // every descendant when parent or level changed. nullopt if absent.
-    std::optional<Artifact> update_artifact(const std::string &id, const ArtifactInput &input);
+    std::optional<model::Artifact> update_artifact(const std::string &id, const model::ArtifactInput &input);
     // Children keep their level and lose their parent_id. False if absent.
     bool delete_artifact(const std::string &id);
 
-    std::optional<Artifact> get_artifact(const std::string &id) const;
+    std::optional<model::Artifact> get_artifact(const std::string &id) const;
     // Insertion order.
-    std::vector<Artifact> list_artifacts(size_t limit, size_t offset) const;
+    std::vector<model::Artifact> list_artifacts(size_t limit, size_t offset) const;
     size_t count_artifacts() const;
     // The artifact and all its descendants: root first, then in insertion
     // order. Empty if the root does not exist.
-    std::vector<Artifact> artifact_subtree(const std::string &root_id) const;
+    std::vector<model::Artifact> artifact_subtree(const std::string &root_id) const;
 
     // ---- task code -----------------------------------------------------
     std::unique_ptr<TaskConnection> task_connection();

@@ -114,23 +114,23 @@ void seed_store(store::Store &st, size_t count, size_t threads, std::vector<std:
     std::string first_error;
     const int64_t base = taskhost::now_us() - static_cast<int64_t>(count) * 10;
     auto work = [&] {
-        store::Job job;
+        taskhost::model::Job job;
         job.task_name = "hello";
         job.params_json = "{}";
         for (;;) {
             const size_t i = next.fetch_add(1);
             if (i >= count) return;
             job.id = new_ulid_string();
-            job.status = store::JobStatus::pending;
+            job.status = taskhost::model::JobStatus::pending;
             job.submitted_at = base + static_cast<int64_t>(i) * 10;
             try {
                 st.insert_job(job);
-                store::Artifact artifact;
+                taskhost::model::Artifact artifact;
                 artifact.id = new_ulid_string();
                 artifact.data_json = kData;
                 artifact.created_at = artifact.updated_at = job.submitted_at + 5;
                 st.mark_running(job.id, job.submitted_at + 2);
-                st.finish_job(job.id, store::JobStatus::completed, job.submitted_at + 6, std::nullopt, std::nullopt,
+                st.finish_job(job.id, taskhost::model::JobStatus::completed, job.submitted_at + 6, std::nullopt, std::nullopt,
                               std::move(artifact));
             } catch (const std::exception &e) {
                 std::lock_guard lock(error_mu);
@@ -157,7 +157,7 @@ std::string verify(store::Store &st, const std::vector<std::string> &ids, size_t
     for (size_t i : {size_t{0}, count / 2, count - 1}) {
         auto job = st.get_job(ids[i]);
         if (!job) return "seeded job " + ids[i] + " cannot be read back";
-        if (job->status != store::JobStatus::completed || job->task_name != "hello" || !job->artifact_id ||
+        if (job->status != taskhost::model::JobStatus::completed || job->task_name != "hello" || !job->artifact_id ||
             job->finished_at == 0)
             return "seeded job " + ids[i] + " does not read back as a completed hello job";
         auto artifact = st.get_artifact(*job->artifact_id);

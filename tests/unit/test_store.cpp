@@ -19,6 +19,7 @@
 #include "util/ulid.hpp"
 
 using namespace taskhost;
+using namespace taskhost::model;
 using namespace taskhost::store;
 using nlohmann::json;
 

@@ -1,9 +1,9 @@
-#include "http/render.hpp"
+#include "model/render.hpp"
 
 #include "util/clock.hpp"
 #include "util/json_text.hpp"
 
-namespace taskhost::http {
+namespace taskhost::model {
 
 namespace {
 
@@ -14,11 +14,11 @@ void time_field(json_text::Object &o, std::string_view key, int64_t us) {
 
 }  // namespace
 
-void render_job(std::string &out, const store::Job &job, JobExtras extras) {
+void render_job(std::string &out, const Job &job, bool cancel_requested) {
     json_text::Object o(out);
     o.str("id", job.id);
     o.str("task_name", job.task_name);
-    o.str("status", store::to_string(job.status));
+    o.str("status", to_string(job.status));
     time_field(o, "submitted_at", job.submitted_at);
     time_field(o, "started_at", job.started_at);
     time_field(o, "finished_at", job.finished_at);
@@ -32,17 +32,17 @@ void render_job(std::string &out, const store::Job &job, JobExtras extras) {
     else o.str("progress_message", job.progress_message);
     if (job.timeout_s > 0) o.num("timeout_s", job.timeout_s);
     else o.null("timeout_s");
-    o.boolean("cancel_requested", extras.cancel_requested);
+    o.boolean("cancel_requested", cancel_requested);
 }
 
-std::string render_job(const store::Job &job, JobExtras extras) {
+std::string render_job(const Job &job, bool cancel_requested) {
     std::string out;
     out.reserve(384);
-    render_job(out, job, extras);
+    render_job(out, job, cancel_requested);
     return out;
 }
 
-void render_artifact(std::string &out, const store::Artifact &a) {
+void render_artifact(std::string &out, const Artifact &a) {
     json_text::Object o(out);
     o.str("id", a.id);
     time_field(o, "created_at", a.created_at);
@@ -53,16 +53,11 @@ void render_artifact(std::string &out, const store::Artifact &a) {
     o.integer("level", a.level);
 }
 
-std::string render_artifact(const store::Artifact &a) {
+std::string render_artifact(const Artifact &a) {
     std::string out;
     out.reserve(256 + a.data_json.size());
     render_artifact(out, a);
     return out;
 }
 
-std::string Hierarchy::label(int level) const {
-    if (level >= 0 && static_cast<size_t>(level) < level_labels.size()) return level_labels[level];
-    return "level_" + std::to_string(level);
-}
-
-}  // namespace taskhost::http
+}  // namespace taskhost::model

@@ -1,0 +1,36 @@
+// A job as the API shows it and the store keeps it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace taskhost::model {
+
+enum class JobStatus { pending, running, completed, failed, canceled };
+
+std::string_view to_string(JobStatus status);
+std::optional<JobStatus> parse_job_status(std::string_view text);
+inline bool is_terminal(JobStatus s) {
+    return s == JobStatus::completed || s == JobStatus::failed || s == JobStatus::canceled;
+}
+
+// Times are microseconds since the Unix epoch, UTC; 0 means "not yet" (null).
+struct Job {
+    std::string id;
+    std::string task_name;
+    std::string params_json = "{}";  // exactly what the caller sent
+    JobStatus status = JobStatus::pending;
+    int64_t submitted_at = 0;
+    int64_t started_at = 0;
+    int64_t finished_at = 0;
+    std::optional<std::string> error;
+    std::optional<std::string> error_traceback;
+    std::optional<std::string> artifact_id;
+    double progress = -1;  // 0..1, or -1 when the task never reported any
+    std::string progress_message;
+    double timeout_s = 0;  // 0 = none
+};
+
+}  // namespace taskhost::model

@@ -1,0 +1,20 @@
+// What one run of a task reported, and the result artifact the guide
+// stores for it.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace taskhost::model {
+
+struct TaskOutcome {
+    bool has_result = false;
+    std::string result_json;  // valid JSON text when has_result
+    bool has_error = false;
+    std::string error_type, error_message, error_traceback;
+};
+
+// {"task_name", "params", "result", "error": {"type", "message", "traceback"}}
+std::string result_artifact_data(std::string_view task_name, std::string_view params_json, const TaskOutcome &out);
+
+}  // namespace taskhost::model
