@@ -7,7 +7,6 @@
 
 #include "model/render.hpp"
 #include "jobs/job_manager.hpp"
-#include "plugins/generation.hpp"
 #include "registry/registry.hpp"
 #include "util/clock.hpp"
 #include "util/ulid.hpp"
@@ -249,7 +248,7 @@ model::TaskOutcome HostServices::invoke(const registry::Task &task, ActiveJob *j
     call.services = this;
     call.job = job;
     call.job_id = job_id;
-    call.log_name = task.generation->name + "/" + task.name;
+    call.log_name = task.plugin->name + "/" + task.name;
     th_status status = task.desc->invoke(&api_, &call, params_json.data(), params_json.size());
     if (status != TH_OK && !call.outcome.has_error) {
         call.outcome.has_error = true;

@@ -8,7 +8,6 @@
 #include "model/outcome.hpp"
 #include "model/render.hpp"
 #include "jobs/host_api.hpp"
-#include "plugins/generation.hpp"
 #include "util/clock.hpp"
 #include "util/json_text.hpp"
 #include "util/thread_name.hpp"
@@ -48,7 +47,7 @@ std::string format_seconds(double s) {
 }  // namespace
 
 JobManager::JobManager(store::Store &store, HostServices &services, metrics::Metrics &metrics, Options options)
-    : store_(store), services_(services), metrics_(metrics), options_(options) {
+    : store_(store), services_(services), metrics_(metrics), task_stats_(metrics), options_(options) {
     options_.workers = std::max<size_t>(1, options_.workers);
     options_.queue_capacity = std::max<size_t>(1, options_.queue_capacity);
 }
@@ -92,9 +91,9 @@ size_t JobManager::recover(const registry::Snapshot &snapshot) {
         job->record = std::move(record);
         job->stored = true;
         job->recovered = true;
-        job->counters = &metrics_.task(job->record.task_name);
-        job->counters->submitted.fetch_add(1, std::memory_order_relaxed);  // in this process's counts
-        job->task = snapshot.find(job->record.task_name);
+        job->stats = &task_stats_.of(job->record.task_name);
+        job->stats->counters.submitted.fetch_add(1, std::memory_order_relaxed);  // in this process's counts
+        job->task = registry::TaskLease(snapshot.find(job->record.task_name));
         {
             std::lock_guard lock(active_mu_);
             active_[job->record.id] = job;
@@ -104,7 +103,6 @@ size_t JobManager::recover(const registry::Snapshot &snapshot) {
                    std::nullopt);
             continue;
         }
-        job->task->generation->in_flight.fetch_add(1);
         std::lock_guard lock(queue_mu_);
         queue_.push_back(std::move(job));
         ++queued;
@@ -123,14 +121,13 @@ JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task
         std::string error;
         th_sink sink{&error, sink_to_string};
         if (task->desc->validate(params_json.data(), params_json.size(), &sink) != TH_OK) {
-            metrics_.task(task->name).rejected_invalid.fetch_add(1, std::memory_order_relaxed);
+            task_stats_.of(task->name).counters.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
             return {SubmitStatus::invalid_params, {}, error.empty() ? "invalid params" : error, {}};
         }
     }
-    const int64_t recent = task->recent_run_us.load(std::memory_order_relaxed);
-    const bool quick = !task->long_run_seen.load(std::memory_order_relaxed) &&
-                       (wait_s ? recent <= kCallerRunMaxUs && static_cast<double>(recent) * 100 <= *wait_s * 1e6
-                               : recent <= kSubmitterRunMaxUs);
+    TaskStats &stats = task_stats_.of(task->name);
+    stats.use_generation(task->plugin->generation);
+    const bool quick = stats.quick(wait_s);
     bool run_here = false;
     {
         std::lock_guard lock(queue_mu_);
@@ -140,7 +137,7 @@ JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task
             run_here = true;
         } else {
             if (queue_.size() + reserved_ >= options_.queue_capacity) {
-                metrics_.task(task->name).rejected_queue_full.fetch_add(1, std::memory_order_relaxed);
+                stats.counters.rejected_queue_full.fetch_add(1, std::memory_order_relaxed);
                 return {SubmitStatus::queue_full, {}, "the job queue is full", {}};
             }
             ++reserved_;
@@ -154,8 +151,8 @@ JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task
     r.params_json = std::move(params_json);
     r.submitted_at = now_us();
     r.timeout_s = timeout_s > 0 ? timeout_s : std::max(0.0, task->desc->default_timeout_s);
-    job->task = std::move(task);
-    job->counters = &metrics_.task(job->task->name);
+    job->task = registry::TaskLease(std::move(task));
+    job->stats = &stats;
     job->stored = !defer_store;
     std::string id = r.id;
     {
@@ -174,8 +171,7 @@ JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task
             return {SubmitStatus::store_error, {}, e.what(), {}};
         }
     }
-    job->task->generation->in_flight.fetch_add(1);
-    job->counters->submitted.fetch_add(1, std::memory_order_relaxed);
+    job->stats->counters.submitted.fetch_add(1, std::memory_order_relaxed);
     if (!run_here) {
         {
             std::lock_guard lock(queue_mu_);
@@ -355,17 +351,14 @@ void JobManager::yield_while_committing(ActiveJob &job, std::unique_lock<std::mu
 void JobManager::drop_locked(ActiveJob &job, metrics::Metrics::End how) {
     // Dropped before it ended: it will not reach finish()'s count.
     if (!job.finishing && !model::is_terminal(job.record.status))
-        job.counters->finished[static_cast<size_t>(how)].fetch_add(1, std::memory_order_relaxed);
+        job.stats->counters.finished[static_cast<size_t>(how)].fetch_add(1, std::memory_order_relaxed);
     job.deleted = true;
     job.settled.store(true, std::memory_order_release);
     ++job.version;
     int none = 0;
     job.cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::deleted));
-    if (job.record.status == JobStatus::pending && !job.finishing && job.task) {
-        // It will never run: release its hold on the plugin generation.
-        job.task->generation->in_flight.fetch_sub(1);
-        job.task.reset();
-    }
+    // It will never run: release its hold on the plugin generation.
+    if (job.record.status == JobStatus::pending && !job.finishing) job.task.release();
 }
 
 size_t JobManager::queue_depth() const {
@@ -391,7 +384,7 @@ void JobManager::worker_loop() {
 }
 
 void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
-    std::shared_ptr<const registry::Task> task;
+    const registry::Task *task;
     std::string params, id;
     double timeout_s;
     int64_t started_at, submitted_at;
@@ -403,7 +396,7 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
         job->record.started_at = started_at = now_us();
         submitted_at = job->record.submitted_at;
         ++job->version;
-        task = job->task;
+        task = &*job->task;  // held by the job until finish()
         params = job->record.params_json;
         id = job->record.id;
         timeout_s = job->record.timeout_s;
@@ -412,20 +405,12 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
         if (job->stored) store_.mark_running(id, started_at);
     }
     job->changed.notify_all();
-    if (!job->recovered) job->counters->queue_wait.observe_us(started_at - submitted_at);
+    if (!job->recovered) job->stats->counters.queue_wait.observe_us(started_at - submitted_at);
     if (timeout_s > 0) schedule_timeout(job, timeout_s);
 
     model::TaskOutcome out = services_.invoke(*task, job.get(), id, params);
     running_.fetch_sub(1);
-    {
-        const int64_t took = now_us() - started_at;
-        if (took >= kLongRunUs) task->long_run_seen.store(true, std::memory_order_relaxed);
-        auto &recent = task->recent_run_us;
-        int64_t old = recent.load(std::memory_order_relaxed), next;
-        do {
-            next = old == std::numeric_limits<int64_t>::max() ? took : std::max(took, old - old / 16);
-        } while (next != old && !recent.compare_exchange_weak(old, next, std::memory_order_relaxed));
-    }
+    job->stats->record_run(now_us() - started_at);
 
     JobStatus status = JobStatus::completed;
     std::optional<std::string> error, traceback;
@@ -448,14 +433,13 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     model::Artifact artifact;
     artifact.id = new_ulid_string();
     artifact.data_json = model::result_artifact_data(task->name, params, out);
-    task.reset();
     finish(job, status, std::move(error), std::move(traceback), std::move(artifact));
 }
 
 void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status, std::optional<std::string> error,
                         std::optional<std::string> traceback, std::optional<model::Artifact> artifact) {
     std::string id;
-    std::shared_ptr<const registry::Task> task;
+    registry::TaskLease task;
     store::Store::JobEnd end;
     {
         std::lock_guard lock(job->mu);
@@ -463,7 +447,6 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
         task = std::move(job->task);
         if (job->deleted) {
             // DELETE already removed the record; the result is dropped.
-            if (task) task->generation->in_flight.fetch_sub(1);
             return;
         }
         job->finishing = true;
@@ -476,11 +459,10 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
         }
     }
     // The plugin code has returned: its generation may now be released.
-    if (task) task->generation->in_flight.fetch_sub(1);
-    task.reset();
+    task.release();
     int64_t finished_at = now_us();
     {
-        auto &counters = *job->counters;
+        auto &counters = job->stats->counters;
         const auto end_kind = status == JobStatus::completed ? metrics::Metrics::End::completed
                               : status == JobStatus::failed  ? metrics::Metrics::End::failed
                                                              : metrics::Metrics::End::canceled;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "metrics/metrics.hpp"
+#include "jobs/task_stats.hpp"
 #include "registry/registry.hpp"
 #include "store/store.hpp"
 
@@ -54,8 +55,8 @@ struct ActiveJob {
     // when its wait runs out, whichever comes first.
     bool stored = false;
     std::string artifact_json;                   // the committed result artifact, rendered (guarded by mu)
-    std::shared_ptr<const registry::Task> task;  // pins the plugin generation
-    metrics::TaskCounters *counters = nullptr;   // its task's, looked up once (they outlive jobs)
+    registry::TaskLease task;  // held until its code has returned, or it will never run
+    TaskStats *stats = nullptr;  // its task's, looked up once (they outlive jobs)
     bool recovered = false;                      // requeued at start: its queue wait spans the downtime
     std::atomic<int> cancel{0};                  // CancelReason
 };
@@ -153,11 +154,6 @@ public:
     size_t workers() const { return options_.workers; }
 
 private:
-    static constexpr int64_t kCallerRunMaxUs = 10'000;
-    // Below this a run costs less than the hand-off to a worker and back.
-    static constexpr int64_t kSubmitterRunMaxUs = 200;
-    // A run this long marks a task as one that can be slow: never run by a caller again.
-    static constexpr int64_t kLongRunUs = 100'000;
     void worker_loop();
     void release_slot();
     void timer_loop();
@@ -184,6 +180,7 @@ private:
     store::Store &store_;
     HostServices &services_;
     metrics::Metrics &metrics_;
+    TaskStatsBook task_stats_;
     Options options_;
 
     mutable std::mutex active_mu_;

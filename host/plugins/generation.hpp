@@ -13,9 +13,13 @@
 
 #include <taskhost/abi.h>
 
+#include "registry/registry.hpp"
+
 namespace taskhost::plugins {
 
-class Generation {
+// The registry's view of it (file, name, version, generation number, jobs in
+// flight) is its PluginInstance base.
+class Generation : public registry::PluginInstance {
 public:
     Generation(boost::dll::shared_library library, const th_plugin_desc *desc);
     ~Generation();  // plugin shutdown(), then dlclose
@@ -23,15 +27,10 @@ public:
     Generation &operator=(const Generation &) = delete;
 
     const th_plugin_desc *desc;
-    std::string file;  // name inside the plugins folder
-    std::string name;
-    std::string version;
     std::string hash;  // sha256 of the file's bytes, hex
-    uint64_t number = 0;
     int64_t loaded_at_us = 0;
     std::vector<std::string> task_info;  // rendered TaskInfo JSON per task, by index
     bool initialized = false;            // init() succeeded: shutdown() is owed
-    std::atomic<int64_t> in_flight{0};   // jobs accepted on this generation and not finished
 
 private:
     boost::dll::shared_library library_;

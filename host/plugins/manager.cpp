@@ -159,7 +159,7 @@ PluginManager::Loaded PluginManager::load(const fs::path &path, const std::strin
     generation->name = desc->name;
     generation->version = desc->version ? desc->version : "";
     generation->hash = hash;
-    generation->number = number;
+    generation->generation = number;
     generation->loaded_at_us = now_us();
     for (uint32_t i = 0; i < desc->task_count; ++i)
         generation->task_info.push_back(
@@ -291,7 +291,7 @@ ReloadReport PluginManager::reload() {
             report.added.push_back(c.file);
         }
         spdlog::info("plugin {} loaded: {} {} (generation {}, {} tasks)", c.file, c.generation->name,
-                     c.generation->version, c.generation->number, c.generation->desc->task_count);
+                     c.generation->version, c.generation->generation, c.generation->desc->task_count);
         st.active = std::move(c.generation);
         st.error.clear();
         st.refused_hash.clear();
@@ -317,7 +317,7 @@ ReloadReport PluginManager::reload() {
             task->name = t.name;
             for (uint32_t k = 0; k < t.tag_count; ++k) task->tags.emplace_back(t.tags[k] ? t.tags[k] : "");
             task->desc = &t;
-            task->generation = st.active;
+            task->plugin = st.active;
             task->info_json = st.active->task_info[i];
             snapshot->tasks.emplace(task->name, std::move(task));
         }
@@ -349,7 +349,7 @@ std::string PluginManager::describe_json() const {
                     {"name", g.name},
                     {"version", g.version},
                     {"hash", g.hash},
-                    {"generation", g.number},
+                    {"generation", g.generation},
                     {"loaded_at", iso8601_utc(g.loaded_at_us)},
                     {"tasks", std::move(tasks)},
                     {"jobs_in_flight", g.in_flight.load()},

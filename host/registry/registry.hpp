@@ -5,8 +5,6 @@
 #pragma once
 
 #include <atomic>
-#include <limits>
-
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -18,33 +16,66 @@
 
 #include <taskhost/abi.h>
 
-namespace taskhost::plugins {
-class Generation;
-}
-
 namespace taskhost::registry {
+
+// The plugin generation a task comes from, as the registry and the jobs
+// see it. It lives inside the loaded generation (plugins/), and a pointer
+// to it keeps that generation, and so its code, loaded.
+struct PluginInstance {
+    std::string file;  // name inside the plugins folder
+    std::string name;
+    std::string version;
+    uint64_t generation = 0;
+    // Jobs accepted on this generation that may still call its code (a
+    // TaskLease each).
+    mutable std::atomic<int64_t> in_flight{0};
+};
 
 struct Task {
     std::string name;
     std::vector<std::string> tags;
     const th_task_desc *desc = nullptr;
-    // Keeps the plugin image mapped while anyone holds this task.
-    std::shared_ptr<plugins::Generation> generation;
-    std::string info_json;  // TaskInfo, rendered once at load
-    // Lets a submitter run a task known to be quick itself. recent_run_us:
-    // the longest recent run, decaying by 1/16 per run, so that one run
-    // slowed by the scheduler is forgiven (microseconds; max() until the
-    // task has run once). long_run_seen: a run took 100 ms or more (params
-    // can make any task slow): never again, so a submitter is surprised by a
-    // long run at most once.
-    mutable std::atomic<int64_t> recent_run_us{std::numeric_limits<int64_t>::max()};
-    mutable std::atomic<bool> long_run_seen{false};
+    std::shared_ptr<const PluginInstance> plugin;  // keeps the code loaded
+    std::string info_json;                         // TaskInfo, rendered once at load
 
     bool has_tags(const std::vector<std::string> &wanted) const;
 };
 
+// A job's hold on its task: keeps the task's generation loaded and counted
+// in its in_flight until released, when the job will not call its code
+// again. Move-only.
+class TaskLease {
+public:
+    TaskLease() = default;
+    explicit TaskLease(std::shared_ptr<const Task> task) : task_(std::move(task)) {
+        if (task_) task_->plugin->in_flight.fetch_add(1, std::memory_order_relaxed);
+    }
+    TaskLease(TaskLease &&other) noexcept : task_(std::move(other.task_)) {}
+    TaskLease &operator=(TaskLease &&other) noexcept {
+        if (this != &other) {
+            release();
+            task_ = std::move(other.task_);
+        }
+        return *this;
+    }
+    TaskLease(const TaskLease &) = delete;
+    TaskLease &operator=(const TaskLease &) = delete;
+    ~TaskLease() { release(); }
+
+    void release() {
+        if (auto task = std::exchange(task_, nullptr))
+            task->plugin->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    }
+    explicit operator bool() const { return task_ != nullptr; }
+    const Task &operator*() const { return *task_; }
+    const Task *operator->() const { return task_.get(); }
+
+private:
+    std::shared_ptr<const Task> task_;
+};
+
 struct Snapshot {
-    uint64_t version = 0;                                                   // bumps on every swap
+    uint64_t version = 0;                                                    // bumps on every swap
     std::map<std::string, std::shared_ptr<const Task>, std::less<>> tasks;  // sorted by name
 
     std::shared_ptr<const Task> find(std::string_view name) const;
