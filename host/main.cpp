@@ -24,7 +24,7 @@
 #include "plugins/manager.hpp"
 #include "plugins/watcher.hpp"
 #include "registry/registry.hpp"
-#include "store/store.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 
 namespace {
 
@@ -181,9 +181,9 @@ int main(int argc, char **argv) {
                 "(see --api-keys-file)",
                 cfg.host);
         }
-        taskhost::store::Store::Options store_options;
+        taskhost::store::SqliteStore::Options store_options;
         store_options.path = cfg.db;
-        taskhost::store::Store store(store_options);
+        taskhost::store::SqliteStore store(store_options);
         taskhost::registry::Registry registry;
         taskhost::jobs::HostServices services(store, registry);
         taskhost::plugins::PluginManager plugins({fs::path(cfg.plugins_dir), fs::path(cfg.runtime_dir)}, registry,

@@ -57,13 +57,6 @@ bool parse_artifact_input(const httplib::Request &req, httplib::Response &res, b
     return true;
 }
 
-void store_error(const httplib::Request &req, httplib::Response &res, const store::StoreError &e) {
-    int status = e.kind == store::StoreError::Kind::not_found ? 404
-                 : e.kind == store::StoreError::Kind::invalid ? 400
-                                                              : 500;
-    problem(res, status, e.what(), req.path);
-}
-
 bool valid_id(const httplib::Request &req, httplib::Response &res, std::string_view id) {
     if (is_valid_ulid(id)) return true;
     problem(res, 400, "Invalid ULID format: " + std::string(id), req.path);
@@ -111,7 +104,7 @@ void Api::create_artifact(const httplib::Request &req, httplib::Response &res) {
         res.set_header("Location", "/api/v1/artifacts/" + saved.id);
         json_response(res, 201, render_artifact(saved));
     } catch (const store::StoreError &e) {
-        store_error(req, res, e);
+        problem(res, e.error(), req.path);
     }
 }
 
@@ -139,7 +132,7 @@ void Api::update_artifact(const httplib::Request &req, httplib::Response &res, s
         if (!updated) return not_found(req, res, id);
         json_response(res, 200, render_artifact(*updated));
     } catch (const store::StoreError &e) {
-        store_error(req, res, e);
+        problem(res, e.error(), req.path);
     }
 }
 

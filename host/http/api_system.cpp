@@ -19,8 +19,8 @@
 namespace taskhost::http {
 
 std::string Api::health_json() const {
-    std::string why;
-    bool ok = s_.store.check(&why);
+    const Result<void> check = s_.store.check();
+    const bool ok = check.ok();
     std::string body;
     {
         json_text::Object o(body);
@@ -28,7 +28,7 @@ std::string Api::health_json() const {
         json_text::Object checks(o.key("checks"));
         json_text::Object db(checks.key("database"));
         db.str("state", ok ? "healthy" : "unhealthy");
-        if (!ok) db.str("message", "Database connection failed: " + why);
+        if (!ok) db.str("message", "Database connection failed: " + check.error().message);
     }
     return body;
 }

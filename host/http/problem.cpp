@@ -60,4 +60,20 @@ void sse_headers(const httplib::Request &req, httplib::Response &res) {
     if (req.get_header_value("Connection") != "close") res.set_header("Connection", "keep-alive");
 }
 
+void problem(httplib::Response &res, const Error &error, std::string_view instance, int retry_after_s) {
+    int status = 500;
+    switch (error.kind) {
+        case ErrorKind::invalid: status = 400; break;
+        case ErrorKind::not_found: status = 404; break;
+        case ErrorKind::conflict: status = 409; break;
+        case ErrorKind::overloaded:
+            res.set_header("Retry-After", std::to_string(retry_after_s));
+            status = 503;
+            break;
+        case ErrorKind::unavailable: status = 503; break;
+        case ErrorKind::internal: status = 500; break;
+    }
+    problem(res, status, error.message, instance);
+}
+
 }  // namespace taskhost::http

@@ -7,10 +7,16 @@
 
 #include <httplib.h>
 
+#include "util/result.hpp"
+
 namespace taskhost::http {
 
 // Fills `res` with an application/problem+json body.
 void problem(httplib::Response &res, int status, std::string_view detail, std::string_view instance);
+
+// The same for an Error: its kind picks the status, its message is the
+// detail; `overloaded` also says when to retry (Retry-After, seconds).
+void problem(httplib::Response &res, const Error &error, std::string_view instance, int retry_after_s = 1);
 
 // Standard reason phrase for a status ("Not Found").
 std::string_view status_title(int status);

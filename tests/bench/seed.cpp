@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "store/store.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 #include "util/clock.hpp"
 #include "util/ulid.hpp"
 
@@ -130,8 +130,10 @@ void seed_store(store::Store &st, size_t count, size_t threads, std::vector<std:
                 artifact.data_json = kData;
                 artifact.created_at = artifact.updated_at = job.submitted_at + 5;
                 st.mark_running(job.id, job.submitted_at + 2);
-                st.finish_job(job.id, taskhost::model::JobStatus::completed, job.submitted_at + 6, std::nullopt, std::nullopt,
-                              std::move(artifact));
+                store::Store::JobEnd end;
+                end.finished_at = job.submitted_at + 6;
+                end.result_artifact = std::move(artifact);
+                st.finish_job(job.id, std::move(end));
             } catch (const std::exception &e) {
                 std::lock_guard lock(error_mu);
                 if (first_error.empty()) first_error = e.what();
@@ -174,12 +176,12 @@ SeedResult seed_completed_jobs(const std::string &db_path, size_t count, size_t 
     result.job_ids.resize(count);
     const auto t0 = std::chrono::steady_clock::now();
     try {
-        store::Store::Options options;
+        store::SqliteStore::Options options;
         options.path = db_path;
         options.max_batch = 8192;
         options.read_connections = 1;
         // Opening the store creates and migrates the schema exactly as the host does.
-        { store::Store st(options); }
+        { store::SqliteStore st(options); }
         bool fast = !use_store;
         if (fast) {
             try {
@@ -190,7 +192,7 @@ SeedResult seed_completed_jobs(const std::string &db_path, size_t count, size_t 
                 result.note = std::string("bulk SQL failed (") + e.what() + "); seeded through the store API";
             }
         }
-        store::Store st(options);
+        store::SqliteStore st(options);
         if (!fast) {
             if (st.count_jobs(std::nullopt) != 0) throw std::runtime_error("bulk SQL failed half way: " + result.note);
             seed_store(st, count, threads, result.job_ids, progress);

@@ -14,16 +14,31 @@
 #include <sqlite3.h>
 #include <nlohmann/json.hpp>
 
-#include "store/store.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 #include "util/clock.hpp"
 #include "util/ulid.hpp"
 
 using namespace taskhost;
 using namespace taskhost::model;
-using namespace taskhost::store;
+using taskhost::store::StoreError;
+using taskhost::store::TaskConnection;
+using Store = taskhost::store::SqliteStore;  // this suite tests the embedded store
 using nlohmann::json;
 
 namespace {
+
+// The end of a job from its parts (the store takes them as one JobEnd).
+void end_job(Store &store, const std::string &id, JobStatus status, int64_t finished_at,
+             std::optional<std::string> error, std::optional<std::string> traceback,
+             std::optional<Artifact> artifact, std::function<void()> on_durable = {}) {
+    Store::JobEnd end;
+    end.status = status;
+    end.finished_at = finished_at;
+    end.error = std::move(error);
+    end.traceback = std::move(traceback);
+    end.result_artifact = std::move(artifact);
+    store.finish_job(id, std::move(end), std::move(on_durable));
+}
 
 Job make_job(const std::string &task = "add", std::string params = R"({"a":1,"b":2})") {
     Job j;
@@ -73,7 +88,7 @@ struct WriterGate {
     void block(Store &store) {
         Job j = make_job("gate");
         store.insert_job(j);
-        store.finish_job(j.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, std::nullopt, [this] {
+        end_job(store, j.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, std::nullopt, [this] {
             std::unique_lock lock(mu);
             entered = true;
             cv.notify_all();
@@ -205,7 +220,7 @@ TEST_CASE("store: mark_running and progress are applied in order") {
     // A job cancelled before it started is not revived by a late mark_running.
     Job k = make_job();
     store.insert_job(k);
-    store.finish_job(k.id, JobStatus::canceled, now_us(), std::nullopt, std::nullopt, std::nullopt);
+    end_job(store, k.id, JobStatus::canceled, now_us(), std::nullopt, std::nullopt, std::nullopt);
     store.mark_running(k.id, now_us());
     store.flush();
     CHECK(store.get_job(k.id)->status == JobStatus::canceled);
@@ -223,7 +238,7 @@ TEST_CASE("store: flush returns only after the callbacks of the writes before it
     gate.block(store);
     WriterGate in_callback;  // then holds it inside j's callback
     std::atomic<bool> callback_returned{false}, flushed{false};
-    store.finish_job(j.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, std::nullopt, [&] {
+    end_job(store, j.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, std::nullopt, [&] {
         std::unique_lock lock(in_callback.mu);
         in_callback.entered = true;
         in_callback.cv.notify_all();
@@ -263,7 +278,7 @@ TEST_CASE("store: finish_job stores the artifact and the job together, then on_d
     const int64_t finished = now_us();
 
     std::promise<std::optional<Job>> seen;  // the job as a reader sees it inside on_durable
-    store.finish_job(j.id, JobStatus::completed, finished, std::nullopt, std::nullopt, result,
+    end_job(store, j.id, JobStatus::completed, finished, std::nullopt, std::nullopt, result,
                      [&] { seen.set_value(store.get_job(j.id)); });
     auto fut = seen.get_future();
     REQUIRE(fut.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
@@ -291,7 +306,7 @@ TEST_CASE("store: finish_job stores the artifact and the job together, then on_d
     store.insert_job(k);
     Artifact anon;
     anon.data_json = "42";
-    store.finish_job(k.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, anon);
+    end_job(store, k.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, anon);
     store.flush();
     auto kk = store.get_job(k.id);
     REQUIRE(kk->artifact_id);
@@ -365,7 +380,7 @@ TEST_CASE("store: finish_job failed without artifact keeps error and traceback")
     Store store(memory_options());
     Job j = make_job();
     store.insert_job(j);
-    store.finish_job(j.id, JobStatus::failed, now_us(), "ValueError: boom", "Traceback...\nValueError: boom",
+    end_job(store, j.id, JobStatus::failed, now_us(), "ValueError: boom", "Traceback...\nValueError: boom",
                      std::nullopt);
     store.flush();
     auto got = store.get_job(j.id);
@@ -393,7 +408,7 @@ TEST_CASE("store: finish_job whose artifact cannot be stored ends the job failed
     bad.data_json = "{}";
     bad.parent_id = "01ARZ3NDEKTSV4RRFFQ69G5FAV";  // does not exist
     std::promise<void> durable;
-    store.finish_job(j.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, bad,
+    end_job(store, j.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, bad,
                      [&] { durable.set_value(); });
     REQUIRE(durable.get_future().wait_for(std::chrono::seconds(30)) == std::future_status::ready);
     auto got = store.get_job(j.id);
@@ -515,7 +530,7 @@ TEST_CASE("store: recover fails running jobs and returns pending ones oldest fir
     }
     store.mark_running(jobs[1].id, now_us());
     store.mark_running(jobs[3].id, now_us());
-    store.finish_job(jobs[4].id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, std::nullopt);
+    end_job(store, jobs[4].id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, std::nullopt);
 
     const int64_t now = now_us();
     auto pending = store.recover("interrupted by a restart", now);
@@ -742,8 +757,7 @@ TEST_CASE("store: file database persists across Store instances") {
         o.path = path;
         Store store(o);
         CHECK(store.url() == "sqlite:///" + std::filesystem::absolute(path).lexically_normal().string());
-        std::string why;
-        CHECK(store.check(&why));
+        CHECK(store.check());
         store.insert_job(j);
         artifact_id = store.save_artifact(art(R"({"kept":true})")).id;
         store.mark_running(j.id, now_us());
@@ -924,8 +938,7 @@ TEST_CASE("store: opening a missing directory fails with StoreError") {
 TEST_CASE("store: memory database is shared by writer, readers and task connections") {
     Store store(memory_options());
     CHECK(store.url() == "sqlite://:memory:");
-    std::string why;
-    CHECK(store.check(&why));
+    CHECK(store.check());
 
     Job j = make_job();
     store.insert_job(j);                  // write connection
@@ -1118,7 +1131,7 @@ TEST_CASE("store: a blocking write from on_durable is refused instead of deadloc
     Job j = make_job();
     store.insert_job(j);
     std::promise<std::string> outcome;
-    store.finish_job(j.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, std::nullopt, [&] {
+    end_job(store, j.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, std::nullopt, [&] {
         try {
             store.flush();
             outcome.set_value("no error");

@@ -1,7 +1,7 @@
 // Thin RAII layer over the SQLite C API used by the store: a connection with
 // its own cache of persistent prepared statements, and a scoped statement
 // borrow that always resets (so no connection keeps a read transaction open).
-// Internal to host/store.
+// Internal to host/store/sqlite.
 #pragma once
 
 #include <cstdint>

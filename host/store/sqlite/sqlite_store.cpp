@@ -21,7 +21,8 @@
 #include <utility>
 #include <vector>
 
-#include "store/sqlite_db.hpp"
+#include "store/sqlite/connection.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 #include "util/clock.hpp"
 #include "util/thread_name.hpp"
 #include "util/ulid.hpp"
@@ -228,7 +229,7 @@ struct Op {
 
 }  // namespace
 
-struct Store::Impl {
+struct SqliteStore::Impl {
     Options options;
     std::string url;
     std::string open_name;  // file path, or the memdb URI
@@ -848,7 +849,7 @@ struct Store::Impl {
 
 // ---- Store --------------------------------------------------------------------
 
-Store::Store(Options options) : impl_(std::make_unique<Impl>()) {
+SqliteStore::SqliteStore(Options options) : impl_(std::make_unique<Impl>()) {
     Impl &m = *impl_;
     m.options = std::move(options);
     if (m.options.path == ":memory:") {
@@ -873,7 +874,7 @@ Store::Store(Options options) : impl_(std::make_unique<Impl>()) {
     m.writer = std::thread([&m] { m.writer_main(); });
 }
 
-Store::~Store() {
+SqliteStore::~SqliteStore() {
     {
         std::lock_guard lock(impl_->q_mu);
         impl_->stopping = true;
@@ -883,22 +884,18 @@ Store::~Store() {
     impl_->stop_checkpointer();
 }
 
-const std::string &Store::url() const { return impl_->url; }
+const std::string &SqliteStore::url() const { return impl_->url; }
 
-bool Store::check(std::string *why) const {
+Result<void> SqliteStore::check() const {
     try {
         Impl::Lease lease(*impl_);
         Stmt s(*lease, kSelectOne);
-        if (!s.step() || s.i64(0) != 1) {
-            if (why) *why = "SELECT 1 returned no row";
-            return false;
-        }
+        if (!s.step() || s.i64(0) != 1) return fail(ErrorKind::internal, "SELECT 1 returned no row");
     } catch (const std::exception &e) {
-        if (why) *why = e.what();
-        return false;
+        return fail(ErrorKind::internal, e.what());
     }
     const std::string failure = impl_->write_failure();
-    if (failure.empty()) return true;
+    if (failure.empty()) return {};
     // The last commit failed (disk full, I/O error…). Queue one small commit
     // that writes (unless one is queued), so that the check turns healthy on
     // a later call once commits work again, with or without traffic. Never
@@ -908,13 +905,12 @@ bool Store::check(std::string *why) const {
         op.kind = OpKind::probe;
         impl_->post(std::move(op));
     }
-    if (why) *why = "the last commit failed: " + failure;
-    return false;
+    return fail(ErrorKind::unavailable, "the last commit failed: " + failure);
 }
 
 // ---- job writes ----
 
-void Store::insert_job(const Job &job) {
+void SqliteStore::insert_job(const Job &job) {
     Op op;
     op.kind = OpKind::insert_job;
     op.job = &job;
@@ -922,7 +918,7 @@ void Store::insert_job(const Job &job) {
     impl_->call(std::move(op), w);
 }
 
-void Store::mark_running(const std::string &id, int64_t started_at) {
+void SqliteStore::mark_running(const std::string &id, int64_t started_at) {
     Op op;
     op.kind = OpKind::mark_running;
     op.id = id;
@@ -930,7 +926,7 @@ void Store::mark_running(const std::string &id, int64_t started_at) {
     impl_->post(std::move(op));
 }
 
-void Store::update_progress(const std::string &id, double fraction, const std::string &message) {
+void SqliteStore::update_progress(const std::string &id, double fraction, const std::string &message) {
     Op op;
     op.kind = OpKind::update_progress;
     op.id = id;
@@ -939,19 +935,7 @@ void Store::update_progress(const std::string &id, double fraction, const std::s
     impl_->post(std::move(op));
 }
 
-void Store::finish_job(const std::string &id, JobStatus status, int64_t finished_at, std::optional<std::string> error,
-                       std::optional<std::string> traceback, std::optional<Artifact> result_artifact,
-                       std::function<void()> on_durable) {
-    JobEnd end;
-    end.status = status;
-    end.finished_at = finished_at;
-    end.error = std::move(error);
-    end.traceback = std::move(traceback);
-    end.result_artifact = std::move(result_artifact);
-    finish_job(id, std::move(end), std::move(on_durable));
-}
-
-void Store::finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable,
+void SqliteStore::finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable,
                        std::function<void(const std::string &)> on_failed) {
     Op op;
     op.kind = OpKind::finish_job;
@@ -960,7 +944,7 @@ void Store::finish_job(const std::string &id, JobEnd end, std::function<void()> 
     impl_->post(std::move(op));
 }
 
-bool Store::delete_job(const std::string &id) {
+bool SqliteStore::delete_job(const std::string &id) {
     Op op;
     op.kind = OpKind::delete_job;
     op.key = &id;
@@ -969,17 +953,17 @@ bool Store::delete_job(const std::string &id) {
     return w.found;
 }
 
-void Store::flush() {
+void SqliteStore::flush() {
     Waiter w;
     impl_->call(Op{}, w);
 }
 
-size_t Store::pending_writes() const {
+size_t SqliteStore::pending_writes() const {
     std::lock_guard lock(impl_->q_mu);
     return impl_->queue.size();
 }
 
-Store::WriteStats Store::write_stats() const {
+Store::WriteStats SqliteStore::write_stats() const {
     return {impl_->commits.load(std::memory_order_relaxed), impl_->writes.load(std::memory_order_relaxed),
             impl_->coalesced.load(std::memory_order_relaxed), impl_->checkpoints.load(std::memory_order_relaxed),
             impl_->writer_checkpoints.load(std::memory_order_relaxed)};
@@ -987,7 +971,7 @@ Store::WriteStats Store::write_stats() const {
 
 // ---- job reads ----
 
-std::optional<Job> Store::get_job(const std::string &id) const {
+std::optional<Job> SqliteStore::get_job(const std::string &id) const {
     Impl::Lease lease(*impl_);
     Stmt s(*lease, kGetJob);
     s.bind(1, std::string_view(id));
@@ -995,7 +979,7 @@ std::optional<Job> Store::get_job(const std::string &id) const {
     return read_job(s);
 }
 
-std::vector<Job> Store::list_jobs(std::optional<JobStatus> status, size_t limit, size_t offset) const {
+std::vector<Job> SqliteStore::list_jobs(std::optional<JobStatus> status, size_t limit, size_t offset) const {
     std::vector<Job> out;
     Impl::Lease lease(*impl_);
     Stmt s(*lease, status ? kListJobsByStatus : kListJobs);
@@ -1005,14 +989,14 @@ std::vector<Job> Store::list_jobs(std::optional<JobStatus> status, size_t limit,
     return out;
 }
 
-size_t Store::count_jobs(std::optional<JobStatus> status) const {
+size_t SqliteStore::count_jobs(std::optional<JobStatus> status) const {
     Impl::Lease lease(*impl_);
     Stmt s(*lease, status ? kCountJobsByStatus : kCountJobs);
     if (status) s.bind(1, to_string(*status));
     return s.step() ? static_cast<size_t>(s.i64(0)) : 0;
 }
 
-std::vector<Job> Store::recover(const std::string &running_error, int64_t now) {
+std::vector<Job> SqliteStore::recover(const std::string &running_error, int64_t now) {
     Op op;
     op.kind = OpKind::recover;
     op.key = &running_error;
@@ -1024,7 +1008,7 @@ std::vector<Job> Store::recover(const std::string &running_error, int64_t now) {
 
 // ---- artifacts ----
 
-Artifact Store::save_artifact(const ArtifactInput &input) {
+Artifact SqliteStore::save_artifact(const ArtifactInput &input) {
     if (!input.data_json) invalid("data is required");
     Op op;
     op.kind = OpKind::save_artifact;
@@ -1034,7 +1018,7 @@ Artifact Store::save_artifact(const ArtifactInput &input) {
     return std::move(*w.artifact);
 }
 
-std::optional<Artifact> Store::update_artifact(const std::string &id, const ArtifactInput &input) {
+std::optional<Artifact> SqliteStore::update_artifact(const std::string &id, const ArtifactInput &input) {
     Op op;
     op.kind = OpKind::update_artifact;
     op.key = &id;
@@ -1044,7 +1028,7 @@ std::optional<Artifact> Store::update_artifact(const std::string &id, const Arti
     return std::move(w.artifact);
 }
 
-bool Store::delete_artifact(const std::string &id) {
+bool SqliteStore::delete_artifact(const std::string &id) {
     Op op;
     op.kind = OpKind::delete_artifact;
     op.key = &id;
@@ -1053,7 +1037,7 @@ bool Store::delete_artifact(const std::string &id) {
     return w.found;
 }
 
-std::optional<Artifact> Store::get_artifact(const std::string &id) const {
+std::optional<Artifact> SqliteStore::get_artifact(const std::string &id) const {
     Impl::Lease lease(*impl_);
     Stmt s(*lease, kGetArtifact);
     s.bind(1, std::string_view(id));
@@ -1061,7 +1045,7 @@ std::optional<Artifact> Store::get_artifact(const std::string &id) const {
     return read_artifact(s);
 }
 
-std::vector<Artifact> Store::list_artifacts(size_t limit, size_t offset) const {
+std::vector<Artifact> SqliteStore::list_artifacts(size_t limit, size_t offset) const {
     std::vector<Artifact> out;
     Impl::Lease lease(*impl_);
     Stmt s(*lease, kListArtifacts);
@@ -1070,13 +1054,13 @@ std::vector<Artifact> Store::list_artifacts(size_t limit, size_t offset) const {
     return out;
 }
 
-size_t Store::count_artifacts() const {
+size_t SqliteStore::count_artifacts() const {
     Impl::Lease lease(*impl_);
     Stmt s(*lease, kCountArtifacts);
     return s.step() ? static_cast<size_t>(s.i64(0)) : 0;
 }
 
-std::vector<Artifact> Store::artifact_subtree(const std::string &root_id) const {
+std::vector<Artifact> SqliteStore::artifact_subtree(const std::string &root_id) const {
     std::vector<Artifact> out;
     Impl::Lease lease(*impl_);
     Stmt s(*lease, kSubtree);
@@ -1085,7 +1069,7 @@ std::vector<Artifact> Store::artifact_subtree(const std::string &root_id) const 
     return out;
 }
 
-std::unique_ptr<TaskConnection> Store::task_connection() {
+std::unique_ptr<TaskConnection> SqliteStore::task_connection() {
     return detail::make_task_connection(impl_->open_name, impl_->memory);
 }
 

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "store/sqlite_db.hpp"
+#include "store/sqlite/connection.hpp"
 
 namespace taskhost::store::detail {
 namespace {

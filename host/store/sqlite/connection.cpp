@@ -1,4 +1,4 @@
-#include "store/sqlite_db.hpp"
+#include "store/sqlite/connection.hpp"
 
 #include <iterator>
 #include <string>

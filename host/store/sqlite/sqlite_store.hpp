@@ -1,0 +1,86 @@
+// The embedded store: one SQLite file in WAL mode, or ":memory:" (SQLite's
+// shared in-process memdb VFS, so every connection sees the same data).
+//
+// One writer thread owns the write connection and commits queued writes in
+// groups (one transaction per batch), so durability does not cost one fsync
+// per request. Reads use a small pool of read connections (WAL lets them run
+// beside the writer).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "store/store.hpp"
+
+namespace taskhost::store {
+
+class SqliteStore final : public Store {
+public:
+    struct Options {
+        std::string path = ":memory:";  // file path or ":memory:"
+        size_t max_batch = 1024;        // writes per transaction at most
+        size_t read_connections = 8;    // pool size (grows if all are busy)
+        // File databases: a background connection checkpoints the WAL each
+        // time this many pages were appended since its last checkpoint, so
+        // commits do not wait for a checkpoint's copying and fsyncs.
+        size_t checkpoint_pages = 1000;
+        // A WAL restarts from its start only after a checkpoint that caught
+        // up with every commit, which a background one never does under
+        // steady load. From this size on, the writer checkpoints what is
+        // left itself, between two commits, whenever the background one is
+        // not running: usually only the last few frames are left, so the
+        // commit that waits for it waits briefly, and the WAL stays bounded.
+        size_t wal_cap_pages = 10000;
+        bool background_checkpoints = true;  // false: the writer alone, at wal_cap_pages (tests)
+        // Failures of the writes nobody waits for (mark_running,
+        // update_progress, finish_job). Runs on the writer thread; when
+        // empty the message goes to stderr.
+        std::function<void(const std::string &)> on_write_error;
+    };
+
+    explicit SqliteStore(Options options);
+    ~SqliteStore() override;  // drains pending writes, then closes
+    SqliteStore(const SqliteStore &) = delete;
+    SqliteStore &operator=(const SqliteStore &) = delete;
+
+    const std::string &url() const override;
+    // Runs a trivial query on a read connection; while the last commit has
+    // failed, queues one small commit that writes (never waited for) and
+    // reports the failure, so the check turns healthy once commits work.
+    Result<void> check() const override;
+
+    void insert_job(const model::Job &job) override;
+    void mark_running(const std::string &id, int64_t started_at) override;
+    void update_progress(const std::string &id, double fraction, const std::string &message) override;
+    void finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable = {},
+                    std::function<void(const std::string &)> on_failed = {}) override;
+    bool delete_job(const std::string &id) override;
+    void flush() override;
+    size_t pending_writes() const override;
+    WriteStats write_stats() const override;
+
+    std::optional<model::Job> get_job(const std::string &id) const override;
+    std::vector<model::Job> list_jobs(std::optional<model::JobStatus> status, size_t limit,
+                                      size_t offset) const override;
+    size_t count_jobs(std::optional<model::JobStatus> status) const override;
+    std::vector<model::Job> recover(const std::string &running_error, int64_t now) override;
+
+    model::Artifact save_artifact(const model::ArtifactInput &input) override;
+    std::optional<model::Artifact> update_artifact(const std::string &id,
+                                                   const model::ArtifactInput &input) override;
+    bool delete_artifact(const std::string &id) override;
+    std::optional<model::Artifact> get_artifact(const std::string &id) const override;
+    std::vector<model::Artifact> list_artifacts(size_t limit, size_t offset) const override;
+    size_t count_artifacts() const override;
+    std::vector<model::Artifact> artifact_subtree(const std::string &root_id) const override;
+
+    std::unique_ptr<TaskConnection> task_connection() override;
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace taskhost::store
