@@ -186,8 +186,9 @@ int main(int argc, char **argv) {
         taskhost::store::SqliteStore store(store_options);
         taskhost::registry::Registry registry;
         taskhost::jobs::HostServices services(store, registry);
-        taskhost::plugins::PluginManager plugins({fs::path(cfg.plugins_dir), fs::path(cfg.runtime_dir)}, registry,
-                                                 services);
+        taskhost::plugins::PluginManager plugins(
+            {fs::path(cfg.plugins_dir), fs::path(cfg.runtime_dir)}, registry,
+            [&services](const th_plugin_desc &desc, const std::string &file) { return services.run_init(desc, file); });
         if (!fs::is_directory(cfg.plugins_dir))
             spdlog::warn("plugins folder {} does not exist: serving no tasks until it does and a reload is requested",
                          cfg.plugins_dir);

@@ -260,7 +260,7 @@ model::TaskOutcome HostServices::invoke(const registry::Task &task, ActiveJob *j
     return std::move(call.outcome);
 }
 
-std::string HostServices::run_init(const th_plugin_desc &desc, const std::string &file) {
+Result<void> HostServices::run_init(const th_plugin_desc &desc, const std::string &file) {
     if (desc.init == nullptr) return {};
     th_call call;
     call.services = this;
@@ -270,7 +270,7 @@ std::string HostServices::run_init(const th_plugin_desc &desc, const std::string
     th_status status = desc.init(&api_, &call, &err);
     if (call.conn) checkin_connection(std::move(call.conn));
     if (status == TH_OK) return {};
-    return error.empty() ? "init returned an error without a message" : error;
+    return fail(ErrorKind::invalid, error.empty() ? "init returned an error without a message" : error);
 }
 
 }  // namespace taskhost::jobs

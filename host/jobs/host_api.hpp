@@ -39,8 +39,8 @@ public:
     // it reported. Never throws; a task that reports nothing yields a null result.
     model::TaskOutcome invoke(const registry::Task &task, ActiveJob *job, const std::string &job_id,
                        const std::string &params_json);
-    // Runs a plugin's init() with a load-time call. Empty string = success.
-    std::string run_init(const th_plugin_desc &desc, const std::string &file);
+    // Runs a plugin's init() with a load-time call.
+    Result<void> run_init(const th_plugin_desc &desc, const std::string &file);
 
     // Task database connections are pooled: opening one per call is costly.
     std::unique_ptr<store::TaskConnection> checkout_connection();

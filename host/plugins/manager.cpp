@@ -13,7 +13,6 @@
 #include <boost/dll/shared_library.hpp>
 #include <nlohmann/json.hpp>
 
-#include "jobs/host_api.hpp"
 #include "model/task_info.hpp"
 #include "util/clock.hpp"
 #include "util/sha256.hpp"
@@ -108,8 +107,8 @@ void UnloadQueue::drain() {
     for (Generation *g : batch) delete g;
 }
 
-PluginManager::PluginManager(Options options, registry::Registry &registry, jobs::HostServices &services)
-    : options_(std::move(options)), registry_(registry), services_(services) {
+PluginManager::PluginManager(Options options, registry::Registry &registry, InitPlugin init)
+    : options_(std::move(options)), registry_(registry), init_(std::move(init)) {
     fs::create_directories(options_.runtime_dir);
 }
 
@@ -164,7 +163,9 @@ PluginManager::Loaded PluginManager::load(const fs::path &path, const std::strin
     for (uint32_t i = 0; i < desc->task_count; ++i)
         generation->task_info.push_back(
             model::render_task_info(desc->tasks[i], generation->name, generation->version));
-    if (std::string error = services_.run_init(*desc, file); !error.empty()) return {nullptr, "init failed: " + error};
+    if (desc->init != nullptr && init_) {
+        if (Result<void> init = init_(*desc, file); !init) return {nullptr, "init failed: " + init.error().message};
+    }
     generation->initialized = true;
     return {std::move(generation), {}};
 }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -13,10 +14,7 @@
 
 #include "plugins/generation.hpp"
 #include "registry/registry.hpp"
-
-namespace taskhost::jobs {
-class HostServices;
-}
+#include "util/result.hpp"
 
 namespace taskhost::plugins {
 
@@ -50,8 +48,11 @@ public:
         std::filesystem::path dir;
         std::filesystem::path runtime_dir;  // private copies are loaded from here
     };
+    // Runs a plugin's init() with the host's services (the executor does,
+    // as it runs all plugin code); the reason when it refuses.
+    using InitPlugin = std::function<Result<void>(const th_plugin_desc &desc, const std::string &file)>;
 
-    PluginManager(Options options, registry::Registry &registry, jobs::HostServices &services);
+    PluginManager(Options options, registry::Registry &registry, InitPlugin init);
     ~PluginManager();
 
     ReloadReport reload();
@@ -86,7 +87,7 @@ private:
 
     Options options_;
     registry::Registry &registry_;
-    jobs::HostServices &services_;
+    InitPlugin init_;
     mutable std::mutex mu_;  // serializes reloads and guards the state below
     std::map<std::string, FileState> files_;
     std::vector<std::weak_ptr<Generation>> retired_;
