@@ -18,7 +18,7 @@
 #include <CLI/CLI.hpp>
 
 #include "http/server.hpp"
-#include "jobs/host_api.hpp"
+#include "exec/in_process.hpp"
 #include "jobs/job_manager.hpp"
 #include "metrics/metrics.hpp"
 #include "plugins/manager.hpp"
@@ -185,10 +185,10 @@ int main(int argc, char **argv) {
         store_options.path = cfg.db;
         taskhost::store::SqliteStore store(store_options);
         taskhost::registry::Registry registry;
-        taskhost::jobs::HostServices services(store, registry);
+        taskhost::exec::InProcessExecutor executor(store, {cfg.max_concurrency, cfg.queue_size});
         taskhost::plugins::PluginManager plugins(
             {fs::path(cfg.plugins_dir), fs::path(cfg.runtime_dir)}, registry,
-            [&services](const th_plugin_desc &desc, const std::string &file) { return services.run_init(desc, file); });
+            [&executor](const th_plugin_desc &desc, const std::string &file) { return executor.run_init(desc, file); });
         if (!fs::is_directory(cfg.plugins_dir))
             spdlog::warn("plugins folder {} does not exist: serving no tasks until it does and a reload is requested",
                          cfg.plugins_dir);
@@ -197,9 +197,8 @@ int main(int argc, char **argv) {
                      report.refused.size(), registry.snapshot()->tasks.size(), report.duration_ms);
 
         taskhost::metrics::Metrics metrics;
-        taskhost::jobs::JobManager jobs(store, services, metrics, {cfg.max_concurrency, cfg.queue_size});
-        services.set_job_manager(&jobs);
-        size_t requeued = jobs.recover(*registry.snapshot());
+        taskhost::jobs::JobManager jobs(store, registry, executor, metrics);
+        size_t requeued = jobs.recover();
         if (requeued > 0) spdlog::info("requeued {} job(s) that were pending when the host last stopped", requeued);
         jobs.start();
 

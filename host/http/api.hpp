@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -85,8 +86,8 @@ private:
     bool parse_poll_interval(const httplib::Request &req, httplib::Response &res, double &out) const;
     // ?wait=SECONDS; nullopt when absent; false (and a 400) if malformed.
     bool parse_wait(const httplib::Request &req, httplib::Response &res, std::optional<double> &out) const;
-    void finished_job_response(httplib::Response &res, const std::string &job_json,
-                               const std::optional<std::string> &artifact_id, const std::string &artifact_json);
+    // A job that ended within ?wait: its record with its artifact inlined.
+    void finished_job_response(httplib::Response &res, const jobs::JobView &job);
 
     // The body of GET /health.
     std::string health_json() const;
@@ -107,9 +108,13 @@ private:
 // or too deeply nested input answers 400 and returns false.
 bool parse_json_body(const httplib::Request &req, httplib::Response &res, nlohmann::json &out);
 
-// Sets `Link: <next page>; rel="next"` when a bounded list came back full.
-void next_page_link(httplib::Response &res, const std::string &path, const std::string &filter,
-                    const Api::Paging &paging, size_t returned);
+// Answers a bounded list (`items`: a JSON array of `returned` items): the
+// array itself, with `Link: <next page>; rel="next"` when it came back full;
+// or, for ?page=&size=, the paged object {items, total, page, size, pages}.
+// `filter` is the query before the paging ("status_filter=x&" or "").
+void list_response(httplib::Response &res, const std::string &path, const std::string &filter,
+                   const Api::Paging &paging, std::string items, size_t returned,
+                   const std::function<size_t()> &total);
 
 // Parses a non-negative decimal integer query value; nullopt if malformed.
 std::optional<size_t> parse_count(const std::string &text);

@@ -79,21 +79,8 @@ void Api::list_artifacts(const httplib::Request &req, httplib::Response &res) {
         render_artifact(items, a);
     }
     items.push_back(']');
-    if (!paging.paged_object) {
-        next_page_link(res, "/api/v1/artifacts", "", paging, artifacts.size());
-        return json_response(res, 200, std::move(items));
-    }
-    size_t total = s_.store.count_artifacts();
-    std::string body;
-    {
-        json_text::Object o(body);
-        o.raw("items", items);
-        o.integer("total", static_cast<int64_t>(total));
-        o.integer("page", static_cast<int64_t>(paging.page));
-        o.integer("size", static_cast<int64_t>(paging.size));
-        o.integer("pages", static_cast<int64_t>((total + paging.size - 1) / paging.size));
-    }
-    json_response(res, 200, std::move(body));
+    list_response(res, "/api/v1/artifacts", "", paging, std::move(items), artifacts.size(),
+                  [&] { return s_.store.count_artifacts(); });
 }
 
 void Api::create_artifact(const httplib::Request &req, httplib::Response &res) {

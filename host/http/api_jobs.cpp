@@ -27,12 +27,27 @@ void job_not_found(const httplib::Request &req, httplib::Response &res) {
 
 }  // namespace
 
-void next_page_link(httplib::Response &res, const std::string &path, const std::string &filter,
-                    const Api::Paging &paging, size_t returned) {
-    // A full page may have more behind it: say where the next one starts.
-    if (returned < paging.limit) return;
-    res.set_header("Link", "<" + path + "?" + filter + "limit=" + std::to_string(paging.limit) +
-                               "&offset=" + std::to_string(paging.offset + paging.limit) + ">; rel=\"next\"");
+void list_response(httplib::Response &res, const std::string &path, const std::string &filter,
+                   const Api::Paging &paging, std::string items, size_t returned,
+                   const std::function<size_t()> &total) {
+    if (!paging.paged_object) {
+        // A full page may have more behind it: say where the next one starts.
+        if (returned >= paging.limit)
+            res.set_header("Link", "<" + path + "?" + filter + "limit=" + std::to_string(paging.limit) +
+                                       "&offset=" + std::to_string(paging.offset + paging.limit) + ">; rel=\"next\"");
+        return json_response(res, 200, std::move(items));
+    }
+    const size_t count = total();
+    std::string body;
+    {
+        json_text::Object o(body);
+        o.raw("items", items);
+        o.integer("total", static_cast<int64_t>(count));
+        o.integer("page", static_cast<int64_t>(paging.page));
+        o.integer("size", static_cast<int64_t>(paging.size));
+        o.integer("pages", static_cast<int64_t>((count + paging.size - 1) / paging.size));
+    }
+    json_response(res, 200, std::move(body));
 }
 
 bool Api::parse_paging(const httplib::Request &req, httplib::Response &res, Paging &out) const {
@@ -85,33 +100,15 @@ void Api::list_jobs(const httplib::Request &req, httplib::Response &res) {
     }
     Paging paging;
     if (!parse_paging(req, res, paging)) return;
-    // Commit whatever is queued so the list agrees with single-job reads.
-    s_.store.flush();
-    auto records = s_.store.list_jobs(status, paging.limit, paging.offset);
+    auto jobs = s_.jobs.list(status, paging.limit, paging.offset);
     std::string items = "[";
-    for (const auto &record : records) {
+    for (const auto &job : jobs) {
         if (items.size() > 1) items.push_back(',');
-        auto active = s_.jobs.active(record.id);
-        render_job(items, record, active && active->cancel.load() != 0);
+        render_job(items, job.record, job.cancel_requested);
     }
     items.push_back(']');
-    if (!paging.paged_object) {
-        next_page_link(res, "/api/v1/jobs",
-                       status ? "status_filter=" + std::string(model::to_string(*status)) + "&" : "", paging,
-                       records.size());
-        return json_response(res, 200, std::move(items));
-    }
-    size_t total = s_.store.count_jobs(status);
-    std::string body;
-    {
-        json_text::Object o(body);
-        o.raw("items", items);
-        o.integer("total", static_cast<int64_t>(total));
-        o.integer("page", static_cast<int64_t>(paging.page));
-        o.integer("size", static_cast<int64_t>(paging.size));
-        o.integer("pages", static_cast<int64_t>((total + paging.size - 1) / paging.size));
-    }
-    json_response(res, 200, std::move(body));
+    list_response(res, "/api/v1/jobs", status ? "status_filter=" + std::string(model::to_string(*status)) + "&" : "",
+                  paging, std::move(items), jobs.size(), [&] { return s_.jobs.count(status); });
 }
 
 void Api::get_job(const httplib::Request &req, httplib::Response &res, std::string_view id_view) {
@@ -126,35 +123,17 @@ void Api::get_job(const httplib::Request &req, httplib::Response &res, std::stri
 
 void Api::delete_job(const httplib::Request &req, httplib::Response &res, std::string_view id_view) {
     std::string id(id_view);
-    if (!is_valid_ulid(id) || !s_.jobs.remove(id)) return job_not_found(req, res);
+    if (!is_valid_ulid(id)) return job_not_found(req, res);
+    if (auto removed = s_.jobs.remove(id); !removed) return problem(res, removed.error(), req.path);
     res.status = 204;
 }
 
 void Api::cancel_job(const httplib::Request &req, httplib::Response &res, std::string_view id_view) {
     std::string id(id_view);
     if (!is_valid_ulid(id)) return job_not_found(req, res);
-    using R = jobs::JobManager::CancelResult;
-    switch (s_.jobs.cancel(id)) {
-        case R::not_found: return job_not_found(req, res);
-        case R::already_finished: {
-            auto view = s_.jobs.get(id);
-            return problem(res, 409,
-                           "Job " + id + " has already finished (status " +
-                               std::string(view ? model::to_string(view->record.status) : "unknown") + ")",
-                           req.path);
-        }
-        case R::canceled: {
-            // A pending job is canceled at once; answer with the committed record.
-            auto view = s_.jobs.wait_terminal(id, deadline_after(5));
-            if (!view) return job_not_found(req, res);
-            return json_response(res, 200, render_view(*view));
-        }
-        case R::requested: {
-            auto view = s_.jobs.get(id);
-            if (!view) return job_not_found(req, res);
-            return json_response(res, 202, render_view(*view));
-        }
-    }
+    auto canceled = s_.jobs.cancel(id);
+    if (!canceled) return problem(res, canceled.error(), req.path);
+    json_response(res, canceled->done ? 200 : 202, render_view(canceled->job));
 }
 
 void Api::stream_job(const httplib::Request &req, httplib::Response &res, std::string_view id_view) {

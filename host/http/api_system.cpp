@@ -142,11 +142,12 @@ void Api::system(const httplib::Request &, httplib::Response &res) {
         o.str("hostname", uts.nodename);
         o.str("version", options_.version);
         o.integer("pid", ::getpid());
-        o.integer("workers", static_cast<int64_t>(s_.jobs.workers()));
+        const auto load = s_.jobs.load();
+        o.integer("workers", static_cast<int64_t>(load.workers));
         o.integer("jobs_running", static_cast<int64_t>(s_.jobs.running()));
-        o.integer("jobs_queued", static_cast<int64_t>(s_.jobs.queue_depth()));
+        o.integer("jobs_queued", static_cast<int64_t>(load.queued));
         o.integer("waiting_requests", static_cast<int64_t>(s_.jobs.waiting()));
-        o.integer("queue_capacity", static_cast<int64_t>(s_.jobs.queue_capacity()));
+        o.integer("queue_capacity", static_cast<int64_t>(load.queue_capacity));
         o.str("database", s_.store.url());
         auto w = s_.store.write_stats();
         json_text::Object st(o.key("store_writes"));
@@ -193,11 +194,12 @@ void Api::metrics(const httplib::Request &, httplib::Response &res) {
     auto n = [](auto v) { return static_cast<double>(v); };
     family(out, "taskhost_info", "gauge", "Always 1; the version is a label.");
     sample(out, "taskhost_info", "version=\"" + identity_.version + "\"", 1);
+    const auto load = s_.jobs.load();
     single(out, "taskhost_jobs_running", "gauge", "Jobs running now.", n(s_.jobs.running()));
-    single(out, "taskhost_jobs_queued", "gauge", "Jobs waiting for a worker.", n(s_.jobs.queue_depth()));
+    single(out, "taskhost_jobs_queued", "gauge", "Jobs waiting for a worker.", n(load.queued));
     single(out, "taskhost_job_queue_capacity", "gauge", "Most jobs that may wait for a worker (--queue-size).",
-           n(s_.jobs.queue_capacity()));
-    single(out, "taskhost_workers", "gauge", "Worker threads (--max-concurrency).", n(s_.jobs.workers()));
+           n(load.queue_capacity));
+    single(out, "taskhost_workers", "gauge", "Worker threads (--max-concurrency).", n(load.workers));
     single(out, "taskhost_waiting_requests", "gauge", "Requests waiting on a job now (long-polls, job streams).",
            n(s_.jobs.waiting()));
     s_.metrics.render(out);

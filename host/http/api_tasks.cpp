@@ -123,69 +123,26 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
     std::optional<double> wait;
     if (!parse_wait(req, res, wait)) return;
 
-    // Nothing is acknowledged before the answer: with ?wait, or for a quick
-    // task run right here, the job is stored together with its end (or, if
-    // the wait runs out, just before the 202).
-    auto submitted = s_.jobs.submit(task, std::move(params), timeout_s, wait);
-    using Status = jobs::JobManager::SubmitStatus;
-    switch (submitted.status) {
-        case Status::invalid_params:
-            return problem(res, 400, "Invalid params for task '" + task->name + "': " + submitted.message, req.path);
-        case Status::queue_full:
-            res.set_header("Retry-After", "1");
-            return problem(
-                res, 503,
-                "The job queue is full (" + std::to_string(s_.jobs.queue_capacity()) + " jobs waiting); retry later",
-                req.path);
-        case Status::store_error:
-            return problem(res, 503, "The job could not be stored: " + submitted.message, req.path);
-        case Status::accepted: break;
-    }
-    std::optional<jobs::JobView> view;
-    if (wait) {
-        auto deadline = deadline_after(*wait);
-        if (submitted.run_here) s_.jobs.run_here(submitted.job);
-        view = s_.jobs.wait_terminal(submitted.job, deadline);
-    } else if (submitted.run_here) {
-        s_.jobs.run_here(submitted.job);  // a quick task, run before the answer
-    }
-    // A job not stored yet must be durable before the answer: its end is on
-    // its way to the store (ran here, or ended within the wait), or the wait
-    // ran out and it is stored now.
-    if ((wait || submitted.run_here) && !(view && model::is_terminal(view->record.status))) {
-        std::string error;
-        view = s_.jobs.persist(submitted.job, &error);
-        if (!view) return problem(res, 503, "The job could not be stored: " + error, req.path);
-    }
-    if (wait && view && model::is_terminal(view->record.status)) {
-        return finished_job_response(res, render_job(view->record, view->cancel_requested), view->record.artifact_id,
-                                     view->artifact_json);
-    }
+    auto executed = s_.jobs.execute(task, std::move(params), timeout_s, wait);
+    if (!executed) return problem(res, executed.error(), req.path);
+    if (executed->finished) return finished_job_response(res, *executed->finished);
     std::string out;
     out.reserve(160);
     {
         json_text::Object o(out);
-        o.str("job_id", submitted.job_id);
-        o.str("message", "Task '" + task->name + "' submitted for execution. Job ID: " + submitted.job_id);
+        o.str("job_id", executed->job_id);
+        o.str("message", "Task '" + task->name + "' submitted for execution. Job ID: " + executed->job_id);
     }
-    res.set_header("Location", "/api/v1/jobs/" + submitted.job_id);
+    res.set_header("Location", "/api/v1/jobs/" + executed->job_id);
     json_response(res, 202, std::move(out));
 }
 
-void Api::finished_job_response(httplib::Response &res, const std::string &job_json,
-                                const std::optional<std::string> &artifact_id, const std::string &artifact_json) {
+void Api::finished_job_response(httplib::Response &res, const jobs::JobView &job) {
     // The job record with its result artifact inlined: {...job, "artifact": {...}}.
-    std::string body = job_json;
+    std::string body = render_job(job.record, job.cancel_requested);
     body.pop_back();
     body += ",\"artifact\":";
-    if (!artifact_json.empty()) {
-        body += artifact_json;  // rendered by the worker when it finished the job
-    } else {
-        std::optional<model::Artifact> artifact;
-        if (artifact_id) artifact = s_.store.get_artifact(*artifact_id);
-        if (artifact) render_artifact(body, *artifact);
-        else body += "null";
-    }
+    body += job.artifact_json.empty() ? "null" : job.artifact_json;
     body.push_back('}');
     json_response(res, 200, std::move(body));
 }

@@ -16,6 +16,7 @@ struct Response;
 
 namespace taskhost::jobs {
 class JobManager;
+struct JobView;
 }
 namespace taskhost::plugins {
 class PluginManager;

@@ -1,42 +1,39 @@
 #include "jobs/job_manager.hpp"
 
 #include <algorithm>
-#include <cmath>
 
 #include <spdlog/spdlog.h>
 
+#include "jobs/active_job.hpp"
 #include "model/outcome.hpp"
 #include "model/render.hpp"
-#include "jobs/host_api.hpp"
 #include "util/clock.hpp"
 #include "util/json_text.hpp"
-#include "util/thread_name.hpp"
 #include "util/ulid.hpp"
 #include "util/yield_wait.hpp"
 
 namespace taskhost::jobs {
 
-using model::JobStatus;
 using Clock = std::chrono::steady_clock;
+using model::JobStatus;
 
 namespace {
 
+// Progress is kept in memory on every report but written to the database at
+// most this often per job, so a chatty task cannot flood the writer.
+constexpr int64_t kProgressSaveIntervalUs = 100'000;
+
 // Counts a caller for as long as it waits on a job.
-struct WaitingCount {
+class WaitingCount {
+public:
     explicit WaitingCount(std::atomic<size_t> &n) : n_(n) { n_.fetch_add(1, std::memory_order_relaxed); }
     ~WaitingCount() { n_.fetch_sub(1, std::memory_order_relaxed); }
     WaitingCount(const WaitingCount &) = delete;
     WaitingCount &operator=(const WaitingCount &) = delete;
+
+private:
     std::atomic<size_t> &n_;
 };
-
-JobView view_of(const ActiveJob &job) {
-    return JobView{job.record, job.cancel.load() != 0, job.version, job.deleted, job.artifact_json};
-}
-
-void sink_to_string(void *opaque, const char *data, size_t len) {
-    static_cast<std::string *>(opaque)->append(data, len);
-}
 
 std::string format_seconds(double s) {
     std::string out;
@@ -44,20 +41,82 @@ std::string format_seconds(double s) {
     return out;
 }
 
-}  // namespace
-
-JobManager::JobManager(store::Store &store, HostServices &services, metrics::Metrics &metrics, Options options)
-    : store_(store), services_(services), metrics_(metrics), task_stats_(metrics), options_(options) {
-    options_.workers = std::max<size_t>(1, options_.workers);
-    options_.queue_capacity = std::max<size_t>(1, options_.queue_capacity);
+// A job whose end is being committed is usually settled within one commit:
+// with job.mu held (by `lock`), yields for that long before the caller
+// blocks on a condition variable.
+void yield_while_committing(ActiveJob &job, std::unique_lock<std::mutex> &lock) {
+    if (job.end != EndState::committing || job.settled.load(std::memory_order_relaxed)) return;
+    lock.unlock();
+    yield_until([&] { return job.settled.load(std::memory_order_acquire); }, kCommitYieldBudget);
+    lock.lock();
 }
 
-JobManager::~JobManager() {
-    {
-        std::lock_guard lock(queue_mu_);
-        stopping_ = true;
+exec::Target target_of(const registry::Task &task) { return {task.desc, task.plugin->name, task.name}; }
+
+}  // namespace
+
+// What a running task may ask of its job and of the scheduler (the
+// executor's JobContext), for one call.
+class TaskCall final : public exec::JobContext {
+public:
+    TaskCall(JobManager &jobs, ActiveJob &job) : jobs_(jobs), job_(job) {}
+
+    bool cancelled() const override { return job_.cancel.load() != 0; }
+
+    void progress(double fraction, std::string_view message) override {
+        bool save = false;
+        {
+            std::lock_guard lock(job_.mu);
+            job_.record.progress = fraction;
+            job_.record.progress_message.assign(message);
+            ++job_.version;
+            const int64_t now = now_us();
+            // A job not stored yet carries its progress into its first write.
+            if (job_.stored && (now - job_.progress_saved_us >= kProgressSaveIntervalUs || fraction >= 1)) {
+                job_.progress_saved_us = now;
+                save = true;
+            }
+        }
+        job_.changed.notify_all();
+        if (save) jobs_.store_.update_progress(job_.record.id, fraction, std::string(message));
     }
-    queue_cv_.notify_all();
+
+    Result<std::string> schedule(std::string_view task, std::string params_json) override {
+        return jobs_.schedule(task, std::move(params_json));
+    }
+
+    Result<std::string> job_json(std::string_view id) override {
+        auto view = jobs_.get(std::string(id));
+        if (!view) return fail(ErrorKind::not_found, "Job not found");
+        return model::render_job(view->record, view->cancel_requested);
+    }
+
+private:
+    JobManager &jobs_;
+    ActiveJob &job_;
+};
+
+JobManager::JobManager(store::Store &store, registry::Registry &registry, exec::Executor &executor,
+                       metrics::Metrics &metrics)
+    : store_(store),
+      registry_(registry),
+      executor_(executor),
+      task_stats_(metrics),
+      timeouts_([](ActiveJob &job) {
+          {
+              std::lock_guard lock(job.mu);
+              int none = 0;
+              if (job.record.status == JobStatus::running &&
+                  job.cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::timeout)))
+                  ++job.version;
+          }
+          job.changed.notify_all();
+      }) {}
+
+JobManager::~JobManager() {
+    // First: no job starts from now on (a queued one stays pending in the
+    // store and runs after a restart); then running tasks are asked to stop.
+    stopping_.store(true);
     {
         std::lock_guard lock(active_mu_);
         for (auto &[id, job] : active_) {
@@ -65,13 +124,8 @@ JobManager::~JobManager() {
             job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::shutdown));
         }
     }
-    {
-        std::lock_guard lock(timer_mu_);
-        timer_stop_ = true;
-    }
-    timer_cv_.notify_all();
-    for (auto &t : workers_) t.join();
-    if (timer_.joinable()) timer_.join();
+    executor_.stop();
+    timeouts_.stop();
     // The last jobs' ends are still on their way to the store, and their
     // callbacks use this object: wait until they have run. (A failed
     // commit has been reported by the store already; a destructor must not
@@ -80,71 +134,102 @@ JobManager::~JobManager() {
         store_.flush();
     } catch (...) {
     }
-    // Jobs still queued stay pending in the store and run after a restart.
 }
 
-size_t JobManager::recover(const registry::Snapshot &snapshot) {
+size_t JobManager::recover() {
     auto pending = store_.recover("the host stopped while this job was running", now_us());
+    const auto snapshot = registry_.snapshot();
     size_t queued = 0;
     for (auto &record : pending) {
-        auto job = std::make_shared<ActiveJob>();
+        auto job = std::make_shared<ActiveJob>(*this);
         job->record = std::move(record);
         job->stored = true;
         job->recovered = true;
         job->stats = &task_stats_.of(job->record.task_name);
         job->stats->counters.submitted.fetch_add(1, std::memory_order_relaxed);  // in this process's counts
-        job->task = registry::TaskLease(snapshot.find(job->record.task_name));
-        {
-            std::lock_guard lock(active_mu_);
-            active_[job->record.id] = job;
-        }
+        job->task = registry::TaskLease(snapshot->find(job->record.task_name));
+        add_active(job);
         if (!job->task) {
-            finish(job, JobStatus::failed, "task '" + job->record.task_name + "' is no longer registered", std::nullopt,
-                   std::nullopt);
+            finish(job, JobStatus::failed, "task '" + job->record.task_name + "' is no longer registered",
+                   std::nullopt, std::nullopt);
             continue;
         }
-        std::lock_guard lock(queue_mu_);
-        queue_.push_back(std::move(job));
+        executor_.requeue(std::move(job));
         ++queued;
     }
     return queued;
 }
 
 void JobManager::start() {
-    for (size_t i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
-    timer_ = std::thread([this] { timer_loop(); });
+    executor_.start();
+    timeouts_.start();
 }
 
-JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task> task, std::string params_json,
-                                            double timeout_s, std::optional<double> wait_s) {
-    if (task->desc->validate != nullptr) {
-        std::string error;
-        th_sink sink{&error, sink_to_string};
-        if (task->desc->validate(params_json.data(), params_json.size(), &sink) != TH_OK) {
-            task_stats_.of(task->name).counters.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
-            return {SubmitStatus::invalid_params, {}, error.empty() ? "invalid params" : error, {}};
-        }
+// ---- the job protocol ---------------------------------------------------------
+
+Result<JobManager::Executed> JobManager::execute(std::shared_ptr<const registry::Task> task, std::string params_json,
+                                                 double timeout_s, std::optional<double> wait_s) {
+    auto submitted = submit(std::move(task), std::move(params_json), timeout_s, wait_s, /*may_run_here=*/true);
+    if (!submitted) return std::move(submitted).error();
+    auto &[job, here] = *submitted;
+    Executed out{job->record.id, std::nullopt};  // the id never changes: read without the lock
+
+    const bool deferred = wait_s || here.here();
+    std::optional<Clock::time_point> deadline;
+    if (wait_s) deadline = deadline_after(*wait_s);
+    if (here.here()) executor_.dispatch(std::move(here), job);  // a quick task, run before the answer
+    std::optional<JobView> view;
+    if (deadline) view = wait_terminal(job, *deadline);
+    // A job not stored yet must be durable before the answer: its end is on
+    // its way to the store (it ran here, or ended within the wait), or the
+    // wait ran out and it is stored now.
+    if (deferred && !(view && model::is_terminal(view->record.status))) {
+        auto stored = persist(job);
+        if (!stored) return fail(ErrorKind::unavailable, "The job could not be stored: " + stored.error().message);
+        view = std::move(*stored);
     }
+    if (wait_s && view && model::is_terminal(view->record.status)) {
+        if (view->artifact_json.empty() && view->record.artifact_id) {
+            if (auto artifact = store_.get_artifact(*view->record.artifact_id))
+                view->artifact_json = model::render_artifact(*artifact);
+        }
+        out.finished = std::move(view);
+    }
+    return out;
+}
+
+Result<std::string> JobManager::schedule(std::string_view task_name, std::string params_json) {
+    auto task = registry_.snapshot()->find(task_name);
+    if (!task) return fail(ErrorKind::not_found, "Task '" + std::string(task_name) + "' not found in registry");
+    // Never run on the scheduling task's own thread: that task is running.
+    auto submitted = submit(std::move(task), std::move(params_json), 0, std::nullopt, /*may_run_here=*/false);
+    if (!submitted) return std::move(submitted).error();
+    return submitted->job->record.id;
+}
+
+Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry::Task> task,
+                                                  std::string params_json, double timeout_s,
+                                                  std::optional<double> wait_s, bool may_run_here) {
     TaskStats &stats = task_stats_.of(task->name);
-    stats.use_generation(task->plugin->generation);
-    const bool quick = stats.quick(wait_s);
-    bool run_here = false;
-    {
-        std::lock_guard lock(queue_mu_);
-        if (stopping_) return {SubmitStatus::store_error, {}, "the host is shutting down", {}};
-        if (quick && queue_.empty() && busy_ < options_.workers) {
-            ++busy_;  // the caller takes a worker slot
-            run_here = true;
-        } else {
-            if (queue_.size() + reserved_ >= options_.queue_capacity) {
-                stats.counters.rejected_queue_full.fetch_add(1, std::memory_order_relaxed);
-                return {SubmitStatus::queue_full, {}, "the job queue is full", {}};
-            }
-            ++reserved_;
-        }
+    if (auto valid = executor_.validate(target_of(*task), params_json); !valid) {
+        stats.counters.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
+        return fail(ErrorKind::invalid, "Invalid params for task '" + task->name + "': " + valid.error().message);
     }
-    const bool defer_store = run_here || wait_s.has_value();
-    auto job = std::make_shared<ActiveJob>();
+    if (stopping_.load()) return fail(ErrorKind::unavailable, "The job could not be stored: the host is shutting down");
+    stats.use_generation(task->plugin->generation);
+    auto admitted = executor_.admit(may_run_here && stats.quick(wait_s));
+    if (!admitted) {
+        Error error = std::move(admitted).error();
+        if (error.kind == ErrorKind::overloaded)
+            stats.counters.rejected_queue_full.fetch_add(1, std::memory_order_relaxed);
+        else
+            error.message = "The job could not be stored: " + error.message;
+        return error;
+    }
+    exec::Admission admission = std::move(*admitted);
+
+    const bool defer_store = admission.here() || wait_s.has_value();
+    auto job = std::make_shared<ActiveJob>(*this);
     model::Job &r = job->record;
     r.id = new_ulid_string();
     r.task_name = task->name;
@@ -154,56 +239,24 @@ JobManager::SubmitResult JobManager::submit(std::shared_ptr<const registry::Task
     job->task = registry::TaskLease(std::move(task));
     job->stats = &stats;
     job->stored = !defer_store;
-    std::string id = r.id;
-    {
-        std::lock_guard lock(active_mu_);
-        active_.emplace(id, job);
-    }
+    add_active(job);
     if (!defer_store) {
         try {
             store_.insert_job(r);
         } catch (const std::exception &e) {
-            forget(id);
-            {
-                std::lock_guard lock(queue_mu_);
-                --reserved_;
-            }
-            return {SubmitStatus::store_error, {}, e.what(), {}};
+            forget(r.id);
+            return fail(ErrorKind::unavailable, std::string("The job could not be stored: ") + e.what());
         }
     }
-    job->stats->counters.submitted.fetch_add(1, std::memory_order_relaxed);
-    if (!run_here) {
-        {
-            std::lock_guard lock(queue_mu_);
-            --reserved_;
-            queue_.push_back(job);
-        }
-        queue_cv_.notify_one();
-    }
-    SubmitResult result{SubmitStatus::accepted, std::move(id), {}, std::move(job)};
-    result.run_here = run_here;
-    return result;
+    stats.counters.submitted.fetch_add(1, std::memory_order_relaxed);
+    if (admission.here()) return Submission{std::move(job), std::move(admission)};
+    executor_.dispatch(std::move(admission), job);
+    return Submission{std::move(job), {}};
 }
 
-void JobManager::run_here(const std::shared_ptr<ActiveJob> &job) {
-    run(job);
-    release_slot();
-}
-
-void JobManager::release_slot() {
-    bool wake;
-    {
-        std::lock_guard lock(queue_mu_);
-        --busy_;
-        wake = !queue_.empty();
-    }
-    // A worker may be waiting for this slot.
-    if (wake) queue_cv_.notify_one();
-}
-
-std::optional<JobView> JobManager::persist(const std::shared_ptr<ActiveJob> &job, std::string *error) {
+Result<JobView> JobManager::persist(const std::shared_ptr<ActiveJob> &job) {
     std::unique_lock lock(job->mu);
-    if (job->deleted) return view_of(*job);  // nothing left to store
+    if (job->deleted) return job->view();  // nothing left to store
     if (!job->stored) {
         job->stored = true;
         // Inserted while holding the job's lock, so that the worker's later
@@ -211,32 +264,28 @@ std::optional<JobView> JobManager::persist(const std::shared_ptr<ActiveJob> &job
         try {
             store_.insert_job(job->record);
         } catch (const std::exception &e) {
-            if (error) *error = e.what();
             drop_locked(*job, metrics::Metrics::End::failed);  // its end is dropped; the caller answers 503
-            std::string id = job->record.id;
+            const std::string id = job->record.id;
             lock.unlock();
             job->changed.notify_all();
             job->ended.notify_all();
             forget(id);
-            return std::nullopt;
+            return fail(ErrorKind::unavailable, e.what());
         }
-        return view_of(*job);
+        return job->view();
     }
     // Stored already, or its end was queued together with the record: that
-    // commit is on its way (if it failed, the write error is logged).
+    // commit is on its way.
     yield_while_committing(*job, lock);
-    if (!job->ended.wait_for(lock, std::chrono::seconds(60), [&] {
-            return job->durable_terminal || job->deleted || !job->finishing || !job->end_error.empty();
-        })) {
-        if (error) *error = "the store did not confirm the write within 60 s";
-        return std::nullopt;
-    }
-    if (!job->end_error.empty()) {
-        if (error) *error = "its end could not be committed: " + job->end_error;
-        return std::nullopt;
-    }
-    return view_of(*job);
+    if (!job->ended.wait_for(lock, std::chrono::seconds(60),
+                             [&] { return job->end != EndState::committing || job->deleted; }))
+        return fail(ErrorKind::unavailable, "the store did not confirm the write within 60 s");
+    if (job->end == EndState::lost)
+        return fail(ErrorKind::unavailable, "its end could not be committed: " + job->lost_reason);
+    return job->view();
 }
+
+// ---- reading and waiting --------------------------------------------------------
 
 std::shared_ptr<ActiveJob> JobManager::active(const std::string &id) const {
     std::lock_guard lock(active_mu_);
@@ -244,15 +293,35 @@ std::shared_ptr<ActiveJob> JobManager::active(const std::string &id) const {
     return it == active_.end() ? nullptr : it->second;
 }
 
+void JobManager::add_active(const std::shared_ptr<ActiveJob> &job) {
+    std::lock_guard lock(active_mu_);
+    active_.insert_or_assign(job->record.id, job);
+}
+
 std::optional<JobView> JobManager::get(const std::string &id) const {
     if (auto job = active(id)) {
         std::lock_guard lock(job->mu);
-        if (!job->deleted) return view_of(*job);
+        if (!job->deleted) return job->view();
     }
     auto record = store_.get_job(id);
     if (!record) return std::nullopt;
-    return JobView{std::move(*record), false, 0, false, {}};
+    return JobView{std::move(*record), false, 0, {}};
 }
+
+std::vector<JobView> JobManager::list(std::optional<JobStatus> status, size_t limit, size_t offset) {
+    store_.flush();
+    auto records = store_.list_jobs(status, limit, offset);
+    std::vector<JobView> out;
+    out.reserve(records.size());
+    for (auto &record : records) {
+        auto job = active(record.id);
+        const bool cancel_requested = job && job->cancel.load() != 0;
+        out.push_back(JobView{std::move(record), cancel_requested, 0, {}});
+    }
+    return out;
+}
+
+size_t JobManager::count(std::optional<JobStatus> status) const { return store_.count_jobs(status); }
 
 std::optional<JobView> JobManager::wait_terminal(const std::string &id, Clock::time_point deadline) const {
     auto job = active(id);
@@ -267,13 +336,26 @@ std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob
     yield_while_committing(*job, lock);
     // An end that fails to commit wakes those already waiting; later calls
     // wait as usual (the job stays as last stored).
-    const bool end_failed_before = !job->end_error.empty();
+    const bool lost_before = job->end == EndState::lost;
     job->ended.wait_until(lock, deadline, [&] {
-        return job->durable_terminal || job->deleted || (!end_failed_before && !job->end_error.empty()) ||
+        return job->end == EndState::committed || job->deleted || (!lost_before && job->end == EndState::lost) ||
                waiters_released_.load();
     });
     if (job->deleted) return std::nullopt;
-    return view_of(*job);
+    return job->view();
+}
+
+std::optional<JobView> JobManager::wait_change(const std::string &id, uint64_t seen,
+                                               Clock::time_point deadline) const {
+    auto job = active(id);
+    if (!job) return get(id);
+    WaitingCount counted(waiting_);
+    std::unique_lock lock(job->mu);
+    job->changed.wait_until(lock, deadline, [&] {
+        return job->version != seen || job->end == EndState::committed || job->deleted || waiters_released_.load();
+    });
+    if (job->deleted) return std::nullopt;
+    return job->view();
 }
 
 void JobManager::release_waiters() {
@@ -293,38 +375,44 @@ void JobManager::release_waiters() {
     }
 }
 
-std::optional<JobView> JobManager::wait_change(const std::string &id, uint64_t seen, Clock::time_point deadline) const {
-    auto job = active(id);
-    if (!job) return get(id);
-    WaitingCount counted(waiting_);
-    std::unique_lock lock(job->mu);
-    job->changed.wait_until(lock, deadline, [&] {
-        return job->version != seen || job->durable_terminal || job->deleted || waiters_released_.load();
-    });
-    if (job->deleted) return std::nullopt;
-    return view_of(*job);
-}
+// ---- cancel and delete ------------------------------------------------------------
 
-JobManager::CancelResult JobManager::cancel(const std::string &id) {
+Result<JobManager::Canceled> JobManager::cancel(const std::string &id) {
+    auto already_finished = [&] {
+        auto view = get(id);
+        return fail(ErrorKind::conflict, "Job " + id + " has already finished (status " +
+                                             std::string(view ? model::to_string(view->record.status) : "unknown") +
+                                             ")");
+    };
     auto job = active(id);
-    if (!job) return store_.get_job(id) ? CancelResult::already_finished : CancelResult::not_found;
+    if (!job) {
+        if (!store_.get_job(id)) return fail(ErrorKind::not_found, "Job not found");
+        return already_finished();
+    }
     std::unique_lock lock(job->mu);
-    if (job->deleted) return CancelResult::not_found;
-    if (job->finishing || model::is_terminal(job->record.status)) return CancelResult::already_finished;
+    if (job->deleted) return fail(ErrorKind::not_found, "Job not found");
+    if (job->end != EndState::none || model::is_terminal(job->record.status)) {
+        lock.unlock();
+        return already_finished();
+    }
     if (job->record.status == JobStatus::pending) {
         lock.unlock();
         finish(job, JobStatus::canceled, std::nullopt, std::nullopt, std::nullopt);
-        return CancelResult::canceled;
+        // Answered with the committed record.
+        auto view = wait_terminal(job, deadline_after(5));
+        if (!view) return fail(ErrorKind::not_found, "Job not found");
+        return Canceled{true, std::move(*view)};
     }
     int none = 0;
     job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::user));
     ++job->version;
+    JobView view = job->view();
     lock.unlock();
     job->changed.notify_all();
-    return CancelResult::requested;
+    return Canceled{false, std::move(view)};
 }
 
-bool JobManager::remove(const std::string &id) {
+Result<void> JobManager::remove(const std::string &id) {
     bool was_active = false;
     if (auto job = active(id)) {
         std::unique_lock lock(job->mu);
@@ -336,21 +424,15 @@ bool JobManager::remove(const std::string &id) {
         job->changed.notify_all();
         job->ended.notify_all();
     }
-    bool existed = store_.delete_job(id);
+    const bool existed = store_.delete_job(id);
     forget(id);
-    return existed || was_active;
-}
-
-void JobManager::yield_while_committing(ActiveJob &job, std::unique_lock<std::mutex> &lock) {
-    if (!job.finishing || job.settled.load(std::memory_order_relaxed)) return;
-    lock.unlock();
-    yield_until([&] { return job.settled.load(std::memory_order_acquire); }, kCommitYieldBudget);
-    lock.lock();
+    if (!existed && !was_active) return fail(ErrorKind::not_found, "Job not found");
+    return {};
 }
 
 void JobManager::drop_locked(ActiveJob &job, metrics::Metrics::End how) {
     // Dropped before it ended: it will not reach finish()'s count.
-    if (!job.finishing && !model::is_terminal(job.record.status))
+    if (job.end == EndState::none && !model::is_terminal(job.record.status))
         job.stats->counters.finished[static_cast<size_t>(how)].fetch_add(1, std::memory_order_relaxed);
     job.deleted = true;
     job.settled.store(true, std::memory_order_release);
@@ -358,66 +440,53 @@ void JobManager::drop_locked(ActiveJob &job, metrics::Metrics::End how) {
     int none = 0;
     job.cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::deleted));
     // It will never run: release its hold on the plugin generation.
-    if (job.record.status == JobStatus::pending && !job.finishing) job.task.release();
+    if (job.record.status == JobStatus::pending && job.end == EndState::none) job.task.release();
 }
 
-size_t JobManager::queue_depth() const {
-    std::lock_guard lock(queue_mu_);
-    return queue_.size();
+void JobManager::forget(const std::string &id) {
+    std::lock_guard lock(active_mu_);
+    active_.erase(id);
 }
 
-void JobManager::worker_loop() {
-    name_this_thread("th-worker");
-    for (;;) {
-        std::shared_ptr<ActiveJob> job;
-        {
-            std::unique_lock lock(queue_mu_);
-            queue_cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && busy_ < options_.workers); });
-            if (stopping_) return;
-            job = std::move(queue_.front());
-            queue_.pop_front();
-            ++busy_;
-        }
-        run(job);
-        release_slot();
-    }
+// ---- running and finishing -----------------------------------------------------------
+
+bool JobManager::start_running(ActiveJob &job) {
+    std::lock_guard lock(job.mu);
+    if (job.record.status != JobStatus::pending || job.end != EndState::none || job.deleted || !job.task ||
+        stopping_.load())
+        return false;
+    running_.fetch_add(1);  // counted before anyone can see it running
+    job.record.status = JobStatus::running;
+    job.record.started_at = now_us();
+    ++job.version;
+    // Under the lock: a persist() after this point stores the record as
+    // running; one before it has already queued the insert.
+    if (job.stored) store_.mark_running(job.record.id, job.record.started_at);
+    return true;
 }
 
 void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
-    const registry::Task *task;
-    std::string params, id;
-    double timeout_s;
-    int64_t started_at, submitted_at;
-    {
-        std::lock_guard lock(job->mu);
-        if (job->record.status != JobStatus::pending || job->finishing || job->deleted || !job->task) return;
-        running_.fetch_add(1);  // counted before anyone can see it running
-        job->record.status = JobStatus::running;
-        job->record.started_at = started_at = now_us();
-        submitted_at = job->record.submitted_at;
-        ++job->version;
-        task = &*job->task;  // held by the job until finish()
-        params = job->record.params_json;
-        id = job->record.id;
-        timeout_s = job->record.timeout_s;
-        // Under the lock: a persist() after this point stores the record as
-        // running; one before it has already queued the insert.
-        if (job->stored) store_.mark_running(id, started_at);
-    }
+    if (!start_running(*job)) return;
     job->changed.notify_all();
-    if (!job->recovered) job->stats->counters.queue_wait.observe_us(started_at - submitted_at);
-    if (timeout_s > 0) schedule_timeout(job, timeout_s);
+    // Fixed while it runs: read without the lock. The task is held by the
+    // job until finish().
+    const model::Job &r = job->record;
+    const registry::Task &task = *job->task;
+    const int64_t started_at = r.started_at;
+    if (!job->recovered) job->stats->counters.queue_wait.observe_us(started_at - r.submitted_at);
+    if (r.timeout_s > 0) timeouts_.add(deadline_after(r.timeout_s), job);
 
-    model::TaskOutcome out = services_.invoke(*task, job.get(), id, params);
+    TaskCall call(*this, *job);
+    model::TaskOutcome out = executor_.invoke(target_of(task), r.id, r.params_json, call);
     running_.fetch_sub(1);
     job->stats->record_run(now_us() - started_at);
 
     JobStatus status = JobStatus::completed;
     std::optional<std::string> error, traceback;
-    auto reason = static_cast<CancelReason>(job->cancel.load());
+    const auto reason = static_cast<CancelReason>(job->cancel.load());
     if (reason == CancelReason::timeout) {
         status = JobStatus::failed;
-        error = "timed out after " + format_seconds(timeout_s) + " s";
+        error = "timed out after " + format_seconds(r.timeout_s) + " s";
         if (!out.has_error) {
             out.has_error = true;
             out.error_type = "taskhost::Timeout";
@@ -432,94 +501,103 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     }
     model::Artifact artifact;
     artifact.id = new_ulid_string();
-    artifact.data_json = model::result_artifact_data(task->name, params, out);
+    artifact.data_json = model::result_artifact_data(task.name, r.params_json, out);
     finish(job, status, std::move(error), std::move(traceback), std::move(artifact));
 }
 
 void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status, std::optional<std::string> error,
                         std::optional<std::string> traceback, std::optional<model::Artifact> artifact) {
-    std::string id;
-    registry::TaskLease task;
     store::Store::JobEnd end;
+    registry::TaskLease task;
     {
         std::lock_guard lock(job->mu);
-        if (job->finishing) return;
+        if (job->end != EndState::none) return;
         task = std::move(job->task);
-        if (job->deleted) {
-            // DELETE already removed the record; the result is dropped.
-            return;
-        }
-        job->finishing = true;
-        id = job->record.id;
+        if (job->deleted) return;  // DELETE already removed the record; the result is dropped
+        job->end = EndState::committing;
         end.started_at = job->record.started_at;
+        // A deferred job that ends within its wait: one write for all of it.
         if (!job->stored) {
-            // A deferred job that ends within its wait: one write for all of it.
             job->stored = true;
             end.insert_first = job->record;
         }
     }
     // The plugin code has returned: its generation may now be released.
     task.release();
-    int64_t finished_at = now_us();
-    {
-        auto &counters = job->stats->counters;
-        const auto end_kind = status == JobStatus::completed ? metrics::Metrics::End::completed
-                              : status == JobStatus::failed  ? metrics::Metrics::End::failed
-                                                             : metrics::Metrics::End::canceled;
-        counters.finished[static_cast<size_t>(end_kind)].fetch_add(1, std::memory_order_relaxed);
-        if (end.started_at != 0) counters.run.observe_us(finished_at - end.started_at);  // 0: never ran
-    }
-    std::optional<std::string> artifact_id;
+    const int64_t finished_at = now_us();
+    count_end(*job, status, finished_at, end.started_at);
+
+    // The record as it will be once committed, and its rendered artifact.
+    model::Job ended;
+    ended.status = status;
+    ended.finished_at = finished_at;
+    ended.error = error;
+    ended.error_traceback = traceback;
     std::string artifact_json;
     if (artifact) {
-        artifact_id = artifact->id;
+        ended.artifact_id = artifact->id;
         artifact->created_at = artifact->updated_at = finished_at;
         artifact_json = model::render_artifact(*artifact);
     }
     end.status = status;
     end.finished_at = finished_at;
-    end.error = error;
-    end.traceback = traceback;
+    end.error = std::move(error);
+    end.traceback = std::move(traceback);
     end.result_artifact = std::move(artifact);
     const bool never_stored = end.insert_first.has_value();
     store_.finish_job(
-        id, std::move(end),
-        [this, job, id, status, finished_at, error, traceback, artifact_id,
-         artifact_json = std::move(artifact_json)]() mutable {
-            const size_t bytes = sizeof(ActiveJob) + artifact_json.size() + job->record.params_json.size() +
-                                 (traceback ? traceback->size() : 0);
-            {
-                std::lock_guard lock(job->mu);
-                job->record.status = status;
-                job->record.finished_at = finished_at;
-                job->record.error = error;
-                job->record.error_traceback = traceback;
-                job->record.artifact_id = artifact_id;
-                job->artifact_json = std::move(artifact_json);
-                job->durable_terminal = true;
-                job->settled.store(true, std::memory_order_release);
-                ++job->version;
-            }
-            job->changed.notify_all();
-            job->ended.notify_all();
-            retire(id, bytes);
+        job->record.id, std::move(end),
+        [this, job, ended = std::move(ended), artifact_json = std::move(artifact_json)]() mutable {
+            end_committed(*job, std::move(ended), std::move(artifact_json));
         },
-        [this, job, id, never_stored](const std::string &why) {
-            // Nothing of its end is on disk: whoever waits for
-            // it learns why now, not after a timeout.
-            {
-                std::lock_guard lock(job->mu);
-                job->end_error = why;
-                job->settled.store(true, std::memory_order_release);
-                ++job->version;
-            }
-            job->changed.notify_all();
-            job->ended.notify_all();
-            spdlog::error("job {}: its end could not be stored ({}){}", id, why,
-                          never_stored ? "; it was never stored, so it is gone"
-                                       : "; it stays as last stored until a restart marks it failed");
-            if (never_stored) forget(id);
-        });
+        [this, job, never_stored](const std::string &why) { end_failed(*job, why, never_stored); });
+}
+
+void JobManager::count_end(ActiveJob &job, JobStatus status, int64_t finished_at, int64_t started_at) {
+    auto &counters = job.stats->counters;
+    const auto kind = status == JobStatus::completed ? metrics::Metrics::End::completed
+                      : status == JobStatus::failed  ? metrics::Metrics::End::failed
+                                                     : metrics::Metrics::End::canceled;
+    counters.finished[static_cast<size_t>(kind)].fetch_add(1, std::memory_order_relaxed);
+    if (started_at != 0) counters.run.observe_us(finished_at - started_at);  // 0: never ran
+}
+
+void JobManager::end_committed(ActiveJob &job, model::Job ended, std::string artifact_json) {
+    const size_t bytes = sizeof(ActiveJob) + artifact_json.size() + job.record.params_json.size() +
+                         (ended.error_traceback ? ended.error_traceback->size() : 0);
+    {
+        std::lock_guard lock(job.mu);
+        job.record.status = ended.status;
+        job.record.finished_at = ended.finished_at;
+        job.record.error = std::move(ended.error);
+        job.record.error_traceback = std::move(ended.error_traceback);
+        job.record.artifact_id = std::move(ended.artifact_id);
+        job.artifact_json = std::move(artifact_json);
+        job.end = EndState::committed;
+        job.settled.store(true, std::memory_order_release);
+        ++job.version;
+    }
+    job.changed.notify_all();
+    job.ended.notify_all();
+    retire(job.record.id, bytes);
+}
+
+void JobManager::end_failed(ActiveJob &job, const std::string &why, bool never_stored) {
+    // Nothing of its end is on disk: whoever waits for it learns why now,
+    // not after a timeout.
+    {
+        std::lock_guard lock(job.mu);
+        job.end = EndState::lost;
+        job.lost_reason = why;
+        job.settled.store(true, std::memory_order_release);
+        ++job.version;
+    }
+    job.changed.notify_all();
+    job.ended.notify_all();
+    spdlog::error("job {}: its end could not be stored ({}){}", job.record.id, why,
+                  never_stored ? "; it was never stored, so it is gone"
+                               : "; it stays as last stored until a restart marks it failed");
+    if (never_stored) forget(job.record.id);
 }
 
 void JobManager::retire(const std::string &id, size_t bytes) {
@@ -530,53 +608,6 @@ void JobManager::retire(const std::string &id, size_t bytes) {
         active_.erase(ended_.front().first);  // a no-op if DELETE removed it already
         ended_bytes_ -= ended_.front().second;
         ended_.pop_front();
-    }
-}
-
-void JobManager::forget(const std::string &id) {
-    std::lock_guard lock(active_mu_);
-    active_.erase(id);
-}
-
-void JobManager::schedule_timeout(const std::shared_ptr<ActiveJob> &job, double seconds) {
-    auto at = deadline_after(seconds);
-    {
-        std::lock_guard lock(timer_mu_);
-        deadlines_.push_back({at, job});
-        std::push_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
-    }
-    timer_cv_.notify_one();
-}
-
-void JobManager::timer_loop() {
-    name_this_thread("th-timer");
-    std::unique_lock lock(timer_mu_);
-    for (;;) {
-        if (timer_stop_) return;
-        if (deadlines_.empty()) {
-            timer_cv_.wait(lock);
-            continue;
-        }
-        auto next = deadlines_.front().at;
-        if (Clock::now() < next) {
-            timer_cv_.wait_until(lock, next);
-            continue;
-        }
-        std::pop_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
-        auto due = std::move(deadlines_.back());
-        deadlines_.pop_back();
-        if (auto job = due.job.lock()) {
-            lock.unlock();
-            {
-                std::lock_guard jlock(job->mu);
-                int none = 0;
-                if (job->record.status == JobStatus::running &&
-                    job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::timeout)))
-                    ++job->version;
-            }
-            job->changed.notify_all();
-            lock.lock();
-        }
     }
 }
 

@@ -1,6 +1,6 @@
-// Job lifecycle: accept (durable before the 202), queue (bounded), run on a
-// fixed worker pool, finish (result artifact + terminal state committed
-// together), cancel, time out, and wait for a job to change.
+// The job protocol: accept a job (durable before anyone is told of it),
+// have an executor run it, finish it (result artifact and terminal state
+// committed together), cancel, time out, and wait for a job to change.
 //
 // Every job that is not yet durably terminal lives in the active map; its
 // in-memory record there is the truth. So do the last jobs to end (a bounded
@@ -12,203 +12,170 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
-#include "metrics/metrics.hpp"
+#include "exec/executor.hpp"
+#include "jobs/deadlines.hpp"
 #include "jobs/task_stats.hpp"
+#include "metrics/metrics.hpp"
+#include "model/job.hpp"
 #include "registry/registry.hpp"
 #include "store/store.hpp"
+#include "util/result.hpp"
 
 namespace taskhost::jobs {
 
-class HostServices;
-
-enum class CancelReason : int { none = 0, user = 1, timeout = 2, deleted = 3, shutdown = 4 };
-
-struct ActiveJob {
-    std::mutex mu;
-    // Two, so that a waiter for the end is not woken by every progress
-    // report, and a change nobody waits for costs no system call.
-    std::condition_variable changed;  // notified on every state change
-    std::condition_variable ended;    // notified when durably terminal or deleted
-    model::Job record;                // guarded by mu
-    uint64_t version = 0;             // bumps on every change (guarded by mu)
-    bool finishing = false;           // terminal state handed to the store (guarded by mu)
-    bool durable_terminal = false;    // terminal state committed and visible (guarded by mu)
-    std::string end_error;            // why its end could not be committed (guarded by mu)
-    bool deleted = false;             // DELETE removed it (guarded by mu)
-    // durable_terminal || deleted, readable without mu (set under it): a
-    // waiter first yields on it for about one commit (util/yield_wait.hpp).
-    std::atomic<bool> settled{false};
-    // Its row is in the store or queued for it (guarded by mu). A job
-    // submitted for one-request execution is stored only when it ends or
-    // when its wait runs out, whichever comes first.
-    bool stored = false;
-    std::string artifact_json;                   // the committed result artifact, rendered (guarded by mu)
-    registry::TaskLease task;  // held until its code has returned, or it will never run
-    TaskStats *stats = nullptr;  // its task's, looked up once (they outlive jobs)
-    bool recovered = false;                      // requeued at start: its queue wait spans the downtime
-    std::atomic<int> cancel{0};                  // CancelReason
-};
+struct ActiveJob;
 
 // A consistent copy of a job's state.
 struct JobView {
     model::Job record;
     bool cancel_requested = false;
-    uint64_t version = 0;
-    bool deleted = false;
-    std::string artifact_json;  // set when the job just finished here: saves a read
+    uint64_t version = 0;       // bumps on every change of a job in flight (0 when read from the store)
+    std::string artifact_json;  // its result artifact, when known here (saves a read)
 };
 
 class JobManager {
 public:
-    struct Options {
-        size_t workers = 4;
-        size_t queue_capacity = 10000;
-    };
+    JobManager(store::Store &store, registry::Registry &registry, exec::Executor &executor,
+               metrics::Metrics &metrics);
+    ~JobManager();  // stops the executor's workers; running tasks are asked to cancel
 
-    JobManager(store::Store &store, HostServices &services, metrics::Metrics &metrics, Options options);
-    ~JobManager();  // stops the workers; running tasks are asked to cancel
-
-    // Marks jobs left running by a crash as failed and queues the pending ones.
-    // Call once, after plugins are loaded and before serving.
-    size_t recover(const registry::Snapshot &snapshot);
+    // Marks jobs left running by a crash as failed and queues the pending
+    // ones on the registry's tasks. Call once, after plugins are loaded and
+    // before start().
+    size_t recover();
     void start();
 
-    enum class SubmitStatus { accepted, queue_full, invalid_params, store_error };
-    struct SubmitResult {
-        SubmitStatus status;
-        std::string job_id;   // when accepted
-        std::string message;  // otherwise
-        std::shared_ptr<ActiveJob> job;
-        bool run_here = false;  // not queued: the caller runs it with run_here()
+    // ---- the job protocol ---------------------------------------------------
+
+    struct Executed {
+        std::string job_id;
+        // Set when the job ended within the wait: the answer is the job with
+        // its result artifact (artifact_json, or empty if it has none).
+        std::optional<JobView> finished;
     };
-    // Validates params against the task, stores the job durably, queues it.
-    // params_json: the caller's params as compact JSON text ("{}" when none).
+    // Runs `task` with `params_json` (the caller's params as compact JSON
+    // text, "{}" when none) as a job; with `wait_s`, waits up to that long
+    // for it to end. When this returns, the job is durable or finished.
     //
     // Nothing is acknowledged before the caller answers, so a job may be
-    // stored later, together with its end, in one write:
-    // - wait_s set (one-request execution): the job is not stored now. The
-    //   caller must call persist() before it acknowledges a job that has not
-    //   ended.
-    // - run_here in the result: the task is known to be quick (its recent
-    //   runs took under 1% of the wait and under 10 ms; without a wait, under
-    //   the cost of handing the job to a worker; and no run ever took 100 ms),
-    //   a worker slot is free and nothing is queued ahead. The job is not
-    //   queued: the caller runs it with run_here(), then persist()s or waits
-    //   for it, saving the thread hand-offs and a write. (A quick task that
-    //   suddenly runs long delays that one answer; the job is unaffected.)
-    // Otherwise the job is stored durably before this returns and queued.
-    SubmitResult submit(std::shared_ptr<const registry::Task> task, std::string params_json, double timeout_s,
-                        std::optional<double> wait_s = std::nullopt);
-    // Runs a job that submit() left to the caller, on the calling thread.
-    void run_here(const std::shared_ptr<ActiveJob> &job);
-
-    // Makes a deferred job durable: stores it now (blocking), or, if its end
-    // is already on its way to the store, waits for that. Returns its state
-    // then; nullopt with `error` set if it could not be stored (a job stored
-    // here is then canceled and forgotten).
-    std::optional<JobView> persist(const std::shared_ptr<ActiveJob> &job, std::string *error);
+    // stored later, together with its end, in one write: with a wait, or
+    // when it runs on the calling thread (its task is known to be quick, a
+    // worker slot is free and nothing is queued ahead: see TaskStats), the
+    // job is stored with its end, or just before this returns if it has not
+    // ended. Otherwise it is stored before it is queued.
+    //
+    // Errors, each with the detail to show: invalid (params the task
+    // refuses), overloaded (the queue is full), unavailable (it could not be
+    // stored; the host is stopping).
+    Result<Executed> execute(std::shared_ptr<const registry::Task> task, std::string params_json, double timeout_s,
+                             std::optional<double> wait_s);
 
     std::optional<JobView> get(const std::string &id) const;
-    std::shared_ptr<ActiveJob> active(const std::string &id) const;
+    // Newest first. Writes queued before the call are committed first, so
+    // the list agrees with get().
+    std::vector<JobView> list(std::optional<model::JobStatus> status, size_t limit, size_t offset);
+    size_t count(std::optional<model::JobStatus> status) const;
 
     // Waits until the job is terminal (or gone) or the deadline passes, and
     // returns its latest state (nullopt if it does not exist).
     std::optional<JobView> wait_terminal(const std::string &id, std::chrono::steady_clock::time_point deadline) const;
-    // The same for a job the caller holds (it may have been forgotten since:
-    // its record stays complete, and its rendered artifact saves a read).
-    std::optional<JobView> wait_terminal(const std::shared_ptr<ActiveJob> &job,
-                                         std::chrono::steady_clock::time_point deadline) const;
     // Waits until the job's version differs from `seen` or the deadline passes.
     std::optional<JobView> wait_change(const std::string &id, uint64_t seen,
                                        std::chrono::steady_clock::time_point deadline) const;
-
-    // Shutdown: every wait_terminal / wait_change, now and later, returns the
-    // job's state at once instead of at its deadline, so long-polls and job
-    // streams do not hold the HTTP server's shutdown back. (persist() still
-    // waits for the store.)
+    // Shutdown: every wait, now and later, returns the job's state at once
+    // instead of at its deadline, so long-polls and job streams do not hold
+    // the HTTP server's shutdown back.
     void release_waiters();
 
-    enum class CancelResult { not_found, already_finished, canceled, requested };
+    struct Canceled {
+        bool done = false;  // canceled now (it was pending); otherwise asked to stop
+        JobView job;        // as it is now (when done: the committed record)
+    };
     // Pending: canceled at once. Running: asks the task to stop (cooperative).
-    CancelResult cancel(const std::string &id);
-    // Cancels if still active, then deletes the record. False if absent.
-    bool remove(const std::string &id);
+    // not_found; conflict if it has already finished.
+    Result<Canceled> cancel(const std::string &id);
+    // Cancels the job if still active, then deletes its record. not_found.
+    Result<void> remove(const std::string &id);
 
-    size_t queue_depth() const;
+    // ---- figures ----------------------------------------------------------
     size_t running() const { return running_.load(); }
     // Callers inside wait_terminal / wait_change now (long-polls, job streams).
     size_t waiting() const { return waiting_.load(); }
-    size_t queue_capacity() const { return options_.queue_capacity; }
-    size_t workers() const { return options_.workers; }
+    exec::Executor::Load load() const { return executor_.load(); }
 
 private:
-    void worker_loop();
-    void release_slot();
-    void timer_loop();
+    friend struct ActiveJob;
+    friend class TaskCall;
+
+    // A job submit() accepted: queued already, or (`here`) left to its
+    // submitter to run now, in the worker slot the admission holds.
+    struct Submission {
+        std::shared_ptr<ActiveJob> job;
+        exec::Admission here;
+    };
+    Result<Submission> submit(std::shared_ptr<const registry::Task> task, std::string params_json,
+                              double timeout_s, std::optional<double> wait_s, bool may_run_here);
+    // The Scheduler service: a job submitted by a task, always queued.
+    Result<std::string> schedule(std::string_view task, std::string params_json);
+    // Makes a job whose storing was deferred durable: stores it now, or, if
+    // its end is already on its way to the store, waits for that. A job that
+    // cannot be stored is canceled and forgotten.
+    Result<JobView> persist(const std::shared_ptr<ActiveJob> &job);
+    std::optional<JobView> wait_terminal(const std::shared_ptr<ActiveJob> &job,
+                                         std::chrono::steady_clock::time_point deadline) const;
+    std::shared_ptr<ActiveJob> active(const std::string &id) const;
+    void add_active(const std::shared_ptr<ActiveJob> &job);
+
+    // On the executor: calls the task, then finishes the job.
     void run(const std::shared_ptr<ActiveJob> &job);
+    // Moves a pending job to running; false if it must not run (ended,
+    // deleted, its task gone, or the host stopping).
+    bool start_running(ActiveJob &job);
+    // Hands a job's end to the store; it becomes visible once committed.
     void finish(const std::shared_ptr<ActiveJob> &job, model::JobStatus status, std::optional<std::string> error,
                 std::optional<std::string> traceback, std::optional<model::Artifact> artifact);
-    void forget(const std::string &id);
+    void count_end(ActiveJob &job, model::JobStatus status, int64_t finished_at, int64_t started_at);
+    // The store committed the end, or could not.
+    void end_committed(ActiveJob &job, model::Job ended, std::string artifact_json);
+    void end_failed(ActiveJob &job, const std::string &why, bool never_stored);
     // Marks a job deleted and asks it to stop; a job that will now never run
     // releases its plugin generation. Caller holds job.mu and notifies after.
     // `how`: what the metrics count it as, if it had not ended yet.
     void drop_locked(ActiveJob &job, metrics::Metrics::End how);
-    // A job whose end is being committed is usually settled within one
-    // commit: with job.mu held (by `lock`), yields for that long before the
-    // caller blocks on a condition variable.
-    static void yield_while_committing(ActiveJob &job, std::unique_lock<std::mutex> &lock);
+    void forget(const std::string &id);
     // A job just durably ended stays in the active map for a while: the
     // client usually reads it (and its artifact) right away, and its
     // complete record saves a database read. Bounded by count and bytes.
     void retire(const std::string &id, size_t bytes);
     static constexpr size_t kKeepEndedJobs = 1024;
     static constexpr size_t kKeepEndedBytes = 8u << 20;
-    void schedule_timeout(const std::shared_ptr<ActiveJob> &job, double seconds);
 
     store::Store &store_;
-    HostServices &services_;
-    metrics::Metrics &metrics_;
+    registry::Registry &registry_;
+    exec::Executor &executor_;
     TaskStatsBook task_stats_;
-    Options options_;
+    Deadlines timeouts_;
 
-    mutable std::mutex active_mu_;
+    mutable std::mutex active_mu_;  // guards active_, ended_, ended_bytes_
     std::unordered_map<std::string, std::shared_ptr<ActiveJob>> active_;
-    std::deque<std::pair<std::string, size_t>> ended_;  // retired ids, oldest first (active_mu_)
+    std::deque<std::pair<std::string, size_t>> ended_;  // retired ids, oldest first
     size_t ended_bytes_ = 0;
 
-    mutable std::mutex queue_mu_;
-    std::condition_variable queue_cv_;
-    std::deque<std::shared_ptr<ActiveJob>> queue_;
-    size_t reserved_ = 0;  // slots promised to submissions still being stored
-    size_t busy_ = 0;      // jobs executing, by workers or callers (at most `workers`)
-    bool stopping_ = false;
+    std::atomic<bool> stopping_{false};
     std::atomic<size_t> running_{0};
     std::atomic<bool> waiters_released_{false};
     mutable std::atomic<size_t> waiting_{0};
-    std::vector<std::thread> workers_;
-
-    struct Deadline {
-        std::chrono::steady_clock::time_point at;
-        std::weak_ptr<ActiveJob> job;
-        bool operator>(const Deadline &o) const { return at > o.at; }
-    };
-    std::mutex timer_mu_;
-    std::condition_variable timer_cv_;
-    std::vector<Deadline> deadlines_;  // min-heap
-    bool timer_stop_ = false;
-    std::thread timer_;
 };
 
 }  // namespace taskhost::jobs

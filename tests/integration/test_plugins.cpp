@@ -223,6 +223,19 @@ TEST_CASE("types: schedule_child submits a job that completes") {
     CHECK(get_json(cli, "/api/v1/jobs").size() == 2);
 }
 
+TEST_CASE("types: a child of a task known to be quick is queued and completes") {
+    // Once greet_user is known to be quick, a submitter may run it on its own
+    // thread; a task's Scheduler must not (it used to be left pending forever).
+    Service svc(with_types());
+    auto &cli = svc.cli();
+    for (int i = 0; i < 3; ++i) run_task(cli, "greet_user");
+    auto done = run_task(cli, "schedule_child", {{"name", "Quick"}});
+    json r = done.artifact["data"]["result"];
+    REQUIRE(is_ulid(r["child_job_id"]));
+    json child = wait_job(cli, r["child_job_id"]);
+    CHECK(child["status"] == "completed");
+}
+
 TEST_CASE("types: a failing task's session is rolled back, a successful one committed") {
     Service svc(with_types());
     auto &cli = svc.cli();

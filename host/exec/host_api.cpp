@@ -1,23 +1,16 @@
-#include "jobs/host_api.hpp"
+#include "exec/host_api.hpp"
 
 #include <cstring>
 
-#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "model/render.hpp"
-#include "jobs/job_manager.hpp"
-#include "registry/registry.hpp"
-#include "util/clock.hpp"
 #include "util/ulid.hpp"
 
-namespace taskhost::jobs {
+namespace taskhost::exec {
 
 namespace {
-
-// Progress is kept in memory on every report but written to the database at
-// most this often per job, so a chatty task cannot flood the writer.
-constexpr int64_t kProgressPersistIntervalUs = 100'000;
 
 void write(th_sink *sink, std::string_view text) {
     if (sink != nullptr && sink->write != nullptr) sink->write(sink->opaque, text.data(), text.size());
@@ -33,9 +26,18 @@ void copy_id(char out[27], const std::string &id) {
     out[std::min<size_t>(id.size(), 26)] = '\0';
 }
 
+// The ABI's status for an Error of the layers behind a service.
+th_status status_of(const Error &error) {
+    switch (error.kind) {
+        case ErrorKind::not_found: return TH_NOT_FOUND;
+        case ErrorKind::invalid: return TH_INVALID;
+        default: return TH_ERROR;
+    }
+}
+
 // Lends the call a database connection on first use; returned when the call ends.
 store::TaskConnection &connection(th_call *call) {
-    if (!call->conn) call->conn = call->services->checkout_connection();
+    if (!call->conn) call->conn = call->host->checkout_connection();
     return *call->conn;
 }
 
@@ -44,7 +46,7 @@ th_status guarded(th_sink *err, Fn &&fn) {
     try {
         return fn();
     } catch (const store::StoreError &e) {
-        return fail(err, e.kind == store::StoreError::Kind::not_found ? TH_NOT_FOUND : TH_INVALID, e.what());
+        return fail(err, status_of(e.error()), e.what());
     } catch (const std::exception &e) {
         return fail(err, TH_ERROR, e.what());
     }
@@ -74,30 +76,13 @@ void api_set_error(th_call *call, const char *type, const char *message, const c
 
 const char *api_job_id(th_call *call) { return call->job_id.c_str(); }
 
-int api_is_cancelled(th_call *call) { return call->job != nullptr && call->job->cancel.load() != 0; }
+int api_is_cancelled(th_call *call) { return call->job != nullptr && call->job->cancelled(); }
 
 void api_report_progress(th_call *call, double fraction, const char *message) {
-    ActiveJob *job = call->job;
-    if (job == nullptr) return;
+    if (call->job == nullptr) return;
     if (!(fraction >= 0)) fraction = -1;  // unknown (also catches NaN)
     if (fraction > 1) fraction = 1;
-    bool persist = false;
-    std::string text = message ? message : "";
-    {
-        std::lock_guard lock(job->mu);
-        job->record.progress = fraction;
-        job->record.progress_message = text;
-        ++job->version;
-        int64_t now = now_us();
-        auto &last = call->last_progress_persist_us;
-        // A job not stored yet carries its progress into its first write.
-        if (job->stored && (now - last >= kProgressPersistIntervalUs || fraction >= 1)) {
-            last = now;
-            persist = true;
-        }
-    }
-    job->changed.notify_all();
-    if (persist) call->services->store().update_progress(call->job_id, fraction, text);
+    call->job->progress(fraction, message ? message : "");
 }
 
 void api_log(th_call *call, th_log_level level, const char *message) {
@@ -119,7 +104,7 @@ th_status api_artifact_save(th_call *call, const char *data_json, size_t len, co
             if (!is_valid_ulid(parent_id)) return fail(err, TH_INVALID, std::string("invalid parent id: ") + parent_id);
             input.parent_id = parent_id;
         }
-        auto saved = call->services->store().save_artifact(input);
+        auto saved = call->host->store().save_artifact(input);
         copy_id(out_id, saved.id);
         return TH_OK;
     });
@@ -128,7 +113,7 @@ th_status api_artifact_save(th_call *call, const char *data_json, size_t len, co
 th_status api_artifact_get(th_call *call, const char *id, th_sink *out, th_sink *err) {
     return guarded(err, [&] {
         if (id == nullptr || !is_valid_ulid(id)) return fail(err, TH_INVALID, "invalid artifact id");
-        auto artifact = call->services->store().get_artifact(id);
+        auto artifact = call->host->store().get_artifact(id);
         if (!artifact) return fail(err, TH_NOT_FOUND, std::string("artifact ") + id + " not found");
         write(out, model::render_artifact(*artifact));
         return TH_OK;
@@ -160,15 +145,12 @@ th_status api_session_end(th_call *call, int commit, th_sink *err) {
     });
 }
 
-const char *api_database_url(th_call *call) { return call->services->store().url().c_str(); }
+const char *api_database_url(th_call *call) { return call->host->store().url().c_str(); }
 
 th_status api_schedule(th_call *call, const char *task_name, const char *params_json, char out_job_id[27],
                        th_sink *err) {
     return guarded(err, [&] {
-        JobManager *jobs = call->services->jobs();
-        if (jobs == nullptr) return fail(err, TH_UNSUPPORTED, "the scheduler is not running");
-        auto task = call->services->registry().snapshot()->find(task_name ? task_name : "");
-        if (!task) return fail(err, TH_NOT_FOUND, std::string("Task '") + (task_name ? task_name : "") + "' not found");
+        if (call->job == nullptr) return fail(err, TH_UNSUPPORTED, "the scheduler is not running");
         std::string params = "{}";
         if (params_json != nullptr && *params_json != '\0') {
             auto parsed = nlohmann::json::parse(params_json, nullptr, false);
@@ -176,27 +158,32 @@ th_status api_schedule(th_call *call, const char *task_name, const char *params_
                 return fail(err, TH_INVALID, "params must be a JSON object");
             if (parsed.is_object()) params = parsed.dump();
         }
-        auto result = jobs->submit(std::move(task), std::move(params), 0);
-        if (result.status != JobManager::SubmitStatus::accepted) return fail(err, TH_INVALID, result.message);
-        copy_id(out_job_id, result.job_id);
+        auto job_id = call->job->schedule(task_name ? task_name : "", std::move(params));
+        if (!job_id) return fail(err, status_of(job_id.error()), job_id.error().message);
+        copy_id(out_job_id, *job_id);
         return TH_OK;
     });
 }
 
 th_status api_job_get(th_call *call, const char *job_id, th_sink *out, th_sink *err) {
     return guarded(err, [&] {
-        JobManager *jobs = call->services->jobs();
-        if (jobs == nullptr) return fail(err, TH_UNSUPPORTED, "the scheduler is not running");
-        auto view = job_id ? jobs->get(job_id) : std::nullopt;
-        if (!view) return fail(err, TH_NOT_FOUND, "Job not found");
-        write(out, model::render_job(view->record, view->cancel_requested));
+        if (call->job == nullptr) return fail(err, TH_UNSUPPORTED, "the scheduler is not running");
+        auto json = call->job->job_json(job_id ? job_id : "");
+        if (!json) return fail(err, status_of(json.error()), json.error().message);
+        write(out, *json);
         return TH_OK;
     });
 }
 
 }  // namespace
 
-HostServices::HostServices(store::Store &store, registry::Registry &registry) : store_(store), registry_(registry) {
+th_sink string_sink(std::string &out) {
+    return th_sink{&out, [](void *opaque, const char *data, size_t len) {
+                       if (data != nullptr) static_cast<std::string *>(opaque)->append(data, len);
+                   }};
+}
+
+HostApi::HostApi(store::Store &store) : store_(store) {
     api_.struct_size = sizeof(th_host_api);
     api_.abi_major = TH_ABI_MAJOR;
     api_.abi_minor = TH_ABI_MINOR;
@@ -216,9 +203,9 @@ HostServices::HostServices(store::Store &store, registry::Registry &registry) : 
     api_.job_get = api_job_get;
 }
 
-HostServices::~HostServices() = default;
+HostApi::~HostApi() = default;
 
-std::unique_ptr<store::TaskConnection> HostServices::checkout_connection() {
+std::unique_ptr<store::TaskConnection> HostApi::checkout_connection() {
     {
         std::lock_guard lock(pool_mu_);
         if (!pool_.empty()) {
@@ -230,7 +217,7 @@ std::unique_ptr<store::TaskConnection> HostServices::checkout_connection() {
     return store_.task_connection();
 }
 
-void HostServices::checkin_connection(std::unique_ptr<store::TaskConnection> conn) {
+void HostApi::checkin_connection(std::unique_ptr<store::TaskConnection> conn) {
     try {
         // A task that left a transaction open must not leak it to the next one.
         if (conn->in_transaction()) conn->rollback();
@@ -242,14 +229,14 @@ void HostServices::checkin_connection(std::unique_ptr<store::TaskConnection> con
     pool_.push_back(std::move(conn));
 }
 
-model::TaskOutcome HostServices::invoke(const registry::Task &task, ActiveJob *job, const std::string &job_id,
-                                 const std::string &params_json) {
+model::TaskOutcome HostApi::invoke(const Target &target, const std::string &job_id, std::string_view params_json,
+                                   JobContext &job) {
     th_call call;
-    call.services = this;
-    call.job = job;
+    call.host = this;
+    call.job = &job;
     call.job_id = job_id;
-    call.log_name = task.plugin->name + "/" + task.name;
-    th_status status = task.desc->invoke(&api_, &call, params_json.data(), params_json.size());
+    call.log_name.append(target.plugin).append("/").append(target.task);
+    th_status status = target.desc->invoke(&api_, &call, params_json.data(), params_json.size());
     if (status != TH_OK && !call.outcome.has_error) {
         call.outcome.has_error = true;
         call.outcome.has_result = false;
@@ -260,17 +247,17 @@ model::TaskOutcome HostServices::invoke(const registry::Task &task, ActiveJob *j
     return std::move(call.outcome);
 }
 
-Result<void> HostServices::run_init(const th_plugin_desc &desc, const std::string &file) {
+Result<void> HostApi::run_init(const th_plugin_desc &desc, const std::string &file) {
     if (desc.init == nullptr) return {};
     th_call call;
-    call.services = this;
+    call.host = this;
     call.log_name = file;
     std::string error;
-    th_sink err{&error, [](void *o, const char *d, size_t n) { static_cast<std::string *>(o)->append(d, n); }};
+    th_sink err = string_sink(error);
     th_status status = desc.init(&api_, &call, &err);
     if (call.conn) checkin_connection(std::move(call.conn));
     if (status == TH_OK) return {};
-    return fail(ErrorKind::invalid, error.empty() ? "init returned an error without a message" : error);
+    return taskhost::fail(ErrorKind::invalid, error.empty() ? "init returned an error without a message" : error);
 }
 
-}  // namespace taskhost::jobs
+}  // namespace taskhost::exec

@@ -1,0 +1,128 @@
+#include "exec/in_process.hpp"
+
+#include <algorithm>
+
+#include "util/thread_name.hpp"
+
+namespace taskhost::exec {
+
+InProcessExecutor::InProcessExecutor(store::Store &store, Options options)
+    : host_api_(store),
+      options_{std::max<size_t>(1, options.workers), std::max<size_t>(1, options.queue_capacity)} {}
+
+InProcessExecutor::~InProcessExecutor() { stop(); }
+
+Result<Admission> InProcessExecutor::admit(bool may_run_here) {
+    std::lock_guard lock(mu_);
+    if (stopping_) return fail(ErrorKind::unavailable, "the host is shutting down");
+    if (may_run_here && queue_.empty() && busy_ < options_.workers) {
+        ++busy_;  // the submitter takes a worker slot
+        return grant(Admission::Where::here);
+    }
+    if (queue_.size() + reserved_ >= options_.queue_capacity)
+        return fail(ErrorKind::overloaded, "The job queue is full (" + std::to_string(options_.queue_capacity) +
+                                               " jobs waiting); retry later");
+    ++reserved_;
+    return grant(Admission::Where::queue);
+}
+
+void InProcessExecutor::dispatch(Admission admission, std::shared_ptr<Work> work) {
+    switch (take(admission)) {
+        case Admission::Where::here:
+            work->run();
+            release_slot();
+            return;
+        case Admission::Where::queue: {
+            {
+                std::lock_guard lock(mu_);
+                --reserved_;
+                queue_.push_back(std::move(work));
+            }
+            work_cv_.notify_one();
+            return;
+        }
+        case Admission::Where::none: return;
+    }
+}
+
+void InProcessExecutor::requeue(std::shared_ptr<Work> work) {
+    {
+        std::lock_guard lock(mu_);
+        queue_.push_back(std::move(work));
+    }
+    work_cv_.notify_one();
+}
+
+void InProcessExecutor::release(Admission::Where where) {
+    if (where == Admission::Where::here) return release_slot();
+    std::lock_guard lock(mu_);
+    --reserved_;
+}
+
+void InProcessExecutor::release_slot() {
+    bool wake;
+    {
+        std::lock_guard lock(mu_);
+        --busy_;
+        wake = !queue_.empty();
+    }
+    // A worker may be waiting for this slot.
+    if (wake) work_cv_.notify_one();
+}
+
+void InProcessExecutor::worker_loop() {
+    name_this_thread("th-worker");
+    for (;;) {
+        std::shared_ptr<Work> work;
+        {
+            std::unique_lock lock(mu_);
+            work_cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && busy_ < options_.workers); });
+            if (stopping_) return;
+            work = std::move(queue_.front());
+            queue_.pop_front();
+            ++busy_;
+        }
+        work->run();
+        release_slot();
+    }
+}
+
+void InProcessExecutor::start() {
+    std::lock_guard lock(mu_);
+    if (stopping_ || !workers_.empty()) return;
+    for (size_t i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+void InProcessExecutor::stop() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    work_cv_.notify_all();
+    for (auto &t : workers_)
+        if (t.joinable()) t.join();
+}
+
+Executor::Load InProcessExecutor::load() const {
+    std::lock_guard lock(mu_);
+    return {options_.workers, busy_, queue_.size(), options_.queue_capacity};
+}
+
+Result<void> InProcessExecutor::validate(const Target &target, std::string_view params_json) {
+    if (target.desc->validate == nullptr) return {};
+    std::string error;
+    th_sink sink = string_sink(error);
+    if (target.desc->validate(params_json.data(), params_json.size(), &sink) == TH_OK) return {};
+    return fail(ErrorKind::invalid, error.empty() ? "invalid params" : error);
+}
+
+model::TaskOutcome InProcessExecutor::invoke(const Target &target, const std::string &job_id,
+                                             std::string_view params_json, JobContext &job) {
+    return host_api_.invoke(target, job_id, params_json, job);
+}
+
+Result<void> InProcessExecutor::run_init(const th_plugin_desc &desc, const std::string &file) {
+    return host_api_.run_init(desc, file);
+}
+
+}  // namespace taskhost::exec

@@ -1,0 +1,60 @@
+// The in-process executor: a fixed pool of worker threads fed by a bounded
+// queue, and the run-before-answer path (a submitter takes a free worker
+// slot and runs a quick job on its own thread, saving two hand-offs). Plugin
+// code runs in the host's address space: fastest, and trusted.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "exec/executor.hpp"
+#include "exec/host_api.hpp"
+#include "store/store.hpp"
+
+namespace taskhost::exec {
+
+class InProcessExecutor final : public Executor {
+public:
+    struct Options {
+        size_t workers = 4;            // --max-concurrency
+        size_t queue_capacity = 10000;  // --queue-size
+    };
+
+    InProcessExecutor(store::Store &store, Options options);
+    ~InProcessExecutor() override;  // stop()
+
+    Result<Admission> admit(bool may_run_here) override;
+    void dispatch(Admission admission, std::shared_ptr<Work> work) override;
+    void requeue(std::shared_ptr<Work> work) override;
+
+    Result<void> validate(const Target &target, std::string_view params_json) override;
+    model::TaskOutcome invoke(const Target &target, const std::string &job_id, std::string_view params_json,
+                              JobContext &job) override;
+    Result<void> run_init(const th_plugin_desc &desc, const std::string &file) override;
+
+    void start() override;
+    void stop() override;
+    Load load() const override;
+
+private:
+    void release(Admission::Where where) override;
+    void release_slot();
+    void worker_loop();
+
+    HostApi host_api_;
+    const Options options_;
+
+    mutable std::mutex mu_;  // guards the queue and counts below
+    std::condition_variable work_cv_;  // wakes workers: work queued, a slot freed, or stopping
+    std::deque<std::shared_ptr<Work>> queue_;
+    size_t reserved_ = 0;  // queue places admitted and not yet dispatched
+    size_t busy_ = 0;      // slots in use, by workers or submitters (at most options_.workers)
+    bool stopping_ = false;
+    std::vector<std::thread> workers_;
+};
+
+}  // namespace taskhost::exec

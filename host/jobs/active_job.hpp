@@ -1,0 +1,61 @@
+// A job in flight (or just ended), as the job manager keeps it. Internal to
+// jobs/: other layers see JobView copies.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "exec/executor.hpp"
+#include "jobs/job_manager.hpp"
+#include "jobs/task_stats.hpp"
+#include "model/job.hpp"
+#include "registry/registry.hpp"
+
+namespace taskhost::jobs {
+
+enum class CancelReason : int { none = 0, user = 1, timeout = 2, deleted = 3, shutdown = 4 };
+
+// How far a job's end has got: none → committing (handed to the store) →
+// committed (durable and visible), or lost (the commit failed; the job
+// stays as last stored).
+enum class EndState { none, committing, committed, lost };
+
+struct ActiveJob final : exec::Work, std::enable_shared_from_this<ActiveJob> {
+    explicit ActiveJob(JobManager &owner) : owner(owner) {}
+    void run() override { owner.run(shared_from_this()); }
+
+    JobView view() const {  // caller holds mu
+        return JobView{record, cancel.load() != 0, version, artifact_json};
+    }
+
+    JobManager &owner;
+    std::mutex mu;  // guards the fields below that say so
+    // Two, so that a waiter for the end is not woken by every progress
+    // report, and a change nobody waits for costs no system call.
+    std::condition_variable changed;  // notified on every state change
+    std::condition_variable ended;    // notified when the end is committed or lost, or on delete
+    model::Job record;                // (mu)
+    uint64_t version = 0;             // bumps on every change (mu)
+    EndState end = EndState::none;    // (mu)
+    std::string lost_reason;          // why the end could not be committed (mu)
+    bool deleted = false;             // DELETE removed it (mu)
+    // end committed or lost, or deleted: readable without mu (set under it).
+    // A waiter first yields on it for about one commit (util/yield_wait.hpp).
+    std::atomic<bool> settled{false};
+    // Its row is in the store or queued for it (mu). A job submitted for
+    // one-request execution is stored only when it ends or when its wait
+    // runs out, whichever comes first.
+    bool stored = false;
+    std::string artifact_json;      // the committed result artifact, rendered (mu)
+    int64_t progress_saved_us = 0;  // when progress was last written to the store (mu)
+    registry::TaskLease task;       // held until its code has returned, or it will never run
+    TaskStats *stats = nullptr;     // its task's, looked up once (they outlive jobs)
+    bool recovered = false;         // requeued at start: its queue wait spans the downtime
+    std::atomic<int> cancel{0};     // CancelReason
+};
+
+}  // namespace taskhost::jobs

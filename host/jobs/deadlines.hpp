@@ -1,0 +1,47 @@
+// Job timeouts: one thread that sleeps until the earliest deadline and
+// hands each job whose time has come, if it still exists, to `on_due`.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace taskhost::jobs {
+
+struct ActiveJob;
+
+class Deadlines {
+public:
+    using OnDue = std::function<void(ActiveJob &job)>;
+
+    explicit Deadlines(OnDue on_due) : on_due_(std::move(on_due)) {}
+    ~Deadlines() { stop(); }
+    Deadlines(const Deadlines &) = delete;
+    Deadlines &operator=(const Deadlines &) = delete;
+
+    void start();
+    void stop();
+    // Holds the job weakly: a job that is gone by then is skipped.
+    void add(std::chrono::steady_clock::time_point at, const std::shared_ptr<ActiveJob> &job);
+
+private:
+    struct Deadline {
+        std::chrono::steady_clock::time_point at;
+        std::weak_ptr<ActiveJob> job;
+        bool operator>(const Deadline &o) const { return at > o.at; }
+    };
+    void loop();
+
+    const OnDue on_due_;
+    std::mutex mu_;  // guards heap_ and stop_
+    std::condition_variable cv_;
+    std::vector<Deadline> heap_;  // min-heap by time
+    bool stop_ = false;
+    std::thread thread_;
+};
+
+}  // namespace taskhost::jobs
