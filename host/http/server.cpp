@@ -179,7 +179,7 @@ void Server::install_routes() {
         });
 }
 
-bool Server::bind(std::string *why) {
+Result<void> Server::bind() {
     install_routes();
     size_t initial = options_.http_threads_initial, maximum = options_.http_threads_max;
     server_->new_task_queue = [initial, maximum] { return new ElasticPool(initial, maximum); };
@@ -195,15 +195,13 @@ bool Server::bind(std::string *why) {
     });
     if (options_.port == 0) bound_port_ = server_->bind_to_any_port(options_.host);
     else bound_port_ = server_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
-    if (bound_port_ <= 0) {
-        if (why) *why = "cannot listen on " + options_.host + ":" + std::to_string(options_.port);
-        return false;
-    }
+    if (bound_port_ <= 0)
+        return fail(ErrorKind::unavailable, "cannot listen on " + options_.host + ":" + std::to_string(options_.port));
     // The library listens with a backlog of 5 compiled in; listen() again
     // on the bound socket raises it, so bursts of new connections are not
     // refused.
     if (listen_fd_ >= 0) ::listen(listen_fd_, options_.listen_backlog);
-    return true;
+    return {};
 }
 
 void Server::serve() { server_->listen_after_bind(); }

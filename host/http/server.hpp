@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "http/auth.hpp"
+#include "util/result.hpp"
 
 namespace httplib {
 class Server;
@@ -74,8 +75,8 @@ public:
     Server(ServerOptions options, Services services);
     ~Server();
 
-    // Binds the address; false (with a reason) if it cannot.
-    bool bind(std::string *why);
+    // Binds the address; the reason if it cannot.
+    Result<void> bind();
     int port() const { return bound_port_; }
     // Serves until stop() is called.
     void serve();

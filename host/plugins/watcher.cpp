@@ -26,22 +26,18 @@ FolderWatcher::~FolderWatcher() {
     if (stop_fd_ >= 0) ::close(stop_fd_);
 }
 
-bool FolderWatcher::start(std::string *why) {
+Result<void> FolderWatcher::start() {
     inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (inotify_fd_ < 0 || stop_fd_ < 0) {
-        if (why) *why = std::string("inotify unavailable: ") + std::strerror(errno);
-        return false;
-    }
+    if (inotify_fd_ < 0 || stop_fd_ < 0)
+        return fail(ErrorKind::unavailable, std::string("inotify unavailable: ") + std::strerror(errno));
     // Completed writes, renames in and out, creation and deletion; not every
     // partial write (IN_MODIFY) of a file being copied.
     uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB;
-    if (::inotify_add_watch(inotify_fd_, dir_.c_str(), mask) < 0) {
-        if (why) *why = "cannot watch " + dir_.string() + ": " + std::strerror(errno);
-        return false;
-    }
+    if (::inotify_add_watch(inotify_fd_, dir_.c_str(), mask) < 0)
+        return fail(ErrorKind::unavailable, "cannot watch " + dir_.string() + ": " + std::strerror(errno));
     thread_ = std::thread([this] { loop(); });
-    return true;
+    return {};
 }
 
 void FolderWatcher::loop() {

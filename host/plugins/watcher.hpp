@@ -9,6 +9,8 @@
 #include <string>
 #include <thread>
 
+#include "util/result.hpp"
+
 namespace taskhost::plugins {
 
 class FolderWatcher {
@@ -18,8 +20,8 @@ public:
     FolderWatcher(const FolderWatcher &) = delete;
     FolderWatcher &operator=(const FolderWatcher &) = delete;
 
-    // False (with the reason) if the folder cannot be watched.
-    bool start(std::string *why);
+    // The reason if the folder cannot be watched.
+    Result<void> start();
 
 private:
     void loop();

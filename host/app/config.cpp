@@ -1,0 +1,74 @@
+#include "app/config.hpp"
+
+#include <CLI/CLI.hpp>
+#include <httplib.h>
+#include <sqlite3.h>
+#include <taskhost/abi.h>
+
+namespace taskhost::app {
+
+std::variant<Config, int> read_config(int argc, char **argv) {
+    Config cfg;
+    CLI::App app{"taskhost: serves the tasks of compiled plugins over HTTP as durable jobs"};
+    app.set_version_flag("--version", std::string("taskhost ") + TASKHOST_VERSION + " (plugin ABI " +
+                                          std::to_string(TH_ABI_MAJOR) + "." + std::to_string(TH_ABI_MINOR) +
+                                          ", SQLite " + sqlite3_libversion() + ", cpp-httplib " +
+                                          CPPHTTPLIB_VERSION + ")");
+    app.add_option("--plugins", cfg.plugins_dir, "Folder scanned for plugin .so files")
+        ->envname("TASKHOST_PLUGINS")
+        ->capture_default_str();
+    app.add_option("--db", cfg.store.path, "SQLite database file, or :memory:")->envname("TASKHOST_DB")->capture_default_str();
+    app.add_option("--host", cfg.http.host, "Address to listen on")->envname("TASKHOST_HOST")->capture_default_str();
+    app.add_option("--port", cfg.http.port, "Port to listen on (0 = any free port)")
+        ->envname("TASKHOST_PORT")
+        ->check(CLI::Range(0, 65535))
+        ->capture_default_str();
+    app.add_option("--max-concurrency", cfg.executor.workers, "Worker threads running jobs")
+        ->envname("TASKHOST_MAX_CONCURRENCY")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
+    app.add_option("--queue-size", cfg.executor.queue_capacity, "Jobs waiting for a worker before $execute answers 503")
+        ->envname("TASKHOST_QUEUE_SIZE")
+        ->check(CLI::Range(1, 100000000))
+        ->capture_default_str();
+    app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error or off")
+        ->envname("TASKHOST_LOG_LEVEL")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+        ->capture_default_str();
+    app.add_option("--max-body-bytes", cfg.http.max_body_bytes, "Largest request body accepted (larger: 413)")
+        ->envname("TASKHOST_MAX_BODY_BYTES")
+        ->check(CLI::Range(size_t{1024}, size_t{1} << 32))
+        ->capture_default_str();
+    app.add_option("--http-threads", cfg.http.http_threads_max,
+                   "Most HTTP connections served at once (each open keep-alive or SSE connection holds one)")
+        ->envname("TASKHOST_HTTP_THREADS")
+        ->check(CLI::Range(4, 100000))
+        ->capture_default_str();
+    app.add_option("--runtime-dir", cfg.runtime_dir,
+                   "Where private copies of plugins are loaded from (default: a fresh folder under $TMPDIR)")
+        ->envname("TASKHOST_RUNTIME_DIR");
+    app.add_flag("--watch", cfg.watch, "Also reload when the plugins folder changes (inotify, debounced)")
+        ->envname("TASKHOST_WATCH");
+    app.add_option("--watch-quiet-ms", cfg.watch_quiet_ms, "With --watch: reload after the folder is quiet this long")
+        ->envname("TASKHOST_WATCH_QUIET_MS")
+        ->check(CLI::Range(10, 60000))
+        ->capture_default_str();
+    app.add_option("--api-keys", cfg.api_keys,
+                   "Comma-separated API keys; when given, every request but /, /docs, /redoc, /openapi.json and "
+                   "/health must send one (prefer the variable or --api-keys-file: flags show in ps)")
+        ->envname("TASKHOST_API_KEYS");
+    app.add_option("--api-keys-file", cfg.api_keys_file, "File of API keys, one per line ('#' starts a comment)")
+        ->envname("TASKHOST_API_KEYS_FILE");
+    app.add_option("--api-key-header", cfg.http.auth.header, "Header that carries the API key")
+        ->envname("TASKHOST_API_KEY_HEADER")
+        ->check([](const std::string &s) { return s.empty() ? std::string("must not be empty") : std::string(); })
+        ->capture_default_str();
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError &e) {
+        return app.exit(e);
+    }
+    return cfg;
+}
+
+}  // namespace taskhost::app

@@ -1,0 +1,37 @@
+// What the host is told at start: flags, or TASKHOST_* variables. Each
+// component's settings are its own Options struct, defaults included; the
+// flags only fill them in.
+#pragma once
+
+#include <string>
+#include <variant>
+
+#include "exec/in_process.hpp"
+#include "http/server.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+
+namespace taskhost::app {
+
+struct Config {
+    std::string plugins_dir = "plugins";
+    std::string runtime_dir;  // empty: a fresh folder $TMPDIR/taskhost-<pid>
+    std::string log_level = "info";
+    bool watch = false;
+    int watch_quiet_ms = 300;
+    std::string api_keys;       // comma-separated
+    std::string api_keys_file;  // one key per line
+    store::SqliteStore::Options store = [] {
+        store::SqliteStore::Options o;
+        o.path = "taskhost.db";  // the store's own default is a memory database
+        return o;
+    }();
+    exec::InProcessExecutor::Options executor;
+    http::ServerOptions http;
+};
+
+// Reads flags and TASKHOST_* variables. Returns the configuration, or the
+// exit status when the process should stop now (--help, --version, a bad
+// flag: what to say has been printed).
+std::variant<Config, int> read_config(int argc, char **argv);
+
+}  // namespace taskhost::app

@@ -1,0 +1,164 @@
+#include "app/host.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+
+#include <spdlog/fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include "app/reloader.hpp"
+#include "app/signals.hpp"
+#include "exec/in_process.hpp"
+#include "http/server.hpp"
+#include "jobs/job_manager.hpp"
+#include "metrics/metrics.hpp"
+#include "plugins/manager.hpp"
+#include "plugins/watcher.hpp"
+#include "registry/registry.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+
+namespace taskhost::app {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string default_runtime_dir() {
+    const char *tmp = std::getenv("TMPDIR");
+    return (fs::path(tmp && *tmp ? tmp : "/tmp") / ("taskhost-" + std::to_string(::getpid()))).string();
+}
+
+bool is_loopback(const std::string &host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
+
+// API keys, read before anything runs: a bad key setting must not start
+// (and then cancel) the jobs recovered from the last run. Throws if the keys
+// cannot be read or there are none.
+std::shared_ptr<http::ApiKeys> read_api_keys(const Config &cfg, http::AuthOptions &auth) {
+    if (cfg.api_keys.empty() && cfg.api_keys_file.empty()) {
+        if (!is_loopback(cfg.http.host))
+            spdlog::warn("listening on {} without API keys: anyone who can reach it can run tasks "
+                         "(see --api-keys-file)",
+                         cfg.http.host);
+        return nullptr;
+    }
+    auto keys = std::make_shared<http::ApiKeys>(cfg.api_keys, cfg.api_keys_file);
+    auth.keys = keys;
+    spdlog::info("API keys required ({} key(s), header {}) on every path but {}", keys->size(), auth.header,
+                 fmt::join(auth.exempt, ", "));
+    return keys;
+}
+
+// Tells the signal thread when serve() has returned: a stop() that comes
+// before serve() has started is lost, so it is repeated until then.
+class Served {
+public:
+    void mark() {
+        {
+            std::lock_guard lock(mu_);
+            served_ = true;
+        }
+        cv_.notify_all();
+    }
+    template <class Stop>
+    void stop_until_served(Stop stop) {
+        std::unique_lock lock(mu_);
+        while (!served_) {
+            stop();
+            cv_.wait_for(lock, std::chrono::milliseconds(50));
+        }
+    }
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool served_ = false;
+};
+
+}  // namespace
+
+int run(Config cfg) {
+    if (cfg.runtime_dir.empty()) cfg.runtime_dir = default_runtime_dir();
+    std::shared_ptr<http::ApiKeys> api_keys = read_api_keys(cfg, cfg.http.auth);
+
+    // ---- start: each component uses only those started before it ----------
+    auto store = std::make_unique<store::SqliteStore>(cfg.store);
+    registry::Registry registry;
+    auto executor = std::make_unique<exec::InProcessExecutor>(*store, cfg.executor);
+    auto plugins = std::make_unique<plugins::PluginManager>(
+        plugins::PluginManager::Options{cfg.plugins_dir, cfg.runtime_dir}, registry,
+        [&executor = *executor](const th_plugin_desc &desc, const std::string &file) {
+            return executor.run_init(desc, file);
+        });
+    if (!fs::is_directory(cfg.plugins_dir))
+        spdlog::warn("plugins folder {} does not exist: serving no tasks until it does and a reload is requested",
+                     cfg.plugins_dir);
+    const auto loaded = plugins->reload();
+    spdlog::info("loaded {} plugin(s), refused {}, {} task(s) in {:.1f} ms", loaded.added.size(),
+                 loaded.refused.size(), registry.snapshot()->tasks.size(), loaded.duration_ms);
+
+    metrics::Metrics metrics;
+    auto jobs = std::make_unique<jobs::JobManager>(*store, registry, *executor, metrics);
+    if (const size_t requeued = jobs->recover(); requeued > 0)
+        spdlog::info("requeued {} job(s) that were pending when the host last stopped", requeued);
+    jobs->start();
+
+    auto server = std::make_unique<http::Server>(cfg.http, http::Services{*store, registry, *jobs, *plugins, metrics});
+    if (auto bound = server->bind(); !bound) {
+        spdlog::critical("{}", bound.error().message);
+        return 1;
+    }
+
+    auto reloader = std::make_unique<Reloader>([&] {
+        if (api_keys && !cfg.api_keys_file.empty()) {
+            try {
+                spdlog::info("API keys reloaded from {}: {} key(s)", cfg.api_keys_file, api_keys->reload());
+            } catch (const std::exception &e) {
+                spdlog::error("API keys not reloaded, the previous ones stay: {}", e.what());
+            }
+        }
+        const auto r = plugins->reload();
+        spdlog::info("reload: {} added, {} replaced, {} removed, {} refused ({:.1f} ms)", r.added.size(),
+                     r.replaced.size(), r.removed.size(), r.refused.size(), r.duration_ms);
+    });
+    std::unique_ptr<plugins::FolderWatcher> watcher;
+    if (cfg.watch) {
+        watcher = std::make_unique<plugins::FolderWatcher>(
+            fs::path(cfg.plugins_dir), std::chrono::milliseconds(cfg.watch_quiet_ms), [&] { reloader->request(); });
+        if (auto watching = watcher->start(); !watching) {
+            spdlog::critical("--watch: {}", watching.error().message);
+            return 1;
+        }
+    }
+    Served served;
+    auto signals = std::make_unique<SignalThread>([&] { reloader->request(); },
+                                                  [&] { served.stop_until_served([&] { server->stop(); }); });
+
+    // Tests and scripts read this line to learn the port (with --port 0).
+    std::printf("taskhost listening on http://%s:%d\n", cfg.http.host.c_str(), server->port());
+    std::fflush(stdout);
+    spdlog::info("serving on http://{}:{} with {} worker(s), database {}", cfg.http.host, server->port(),
+                 cfg.executor.workers, store->url());
+    server->serve();
+    served.mark();
+
+    // ---- stop, in this order -------------------------------------------------
+    signals.reset();   // no more reload or stop requests
+    watcher.reset();   // no more folder events
+    reloader.reset();  // waits for a reload in progress
+    server.reset();    // no request runs any more (open streams and ?wait ended in stop())
+    jobs.reset();      // running tasks asked to stop, workers joined, the last ends committed
+    plugins.reset();   // generations unloaded: no code of theirs can run now
+    executor.reset();  // its task database connections closed
+    store.reset();     // pending writes drained, connections closed
+    spdlog::info("stopped");
+    return 0;
+}
+
+}  // namespace taskhost::app
