@@ -71,6 +71,21 @@ std::string descriptor_problem(const th_plugin_desc *d) {
     return {};
 }
 
+// Offers every task of `generation` in `snapshot`; each task keeps it loaded.
+void add_tasks(registry::Snapshot &snapshot, const std::shared_ptr<Generation> &generation) {
+    const th_plugin_desc *d = generation->desc;
+    for (uint32_t i = 0; i < d->task_count; ++i) {
+        auto task = std::make_shared<registry::Task>();
+        const th_task_desc &t = d->tasks[i];
+        task->name = t.name;
+        for (uint32_t k = 0; k < t.tag_count; ++k) task->tags.emplace_back(t.tags[k] ? t.tags[k] : "");
+        task->desc = &t;
+        task->plugin = generation;
+        task->info_json = generation->task_info[i];
+        snapshot.tasks.emplace(task->name, std::move(task));
+    }
+}
+
 }  // namespace
 
 std::string ReloadReport::to_json() const {
@@ -161,8 +176,7 @@ PluginManager::Loaded PluginManager::load(const fs::path &path, const std::strin
     generation->generation = number;
     generation->loaded_at_us = now_us();
     for (uint32_t i = 0; i < desc->task_count; ++i)
-        generation->task_info.push_back(
-            model::render_task_info(desc->tasks[i], generation->name, generation->version));
+        generation->task_info.push_back(model::render_task_info(desc->tasks[i], generation->name, generation->version));
     if (desc->init != nullptr && init_) {
         if (Result<void> init = init_(*desc, file); !init) return {nullptr, "init failed: " + init.error().message};
     }
@@ -176,8 +190,20 @@ ReloadReport PluginManager::reload() {
     ++reloads_;
     unloads_->drain();  // generations released since the last reload
     ReloadReport report;
+    const FolderListing on_disk = scan_folder();
+    withdraw_removed(on_disk, report);
+    std::vector<Candidate> candidates = load_changed(on_disk, report);
+    const ClashRefusals clashes = resolve_name_clashes(candidates);
+    commit_candidates(candidates, clashes, report);
+    if (snapshot_is_stale(report)) publish_snapshot();
+    report.snapshot_version = snapshot_version_;
+    forget_released();
+    report.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    return report;
+}
 
-    std::map<std::string, fs::path> on_disk;
+PluginManager::FolderListing PluginManager::scan_folder() const {
+    FolderListing on_disk;
     std::error_code ec;
     for (fs::directory_iterator it(options_.dir, ec), end; !ec && it != end; it.increment(ec)) {
         const fs::path &p = it->path();
@@ -187,7 +213,12 @@ ReloadReport PluginManager::reload() {
         on_disk.emplace(p.filename().string(), p);
     }
     if (ec) spdlog::warn("cannot scan plugins folder {}: {}", options_.dir.string(), ec.message());
+    return on_disk;
+}
 
+// A file gone from the folder retires its generation; its tasks leave with
+// the next snapshot.
+void PluginManager::withdraw_removed(const FolderListing &on_disk, ReloadReport &report) {
     for (auto it = files_.begin(); it != files_.end();) {
         if (on_disk.count(it->first) != 0) {
             ++it;
@@ -200,135 +231,138 @@ ReloadReport PluginManager::reload() {
         report.removed.push_back(it->first);
         it = files_.erase(it);
     }
+}
 
-    struct Candidate {
-        std::string file;
-        std::shared_ptr<Generation> generation;
-    };
+std::vector<PluginManager::Candidate> PluginManager::load_changed(const FolderListing &on_disk, ReloadReport &report) {
     std::vector<Candidate> candidates;
-    auto refuse = [&](FileState &st, const std::string &reason, bool conflict) {
-        st.error = reason;
-        st.refused_hash = st.hash;
-        st.conflict = conflict;
-        st.error_at_us = now_us();
-        report.refused.push_back({st.file, reason, st.active != nullptr});
-        spdlog::error("plugin {} refused: {}{}", st.file, reason,
-                      st.active ? " (the previous version keeps serving)" : "");
-    };
-
     for (const auto &[file, path] : on_disk) {
         FileState &st = files_[file];
         st.file = file;
-        std::string fp = fingerprint(path);
-        if (!fp.empty() && fp == st.fingerprint && !st.conflict) {
-            report.unchanged.push_back(file);
-            continue;
-        }
-        std::string bytes;
-        if (!read_file(path, bytes)) {
-            st.fingerprint.clear();
-            refuse(st, "cannot read the file", false);
-            continue;
-        }
-        st.fingerprint = fp;
-        std::string hash = to_hex(sha256(bytes));
-        if (hash == st.hash && !st.conflict) {
-            report.unchanged.push_back(file);
-            continue;
-        }
-        st.hash = hash;
-        Loaded loaded = load(path, file, bytes, hash);
+        std::optional<std::string> bytes = read_if_changed(st, path, report);
+        if (!bytes) continue;
+        Loaded loaded = load(path, file, *bytes, st.hash);
         if (!loaded.generation) {
-            refuse(st, loaded.error, false);
+            refuse(st, loaded.error, false, report);
             continue;
         }
         candidates.push_back({file, std::move(loaded.generation)});
     }
+    return candidates;
+}
 
-    // Task names are unique across plugins. Plugins already serving keep
-    // their names; candidates claim theirs in file order. Refusing one may
-    // hand names back to its previous generation, so repeat until stable.
-    std::set<std::string> rejected;
-    std::map<std::string, std::string> clash_reason;
-    for (bool changed = true; changed;) {
-        changed = false;
-        std::map<std::string, std::string> owner;
-        auto claim_all = [&](const std::string &file, const Generation &g) {
-            for (uint32_t i = 0; i < g.desc->task_count; ++i) owner.emplace(g.desc->tasks[i].name, file);
-        };
-        std::set<std::string> candidate_files;
-        for (const auto &c : candidates)
-            if (!rejected.count(c.file)) candidate_files.insert(c.file);
-        for (const auto &[file, st] : files_)
-            if (st.active && !candidate_files.count(file)) claim_all(file, *st.active);
-        for (const auto &c : candidates) {
-            if (rejected.count(c.file)) continue;
-            for (uint32_t i = 0; i < c.generation->desc->task_count; ++i) {
-                const char *name = c.generation->desc->tasks[i].name;
-                auto it = owner.find(name);
-                if (it != owner.end() && it->second != c.file) {
-                    rejected.insert(c.file);
-                    clash_reason[c.file] =
-                        std::string("duplicate task name '") + name + "': already provided by " + it->second;
-                    changed = true;
-                    break;
-                }
-            }
-            if (changed) break;
-            claim_all(c.file, *c.generation);
-        }
+// The file's bytes, its hash recorded in `st`, unless it holds what was
+// examined last (reported unchanged) or cannot be read (refused). A file
+// refused for a name clash is read again: the clash may be gone.
+std::optional<std::string> PluginManager::read_if_changed(FileState &st, const fs::path &path, ReloadReport &report) {
+    std::string fp = fingerprint(path);
+    if (!fp.empty() && fp == st.fingerprint && !st.conflict) {
+        report.unchanged.push_back(st.file);
+        return std::nullopt;
     }
+    std::string bytes;
+    if (!read_file(path, bytes)) {
+        st.fingerprint.clear();
+        refuse(st, "cannot read the file", false, report);
+        return std::nullopt;
+    }
+    st.fingerprint = fp;
+    std::string hash = to_hex(sha256(bytes));
+    if (hash == st.hash && !st.conflict) {
+        report.unchanged.push_back(st.file);
+        return std::nullopt;
+    }
+    st.hash = std::move(hash);
+    return bytes;
+}
 
+// Task names are unique across plugins. Plugins already serving keep
+// their names; candidates claim theirs in file order. Refusing one may
+// hand names back to its previous generation, so repeat until stable.
+PluginManager::ClashRefusals PluginManager::resolve_name_clashes(const std::vector<Candidate> &candidates) const {
+    ClashRefusals refused;
+    while (auto clash = first_name_clash(candidates, refused)) refused.insert(std::move(*clash));
+    return refused;
+}
+
+// One pass of the rule above, with the candidates in `refused` out of play:
+// the first candidate to meet a taken name, and why.
+std::optional<PluginManager::ClashRefusals::value_type> PluginManager::first_name_clash(
+    const std::vector<Candidate> &candidates, const ClashRefusals &refused) const {
+    std::map<std::string, std::string> owner;  // task name -> file
+    auto claim_all = [&](const std::string &file, const Generation &g) {
+        for (uint32_t i = 0; i < g.desc->task_count; ++i) owner.emplace(g.desc->tasks[i].name, file);
+    };
+    std::set<std::string> in_play;
+    for (const auto &c : candidates)
+        if (!refused.count(c.file)) in_play.insert(c.file);
+    for (const auto &[file, st] : files_)
+        if (st.active && !in_play.count(file)) claim_all(file, *st.active);
+    for (const auto &c : candidates) {
+        if (!in_play.count(c.file)) continue;
+        for (uint32_t i = 0; i < c.generation->desc->task_count; ++i) {
+            const char *name = c.generation->desc->tasks[i].name;
+            if (auto it = owner.find(name); it != owner.end() && it->second != c.file)
+                return ClashRefusals::value_type{
+                    c.file, std::string("duplicate task name '") + name + "': already provided by " + it->second};
+        }
+        claim_all(c.file, *c.generation);
+    }
+    return std::nullopt;
+}
+
+void PluginManager::commit_candidates(std::vector<Candidate> &candidates, const ClashRefusals &clashes,
+                                      ReloadReport &report) {
     for (auto &c : candidates) {
         FileState &st = files_[c.file];
-        if (rejected.count(c.file)) {
-            refuse(st, clash_reason[c.file], true);
-            continue;
-        }
-        if (st.active) {
-            retired_.push_back(st.active);
-            report.replaced.push_back(c.file);
-        } else {
-            report.added.push_back(c.file);
-        }
-        spdlog::info("plugin {} loaded: {} {} (generation {}, {} tasks)", c.file, c.generation->name,
-                     c.generation->version, c.generation->generation, c.generation->desc->task_count);
-        st.active = std::move(c.generation);
-        st.error.clear();
-        st.refused_hash.clear();
-        st.conflict = false;
+        if (auto clash = clashes.find(c.file); clash != clashes.end()) refuse(st, clash->second, true, report);
+        else activate(st, std::move(c.generation), report);
     }
+}
 
-    std::erase_if(retired_, [](const std::weak_ptr<Generation> &g) { return g.expired(); });
-    if (report.added.empty() && report.replaced.empty() && report.removed.empty() && snapshot_version_ > 0) {
-        // Nothing to swap: the published registry is still exact.
-        report.snapshot_version = snapshot_version_;
-        report.duration_ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-        return report;
+// The file's generation so far, if any, retires: jobs may still run on it.
+void PluginManager::activate(FileState &st, std::shared_ptr<Generation> generation, ReloadReport &report) {
+    if (st.active) {
+        retired_.push_back(st.active);
+        report.replaced.push_back(st.file);
+    } else {
+        report.added.push_back(st.file);
     }
+    spdlog::info("plugin {} loaded: {} {} (generation {}, {} tasks)", st.file, generation->name, generation->version,
+                 generation->generation, generation->desc->task_count);
+    st.active = std::move(generation);
+    st.error.clear();
+    st.refused_hash.clear();
+    st.conflict = false;
+}
+
+// `conflict`: refused for a name clash, so examined again at the next reload.
+void PluginManager::refuse(FileState &st, const std::string &reason, bool conflict, ReloadReport &report) {
+    st.error = reason;
+    st.refused_hash = st.hash;
+    st.conflict = conflict;
+    st.error_at_us = now_us();
+    report.refused.push_back({st.file, reason, st.active != nullptr});
+    spdlog::error("plugin {} refused: {}{}", st.file, reason, st.active ? " (the previous version keeps serving)" : "");
+}
+
+// The first reload publishes; later ones only when a generation came or
+// went, as otherwise the published registry is still exact.
+bool PluginManager::snapshot_is_stale(const ReloadReport &report) const {
+    return snapshot_version_ == 0 || !report.added.empty() || !report.replaced.empty() || !report.removed.empty();
+}
+
+void PluginManager::publish_snapshot() {
     auto snapshot = std::make_shared<registry::Snapshot>();
     snapshot->version = ++snapshot_version_;
-    for (const auto &[file, st] : files_) {
-        if (!st.active) continue;
-        const th_plugin_desc *d = st.active->desc;
-        for (uint32_t i = 0; i < d->task_count; ++i) {
-            auto task = std::make_shared<registry::Task>();
-            const th_task_desc &t = d->tasks[i];
-            task->name = t.name;
-            for (uint32_t k = 0; k < t.tag_count; ++k) task->tags.emplace_back(t.tags[k] ? t.tags[k] : "");
-            task->desc = &t;
-            task->plugin = st.active;
-            task->info_json = st.active->task_info[i];
-            snapshot->tasks.emplace(task->name, std::move(task));
-        }
-    }
-    report.snapshot_version = snapshot->version;
+    for (const auto &[file, st] : files_)
+        if (st.active) add_tasks(*snapshot, st.active);
     registry_.publish(std::move(snapshot));
+}
 
+// Retired generations are listed while something holds them; the ones let
+// go are queued for unloading.
+void PluginManager::forget_released() {
     std::erase_if(retired_, [](const std::weak_ptr<Generation> &g) { return g.expired(); });
-    report.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-    return report;
 }
 
 PluginManager::Counts PluginManager::counts() const {

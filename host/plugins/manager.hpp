@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,12 +79,36 @@ private:
         int64_t error_at_us = 0;
     };
 
+    using FolderListing = std::map<std::string, std::filesystem::path>;  // by file name
+    // A new generation of a file, loaded but not serving yet.
+    struct Candidate {
+        std::string file;
+        std::shared_ptr<Generation> generation;
+    };
+    using ClashRefusals = std::map<std::string, std::string>;  // file -> reason
+
+    // The steps of reload(), in order; they run under mu_.
+    FolderListing scan_folder() const;
+    void withdraw_removed(const FolderListing &on_disk, ReloadReport &report);
+    std::vector<Candidate> load_changed(const FolderListing &on_disk, ReloadReport &report);
+    ClashRefusals resolve_name_clashes(const std::vector<Candidate> &candidates) const;
+    void commit_candidates(std::vector<Candidate> &candidates, const ClashRefusals &clashes, ReloadReport &report);
+    bool snapshot_is_stale(const ReloadReport &report) const;
+    void publish_snapshot();
+    void forget_released();
+
+    // Parts of those steps.
+    std::optional<std::string> read_if_changed(FileState &st, const std::filesystem::path &path, ReloadReport &report);
     struct Loaded {
         std::shared_ptr<Generation> generation;
         std::string error;
     };
     Loaded load(const std::filesystem::path &path, const std::string &file, const std::string &bytes,
                 const std::string &hash);
+    std::optional<ClashRefusals::value_type> first_name_clash(const std::vector<Candidate> &candidates,
+                                                              const ClashRefusals &refused) const;
+    void activate(FileState &st, std::shared_ptr<Generation> generation, ReloadReport &report);
+    void refuse(FileState &st, const std::string &reason, bool conflict, ReloadReport &report);
 
     Options options_;
     registry::Registry &registry_;
