@@ -35,38 +35,44 @@ std::string fingerprint(const fs::path &path) {
     return out.str();
 }
 
-bool read_file(const fs::path &path, std::string &out) {
+Result<std::string> read_file(const fs::path &path) {
+    auto unreadable = [] { return fail(ErrorKind::unavailable, "cannot read the file"); };
     std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in) return false;
+    if (!in) return unreadable();
     auto size = in.tellg();
-    if (size < 0) return false;
-    out.resize(static_cast<size_t>(size));  // one allocation, one read
+    if (size < 0) return unreadable();
+    std::string bytes(static_cast<size_t>(size), '\0');  // one allocation, one read
     in.seekg(0);
-    in.read(out.data(), size);
-    return in.gcount() == size;
+    in.read(bytes.data(), size);
+    if (in.gcount() != size) return unreadable();
+    return bytes;
 }
 
-std::string descriptor_problem(const th_plugin_desc *d) {
-    if (d == nullptr) return "the entry symbol returned no descriptor";
-    if (d->magic != TH_ABI_MAGIC) return "bad descriptor magic: not a taskhost plugin descriptor";
+// The plugin file's own fault: refused as invalid.
+Error refusal(std::string reason) { return fail(ErrorKind::invalid, std::move(reason)); }
+
+Result<void> check_descriptor(const th_plugin_desc *d) {
+    if (d == nullptr) return refusal("the entry symbol returned no descriptor");
+    if (d->magic != TH_ABI_MAGIC) return refusal("bad descriptor magic: not a taskhost plugin descriptor");
     if (d->abi_major != TH_ABI_MAJOR)
-        return "ABI mismatch: plugin built for ABI " + std::to_string(d->abi_major) + "." +
-               std::to_string(d->abi_minor) + ", host supports ABI " + std::to_string(TH_ABI_MAJOR) + ".x";
+        return refusal("ABI mismatch: plugin built for ABI " + std::to_string(d->abi_major) + "." +
+                       std::to_string(d->abi_minor) + ", host supports ABI " + std::to_string(TH_ABI_MAJOR) + ".x");
     if (d->struct_size < offsetof(th_plugin_desc, init))
-        return "descriptor too small (" + std::to_string(d->struct_size) + " bytes)";
-    if (d->name == nullptr || *d->name == '\0') return "the plugin has no name";
-    if (d->task_count > 0 && d->tasks == nullptr) return "the plugin declares tasks but no task table";
+        return refusal("descriptor too small (" + std::to_string(d->struct_size) + " bytes)");
+    if (d->name == nullptr || *d->name == '\0') return refusal("the plugin has no name");
+    if (d->task_count > 0 && d->tasks == nullptr) return refusal("the plugin declares tasks but no task table");
     std::set<std::string_view> seen;
     for (uint32_t i = 0; i < d->task_count; ++i) {
         const th_task_desc &t = d->tasks[i];
         if (t.struct_size < offsetof(th_task_desc, validate))
-            return "task #" + std::to_string(i) + ": descriptor too small";
+            return refusal("task #" + std::to_string(i) + ": descriptor too small");
         std::string_view name = t.name ? t.name : "";
         if (!model::is_valid_task_name(name))
-            return "invalid task name '" + std::string(name) + "' (must match ^[a-zA-Z0-9_-]+$)";
-        if (!seen.insert(name).second) return "duplicate task name '" + std::string(name) + "' in the plugin";
-        if (t.invoke == nullptr) return "task '" + std::string(name) + "' has no invoke function";
-        if (t.param_count > 0 && t.params == nullptr) return "task '" + std::string(name) + "' has no parameter table";
+            return refusal("invalid task name '" + std::string(name) + "' (must match ^[a-zA-Z0-9_-]+$)");
+        if (!seen.insert(name).second) return refusal("duplicate task name '" + std::string(name) + "' in the plugin");
+        if (t.invoke == nullptr) return refusal("task '" + std::string(name) + "' has no invoke function");
+        if (t.param_count > 0 && t.params == nullptr)
+            return refusal("task '" + std::string(name) + "' has no parameter table");
     }
     return {};
 }
@@ -137,9 +143,8 @@ PluginManager::~PluginManager() {
     fs::remove_all(options_.runtime_dir, ec);
 }
 
-PluginManager::Loaded PluginManager::load(const fs::path &path, const std::string &file, const std::string &bytes,
-                                          const std::string &hash) {
-    (void)path;
+Result<std::shared_ptr<Generation>> PluginManager::load(const std::string &file, const std::string &bytes,
+                                                        const std::string &hash) {
     uint64_t number = next_generation_++;
     // dlopen() returns the already-loaded image for a path it has seen, and a
     // mapped file must never be rewritten: load each generation from its own copy.
@@ -147,7 +152,7 @@ PluginManager::Loaded PluginManager::load(const fs::path &path, const std::strin
     {
         std::ofstream out(copy, std::ios::binary | std::ios::trunc);
         out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-        if (!out) return {nullptr, "cannot write private copy " + copy.string()};
+        if (!out) return fail(ErrorKind::internal, "cannot write private copy " + copy.string());
     }
     boost::dll::shared_library library;
     try {
@@ -157,15 +162,15 @@ PluginManager::Loaded PluginManager::load(const fs::path &path, const std::strin
         std::error_code ec;
         fs::remove(copy, ec);
         std::string why = e.what();
-        return {nullptr, "not a loadable shared library: " + why};
+        return refusal("not a loadable shared library: " + why);
     }
     std::error_code ec;
     fs::remove(copy, ec);  // the mapping stays valid; nothing else may open it
     if (!library.has(TH_PLUGIN_ENTRY_NAME))
-        return {nullptr, std::string("no entry symbol ") + TH_PLUGIN_ENTRY_NAME + ": not a taskhost plugin"};
+        return refusal(std::string("no entry symbol ") + TH_PLUGIN_ENTRY_NAME + ": not a taskhost plugin");
     auto entry = library.get<const th_plugin_desc *()>(TH_PLUGIN_ENTRY_NAME);
     const th_plugin_desc *desc = entry();
-    if (std::string problem = descriptor_problem(desc); !problem.empty()) return {nullptr, problem};
+    if (Result<void> checked = check_descriptor(desc); !checked) return std::move(checked).error();
 
     std::shared_ptr<Generation> generation(new Generation(std::move(library), desc),
                                            [queue = unloads_](Generation *g) { queue->push(g); });
@@ -178,10 +183,11 @@ PluginManager::Loaded PluginManager::load(const fs::path &path, const std::strin
     for (uint32_t i = 0; i < desc->task_count; ++i)
         generation->task_info.push_back(model::render_task_info(desc->tasks[i], generation->name, generation->version));
     if (desc->init != nullptr && init_) {
-        if (Result<void> init = init_(*desc, file); !init) return {nullptr, "init failed: " + init.error().message};
+        if (Result<void> init = init_(*desc, file); !init)
+            return fail(init.error().kind, "init failed: " + init.error().message);
     }
     generation->initialized = true;
-    return {std::move(generation), {}};
+    return generation;
 }
 
 ReloadReport PluginManager::reload() {
@@ -240,12 +246,12 @@ std::vector<PluginManager::Candidate> PluginManager::load_changed(const FolderLi
         st.file = file;
         std::optional<std::string> bytes = read_if_changed(st, path, report);
         if (!bytes) continue;
-        Loaded loaded = load(path, file, *bytes, st.hash);
-        if (!loaded.generation) {
-            refuse(st, loaded.error, false, report);
+        Result<std::shared_ptr<Generation>> generation = load(file, *bytes, st.hash);
+        if (!generation) {
+            refuse(st, generation.error().message, false, report);
             continue;
         }
-        candidates.push_back({file, std::move(loaded.generation)});
+        candidates.push_back({file, std::move(*generation)});
     }
     return candidates;
 }
@@ -259,20 +265,20 @@ std::optional<std::string> PluginManager::read_if_changed(FileState &st, const f
         report.unchanged.push_back(st.file);
         return std::nullopt;
     }
-    std::string bytes;
-    if (!read_file(path, bytes)) {
+    Result<std::string> bytes = read_file(path);
+    if (!bytes) {
         st.fingerprint.clear();
-        refuse(st, "cannot read the file", false, report);
+        refuse(st, bytes.error().message, false, report);
         return std::nullopt;
     }
     st.fingerprint = fp;
-    std::string hash = to_hex(sha256(bytes));
+    std::string hash = to_hex(sha256(*bytes));
     if (hash == st.hash && !st.conflict) {
         report.unchanged.push_back(st.file);
         return std::nullopt;
     }
     st.hash = std::move(hash);
-    return bytes;
+    return std::move(bytes).value();
 }
 
 // Task names are unique across plugins. Plugins already serving keep

@@ -99,12 +99,9 @@ private:
 
     // Parts of those steps.
     std::optional<std::string> read_if_changed(FileState &st, const std::filesystem::path &path, ReloadReport &report);
-    struct Loaded {
-        std::shared_ptr<Generation> generation;
-        std::string error;
-    };
-    Loaded load(const std::filesystem::path &path, const std::string &file, const std::string &bytes,
-                const std::string &hash);
+    // A new generation of `file` from its bytes, initialized; or why it is refused.
+    Result<std::shared_ptr<Generation>> load(const std::string &file, const std::string &bytes,
+                                             const std::string &hash);
     std::optional<ClashRefusals::value_type> first_name_clash(const std::vector<Candidate> &candidates,
                                                               const ClashRefusals &refused) const;
     void activate(FileState &st, std::shared_ptr<Generation> generation, ReloadReport &report);
