@@ -19,6 +19,7 @@
 #include <sched.h>
 #include <thread>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "store/sqlite/connection.hpp"
@@ -177,23 +178,6 @@ struct Waiter {
     bool done = false;
     uint64_t batch = 0;  // the batch expected to carry the op (picks the condvar)
     std::exception_ptr error;
-    bool found = false;
-    std::optional<Artifact> artifact;
-    std::vector<Job> jobs;
-};
-
-enum class OpKind : uint8_t {
-    insert_job,
-    mark_running,
-    update_progress,
-    finish_job,
-    delete_job,
-    save_artifact,
-    update_artifact,
-    delete_artifact,
-    recover,
-    flush,
-    probe,  // a real write (page 1), to see whether commits work again
 };
 
 std::string message_of(std::exception_ptr error) {
@@ -206,25 +190,69 @@ std::string message_of(std::exception_ptr error) {
     }
 }
 
-struct FinishData {
-    Store::JobEnd end;
-    std::function<void()> on_durable;
-    std::function<void(const std::string &)> on_failed;
+// One payload per kind of write. Blocking ones borrow their inputs from the
+// waiting caller and write their results through its pointers; the others
+// own theirs.
+struct InsertJob {
+    const Job *job;
+};
+struct MarkRunning {
+    std::string id;
+    int64_t started_at;
+};
+struct UpdateProgress {
+    std::string id;
+    double fraction;
+    std::string message;
+};
+struct FinishJob {
+    // Behind a pointer: a JobEnd is large, and every queued op is the size
+    // of the largest kind.
+    struct Data {
+        Store::JobEnd end;
+        std::function<void()> on_durable;
+        std::function<void(const std::string &)> on_failed;
+    };
+    std::string id;
+    std::unique_ptr<Data> data;
+};
+struct DeleteJob {
+    const std::string *id;
+    bool *deleted;
+};
+struct SaveArtifact {
+    const ArtifactInput *input;
+    Artifact *saved;
+};
+struct UpdateArtifact {
+    const std::string *id;
+    const ArtifactInput *input;
+    std::optional<Artifact> *updated;
+};
+struct DeleteArtifact {
+    const std::string *id;
+    bool *deleted;
+};
+struct Recover {
+    const std::string *running_error;
+    int64_t now;
+    std::vector<Job> *pending;
+};
+struct Flush {};  // committing its batch is the point
+struct Probe {};  // a real write (page 1), to see whether commits work again
+
+using Op = std::variant<InsertJob, MarkRunning, UpdateProgress, FinishJob, DeleteJob, SaveArtifact, UpdateArtifact,
+                        DeleteArtifact, Recover, Flush, Probe>;
+
+// A queued op and the caller blocked on it (none for fire-and-forget ops).
+struct Write {
+    Op op;
+    Waiter *waiter = nullptr;
 };
 
-struct Op {
-    OpKind kind = OpKind::flush;
-    Waiter *waiter = nullptr;  // set for blocking calls
-    // Borrowed from the blocked caller:
-    const Job *job = nullptr;
-    const std::string *key = nullptr;  // job / artifact id; recover's error text
-    const ArtifactInput *input = nullptr;
-    // Owned by fire-and-forget ops:
-    std::string id;
-    std::string text;
-    double number = 0;
-    int64_t time = 0;
-    std::unique_ptr<FinishData> finish;
+template <class... F>
+struct Overloaded : F... {
+    using F::operator()...;
 };
 
 }  // namespace
@@ -249,13 +277,13 @@ struct SqliteStore::Impl {
     // syscall, not one per caller).
     std::condition_variable done_cv[2];
     uint64_t batches_taken = 0;  // guarded by q_mu
-    std::vector<Op> queue;
+    std::vector<Write> queue;
     bool writer_sleeping = false;
     bool stopping = false;
     std::thread writer;
 
     // Writer-thread state.
-    std::vector<Op> batch;
+    std::vector<Write> batch;
     std::vector<std::function<void()>> callbacks;
     std::vector<std::string_view> ending_ids;  // ids of the batch's finish_job ops
 
@@ -409,20 +437,20 @@ struct SqliteStore::Impl {
 
     void post(Op &&op) {
         std::unique_lock lock(q_mu);
-        queue.push_back(std::move(op));
+        queue.emplace_back(std::move(op));
         wake_writer_locked();
     }
 
     // Queues a blocking op and waits for its batch to commit; rethrows the
     // op's own error.
-    void call(Op &&op, Waiter &w) {
+    void call(Op &&op) {
         // From on_durable (the writer thread) this would wait for itself.
         if (std::this_thread::get_id() == writer.get_id())
             throw StoreError(StoreError::Kind::internal, "blocking store write called from the writer thread");
-        op.waiter = &w;
+        Waiter w;
         std::unique_lock lock(q_mu);
         w.batch = batches_taken + 1;
-        queue.push_back(std::move(op));
+        queue.emplace_back(std::move(op), &w);
         wake_writer_locked();
         done_cv[w.batch & 1].wait(lock, [&] { return w.done; });
         if (w.error) std::rethrow_exception(w.error);
@@ -485,7 +513,8 @@ struct SqliteStore::Impl {
             run_batch();
             if (memory) gate.unlock();
             if (probe_pending.load(std::memory_order_relaxed) &&
-                std::any_of(batch.begin(), batch.end(), [](const Op &op) { return op.kind == OpKind::probe; }))
+                std::any_of(batch.begin(), batch.end(),
+                            [](const Write &w) { return std::holds_alternative<Probe>(w.op); }))
                 probe_pending.store(false, std::memory_order_relaxed);
 
             // A flush is answered after the callbacks (below): whoever
@@ -515,13 +544,13 @@ struct SqliteStore::Impl {
         bool has_flush = false;
         {
             std::lock_guard lock(q_mu);
-            for (Op &op : batch) {
-                if (!op.waiter) continue;
-                const bool is_flush = op.kind == OpKind::flush;
+            for (Write &w : batch) {
+                if (!w.waiter) continue;
+                const bool is_flush = std::holds_alternative<Flush>(w.op);
                 has_flush |= is_flush;
                 if (is_flush != flush_waiters) continue;
-                op.waiter->done = true;
-                wake[op.waiter->batch & 1] = true;
+                w.waiter->done = true;
+                wake[w.waiter->batch & 1] = true;
             }
         }
         for (int p = 0; p < 2; ++p)
@@ -540,13 +569,13 @@ struct SqliteStore::Impl {
         }
         collect_ending_ids();
         if (!batch_error) {
-            for (Op &op : batch) {
-                if (redundant(op)) {
+            for (Write &write : batch) {
+                if (redundant(write.op)) {
                     coalesced.fetch_add(1, std::memory_order_relaxed);
                     continue;
                 }
                 try {
-                    apply(w, op);
+                    apply(w, write.op);
                 } catch (...) {
                     if (sqlite3_get_autocommit(w.handle())) {
                         // SQLite rolled the whole transaction back (I/O
@@ -554,7 +583,7 @@ struct SqliteStore::Impl {
                         batch_error = std::current_exception();
                         break;
                     }
-                    op_failed(op, std::current_exception());
+                    op_failed(write, std::current_exception());
                 }
             }
         }
@@ -569,14 +598,15 @@ struct SqliteStore::Impl {
             if (!sqlite3_get_autocommit(w.handle())) sqlite3_exec(w.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
             callbacks.clear();  // nothing became durable
             set_write_failure(message_of(batch_error));
-            for (Op &op : batch) op_failed(op, batch_error);
+            for (Write &write : batch) op_failed(write, batch_error);
             return;
         }
         // Commits work again, if this one wrote something: one that changed
         // no page (a flush, a delete of nothing) proves nothing. Without a
         // WAL (memory), any op but a flush counts.
         if (failing.load(std::memory_order_relaxed) &&
-            (memory ? std::any_of(batch.begin(), batch.end(), [](const Op &op) { return op.kind != OpKind::flush; })
+            (memory ? std::any_of(batch.begin(), batch.end(),
+                                  [](const Write &w) { return !std::holds_alternative<Flush>(w.op); })
                     : wal_commits != wal_commits_before))
             set_write_failure({});
         commits.fetch_add(1, std::memory_order_relaxed);
@@ -588,38 +618,43 @@ struct SqliteStore::Impl {
     void collect_ending_ids() {
         ending_ids.clear();
         if (batch.size() < 2) return;
-        for (const Op &op : batch)
-            if (op.kind == OpKind::finish_job) ending_ids.push_back(op.id);
+        for (const Write &w : batch)
+            if (const auto *finish = std::get_if<FinishJob>(&w.op)) ending_ids.push_back(finish->id);
         std::sort(ending_ids.begin(), ending_ids.end());
     }
     bool redundant(const Op &op) const {
-        return op.kind == OpKind::mark_running &&
-               std::binary_search(ending_ids.begin(), ending_ids.end(), std::string_view(op.id));
+        const auto *mark = std::get_if<MarkRunning>(&op);
+        return mark && std::binary_search(ending_ids.begin(), ending_ids.end(), std::string_view(mark->id));
     }
 
-    void op_failed(Op &op, std::exception_ptr error) {
-        if (op.waiter) {
-            op.waiter->error = error;
+    void op_failed(Write &write, std::exception_ptr error) {
+        if (write.waiter) {
+            write.waiter->error = error;
             return;
         }
         const std::string what = message_of(error);
-        const char *name = op.kind == OpKind::mark_running      ? "mark_running"
-                           : op.kind == OpKind::update_progress ? "update_progress"
-                           : op.kind == OpKind::probe           ? "probe"
-                                                                : "finish_job";
-        report(std::string(name) + "(" + op.id + ") failed: " + what);
-        // Once per op, though a batch that fails after the op failed on its
-        // own calls this again. It runs inside run_batch (mid-transaction,
-        // and for a memory database under the exclusive gate): the callback
-        // must not read from the store.
-        if (op.kind == OpKind::finish_job && op.finish && op.finish->on_failed) {
-            auto on_failed = std::exchange(op.finish->on_failed, nullptr);
-            try {
-                on_failed(what);
-            } catch (...) {
-                report("on_failed callback threw");
-            }
-        }
+        std::visit(Overloaded{
+                       [&](MarkRunning &op) { report("mark_running(" + op.id + ") failed: " + what); },
+                       [&](UpdateProgress &op) { report("update_progress(" + op.id + ") failed: " + what); },
+                       [&](Probe &) { report("probe() failed: " + what); },
+                       [&](FinishJob &op) {
+                           report("finish_job(" + op.id + ") failed: " + what);
+                           // Once per op, though a batch that fails after the
+                           // op failed on its own calls this again. It runs
+                           // inside run_batch (mid-transaction, and for a
+                           // memory database under the exclusive gate): the
+                           // callback must not read from the store.
+                           if (!op.data->on_failed) return;
+                           auto on_failed = std::exchange(op.data->on_failed, nullptr);
+                           try {
+                               on_failed(what);
+                           } catch (...) {
+                               report("on_failed callback threw");
+                           }
+                       },
+                       [](auto &) {},  // the other kinds are blocking: their caller has the error
+                   },
+                   write.op);
     }
 
     template <class F>
@@ -638,57 +673,45 @@ struct SqliteStore::Impl {
     }
 
     void apply(Connection &w, Op &op) {
-        switch (op.kind) {
-            case OpKind::insert_job: insert_job_row(w, *op.job); break;
-            case OpKind::mark_running: {
-                Stmt s(w, kMarkRunning);
-                s.bind(1, std::string_view(op.id)).bind(2, op.time).run();
-                break;
-            }
-            case OpKind::update_progress: {
-                Stmt s(w, kUpdateProgress);
-                s.bind(1, std::string_view(op.id)).bind(2, op.number).bind(3, std::string_view(op.text)).run();
-                break;
-            }
-            case OpKind::finish_job: apply_finish(w, op); break;
-            case OpKind::delete_job: {
-                Stmt s(w, kDeleteJob);
-                op.waiter->found = s.bind(1, std::string_view(*op.key)).run() > 0;
-                break;
-            }
-            case OpKind::save_artifact: {
-                const ArtifactInput &in = *op.input;
-                const std::string id = in.id ? *in.id : new_ulid_string();
-                in_savepoint(
-                    w, [&] { op.waiter->artifact = save(w, id, *in.data_json, in.parent_id, in.tags_json, now_us()); });
-                break;
-            }
-            case OpKind::update_artifact:
-                in_savepoint(w, [&] { op.waiter->artifact = update(w, *op.key, *op.input); });
-                op.waiter->found = op.waiter->artifact.has_value();
-                break;
-            case OpKind::delete_artifact: {
-                // ON DELETE SET NULL orphans the children; their level stays.
-                Stmt s(w, kDeleteArtifact);
-                op.waiter->found = s.bind(1, std::string_view(*op.key)).run() > 0;
-                break;
-            }
-            case OpKind::recover:
-                in_savepoint(w, [&] {
-                    Stmt(w, kFailRunning).bind(1, std::string_view(*op.key)).bind(2, op.time).run();
-                    Stmt s(w, kPendingOldestFirst);
-                    while (s.step()) op.waiter->jobs.push_back(read_job(s));
-                });
-                break;
-            case OpKind::flush: break;  // committing its batch is the point
-            case OpKind::probe: {
-                // Sets the schema version to itself: it changes nothing but
-                // dirties page 1, so the commit has to write to the disk.
-                static const std::string probe = "PRAGMA user_version = " + std::to_string(detail::kSchemaVersion);
-                Stmt(w, probe.c_str()).run();
-                break;
-            }
-        }
+        std::visit(
+            Overloaded{
+                [&](InsertJob &o) { insert_job_row(w, *o.job); },
+                [&](MarkRunning &o) {
+                    Stmt(w, kMarkRunning).bind(1, std::string_view(o.id)).bind(2, o.started_at).run();
+                },
+                [&](UpdateProgress &o) {
+                    Stmt s(w, kUpdateProgress);
+                    s.bind(1, std::string_view(o.id)).bind(2, o.fraction).bind(3, std::string_view(o.message)).run();
+                },
+                [&](FinishJob &o) { apply_finish(w, o); },
+                [&](DeleteJob &o) { *o.deleted = Stmt(w, kDeleteJob).bind(1, std::string_view(*o.id)).run() > 0; },
+                [&](SaveArtifact &o) {
+                    const ArtifactInput &in = *o.input;
+                    const std::string id = in.id ? *in.id : new_ulid_string();
+                    in_savepoint(w,
+                                 [&] { *o.saved = save(w, id, *in.data_json, in.parent_id, in.tags_json, now_us()); });
+                },
+                [&](UpdateArtifact &o) { in_savepoint(w, [&] { *o.updated = update(w, *o.id, *o.input); }); },
+                [&](DeleteArtifact &o) {
+                    // ON DELETE SET NULL orphans the children; their level stays.
+                    *o.deleted = Stmt(w, kDeleteArtifact).bind(1, std::string_view(*o.id)).run() > 0;
+                },
+                [&](Recover &o) {
+                    in_savepoint(w, [&] {
+                        Stmt(w, kFailRunning).bind(1, std::string_view(*o.running_error)).bind(2, o.now).run();
+                        Stmt s(w, kPendingOldestFirst);
+                        while (s.step()) o.pending->push_back(read_job(s));
+                    });
+                },
+                [](Flush &) {},
+                [&](Probe &) {
+                    // Sets the schema version to itself: it changes nothing but
+                    // dirties page 1, so the commit has to write to the disk.
+                    static const std::string probe = "PRAGMA user_version = " + std::to_string(detail::kSchemaVersion);
+                    Stmt(w, probe.c_str()).run();
+                },
+            },
+            op);
     }
 
     static void insert_job_row(Connection &w, const Job &j) {
@@ -708,8 +731,8 @@ struct SqliteStore::Impl {
     // The end of a job: its result artifact and its terminal state, in as few
     // B-tree writes as it takes. A job never stored before (insert_first) is
     // inserted once, already in its final state.
-    void apply_finish(Connection &w, Op &op) {
-        FinishData &fd = *op.finish;
+    void apply_finish(Connection &w, FinishJob &op) {
+        FinishJob::Data &fd = *op.data;
         Store::JobEnd &f = fd.end;
         std::optional<std::string> artifact_id;
         std::optional<std::string> error = std::move(f.error);
@@ -901,62 +924,34 @@ Result<void> SqliteStore::check() const {
     // a later call once commits work again, with or without traffic. Never
     // waited for here: a wedged disk must not hold health checks.
     if (!impl_->probe_pending.exchange(true)) {
-        Op op;
-        op.kind = OpKind::probe;
-        impl_->post(std::move(op));
+        impl_->post(Probe{});
     }
     return fail(ErrorKind::unavailable, "the last commit failed: " + failure);
 }
 
 // ---- job writes ----
 
-void SqliteStore::insert_job(const Job &job) {
-    Op op;
-    op.kind = OpKind::insert_job;
-    op.job = &job;
-    Waiter w;
-    impl_->call(std::move(op), w);
-}
+void SqliteStore::insert_job(const Job &job) { impl_->call(InsertJob{&job}); }
 
-void SqliteStore::mark_running(const std::string &id, int64_t started_at) {
-    Op op;
-    op.kind = OpKind::mark_running;
-    op.id = id;
-    op.time = started_at;
-    impl_->post(std::move(op));
-}
+void SqliteStore::mark_running(const std::string &id, int64_t started_at) { impl_->post(MarkRunning{id, started_at}); }
 
 void SqliteStore::update_progress(const std::string &id, double fraction, const std::string &message) {
-    Op op;
-    op.kind = OpKind::update_progress;
-    op.id = id;
-    op.number = fraction;
-    op.text = message;
-    impl_->post(std::move(op));
+    impl_->post(UpdateProgress{id, fraction, message});
 }
 
 void SqliteStore::finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable,
-                       std::function<void(const std::string &)> on_failed) {
-    Op op;
-    op.kind = OpKind::finish_job;
-    op.id = id;
-    op.finish = std::make_unique<FinishData>(FinishData{std::move(end), std::move(on_durable), std::move(on_failed)});
-    impl_->post(std::move(op));
+                             std::function<void(const std::string &)> on_failed) {
+    impl_->post(FinishJob{id, std::make_unique<FinishJob::Data>(
+                                  FinishJob::Data{std::move(end), std::move(on_durable), std::move(on_failed)})});
 }
 
 bool SqliteStore::delete_job(const std::string &id) {
-    Op op;
-    op.kind = OpKind::delete_job;
-    op.key = &id;
-    Waiter w;
-    impl_->call(std::move(op), w);
-    return w.found;
+    bool deleted = false;
+    impl_->call(DeleteJob{&id, &deleted});
+    return deleted;
 }
 
-void SqliteStore::flush() {
-    Waiter w;
-    impl_->call(Op{}, w);
-}
+void SqliteStore::flush() { impl_->call(Flush{}); }
 
 size_t SqliteStore::pending_writes() const {
     std::lock_guard lock(impl_->q_mu);
@@ -997,44 +992,30 @@ size_t SqliteStore::count_jobs(std::optional<JobStatus> status) const {
 }
 
 std::vector<Job> SqliteStore::recover(const std::string &running_error, int64_t now) {
-    Op op;
-    op.kind = OpKind::recover;
-    op.key = &running_error;
-    op.time = now;
-    Waiter w;
-    impl_->call(std::move(op), w);
-    return std::move(w.jobs);
+    std::vector<Job> pending;
+    impl_->call(Recover{&running_error, now, &pending});
+    return pending;
 }
 
 // ---- artifacts ----
 
 Artifact SqliteStore::save_artifact(const ArtifactInput &input) {
     if (!input.data_json) invalid("data is required");
-    Op op;
-    op.kind = OpKind::save_artifact;
-    op.input = &input;
-    Waiter w;
-    impl_->call(std::move(op), w);
-    return std::move(*w.artifact);
+    Artifact saved;
+    impl_->call(SaveArtifact{&input, &saved});
+    return saved;
 }
 
 std::optional<Artifact> SqliteStore::update_artifact(const std::string &id, const ArtifactInput &input) {
-    Op op;
-    op.kind = OpKind::update_artifact;
-    op.key = &id;
-    op.input = &input;
-    Waiter w;
-    impl_->call(std::move(op), w);
-    return std::move(w.artifact);
+    std::optional<Artifact> updated;
+    impl_->call(UpdateArtifact{&id, &input, &updated});
+    return updated;
 }
 
 bool SqliteStore::delete_artifact(const std::string &id) {
-    Op op;
-    op.kind = OpKind::delete_artifact;
-    op.key = &id;
-    Waiter w;
-    impl_->call(std::move(op), w);
-    return w.found;
+    bool deleted = false;
+    impl_->call(DeleteArtifact{&id, &deleted});
+    return deleted;
 }
 
 std::optional<Artifact> SqliteStore::get_artifact(const std::string &id) const {
