@@ -1,9 +1,8 @@
 #include "store/sqlite/connection.hpp"
 
-#include <iterator>
 #include <string>
 
-namespace taskhost::store::detail {
+namespace taskhost::store::sqlite {
 
 void throw_sqlite(sqlite3 *db, int rc, std::string_view context) {
     std::string msg;
@@ -102,112 +101,4 @@ void Connection::exec(const char *sql) {
     }
 }
 
-namespace {
-
-// Migration N takes the schema from version N-1 to N. Append only: never edit
-// a migration that has shipped.
-const char *const kMigrations[] = {
-    // 1: jobs and artifacts.
-    R"sql(
-    -- seq aliases the rowid so insertion order survives VACUUM.
-    CREATE TABLE jobs (
-        seq              INTEGER PRIMARY KEY,
-        id               TEXT NOT NULL UNIQUE,
-        task_name        TEXT NOT NULL,
-        params           TEXT NOT NULL DEFAULT '{}',
-        status           TEXT NOT NULL,
-        submitted_at     INTEGER,
-        started_at       INTEGER,
-        finished_at      INTEGER,
-        error            TEXT,
-        error_traceback  TEXT,
-        artifact_id      TEXT,
-        progress         REAL,
-        progress_message TEXT NOT NULL DEFAULT '',
-        timeout_s        REAL
-    );
-    -- Newest-first listing walks the table b-tree backwards (ORDER BY seq
-    -- DESC); an index on status alone carries seq as its last key, so the
-    -- filtered listing and count are index-only in the same order.
-    CREATE INDEX jobs_status ON jobs(status);
-
-    CREATE TABLE artifacts (
-        seq         INTEGER PRIMARY KEY,
-        id          TEXT NOT NULL UNIQUE,
-        parent_id   TEXT REFERENCES artifacts(id) ON DELETE SET NULL,
-        level       INTEGER NOT NULL DEFAULT 0,
-        data        TEXT NOT NULL,
-        tags        TEXT NOT NULL DEFAULT '[]',
-        created_at  INTEGER NOT NULL,
-        updated_at  INTEGER NOT NULL
-    );
-    CREATE INDEX artifacts_parent ON artifacts(parent_id);
-    )sql",
-    // 2: fewer B-trees written per job (each dirty page is a WAL frame, two
-    // writes, at every commit). Jobs are keyed by their ULID, which is
-    // time-ordered (the generator is monotonic), so the table itself gives
-    // newest-first order and no separate id index is needed. Result
-    // artifacts have no parent: the parent index leaves NULLs out (every
-    // lookup by parent_id = ? can still use it).
-    R"sql(
-    CREATE TABLE jobs_v2 (
-        id               TEXT PRIMARY KEY NOT NULL,
-        task_name        TEXT NOT NULL,
-        params           TEXT NOT NULL DEFAULT '{}',
-        status           TEXT NOT NULL,
-        submitted_at     INTEGER,
-        started_at       INTEGER,
-        finished_at      INTEGER,
-        error            TEXT,
-        error_traceback  TEXT,
-        artifact_id      TEXT,
-        progress         REAL,
-        progress_message TEXT NOT NULL DEFAULT '',
-        timeout_s        REAL
-    ) WITHOUT ROWID;
-    INSERT INTO jobs_v2 (id, task_name, params, status, submitted_at, started_at, finished_at, error,
-                         error_traceback, artifact_id, progress, progress_message, timeout_s)
-        SELECT id, task_name, params, status, submitted_at, started_at, finished_at, error,
-               error_traceback, artifact_id, progress, progress_message, timeout_s
-        FROM jobs ORDER BY id;
-    DROP TABLE jobs;
-    ALTER TABLE jobs_v2 RENAME TO jobs;
-    -- Carries the key (id) after status: the filtered listing and count
-    -- are index-only, newest first.
-    CREATE INDEX jobs_status ON jobs(status);
-
-    DROP INDEX artifacts_parent;
-    CREATE INDEX artifacts_parent ON artifacts(parent_id) WHERE parent_id IS NOT NULL;
-    )sql",
-};
-static_assert(std::size(kMigrations) == kSchemaVersion);
-
-int user_version(Connection &conn) {
-    Stmt s(conn, "PRAGMA user_version");
-    return s.step() ? static_cast<int>(s.i64(0)) : 0;
-}
-
-}  // namespace
-
-void migrate(Connection &conn) {
-    conn.exec("BEGIN IMMEDIATE");
-    try {
-        const int version = user_version(conn);
-        if (version > kSchemaVersion)
-            throw StoreError(StoreError::Kind::internal, "database schema version " + std::to_string(version) +
-                                                             " is newer than this build understands (" +
-                                                             std::to_string(kSchemaVersion) + ")");
-        for (int v = version; v < kSchemaVersion; ++v) conn.exec(kMigrations[v]);
-        if (version != kSchemaVersion) {
-            // PRAGMA takes no bind parameters; the value is our own integer.
-            const std::string set = "PRAGMA user_version=" + std::to_string(kSchemaVersion);
-            conn.exec(set.c_str());
-        }
-        conn.exec("COMMIT");
-    } catch (...) {
-        sqlite3_exec(conn.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
-        throw;
-    }
-}
-
-}  // namespace taskhost::store::detail
+}  // namespace taskhost::store::sqlite

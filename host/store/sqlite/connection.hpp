@@ -1,6 +1,7 @@
 // Thin RAII layer over the SQLite C API used by the store: a connection with
-// its own cache of persistent prepared statements, and a scoped statement
-// borrow that always resets (so no connection keeps a read transaction open).
+// its own cache of persistent prepared statements, a scoped statement borrow
+// that always resets (so no connection keeps a read transaction open), and
+// savepoints.
 // Internal to host/store/sqlite.
 #pragma once
 
@@ -15,7 +16,7 @@
 
 #include "store/store.hpp"
 
-namespace taskhost::store::detail {
+namespace taskhost::store::sqlite {
 
 // Throws StoreError for an SQLite failure: constraint violations are the
 // caller's fault (invalid), everything else is internal.
@@ -75,6 +76,11 @@ public:
     Stmt &bind(int i, const std::optional<std::string> &v) { return v ? bind(i, std::string_view(*v)) : bind_null(i); }
     // 0 → NULL (the store's "not yet" for times and "none" for timeouts).
     Stmt &bind_time(int i, int64_t v) { return v ? bind(i, v) : bind_null(i); }
+    // A LIMIT or OFFSET: SQLite takes a signed 64-bit count; anything larger
+    // means "all".
+    Stmt &bind_count(int i, size_t n) {
+        return bind(i, n > static_cast<size_t>(INT64_MAX) ? int64_t{-1} : static_cast<int64_t>(n));
+    }
 
     // True while rows come; false when done; throws on error.
     bool step() {
@@ -110,12 +116,29 @@ private:
     sqlite3_stmt *s_;
 };
 
-// Brings the schema to the current version (PRAGMA user_version). Runs on the
-// write connection before any other connection is opened.
-void migrate(Connection &conn);
-inline constexpr int kSchemaVersion = 2;
+inline constexpr char kSavepoint[] = "SAVEPOINT op";
+inline constexpr char kReleaseSavepoint[] = "RELEASE op";
+inline constexpr char kRollbackToSavepoint[] = "ROLLBACK TO op";
+
+// Runs `body` inside the open transaction so that, if it throws, what it
+// wrote is undone alone and the transaction goes on (unless SQLite already
+// rolled the whole transaction back).
+template <class F>
+void in_savepoint(Connection &conn, F &&body) {
+    Stmt(conn, kSavepoint).run();
+    try {
+        body();
+    } catch (...) {
+        if (!sqlite3_get_autocommit(conn.handle())) {
+            Stmt(conn, kRollbackToSavepoint).run();
+            Stmt(conn, kReleaseSavepoint).run();
+        }
+        throw;
+    }
+    Stmt(conn, kReleaseSavepoint).run();
+}
 
 // A connection of its own for task code (task_connection.cpp).
 std::unique_ptr<TaskConnection> make_task_connection(const std::string &name, bool memory);
 
-}  // namespace taskhost::store::detail
+}  // namespace taskhost::store::sqlite

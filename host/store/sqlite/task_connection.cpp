@@ -10,7 +10,7 @@
 
 #include "store/sqlite/connection.hpp"
 
-namespace taskhost::store::detail {
+namespace taskhost::store::sqlite {
 namespace {
 
 using nlohmann::json;
@@ -213,4 +213,4 @@ std::unique_ptr<TaskConnection> make_task_connection(const std::string &name, bo
     return std::make_unique<SqliteTaskConnection>(name, memory);
 }
 
-}  // namespace taskhost::store::detail
+}  // namespace taskhost::store::sqlite

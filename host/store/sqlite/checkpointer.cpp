@@ -1,0 +1,83 @@
+#include "store/sqlite/checkpointer.hpp"
+
+#include <algorithm>
+
+#include "util/thread_name.hpp"
+
+namespace taskhost::store::sqlite {
+
+Checkpointer::Checkpointer(Connection &writer, const std::string &name, const SqliteStore::Options &options,
+                           const Reporter &report)
+    : writer_(writer.handle()),
+      checkpoint_pages_(static_cast<int>(std::max<size_t>(1, options.checkpoint_pages))),
+      wal_cap_pages_(static_cast<int>(options.wal_cap_pages)),
+      report_(report) {
+    if (options.background_checkpoints) {
+        conn_ = std::make_unique<Connection>(name, false, Connection::Role::checkpointer);
+        thread_ = std::thread([this] { run(); });
+    }
+    sqlite3_wal_hook(writer_, &Checkpointer::on_wal_commit, this);
+}
+
+Checkpointer::~Checkpointer() {
+    sqlite3_wal_hook(writer_, nullptr, nullptr);  // the hook must not outlive this
+    if (!thread_.joinable()) return;
+    {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+}
+
+// sqlite3_wal_hook: after each commit of the writer connection.
+int Checkpointer::on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames) {
+    auto &c = *static_cast<Checkpointer *>(arg);
+    ++c.wal_commits_;  // SQLite calls this only for a commit that appended frames
+    if (frames < c.wal_frames_seen_) c.wal_backfilled_.store(0);  // the WAL restarted from its start
+    c.wal_frames_seen_ = frames;
+    const int left = frames - c.wal_backfilled_.load();  // frames no checkpoint has copied yet
+    if (frames >= c.wal_cap_pages_ && !c.running_.load()) {
+        // No commit can come in between: this checkpoint catches up, and
+        // the next commit restarts the WAL. Usually the background one
+        // has just copied all but the last few frames. (If it started
+        // meanwhile, this one is refused as busy and the next commit
+        // tries again.)
+        int log = 0, copied = 0;
+        if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) == SQLITE_OK) {
+            c.wal_backfilled_.store(copied);
+            c.writer_checkpoints_.fetch_add(1, std::memory_order_relaxed);
+        }
+    } else if (c.thread_.joinable() && left >= c.checkpoint_pages_) {
+        std::lock_guard lock(c.mu_);
+        if (!c.wanted_) {
+            c.wanted_ = true;
+            c.cv_.notify_one();
+        }
+    }
+    return SQLITE_OK;
+}
+
+void Checkpointer::run() {
+    name_this_thread("th-checkpoint");
+    std::unique_lock lock(mu_);
+    for (;;) {
+        cv_.wait(lock, [&] { return wanted_ || stop_; });
+        if (stop_) return;
+        wanted_ = false;
+        lock.unlock();
+        running_.store(true);
+        int log = 0, copied = 0;
+        const int rc = sqlite3_wal_checkpoint_v2(conn_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+        if (rc == SQLITE_OK) {
+            wal_backfilled_.store(copied);
+            checkpoints_.fetch_add(1, std::memory_order_relaxed);
+        } else if (rc != SQLITE_BUSY) {
+            report_(std::string("WAL checkpoint failed: ") + sqlite3_errmsg(conn_->handle()));
+        }
+        running_.store(false);
+        lock.lock();
+    }
+}
+
+}  // namespace taskhost::store::sqlite

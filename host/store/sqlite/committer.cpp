@@ -1,0 +1,174 @@
+#include "store/sqlite/committer.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "store/sqlite/artifact_sql.hpp"
+#include "store/sqlite/job_sql.hpp"
+#include "store/sqlite/schema.hpp"
+
+namespace taskhost::store::sqlite {
+
+namespace {
+
+constexpr char kBegin[] = "BEGIN IMMEDIATE";
+constexpr char kCommit[] = "COMMIT";
+
+std::string message_of(std::exception_ptr error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception &e) {
+        return e.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
+}  // namespace
+
+Committer::Committer(Connection &writer, RwGate *gate, const Checkpointer *wal, const Reporter &report)
+    : writer_(writer), gate_(gate), wal_(wal), report_(report) {}
+
+std::string Committer::failure() const {
+    if (!failing_.load(std::memory_order_acquire)) return {};
+    std::lock_guard lock(failure_mu_);
+    return last_failure_;
+}
+
+void Committer::set_failure(std::string what) {
+    std::lock_guard lock(failure_mu_);
+    failing_.store(!what.empty(), std::memory_order_release);
+    last_failure_ = std::move(what);
+}
+
+void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) {
+    if (gate_) gate_->lock();  // memory mode: readers wait for the whole batch (see RwGate)
+    run_batch(batch, on_durable);
+    if (gate_) gate_->unlock();
+    if (probe_pending_.load(std::memory_order_relaxed) &&
+        std::any_of(batch.begin(), batch.end(), [](const Write &w) { return std::holds_alternative<Probe>(w.op); }))
+        probe_pending_.store(false, std::memory_order_relaxed);
+}
+
+void Committer::run_batch(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) {
+    Connection &w = writer_;
+    const uint64_t wal_commits_before = wal_ ? wal_->wal_commits() : 0;
+    std::exception_ptr batch_error;
+    try {
+        Stmt(w, kBegin).run();
+    } catch (...) {
+        batch_error = std::current_exception();
+    }
+    collect_ending_ids(batch);
+    if (!batch_error) {
+        for (Write &write : batch) {
+            if (redundant(write.op)) {
+                coalesced_.fetch_add(1, std::memory_order_relaxed);
+                continue;
+            }
+            try {
+                apply_op(write.op, on_durable);
+            } catch (...) {
+                if (sqlite3_get_autocommit(w.handle())) {
+                    // SQLite rolled the whole transaction back (I/O
+                    // error, disk full…): nothing of this batch stands.
+                    batch_error = std::current_exception();
+                    break;
+                }
+                op_failed(write, std::current_exception());
+            }
+        }
+    }
+    if (!batch_error) {
+        try {
+            Stmt(w, kCommit).run();
+        } catch (...) {
+            batch_error = std::current_exception();
+        }
+    }
+    if (batch_error) {
+        if (!sqlite3_get_autocommit(w.handle())) sqlite3_exec(w.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+        on_durable.clear();  // nothing became durable
+        set_failure(message_of(batch_error));
+        for (Write &write : batch) op_failed(write, batch_error);
+        return;
+    }
+    // Commits work again, if this one wrote something: one that changed
+    // no page (a flush, a delete of nothing) proves nothing. Without a
+    // WAL (memory), any op but a flush counts.
+    if (failing_.load(std::memory_order_relaxed) &&
+        (wal_ ? wal_->wal_commits() != wal_commits_before : std::any_of(batch.begin(), batch.end(), [](const Write &w) {
+            return !std::holds_alternative<Flush>(w.op);
+        })))
+        set_failure({});
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    writes_.fetch_add(batch.size(), std::memory_order_relaxed);
+}
+
+void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable) {
+    Connection &w = writer_;
+    std::visit(Overloaded{
+                   [&](InsertJob &o) { insert_job_row(w, *o.job); },
+                   [&](MarkRunning &o) { mark_running(w, o.id, o.started_at); },
+                   [&](UpdateProgress &o) { update_progress(w, o.id, o.fraction, o.message); },
+                   [&](FinishJob &o) {
+                       finish_job(w, o.id, o.data->end, report_);
+                       if (o.data->on_durable) on_durable.push_back(std::move(o.data->on_durable));
+                   },
+                   [&](DeleteJob &o) { *o.deleted = delete_job(w, *o.id); },
+                   [&](Recover &o) { *o.pending = recover(w, *o.running_error, o.now); },
+                   [&](SaveArtifact &o) { *o.saved = save_artifact(w, *o.input); },
+                   [&](UpdateArtifact &o) { *o.updated = update_artifact(w, *o.id, *o.input); },
+                   [&](DeleteArtifact &o) { *o.deleted = delete_artifact(w, *o.id); },
+                   [](Flush &) {},
+                   [&](Probe &) { rewrite_schema_version(w); },
+               },
+               op);
+}
+
+// A fast job's `running` mark and its end usually arrive in the same
+// batch; the end stores started_at itself, so the mark is skipped.
+void Committer::collect_ending_ids(std::span<const Write> batch) {
+    ending_ids_.clear();
+    if (batch.size() < 2) return;
+    for (const Write &w : batch)
+        if (const auto *finish = std::get_if<FinishJob>(&w.op)) ending_ids_.push_back(finish->id);
+    std::sort(ending_ids_.begin(), ending_ids_.end());
+}
+
+bool Committer::redundant(const Op &op) const {
+    const auto *mark = std::get_if<MarkRunning>(&op);
+    return mark && std::binary_search(ending_ids_.begin(), ending_ids_.end(), std::string_view(mark->id));
+}
+
+void Committer::op_failed(Write &write, std::exception_ptr error) {
+    if (write.waiter) {
+        write.waiter->error = error;
+        return;
+    }
+    const std::string what = message_of(error);
+    std::visit(Overloaded{
+                   [&](MarkRunning &op) { report_("mark_running(" + op.id + ") failed: " + what); },
+                   [&](UpdateProgress &op) { report_("update_progress(" + op.id + ") failed: " + what); },
+                   [&](Probe &) { report_("probe() failed: " + what); },
+                   [&](FinishJob &op) {
+                       report_("finish_job(" + op.id + ") failed: " + what);
+                       // Once per op, though a batch that fails after the op
+                       // failed on its own calls this again. It runs inside
+                       // run_batch (mid-transaction, and for a memory
+                       // database under the exclusive gate): the callback
+                       // must not read from the store.
+                       if (!op.data->on_failed) return;
+                       auto on_failed = std::exchange(op.data->on_failed, nullptr);
+                       try {
+                           on_failed(what);
+                       } catch (...) {
+                           report_("on_failed callback threw");
+                       }
+                   },
+                   [](auto &) {},  // the other kinds are blocking: their caller has the error
+               },
+               write.op);
+}
+
+}  // namespace taskhost::store::sqlite

@@ -1,0 +1,68 @@
+// Commits each batch of queued writes in one BEGIN IMMEDIATE … COMMIT on the
+// write connection, dispatching each op to the job / artifact SQL. An op
+// that fails alone (constraint, missing parent) is undone by itself (it is
+// one statement, or runs in a savepoint) and only its caller sees the error;
+// when SQLite rolls the whole transaction back, every op of the batch fails.
+// Also tracks whether commits work, for the health check.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/sqlite/checkpointer.hpp"
+#include "store/sqlite/connection.hpp"
+#include "store/sqlite/read_pool.hpp"
+#include "store/sqlite/report.hpp"
+#include "store/sqlite/write_queue.hpp"
+
+namespace taskhost::store::sqlite {
+
+class Committer final : public BatchApplier {
+public:
+    // `gate`: memory mode, held for each batch. `wal`: file mode, whose count
+    // of commits that appended WAL frames tells whether a commit wrote.
+    Committer(Connection &writer, RwGate *gate, const Checkpointer *wal, const Reporter &report);
+
+    void apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) override;
+
+    // Why the last commit that should have written failed; empty once one
+    // succeeds again.
+    std::string failure() const;
+    // True when the caller is to queue a Probe (counted as queued from now
+    // on); false while one is queued.
+    bool want_probe() { return !probe_pending_.exchange(true); }
+
+    uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+    uint64_t writes() const { return writes_.load(std::memory_order_relaxed); }
+    uint64_t coalesced() const { return coalesced_.load(std::memory_order_relaxed); }
+
+private:
+    void run_batch(std::span<Write> batch, std::vector<std::function<void()>> &on_durable);
+    void apply_op(Op &op, std::vector<std::function<void()>> &on_durable);
+    void op_failed(Write &write, std::exception_ptr error);
+    void collect_ending_ids(std::span<const Write> batch);
+    bool redundant(const Op &op) const;
+    void set_failure(std::string what);
+
+    Connection &writer_;
+    RwGate *const gate_;
+    const Checkpointer *const wal_;
+    const Reporter &report_;
+
+    std::vector<std::string_view> ending_ids_;  // ids of the batch's FinishJob ops
+    std::atomic<uint64_t> commits_{0}, writes_{0}, coalesced_{0};
+
+    mutable std::mutex failure_mu_;
+    std::string last_failure_;                // guarded by failure_mu_
+    std::atomic<bool> failing_{false};        // !last_failure_.empty(), for the commit path
+    std::atomic<bool> probe_pending_{false};  // a probe is queued (at most one)
+};
+
+}  // namespace taskhost::store::sqlite

@@ -1,0 +1,158 @@
+#include "store/sqlite/job_sql.hpp"
+
+#include <utility>
+
+#include "store/sqlite/artifact_sql.hpp"
+
+namespace taskhost::store::sqlite {
+
+using model::Job;
+using model::JobStatus;
+
+namespace {
+
+// Statements are cached per connection, keyed by these pointers.
+#define JOB_COLS                                                                                     \
+    "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
+    "artifact_id, progress, progress_message, timeout_s"
+
+constexpr char kInsertJob[] =
+    "INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+// Only a pending job starts: a cancel that was queued first must stick.
+constexpr char kMarkRunning[] =
+    "UPDATE jobs SET status = 'running', started_at = ?2 WHERE id = ?1 AND status = 'pending'";
+constexpr char kUpdateProgress[] = "UPDATE jobs SET progress = ?2, progress_message = ?3 WHERE id = ?1";
+constexpr char kFinishJob[] =
+    "UPDATE jobs SET status = ?2, finished_at = ?3, error = ?4, error_traceback = ?5, "
+    "artifact_id = coalesce(?6, artifact_id), started_at = coalesce(started_at, ?7) WHERE id = ?1";
+constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = ?1";
+constexpr char kGetJob[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
+// Job ids are time-ordered ULIDs: id order is submission order.
+constexpr char kListJobs[] = "SELECT " JOB_COLS " FROM jobs ORDER BY id DESC LIMIT ?1 OFFSET ?2";
+constexpr char kListJobsByStatus[] =
+    "SELECT " JOB_COLS " FROM jobs WHERE status = ?3 ORDER BY id DESC LIMIT ?1 OFFSET ?2";
+constexpr char kCountJobs[] = "SELECT count(*) FROM jobs";
+constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = ?1";
+constexpr char kFailRunning[] =
+    "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'";
+constexpr char kPendingOldestFirst[] = "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' ORDER BY id";
+
+#undef JOB_COLS
+
+Job read_job(const Stmt &s) {
+    Job j;
+    j.id = s.text(0);
+    j.task_name = s.text(1);
+    j.params_json = s.text(2);
+    j.status = model::parse_job_status(s.text(3)).value_or(JobStatus::failed);
+    j.submitted_at = s.i64(4);  // NULL reads as 0 = "not yet"
+    j.started_at = s.i64(5);
+    j.finished_at = s.i64(6);
+    j.error = s.opt_text(7);
+    j.error_traceback = s.opt_text(8);
+    j.artifact_id = s.opt_text(9);
+    j.progress = s.is_null(10) ? -1 : s.f64(10);
+    j.progress_message = s.text(11);
+    j.timeout_s = s.is_null(12) ? 0 : s.f64(12);
+    return j;
+}
+
+}  // namespace
+
+// ---- writes ----
+
+void insert_job_row(Connection &w, const Job &j) {
+    Stmt s(w, kInsertJob);
+    s.bind(1, std::string_view(j.id)).bind(2, std::string_view(j.task_name));
+    s.bind(3, std::string_view(j.params_json)).bind(4, to_string(j.status));
+    s.bind_time(5, j.submitted_at).bind_time(6, j.started_at).bind_time(7, j.finished_at);
+    s.bind(8, j.error).bind(9, j.error_traceback).bind(10, j.artifact_id);
+    if (j.progress < 0) s.bind_null(11);
+    else s.bind(11, j.progress);
+    s.bind(12, std::string_view(j.progress_message));
+    if (j.timeout_s > 0) s.bind(13, j.timeout_s);
+    else s.bind_null(13);
+    s.run();
+}
+
+void mark_running(Connection &w, std::string_view id, int64_t started_at) {
+    Stmt(w, kMarkRunning).bind(1, id).bind(2, started_at).run();
+}
+
+void update_progress(Connection &w, std::string_view id, double fraction, std::string_view message) {
+    Stmt(w, kUpdateProgress).bind(1, id).bind(2, fraction).bind(3, message).run();
+}
+
+// In as few B-tree writes as it takes. A job never stored before
+// (insert_first) is inserted once, already in its final state.
+void finish_job(Connection &w, const std::string &id, Store::JobEnd &f, const Reporter &report) {
+    std::optional<std::string> artifact_id;
+    std::optional<std::string> error = std::move(f.error);
+    JobStatus status = f.status;
+    if (f.result_artifact) {
+        try {
+            artifact_id = insert_result_artifact(w, *f.result_artifact);
+        } catch (const StoreError &e) {
+            if (sqlite3_get_autocommit(w.handle())) throw;  // the batch is gone
+            // The result could not be stored (e.g. its parent vanished):
+            // the job must still end, so it ends failed and says why.
+            report("finish_job(" + id + "): result artifact not stored: " + e.what());
+            status = JobStatus::failed;
+            error = std::string("result could not be stored: ") + e.what();
+        }
+    }
+    if (f.insert_first) {
+        Job &j = *f.insert_first;
+        j.status = status;
+        j.finished_at = f.finished_at;
+        if (!j.started_at) j.started_at = f.started_at;
+        j.error = std::move(error);
+        j.error_traceback = std::move(f.traceback);
+        if (artifact_id) j.artifact_id = std::move(artifact_id);
+        insert_job_row(w, j);
+    } else {
+        Stmt s(w, kFinishJob);
+        s.bind(1, std::string_view(id)).bind(2, to_string(status)).bind_time(3, f.finished_at);
+        s.bind(4, error).bind(5, f.traceback).bind(6, artifact_id).bind_time(7, f.started_at).run();
+    }
+}
+
+bool delete_job(Connection &w, const std::string &id) {
+    return Stmt(w, kDeleteJob).bind(1, std::string_view(id)).run() > 0;
+}
+
+std::vector<Job> recover(Connection &w, const std::string &running_error, int64_t now) {
+    std::vector<Job> pending;
+    in_savepoint(w, [&] {
+        Stmt(w, kFailRunning).bind(1, std::string_view(running_error)).bind(2, now).run();
+        Stmt s(w, kPendingOldestFirst);
+        while (s.step()) pending.push_back(read_job(s));
+    });
+    return pending;
+}
+
+// ---- reads ----
+
+std::optional<Job> get_job(Connection &r, const std::string &id) {
+    Stmt s(r, kGetJob);
+    s.bind(1, std::string_view(id));
+    if (!s.step()) return std::nullopt;
+    return read_job(s);
+}
+
+std::vector<Job> list_jobs(Connection &r, std::optional<JobStatus> status, size_t limit, size_t offset) {
+    std::vector<Job> out;
+    Stmt s(r, status ? kListJobsByStatus : kListJobs);
+    s.bind_count(1, limit).bind_count(2, offset);
+    if (status) s.bind(3, to_string(*status));
+    while (s.step()) out.push_back(read_job(s));
+    return out;
+}
+
+size_t count_jobs(Connection &r, std::optional<JobStatus> status) {
+    Stmt s(r, status ? kCountJobsByStatus : kCountJobs);
+    if (status) s.bind(1, to_string(*status));
+    return s.step() ? static_cast<size_t>(s.i64(0)) : 0;
+}
+
+}  // namespace taskhost::store::sqlite

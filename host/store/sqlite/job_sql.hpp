@@ -1,0 +1,42 @@
+// The jobs table: the store's job writes and reads. The writes run on the
+// write connection inside the batch's transaction, each atomic on its own
+// (one statement, or a savepoint).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/job.hpp"
+#include "store/sqlite/connection.hpp"
+#include "store/sqlite/report.hpp"
+#include "store/store.hpp"
+
+namespace taskhost::store::sqlite {
+
+// ---- writes ----
+// One new row holding every field of `job`.
+void insert_job_row(Connection &conn, const model::Job &job);
+// Moves a `pending` job to `running`; any other is left as it is.
+void mark_running(Connection &conn, std::string_view id, int64_t started_at);
+void update_progress(Connection &conn, std::string_view id, double fraction, std::string_view message);
+// Stores the end of a job with its result artifact. If that artifact cannot
+// be stored, the job ends `failed` saying why (also told to `report`).
+void finish_job(Connection &conn, const std::string &id, Store::JobEnd &end, const Reporter &report);
+// False if no such job.
+bool delete_job(Connection &conn, const std::string &id);
+// Every `running` job becomes `failed` with `running_error`; returns the
+// `pending` ones, oldest first.
+std::vector<model::Job> recover(Connection &conn, const std::string &running_error, int64_t now);
+
+// ---- reads ----
+std::optional<model::Job> get_job(Connection &conn, const std::string &id);
+// Newest first.
+std::vector<model::Job> list_jobs(Connection &conn, std::optional<model::JobStatus> status, size_t limit,
+                                  size_t offset);
+size_t count_jobs(Connection &conn, std::optional<model::JobStatus> status);
+
+}  // namespace taskhost::store::sqlite

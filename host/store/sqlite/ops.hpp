@@ -1,0 +1,81 @@
+// The writes the store queues for its writer thread: one payload struct per
+// kind, each with exactly its own fields. Blocking ones borrow their inputs
+// from the waiting caller (no copies) and write their results through
+// pointers to the caller's locals; fire-and-forget ones own theirs.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "model/artifact.hpp"
+#include "model/job.hpp"
+#include "store/store.hpp"
+
+namespace taskhost::store::sqlite {
+
+// ---- blocking ----
+struct InsertJob {
+    const model::Job *job;
+};
+struct DeleteJob {
+    const std::string *id;
+    bool *deleted;
+};
+struct Recover {
+    const std::string *running_error;
+    int64_t now;
+    std::vector<model::Job> *pending;
+};
+struct SaveArtifact {
+    const model::ArtifactInput *input;  // data_json is set
+    model::Artifact *saved;
+};
+struct UpdateArtifact {
+    const std::string *id;
+    const model::ArtifactInput *input;
+    std::optional<model::Artifact> *updated;
+};
+struct DeleteArtifact {
+    const std::string *id;
+    bool *deleted;
+};
+struct Flush {};  // committing its batch is the point
+
+// ---- fire-and-forget ----
+struct MarkRunning {
+    std::string id;
+    int64_t started_at;
+};
+struct UpdateProgress {
+    std::string id;
+    double fraction;
+    std::string message;
+};
+struct FinishJob {
+    // Behind a pointer: a JobEnd is large, and every queued op is the size
+    // of the largest kind.
+    struct Data {
+        Store::JobEnd end;
+        std::function<void()> on_durable;
+        std::function<void(const std::string &)> on_failed;
+    };
+    std::string id;
+    std::unique_ptr<Data> data;
+};
+struct Probe {};  // a real write (page 1), to see whether commits work again
+
+using Op = std::variant<InsertJob, MarkRunning, UpdateProgress, FinishJob, DeleteJob, SaveArtifact, UpdateArtifact,
+                        DeleteArtifact, Recover, Flush, Probe>;
+
+// For std::visit with one lambda per kind.
+template <class... F>
+struct Overloaded : F... {
+    using F::operator()...;
+};
+
+}  // namespace taskhost::store::sqlite

@@ -1,0 +1,18 @@
+// The database schema: its migrations, and its version (PRAGMA user_version).
+#pragma once
+
+#include "store/sqlite/connection.hpp"
+
+namespace taskhost::store::sqlite {
+
+inline constexpr int kSchemaVersion = 2;
+
+// Brings the schema to the current version. Runs on the write connection
+// before any other connection is opened.
+void migrate(Connection &conn);
+
+// Sets the schema version to itself: it changes nothing but dirties page 1,
+// so the commit of the open transaction has to write to the disk.
+void rewrite_schema_version(Connection &conn);
+
+}  // namespace taskhost::store::sqlite
