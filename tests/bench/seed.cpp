@@ -1,7 +1,5 @@
 #include "seed.hpp"
 
-#include <sqlite3.h>
-
 #include <atomic>
 #include <chrono>
 #include <exception>
@@ -9,6 +7,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include "store/sqlite/artifact_sql.hpp"
+#include "store/sqlite/connection.hpp"
+#include "store/sqlite/job_sql.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "util/clock.hpp"
 #include "util/ulid.hpp"
@@ -23,61 +24,18 @@ namespace store = taskhost::store;
 // What the host stores as the result artifact of a `hello` job.
 constexpr char kData[] = R"({"task_name":"hello","params":{},"result":{"message":"Hello!"},"error":null})";
 
-// ---- fast path: prepared bulk SQL, one transaction per 10,000 jobs --------
+// ---- fast path: the store's own row inserts, 10,000 jobs per transaction ----
 
-class Sql {
-public:
-    explicit Sql(const std::string &path) {
-        if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-            std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
-            sqlite3_close(db_);
-            db_ = nullptr;
-            throw std::runtime_error("open " + path + ": " + why);
-        }
-        sqlite3_busy_timeout(db_, 10000);
-    }
-    ~Sql() {
-        for (auto *s : stmts_) sqlite3_finalize(s);
-        sqlite3_close(db_);
-    }
-    void exec(const char *sql) {
-        char *err = nullptr;
-        if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-            std::string why = err ? err : "unknown error";
-            sqlite3_free(err);
-            throw std::runtime_error(std::string(sql) + ": " + why);
-        }
-    }
-    sqlite3_stmt *prepare(const char *sql) {
-        sqlite3_stmt *s = nullptr;
-        if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK)
-            throw std::runtime_error(std::string("prepare: ") + sqlite3_errmsg(db_));
-        stmts_.push_back(s);
-        return s;
-    }
-    void step(sqlite3_stmt *s) {
-        if (sqlite3_step(s) != SQLITE_DONE) throw std::runtime_error(std::string("insert: ") + sqlite3_errmsg(db_));
-        sqlite3_reset(s);
-        sqlite3_clear_bindings(s);
-    }
-
-private:
-    sqlite3 *db_ = nullptr;
-    std::vector<sqlite3_stmt *> stmts_;
-};
-
-void seed_sql(const std::string &path, size_t count, std::vector<std::string> &ids,
-              const std::function<void(size_t)> &progress) {
-    Sql db(path);
+void seed_rows(const std::string &path, size_t count, std::vector<std::string> &ids,
+               const std::function<void(size_t)> &progress) {
+    namespace sqlite = store::sqlite;
+    sqlite::Connection db(path, false, sqlite::Connection::Role::writer);
     db.exec("PRAGMA synchronous=OFF");
-    // The columns the host's schema (migration 1) has; the others keep their
-    // defaults (NULL error/progress, '' progress_message, '[]' tags).
-    sqlite3_stmt *job = db.prepare(
-        "INSERT INTO jobs (id, task_name, params, status, submitted_at, started_at, finished_at, artifact_id) "
-        "VALUES (?1, 'hello', '{}', 'completed', ?2, ?3, ?4, ?5)");
-    sqlite3_stmt *art = db.prepare(
-        "INSERT INTO artifacts (id, parent_id, level, data, tags, created_at, updated_at) "
-        "VALUES (?1, NULL, 0, ?2, '[]', ?3, ?3)");
+    taskhost::model::Job job;
+    job.task_name = "hello";
+    job.status = taskhost::model::JobStatus::completed;
+    taskhost::model::Artifact artifact;
+    artifact.data_json = kData;
     const int64_t base = taskhost::now_us() - static_cast<int64_t>(count) * 10;
     constexpr size_t kPerTransaction = 10'000;
     for (size_t start = 0; start < count; start += kPerTransaction) {
@@ -85,18 +43,16 @@ void seed_sql(const std::string &path, size_t count, std::vector<std::string> &i
         const size_t end = std::min(count, start + kPerTransaction);
         for (size_t i = start; i < end; ++i) {
             const int64_t t = base + static_cast<int64_t>(i) * 10;
-            ids[i] = new_ulid_string();
-            const std::string artifact_id = new_ulid_string();
-            sqlite3_bind_text(art, 1, artifact_id.data(), static_cast<int>(artifact_id.size()), SQLITE_TRANSIENT);
-            sqlite3_bind_text(art, 2, kData, static_cast<int>(sizeof kData - 1), SQLITE_STATIC);
-            sqlite3_bind_int64(art, 3, t + 5);
-            db.step(art);
-            sqlite3_bind_text(job, 1, ids[i].data(), static_cast<int>(ids[i].size()), SQLITE_TRANSIENT);
-            sqlite3_bind_int64(job, 2, t);
-            sqlite3_bind_int64(job, 3, t + 2);
-            sqlite3_bind_int64(job, 4, t + 6);
-            sqlite3_bind_text(job, 5, artifact_id.data(), static_cast<int>(artifact_id.size()), SQLITE_TRANSIENT);
-            db.step(job);
+            job.id = new_ulid_string();
+            artifact.id = new_ulid_string();
+            artifact.created_at = artifact.updated_at = t + 5;
+            sqlite::insert_artifact_row(db, artifact);
+            job.submitted_at = t;
+            job.started_at = t + 2;
+            job.finished_at = t + 6;
+            job.artifact_id = artifact.id;
+            sqlite::insert_job_row(db, job);
+            ids[i] = std::move(job.id);
         }
         db.exec("COMMIT");
         if (progress && end % 100'000 == 0) progress(end);
@@ -185,9 +141,9 @@ SeedResult seed_completed_jobs(const std::string &db_path, size_t count, size_t 
         bool fast = !use_store;
         if (fast) {
             try {
-                seed_sql(db_path, count, result.job_ids, progress);
+                seed_rows(db_path, count, result.job_ids, progress);
             } catch (const std::exception &e) {
-                // The schema moved on from what the bulk SQL knows: use the store.
+                // Say why, and seed through the store's API instead.
                 fast = false;
                 result.note = std::string("bulk SQL failed (") + e.what() + "); seeded through the store API";
             }
