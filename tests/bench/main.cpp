@@ -1059,7 +1059,7 @@ int main(int argc, char **argv) {
     app.add_option("--scale-requests", o.scale_requests, "Most single-job GETs per database (pages: 1/20 of it)")
         ->capture_default_str();
     app.add_flag("--seed-with-store", o.seed_with_store,
-                 "Seed the scale databases through the store API instead of bulk SQL (slower)");
+                 "Seed the scale databases through the store API instead of bulk row inserts (slower)");
     app.add_option("--plugin-count", o.plugin_count, "Copies of the fixture plugin")
         ->check(CLI::Range(1, 10000))
         ->capture_default_str();

@@ -145,16 +145,16 @@ SeedResult seed_completed_jobs(const std::string &db_path, size_t count, size_t 
             } catch (const std::exception &e) {
                 // Say why, and seed through the store's API instead.
                 fast = false;
-                result.note = std::string("bulk SQL failed (") + e.what() + "); seeded through the store API";
+                result.note = std::string("bulk row inserts failed (") + e.what() + "); seeded through the store API";
             }
         }
         store::SqliteStore st(options);
         if (!fast) {
-            if (st.count_jobs(std::nullopt) != 0) throw std::runtime_error("bulk SQL failed half way: " + result.note);
+            if (st.count_jobs(std::nullopt) != 0) throw std::runtime_error("bulk row inserts failed half way: " + result.note);
             seed_store(st, count, threads, result.job_ids, progress);
         }
         if (count > 0) result.error = verify(st, result.job_ids, count);
-        result.method = fast ? "bulk SQL, 10k jobs per transaction" : "store API";
+        result.method = fast ? "store row inserts, 10k jobs per transaction" : "store API";
     } catch (const std::exception &e) {
         result.error = e.what();
     }

@@ -20,10 +20,9 @@ struct SeedResult {
 // Adds `count` completed `hello` jobs, each with its result artifact, to the
 // SQLite file at `db_path`. The schema is created by opening the host's
 // store on the file (its own migrations); the rows are then written with
-// prepared bulk SQL, one transaction per 10,000 jobs, or, if that SQL does
-// not fit the schema any more (or `use_store`), through the store's API
-// from `threads` threads. A few jobs are read back through the store either
-// way. `progress` is called now and then with the number of jobs written.
+// the store's own row inserts, one transaction per 10,000 jobs, or, if that
+// fails (or `use_store`), through the store's API from `threads` threads. A
+// few jobs are read back through the store either way. `progress` is called now and then with the number of jobs written.
 SeedResult seed_completed_jobs(const std::string &db_path, size_t count, size_t threads, bool use_store = false,
                                const std::function<void(size_t)> &progress = {});
 
