@@ -39,6 +39,11 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ->envname("TASKHOST_MAX_BODY_BYTES")
         ->check(CLI::Range(size_t{1024}, size_t{1} << 32))
         ->capture_default_str();
+    app.add_option("--max-result-bytes", cfg.executor.max_result_bytes,
+                   "Largest task result, or artifact saved by a task, accepted (larger: the job fails)")
+        ->envname("TASKHOST_MAX_RESULT_BYTES")
+        ->check(CLI::Range(size_t{1024}, size_t{1} << 32))
+        ->capture_default_str();
     app.add_option("--http-threads", cfg.http.http_threads_max,
                    "Most HTTP connections served at once (each open keep-alive or SSE connection holds one)")
         ->envname("TASKHOST_HTTP_THREADS")

@@ -52,15 +52,39 @@ th_status guarded(th_sink *err, Fn &&fn) {
     }
 }
 
+// Why `text` is not JSON: where the parser stopped (the slow path; valid
+// text is only checked, never parsed into a tree).
+std::string json_problem(std::string_view text) {
+    try {
+        const auto parsed = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception &e) {
+        std::string what = e.what();  // "[json.exception.parse_error.101] parse error at line 1, column 2: ..."
+        if (const auto end = what.find("] "); end != std::string::npos) what.erase(0, end + 2);
+        return what;
+    }
+    return "unknown error";
+}
+
+std::string size_text(size_t bytes) { return std::to_string(bytes) + " bytes"; }
+
+void fail_result(th_call *call, const char *type, std::string message) {
+    call->outcome.has_error = true;
+    call->outcome.has_result = false;
+    call->outcome.result_json.clear();
+    call->outcome.error_type = type;
+    call->outcome.error_message = std::move(message);
+    call->outcome.error_traceback.clear();
+}
+
 void api_set_result(th_call *call, const char *json, size_t len) {
     std::string_view text(json ? json : "null", json ? len : 4);
-    if (!nlohmann::json::accept(text)) {
-        call->outcome.has_error = true;
-        call->outcome.error_type = "taskhost::InvalidResult";
-        call->outcome.error_message = "the task returned text that is not valid JSON";
-        call->outcome.error_traceback.clear();
-        return;
-    }
+    if (text.size() > call->host->max_result_bytes())
+        return fail_result(call, "taskhost::ResultTooLarge",
+                           "the result is " + size_text(text.size()) + ", more than the host accepts (" +
+                               size_text(call->host->max_result_bytes()) + ", --max-result-bytes)");
+    if (!nlohmann::json::accept(text))
+        return fail_result(call, "taskhost::InvalidResult",
+                           "the task returned text that is not valid JSON: " + json_problem(text));
     call->outcome.has_result = true;
     call->outcome.has_error = false;
     call->outcome.result_json.assign(text);
@@ -97,7 +121,12 @@ th_status api_artifact_save(th_call *call, const char *data_json, size_t len, co
                             th_sink *err) {
     return guarded(err, [&] {
         std::string_view data(data_json ? data_json : "", data_json ? len : 0);
-        if (!nlohmann::json::accept(data)) return fail(err, TH_INVALID, "artifact data is not valid JSON");
+        if (data.size() > call->host->max_result_bytes())
+            return fail(err, TH_INVALID,
+                        "artifact data is " + size_text(data.size()) + ", more than the host accepts (" +
+                            size_text(call->host->max_result_bytes()) + ", --max-result-bytes)");
+        if (!nlohmann::json::accept(data))
+            return fail(err, TH_INVALID, "artifact data is not valid JSON: " + json_problem(data));
         model::ArtifactInput input;
         input.data_json = std::string(data);
         if (parent_id != nullptr && *parent_id != '\0') {
@@ -183,7 +212,7 @@ th_sink string_sink(std::string &out) {
                    }};
 }
 
-HostApi::HostApi(store::Store &store) : store_(store) {
+HostApi::HostApi(store::Store &store, size_t max_result_bytes) : store_(store), max_result_bytes_(max_result_bytes) {
     api_.struct_size = sizeof(th_host_api);
     api_.abi_major = TH_ABI_MAJOR;
     api_.abi_minor = TH_ABI_MINOR;

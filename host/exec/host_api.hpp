@@ -25,13 +25,15 @@ th_sink string_sink(std::string &out);
 
 class HostApi {
 public:
-    explicit HostApi(store::Store &store);
+    // max_result_bytes bounds a task's result and each artifact it saves.
+    HostApi(store::Store &store, size_t max_result_bytes);
     ~HostApi();
     HostApi(const HostApi &) = delete;
     HostApi &operator=(const HostApi &) = delete;
 
     const th_host_api *table() const { return &api_; }
     store::Store &store() { return store_; }
+    size_t max_result_bytes() const { return max_result_bytes_; }
 
     // Runs a task's invoke() for `job` and collects what it reported.
     model::TaskOutcome invoke(const Target &target, const std::string &job_id, std::string_view params_json,
@@ -45,6 +47,7 @@ public:
 
 private:
     store::Store &store_;
+    const size_t max_result_bytes_;
     th_host_api api_{};
     std::mutex pool_mu_;  // guards pool_
     std::vector<std::unique_ptr<store::TaskConnection>> pool_;

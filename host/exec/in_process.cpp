@@ -7,8 +7,9 @@
 namespace taskhost::exec {
 
 InProcessExecutor::InProcessExecutor(store::Store &store, Options options)
-    : host_api_(store),
-      options_{std::max<size_t>(1, options.workers), std::max<size_t>(1, options.queue_capacity)} {}
+    : host_api_(store, options.max_result_bytes),
+      options_{std::max<size_t>(1, options.workers), std::max<size_t>(1, options.queue_capacity),
+               options.max_result_bytes} {}
 
 InProcessExecutor::~InProcessExecutor() { stop(); }
 

@@ -22,6 +22,7 @@ public:
     struct Options {
         size_t workers = 4;            // --max-concurrency
         size_t queue_capacity = 10000;  // --queue-size
+        size_t max_result_bytes = 16u << 20;  // --max-result-bytes: a task's result, an artifact it saves
     };
 
     InProcessExecutor(store::Store &store, Options options);

@@ -22,6 +22,14 @@ public:
     using std::invalid_argument::invalid_argument;
 };
 
+// A value for the host (a result, artifact data, params) holds a string
+// that is not valid UTF-8. JSON cannot carry it, and the SDK does not
+// replace bytes behind the task's back: the task fails and says where.
+class InvalidUtf8 : public std::invalid_argument {
+public:
+    using std::invalid_argument::invalid_argument;
+};
+
 // The host's service table lacks a function this plugin tried to use.
 class ServiceUnavailable : public std::runtime_error {
 public:

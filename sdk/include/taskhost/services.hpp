@@ -29,10 +29,17 @@ enum class LogLevel {
 
 namespace detail {
 
-// Serialises a value for the host. Invalid UTF-8 in strings is replaced
-// rather than failing the whole task.
-inline std::string to_json_text(const json &value) {
-    return value.dump(-1, ' ', false, json::error_handler_t::replace);
+// Serialises `value` (`what` it is, for the error) for the host. A string
+// that is not valid UTF-8 throws InvalidUtf8 rather than being altered.
+inline std::string to_json_text(const json &value, const char *what) {
+    try {
+        return value.dump();
+    } catch (const json::type_error &e) {
+        if (e.id != 316) throw;
+        std::string detail = e.what();  // "[json.exception.type_error.316] invalid UTF-8 byte at index 3: 0xFF"
+        if (const auto end = detail.find("] "); end != std::string::npos) detail.erase(0, end + 2);
+        throw InvalidUtf8(std::string(what) + " holds a string that is not valid UTF-8 (" + detail + ")");
+    }
 }
 
 // A th_sink that appends into a string this side owns. Not copyable: the
@@ -161,7 +168,7 @@ public:
     // Stores any JSON value; returns the new artifact's ULID.
     std::string save(const json &data, std::optional<std::string> parent_id = {}) const {
         TASKHOST_DETAIL_REQUIRE(artifact_save);
-        const std::string text = detail::to_json_text(data);
+        const std::string text = detail::to_json_text(data, "the artifact data");
         char id[27] = {};
         detail::StringSink err;
         check(host_->artifact_save(call_, text.data(), text.size(), parent_id ? parent_id->c_str() : nullptr, id,
@@ -195,7 +202,7 @@ public:
         if (!params.is_array() && !params.is_null())
             throw std::invalid_argument("SQL bind params must be a JSON array");
         const bool bind = params.is_array() && !params.empty();
-        const std::string text = bind ? to_json_text(params) : std::string();
+        const std::string text = bind ? to_json_text(params, "the query parameters") : std::string();
         StringSink out, err;
         check(host_->db_query(call_, sql.c_str(), bind ? text.c_str() : nullptr, out.get(), err.get()), "db_query",
               err);
@@ -254,7 +261,7 @@ public:
     // Returns the new job's ULID.
     std::string submit(const std::string &task, const json &params = json::object()) const {
         TASKHOST_DETAIL_REQUIRE(schedule);
-        const std::string text = detail::to_json_text(params);
+        const std::string text = detail::to_json_text(params, "the job's params");
         char id[27] = {};
         detail::StringSink err;
         check(host_->schedule(call_, task.c_str(), text.c_str(), id, err.get()), "schedule", err);

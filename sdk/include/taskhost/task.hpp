@@ -440,7 +440,7 @@ private:
             std::optional<json> def = k < defaults_.size() ? defaults_[k] : std::nullopt;
             if (!def && detail::is_optional_v<V>) def = json(nullptr);
             if (def) {
-                m.default_json = detail::to_json_text(*def);
+                m.default_json = detail::to_json_text(*def, "a parameter's default");
                 m.schema["default"] = detail::ordered_json::parse(*m.default_json);
             } else {
                 m.flags = TH_PARAM_REQUIRED;
@@ -491,7 +491,7 @@ private:
             call(services, values, std::make_index_sequence<L::arity>{});
             return "null";
         } else {
-            return detail::to_json_text(json(call(services, values, std::make_index_sequence<L::arity>{})));
+            return detail::to_json_text(json(call(services, values, std::make_index_sequence<L::arity>{})), "the result");
         }
     }
     template <std::size_t... I>
