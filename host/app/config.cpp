@@ -1,9 +1,9 @@
 #include "app/config.hpp"
 
-#include <CLI/CLI.hpp>
 #include <httplib.h>
 #include <sqlite3.h>
 #include <taskhost/abi.h>
+#include <CLI/CLI.hpp>
 
 namespace taskhost::app {
 
@@ -12,12 +12,14 @@ std::variant<Config, int> read_config(int argc, char **argv) {
     CLI::App app{"taskhost: serves the tasks of compiled plugins over HTTP as durable jobs"};
     app.set_version_flag("--version", std::string("taskhost ") + TASKHOST_VERSION + " (plugin ABI " +
                                           std::to_string(TH_ABI_MAJOR) + "." + std::to_string(TH_ABI_MINOR) +
-                                          ", SQLite " + sqlite3_libversion() + ", cpp-httplib " +
-                                          CPPHTTPLIB_VERSION + ")");
+                                          ", SQLite " + sqlite3_libversion() + ", cpp-httplib " + CPPHTTPLIB_VERSION +
+                                          ")");
     app.add_option("--plugins", cfg.plugins_dir, "Folder scanned for plugin .so files")
         ->envname("TASKHOST_PLUGINS")
         ->capture_default_str();
-    app.add_option("--db", cfg.store.path, "SQLite database file, or :memory:")->envname("TASKHOST_DB")->capture_default_str();
+    app.add_option("--db", cfg.store.path, "SQLite database file, or :memory:")
+        ->envname("TASKHOST_DB")
+        ->capture_default_str();
     app.add_option("--host", cfg.http.host, "Address to listen on")->envname("TASKHOST_HOST")->capture_default_str();
     app.add_option("--port", cfg.http.port, "Port to listen on (0 = any free port)")
         ->envname("TASKHOST_PORT")

@@ -43,9 +43,10 @@ bool is_loopback(const std::string &host) { return host == "127.0.0.1" || host =
 std::shared_ptr<http::ApiKeys> read_api_keys(const Config &cfg, http::AuthOptions &auth) {
     if (cfg.api_keys.empty() && cfg.api_keys_file.empty()) {
         if (!is_loopback(cfg.http.host))
-            spdlog::warn("listening on {} without API keys: anyone who can reach it can run tasks "
-                         "(see --api-keys-file)",
-                         cfg.http.host);
+            spdlog::warn(
+                "listening on {} without API keys: anyone who can reach it can run tasks "
+                "(see --api-keys-file)",
+                cfg.http.host);
         return nullptr;
     }
     auto keys = std::make_shared<http::ApiKeys>(cfg.api_keys, cfg.api_keys_file);
@@ -100,8 +101,8 @@ int run(Config cfg) {
         spdlog::warn("plugins folder {} does not exist: serving no tasks until it does and a reload is requested",
                      cfg.plugins_dir);
     const auto loaded = plugins->reload();
-    spdlog::info("loaded {} plugin(s), refused {}, {} task(s) in {:.1f} ms", loaded.added.size(),
-                 loaded.refused.size(), registry.snapshot()->tasks.size(), loaded.duration_ms);
+    spdlog::info("loaded {} plugin(s), refused {}, {} task(s) in {:.1f} ms", loaded.added.size(), loaded.refused.size(),
+                 registry.snapshot()->tasks.size(), loaded.duration_ms);
 
     metrics::Metrics metrics;
     auto jobs = std::make_unique<jobs::JobManager>(*store, registry, *executor, metrics);
@@ -153,8 +154,9 @@ int run(Config cfg) {
     watcher.reset();   // no more folder events
     reloader.reset();  // waits for a reload in progress
     server.reset();    // no request runs any more (open streams and ?wait ended in stop())
-    jobs.reset();      // running tasks asked to stop, workers joined, the last ends committed
-    plugins.reset();   // generations unloaded: no code of theirs can run now
+    jobs.reset();      // running tasks asked to stop, workers joined, queued jobs left pending, ends committed
+    registry.publish(std::make_shared<const registry::Snapshot>());  // no task holds a generation now
+    plugins.reset();   // so every generation is shut down and unloaded here
     executor.reset();  // its task database connections closed
     store.reset();     // pending writes drained, connections closed
     spdlog::info("stopped");

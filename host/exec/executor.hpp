@@ -35,8 +35,9 @@ public:
     virtual bool cancelled() const = 0;
     // fraction: 0..1, or -1 when unknown.
     virtual void progress(double fraction, std::string_view message) = 0;
-    // Submits `task` as a new job; its id. params_json is a JSON object.
-    virtual Result<std::string> schedule(std::string_view task, std::string params_json) = 0;
+    // Submits `task` as a new job; its id. params_json: the text the task
+    // gave (a JSON object), or empty.
+    virtual Result<std::string> schedule(std::string_view task, std::string_view params_json) = 0;
     // The job record JSON of job `id`.
     virtual Result<std::string> job_json(std::string_view id) = 0;
 };
@@ -63,7 +64,6 @@ public:
     Admission &operator=(const Admission &) = delete;
     ~Admission();
 
-    Where where() const { return where_; }
     bool here() const { return where_ == Where::here; }
 
 private:
@@ -96,14 +96,14 @@ public:
     // Runs a plugin's init() with the host's services.
     virtual Result<void> run_init(const th_plugin_desc &desc, const std::string &file) = 0;
 
-    // Workers start taking queued work; stop() returns once they have
-    // stopped (work still queued stays queued: it is not run).
+    // Workers start taking queued work. stop() returns once they have
+    // stopped, and drops the work still queued unrun (the jobs layer keeps
+    // it pending): an executor must outlive the jobs layer that feeds it.
     virtual void start() = 0;
     virtual void stop() = 0;
 
     struct Load {
         size_t workers = 0;         // slots: at most this many jobs run at once
-        size_t running = 0;         // slots in use
         size_t queued = 0;          // waiting for a slot
         size_t queue_capacity = 0;  // most that may wait
     };

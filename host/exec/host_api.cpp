@@ -2,8 +2,8 @@
 
 #include <cstring>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "model/render.hpp"
 #include "util/ulid.hpp"
@@ -16,7 +16,8 @@ void write(th_sink *sink, std::string_view text) {
     if (sink != nullptr && sink->write != nullptr) sink->write(sink->opaque, text.data(), text.size());
 }
 
-th_status fail(th_sink *err, th_status status, std::string_view message) {
+// Writes why to the plugin's error sink and returns the status to answer.
+th_status refuse(th_sink *err, th_status status, std::string_view message) {
     write(err, message);
     return status;
 }
@@ -26,13 +27,11 @@ void copy_id(char out[27], const std::string &id) {
     out[std::min<size_t>(id.size(), 26)] = '\0';
 }
 
-// The ABI's status for an Error of the layers behind a service.
+// The ABI's status for an Error of the layers behind a service: any
+// failure but a missing thing is the call's (TH_INVALID), as the SDK has
+// always been told.
 th_status status_of(const Error &error) {
-    switch (error.kind) {
-        case ErrorKind::not_found: return TH_NOT_FOUND;
-        case ErrorKind::invalid: return TH_INVALID;
-        default: return TH_ERROR;
-    }
+    return error.kind == ErrorKind::not_found ? TH_NOT_FOUND : TH_INVALID;
 }
 
 // Lends the call a database connection on first use; returned when the call ends.
@@ -46,9 +45,9 @@ th_status guarded(th_sink *err, Fn &&fn) {
     try {
         return fn();
     } catch (const store::StoreError &e) {
-        return fail(err, status_of(e.error()), e.what());
+        return refuse(err, status_of(e.error()), e.what());
     } catch (const std::exception &e) {
-        return fail(err, TH_ERROR, e.what());
+        return refuse(err, TH_ERROR, e.what());
     }
 }
 
@@ -122,15 +121,15 @@ th_status api_artifact_save(th_call *call, const char *data_json, size_t len, co
     return guarded(err, [&] {
         std::string_view data(data_json ? data_json : "", data_json ? len : 0);
         if (data.size() > call->host->max_result_bytes())
-            return fail(err, TH_INVALID,
+            return refuse(err, TH_INVALID,
                         "artifact data is " + size_text(data.size()) + ", more than the host accepts (" +
                             size_text(call->host->max_result_bytes()) + ", --max-result-bytes)");
         if (!nlohmann::json::accept(data))
-            return fail(err, TH_INVALID, "artifact data is not valid JSON: " + json_problem(data));
+            return refuse(err, TH_INVALID, "artifact data is not valid JSON: " + json_problem(data));
         model::ArtifactInput input;
         input.data_json = std::string(data);
         if (parent_id != nullptr && *parent_id != '\0') {
-            if (!is_valid_ulid(parent_id)) return fail(err, TH_INVALID, std::string("invalid parent id: ") + parent_id);
+            if (!is_valid_ulid(parent_id)) return refuse(err, TH_INVALID, std::string("invalid parent id: ") + parent_id);
             input.parent_id = parent_id;
         }
         auto saved = call->host->store().save_artifact(input);
@@ -141,9 +140,9 @@ th_status api_artifact_save(th_call *call, const char *data_json, size_t len, co
 
 th_status api_artifact_get(th_call *call, const char *id, th_sink *out, th_sink *err) {
     return guarded(err, [&] {
-        if (id == nullptr || !is_valid_ulid(id)) return fail(err, TH_INVALID, "invalid artifact id");
+        if (id == nullptr || !is_valid_ulid(id)) return refuse(err, TH_INVALID, "invalid artifact id");
         auto artifact = call->host->store().get_artifact(id);
-        if (!artifact) return fail(err, TH_NOT_FOUND, std::string("artifact ") + id + " not found");
+        if (!artifact) return refuse(err, TH_NOT_FOUND, std::string("artifact ") + id + " not found");
         write(out, model::render_artifact(*artifact));
         return TH_OK;
     });
@@ -151,7 +150,7 @@ th_status api_artifact_get(th_call *call, const char *id, th_sink *out, th_sink 
 
 th_status api_db_query(th_call *call, const char *sql, const char *params_json, th_sink *out, th_sink *err) {
     return guarded(err, [&] {
-        if (sql == nullptr) return fail(err, TH_INVALID, "sql is NULL");
+        if (sql == nullptr) return refuse(err, TH_INVALID, "sql is NULL");
         write(out, connection(call).query(sql, params_json ? params_json : ""));
         return TH_OK;
     });
@@ -179,16 +178,9 @@ const char *api_database_url(th_call *call) { return call->host->store().url().c
 th_status api_schedule(th_call *call, const char *task_name, const char *params_json, char out_job_id[27],
                        th_sink *err) {
     return guarded(err, [&] {
-        if (call->job == nullptr) return fail(err, TH_UNSUPPORTED, "the scheduler is not running");
-        std::string params = "{}";
-        if (params_json != nullptr && *params_json != '\0') {
-            auto parsed = nlohmann::json::parse(params_json, nullptr, false);
-            if (parsed.is_discarded() || !(parsed.is_object() || parsed.is_null()))
-                return fail(err, TH_INVALID, "params must be a JSON object");
-            if (parsed.is_object()) params = parsed.dump();
-        }
-        auto job_id = call->job->schedule(task_name ? task_name : "", std::move(params));
-        if (!job_id) return fail(err, status_of(job_id.error()), job_id.error().message);
+        if (call->job == nullptr) return refuse(err, TH_UNSUPPORTED, "the scheduler is not running");
+        auto job_id = call->job->schedule(task_name ? task_name : "", params_json ? params_json : "");
+        if (!job_id) return refuse(err, status_of(job_id.error()), job_id.error().message);
         copy_id(out_job_id, *job_id);
         return TH_OK;
     });
@@ -196,9 +188,9 @@ th_status api_schedule(th_call *call, const char *task_name, const char *params_
 
 th_status api_job_get(th_call *call, const char *job_id, th_sink *out, th_sink *err) {
     return guarded(err, [&] {
-        if (call->job == nullptr) return fail(err, TH_UNSUPPORTED, "the scheduler is not running");
+        if (call->job == nullptr) return refuse(err, TH_UNSUPPORTED, "the scheduler is not running");
         auto json = call->job->job_json(job_id ? job_id : "");
-        if (!json) return fail(err, status_of(json.error()), json.error().message);
+        if (!json) return refuse(err, status_of(json.error()), json.error().message);
         write(out, *json);
         return TH_OK;
     });
@@ -286,7 +278,7 @@ Result<void> HostApi::run_init(const th_plugin_desc &desc, const std::string &fi
     th_status status = desc.init(&api_, &call, &err);
     if (call.conn) checkin_connection(std::move(call.conn));
     if (status == TH_OK) return {};
-    return taskhost::fail(ErrorKind::invalid, error.empty() ? "init returned an error without a message" : error);
+    return fail(ErrorKind::invalid, error.empty() ? "init returned an error without a message" : error);
 }
 
 }  // namespace taskhost::exec

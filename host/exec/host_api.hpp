@@ -31,7 +31,6 @@ public:
     HostApi(const HostApi &) = delete;
     HostApi &operator=(const HostApi &) = delete;
 
-    const th_host_api *table() const { return &api_; }
     store::Store &store() { return store_; }
     size_t max_result_bytes() const { return max_result_bytes_; }
 

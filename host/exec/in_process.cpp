@@ -95,18 +95,22 @@ void InProcessExecutor::start() {
 }
 
 void InProcessExecutor::stop() {
+    std::deque<std::shared_ptr<Work>> unrun;
     {
         std::lock_guard lock(mu_);
         stopping_ = true;
+        unrun.swap(queue_);
     }
     work_cv_.notify_all();
     for (auto &t : workers_)
         if (t.joinable()) t.join();
+    // Released here, outside the lock: the work may hold the last reference
+    // to what it would have run.
 }
 
 Executor::Load InProcessExecutor::load() const {
     std::lock_guard lock(mu_);
-    return {options_.workers, busy_, queue_.size(), options_.queue_capacity};
+    return {options_.workers, queue_.size(), options_.queue_capacity};
 }
 
 Result<void> InProcessExecutor::validate(const Target &target, std::string_view params_json) {

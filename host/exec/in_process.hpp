@@ -20,8 +20,8 @@ namespace taskhost::exec {
 class InProcessExecutor final : public Executor {
 public:
     struct Options {
-        size_t workers = 4;            // --max-concurrency
-        size_t queue_capacity = 10000;  // --queue-size
+        size_t workers = 4;                   // --max-concurrency
+        size_t queue_capacity = 10000;        // --queue-size
         size_t max_result_bytes = 16u << 20;  // --max-result-bytes: a task's result, an artifact it saves
     };
 
@@ -49,7 +49,7 @@ private:
     HostApi host_api_;
     const Options options_;
 
-    mutable std::mutex mu_;  // guards the queue and counts below
+    mutable std::mutex mu_;            // guards the queue and counts below
     std::condition_variable work_cv_;  // wakes workers: work queued, a slot freed, or stopping
     std::deque<std::shared_ptr<Work>> queue_;
     size_t reserved_ = 0;  // queue places admitted and not yet dispatched

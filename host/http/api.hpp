@@ -113,8 +113,7 @@ bool parse_json_body(const httplib::Request &req, httplib::Response &res, nlohma
 // or, for ?page=&size=, the paged object {items, total, page, size, pages}.
 // `filter` is the query before the paging ("status_filter=x&" or "").
 void list_response(httplib::Response &res, const std::string &path, const std::string &filter,
-                   const Api::Paging &paging, std::string items, size_t returned,
-                   const std::function<size_t()> &total);
+                   const Api::Paging &paging, std::string items, size_t returned, const std::function<size_t()> &total);
 
 // Parses a non-negative decimal integer query value; nullopt if malformed.
 std::optional<size_t> parse_count(const std::string &text);

@@ -3,8 +3,8 @@
 
 #include "http/api.hpp"
 #include "http/problem.hpp"
-#include "model/render.hpp"
 #include "jobs/job_manager.hpp"
+#include "model/render.hpp"
 #include "store/store.hpp"
 #include "util/clock.hpp"
 #include "util/json_text.hpp"

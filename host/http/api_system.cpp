@@ -144,9 +144,9 @@ void Api::system(const httplib::Request &, httplib::Response &res) {
         o.integer("pid", ::getpid());
         const auto load = s_.jobs.load();
         o.integer("workers", static_cast<int64_t>(load.workers));
-        o.integer("jobs_running", static_cast<int64_t>(s_.jobs.running()));
+        o.integer("jobs_running", static_cast<int64_t>(load.running));
         o.integer("jobs_queued", static_cast<int64_t>(load.queued));
-        o.integer("waiting_requests", static_cast<int64_t>(s_.jobs.waiting()));
+        o.integer("waiting_requests", static_cast<int64_t>(load.waiting));
         o.integer("queue_capacity", static_cast<int64_t>(load.queue_capacity));
         o.str("database", s_.store.url());
         auto w = s_.store.write_stats();
@@ -195,13 +195,13 @@ void Api::metrics(const httplib::Request &, httplib::Response &res) {
     family(out, "taskhost_info", "gauge", "Always 1; the version is a label.");
     sample(out, "taskhost_info", "version=\"" + identity_.version + "\"", 1);
     const auto load = s_.jobs.load();
-    single(out, "taskhost_jobs_running", "gauge", "Jobs running now.", n(s_.jobs.running()));
+    single(out, "taskhost_jobs_running", "gauge", "Jobs running now.", n(load.running));
     single(out, "taskhost_jobs_queued", "gauge", "Jobs waiting for a worker.", n(load.queued));
     single(out, "taskhost_job_queue_capacity", "gauge", "Most jobs that may wait for a worker (--queue-size).",
            n(load.queue_capacity));
     single(out, "taskhost_workers", "gauge", "Worker threads (--max-concurrency).", n(load.workers));
     single(out, "taskhost_waiting_requests", "gauge", "Requests waiting on a job now (long-polls, job streams).",
-           n(s_.jobs.waiting()));
+           n(load.waiting));
     s_.metrics.render(out);
 
     const auto w = s_.store.write_stats();

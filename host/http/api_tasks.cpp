@@ -3,10 +3,9 @@
 
 #include "http/api.hpp"
 #include "http/problem.hpp"
-#include "model/render.hpp"
 #include "jobs/job_manager.hpp"
+#include "model/render.hpp"
 #include "registry/registry.hpp"
-#include "store/store.hpp"
 #include "util/clock.hpp"
 #include "util/json_text.hpp"
 #include "util/text.hpp"

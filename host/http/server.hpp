@@ -18,7 +18,7 @@ struct Response;
 namespace taskhost::jobs {
 class JobManager;
 struct JobView;
-}
+}  // namespace taskhost::jobs
 namespace taskhost::plugins {
 class PluginManager;
 }

@@ -6,7 +6,9 @@
 
 namespace taskhost::jobs {
 
-void Deadlines::start() { thread_ = std::thread([this] { loop(); }); }
+void Deadlines::start() {
+    thread_ = std::thread([this] { loop(); });
+}
 
 void Deadlines::stop() {
     {

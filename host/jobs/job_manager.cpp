@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "jobs/active_job.hpp"
@@ -81,8 +82,8 @@ public:
         if (save) jobs_.store_.update_progress(job_.record.id, fraction, std::string(message));
     }
 
-    Result<std::string> schedule(std::string_view task, std::string params_json) override {
-        return jobs_.schedule(task, std::move(params_json));
+    Result<std::string> schedule(std::string_view task, std::string_view params_json) override {
+        return jobs_.schedule(task, params_json);
     }
 
     Result<std::string> job_json(std::string_view id) override {
@@ -98,11 +99,7 @@ private:
 
 JobManager::JobManager(store::Store &store, registry::Registry &registry, exec::Executor &executor,
                        metrics::Metrics &metrics)
-    : store_(store),
-      registry_(registry),
-      executor_(executor),
-      task_stats_(metrics),
-      timeouts_([](ActiveJob &job) {
+    : store_(store), registry_(registry), executor_(executor), task_stats_(metrics), timeouts_([](ActiveJob &job) {
           {
               std::lock_guard lock(job.mu);
               int none = 0;
@@ -150,8 +147,8 @@ size_t JobManager::recover() {
         job->task = registry::TaskLease(snapshot->find(job->record.task_name));
         add_active(job);
         if (!job->task) {
-            finish(job, JobStatus::failed, "task '" + job->record.task_name + "' is no longer registered",
-                   std::nullopt, std::nullopt);
+            finish(job, JobStatus::failed, "task '" + job->record.task_name + "' is no longer registered", std::nullopt,
+                   std::nullopt);
             continue;
         }
         executor_.requeue(std::move(job));
@@ -198,32 +195,36 @@ Result<JobManager::Executed> JobManager::execute(std::shared_ptr<const registry:
     return out;
 }
 
-Result<std::string> JobManager::schedule(std::string_view task_name, std::string params_json) {
+Result<std::string> JobManager::schedule(std::string_view task_name, std::string_view params_json) {
     auto task = registry_.snapshot()->find(task_name);
     if (!task) return fail(ErrorKind::not_found, "Task '" + std::string(task_name) + "' not found in registry");
+    std::string params = "{}";
+    if (!params_json.empty()) {
+        auto parsed = nlohmann::json::parse(params_json, nullptr, false);
+        if (parsed.is_discarded() || !(parsed.is_object() || parsed.is_null()))
+            return fail(ErrorKind::invalid, "params must be a JSON object");
+        if (parsed.is_object()) params = parsed.dump();
+    }
     // Never run on the scheduling task's own thread: that task is running.
-    auto submitted = submit(std::move(task), std::move(params_json), 0, std::nullopt, /*may_run_here=*/false);
+    auto submitted = submit(std::move(task), std::move(params), 0, std::nullopt, /*may_run_here=*/false);
     if (!submitted) return std::move(submitted).error();
     return submitted->job->record.id;
 }
 
-Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry::Task> task,
-                                                  std::string params_json, double timeout_s,
-                                                  std::optional<double> wait_s, bool may_run_here) {
+Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry::Task> task, std::string params_json,
+                                                  double timeout_s, std::optional<double> wait_s, bool may_run_here) {
     TaskStats &stats = task_stats_.of(task->name);
     if (auto valid = executor_.validate(target_of(*task), params_json); !valid) {
         stats.counters.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
         return fail(ErrorKind::invalid, "Invalid params for task '" + task->name + "': " + valid.error().message);
     }
-    if (stopping_.load()) return fail(ErrorKind::unavailable, "The job could not be stored: the host is shutting down");
-    stats.use_generation(task->plugin->generation);
+    stats.use_generation(task->plugin->generation_number);
     auto admitted = executor_.admit(may_run_here && stats.quick(wait_s));
     if (!admitted) {
         Error error = std::move(admitted).error();
         if (error.kind == ErrorKind::overloaded)
             stats.counters.rejected_queue_full.fetch_add(1, std::memory_order_relaxed);
-        else
-            error.message = "The job could not be stored: " + error.message;
+        else error.message = "The job could not be stored: " + error.message;
         return error;
     }
     exec::Admission admission = std::move(*admitted);
@@ -323,6 +324,11 @@ std::vector<JobView> JobManager::list(std::optional<JobStatus> status, size_t li
 
 size_t JobManager::count(std::optional<JobStatus> status) const { return store_.count_jobs(status); }
 
+JobManager::Load JobManager::load() const {
+    const auto executor = executor_.load();
+    return {executor.workers, running_.load(), executor.queued, executor.queue_capacity, waiting_.load()};
+}
+
 std::optional<JobView> JobManager::wait_terminal(const std::string &id, Clock::time_point deadline) const {
     auto job = active(id);
     if (!job) return get(id);
@@ -345,8 +351,7 @@ std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob
     return job->view();
 }
 
-std::optional<JobView> JobManager::wait_change(const std::string &id, uint64_t seen,
-                                               Clock::time_point deadline) const {
+std::optional<JobView> JobManager::wait_change(const std::string &id, uint64_t seen, Clock::time_point deadline) const {
     auto job = active(id);
     if (!job) return get(id);
     WaitingCount counted(waiting_);
@@ -396,6 +401,10 @@ Result<JobManager::Canceled> JobManager::cancel(const std::string &id) {
         return already_finished();
     }
     if (job->record.status == JobStatus::pending) {
+        // Flagged under the job's lock: from here no worker starts it
+        // (start_running), so finish() may take back its task.
+        int none = 0;
+        job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::user));
         lock.unlock();
         finish(job, JobStatus::canceled, std::nullopt, std::nullopt, std::nullopt);
         // Answered with the committed record.
@@ -450,11 +459,12 @@ void JobManager::forget(const std::string &id) {
 
 // ---- running and finishing -----------------------------------------------------------
 
-bool JobManager::start_running(ActiveJob &job) {
+std::shared_ptr<const registry::Task> JobManager::start_running(ActiveJob &job) {
     std::lock_guard lock(job.mu);
-    if (job.record.status != JobStatus::pending || job.end != EndState::none || job.deleted || !job.task ||
-        stopping_.load())
-        return false;
+    // Canceled, deleted or shut down while it waited: it must not run.
+    if (job.record.status != JobStatus::pending || job.end != EndState::none || job.cancel.load() != 0 ||
+        job.deleted || !job.task || stopping_.load())
+        return nullptr;
     running_.fetch_add(1);  // counted before anyone can see it running
     job.record.status = JobStatus::running;
     job.record.started_at = now_us();
@@ -462,16 +472,16 @@ bool JobManager::start_running(ActiveJob &job) {
     // Under the lock: a persist() after this point stores the record as
     // running; one before it has already queued the insert.
     if (job.stored) store_.mark_running(job.record.id, job.record.started_at);
-    return true;
+    return job.task.shared();
 }
 
 void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
-    if (!start_running(*job)) return;
+    const std::shared_ptr<const registry::Task> held = start_running(*job);
+    if (!held) return;
     job->changed.notify_all();
-    // Fixed while it runs: read without the lock. The task is held by the
-    // job until finish().
+    // Fixed while it runs: read without the lock.
     const model::Job &r = job->record;
-    const registry::Task &task = *job->task;
+    const registry::Task &task = *held;
     const int64_t started_at = r.started_at;
     if (!job->recovered) job->stats->counters.queue_wait.observe_us(started_at - r.submitted_at);
     if (r.timeout_s > 0) timeouts_.add(deadline_after(r.timeout_s), job);

@@ -46,8 +46,7 @@ struct JobView {
 
 class JobManager {
 public:
-    JobManager(store::Store &store, registry::Registry &registry, exec::Executor &executor,
-               metrics::Metrics &metrics);
+    JobManager(store::Store &store, registry::Registry &registry, exec::Executor &executor, metrics::Metrics &metrics);
     ~JobManager();  // stops the executor's workers; running tasks are asked to cancel
 
     // Marks jobs left running by a crash as failed and queues the pending
@@ -109,10 +108,14 @@ public:
     Result<void> remove(const std::string &id);
 
     // ---- figures ----------------------------------------------------------
-    size_t running() const { return running_.load(); }
-    // Callers inside wait_terminal / wait_change now (long-polls, job streams).
-    size_t waiting() const { return waiting_.load(); }
-    exec::Executor::Load load() const { return executor_.load(); }
+    struct Load {
+        size_t workers = 0;         // jobs that may run at once
+        size_t running = 0;         // jobs running now
+        size_t queued = 0;          // jobs waiting for a worker
+        size_t queue_capacity = 0;  // most that may wait
+        size_t waiting = 0;         // callers waiting on a job now (long-polls, job streams)
+    };
+    Load load() const;
 
 private:
     friend struct ActiveJob;
@@ -124,10 +127,11 @@ private:
         std::shared_ptr<ActiveJob> job;
         exec::Admission here;
     };
-    Result<Submission> submit(std::shared_ptr<const registry::Task> task, std::string params_json,
-                              double timeout_s, std::optional<double> wait_s, bool may_run_here);
+    Result<Submission> submit(std::shared_ptr<const registry::Task> task, std::string params_json, double timeout_s,
+                              std::optional<double> wait_s, bool may_run_here);
     // The Scheduler service: a job submitted by a task, always queued.
-    Result<std::string> schedule(std::string_view task, std::string params_json);
+    // params_json: a JSON object, or empty for none.
+    Result<std::string> schedule(std::string_view task, std::string_view params_json);
     // Makes a job whose storing was deferred durable: stores it now, or, if
     // its end is already on its way to the store, waits for that. A job that
     // cannot be stored is canceled and forgotten.
@@ -139,9 +143,10 @@ private:
 
     // On the executor: calls the task, then finishes the job.
     void run(const std::shared_ptr<ActiveJob> &job);
-    // Moves a pending job to running; false if it must not run (ended,
-    // deleted, its task gone, or the host stopping).
-    bool start_running(ActiveJob &job);
+    // Moves a pending job to running and returns its task, held for the
+    // run; null if it must not run (ended, canceled, deleted, or the host
+    // stopping).
+    std::shared_ptr<const registry::Task> start_running(ActiveJob &job);
     // Hands a job's end to the store; it becomes visible once committed.
     void finish(const std::shared_ptr<ActiveJob> &job, model::JobStatus status, std::optional<std::string> error,
                 std::optional<std::string> traceback, std::optional<model::Artifact> artifact);

@@ -14,8 +14,8 @@ std::string_view to_string(JobStatus status) {
 }
 
 std::optional<JobStatus> parse_job_status(std::string_view text) {
-    for (auto s : {JobStatus::pending, JobStatus::running, JobStatus::completed, JobStatus::failed,
-                   JobStatus::canceled})
+    for (auto s :
+         {JobStatus::pending, JobStatus::running, JobStatus::completed, JobStatus::failed, JobStatus::canceled})
         if (to_string(s) == text) return s;
     return std::nullopt;
 }

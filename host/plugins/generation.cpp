@@ -9,7 +9,8 @@ Generation::Generation(boost::dll::shared_library library, const th_plugin_desc 
 
 Generation::~Generation() {
     if (initialized && desc != nullptr && desc->shutdown != nullptr) desc->shutdown();
-    if (generation != 0) spdlog::info("plugin {} generation {} ({} {}) unloaded", file, generation, name, version);
+    if (generation_number != 0)
+        spdlog::info("plugin {} generation {} ({} {}) unloaded", file, generation_number, name, version);
     // library_'s destructor unloads the image now that nothing can call into it.
 }
 

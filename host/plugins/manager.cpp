@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <fstream>
 #include <set>
+#include <stdexcept>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -130,6 +131,7 @@ void UnloadQueue::drain() {
 
 PluginManager::PluginManager(Options options, registry::Registry &registry, InitPlugin init)
     : options_(std::move(options)), registry_(registry), init_(std::move(init)) {
+    if (!init_) throw std::invalid_argument("PluginManager needs a way to run plugin init()");
     fs::create_directories(options_.runtime_dir);
 }
 
@@ -178,11 +180,11 @@ Result<std::shared_ptr<Generation>> PluginManager::load(const std::string &file,
     generation->name = desc->name;
     generation->version = desc->version ? desc->version : "";
     generation->hash = hash;
-    generation->generation = number;
+    generation->generation_number = number;
     generation->loaded_at_us = now_us();
     for (uint32_t i = 0; i < desc->task_count; ++i)
         generation->task_info.push_back(model::render_task_info(desc->tasks[i], generation->name, generation->version));
-    if (desc->init != nullptr && init_) {
+    if (desc->init != nullptr) {
         if (Result<void> init = init_(*desc, file); !init)
             return fail(init.error().kind, "init failed: " + init.error().message);
     }
@@ -334,7 +336,7 @@ void PluginManager::activate(FileState &st, std::shared_ptr<Generation> generati
         report.added.push_back(st.file);
     }
     spdlog::info("plugin {} loaded: {} {} (generation {}, {} tasks)", st.file, generation->name, generation->version,
-                 generation->generation, generation->desc->task_count);
+                 generation->generation_number, generation->desc->task_count);
     st.active = std::move(generation);
     st.error.clear();
     st.refused_hash.clear();
@@ -365,8 +367,8 @@ void PluginManager::publish_snapshot() {
     registry_.publish(std::move(snapshot));
 }
 
-// Retired generations are listed while something holds them; the ones let
-// go are queued for unloading.
+// Retired generations are listed while something holds them; forgets the
+// ones nobody holds any more (their deleter has queued them for unloading).
 void PluginManager::forget_released() {
     std::erase_if(retired_, [](const std::weak_ptr<Generation> &g) { return g.expired(); });
 }
@@ -390,7 +392,7 @@ std::string PluginManager::describe_json() const {
                     {"name", g.name},
                     {"version", g.version},
                     {"hash", g.hash},
-                    {"generation", g.generation},
+                    {"generation", g.generation_number},
                     {"loaded_at", iso8601_utc(g.loaded_at_us)},
                     {"tasks", std::move(tasks)},
                     {"jobs_in_flight", g.in_flight.load()},

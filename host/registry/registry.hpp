@@ -25,7 +25,7 @@ struct PluginInstance {
     std::string file;  // name inside the plugins folder
     std::string name;
     std::string version;
-    uint64_t generation = 0;
+    uint64_t generation_number = 0;
     // Jobs accepted on this generation that may still call its code (a
     // TaskLease each).
     mutable std::atomic<int64_t> in_flight{0};
@@ -63,10 +63,11 @@ public:
     ~TaskLease() { release(); }
 
     void release() {
-        if (auto task = std::exchange(task_, nullptr))
-            task->plugin->in_flight.fetch_sub(1, std::memory_order_relaxed);
+        if (auto task = std::exchange(task_, nullptr)) task->plugin->in_flight.fetch_sub(1, std::memory_order_relaxed);
     }
     explicit operator bool() const { return task_ != nullptr; }
+    // Another hold on the task (not counted in in_flight).
+    std::shared_ptr<const Task> shared() const { return task_; }
     const Task &operator*() const { return *task_; }
     const Task *operator->() const { return task_.get(); }
 
@@ -75,7 +76,7 @@ private:
 };
 
 struct Snapshot {
-    uint64_t version = 0;                                                    // bumps on every swap
+    uint64_t version = 0;                                                   // bumps on every swap
     std::map<std::string, std::shared_ptr<const Task>, std::less<>> tasks;  // sorted by name
 
     std::shared_ptr<const Task> find(std::string_view name) const;

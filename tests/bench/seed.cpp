@@ -150,7 +150,8 @@ SeedResult seed_completed_jobs(const std::string &db_path, size_t count, size_t 
         }
         store::SqliteStore st(options);
         if (!fast) {
-            if (st.count_jobs(std::nullopt) != 0) throw std::runtime_error("bulk row inserts failed half way: " + result.note);
+            if (st.count_jobs(std::nullopt) != 0)
+                throw std::runtime_error("bulk row inserts failed half way: " + result.note);
             seed_store(st, count, threads, result.job_ids, progress);
         }
         if (count > 0) result.error = verify(st, result.job_ids, count);

@@ -22,7 +22,8 @@ struct SeedResult {
 // store on the file (its own migrations); the rows are then written with
 // the store's own row inserts, one transaction per 10,000 jobs, or, if that
 // fails (or `use_store`), through the store's API from `threads` threads. A
-// few jobs are read back through the store either way. `progress` is called now and then with the number of jobs written.
+// few jobs are read back through the store either way. `progress` is called now and then with the number of jobs
+// written.
 SeedResult seed_completed_jobs(const std::string &db_path, size_t count, size_t threads, bool use_store = false,
                                const std::function<void(size_t)> &progress = {});
 

@@ -26,8 +26,10 @@ TEST_CASE("a result over --max-result-bytes fails its job; nothing big is stored
     CHECK(done.artifact["data"]["result"].is_null());
     CHECK(done.artifact.dump().size() < 4096);
     // Under the limit: taken as usual.
-    CHECK(run_task(cli, "big_result", {{"bytes", 1000}}).artifact["data"]["result"]["padding"].get<std::string>().size() ==
-          1000);
+    CHECK(run_task(cli, "big_result", {{"bytes", 1000}})
+              .artifact["data"]["result"]["padding"]
+              .get<std::string>()
+              .size() == 1000);
     // An artifact the task saves is held to the same limit.
     auto saved = run_task(cli, "big_artifact", {{"bytes", 100000}}, "failed");
     CHECK_CONTAINS(saved.job["error"].get<std::string>(),

@@ -29,7 +29,7 @@ static const th_task_desc tasks[] = {{
 }};
 
 static const th_plugin_desc descriptor = {
-    TH_ABI_MAGIC, TH_ABI_MAJOR, TH_ABI_MINOR, sizeof(th_plugin_desc), 1, "raw_result", "1.0.0",
+    TH_ABI_MAGIC, TH_ABI_MAJOR, TH_ABI_MINOR, sizeof(th_plugin_desc),      1, "raw_result", "1.0.0",
     tasks,        NULL,         NULL,         "hand-written C descriptor",
 };
 

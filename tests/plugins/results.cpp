@@ -21,7 +21,6 @@ json big_artifact(Artifacts &artifacts, int bytes) {
 
 }  // namespace
 
-TASKHOST_PLUGIN("results", "1.0.0",
-                task("big_result", big_result).params("bytes").doc("Returns about `bytes` bytes."),
+TASKHOST_PLUGIN("results", "1.0.0", task("big_result", big_result).params("bytes").doc("Returns about `bytes` bytes."),
                 task("bad_utf8", bad_utf8).doc("Returns a string with invalid UTF-8."),
                 task("big_artifact", big_artifact).params("bytes").doc("Saves an artifact of about `bytes` bytes."));

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -30,11 +31,17 @@ namespace job_manager_test {
 
 // ---- tasks, as a plugin would declare them ---------------------------------------
 
-// The thread of the last echo run.
+// The thread of the last echo run, and the jobs that ran it.
 std::atomic<std::thread::id> last_thread;
+std::mutex ran_mu;
+std::set<std::string> ran;
 
 th_status echo_invoke(const th_host_api *host, th_call *call, const char *params, size_t len) {
     last_thread.store(std::this_thread::get_id());
+    {
+        std::lock_guard lock(ran_mu);
+        ran.insert(host->job_id(call));
+    }
     const std::string result = "{\"echo\":" + std::string(params, len) + "}";
     host->set_result(call, result.data(), result.size());
     return TH_OK;
@@ -112,7 +119,7 @@ std::shared_ptr<registry::PluginInstance> plugin(uint64_t generation) {
     p->file = "test.so";
     p->name = "test";
     p->version = "1.0.0";
-    p->generation = generation;
+    p->generation_number = generation;
     return p;
 }
 
@@ -414,3 +421,26 @@ TEST_CASE("an executor that refuses: the reason, and nothing stored or counted a
 }
 
 }  // TEST_SUITE("job manager")
+
+TEST_CASE("a job canceled while pending never runs, however close a worker was to starting it" *
+          doctest::test_suite("concurrency")) {
+    Host h({2, 1000});
+    std::vector<std::pair<std::string, bool>> outcomes;  // job, canceled before it ran
+    for (int i = 0; i < 300; ++i) {
+        auto executed = h.jobs.execute(h.task("echo"), "{}", 0, std::nullopt);
+        REQUIRE(executed);
+        auto canceled = h.jobs.cancel(executed->job_id);  // races the worker taking it
+        outcomes.emplace_back(executed->job_id, canceled && canceled->done);
+    }
+    for (const auto &[id, canceled_first] : outcomes) {
+        const model::Job job = h.wait_end(id);
+        std::lock_guard lock(ran_mu);
+        if (canceled_first) {
+            CHECK(job.status == model::JobStatus::canceled);
+            CHECK_MESSAGE(ran.count(id) == 0, "job " << id << " was canceled while pending, yet ran");
+        } else {
+            CHECK(ran.count(id) == 1);
+        }
+    }
+    CHECK(h.generation1->in_flight.load() == 0);
+}

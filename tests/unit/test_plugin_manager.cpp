@@ -228,7 +228,7 @@ TEST_CASE("plugin manager: the first reload adds every file and publishes their 
     REQUIRE(demo.is_object());
     REQUIRE(math.is_object());
     CHECK(demo["generation"] == 1);
-    CHECK(math["generation"] == add->plugin->generation);
+    CHECK(math["generation"] == add->plugin->generation_number);
     CHECK(math["generation"] == 2);
     CHECK(math["name"] == "math");
     CHECK(math["tasks"] == json::array({"add", "multiply", "multiply_numbers"}));

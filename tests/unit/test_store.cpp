@@ -29,8 +29,8 @@ namespace {
 
 // The end of a job from its parts (the store takes them as one JobEnd).
 void end_job(Store &store, const std::string &id, JobStatus status, int64_t finished_at,
-             std::optional<std::string> error, std::optional<std::string> traceback,
-             std::optional<Artifact> artifact, std::function<void()> on_durable = {}) {
+             std::optional<std::string> error, std::optional<std::string> traceback, std::optional<Artifact> artifact,
+             std::function<void()> on_durable = {}) {
     Store::JobEnd end;
     end.status = status;
     end.finished_at = finished_at;
@@ -279,7 +279,7 @@ TEST_CASE("store: finish_job stores the artifact and the job together, then on_d
 
     std::promise<std::optional<Job>> seen;  // the job as a reader sees it inside on_durable
     end_job(store, j.id, JobStatus::completed, finished, std::nullopt, std::nullopt, result,
-                     [&] { seen.set_value(store.get_job(j.id)); });
+            [&] { seen.set_value(store.get_job(j.id)); });
     auto fut = seen.get_future();
     REQUIRE(fut.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
     auto in_callback = fut.get();
@@ -381,7 +381,7 @@ TEST_CASE("store: finish_job failed without artifact keeps error and traceback")
     Job j = make_job();
     store.insert_job(j);
     end_job(store, j.id, JobStatus::failed, now_us(), "ValueError: boom", "Traceback...\nValueError: boom",
-                     std::nullopt);
+            std::nullopt);
     store.flush();
     auto got = store.get_job(j.id);
     REQUIRE(got);
@@ -408,8 +408,7 @@ TEST_CASE("store: finish_job whose artifact cannot be stored ends the job failed
     bad.data_json = "{}";
     bad.parent_id = "01ARZ3NDEKTSV4RRFFQ69G5FAV";  // does not exist
     std::promise<void> durable;
-    end_job(store, j.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, bad,
-                     [&] { durable.set_value(); });
+    end_job(store, j.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, bad, [&] { durable.set_value(); });
     REQUIRE(durable.get_future().wait_for(std::chrono::seconds(30)) == std::future_status::ready);
     auto got = store.get_job(j.id);
     REQUIRE(got);

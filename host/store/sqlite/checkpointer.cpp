@@ -6,13 +6,13 @@
 
 namespace taskhost::store::sqlite {
 
-Checkpointer::Checkpointer(Connection &writer, const std::string &name, const SqliteStore::Options &options,
+Checkpointer::Checkpointer(Connection &writer, const std::string &name, Settings settings,
                            const Reporter &report)
     : writer_(writer.handle()),
-      checkpoint_pages_(static_cast<int>(std::max<size_t>(1, options.checkpoint_pages))),
-      wal_cap_pages_(static_cast<int>(options.wal_cap_pages)),
+      checkpoint_pages_(static_cast<int>(std::max<size_t>(1, settings.checkpoint_pages))),
+      wal_cap_pages_(static_cast<int>(settings.wal_cap_pages)),
       report_(report) {
-    if (options.background_checkpoints) {
+    if (settings.background) {
         conn_ = std::make_unique<Connection>(name, false, Connection::Role::checkpointer);
         thread_ = std::thread([this] { run(); });
     }

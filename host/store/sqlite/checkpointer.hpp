@@ -15,16 +15,19 @@
 
 #include "store/sqlite/connection.hpp"
 #include "store/sqlite/report.hpp"
-#include "store/sqlite/sqlite_store.hpp"
 
 namespace taskhost::store::sqlite {
 
 class Checkpointer {
 public:
+    struct Settings {
+        size_t checkpoint_pages;  // background checkpoint after this many new pages
+        size_t wal_cap_pages;     // from this size the writer checkpoints itself
+        bool background;          // false: the writer alone, at wal_cap_pages
+    };
     // Hooks the writer's commits (replacing SQLite's autocheckpoint) and, if
-    // options.background_checkpoints, starts the background connection.
-    Checkpointer(Connection &writer, const std::string &name, const SqliteStore::Options &options,
-                 const Reporter &report);
+    // settings.background, starts the background connection.
+    Checkpointer(Connection &writer, const std::string &name, Settings settings, const Reporter &report);
     ~Checkpointer();
     Checkpointer(const Checkpointer &) = delete;
     Checkpointer &operator=(const Checkpointer &) = delete;

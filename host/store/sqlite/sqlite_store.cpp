@@ -70,7 +70,11 @@ struct SqliteStore::Impl {
           writer(open_writer(location)),
           reads(location.open_name, location.memory, options.read_connections),
           checkpointer(location.memory ? nullptr  // memdb has no WAL
-                                       : std::make_unique<Checkpointer>(*writer, location.open_name, options, report)),
+                                       : std::make_unique<Checkpointer>(
+                                             *writer, location.open_name,
+                                             Checkpointer::Settings{options.checkpoint_pages, options.wal_cap_pages,
+                                                                    options.background_checkpoints},
+                                             report)),
           committer(*writer, reads.gate(), checkpointer.get(), report),
           queue(committer, report, options.max_batch) {}
 

@@ -67,8 +67,7 @@ public:
     std::vector<model::Job> recover(const std::string &running_error, int64_t now) override;
 
     model::Artifact save_artifact(const model::ArtifactInput &input) override;
-    std::optional<model::Artifact> update_artifact(const std::string &id,
-                                                   const model::ArtifactInput &input) override;
+    std::optional<model::Artifact> update_artifact(const std::string &id, const model::ArtifactInput &input) override;
     bool delete_artifact(const std::string &id) override;
     std::optional<model::Artifact> get_artifact(const std::string &id) const override;
     std::vector<model::Artifact> list_artifacts(size_t limit, size_t offset) const override;

@@ -67,9 +67,12 @@ inline std::string sdk_build_info() {
 // Runs an init callable whose parameters are Database and/or Context.
 template <class Init, class... A>
 void run_init(Init &init, Services &services, std::tuple<A...> *) {
-    static_assert(
-        ((std::is_same_v<std::remove_cvref_t<A>, Database> || std::is_same_v<std::remove_cvref_t<A>, Context>)&&...),
-        "taskhost: the init function may only take Database& and/or Context&");
+    // clang-format 14 mangles this fold expression.
+    // clang-format off
+    static_assert(((std::is_same_v<std::remove_cvref_t<A>, Database> ||
+                    std::is_same_v<std::remove_cvref_t<A>, Context>) && ...),
+                  "taskhost: the init function may only take Database& and/or Context&");
+    // clang-format on
     (void)services;
     std::invoke(init, static_cast<A &&>(services.template get<std::remove_cvref_t<A>>())...);
 }

@@ -73,6 +73,8 @@ using json = nlohmann::json;
         });                                                                                         \
     }
 
-#define TASKHOST_PLUGIN(NAME, VERSION, ...) \
-    TASKHOST_PLUGIN_WITH_INIT(              \
-        NAME, VERSION, ::taskhost::detail::NoInit {} __VA_OPT__(, ) __VA_ARGS__)
+// clang-format 14 spaces the braces of NoInit{}.
+// clang-format off
+#define TASKHOST_PLUGIN(NAME, VERSION, ...)                                                        \
+    TASKHOST_PLUGIN_WITH_INIT(NAME, VERSION, ::taskhost::detail::NoInit{} __VA_OPT__(, ) __VA_ARGS__)
+// clang-format on

@@ -60,9 +60,12 @@ struct signature_of<R (C::*)(A...) const noexcept> : signature_of<R (*)(A...)> {
 // operator().
 template <class F>
 struct callable_traits : signature_of<F> {};
+// clang-format 14 mangles this C++20 construct.
+// clang-format off
 template <class F>
-requires requires { &F::operator(); }
+    requires requires { &F::operator(); }
 struct callable_traits<F> : signature_of<decltype(&F::operator())> {};
+// clang-format on
 
 // ---- Injected services ---------------------------------------------------------
 
@@ -138,8 +141,12 @@ struct layout<std::tuple<A...>> {
     static constexpr bool uses_session = (std::is_same_v<std::remove_cvref_t<A>, Session> || ...);
     static constexpr bool all_supported =
         ((is_injected_v<A> || value_traits<std::remove_cvref_t<A>>::supported) && ...);
-    static constexpr bool no_service_pointers = (!(std::is_pointer_v<std::remove_cvref_t<A>> &&
-                                                   is_injected_v<std::remove_pointer_t<std::remove_cvref_t<A>>>)&&...);
+    // clang-format 14 mangles this fold expression.
+    // clang-format off
+    static constexpr bool no_service_pointers =
+        (!(std::is_pointer_v<std::remove_cvref_t<A>> &&
+           is_injected_v<std::remove_pointer_t<std::remove_cvref_t<A>>>) && ...);
+    // clang-format on
 };
 
 // ---- Descriptor text, as plain strings (the holder keeps them alive) -------------
@@ -491,7 +498,8 @@ private:
             call(services, values, std::make_index_sequence<L::arity>{});
             return "null";
         } else {
-            return detail::to_json_text(json(call(services, values, std::make_index_sequence<L::arity>{})), "the result");
+            return detail::to_json_text(json(call(services, values, std::make_index_sequence<L::arity>{})),
+                                        "the result");
         }
     }
     template <std::size_t... I>

@@ -263,13 +263,15 @@ struct value_traits<std::optional<T>, std::enable_if_t<value_traits<T>::supporte
 // std::set, ...): converted by nlohmann, described loosely.
 // (Containers described above are excluded so their element checks and
 // messages stay ours.)
+// clang-format 14 mangles this C++20 construct.
+// clang-format off
 template <class T>
 inline constexpr bool nlohmann_readable_v =
-    std::is_class_v<T> &&std::is_default_constructible_v<T> && !std::is_same_v<T, std::string> &&
+    std::is_class_v<T> && std::is_default_constructible_v<T> && !std::is_same_v<T, std::string> &&
     !std::is_same_v<T, std::string_view> &&  // would point into the params text: take std::string
-    !std::is_same_v<T, json> && !is_container_we_describe<T>::value && requires(const json &j) {
-    j.template get<T>();
-};
+    !std::is_same_v<T, json> && !is_container_we_describe<T>::value &&
+    requires(const json &j) { j.template get<T>(); };
+// clang-format on
 
 template <class T>
 struct value_traits<T, std::enable_if_t<nlohmann_readable_v<T>>> {
