@@ -9,6 +9,7 @@
 #include "app/config.hpp"
 #include "app/host.hpp"
 #include "app/signals.hpp"
+#include "exec/crash_record.hpp"
 
 int main(int argc, char **argv) {
     auto config = taskhost::app::read_config(argc, argv);
@@ -21,10 +22,12 @@ int main(int argc, char **argv) {
 
     // Before any thread starts, so that every thread has them blocked.
     taskhost::app::block_signals();
+    int status = 1;
     try {
-        return taskhost::app::run(std::move(cfg));
+        status = taskhost::app::run(std::move(cfg));
     } catch (const std::exception &e) {
         spdlog::critical("fatal: {}", e.what());
-        return 1;
     }
+    taskhost::exec::CrashRecord::exiting_normally();
+    return status;
 }

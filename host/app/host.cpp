@@ -15,6 +15,7 @@
 
 #include "app/reloader.hpp"
 #include "app/signals.hpp"
+#include "exec/crash_record.hpp"
 #include "exec/in_process.hpp"
 #include "http/server.hpp"
 #include "jobs/job_manager.hpp"
@@ -82,11 +83,31 @@ private:
     bool served_ = false;
 };
 
+// Where a crash of this host is recorded: beside a database file (a memory
+// database does not outlive the process, so its crashes only go to stderr).
+std::string crash_record_path(const Config &cfg) {
+    return cfg.store.path == ":memory:" ? std::string() : cfg.store.path + ".crash";
+}
+
+void log_crash(const exec::Crash &crash) {
+    if (crash.culprit)
+        spdlog::error("the last run of this host died: {} in task '{}' of plugin {} {} ({}){}", crash.cause,
+                      crash.culprit->task, crash.culprit->plugin, crash.culprit->version, crash.culprit->file,
+                      crash.culprit->job_id.empty() ? "" : ", job " + crash.culprit->job_id);
+    else spdlog::error("the last run of this host died: {}", crash.cause);
+}
+
 }  // namespace
 
 int run(Config cfg) {
     if (cfg.runtime_dir.empty()) cfg.runtime_dir = default_runtime_dir();
     std::shared_ptr<http::ApiKeys> api_keys = read_api_keys(cfg, cfg.http.auth);
+    // Every thread that may run plugin code at once has a slot: workers and
+    // submitters (at most the workers), and HTTP threads validating params.
+    const std::string crash_path = crash_record_path(cfg);
+    exec::CrashRecord::install(crash_path, cfg.executor.workers + cfg.http.http_threads_max + 2);
+    const std::optional<exec::Crash> crash = crash_path.empty() ? std::nullopt : exec::CrashRecord::take(crash_path);
+    if (crash) log_crash(*crash);
 
     // ---- start: each component uses only those started before it ----------
     auto store = std::make_unique<store::SqliteStore>(cfg.store);
@@ -94,8 +115,8 @@ int run(Config cfg) {
     auto executor = std::make_unique<exec::InProcessExecutor>(*store, cfg.executor);
     auto plugins = std::make_unique<plugins::PluginManager>(
         plugins::PluginManager::Options{cfg.plugins_dir, cfg.runtime_dir}, registry,
-        [&executor = *executor](const th_plugin_desc &desc, const std::string &file) {
-            return executor.run_init(desc, file);
+        [&executor = *executor](const th_plugin_desc &desc, const std::string &file, const std::string &hash) {
+            return executor.run_init(desc, file, hash);
         });
     if (!fs::is_directory(cfg.plugins_dir))
         spdlog::warn("plugins folder {} does not exist: serving no tasks until it does and a reload is requested",
@@ -106,7 +127,7 @@ int run(Config cfg) {
 
     metrics::Metrics metrics;
     auto jobs = std::make_unique<jobs::JobManager>(*store, registry, *executor, metrics);
-    if (const size_t requeued = jobs->recover(); requeued > 0)
+    if (const size_t requeued = jobs->recover(crash); requeued > 0)
         spdlog::info("requeued {} job(s) that were pending when the host last stopped", requeued);
     jobs->start();
 

@@ -19,11 +19,11 @@
 
 namespace taskhost::exec {
 
-// The task code one call runs.
+// The task code one call runs, and whose it is (log lines, crash records).
 struct Target {
     const th_task_desc *desc = nullptr;
-    std::string_view plugin;  // the plugin's name, for log lines ("plugin/task")
     std::string_view task;
+    std::string_view plugin, version, file, hash;  // of the plugin version
 };
 
 // What running task code may ask of the job system: its own job's
@@ -93,8 +93,9 @@ public:
     // Runs the task for job `job_id` and collects what it reported.
     virtual model::TaskOutcome invoke(const Target &target, const std::string &job_id, std::string_view params_json,
                                       JobContext &job) = 0;
-    // Runs a plugin's init() with the host's services.
-    virtual Result<void> run_init(const th_plugin_desc &desc, const std::string &file) = 0;
+    // Runs a plugin's init() with the host's services. `file` and `hash`
+    // name the plugin version.
+    virtual Result<void> run_init(const th_plugin_desc &desc, const std::string &file, const std::string &hash) = 0;
 
     // Workers start taking queued work. stop() returns once they have
     // stopped, and drops the work still queued unrun (the jobs layer keeps

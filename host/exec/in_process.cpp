@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "exec/crash_record.hpp"
 #include "util/thread_name.hpp"
 
 namespace taskhost::exec {
@@ -115,6 +116,7 @@ Executor::Load InProcessExecutor::load() const {
 
 Result<void> InProcessExecutor::validate(const Target &target, std::string_view params_json) {
     if (target.desc->validate == nullptr) return {};
+    CrashRecord::Running running(target, {});
     std::string error;
     th_sink sink = string_sink(error);
     if (target.desc->validate(params_json.data(), params_json.size(), &sink) == TH_OK) return {};
@@ -123,10 +125,13 @@ Result<void> InProcessExecutor::validate(const Target &target, std::string_view 
 
 model::TaskOutcome InProcessExecutor::invoke(const Target &target, const std::string &job_id,
                                              std::string_view params_json, JobContext &job) {
+    CrashRecord::Running running(target, job_id);
     return host_api_.invoke(target, job_id, params_json, job);
 }
 
-Result<void> InProcessExecutor::run_init(const th_plugin_desc &desc, const std::string &file) {
+Result<void> InProcessExecutor::run_init(const th_plugin_desc &desc, const std::string &file, const std::string &hash) {
+    const Target init{nullptr, "init", desc.name ? desc.name : "", desc.version ? desc.version : "", file, hash};
+    CrashRecord::Running running(init, {});
     return host_api_.run_init(desc, file);
 }
 

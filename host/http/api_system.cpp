@@ -153,7 +153,6 @@ void Api::system(const httplib::Request &, httplib::Response &res) {
         json_text::Object st(o.key("store_writes"));
         st.integer("commits", static_cast<int64_t>(w.commits));
         st.integer("writes", static_cast<int64_t>(w.writes));
-        st.integer("coalesced", static_cast<int64_t>(w.coalesced));
         st.integer("checkpoints", static_cast<int64_t>(w.checkpoints));
         st.integer("writer_checkpoints", static_cast<int64_t>(w.writer_checkpoints));
     }
@@ -208,7 +207,6 @@ void Api::metrics(const httplib::Request &, httplib::Response &res) {
     single(out, "taskhost_store_commits_total", "counter", "Transactions the store's writer committed.", n(w.commits));
     single(out, "taskhost_store_writes_total", "counter", "Writes the store's writer applied (several per commit).",
            n(w.writes));
-    single(out, "taskhost_store_coalesced_writes_total", "counter", "Writes folded into a later one.", n(w.coalesced));
     family(out, "taskhost_store_checkpoints_total", "counter", "WAL checkpoints, by who ran them.");
     sample(out, "taskhost_store_checkpoints_total", "by=\"background\"", n(w.checkpoints));
     sample(out, "taskhost_store_checkpoints_total", "by=\"writer\"", n(w.writer_checkpoints));

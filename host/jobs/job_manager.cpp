@@ -2,9 +2,10 @@
 
 #include <algorithm>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
+#include "exec/crash_record.hpp"
 #include "jobs/active_job.hpp"
 #include "model/outcome.hpp"
 #include "model/render.hpp"
@@ -52,7 +53,33 @@ void yield_while_committing(ActiveJob &job, std::unique_lock<std::mutex> &lock) 
     lock.lock();
 }
 
-exec::Target target_of(const registry::Task &task) { return {task.desc, task.plugin->name, task.name}; }
+// "task 'x' of plugin y 1.0.0 (y.so)"
+std::string code_name(const exec::CodeInFlight &code) {
+    return "task '" + code.task + "' of plugin " + code.plugin + " " + code.version + " (" + code.file + ")";
+}
+
+// What each job a crash record names failed of: the one whose code died,
+// and the others that were running then.
+std::vector<std::pair<std::string, std::string>> crash_errors(const exec::Crash &crash) {
+    std::vector<std::pair<std::string, std::string>> errors;
+    std::string during = crash.cause;
+    if (crash.culprit) {
+        if (!crash.culprit->job_id.empty())
+            errors.emplace_back(crash.culprit->job_id,
+                                "the job crashed the host: " + crash.cause + " in " + code_name(*crash.culprit));
+        during += " in " + (crash.culprit->job_id.empty() ? "" : "job " + crash.culprit->job_id + ", ") +
+                  code_name(*crash.culprit);
+    }
+    for (const auto &other : crash.others)
+        if (!other.job_id.empty())
+            errors.emplace_back(other.job_id, "the host crashed while this job was running: " + during);
+    return errors;
+}
+
+exec::Target target_of(const registry::Task &task) {
+    const registry::PluginInstance &p = *task.plugin;
+    return {task.desc, task.name, p.name, p.version, p.file, p.hash};
+}
 
 }  // namespace
 
@@ -133,7 +160,8 @@ JobManager::~JobManager() {
     }
 }
 
-size_t JobManager::recover() {
+size_t JobManager::recover(const std::optional<exec::Crash> &crash) {
+    if (crash) store_.fail_jobs(crash_errors(*crash), now_us());
     auto pending = store_.recover("the host stopped while this job was running", now_us());
     const auto snapshot = registry_.snapshot();
     size_t queued = 0;
@@ -462,23 +490,44 @@ void JobManager::forget(const std::string &id) {
 std::shared_ptr<const registry::Task> JobManager::start_running(ActiveJob &job) {
     std::lock_guard lock(job.mu);
     // Canceled, deleted or shut down while it waited: it must not run.
-    if (job.record.status != JobStatus::pending || job.end != EndState::none || job.cancel.load() != 0 ||
-        job.deleted || !job.task || stopping_.load())
+    if (job.record.status != JobStatus::pending || job.end != EndState::none || job.cancel.load() != 0 || job.deleted ||
+        !job.task || stopping_.load())
         return nullptr;
     running_.fetch_add(1);  // counted before anyone can see it running
     job.record.status = JobStatus::running;
     job.record.started_at = now_us();
+    ++job.record.attempts;  // a persist() from now on stores it as started
     ++job.version;
-    // Under the lock: a persist() after this point stores the record as
-    // running; one before it has already queued the insert.
-    if (job.stored) store_.mark_running(job.record.id, job.record.started_at);
     return job.task.shared();
+}
+
+Result<void> JobManager::record_start(ActiveJob &job) {
+    bool stored;
+    {
+        std::lock_guard lock(job.mu);
+        stored = job.stored;  // if not, persist() stores it already started
+    }
+    if (!stored) return {};
+    try {
+        if (store_.start_job(job.record.id, job.record.started_at)) return {};
+        return fail(ErrorKind::conflict, "it was no longer pending when it was to start");
+    } catch (const std::exception &e) {
+        return fail(ErrorKind::unavailable, std::string("its start could not be recorded: ") + e.what());
+    }
 }
 
 void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     const std::shared_ptr<const registry::Task> held = start_running(*job);
     if (!held) return;
     job->changed.notify_all();
+    // Its start is durable before its code runs: if the host dies now, the
+    // job is charged with it and is never run again.
+    if (auto recorded = record_start(*job); !recorded) {
+        running_.fetch_sub(1);
+        finish(job, JobStatus::failed, "the job did not start: " + recorded.error().message, std::nullopt,
+               std::nullopt);
+        return;
+    }
     // Fixed while it runs: read without the lock.
     const model::Job &r = job->record;
     const registry::Task &task = *held;
@@ -487,9 +536,10 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     if (r.timeout_s > 0) timeouts_.add(deadline_after(r.timeout_s), job);
 
     TaskCall call(*this, *job);
+    const int64_t invoked_at = now_us();  // the task's own time, without the wait for its start's commit
     model::TaskOutcome out = executor_.invoke(target_of(task), r.id, r.params_json, call);
     running_.fetch_sub(1);
-    job->stats->record_run(now_us() - started_at);
+    job->stats->record_run(now_us() - invoked_at);
 
     JobStatus status = JobStatus::completed;
     std::optional<std::string> error, traceback;

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "exec/crash_record.hpp"
 #include "exec/executor.hpp"
 #include "jobs/deadlines.hpp"
 #include "jobs/task_stats.hpp"
@@ -49,10 +50,11 @@ public:
     JobManager(store::Store &store, registry::Registry &registry, exec::Executor &executor, metrics::Metrics &metrics);
     ~JobManager();  // stops the executor's workers; running tasks are asked to cancel
 
-    // Marks jobs left running by a crash as failed and queues the pending
-    // ones on the registry's tasks. Call once, after plugins are loaded and
-    // before start().
-    size_t recover();
+    // Fails the jobs a crash record names, with its cause; marks the other
+    // jobs left running as failed; queues the pending ones on the
+    // registry's tasks. Call once, after plugins are loaded and before
+    // start(). Returns how many were queued.
+    size_t recover(const std::optional<exec::Crash> &crash = std::nullopt);
     void start();
 
     // ---- the job protocol ---------------------------------------------------
@@ -147,6 +149,9 @@ private:
     // run; null if it must not run (ended, canceled, deleted, or the host
     // stopping).
     std::shared_ptr<const registry::Task> start_running(ActiveJob &job);
+    // Commits the start of a stored job before its code runs (a deferred
+    // job is stored already started, if at all); why not when it cannot.
+    Result<void> record_start(ActiveJob &job);
     // Hands a job's end to the store; it becomes visible once committed.
     void finish(const std::shared_ptr<ActiveJob> &job, model::JobStatus status, std::optional<std::string> error,
                 std::optional<std::string> traceback, std::optional<model::Artifact> artifact);

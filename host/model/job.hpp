@@ -31,6 +31,7 @@ struct Job {
     double progress = -1;  // 0..1, or -1 when the task never reported any
     std::string progress_message;
     double timeout_s = 0;  // 0 = none
+    int attempts = 0;      // times its task was started (each committed before it ran)
 };
 
 }  // namespace taskhost::model

@@ -27,7 +27,6 @@ public:
     Generation &operator=(const Generation &) = delete;
 
     const th_plugin_desc *desc;
-    std::string hash;  // sha256 of the file's bytes, hex
     int64_t loaded_at_us = 0;
     std::vector<std::string> task_info;  // rendered TaskInfo JSON per task, by index
     bool initialized = false;            // init() succeeded: shutdown() is owed

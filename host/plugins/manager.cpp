@@ -185,7 +185,7 @@ Result<std::shared_ptr<Generation>> PluginManager::load(const std::string &file,
     for (uint32_t i = 0; i < desc->task_count; ++i)
         generation->task_info.push_back(model::render_task_info(desc->tasks[i], generation->name, generation->version));
     if (desc->init != nullptr) {
-        if (Result<void> init = init_(*desc, file); !init)
+        if (Result<void> init = init_(*desc, file, hash); !init)
             return fail(init.error().kind, "init failed: " + init.error().message);
     }
     generation->initialized = true;

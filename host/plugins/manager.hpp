@@ -51,7 +51,9 @@ public:
     };
     // Runs a plugin's init() with the host's services (the executor does,
     // as it runs all plugin code); the reason when it refuses.
-    using InitPlugin = std::function<Result<void>(const th_plugin_desc &desc, const std::string &file)>;
+    // `hash` names the plugin version (its file's SHA-256).
+    using InitPlugin =
+        std::function<Result<void>(const th_plugin_desc &desc, const std::string &file, const std::string &hash)>;
 
     PluginManager(Options options, registry::Registry &registry, InitPlugin init);
     ~PluginManager();

@@ -25,6 +25,7 @@ struct PluginInstance {
     std::string file;  // name inside the plugins folder
     std::string name;
     std::string version;
+    std::string hash;  // SHA-256 of the file's bytes, hex: names this version
     uint64_t generation_number = 0;
     // Jobs accepted on this generation that may still call its code (a
     // TaskLease each).

@@ -15,10 +15,12 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/artifact.hpp"
 #include "model/job.hpp"
+#include "model/plugin_faults.hpp"
 #include "util/result.hpp"
 
 namespace taskhost::store {
@@ -55,7 +57,7 @@ public:
     // transaction.
     struct JobEnd {
         model::JobStatus status = model::JobStatus::completed;
-        int64_t started_at = 0;  // stored unless mark_running already did (0: never ran)
+        int64_t started_at = 0;  // stored unless start_job already did (0: never ran)
         int64_t finished_at = 0;
         std::optional<std::string> error, traceback;
         std::optional<model::Artifact> result_artifact;
@@ -64,12 +66,11 @@ public:
         std::optional<model::Job> insert_first;
     };
 
-    // Counters since start: transactions committed, the writes they carried,
-    // and writes made redundant by a later one in the same batch (a job's
-    // `running` mark when its end is already queued); WAL checkpoints by a
-    // background connection and by the writer itself.
+    // Counters since start: transactions committed and the writes they
+    // carried; WAL checkpoints by a background connection and by the writer
+    // itself.
     struct WriteStats {
-        uint64_t commits = 0, writes = 0, coalesced = 0;
+        uint64_t commits = 0, writes = 0;
         uint64_t checkpoints = 0, writer_checkpoints = 0;
     };
 
@@ -84,9 +85,10 @@ public:
     // ---- jobs: writes ----------------------------------------------------
     // Durable when it returns.
     virtual void insert_job(const model::Job &job) = 0;
-    // Queued, not waited for. mark_running only moves a `pending` job (a
-    // cancel queued before it sticks).
-    virtual void mark_running(const std::string &id, int64_t started_at) = 0;
+    // Durable when it returns: a `pending` job becomes `running` and counts
+    // one more attempt. False if it is not pending (canceled or deleted
+    // before it started): then it must not run.
+    virtual bool start_job(const std::string &id, int64_t started_at) = 0;
     virtual void update_progress(const std::string &id, double fraction, const std::string &message) = 0;
     // Queued, not waited for. `on_durable` runs after the commit, on the
     // store's writer (keep it short; it may read the store, but a blocking
@@ -115,6 +117,19 @@ public:
     // Start-up recovery: every `running` job becomes `failed` with `error`,
     // and the `pending` ones are returned oldest first to be run again.
     virtual std::vector<model::Job> recover(const std::string &running_error, int64_t now) = 0;
+    // Durable when it returns: each job (id, error) that has not ended
+    // becomes `failed` with its own error (those a crash is charged to).
+    virtual void fail_jobs(const std::vector<std::pair<std::string, std::string>> &errors, int64_t now) = 0;
+
+    // ---- plugin faults (durable when they return) -------------------------
+    // Counts one fault of kind `kind` for the plugin version `plugin.hash`
+    // (its file, name, version and, when given, tasks are kept from
+    // `plugin`) and quarantines it once a count reaches its threshold.
+    // Returns its record as it is now.
+    virtual model::PluginFaults record_plugin_fault(const model::PluginFaults &plugin, model::PluginFaultKind kind,
+                                                    const std::string &reason,
+                                                    const model::QuarantineThresholds &thresholds, int64_t now) = 0;
+    virtual std::vector<model::PluginFaults> quarantined_plugins() const = 0;
 
     // ---- artifacts (durable when they return) ------------------------------
     // Create, or upsert when input.id names an existing artifact. level =

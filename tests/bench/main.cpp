@@ -201,7 +201,7 @@ double wait_idle(uint16_t port, double timeout_s, int64_t *backlog = nullptr) {
 
 // The store's write counters (/api/v1/system): how well writes are grouped.
 struct StoreWrites {
-    int64_t commits = 0, writes = 0, coalesced = 0, checkpoints = 0, writer_checkpoints = 0;
+    int64_t commits = 0, writes = 0, checkpoints = 0, writer_checkpoints = 0;
 };
 StoreWrites store_writes(uint16_t port) {
     StoreWrites w;
@@ -210,7 +210,6 @@ StoreWrites store_writes(uint16_t port) {
         const auto &s = (*sys)["store_writes"];
         w.commits = s.value("commits", int64_t{0});
         w.writes = s.value("writes", int64_t{0});
-        w.coalesced = s.value("coalesced", int64_t{0});
         w.checkpoints = s.value("checkpoints", int64_t{0});
         w.writer_checkpoints = s.value("writer_checkpoints", int64_t{0});
     }
@@ -222,7 +221,6 @@ void add_store_figures(ojson &line, const StoreWrites &before, const StoreWrites
     const int64_t commits = after.commits - before.commits, writes = after.writes - before.writes;
     line["store_commits"] = commits;
     line["store_writes"] = writes;
-    line["store_coalesced"] = after.coalesced - before.coalesced;
     line["store_checkpoints"] = after.checkpoints - before.checkpoints;
     line["store_writer_checkpoints"] = after.writer_checkpoints - before.writer_checkpoints;
     line["writes_per_commit"] = commits > 0 ? ojson(r1(static_cast<double>(writes) / commits)) : ojson(nullptr);

@@ -85,7 +85,7 @@ void seed_store(store::Store &st, size_t count, size_t threads, std::vector<std:
                 artifact.id = new_ulid_string();
                 artifact.data_json = kData;
                 artifact.created_at = artifact.updated_at = job.submitted_at + 5;
-                st.mark_running(job.id, job.submitted_at + 2);
+                if (!st.start_job(job.id, job.submitted_at + 2)) throw std::runtime_error("job did not start");
                 store::Store::JobEnd end;
                 end.finished_at = job.submitted_at + 6;
                 end.result_artifact = std::move(artifact);

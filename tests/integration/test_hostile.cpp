@@ -55,3 +55,83 @@ TEST_CASE("a C plugin's result that is not JSON fails its job, saying where") {
 }
 
 }  // TEST_SUITE("hostile plugins")
+
+TEST_SUITE("hostile plugins: crashes") {
+
+namespace {
+
+struct CrashCase {
+    const char *task;
+    json params;
+    const char *cause;  // as the failed job names it
+    int signal;         // the host's death: a signal, or 0 for an exit
+    int exit_status;
+};
+
+// A job that ends the host, with another job running beside it and one
+// waiting behind: the host dies as the plugin made it die; restarted on the
+// same database it serves at once, the crashing job failed with its cause,
+// the one beside it failed saying why, the waiting one runs.
+void crash_and_recover(const CrashCase &c) {
+    CAPTURE(c.task);
+    Service svc(with_fixtures({"crashers.so"}).with_plugin(example_plugin("demo.so")).with_file_db().flags(
+        {"--max-concurrency", "2"}));
+    const std::string beside = submit(svc.cli(), "slow_task", {{"seconds", 30}});
+    wait_status(svc.cli(), beside, "running");
+    const std::string crasher = submit(svc.cli(), c.task, c.params);
+    int status = 0;
+    REQUIRE(svc.host().wait_exit(std::chrono::seconds(20), &status));
+    if (c.signal != 0) {
+        CHECK(WIFSIGNALED(status));
+        CHECK(WTERMSIG(status) == c.signal);
+    } else {
+        REQUIRE(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == c.exit_status);
+    }
+    svc.restart();
+    auto &cli = svc.cli();  // a new client for the new host
+    json crashed = get_job(cli, crasher);
+    CHECK(crashed["status"] == "failed");
+    if (c.signal != 0 || c.exit_status != 0) {
+        CHECK(crashed["error"] == std::string("the job crashed the host: ") + c.cause + " in task '" + c.task +
+                                      "' of plugin crashers 1.0.0 (crashers.so)");
+        CHECK_CONTAINS(get_job(cli, beside)["error"].get<std::string>(),
+                       std::string("the host crashed while this job was running: ") + c.cause + " in job " + crasher);
+    } else {
+        // _exit(0) leaves no trace in the process: only the committed start.
+        CHECK(crashed["error"] == "the host stopped while this job was running");
+        CHECK(get_job(cli, beside)["error"] == "the host stopped while this job was running");
+    }
+    CHECK(get_job(cli, beside)["status"] == "failed");
+    // Serving at once, and the crasher does not run again (no crash loop).
+    CHECK(svc.host().is_alive());
+    CHECK(run_task(cli, "greet_user", {{"name", "after"}}).artifact["data"]["result"] ==
+          json{{"message", "Hello, after!"}});
+    if (c.signal != 0 || c.exit_status != 0)
+        CHECK_CONTAINS(svc.host().stderr_text(), std::string("the last run of this host died: ") + c.cause +
+                                                     " in task '" + c.task + "' of plugin crashers 1.0.0");
+}
+
+}  // namespace
+
+TEST_CASE("a segfault in a task") { crash_and_recover({"segfault", json::object(), "SIGSEGV (signal 11)", SIGSEGV, 0}); }
+
+TEST_CASE("abort() in a task") { crash_and_recover({"abort_now", json::object(), "SIGABRT (signal 6)", SIGABRT, 0}); }
+
+TEST_CASE("a stack overflow in a task") {
+    crash_and_recover({"stack_overflow", json::object(), "SIGSEGV (signal 11)", SIGSEGV, 0});
+}
+
+TEST_CASE("exit(3) in a task: the host exits 70, so a supervisor restarts it") {
+    crash_and_recover({"exit_now", {{"code", 3}}, "exit() called by plugin code", 0, 70});
+}
+
+TEST_CASE("exit(0) in a task is not a clean exit either") {
+    crash_and_recover({"exit_now", {{"code", 0}}, "exit() called by plugin code", 0, 70});
+}
+
+TEST_CASE("_exit(0) in a task: nothing to record, but the job is never run again") {
+    crash_and_recover({"underscore_exit", {{"code", 0}}, "", 0, 0});
+}
+
+}  // TEST_SUITE("hostile plugins: crashes")

@@ -176,7 +176,7 @@ TEST_CASE("/api/v1/system") {
     CHECK(s["jobs_queued"] == 0);
     CHECK(s["waiting_requests"] == 0);
     CHECK(s["database"] == "sqlite://:memory:");
-    for (const char *key : {"commits", "writes", "coalesced", "checkpoints", "writer_checkpoints"})
+    for (const char *key : {"commits", "writes", "checkpoints", "writer_checkpoints"})
         CHECK(s["store_writes"][key].is_number_integer());
 }
 

@@ -183,7 +183,7 @@ public:
         out.result_json = params;
         return out;
     }
-    Result<void> run_init(const th_plugin_desc &, const std::string &) override { return {}; }
+    Result<void> run_init(const th_plugin_desc &, const std::string &, const std::string &) override { return {}; }
     void start() override {}
     void stop() override {}
     Load load() const override { return {}; }
@@ -373,7 +373,7 @@ TEST_CASE("recover: running jobs of a crash fail, pending ones run again") {
         j->submitted_at = now_us();
         store.insert_job(*j);
     }
-    store.mark_running(was_running.id, now_us());
+    REQUIRE(store.start_job(was_running.id, now_us()));
     store.flush();
 
     registry::Registry registry;

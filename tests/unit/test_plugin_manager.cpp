@@ -129,7 +129,7 @@ struct FakeInit {
     bool run_plugin_init = false;
 
     PluginManager::InitPlugin callback() {
-        return [this](const th_plugin_desc &desc, const std::string &file) -> Result<void> {
+        return [this](const th_plugin_desc &desc, const std::string &file, const std::string &) -> Result<void> {
             calls.push_back({file, desc.name});
             if (auto it = refusals.find(file); it != refusals.end()) return fail(ErrorKind::invalid, it->second);
             if (run_plugin_init) return plugin_init(desc);

@@ -169,7 +169,7 @@ TEST_CASE("store: list jobs newest first, filter, count, paging") {
         ids.push_back(j.id);
     }
     // Jobs 0, 3, 6, 9 become running.
-    for (int i = 0; i < 10; i += 3) store.mark_running(ids[static_cast<size_t>(i)], now_us());
+    for (int i = 0; i < 10; i += 3) store.start_job(ids[static_cast<size_t>(i)], now_us());
     store.flush();
 
     auto all = store.list_jobs(std::nullopt, Store::no_limit, 0);
@@ -200,12 +200,12 @@ TEST_CASE("store: list jobs newest first, filter, count, paging") {
     CHECK(store.count_jobs(JobStatus::completed) == 0);
 }
 
-TEST_CASE("store: mark_running and progress are applied in order") {
+TEST_CASE("store: start_job and progress are applied in order") {
     Store store(memory_options());
     Job j = make_job();
     store.insert_job(j);
     const int64_t started = now_us();
-    store.mark_running(j.id, started);
+    store.start_job(j.id, started);
     store.update_progress(j.id, 0.25, "a quarter");
     store.update_progress(j.id, 0.5, "half way");
     store.flush();
@@ -217,11 +217,11 @@ TEST_CASE("store: mark_running and progress are applied in order") {
     CHECK(got->progress == 0.5);
     CHECK(got->progress_message == "half way");
 
-    // A job cancelled before it started is not revived by a late mark_running.
+    // A job cancelled before it started is not revived by a late start_job.
     Job k = make_job();
     store.insert_job(k);
     end_job(store, k.id, JobStatus::canceled, now_us(), std::nullopt, std::nullopt, std::nullopt);
-    store.mark_running(k.id, now_us());
+    store.start_job(k.id, now_us());
     store.flush();
     CHECK(store.get_job(k.id)->status == JobStatus::canceled);
     CHECK(store.get_job(k.id)->started_at == 0);
@@ -270,7 +270,7 @@ TEST_CASE("store: finish_job stores the artifact and the job together, then on_d
     Store store(memory_options());
     Job j = make_job();
     store.insert_job(j);
-    store.mark_running(j.id, now_us());
+    store.start_job(j.id, now_us());
 
     Artifact result;
     result.id = new_ulid_string();
@@ -357,7 +357,7 @@ TEST_CASE("store: the end stores started_at when no running mark did, and keeps 
     Job a = make_job(), b = make_job();
     store.insert_job(a);
     store.insert_job(b);
-    store.mark_running(b.id, 1000);  // may be skipped if the end shares its batch
+    store.start_job(b.id, 1000);
     Store::JobEnd ea;
     ea.status = JobStatus::completed;
     ea.started_at = 500;
@@ -527,8 +527,8 @@ TEST_CASE("store: recover fails running jobs and returns pending ones oldest fir
         jobs.push_back(make_job("t" + std::to_string(i)));
         store.insert_job(jobs.back());
     }
-    store.mark_running(jobs[1].id, now_us());
-    store.mark_running(jobs[3].id, now_us());
+    store.start_job(jobs[1].id, now_us());
+    store.start_job(jobs[3].id, now_us());
     end_job(store, jobs[4].id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, std::nullopt);
 
     const int64_t now = now_us();
@@ -759,7 +759,7 @@ TEST_CASE("store: file database persists across Store instances") {
         CHECK(store.check());
         store.insert_job(j);
         artifact_id = store.save_artifact(art(R"({"kept":true})")).id;
-        store.mark_running(j.id, now_us());
+        store.start_job(j.id, now_us());
         for (int i = 1; i <= 50; ++i) store.update_progress(j.id, i / 50.0, "step " + std::to_string(i));
         // No flush: the destructor must drain what is queued.
     }
@@ -779,7 +779,7 @@ TEST_CASE("store: file database persists across Store instances") {
 
         // Schema version, WAL and foreign keys are in place.
         auto conn = store.task_connection();
-        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 2);
+        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 3);
         CHECK(json::parse(conn->query("PRAGMA journal_mode", ""))[0]["journal_mode"] == "wal");
         CHECK(json::parse(conn->query("PRAGMA foreign_keys", ""))[0]["foreign_keys"] == 1);
         auto pending = store.recover("restarted", now_us());
@@ -827,7 +827,7 @@ TEST_CASE("store: a version-1 database is migrated with every job and artifact k
     o.path = path;
     Store store(o);
     auto conn = store.task_connection();
-    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 2);
+    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 3);
 
     auto jobs = store.list_jobs(std::nullopt, Store::no_limit, 0);
     REQUIRE(jobs.size() == 3);
@@ -1145,4 +1145,72 @@ TEST_CASE("store: a blocking write from on_durable is refused instead of deadloc
     Job k = make_job();
     store.insert_job(k);
     CHECK(store.get_job(k.id));
+}
+
+TEST_CASE("store: start_job commits the start and counts attempts; only a pending job starts") {
+    Store store(memory_options());
+    Job j = make_job();
+    store.insert_job(j);
+    CHECK(store.start_job(j.id, 1234));  // durable when it returns: no flush needed
+    auto got = store.get_job(j.id);
+    REQUIRE(got);
+    CHECK(got->status == JobStatus::running);
+    CHECK(got->started_at == 1234);
+    CHECK(got->attempts == 1);
+    CHECK_FALSE(store.start_job(j.id, 5678));  // running already
+    CHECK(store.get_job(j.id)->attempts == 1);
+    CHECK_FALSE(store.start_job("01ARZ3NDEKTSV4RRFFQ69G5FAV", 1));  // no such job
+}
+
+TEST_CASE("store: fail_jobs fails the jobs not ended, each with its own error") {
+    Store store(memory_options());
+    Job pending = make_job(), running = make_job(), done = make_job();
+    for (Job *j : {&pending, &running, &done}) store.insert_job(*j);
+    REQUIRE(store.start_job(running.id, now_us()));
+    end_job(store, done.id, JobStatus::completed, now_us(), std::nullopt, std::nullopt, std::nullopt);
+    store.flush();
+    store.fail_jobs({{pending.id, "crashed first"}, {running.id, "crashed second"}, {done.id, "too late"}}, 42);
+    CHECK(store.get_job(pending.id)->status == JobStatus::failed);
+    CHECK(*store.get_job(pending.id)->error == "crashed first");
+    CHECK(*store.get_job(running.id)->error == "crashed second");
+    CHECK(store.get_job(running.id)->finished_at == 42);
+    CHECK(store.get_job(done.id)->status == JobStatus::completed);
+    CHECK_FALSE(store.get_job(done.id)->error);
+}
+
+TEST_CASE("store: plugin faults add up per version and quarantine at their threshold") {
+    Store store(memory_options());
+    const model::QuarantineThresholds thresholds;  // crashes 2, load failures 1, hangs 2
+    model::PluginFaults v1;
+    v1.hash = std::string(64, 'a');
+    v1.file = "bad.so";
+    v1.name = "bad";
+    v1.version = "1.0.0";
+    v1.tasks_json = R"(["boom","fine"])";
+    auto first = store.record_plugin_fault(v1, model::PluginFaultKind::crash, "SIGSEGV in boom", thresholds, 10);
+    CHECK(first.crashes == 1);
+    CHECK(first.quarantined_at == 0);
+    CHECK(store.quarantined_plugins().empty());
+
+    model::PluginFaults again = v1;
+    again.tasks_json = "[]";  // unknown this time: the known names stay
+    auto second = store.record_plugin_fault(again, model::PluginFaultKind::crash, "SIGABRT in boom", thresholds, 20);
+    CHECK(second.crashes == 2);
+    CHECK(second.quarantined_at == 20);
+    CHECK(second.last_reason == "SIGABRT in boom");
+    CHECK(second.tasks_json == R"(["boom","fine"])");
+    auto listed = store.quarantined_plugins();
+    REQUIRE(listed.size() == 1);
+    CHECK(listed[0].hash == v1.hash);
+    CHECK(listed[0].file == "bad.so");
+
+    // Another version of the same file is counted on its own; one failed
+    // load quarantines it at once.
+    model::PluginFaults v2 = v1;
+    v2.hash = std::string(64, 'b');
+    auto load = store.record_plugin_fault(v2, model::PluginFaultKind::load_failure, "probe: SIGSEGV", thresholds, 30);
+    CHECK(load.crashes == 0);
+    CHECK(load.load_failures == 1);
+    CHECK(load.quarantined_at == 30);
+    CHECK(store.quarantined_plugins().size() == 2);
 }

@@ -5,6 +5,7 @@
 
 #include "store/sqlite/artifact_sql.hpp"
 #include "store/sqlite/job_sql.hpp"
+#include "store/sqlite/plugin_fault_sql.hpp"
 #include "store/sqlite/schema.hpp"
 
 namespace taskhost::store::sqlite {
@@ -59,13 +60,8 @@ void Committer::run_batch(std::span<Write> batch, std::vector<std::function<void
     } catch (...) {
         batch_error = std::current_exception();
     }
-    collect_ending_ids(batch);
     if (!batch_error) {
         for (Write &write : batch) {
-            if (redundant(write.op)) {
-                coalesced_.fetch_add(1, std::memory_order_relaxed);
-                continue;
-            }
             try {
                 apply_op(write.op, on_durable);
             } catch (...) {
@@ -109,7 +105,7 @@ void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable)
     Connection &w = writer_;
     std::visit(Overloaded{
                    [&](InsertJob &o) { insert_job_row(w, *o.job); },
-                   [&](MarkRunning &o) { mark_running(w, o.id, o.started_at); },
+                   [&](StartJob &o) { *o.started = start_job(w, *o.id, o.started_at); },
                    [&](UpdateProgress &o) { update_progress(w, o.id, o.fraction, o.message); },
                    [&](FinishJob &o) {
                        finish_job(w, o.id, o.data->end, report_);
@@ -117,6 +113,10 @@ void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable)
                    },
                    [&](DeleteJob &o) { *o.deleted = delete_job(w, *o.id); },
                    [&](Recover &o) { *o.pending = recover(w, *o.running_error, o.now); },
+                   [&](FailJobs &o) { fail_jobs(w, *o.errors, o.now); },
+                   [&](RecordPluginFault &o) {
+                       *o.after = record_plugin_fault(w, *o.plugin, o.kind, *o.reason, *o.thresholds, o.now);
+                   },
                    [&](SaveArtifact &o) { *o.saved = save_artifact(w, *o.input); },
                    [&](UpdateArtifact &o) { *o.updated = update_artifact(w, *o.id, *o.input); },
                    [&](DeleteArtifact &o) { *o.deleted = delete_artifact(w, *o.id); },
@@ -126,21 +126,6 @@ void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable)
                op);
 }
 
-// A fast job's `running` mark and its end usually arrive in the same
-// batch; the end stores started_at itself, so the mark is skipped.
-void Committer::collect_ending_ids(std::span<const Write> batch) {
-    ending_ids_.clear();
-    if (batch.size() < 2) return;
-    for (const Write &w : batch)
-        if (const auto *finish = std::get_if<FinishJob>(&w.op)) ending_ids_.push_back(finish->id);
-    std::sort(ending_ids_.begin(), ending_ids_.end());
-}
-
-bool Committer::redundant(const Op &op) const {
-    const auto *mark = std::get_if<MarkRunning>(&op);
-    return mark && std::binary_search(ending_ids_.begin(), ending_ids_.end(), std::string_view(mark->id));
-}
-
 void Committer::op_failed(Write &write, std::exception_ptr error) {
     if (write.waiter) {
         write.waiter->error = error;
@@ -148,7 +133,6 @@ void Committer::op_failed(Write &write, std::exception_ptr error) {
     }
     const std::string what = message_of(error);
     std::visit(Overloaded{
-                   [&](MarkRunning &op) { report_("mark_running(" + op.id + ") failed: " + what); },
                    [&](UpdateProgress &op) { report_("update_progress(" + op.id + ") failed: " + what); },
                    [&](Probe &) { report_("probe() failed: " + what); },
                    [&](FinishJob &op) {

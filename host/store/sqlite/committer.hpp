@@ -41,14 +41,11 @@ public:
 
     uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
     uint64_t writes() const { return writes_.load(std::memory_order_relaxed); }
-    uint64_t coalesced() const { return coalesced_.load(std::memory_order_relaxed); }
 
 private:
     void run_batch(std::span<Write> batch, std::vector<std::function<void()>> &on_durable);
     void apply_op(Op &op, std::vector<std::function<void()>> &on_durable);
     void op_failed(Write &write, std::exception_ptr error);
-    void collect_ending_ids(std::span<const Write> batch);
-    bool redundant(const Op &op) const;
     void set_failure(std::string what);
 
     Connection &writer_;
@@ -56,8 +53,7 @@ private:
     const Checkpointer *const wal_;
     const Reporter &report_;
 
-    std::vector<std::string_view> ending_ids_;  // ids of the batch's FinishJob ops
-    std::atomic<uint64_t> commits_{0}, writes_{0}, coalesced_{0};
+    std::atomic<uint64_t> commits_{0}, writes_{0};
 
     mutable std::mutex failure_mu_;
     std::string last_failure_;                // guarded by failure_mu_

@@ -14,13 +14,14 @@ namespace {
 // Statements are cached per connection, keyed by these pointers.
 #define JOB_COLS                                                                                     \
     "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
-    "artifact_id, progress, progress_message, timeout_s"
+    "artifact_id, progress, progress_message, timeout_s, attempts"
 
 constexpr char kInsertJob[] =
-    "INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
-// Only a pending job starts: a cancel that was queued first must stick.
-constexpr char kMarkRunning[] =
-    "UPDATE jobs SET status = 'running', started_at = ?2 WHERE id = ?1 AND status = 'pending'";
+    "INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+// Only a pending job starts: a cancel or delete that came first must stick.
+constexpr char kStartJob[] =
+    "UPDATE jobs SET status = 'running', started_at = ?2, attempts = attempts + 1 WHERE id = ?1 AND status = "
+    "'pending'";
 constexpr char kUpdateProgress[] = "UPDATE jobs SET progress = ?2, progress_message = ?3 WHERE id = ?1";
 constexpr char kFinishJob[] =
     "UPDATE jobs SET status = ?2, finished_at = ?3, error = ?4, error_traceback = ?5, "
@@ -36,6 +37,9 @@ constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = 
 constexpr char kFailRunning[] =
     "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'";
 constexpr char kPendingOldestFirst[] = "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' ORDER BY id";
+constexpr char kFailJob[] =
+    "UPDATE jobs SET status = 'failed', error = ?2, finished_at = ?3 WHERE id = ?1 AND status IN ('pending', "
+    "'running')";
 
 #undef JOB_COLS
 
@@ -54,6 +58,7 @@ Job read_job(const Stmt &s) {
     j.progress = s.is_null(10) ? -1 : s.f64(10);
     j.progress_message = s.text(11);
     j.timeout_s = s.is_null(12) ? 0 : s.f64(12);
+    j.attempts = static_cast<int>(s.i64(13));
     return j;
 }
 
@@ -72,11 +77,12 @@ void insert_job_row(Connection &w, const Job &j) {
     s.bind(12, std::string_view(j.progress_message));
     if (j.timeout_s > 0) s.bind(13, j.timeout_s);
     else s.bind_null(13);
+    s.bind(14, static_cast<int64_t>(j.attempts));
     s.run();
 }
 
-void mark_running(Connection &w, std::string_view id, int64_t started_at) {
-    Stmt(w, kMarkRunning).bind(1, id).bind(2, started_at).run();
+bool start_job(Connection &w, std::string_view id, int64_t started_at) {
+    return Stmt(w, kStartJob).bind(1, id).bind(2, started_at).run() > 0;
 }
 
 void update_progress(Connection &w, std::string_view id, double fraction, std::string_view message) {
@@ -129,6 +135,11 @@ std::vector<Job> recover(Connection &w, const std::string &running_error, int64_
         while (s.step()) pending.push_back(read_job(s));
     });
     return pending;
+}
+
+void fail_jobs(Connection &w, const std::vector<std::pair<std::string, std::string>> &errors, int64_t now) {
+    for (const auto &[id, error] : errors)
+        Stmt(w, kFailJob).bind(1, std::string_view(id)).bind(2, std::string_view(error)).bind(3, now).run();
 }
 
 // ---- reads ----

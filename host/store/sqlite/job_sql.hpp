@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "model/job.hpp"
@@ -20,8 +21,9 @@ namespace taskhost::store::sqlite {
 // ---- writes ----
 // One new row holding every field of `job`.
 void insert_job_row(Connection &conn, const model::Job &job);
-// Moves a `pending` job to `running`; any other is left as it is.
-void mark_running(Connection &conn, std::string_view id, int64_t started_at);
+// Moves a `pending` job to `running` and counts the attempt; false (and
+// nothing changed) if it is not pending.
+bool start_job(Connection &conn, std::string_view id, int64_t started_at);
 void update_progress(Connection &conn, std::string_view id, double fraction, std::string_view message);
 // Stores the end of a job with its result artifact. If that artifact cannot
 // be stored, the job ends `failed` saying why (also told to `report`).
@@ -31,6 +33,8 @@ bool delete_job(Connection &conn, const std::string &id);
 // Every `running` job becomes `failed` with `running_error`; returns the
 // `pending` ones, oldest first.
 std::vector<model::Job> recover(Connection &conn, const std::string &running_error, int64_t now);
+// Each job (id, error) not ended yet becomes `failed` with its error.
+void fail_jobs(Connection &conn, const std::vector<std::pair<std::string, std::string>> &errors, int64_t now);
 
 // ---- reads ----
 std::optional<model::Job> get_job(Connection &conn, const std::string &id);

@@ -9,11 +9,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
 #include "model/artifact.hpp"
 #include "model/job.hpp"
+#include "model/plugin_faults.hpp"
 #include "store/store.hpp"
 
 namespace taskhost::store::sqlite {
@@ -21,6 +23,23 @@ namespace taskhost::store::sqlite {
 // ---- blocking ----
 struct InsertJob {
     const model::Job *job;
+};
+struct StartJob {
+    const std::string *id;
+    int64_t started_at;
+    bool *started;
+};
+struct FailJobs {
+    const std::vector<std::pair<std::string, std::string>> *errors;  // job id, error
+    int64_t now;
+};
+struct RecordPluginFault {
+    const model::PluginFaults *plugin;
+    model::PluginFaultKind kind;
+    const std::string *reason;
+    const model::QuarantineThresholds *thresholds;
+    int64_t now;
+    model::PluginFaults *after;
 };
 struct DeleteJob {
     const std::string *id;
@@ -47,10 +66,6 @@ struct DeleteArtifact {
 struct Flush {};  // committing its batch is the point
 
 // ---- fire-and-forget ----
-struct MarkRunning {
-    std::string id;
-    int64_t started_at;
-};
 struct UpdateProgress {
     std::string id;
     double fraction;
@@ -69,8 +84,8 @@ struct FinishJob {
 };
 struct Probe {};  // a real write (page 1), to see whether commits work again
 
-using Op = std::variant<InsertJob, MarkRunning, UpdateProgress, FinishJob, DeleteJob, SaveArtifact, UpdateArtifact,
-                        DeleteArtifact, Recover, Flush, Probe>;
+using Op = std::variant<InsertJob, StartJob, UpdateProgress, FinishJob, DeleteJob, SaveArtifact, UpdateArtifact,
+                        DeleteArtifact, Recover, FailJobs, RecordPluginFault, Flush, Probe>;
 
 // For std::visit with one lambda per kind.
 template <class... F>

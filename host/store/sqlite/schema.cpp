@@ -82,6 +82,27 @@ const char *const kMigrations[] = {
     DROP INDEX artifacts_parent;
     CREATE INDEX artifacts_parent ON artifacts(parent_id) WHERE parent_id IS NOT NULL;
     )sql",
+    // 3: hostile plugins. A job counts its starts (each committed before its
+    // task runs), and each plugin version (its content hash) its faults:
+    // crashes of the host in a task, failed or wedged probes, hangs past a
+    // hard limit. quarantined_at is set once they reach their threshold.
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+
+    CREATE TABLE plugin_faults (
+        hash            TEXT PRIMARY KEY NOT NULL,
+        file            TEXT NOT NULL,
+        name            TEXT NOT NULL DEFAULT '',
+        version         TEXT NOT NULL DEFAULT '',
+        tasks           TEXT NOT NULL DEFAULT '[]',
+        crashes         INTEGER NOT NULL DEFAULT 0,
+        load_failures   INTEGER NOT NULL DEFAULT 0,
+        hangs           INTEGER NOT NULL DEFAULT 0,
+        last_reason     TEXT NOT NULL DEFAULT '',
+        last_at         INTEGER NOT NULL,
+        quarantined_at  INTEGER
+    ) WITHOUT ROWID;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -5,7 +5,7 @@
 
 namespace taskhost::store::sqlite {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // Brings the schema to the current version. Runs on the write connection
 // before any other connection is opened.

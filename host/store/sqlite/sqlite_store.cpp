@@ -10,6 +10,7 @@
 #include "store/sqlite/committer.hpp"
 #include "store/sqlite/connection.hpp"
 #include "store/sqlite/job_sql.hpp"
+#include "store/sqlite/plugin_fault_sql.hpp"
 #include "store/sqlite/read_pool.hpp"
 #include "store/sqlite/report.hpp"
 #include "store/sqlite/schema.hpp"
@@ -115,8 +116,10 @@ Result<void> SqliteStore::check() const {
 
 void SqliteStore::insert_job(const Job &job) { impl_->queue.call(InsertJob{&job}); }
 
-void SqliteStore::mark_running(const std::string &id, int64_t started_at) {
-    impl_->queue.post(MarkRunning{id, started_at});
+bool SqliteStore::start_job(const std::string &id, int64_t started_at) {
+    bool started = false;
+    impl_->queue.call(StartJob{&id, started_at, &started});
+    return started;
 }
 
 void SqliteStore::update_progress(const std::string &id, double fraction, const std::string &message) {
@@ -141,7 +144,7 @@ size_t SqliteStore::pending_writes() const { return impl_->queue.pending(); }
 
 Store::WriteStats SqliteStore::write_stats() const {
     const Impl &m = *impl_;
-    return {m.committer.commits(), m.committer.writes(), m.committer.coalesced(),
+    return {m.committer.commits(), m.committer.writes(),
             m.checkpointer ? m.checkpointer->checkpoints() : 0,
             m.checkpointer ? m.checkpointer->writer_checkpoints() : 0};
 }
@@ -150,6 +153,25 @@ std::vector<Job> SqliteStore::recover(const std::string &running_error, int64_t 
     std::vector<Job> pending;
     impl_->queue.call(Recover{&running_error, now, &pending});
     return pending;
+}
+
+void SqliteStore::fail_jobs(const std::vector<std::pair<std::string, std::string>> &errors, int64_t now) {
+    if (!errors.empty()) impl_->queue.call(FailJobs{&errors, now});
+}
+
+// ---- plugin faults ----
+
+model::PluginFaults SqliteStore::record_plugin_fault(const model::PluginFaults &plugin, model::PluginFaultKind kind,
+                                                     const std::string &reason,
+                                                     const model::QuarantineThresholds &thresholds, int64_t now) {
+    model::PluginFaults after;
+    impl_->queue.call(RecordPluginFault{&plugin, kind, &reason, &thresholds, now, &after});
+    return after;
+}
+
+std::vector<model::PluginFaults> SqliteStore::quarantined_plugins() const {
+    ReadPool::Lease lease(impl_->reads);
+    return sqlite::quarantined_plugins(*lease);
 }
 
 // ---- job reads ----

@@ -33,9 +33,9 @@ public:
         // commit that waits for it waits briefly, and the WAL stays bounded.
         size_t wal_cap_pages = 10000;
         bool background_checkpoints = true;  // false: the writer alone, at wal_cap_pages (tests)
-        // Failures of the writes nobody waits for (mark_running,
-        // update_progress, finish_job). Runs on the writer thread; when
-        // empty the message goes to stderr.
+        // Failures of the writes nobody waits for (update_progress,
+        // finish_job). Runs on the writer thread; when empty the message
+        // goes to stderr.
         std::function<void(const std::string &)> on_write_error;
     };
 
@@ -51,7 +51,7 @@ public:
     Result<void> check() const override;
 
     void insert_job(const model::Job &job) override;
-    void mark_running(const std::string &id, int64_t started_at) override;
+    bool start_job(const std::string &id, int64_t started_at) override;
     void update_progress(const std::string &id, double fraction, const std::string &message) override;
     void finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable = {},
                     std::function<void(const std::string &)> on_failed = {}) override;
@@ -65,6 +65,12 @@ public:
                                       size_t offset) const override;
     size_t count_jobs(std::optional<model::JobStatus> status) const override;
     std::vector<model::Job> recover(const std::string &running_error, int64_t now) override;
+    void fail_jobs(const std::vector<std::pair<std::string, std::string>> &errors, int64_t now) override;
+
+    model::PluginFaults record_plugin_fault(const model::PluginFaults &plugin, model::PluginFaultKind kind,
+                                            const std::string &reason, const model::QuarantineThresholds &thresholds,
+                                            int64_t now) override;
+    std::vector<model::PluginFaults> quarantined_plugins() const override;
 
     model::Artifact save_artifact(const model::ArtifactInput &input) override;
     std::optional<model::Artifact> update_artifact(const std::string &id, const model::ArtifactInput &input) override;
