@@ -20,10 +20,12 @@
 #include "http/server.hpp"
 #include "jobs/job_manager.hpp"
 #include "metrics/metrics.hpp"
+#include "plugins/faults.hpp"
 #include "plugins/manager.hpp"
 #include "plugins/watcher.hpp"
 #include "registry/registry.hpp"
 #include "store/sqlite/sqlite_store.hpp"
+#include "util/clock.hpp"
 
 namespace taskhost::app {
 
@@ -89,6 +91,37 @@ std::string crash_record_path(const Config &cfg) {
     return cfg.store.path == ":memory:" ? std::string() : cfg.store.path + ".crash";
 }
 
+// Plugin faults are kept in the store.
+class StoreFaultBook final : public plugins::FaultBook {
+public:
+    explicit StoreFaultBook(store::Store &store) : store_(store) {}
+    model::PluginFaults record(const model::PluginFaults &plugin, model::PluginFaultKind kind,
+                               const std::string &reason) override {
+        return store_.record_plugin_fault(plugin, kind, reason, thresholds_, now_us());
+    }
+    std::vector<model::PluginFaults> quarantined() override { return store_.quarantined_plugins(); }
+
+private:
+    store::Store &store_;
+    const model::QuarantineThresholds thresholds_;
+};
+
+// The plugin version whose code was on the thread that died is charged
+// with the crash (it reached the host through a task, or its init).
+void charge_crash(plugins::PluginManager &plugins, const exec::Crash &crash) {
+    if (!crash.culprit || crash.culprit->hash.empty()) return;
+    const exec::CodeInFlight &code = *crash.culprit;
+    model::PluginFaults plugin;
+    plugin.hash = code.hash;
+    plugin.file = code.file;
+    plugin.name = code.plugin;
+    plugin.version = code.version;
+    plugin.tasks_json = code.tasks_json;
+    plugins.charge(plugin, model::PluginFaultKind::crash,
+                   "crashed the host: " + crash.cause + " in task '" + code.task + "'" +
+                       (code.job_id.empty() ? std::string() : " (job " + code.job_id + ")"));
+}
+
 void log_crash(const exec::Crash &crash) {
     if (crash.culprit)
         spdlog::error("the last run of this host died: {} in task '{}' of plugin {} {} ({}){}", crash.cause,
@@ -113,11 +146,13 @@ int run(Config cfg) {
     auto store = std::make_unique<store::SqliteStore>(cfg.store);
     registry::Registry registry;
     auto executor = std::make_unique<exec::InProcessExecutor>(*store, cfg.executor);
+    StoreFaultBook faults(*store);
     auto plugins = std::make_unique<plugins::PluginManager>(
-        plugins::PluginManager::Options{cfg.plugins_dir, cfg.runtime_dir}, registry,
+        plugins::PluginManager::Options{cfg.plugins_dir, cfg.runtime_dir, &faults}, registry,
         [&executor = *executor](const th_plugin_desc &desc, const std::string &file, const std::string &hash) {
             return executor.run_init(desc, file, hash);
         });
+    if (crash) charge_crash(*plugins, *crash);
     if (!fs::is_directory(cfg.plugins_dir))
         spdlog::warn("plugins folder {} does not exist: serving no tasks until it does and a reload is requested",
                      cfg.plugins_dir);

@@ -208,6 +208,7 @@ CrashRecord::Running::Running(const Target &target, std::string_view job_id) {
             line.field("version", target.version);
             line.field("file", target.file);
             line.field("hash", target.hash);
+            line.field("tasks", target.tasks_json);
             slot.used.store(true, std::memory_order_release);
             slot_ = static_cast<int>(i);
             t_slot = slot_;
@@ -252,6 +253,7 @@ std::optional<Crash> CrashRecord::take(const std::string &path) {
                 else if (fields[k] == "version") code.version = value;
                 else if (fields[k] == "file") code.file = value;
                 else if (fields[k] == "hash") code.hash = value;
+                else if (fields[k] == "tasks") code.tasks_json = value;
             }
             if (fields[0] == "culprit") crash.culprit = std::move(code);
             else crash.others.push_back(std::move(code));

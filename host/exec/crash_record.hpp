@@ -22,6 +22,7 @@ struct CodeInFlight {
     std::string job_id;
     std::string task;
     std::string plugin, version, file, hash;
+    std::string tasks_json = "[]";  // all the plugin's task names, when known
 };
 
 struct Crash {

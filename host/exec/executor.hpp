@@ -24,6 +24,7 @@ struct Target {
     const th_task_desc *desc = nullptr;
     std::string_view task;
     std::string_view plugin, version, file, hash;  // of the plugin version
+    std::string_view tasks_json;                   // all its task names (a JSON array), for crash records
 };
 
 // What running task code may ask of the job system: its own job's

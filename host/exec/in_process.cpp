@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "exec/crash_record.hpp"
 #include "util/thread_name.hpp"
 
@@ -130,7 +132,12 @@ model::TaskOutcome InProcessExecutor::invoke(const Target &target, const std::st
 }
 
 Result<void> InProcessExecutor::run_init(const th_plugin_desc &desc, const std::string &file, const std::string &hash) {
-    const Target init{nullptr, "init", desc.name ? desc.name : "", desc.version ? desc.version : "", file, hash};
+    nlohmann::json names = nlohmann::json::array();
+    for (uint32_t i = 0; i < desc.task_count && desc.tasks != nullptr; ++i)
+        if (desc.tasks[i].name != nullptr) names.push_back(desc.tasks[i].name);
+    const std::string tasks_json = names.dump();
+    const Target init{nullptr, "init",    desc.name ? desc.name : "", desc.version ? desc.version : "", file,
+                      hash,    tasks_json};
     CrashRecord::Running running(init, {});
     return host_api_.run_init(desc, file);
 }

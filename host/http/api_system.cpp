@@ -214,6 +214,9 @@ void Api::metrics(const httplib::Request &, httplib::Response &res) {
     const auto p = s_.plugins.counts();
     single(out, "taskhost_plugins_loaded", "gauge", "Plugin files loaded.", n(p.active));
     single(out, "taskhost_plugins_refused", "gauge", "Plugin files whose last content was refused.", n(p.refused));
+    single(out, "taskhost_plugins_quarantined", "gauge",
+           "Plugin files whose content is quarantined (it crashed or hung the host, or failed its probe).",
+           n(p.quarantined));
     single(out, "taskhost_plugin_reloads_total", "counter",
            "Scans of the plugins folder (start, SIGHUP, $reload, --watch).", n(p.reloads));
     single(out, "taskhost_tasks", "gauge", "Tasks registered.", n(s_.registry.snapshot()->tasks.size()));

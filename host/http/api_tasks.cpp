@@ -98,8 +98,13 @@ void Api::get_task(const httplib::Request &req, httplib::Response &res, std::str
 }
 
 void Api::execute_task(const httplib::Request &req, httplib::Response &res, std::string_view name) {
-    auto task = s_.registry.snapshot()->find(name);
-    if (!task) return problem(res, 404, "Task '" + std::string(name) + "' not found in registry", req.path);
+    const auto snapshot = s_.registry.snapshot();
+    auto task = snapshot->find(name);
+    if (!task) {
+        if (const std::string *why = snapshot->why_unavailable(name))
+            return problem(res, 503, "Task '" + std::string(name) + "' cannot run: " + *why, req.path);
+        return problem(res, 404, "Task '" + std::string(name) + "' not found in registry", req.path);
+    }
 
     json body;
     if (!parse_json_body(req, res, body)) return;

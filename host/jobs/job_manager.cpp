@@ -78,7 +78,7 @@ std::vector<std::pair<std::string, std::string>> crash_errors(const exec::Crash 
 
 exec::Target target_of(const registry::Task &task) {
     const registry::PluginInstance &p = *task.plugin;
-    return {task.desc, task.name, p.name, p.version, p.file, p.hash};
+    return {task.desc, task.name, p.name, p.version, p.file, p.hash, p.tasks_json};
 }
 
 }  // namespace
@@ -175,8 +175,11 @@ size_t JobManager::recover(const std::optional<exec::Crash> &crash) {
         job->task = registry::TaskLease(snapshot->find(job->record.task_name));
         add_active(job);
         if (!job->task) {
-            finish(job, JobStatus::failed, "task '" + job->record.task_name + "' is no longer registered", std::nullopt,
-                   std::nullopt);
+            const std::string *unavailable = snapshot->why_unavailable(job->record.task_name);
+            finish(job, JobStatus::failed,
+                   unavailable ? "task '" + job->record.task_name + "' cannot run: " + *unavailable
+                               : "task '" + job->record.task_name + "' is no longer registered",
+                   std::nullopt, std::nullopt);
             continue;
         }
         executor_.requeue(std::move(job));

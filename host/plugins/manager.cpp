@@ -7,8 +7,8 @@
 #include <cstddef>
 #include <fstream>
 #include <set>
-#include <stdexcept>
 #include <sstream>
+#include <stdexcept>
 
 #include <spdlog/spdlog.h>
 #include <boost/dll/shared_library.hpp>
@@ -182,8 +182,12 @@ Result<std::shared_ptr<Generation>> PluginManager::load(const std::string &file,
     generation->hash = hash;
     generation->generation_number = number;
     generation->loaded_at_us = now_us();
-    for (uint32_t i = 0; i < desc->task_count; ++i)
+    json names = json::array();
+    for (uint32_t i = 0; i < desc->task_count; ++i) {
         generation->task_info.push_back(model::render_task_info(desc->tasks[i], generation->name, generation->version));
+        names.push_back(desc->tasks[i].name);
+    }
+    generation->tasks_json = names.dump();
     if (desc->init != nullptr) {
         if (Result<void> init = init_(*desc, file, hash); !init)
             return fail(init.error().kind, "init failed: " + init.error().message);
@@ -198,12 +202,14 @@ ReloadReport PluginManager::reload() {
     ++reloads_;
     unloads_->drain();  // generations released since the last reload
     ReloadReport report;
+    quarantine_changed_ = false;
     const FolderListing on_disk = scan_folder();
     withdraw_removed(on_disk, report);
+    withdraw_quarantined();
     std::vector<Candidate> candidates = load_changed(on_disk, report);
     const ClashRefusals clashes = resolve_name_clashes(candidates);
     commit_candidates(candidates, clashes, report);
-    if (snapshot_is_stale(report)) publish_snapshot();
+    if (snapshot_is_stale(report) || quarantine_changed_) publish_snapshot();
     report.snapshot_version = snapshot_version_;
     forget_released();
     report.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
@@ -239,6 +245,34 @@ void PluginManager::withdraw_removed(const FolderListing &on_disk, ReloadReport 
         report.removed.push_back(it->first);
         it = files_.erase(it);
     }
+}
+
+void PluginManager::withdraw_quarantined() {
+    quarantined_.clear();
+    if (!options_.faults) return;
+    for (auto &faults : options_.faults->quarantined()) quarantined_.emplace(faults.hash, std::move(faults));
+    for (auto &[file, st] : files_) {
+        auto it = quarantined_.find(st.hash);
+        if (it == quarantined_.end() || (st.quarantine && st.quarantine->hash == st.hash)) continue;
+        st.quarantine = it->second;
+        quarantine_changed_ = true;
+        if (st.active && st.active->hash == st.hash) {
+            retired_.push_back(std::exchange(st.active, nullptr));
+            spdlog::error("plugin {} {} {} is quarantined ({}): its tasks are withdrawn until the file changes", file,
+                          it->second.name, it->second.version, it->second.last_reason);
+        }
+    }
+}
+
+model::PluginFaults PluginManager::charge(const model::PluginFaults &plugin, model::PluginFaultKind kind,
+                                          const std::string &reason) {
+    if (!options_.faults) return plugin;
+    model::PluginFaults after = options_.faults->record(plugin, kind, reason);
+    if (after.quarantined_at != 0 && after.quarantined_at == after.last_at)
+        spdlog::error("plugin {} {} ({}, {}) quarantined after {} crash(es), {} failed load(s), {} hang(s): {}",
+                      after.name, after.version, after.file, after.hash, after.crashes, after.load_failures,
+                      after.hangs, reason);
+    return after;
 }
 
 std::vector<PluginManager::Candidate> PluginManager::load_changed(const FolderListing &on_disk, ReloadReport &report) {
@@ -280,6 +314,20 @@ std::optional<std::string> PluginManager::read_if_changed(FileState &st, const f
         return std::nullopt;
     }
     st.hash = std::move(hash);
+    if (auto it = quarantined_.find(st.hash); it != quarantined_.end()) {
+        // Not even opened: what it did to the host last time stands.
+        if (!st.quarantine || st.quarantine->hash != st.hash) {
+            spdlog::error("plugin {} not loaded: this version ({} {}) is quarantined: {}", st.file, it->second.name,
+                          it->second.version, it->second.last_reason);
+            quarantine_changed_ = true;
+        }
+        st.quarantine = it->second;
+        return std::nullopt;
+    }
+    if (st.quarantine) {
+        st.quarantine.reset();  // new content: it gets its chance
+        quarantine_changed_ = true;
+    }
     return std::move(bytes).value();
 }
 
@@ -364,6 +412,19 @@ void PluginManager::publish_snapshot() {
     snapshot->version = ++snapshot_version_;
     for (const auto &[file, st] : files_)
         if (st.active) add_tasks(*snapshot, st.active);
+    // The tasks of a quarantined version answer why they cannot run, unless
+    // another plugin serves the name.
+    for (const auto &[file, st] : files_) {
+        if (st.active || !st.quarantine) continue;
+        const model::PluginFaults &q = *st.quarantine;
+        const std::string why =
+            "plugin " + q.name + " " + q.version + " (" + file + ") is quarantined: " + q.last_reason;
+        const json names = json::parse(q.tasks_json, nullptr, false);
+        if (!names.is_array()) continue;
+        for (const auto &name : names)
+            if (name.is_string() && !snapshot->tasks.count(name.get<std::string>()))
+                snapshot->unavailable.emplace(name.get<std::string>(), why);
+    }
     registry_.publish(std::move(snapshot));
 }
 
@@ -380,6 +441,7 @@ PluginManager::Counts PluginManager::counts() const {
     for (const auto &[file, st] : files_) {
         if (st.active) ++c.active;
         if (!st.error.empty()) ++c.refused;
+        if (st.quarantine) ++c.quarantined;
     }
     return c;
 }
@@ -409,9 +471,11 @@ std::string PluginManager::describe_json() const {
         if (st.active) {
             e = entry(*st.active, "active");
         } else {
-            e = {{"file", file},          {"name", nullptr},      {"version", nullptr},     {"hash", st.hash},
-                 {"generation", nullptr}, {"loaded_at", nullptr}, {"tasks", json::array()}, {"jobs_in_flight", 0},
-                 {"state", "refused"},    {"build_info", nullptr}};
+            e = {
+                {"file", file},           {"name", nullptr},       {"version", nullptr},
+                {"hash", st.hash},        {"generation", nullptr}, {"loaded_at", nullptr},
+                {"tasks", json::array()}, {"jobs_in_flight", 0},   {"state", st.quarantine ? "quarantined" : "refused"},
+                {"build_info", nullptr}};
         }
         if (!st.error.empty()) {
             e["error"] = st.error;
@@ -419,6 +483,19 @@ std::string PluginManager::describe_json() const {
             e["refused_hash"] = st.refused_hash;
         } else {
             e["error"] = nullptr;
+        }
+        if (st.quarantine) {
+            const model::PluginFaults &q = *st.quarantine;
+            if (!st.active) {
+                e["name"] = q.name;
+                e["version"] = q.version;
+                e["tasks"] =
+                    json::parse(q.tasks_json, nullptr, false).is_array() ? json::parse(q.tasks_json) : json::array();
+                e["error"] = "quarantined: " + q.last_reason;
+            }
+            e["quarantine"] = {{"hash", q.hash},       {"reason", q.last_reason},
+                               {"crashes", q.crashes}, {"load_failures", q.load_failures},
+                               {"hangs", q.hangs},     {"since", iso8601_utc(q.quarantined_at)}};
         }
         out.push_back(std::move(e));
     }

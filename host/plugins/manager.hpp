@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "plugins/faults.hpp"
 #include "plugins/generation.hpp"
 #include "registry/registry.hpp"
 #include "util/result.hpp"
@@ -48,6 +49,7 @@ public:
     struct Options {
         std::filesystem::path dir;
         std::filesystem::path runtime_dir;  // private copies are loaded from here
+        FaultBook *faults = nullptr;        // none: no quarantine
     };
     // Runs a plugin's init() with the host's services (the executor does,
     // as it runs all plugin code); the reason when it refuses.
@@ -59,10 +61,16 @@ public:
     ~PluginManager();
 
     ReloadReport reload();
+    // Charges a fault to the plugin version `plugin.hash` (FaultBook::record).
+    // A version it quarantines is withdrawn at the next reload and not
+    // loaded again until its file changes. Its record after.
+    model::PluginFaults charge(const model::PluginFaults &plugin, model::PluginFaultKind kind,
+                               const std::string &reason);
     // For GET /metrics.
     struct Counts {
-        size_t active = 0;   // files loaded
-        size_t refused = 0;  // files whose last examined content was refused
+        size_t active = 0;       // files loaded
+        size_t refused = 0;      // files whose last examined content was refused
+        size_t quarantined = 0;  // files whose content is quarantined
         uint64_t reloads = 0;
     };
     Counts counts() const;
@@ -79,6 +87,7 @@ private:
         std::string refused_hash;
         bool conflict = false;  // refused for a task-name clash: retried next time
         int64_t error_at_us = 0;
+        std::optional<model::PluginFaults> quarantine;  // its content is quarantined: not loaded
     };
 
     using FolderListing = std::map<std::string, std::filesystem::path>;  // by file name
@@ -92,6 +101,8 @@ private:
     // The steps of reload(), in order; they run under mu_.
     FolderListing scan_folder() const;
     void withdraw_removed(const FolderListing &on_disk, ReloadReport &report);
+    // Reads which versions are quarantined and withdraws the ones serving.
+    void withdraw_quarantined();
     std::vector<Candidate> load_changed(const FolderListing &on_disk, ReloadReport &report);
     ClashRefusals resolve_name_clashes(const std::vector<Candidate> &candidates) const;
     void commit_candidates(std::vector<Candidate> &candidates, const ClashRefusals &clashes, ReloadReport &report);
@@ -112,7 +123,10 @@ private:
     Options options_;
     registry::Registry &registry_;
     InitPlugin init_;
-    mutable std::mutex mu_;  // serializes reloads and guards the state below
+    // Quarantined versions by hash, read at each reload (mu_).
+    std::map<std::string, model::PluginFaults> quarantined_;
+    bool quarantine_changed_ = false;  // a file entered or left quarantine in this reload (mu_)
+    mutable std::mutex mu_;            // serializes reloads and guards the state below
     std::map<std::string, FileState> files_;
     std::vector<std::weak_ptr<Generation>> retired_;
     std::shared_ptr<UnloadQueue> unloads_ = std::make_shared<UnloadQueue>();

@@ -14,4 +14,9 @@ std::shared_ptr<const Task> Snapshot::find(std::string_view name) const {
     return it == tasks.end() ? nullptr : it->second;
 }
 
+const std::string *Snapshot::why_unavailable(std::string_view name) const {
+    auto it = unavailable.find(name);
+    return it == unavailable.end() ? nullptr : &it->second;
+}
+
 }  // namespace taskhost::registry

@@ -25,7 +25,8 @@ struct PluginInstance {
     std::string file;  // name inside the plugins folder
     std::string name;
     std::string version;
-    std::string hash;  // SHA-256 of the file's bytes, hex: names this version
+    std::string hash;               // SHA-256 of the file's bytes, hex: names this version
+    std::string tasks_json = "[]";  // its task names, a JSON array
     uint64_t generation_number = 0;
     // Jobs accepted on this generation that may still call its code (a
     // TaskLease each).
@@ -79,8 +80,13 @@ private:
 struct Snapshot {
     uint64_t version = 0;                                                   // bumps on every swap
     std::map<std::string, std::shared_ptr<const Task>, std::less<>> tasks;  // sorted by name
+    // Tasks that exist but cannot run now (their plugin version is
+    // quarantined), with why.
+    std::map<std::string, std::string, std::less<>> unavailable;
 
     std::shared_ptr<const Task> find(std::string_view name) const;
+    // Why task `name` cannot run, if it is one of the unavailable.
+    const std::string *why_unavailable(std::string_view name) const;
 };
 
 class Registry {

@@ -2,6 +2,8 @@
 // met the misbehaviour fails with an error that says what happened.
 #include "test_util.hpp"
 
+#include <fstream>
+
 using namespace th_test;
 
 namespace {
@@ -74,8 +76,10 @@ struct CrashCase {
 // the one beside it failed saying why, the waiting one runs.
 void crash_and_recover(const CrashCase &c) {
     CAPTURE(c.task);
-    Service svc(with_fixtures({"crashers.so"}).with_plugin(example_plugin("demo.so")).with_file_db().flags(
-        {"--max-concurrency", "2"}));
+    Service svc(with_fixtures({"crashers.so"})
+                    .with_plugin(example_plugin("demo.so"))
+                    .with_file_db()
+                    .flags({"--max-concurrency", "2"}));
     const std::string beside = submit(svc.cli(), "slow_task", {{"seconds", 30}});
     wait_status(svc.cli(), beside, "running");
     const std::string crasher = submit(svc.cli(), c.task, c.params);
@@ -114,7 +118,9 @@ void crash_and_recover(const CrashCase &c) {
 
 }  // namespace
 
-TEST_CASE("a segfault in a task") { crash_and_recover({"segfault", json::object(), "SIGSEGV (signal 11)", SIGSEGV, 0}); }
+TEST_CASE("a segfault in a task") {
+    crash_and_recover({"segfault", json::object(), "SIGSEGV (signal 11)", SIGSEGV, 0});
+}
 
 TEST_CASE("abort() in a task") { crash_and_recover({"abort_now", json::object(), "SIGABRT (signal 6)", SIGABRT, 0}); }
 
@@ -135,3 +141,64 @@ TEST_CASE("_exit(0) in a task: nothing to record, but the job is never run again
 }
 
 }  // TEST_SUITE("hostile plugins: crashes")
+
+TEST_SUITE("hostile plugins: quarantine") {
+
+namespace {
+
+json plugin_entry(httplib::Client &cli, const std::string &file) {
+    for (const auto &p : get_json(cli, "/api/v1/plugins"))
+        if (p["file"] == file && p["state"] != "retired") return p;
+    FAIL("no entry for " << file);
+    return nullptr;
+}
+
+// Submits `task`, waits for the host to die of it and restarts it.
+void crash_once(Service &svc, const std::string &task) {
+    submit(svc.cli(), task);
+    REQUIRE(svc.host().wait_exit(std::chrono::seconds(20)));
+    svc.restart();
+}
+
+}  // namespace
+
+TEST_CASE("a plugin version that crashed the host twice is quarantined, and stays so across restarts") {
+    TempDir copies;
+    const fs::path crashers = copies / "crashers.so";
+    fs::copy_file(fixture_plugin("crashers.so"), crashers);
+    ServiceOptions options = with_fixtures({}).with_plugin(example_plugin("demo.so")).with_file_db();
+    options.with_plugin(crashers);
+    Service svc(options);
+
+    crash_once(svc, "segfault");
+    CHECK(plugin_entry(svc.cli(), "crashers.so")["state"] == "active");  // once is not enough
+    crash_once(svc, "abort_now");
+
+    auto &cli = svc.cli();
+    json entry = plugin_entry(cli, "crashers.so");
+    CHECK(entry["state"] == "quarantined");
+    CHECK(entry["quarantine"]["crashes"] == 2);
+    CHECK_CONTAINS(entry["error"].get<std::string>(),
+                   "quarantined: crashed the host: SIGABRT (signal 6) in task 'abort_now'");
+    CHECK(entry["tasks"].size() == 5);
+    // Its tasks answer 503 naming it; the other plugins serve.
+    json refused = check_problem(post_json(cli, "/api/v1/tasks/segfault/$execute", json::object()), 503);
+    CHECK_CONTAINS(refused["detail"].get<std::string>(),
+                   "Task 'segfault' cannot run: plugin crashers 1.0.0 (crashers.so) is quarantined");
+    CHECK(run_task(cli, "greet_user").job["status"] == "completed");
+    auto metrics = cli.Get("/metrics");
+    REQUIRE_STATUS(metrics, 200);
+    CHECK_CONTAINS(metrics->body, "taskhost_plugins_quarantined 1");
+
+    // A restart does not lift it; a new version of the file does.
+    svc.restart();
+    CHECK(plugin_entry(svc.cli(), "crashers.so")["state"] == "quarantined");
+    {
+        std::ofstream out(crashers, std::ios::binary | std::ios::app);
+        out << "a new build";  // other bytes: another version
+    }
+    REQUIRE_STATUS(svc.cli().Post("/api/v1/plugins/$reload"), 200);
+    CHECK(plugin_entry(svc.cli(), "crashers.so")["state"] == "active");
+}
+
+}  // TEST_SUITE("hostile plugins: quarantine")
