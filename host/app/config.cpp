@@ -41,6 +41,17 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ->envname("TASKHOST_MAX_BODY_BYTES")
         ->check(CLI::Range(size_t{1024}, size_t{1} << 32))
         ->capture_default_str();
+    app.add_option("--stop-grace-s", cfg.jobs.stop_grace_s,
+                   "Seconds a job past its timeout, or canceled, may take to stop before it is given up on")
+        ->envname("TASKHOST_STOP_GRACE_S")
+        ->check(CLI::Range(0.0, 3600.0))
+        ->capture_default_str();
+    app.add_option("--shutdown-timeout", cfg.shutdown_timeout_s,
+                   "Seconds from SIGTERM to exit, whatever the plugins do (jobs still running are recorded as "
+                   "interrupted)")
+        ->envname("TASKHOST_SHUTDOWN_TIMEOUT")
+        ->check(CLI::Range(0.0, 86400.0))
+        ->capture_default_str();
     app.add_option("--max-result-bytes", cfg.executor.max_result_bytes,
                    "Largest task result, or artifact saved by a task, accepted (larger: the job fails)")
         ->envname("TASKHOST_MAX_RESULT_BYTES")

@@ -8,6 +8,7 @@
 
 #include "exec/in_process.hpp"
 #include "http/server.hpp"
+#include "jobs/job_manager.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace taskhost::app {
@@ -18,14 +19,16 @@ struct Config {
     std::string log_level = "info";
     bool watch = false;
     int watch_quiet_ms = 300;
-    std::string api_keys;       // comma-separated
-    std::string api_keys_file;  // one key per line
+    std::string api_keys;            // comma-separated
+    std::string api_keys_file;       // one key per line
+    double shutdown_timeout_s = 30;  // SIGTERM to exit, whatever the plugins do
     store::SqliteStore::Options store = [] {
         store::SqliteStore::Options o;
         o.path = "taskhost.db";  // the store's own default is a memory database
         return o;
     }();
     exec::InProcessExecutor::Options executor;
+    jobs::JobManager::Options jobs;
     http::ServerOptions http;
 };
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -60,7 +61,8 @@ std::shared_ptr<http::ApiKeys> read_api_keys(const Config &cfg, http::AuthOption
 }
 
 // Tells the signal thread when serve() has returned: a stop() that comes
-// before serve() has started is lost, so it is repeated until then.
+// before serve() has started is lost, so it is repeated until then. Also
+// keeps when the stop was asked for: the shutdown timeout counts from then.
 class Served {
 public:
     void mark() {
@@ -73,16 +75,22 @@ public:
     template <class Stop>
     void stop_until_served(Stop stop) {
         std::unique_lock lock(mu_);
+        if (!stop_asked_at_) stop_asked_at_ = std::chrono::steady_clock::now();
         while (!served_) {
             stop();
             cv_.wait_for(lock, std::chrono::milliseconds(50));
         }
+    }
+    std::chrono::steady_clock::time_point stop_asked_at() {
+        std::lock_guard lock(mu_);
+        return stop_asked_at_.value_or(std::chrono::steady_clock::now());
     }
 
 private:
     std::mutex mu_;
     std::condition_variable cv_;
     bool served_ = false;
+    std::optional<std::chrono::steady_clock::time_point> stop_asked_at_;
 };
 
 // Where a crash of this host is recorded: beside a database file (a memory
@@ -160,18 +168,6 @@ int run(Config cfg) {
     spdlog::info("loaded {} plugin(s), refused {}, {} task(s) in {:.1f} ms", loaded.added.size(), loaded.refused.size(),
                  registry.snapshot()->tasks.size(), loaded.duration_ms);
 
-    metrics::Metrics metrics;
-    auto jobs = std::make_unique<jobs::JobManager>(*store, registry, *executor, metrics);
-    if (const size_t requeued = jobs->recover(crash); requeued > 0)
-        spdlog::info("requeued {} job(s) that were pending when the host last stopped", requeued);
-    jobs->start();
-
-    auto server = std::make_unique<http::Server>(cfg.http, http::Services{*store, registry, *jobs, *plugins, metrics});
-    if (auto bound = server->bind(); !bound) {
-        spdlog::critical("{}", bound.error().message);
-        return 1;
-    }
-
     auto reloader = std::make_unique<Reloader>([&] {
         if (api_keys && !cfg.api_keys_file.empty()) {
             try {
@@ -184,6 +180,34 @@ int run(Config cfg) {
         spdlog::info("reload: {} added, {} replaced, {} removed, {} refused ({:.1f} ms)", r.added.size(),
                      r.replaced.size(), r.removed.size(), r.refused.size(), r.duration_ms);
     });
+
+    metrics::Metrics metrics;
+    // A job whose code did not stop within its grace charges its plugin
+    // version with a hang; a version that this quarantines is withdrawn.
+    cfg.jobs.on_stuck = [&plugins = *plugins, &reloader = *reloader](const registry::Task &task,
+                                                                     const std::string &why) {
+        const registry::PluginInstance &p = *task.plugin;
+        model::PluginFaults plugin;
+        plugin.hash = p.hash;
+        plugin.file = p.file;
+        plugin.name = p.name;
+        plugin.version = p.version;
+        plugin.tasks_json = p.tasks_json;
+        const model::PluginFaults after =
+            plugins.charge(plugin, model::PluginFaultKind::hang, "task '" + task.name + "' " + why);
+        if (after.quarantined_at != 0) reloader.request();
+    };
+    auto jobs = std::make_unique<jobs::JobManager>(*store, registry, *executor, metrics, cfg.jobs);
+    if (const size_t requeued = jobs->recover(crash); requeued > 0)
+        spdlog::info("requeued {} job(s) that were pending when the host last stopped", requeued);
+    jobs->start();
+
+    auto server = std::make_unique<http::Server>(cfg.http, http::Services{*store, registry, *jobs, *plugins, metrics});
+    if (auto bound = server->bind(); !bound) {
+        spdlog::critical("{}", bound.error().message);
+        return 1;
+    }
+
     std::unique_ptr<plugins::FolderWatcher> watcher;
     if (cfg.watch) {
         watcher = std::make_unique<plugins::FolderWatcher>(
@@ -204,13 +228,27 @@ int run(Config cfg) {
                  cfg.executor.workers, store->url());
     server->serve();
     served.mark();
+    const auto deadline = served.stop_asked_at() + seconds_duration(cfg.shutdown_timeout_s);
 
     // ---- stop, in this order -------------------------------------------------
-    signals.reset();   // no more reload or stop requests
-    watcher.reset();   // no more folder events
-    reloader.reset();  // waits for a reload in progress
-    server.reset();    // no request runs any more (open streams and ?wait ended in stop())
-    jobs.reset();      // running tasks asked to stop, workers joined, queued jobs left pending, ends committed
+    signals.reset();  // no more reload or stop requests
+    watcher.reset();  // no more folder events
+    // Running tasks asked to stop; those still running at the deadline
+    // recorded as interrupted; queued jobs left pending; every end committed.
+    jobs->stop(deadline);
+    // A reload still running, or code of a task that would not stop, may
+    // never return: then the host leaves now, its store flushed, without
+    // unloading what such a thread may still be running.
+    if (!reloader->stop(deadline) || jobs->load().stuck > 0) {
+        store->flush();
+        spdlog::warn("stopped, leaving {} thread(s) stuck in plugin code", jobs->load().stuck);
+        exec::CrashRecord::exiting_normally();
+        std::fflush(nullptr);
+        ::_exit(0);
+    }
+    reloader.reset();
+    server.reset();  // no request runs any more (open streams and ?wait ended in stop())
+    jobs.reset();
     registry.publish(std::make_shared<const registry::Snapshot>());  // no task holds a generation now
     plugins.reset();   // so every generation is shut down and unloaded here
     executor.reset();  // its task database connections closed

@@ -3,6 +3,7 @@
 // reload, never a queue of them.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -13,11 +14,14 @@ namespace taskhost::app {
 class Reloader {
 public:
     explicit Reloader(std::function<void()> reload);
-    ~Reloader();  // waits for a reload in progress, then ends the thread
+    ~Reloader();  // stop() with no deadline
     Reloader(const Reloader &) = delete;
     Reloader &operator=(const Reloader &) = delete;
 
     void request();
+    // Ends the thread once a reload in progress is over. False if that has
+    // not happened by `deadline` (the thread is then left to itself).
+    bool stop(std::chrono::steady_clock::time_point deadline);
 
 private:
     void loop();
@@ -27,6 +31,8 @@ private:
     std::condition_variable cv_;
     bool pending_ = false;
     bool stopping_ = false;
+    bool done_ = false;  // the thread has returned
+    std::condition_variable done_cv_;
     std::thread thread_;
 };
 

@@ -98,9 +98,16 @@ public:
     // name the plugin version.
     virtual Result<void> run_init(const th_plugin_desc &desc, const std::string &file, const std::string &hash) = 0;
 
+    // Gives up on `work`, whose code did not stop when it had to: its slot
+    // goes to other work at once (in process: a new worker thread takes the
+    // stuck one's place), and the thread stuck in it is let go whenever the
+    // code returns. False if `work` is not running.
+    virtual bool write_off(const Work &work) = 0;
+
     // Workers start taking queued work. stop() returns once they have
-    // stopped, and drops the work still queued unrun (the jobs layer keeps
-    // it pending): an executor must outlive the jobs layer that feeds it.
+    // stopped (a written-off one is not waited for), and drops the work
+    // still queued unrun (the jobs layer keeps it pending): an executor must
+    // outlive the jobs layer that feeds it.
     virtual void start() = 0;
     virtual void stop() = 0;
 
@@ -108,6 +115,7 @@ public:
         size_t workers = 0;         // slots: at most this many jobs run at once
         size_t queued = 0;          // waiting for a slot
         size_t queue_capacity = 0;  // most that may wait
+        size_t stuck = 0;           // written off, their code still running
     };
     virtual Load load() const = 0;
 

@@ -32,10 +32,11 @@ Result<Admission> InProcessExecutor::admit(bool may_run_here) {
 
 void InProcessExecutor::dispatch(Admission admission, std::shared_ptr<Work> work) {
     switch (take(admission)) {
-        case Admission::Where::here:
-            work->run();
-            release_slot();
+        case Admission::Where::here: {
+            Runner runner{std::this_thread::get_id(), false};
+            if (!run_work(*work, runner)) release_slot();
             return;
+        }
         case Admission::Where::queue: {
             {
                 std::lock_guard lock(mu_);
@@ -86,9 +87,47 @@ void InProcessExecutor::worker_loop() {
             queue_.pop_front();
             ++busy_;
         }
-        work->run();
+        Runner runner{std::this_thread::get_id(), true};
+        if (run_work(*work, runner)) return;  // written off: a new worker has this thread's place
         release_slot();
     }
+}
+
+bool InProcessExecutor::run_work(Work &work, Runner &runner) {
+    {
+        std::lock_guard lock(mu_);
+        runners_.emplace(&work, &runner);
+    }
+    work.run();
+    std::lock_guard lock(mu_);
+    runners_.erase(&work);
+    if (runner.written_off) --stuck_;  // its slot was given back when it was written off
+    return runner.written_off;
+}
+
+bool InProcessExecutor::write_off(const Work &work) {
+    {
+        std::lock_guard lock(mu_);
+        auto it = runners_.find(&work);
+        if (it == runners_.end() || it->second->written_off) return false;
+        Runner &runner = *it->second;
+        runner.written_off = true;
+        ++stuck_;
+        --busy_;
+        if (runner.worker) {
+            // The stuck thread leaves the pool: it is not joined at stop(),
+            // and a new one keeps the pool at its size.
+            auto stuck = std::find_if(workers_.begin(), workers_.end(),
+                                      [&](const std::thread &t) { return t.get_id() == runner.thread; });
+            if (stuck != workers_.end()) {
+                stuck->detach();
+                workers_.erase(stuck);
+            }
+            if (!stopping_) workers_.emplace_back([this] { worker_loop(); });
+        }
+    }
+    work_cv_.notify_one();  // the slot is free
+    return true;
 }
 
 void InProcessExecutor::start() {
@@ -99,21 +138,22 @@ void InProcessExecutor::start() {
 
 void InProcessExecutor::stop() {
     std::deque<std::shared_ptr<Work>> unrun;
+    std::vector<std::thread> workers;
     {
         std::lock_guard lock(mu_);
         stopping_ = true;
         unrun.swap(queue_);
+        workers.swap(workers_);  // written-off ones have left it: they are not waited for
     }
     work_cv_.notify_all();
-    for (auto &t : workers_)
-        if (t.joinable()) t.join();
+    for (auto &t : workers) t.join();
     // Released here, outside the lock: the work may hold the last reference
     // to what it would have run.
 }
 
 Executor::Load InProcessExecutor::load() const {
     std::lock_guard lock(mu_);
-    return {options_.workers, queue_.size(), options_.queue_capacity};
+    return {options_.workers, queue_.size(), options_.queue_capacity, stuck_};
 }
 
 Result<void> InProcessExecutor::validate(const Target &target, std::string_view params_json) {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "exec/executor.hpp"
@@ -37,14 +38,23 @@ public:
                               JobContext &job) override;
     Result<void> run_init(const th_plugin_desc &desc, const std::string &file, const std::string &hash) override;
 
+    bool write_off(const Work &work) override;
     void start() override;
     void stop() override;
     Load load() const override;
 
 private:
+    // The thread running one piece of work (on its stack while it runs).
+    struct Runner {
+        std::thread::id thread;
+        bool worker = false;       // a worker thread, not a submitter's
+        bool written_off = false;  // (mu_)
+    };
     void release(Admission::Where where) override;
     void release_slot();
     void worker_loop();
+    // Runs `work` as `runner`; true if it was written off meanwhile.
+    bool run_work(Work &work, Runner &runner);
 
     HostApi host_api_;
     const Options options_;
@@ -54,8 +64,10 @@ private:
     std::deque<std::shared_ptr<Work>> queue_;
     size_t reserved_ = 0;  // queue places admitted and not yet dispatched
     size_t busy_ = 0;      // slots in use, by workers or submitters (at most options_.workers)
+    size_t stuck_ = 0;     // written-off runners whose code has not returned
     bool stopping_ = false;
-    std::vector<std::thread> workers_;
+    std::vector<std::thread> workers_;                    // joined at stop()
+    std::unordered_map<const Work *, Runner *> runners_;  // work running now
 };
 
 }  // namespace taskhost::exec

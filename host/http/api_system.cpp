@@ -21,14 +21,35 @@ namespace taskhost::http {
 std::string Api::health_json() const {
     const Result<void> check = s_.store.check();
     const bool ok = check.ok();
+    // Degraded: the host serves, but something needs a person. Shown only
+    // when it is so, so a healthy host answers as the original does.
+    const size_t stuck = s_.jobs.load().stuck;
+    const std::vector<std::string> plugin_problems = s_.plugins.problems();
+    const bool degraded = stuck > 0 || !plugin_problems.empty();
     std::string body;
     {
         json_text::Object o(body);
-        o.str("status", ok ? "healthy" : "unhealthy");
+        o.str("status", !ok ? "unhealthy" : degraded ? "degraded" : "healthy");
         json_text::Object checks(o.key("checks"));
-        json_text::Object db(checks.key("database"));
-        db.str("state", ok ? "healthy" : "unhealthy");
-        if (!ok) db.str("message", "Database connection failed: " + check.error().message);
+        {
+            json_text::Object db(checks.key("database"));
+            db.str("state", ok ? "healthy" : "unhealthy");
+            if (!ok) db.str("message", "Database connection failed: " + check.error().message);
+        }
+        if (stuck > 0) {
+            json_text::Object workers(checks.key("workers"));
+            workers.str("state", "degraded");
+            workers.str("message", std::to_string(stuck) +
+                                       " worker(s) stuck in task code that did not stop within its limit: given up "
+                                       "on and replaced; the code may still be running");
+        }
+        if (!plugin_problems.empty()) {
+            std::string message;
+            for (const auto &p : plugin_problems) message += (message.empty() ? "" : "; ") + p;
+            json_text::Object plugins(checks.key("plugins"));
+            plugins.str("state", "degraded");
+            plugins.str("message", message);
+        }
     }
     return body;
 }

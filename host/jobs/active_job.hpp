@@ -56,6 +56,9 @@ struct ActiveJob final : exec::Work, std::enable_shared_from_this<ActiveJob> {
     TaskStats *stats = nullptr;     // its task's, looked up once (they outlive jobs)
     bool recovered = false;         // requeued at start: its queue wait spans the downtime
     std::atomic<int> cancel{0};     // CancelReason
+    // Given up on: its end is recorded, though its code may still run.
+    std::atomic<bool> abandoned{false};
+    std::atomic<bool> counted_out{false};  // no longer counted in running_
 };
 
 }  // namespace taskhost::jobs

@@ -19,10 +19,10 @@ void Deadlines::stop() {
     if (thread_.joinable()) thread_.join();
 }
 
-void Deadlines::add(std::chrono::steady_clock::time_point at, const std::shared_ptr<ActiveJob> &job) {
+void Deadlines::add(std::chrono::steady_clock::time_point at, const std::shared_ptr<ActiveJob> &job, Kind kind) {
     {
         std::lock_guard lock(mu_);
-        heap_.push_back({at, job});
+        heap_.push_back({at, job, kind});
         std::push_heap(heap_.begin(), heap_.end(), std::greater<>{});
     }
     cv_.notify_one();
@@ -47,7 +47,7 @@ void Deadlines::loop() {
         heap_.pop_back();
         if (auto job = due.job.lock()) {
             lock.unlock();
-            on_due_(*job);
+            on_due_(job, due.kind);
             lock.lock();
         }
     }

@@ -1,5 +1,7 @@
-// Job timeouts: one thread that sleeps until the earliest deadline and
+// Job deadlines: one thread that sleeps until the earliest deadline and
 // hands each job whose time has come, if it still exists, to `on_due`.
+// A job's timeout asks it to stop; the grace after a timeout or a cancel
+// is when a job that did not stop is given up on.
 #pragma once
 
 #include <chrono>
@@ -16,7 +18,8 @@ struct ActiveJob;
 
 class Deadlines {
 public:
-    using OnDue = std::function<void(ActiveJob &job)>;
+    enum class Kind { timeout, grace };
+    using OnDue = std::function<void(const std::shared_ptr<ActiveJob> &job, Kind kind)>;
 
     explicit Deadlines(OnDue on_due) : on_due_(std::move(on_due)) {}
     ~Deadlines() { stop(); }
@@ -26,12 +29,13 @@ public:
     void start();
     void stop();
     // Holds the job weakly: a job that is gone by then is skipped.
-    void add(std::chrono::steady_clock::time_point at, const std::shared_ptr<ActiveJob> &job);
+    void add(std::chrono::steady_clock::time_point at, const std::shared_ptr<ActiveJob> &job, Kind kind);
 
 private:
     struct Deadline {
         std::chrono::steady_clock::time_point at;
         std::weak_ptr<ActiveJob> job;
+        Kind kind;
         bool operator>(const Deadline &o) const { return at > o.at; }
     };
     void loop();

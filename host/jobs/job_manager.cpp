@@ -1,6 +1,7 @@
 #include "jobs/job_manager.hpp"
 
 #include <algorithm>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -125,39 +126,85 @@ private:
 };
 
 JobManager::JobManager(store::Store &store, registry::Registry &registry, exec::Executor &executor,
-                       metrics::Metrics &metrics)
-    : store_(store), registry_(registry), executor_(executor), task_stats_(metrics), timeouts_([](ActiveJob &job) {
-          {
-              std::lock_guard lock(job.mu);
-              int none = 0;
-              if (job.record.status == JobStatus::running &&
-                  job.cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::timeout)))
-                  ++job.version;
-          }
-          job.changed.notify_all();
-      }) {}
+                       metrics::Metrics &metrics, Options options)
+    : store_(store),
+      registry_(registry),
+      executor_(executor),
+      options_(std::move(options)),
+      task_stats_(metrics),
+      timeouts_([this](const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind) { on_deadline(job, kind); }) {}
 
-JobManager::~JobManager() {
-    // First: no job starts from now on (a queued one stays pending in the
-    // store and runs after a restart); then running tasks are asked to stop.
+JobManager::~JobManager() { stop(Clock::time_point::max()); }
+
+void JobManager::stop(Clock::time_point deadline) {
+    if (stopped_.exchange(true)) return;
+    // First no job starts; then running tasks are asked to stop.
     stopping_.store(true);
+    std::vector<std::shared_ptr<ActiveJob>> jobs;
     {
         std::lock_guard lock(active_mu_);
         for (auto &[id, job] : active_) {
             int none = 0;
             job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::shutdown));
+            jobs.push_back(job);
         }
     }
-    executor_.stop();
+    // Polled: only a shutdown waits here, and it must end by `deadline`.
+    while (running_.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (running_.load() > 0) {
+        const std::string why = "interrupted: the host was stopping and the job did not stop in time";
+        for (const auto &job : jobs) give_up(job, JobStatus::failed, why);
+    }
     timeouts_.stop();
+    executor_.stop();
     // The last jobs' ends are still on their way to the store, and their
     // callbacks use this object: wait until they have run. (A failed
-    // commit has been reported by the store already; a destructor must not
-    // throw.)
+    // commit has been reported by the store already.)
     try {
         store_.flush();
     } catch (...) {
     }
+}
+
+void JobManager::on_deadline(const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind) {
+    if (kind == Deadlines::Kind::grace) {
+        const bool timed_out = job->cancel.load() == static_cast<int>(CancelReason::timeout);
+        give_up(job, timed_out ? JobStatus::failed : JobStatus::canceled,
+                "did not stop within " + format_seconds(options_.stop_grace_s) + " s of " +
+                    (timed_out ? "its timeout" : "being canceled"));
+        return;
+    }
+    bool timed_out = false;
+    {
+        std::lock_guard lock(job->mu);
+        int none = 0;
+        timed_out = job->record.status == JobStatus::running &&
+                    job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::timeout));
+        if (timed_out) ++job->version;
+    }
+    job->changed.notify_all();
+    if (timed_out) timeouts_.add(deadline_after(options_.stop_grace_s), job, Deadlines::Kind::grace);
+}
+
+void JobManager::give_up(const std::shared_ptr<ActiveJob> &job, JobStatus status, const std::string &why) {
+    std::shared_ptr<const registry::Task> task;
+    {
+        std::lock_guard lock(job->mu);
+        if (job->end != EndState::none || job->record.status != JobStatus::running) return;
+        task = job->task.shared();
+    }
+    if (!executor_.write_off(*job)) return;  // it returned meanwhile
+    job->abandoned.store(true);
+    count_out(*job);
+    spdlog::error("job {} (task '{}' of plugin {} {}): {}; its worker is given up on ({} stuck now)", job->record.id,
+                  job->record.task_name, task ? task->plugin->name : "?", task ? task->plugin->version : "?", why,
+                  executor_.load().stuck);
+    finish(job, status, why, std::nullopt, std::nullopt);
+    if (options_.on_stuck && task) options_.on_stuck(*task, why);
+}
+
+void JobManager::count_out(ActiveJob &job) {
+    if (!job.counted_out.exchange(true)) running_.fetch_sub(1);
 }
 
 size_t JobManager::recover(const std::optional<exec::Crash> &crash) {
@@ -357,7 +404,8 @@ size_t JobManager::count(std::optional<JobStatus> status) const { return store_.
 
 JobManager::Load JobManager::load() const {
     const auto executor = executor_.load();
-    return {executor.workers, running_.load(), executor.queued, executor.queue_capacity, waiting_.load()};
+    return {executor.workers,        running_.load(), executor.queued,
+            executor.queue_capacity, waiting_.load(), executor.stuck};
 }
 
 std::optional<JobView> JobManager::wait_terminal(const std::string &id, Clock::time_point deadline) const {
@@ -444,11 +492,13 @@ Result<JobManager::Canceled> JobManager::cancel(const std::string &id) {
         return Canceled{true, std::move(*view)};
     }
     int none = 0;
-    job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::user));
+    const bool asked = job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::user));
     ++job->version;
     JobView view = job->view();
     lock.unlock();
     job->changed.notify_all();
+    // A task that ignores the request is given up on after the grace.
+    if (asked) timeouts_.add(deadline_after(options_.stop_grace_s), job, Deadlines::Kind::grace);
     return Canceled{false, std::move(view)};
 }
 
@@ -526,7 +576,7 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     // Its start is durable before its code runs: if the host dies now, the
     // job is charged with it and is never run again.
     if (auto recorded = record_start(*job); !recorded) {
-        running_.fetch_sub(1);
+        count_out(*job);
         finish(job, JobStatus::failed, "the job did not start: " + recorded.error().message, std::nullopt,
                std::nullopt);
         return;
@@ -536,12 +586,12 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     const registry::Task &task = *held;
     const int64_t started_at = r.started_at;
     if (!job->recovered) job->stats->counters.queue_wait.observe_us(started_at - r.submitted_at);
-    if (r.timeout_s > 0) timeouts_.add(deadline_after(r.timeout_s), job);
+    if (r.timeout_s > 0) timeouts_.add(deadline_after(r.timeout_s), job, Deadlines::Kind::timeout);
 
     TaskCall call(*this, *job);
     const int64_t invoked_at = now_us();  // the task's own time, without the wait for its start's commit
     model::TaskOutcome out = executor_.invoke(target_of(task), r.id, r.params_json, call);
-    running_.fetch_sub(1);
+    count_out(*job);
     job->stats->record_run(now_us() - invoked_at);
 
     JobStatus status = JobStatus::completed;
@@ -566,6 +616,12 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     artifact.id = new_ulid_string();
     artifact.data_json = model::result_artifact_data(task.name, r.params_json, out);
     finish(job, status, std::move(error), std::move(traceback), std::move(artifact));
+    // Given up on while it ran: its end was recorded then, and its code has
+    // only now returned, so only now may its generation go.
+    if (job->abandoned.load()) {
+        std::lock_guard lock(job->mu);
+        job->task.release();
+    }
 }
 
 void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status, std::optional<std::string> error,
@@ -575,7 +631,7 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
     {
         std::lock_guard lock(job->mu);
         if (job->end != EndState::none) return;
-        task = std::move(job->task);
+        if (!job->abandoned.load()) task = std::move(job->task);  // else its code still runs: keep it loaded
         if (job->deleted) return;  // DELETE already removed the record; the result is dropped
         job->end = EndState::committing;
         end.started_at = job->record.started_at;

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -45,10 +46,29 @@ struct JobView {
     std::string artifact_json;  // its result artifact, when known here (saves a read)
 };
 
+struct JobManagerOptions {
+    // How long a job past its timeout, or canceled while it runs, may take
+    // to stop before it is given up on (--stop-grace-s).
+    double stop_grace_s = 5;
+    // Told when a job's code did not stop within the grace, with its task
+    // and why: app charges the plugin version with a hang.
+    std::function<void(const registry::Task &task, const std::string &why)> on_stuck;
+};
+
 class JobManager {
 public:
-    JobManager(store::Store &store, registry::Registry &registry, exec::Executor &executor, metrics::Metrics &metrics);
-    ~JobManager();  // stops the executor's workers; running tasks are asked to cancel
+    using Options = JobManagerOptions;
+
+    JobManager(store::Store &store, registry::Registry &registry, exec::Executor &executor, metrics::Metrics &metrics,
+               Options options = {});
+    ~JobManager();  // stop(), with no deadline
+
+    // No job starts from now on (a queued one stays pending in the store and
+    // runs after a restart); running ones are asked to stop, and those that
+    // have not by `deadline` are given up on and recorded as interrupted;
+    // the executor's workers are stopped and every end is committed.
+    // Idempotent.
+    void stop(std::chrono::steady_clock::time_point deadline);
 
     // Fails the jobs a crash record names, with its cause; marks the other
     // jobs left running as failed; queues the pending ones on the
@@ -116,6 +136,7 @@ public:
         size_t queued = 0;          // jobs waiting for a worker
         size_t queue_capacity = 0;  // most that may wait
         size_t waiting = 0;         // callers waiting on a job now (long-polls, job streams)
+        size_t stuck = 0;           // workers given up on, their code still running
     };
     Load load() const;
 
@@ -152,6 +173,12 @@ private:
     // Commits the start of a stored job before its code runs (a deferred
     // job is stored already started, if at all); why not when it cannot.
     Result<void> record_start(ActiveJob &job);
+    void on_deadline(const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind);
+    // A running job whose code did not stop when it had to: its worker is
+    // written off, the job ends now (`status`, `why`), its plugin is told of.
+    void give_up(const std::shared_ptr<ActiveJob> &job, model::JobStatus status, const std::string &why);
+    // The job no longer counts as running (once, whoever gets there first).
+    void count_out(ActiveJob &job);
     // Hands a job's end to the store; it becomes visible once committed.
     void finish(const std::shared_ptr<ActiveJob> &job, model::JobStatus status, std::optional<std::string> error,
                 std::optional<std::string> traceback, std::optional<model::Artifact> artifact);
@@ -174,6 +201,7 @@ private:
     store::Store &store_;
     registry::Registry &registry_;
     exec::Executor &executor_;
+    const Options options_;
     TaskStatsBook task_stats_;
     Deadlines timeouts_;
 
@@ -183,6 +211,7 @@ private:
     size_t ended_bytes_ = 0;
 
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> stopped_{false};
     std::atomic<size_t> running_{0};
     std::atomic<bool> waiters_released_{false};
     mutable std::atomic<size_t> waiting_{0};

@@ -446,6 +446,18 @@ PluginManager::Counts PluginManager::counts() const {
     return c;
 }
 
+std::vector<std::string> PluginManager::problems() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (const auto &[file, st] : files_) {
+        if (st.quarantine && !st.active) out.push_back(file + " is quarantined: " + st.quarantine->last_reason);
+        else if (!st.error.empty())
+            out.push_back(file + " was refused" + (st.active ? " (its previous version serves)" : "") + ": " +
+                          st.error);
+    }
+    return out;
+}
+
 std::string PluginManager::describe_json() const {
     auto entry = [](const Generation &g, std::string_view state) {
         json tasks = json::array();

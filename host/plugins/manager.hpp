@@ -76,6 +76,8 @@ public:
     Counts counts() const;
     // GET /api/v1/plugins: one entry per file, plus retired generations.
     std::string describe_json() const;
+    // What /health reports: each file refused or quarantined, and why.
+    std::vector<std::string> problems() const;
 
 private:
     struct FileState {

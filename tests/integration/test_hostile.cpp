@@ -8,6 +8,11 @@ using namespace th_test;
 
 namespace {
 
+std::string health_check_message(httplib::Client &cli, const std::string &check) {
+    json health = get_json(cli, "/health");
+    return health["checks"].contains(check) ? health["checks"][check].value("message", "") : "";
+}
+
 ServiceOptions with_fixtures(std::vector<std::string> files) {
     ServiceOptions o = ServiceOptions::examples({});
     for (const auto &f : files) o.with_plugin(fixture_plugin(f));
@@ -202,3 +207,82 @@ TEST_CASE("a plugin version that crashed the host twice is quarantined, and stay
 }
 
 }  // TEST_SUITE("hostile plugins: quarantine")
+
+TEST_SUITE("hostile plugins: hard limits") {
+
+TEST_CASE("a task that ignores its timeout is given up on after the grace; its worker is replaced") {
+    Service svc(with_fixtures({"timeouts.so"})
+                    .with_plugin(example_plugin("demo.so"))
+                    .flags({"--max-concurrency", "2", "--stop-grace-s", "0.5"}));
+    auto &cli = svc.cli();
+    // Two stubborn jobs take both workers and never look at the flag.
+    const std::string first = submit(cli, "stubborn_sleep", {{"seconds", 3600}});
+    const std::string second = submit(cli, "stubborn_sleep", {{"seconds", 3600}});
+    for (const auto &id : {first, second}) {
+        json job = wait_job(cli, id, 10);  // 0.3 s timeout + 0.5 s grace
+        CHECK(job["status"] == "failed");
+        CHECK(job["error"] == "did not stop within 0.5 s of its timeout");
+    }
+    // The pool kept its size: other tasks run at once.
+    CHECK(run_task(cli, "greet_user", {{"name", "still"}}).job["status"] == "completed");
+    json health = get_json(cli, "/health");
+    CHECK(health["status"] == "degraded");
+    CHECK_CONTAINS(health["checks"]["workers"]["message"].get<std::string>(), "2 worker(s) stuck in task code");
+    // Two hangs quarantine the version: its tasks are withdrawn and say why.
+    REQUIRE(eventually([&] {
+        auto res = post_json(cli, "/api/v1/tasks/stubborn_sleep/$execute", {{"params", {{"seconds", 1}}}});
+        return res && res->status == 503;
+    }));
+    CHECK_CONTAINS(health_check_message(cli, "plugins"), "timeouts.so is quarantined");
+}
+
+TEST_CASE("a running task that ignores $cancel is given up on after the grace") {
+    Service svc(with_fixtures({"timeouts.so"}).flags({"--stop-grace-s", "0.5"}));
+    auto &cli = svc.cli();
+    const std::string id = submit(cli, "stubborn_sleep", {{"seconds", 3600}});
+    wait_status(cli, id, "running");
+    // timeout_s is the SDK's 0.3 s: cancel first, at once.
+    auto res = cli.Post("/api/v1/jobs/" + id + "/$cancel");
+    REQUIRE(res);
+    if (res->status == 202) {
+        json job = wait_job(cli, id, 10);
+        CHECK(job["status"] == "canceled");
+        CHECK(job["error"] == "did not stop within 0.5 s of being canceled");
+    } else {
+        CHECK(res->status == 409);  // its timeout came first: covered above
+    }
+}
+
+TEST_CASE("SIGTERM with four non-cooperative jobs ends the host within --shutdown-timeout") {
+    Service svc(with_fixtures({"timeouts.so"})
+                    .with_file_db()
+                    .flags({"--max-concurrency", "4", "--stop-grace-s", "3600", "--shutdown-timeout", "2"}));
+    auto &cli = svc.cli();
+    std::vector<std::string> ids;
+    for (int i = 0; i < 4; ++i) {
+        // No timeout of their own: timeout_s 3600 overrides the SDK's 0.3 s.
+        auto res = post_json(cli, "/api/v1/tasks/stubborn_sleep/$execute",
+                             {{"params", {{"seconds", 3600}}}, {"timeout_s", 3600}});
+        REQUIRE_STATUS(res, 202);
+        ids.push_back(body_json(res)["job_id"]);
+    }
+    for (const auto &id : ids) wait_status(cli, id, "running");
+    cli.stop();  // an idle keep-alive connection holds the HTTP server's own stop back (its own timeout)
+    const auto started = std::chrono::steady_clock::now();
+    svc.host().send_signal(SIGTERM);
+    int status = 0;
+    REQUIRE(svc.host().wait_exit(std::chrono::seconds(15), &status));
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    CHECK(took < 4.0);  // the 2 s timeout, then a flush and exit
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    // Recorded as interrupted, not lost.
+    svc.restart();
+    for (const auto &id : ids) {
+        json job = get_job(svc.cli(), id);
+        CHECK(job["status"] == "failed");
+        CHECK(job["error"] == "interrupted: the host was stopping and the job did not stop in time");
+    }
+}
+
+}  // TEST_SUITE("hostile plugins: hard limits")

@@ -73,7 +73,13 @@ TEST_CASE("refused plugins: the host serves the others and says why") {
     Service svc(o);
     auto &cli = svc.cli();
 
-    CHECK(get_json(cli, "/health")["status"] == "healthy");
+    // Serving, but a person should look: /health says which files and why.
+    json health = get_json(cli, "/health");
+    CHECK(health["status"] == "degraded");
+    CHECK(health["checks"]["database"]["state"] == "healthy");
+    CHECK(health["checks"]["plugins"]["state"] == "degraded");
+    for (const char *f : {"not_a_plugin.so", "no_entry.so", "wrong_abi.so", "init_fails.so"})
+        CHECK_CONTAINS(health["checks"]["plugins"]["message"].get<std::string>(), std::string(f) + " was refused");
     CHECK(run_task(cli, "greet_user", {{"name", "Alice"}}).artifact["data"]["result"] ==
           json{{"message", "Hello, Alice!"}});
     CHECK(run_task(cli, "add", {{"a", 2}, {"b", 3}}).artifact["data"]["result"] == json{{"result", 5}});
