@@ -46,6 +46,12 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ->envname("TASKHOST_STOP_GRACE_S")
         ->check(CLI::Range(0.0, 3600.0))
         ->capture_default_str();
+    app.add_option("--probe-timeout-s", cfg.probe_timeout_s,
+                   "Seconds a new plugin version may take to load and init in its trial child process "
+                   "(0: load new versions in the host directly, untried)")
+        ->envname("TASKHOST_PROBE_TIMEOUT_S")
+        ->check(CLI::Range(0.0, 3600.0))
+        ->capture_default_str();
     app.add_option("--shutdown-timeout", cfg.shutdown_timeout_s,
                    "Seconds from SIGTERM to exit, whatever the plugins do (jobs still running are recorded as "
                    "interrupted)")
@@ -62,9 +68,9 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ->envname("TASKHOST_HTTP_THREADS")
         ->check(CLI::Range(4, 100000))
         ->capture_default_str();
-    app.add_option("--runtime-dir", cfg.runtime_dir,
-                   "Where private copies of plugins are loaded from (default: a fresh folder under $TMPDIR)")
-        ->envname("TASKHOST_RUNTIME_DIR");
+    app.add_flag("--allow-insecure-plugins", cfg.allow_insecure_plugins,
+                 "Load plugin files and a plugins folder that users other than the host's and root could write")
+        ->envname("TASKHOST_ALLOW_INSECURE_PLUGINS");
     app.add_flag("--watch", cfg.watch, "Also reload when the plugins folder changes (inotify, debounced)")
         ->envname("TASKHOST_WATCH");
     app.add_option("--watch-quiet-ms", cfg.watch_quiet_ms, "With --watch: reload after the folder is quiet this long")

@@ -15,7 +15,8 @@ namespace taskhost::app {
 
 struct Config {
     std::string plugins_dir = "plugins";
-    std::string runtime_dir;  // empty: a fresh folder $TMPDIR/taskhost-<pid>
+    bool allow_insecure_plugins = false;
+    double probe_timeout_s = 10;  // a new plugin version's trial load in a child; 0: none
     std::string log_level = "info";
     bool watch = false;
     int watch_quiet_ms = 300;

@@ -34,11 +34,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string default_runtime_dir() {
-    const char *tmp = std::getenv("TMPDIR");
-    return (fs::path(tmp && *tmp ? tmp : "/tmp") / ("taskhost-" + std::to_string(::getpid()))).string();
-}
-
 bool is_loopback(const std::string &host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
 
 // API keys, read before anything runs: a bad key setting must not start
@@ -141,7 +136,6 @@ void log_crash(const exec::Crash &crash) {
 }  // namespace
 
 int run(Config cfg) {
-    if (cfg.runtime_dir.empty()) cfg.runtime_dir = default_runtime_dir();
     std::shared_ptr<http::ApiKeys> api_keys = read_api_keys(cfg, cfg.http.auth);
     // Every thread that may run plugin code at once has a slot: workers and
     // submitters (at most the workers), and HTTP threads validating params.
@@ -155,8 +149,17 @@ int run(Config cfg) {
     registry::Registry registry;
     auto executor = std::make_unique<exec::InProcessExecutor>(*store, cfg.executor);
     StoreFaultBook faults(*store);
+    plugins::PluginManager::Options plugin_options{cfg.plugins_dir, cfg.allow_insecure_plugins, &faults};
+    if (cfg.probe_timeout_s > 0) {
+        // The probe child is this very binary, even if the file was replaced since.
+        const plugins::ProbeOptions probe{"/proc/self/exe",
+                                          std::chrono::milliseconds(static_cast<int64_t>(cfg.probe_timeout_s * 1000))};
+        plugin_options.probe = [probe](const UniqueFd &image, const std::string &file) {
+            return plugins::probe_in_child(probe, image, file);
+        };
+    }
     auto plugins = std::make_unique<plugins::PluginManager>(
-        plugins::PluginManager::Options{cfg.plugins_dir, cfg.runtime_dir, &faults}, registry,
+        std::move(plugin_options), registry,
         [&executor = *executor](const th_plugin_desc &desc, const std::string &file, const std::string &hash) {
             return executor.run_init(desc, file, hash);
         });

@@ -4,8 +4,8 @@
 
 namespace taskhost::plugins {
 
-Generation::Generation(boost::dll::shared_library library, const th_plugin_desc *d)
-    : desc(d), library_(std::move(library)) {}
+Generation::Generation(UniqueFd image, boost::dll::shared_library library, const th_plugin_desc *d)
+    : desc(d), image_(std::move(image)), library_(std::move(library)) {}
 
 Generation::~Generation() {
     if (initialized && desc != nullptr && desc->shutdown != nullptr) desc->shutdown();

@@ -14,6 +14,7 @@
 #include <taskhost/abi.h>
 
 #include "registry/registry.hpp"
+#include "util/unique_fd.hpp"
 
 namespace taskhost::plugins {
 
@@ -21,7 +22,9 @@ namespace taskhost::plugins {
 // flight) is its PluginInstance base.
 class Generation : public registry::PluginInstance {
 public:
-    Generation(boost::dll::shared_library library, const th_plugin_desc *desc);
+    // `image`: the sealed in-memory file the library was loaded from; held
+    // until after the unload, so its /proc/self/fd path names no other image.
+    Generation(UniqueFd image, boost::dll::shared_library library, const th_plugin_desc *desc);
     ~Generation();  // plugin shutdown(), then dlclose
     Generation(const Generation &) = delete;
     Generation &operator=(const Generation &) = delete;
@@ -32,6 +35,7 @@ public:
     bool initialized = false;            // init() succeeded: shutdown() is owed
 
 private:
+    UniqueFd image_;  // declared first: closed after library_ unloads
     boost::dll::shared_library library_;
 };
 

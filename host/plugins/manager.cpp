@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "model/task_info.hpp"
+#include "plugins/descriptor.hpp"
+#include "plugins/plugin_file.hpp"
 #include "util/clock.hpp"
 #include "util/sha256.hpp"
 
@@ -25,58 +27,8 @@ using nlohmann::json;
 
 namespace {
 
-// Cheap identity of a file's current content: a rename gives a new inode, an
-// in-place write a new mtime or size. Only a changed fingerprint is hashed.
-std::string fingerprint(const fs::path &path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return {};
-    std::ostringstream out;
-    out << st.st_dev << ':' << st.st_ino << ':' << st.st_size << ':' << st.st_mtim.tv_sec << '.' << st.st_mtim.tv_nsec
-        << ':' << st.st_ctim.tv_sec << '.' << st.st_ctim.tv_nsec;
-    return out.str();
-}
-
-Result<std::string> read_file(const fs::path &path) {
-    auto unreadable = [] { return fail(ErrorKind::unavailable, "cannot read the file"); };
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in) return unreadable();
-    auto size = in.tellg();
-    if (size < 0) return unreadable();
-    std::string bytes(static_cast<size_t>(size), '\0');  // one allocation, one read
-    in.seekg(0);
-    in.read(bytes.data(), size);
-    if (in.gcount() != size) return unreadable();
-    return bytes;
-}
-
 // The plugin file's own fault: refused as invalid.
 Error refusal(std::string reason) { return fail(ErrorKind::invalid, std::move(reason)); }
-
-Result<void> check_descriptor(const th_plugin_desc *d) {
-    if (d == nullptr) return refusal("the entry symbol returned no descriptor");
-    if (d->magic != TH_ABI_MAGIC) return refusal("bad descriptor magic: not a taskhost plugin descriptor");
-    if (d->abi_major != TH_ABI_MAJOR)
-        return refusal("ABI mismatch: plugin built for ABI " + std::to_string(d->abi_major) + "." +
-                       std::to_string(d->abi_minor) + ", host supports ABI " + std::to_string(TH_ABI_MAJOR) + ".x");
-    if (d->struct_size < offsetof(th_plugin_desc, init))
-        return refusal("descriptor too small (" + std::to_string(d->struct_size) + " bytes)");
-    if (d->name == nullptr || *d->name == '\0') return refusal("the plugin has no name");
-    if (d->task_count > 0 && d->tasks == nullptr) return refusal("the plugin declares tasks but no task table");
-    std::set<std::string_view> seen;
-    for (uint32_t i = 0; i < d->task_count; ++i) {
-        const th_task_desc &t = d->tasks[i];
-        if (t.struct_size < offsetof(th_task_desc, validate))
-            return refusal("task #" + std::to_string(i) + ": descriptor too small");
-        std::string_view name = t.name ? t.name : "";
-        if (!model::is_valid_task_name(name))
-            return refusal("invalid task name '" + std::string(name) + "' (must match ^[a-zA-Z0-9_-]+$)");
-        if (!seen.insert(name).second) return refusal("duplicate task name '" + std::string(name) + "' in the plugin");
-        if (t.invoke == nullptr) return refusal("task '" + std::string(name) + "' has no invoke function");
-        if (t.param_count > 0 && t.params == nullptr)
-            return refusal("task '" + std::string(name) + "' has no parameter table");
-    }
-    return {};
-}
 
 // Offers every task of `generation` in `snapshot`; each task keeps it loaded.
 void add_tasks(registry::Snapshot &snapshot, const std::shared_ptr<Generation> &generation) {
@@ -102,6 +54,7 @@ std::string ReloadReport::to_json() const {
     return json{{"added", added},
                 {"replaced", replaced},
                 {"removed", removed},
+                {"deferred", deferred},
                 {"refused", refusals},
                 {"unchanged", unchanged.size()},
                 {"snapshot_version", snapshot_version},
@@ -132,7 +85,6 @@ void UnloadQueue::drain() {
 PluginManager::PluginManager(Options options, registry::Registry &registry, InitPlugin init)
     : options_(std::move(options)), registry_(registry), init_(std::move(init)) {
     if (!init_) throw std::invalid_argument("PluginManager needs a way to run plugin init()");
-    fs::create_directories(options_.runtime_dir);
 }
 
 PluginManager::~PluginManager() {
@@ -141,40 +93,39 @@ PluginManager::~PluginManager() {
         unloads_->closed = true;
     }
     unloads_->drain();
-    std::error_code ec;
-    fs::remove_all(options_.runtime_dir, ec);
 }
 
 Result<std::shared_ptr<Generation>> PluginManager::load(const std::string &file, const std::string &bytes,
                                                         const std::string &hash) {
     uint64_t number = next_generation_++;
-    // dlopen() returns the already-loaded image for a path it has seen, and a
-    // mapped file must never be rewritten: load each generation from its own copy.
-    fs::path copy = options_.runtime_dir / (std::to_string(number) + "-" + file);
-    {
-        std::ofstream out(copy, std::ios::binary | std::ios::trunc);
-        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-        if (!out) return fail(ErrorKind::internal, "cannot write private copy " + copy.string());
+    // Loaded from a sealed in-memory copy: nothing on disk to swap between
+    // hashing and dlopen(), no file to truncate under the mapping, and a
+    // path of its own for each generation (dlopen() returns the loaded
+    // image for a path it has seen).
+    if (Result<void> elf = check_elf_image(bytes); !elf) return std::move(elf).error();
+    Result<UniqueFd> image = seal_in_memory(std::to_string(number) + "-" + file, bytes);
+    if (!image) return fail(ErrorKind::internal, image.error().message);
+    if (options_.probe) {
+        if (std::optional<ProbeFailure> failed = options_.probe(*image, file)) {
+            if (failed->wedged) charge_load_failure(file, hash, failed->reason);
+            return refusal(failed->reason);
+        }
     }
     boost::dll::shared_library library;
     try {
-        library.load(boost::dll::fs::path(copy.string()),
+        library.load(boost::dll::fs::path(path_of(*image)),
                      boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
     } catch (const std::exception &e) {
-        std::error_code ec;
-        fs::remove(copy, ec);
         std::string why = e.what();
         return refusal("not a loadable shared library: " + why);
     }
-    std::error_code ec;
-    fs::remove(copy, ec);  // the mapping stays valid; nothing else may open it
     if (!library.has(TH_PLUGIN_ENTRY_NAME))
         return refusal(std::string("no entry symbol ") + TH_PLUGIN_ENTRY_NAME + ": not a taskhost plugin");
     auto entry = library.get<const th_plugin_desc *()>(TH_PLUGIN_ENTRY_NAME);
     const th_plugin_desc *desc = entry();
     if (Result<void> checked = check_descriptor(desc); !checked) return std::move(checked).error();
 
-    std::shared_ptr<Generation> generation(new Generation(std::move(library), desc),
+    std::shared_ptr<Generation> generation(new Generation(std::move(*image), std::move(library), desc),
                                            [queue = unloads_](Generation *g) { queue->push(g); });
     generation->file = file;
     generation->name = desc->name;
@@ -203,17 +154,32 @@ ReloadReport PluginManager::reload() {
     unloads_->drain();  // generations released since the last reload
     ReloadReport report;
     quarantine_changed_ = false;
-    const FolderListing on_disk = scan_folder();
-    withdraw_removed(on_disk, report);
-    withdraw_quarantined();
-    std::vector<Candidate> candidates = load_changed(on_disk, report);
-    const ClashRefusals clashes = resolve_name_clashes(candidates);
-    commit_candidates(candidates, clashes, report);
+    if (folder_is_trusted(report)) {
+        const FolderListing on_disk = scan_folder();
+        withdraw_removed(on_disk, report);
+        withdraw_quarantined();
+        std::vector<Candidate> candidates = load_changed(on_disk, report);
+        const ClashRefusals clashes = resolve_name_clashes(candidates);
+        commit_candidates(candidates, clashes, report);
+    }
     if (snapshot_is_stale(report) || quarantine_changed_) publish_snapshot();
     report.snapshot_version = snapshot_version_;
     forget_released();
     report.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     return report;
+}
+
+// A folder others could write to is not read at all (what serves keeps
+// serving): anyone could have put a file there.
+bool PluginManager::folder_is_trusted(ReloadReport &report) {
+    folder_error_.clear();
+    if (options_.allow_insecure) return true;
+    Result<void> trusted = check_trusted_folder(options_.dir);
+    if (trusted || trusted.error().kind != ErrorKind::invalid) return true;  // a missing folder is only empty
+    folder_error_ = trusted.error().message;
+    report.refused.push_back({options_.dir.string(), folder_error_, false});
+    spdlog::error("plugins folder not read: {}", folder_error_);
+    return false;
 }
 
 PluginManager::FolderListing PluginManager::scan_folder() const {
@@ -275,6 +241,16 @@ model::PluginFaults PluginManager::charge(const model::PluginFaults &plugin, mod
     return after;
 }
 
+// A version whose probe crashed or hung: charged, and quarantined from
+// this reload on if that was its last chance.
+void PluginManager::charge_load_failure(const std::string &file, const std::string &hash, const std::string &reason) {
+    model::PluginFaults plugin;
+    plugin.hash = hash;
+    plugin.file = file;
+    model::PluginFaults after = charge(plugin, model::PluginFaultKind::load_failure, reason);
+    if (after.quarantined_at != 0) quarantined_[hash] = std::move(after);
+}
+
 std::vector<PluginManager::Candidate> PluginManager::load_changed(const FolderListing &on_disk, ReloadReport &report) {
     std::vector<Candidate> candidates;
     for (const auto &[file, path] : on_disk) {
@@ -285,6 +261,10 @@ std::vector<PluginManager::Candidate> PluginManager::load_changed(const FolderLi
         Result<std::shared_ptr<Generation>> generation = load(file, *bytes, st.hash);
         if (!generation) {
             refuse(st, generation.error().message, false, report);
+            if (auto q = quarantined_.find(st.hash); q != quarantined_.end()) {
+                st.quarantine = q->second;
+                quarantine_changed_ = true;
+            }
             continue;
         }
         candidates.push_back({file, std::move(*generation)});
@@ -296,19 +276,26 @@ std::vector<PluginManager::Candidate> PluginManager::load_changed(const FolderLi
 // examined last (reported unchanged) or cannot be read (refused). A file
 // refused for a name clash is read again: the clash may be gone.
 std::optional<std::string> PluginManager::read_if_changed(FileState &st, const fs::path &path, ReloadReport &report) {
-    std::string fp = fingerprint(path);
+    std::string fp = fingerprint_of(path);
     if (!fp.empty() && fp == st.fingerprint && !st.conflict) {
         report.unchanged.push_back(st.file);
         return std::nullopt;
     }
-    Result<std::string> bytes = read_file(path);
-    if (!bytes) {
+    Result<FileBytes> read = read_plugin_file(path, options_.allow_insecure);
+    if (!read && read.error().kind == ErrorKind::unavailable && !fp.empty()) {
+        // Most likely still being copied in: looked at again next time.
         st.fingerprint.clear();
-        refuse(st, bytes.error().message, false, report);
+        report.deferred.push_back(st.file);
+        spdlog::warn("plugin {} not examined: {}; it is retried at the next reload", st.file, read.error().message);
         return std::nullopt;
     }
-    st.fingerprint = fp;
-    std::string hash = to_hex(sha256(*bytes));
+    if (!read) {
+        st.fingerprint.clear();
+        refuse(st, read.error().message, false, report);
+        return std::nullopt;
+    }
+    st.fingerprint = read->fingerprint;
+    std::string hash = to_hex(sha256(read->bytes));
     if (hash == st.hash && !st.conflict) {
         report.unchanged.push_back(st.file);
         return std::nullopt;
@@ -328,7 +315,7 @@ std::optional<std::string> PluginManager::read_if_changed(FileState &st, const f
         st.quarantine.reset();  // new content: it gets its chance
         quarantine_changed_ = true;
     }
-    return std::move(bytes).value();
+    return std::move(read->bytes);
 }
 
 // Task names are unique across plugins. Plugins already serving keep
@@ -449,6 +436,7 @@ PluginManager::Counts PluginManager::counts() const {
 std::vector<std::string> PluginManager::problems() const {
     std::lock_guard lock(mu_);
     std::vector<std::string> out;
+    if (!folder_error_.empty()) out.push_back(folder_error_);
     for (const auto &[file, st] : files_) {
         if (st.quarantine && !st.active) out.push_back(file + " is quarantined: " + st.quarantine->last_reason);
         else if (!st.error.empty())

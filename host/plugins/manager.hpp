@@ -1,5 +1,5 @@
 // Scans the plugins folder, loads new or changed files as new generations
-// from private copies, validates them, and publishes one registry snapshot.
+// from sealed in-memory copies, validates them, and publishes one registry snapshot.
 // Loads are serialized; readers never block on a reload.
 #pragma once
 
@@ -15,6 +15,7 @@
 
 #include "plugins/faults.hpp"
 #include "plugins/generation.hpp"
+#include "plugins/probe.hpp"
 #include "registry/registry.hpp"
 #include "util/result.hpp"
 
@@ -22,6 +23,7 @@ namespace taskhost::plugins {
 
 struct ReloadReport {
     std::vector<std::string> added, replaced, removed, unchanged;
+    std::vector<std::string> deferred;  // changing while read: examined again at the next reload
     struct Refusal {
         std::string file, reason;
         bool kept_previous = false;  // an older good generation still serves
@@ -48,8 +50,11 @@ class PluginManager {
 public:
     struct Options {
         std::filesystem::path dir;
-        std::filesystem::path runtime_dir;  // private copies are loaded from here
-        FaultBook *faults = nullptr;        // none: no quarantine
+        bool allow_insecure = false;  // load files and a folder others could have written
+        FaultBook *faults = nullptr;  // none: no quarantine
+        // Opens a new version in a child process before the host does
+        // (plugins/probe.hpp); empty: loaded in the host at once.
+        std::function<std::optional<ProbeFailure>(const UniqueFd &image, const std::string &file)> probe{};
     };
     // Runs a plugin's init() with the host's services (the executor does,
     // as it runs all plugin code); the reason when it refuses.
@@ -101,6 +106,7 @@ private:
     using ClashRefusals = std::map<std::string, std::string>;  // file -> reason
 
     // The steps of reload(), in order; they run under mu_.
+    bool folder_is_trusted(ReloadReport &report);
     FolderListing scan_folder() const;
     void withdraw_removed(const FolderListing &on_disk, ReloadReport &report);
     // Reads which versions are quarantined and withdraws the ones serving.
@@ -117,6 +123,7 @@ private:
     // A new generation of `file` from its bytes, initialized; or why it is refused.
     Result<std::shared_ptr<Generation>> load(const std::string &file, const std::string &bytes,
                                              const std::string &hash);
+    void charge_load_failure(const std::string &file, const std::string &hash, const std::string &reason);
     std::optional<ClashRefusals::value_type> first_name_clash(const std::vector<Candidate> &candidates,
                                                               const ClashRefusals &refused) const;
     void activate(FileState &st, std::shared_ptr<Generation> generation, ReloadReport &report);
@@ -130,6 +137,7 @@ private:
     bool quarantine_changed_ = false;  // a file entered or left quarantine in this reload (mu_)
     mutable std::mutex mu_;            // serializes reloads and guards the state below
     std::map<std::string, FileState> files_;
+    std::string folder_error_;  // why the folder was not read at the last reload
     std::vector<std::weak_ptr<Generation>> retired_;
     std::shared_ptr<UnloadQueue> unloads_ = std::make_shared<UnloadQueue>();
     uint64_t next_generation_ = 1;

@@ -63,10 +63,6 @@ bool HostProcess::start(const HostOptions &o, std::string *error) {
     stop();
     std::vector<std::string> args = {o.binary, "--plugins", o.plugins_dir, "--db", o.db,
                                      "--port", "0",         "--log-level", "warn"};
-    if (!o.runtime_dir.empty()) {
-        args.push_back("--runtime-dir");
-        args.push_back(o.runtime_dir);
-    }
     args.insert(args.end(), o.extra.begin(), o.extra.end());
     std::vector<char *> argv;
     for (auto &a : args) argv.push_back(a.data());

@@ -13,7 +13,6 @@ struct HostOptions {
     std::string binary;
     std::string plugins_dir;
     std::string db;
-    std::string runtime_dir;
     std::string log_path;            // the host's stderr goes here
     std::vector<std::string> extra;  // more flags
     double start_timeout_s = 120;

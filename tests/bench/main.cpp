@@ -442,7 +442,6 @@ private:
         h.binary = o_.binary;
         h.plugins_dir = plugins;
         h.db = db;
-        h.runtime_dir = (workdir_ / ("runtime-" + tag + "-" + std::to_string(++host_counter_))).string();
         h.log_path = (workdir_ / ("host-" + tag + ".log")).string();
         h.extra = o_.host_args;
         return h;
@@ -1007,7 +1006,6 @@ private:
     Options o_;
     fs::path workdir_;
     bool own_workdir_ = false;
-    int host_counter_ = 0;
     Results res_;
     std::vector<double> ceilings_;
     std::vector<Pending> pending_;

@@ -84,7 +84,7 @@ http() {
 
 # ---- start the service --------------------------------------------------------
 "$TASKHOST" --port 0 --host 127.0.0.1 --plugins "$PLUGINS" --db "$WORK/taskhost.db" \
-  --log-level warn --runtime-dir "$WORK/runtime" >"$WORK/stdout" 2>"$WORK/stderr" &
+  --log-level warn >"$WORK/stdout" 2>"$WORK/stderr" &
 HOST_PID=$!
 PORT=""
 for _ in $(seq 1 200); do  # 20 s

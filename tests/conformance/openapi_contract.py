@@ -58,7 +58,7 @@ class Host:
         self.stderr = open(os.path.join(work, "stderr"), "w+")
         self.proc = subprocess.Popen(
             [binary, "--plugins", plugins, "--db", os.path.join(work, "db.sqlite"), "--port", "0",
-             "--runtime-dir", os.path.join(work, "runtime"), "--max-concurrency", "1",
+             "--max-concurrency", "1",
              "--queue-size", "1", "--max-body-bytes", str(MAX_BODY), "--log-level", "warn"],
             stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=dict(os.environ, **(env or {})))
         deadline = time.monotonic() + 60

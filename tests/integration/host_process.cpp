@@ -88,7 +88,6 @@ void HostProcess::start() {
     ++run_;
     fs::path err_path = options_.work_dir / ("host-stderr-" + std::to_string(run_) + ".log");
     stderr_files_.push_back(err_path);
-    fs::path runtime = options_.work_dir / ("runtime-" + std::to_string(run_));
 
     std::vector<std::string> args = {TASKHOST_BINARY,
                                      "--port",
@@ -100,9 +99,7 @@ void HostProcess::start() {
                                      "--db",
                                      options_.db,
                                      "--log-level",
-                                     log_level(),
-                                     "--runtime-dir",
-                                     runtime.string()};
+                                     log_level()};
     args.insert(args.end(), options_.extra.begin(), options_.extra.end());
     std::vector<char *> argv;
     for (auto &a : args) argv.push_back(a.data());

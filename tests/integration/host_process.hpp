@@ -47,7 +47,7 @@ struct HostOptions {
     fs::path plugins_dir;
     std::string db = ":memory:";
     std::vector<std::string> extra;  // more flags
-    fs::path work_dir;               // stderr logs and runtime dirs go here
+    fs::path work_dir;               // stderr logs go here
     std::chrono::milliseconds ready_timeout{20000};
 };
 

@@ -286,3 +286,209 @@ TEST_CASE("SIGTERM with four non-cooperative jobs ends the host within --shutdow
 }
 
 }  // TEST_SUITE("hostile plugins: hard limits")
+
+TEST_SUITE("hostile plugins: loading") {
+
+namespace {
+
+json entry_for(httplib::Client &cli, const std::string &file) {
+    for (const auto &p : get_json(cli, "/api/v1/plugins"))
+        if (p["file"] == file && p["state"] != "retired") return p;
+    return nullptr;
+}
+
+json reload_report(httplib::Client &cli) {
+    auto res = cli.Post("/api/v1/plugins/$reload");
+    REQUIRE_STATUS(res, 200);
+    return body_json(res);
+}
+
+// A real copy (not the harness's symlink) with the given mode.
+fs::path place_copy(const fs::path &dir, const std::string &fixture, const std::string &name, fs::perms mode) {
+    const fs::path to = dir / name;
+    fs::copy_file(fixture_plugin(fixture), to, fs::copy_options::overwrite_existing);
+    fs::permissions(to, mode);
+    return to;
+}
+
+constexpr fs::perms rw_r_r =
+    fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read;
+
+}  // namespace
+
+TEST_CASE("a plugin file any user may write is refused until its mode is fixed") {
+    Service svc(with_fixtures({}).with_plugin(example_plugin("demo.so")));
+    auto &cli = svc.cli();
+    const fs::path file = place_copy(svc.plugins_dir(), "versioned_v1.so", "versioned.so", fs::perms::all);
+    json report = reload_report(cli);
+    REQUIRE(report["refused"].size() == 1);
+    CHECK(report["refused"][0]["reason"] ==
+          "insecure file: writable by any user (mode 0777); pass --allow-insecure-plugins to load it anyway");
+    CHECK(entry_for(cli, "versioned.so")["state"] == "refused");
+    CHECK(get_json(cli, "/health")["status"] == "degraded");
+    CHECK_CONTAINS(health_check_message(cli, "plugins"), "versioned.so was refused: insecure file");
+
+    fs::permissions(file, rw_r_r);
+    CHECK(reload_report(cli)["added"] == json::array({"versioned.so"}));
+    CHECK(run_task(cli, "which_version").artifact["data"]["result"]["version"] == 1);
+    CHECK(get_json(cli, "/health")["status"] == "healthy");
+}
+
+TEST_CASE("a group-writable plugin file loads with --allow-insecure-plugins") {
+    Service svc(with_fixtures({}).with_plugin(example_plugin("demo.so")).flags({"--allow-insecure-plugins"}));
+    place_copy(svc.plugins_dir(), "versioned_v1.so", "versioned.so", rw_r_r | fs::perms::group_write);
+    CHECK(reload_report(svc.cli())["added"] == json::array({"versioned.so"}));
+}
+
+TEST_CASE("a plugin owned by another user is refused, also through a symlink") {
+    if (::geteuid() != 0) {
+        MESSAGE("skipped: needs root to give a file to another user");
+        return;
+    }
+    Service svc(with_fixtures({}).with_plugin(example_plugin("demo.so")));
+    auto &cli = svc.cli();
+    TempDir elsewhere;
+    const fs::path foreign = place_copy(elsewhere.path(), "versioned_v1.so", "versioned.so", rw_r_r);
+    REQUIRE(::chown(foreign.c_str(), 65534, 65534) == 0);  // nobody
+    fs::create_symlink(foreign, svc.plugins_dir() / "versioned.so");
+    json report = reload_report(cli);
+    REQUIRE(report["refused"].size() == 1);
+    CHECK(report["refused"][0]["reason"] ==
+          "insecure file: owned by uid 65534, neither the host's user (uid 0) nor root; pass "
+          "--allow-insecure-plugins to load it anyway");
+    CHECK_FALSE(get_json(cli, "/api/v1/tasks").dump().find("which_version") != std::string::npos);
+}
+
+TEST_CASE("a plugins folder others may write is not read; what serves keeps serving") {
+    Service svc(with_fixtures({}).with_plugin(example_plugin("demo.so")));
+    auto &cli = svc.cli();
+    fs::permissions(svc.plugins_dir(), fs::perms::all);
+    place_copy(svc.plugins_dir(), "versioned_v1.so", "versioned.so", rw_r_r);
+    json report = reload_report(cli);
+    REQUIRE(report["refused"].size() == 1);
+    CHECK(report["refused"][0]["file"] == svc.plugins_dir().string());
+    CHECK_CONTAINS(report["refused"][0]["reason"].get<std::string>(),
+                   "insecure plugins folder " + svc.plugins_dir().string() + ": writable by any user (mode 0777)");
+    CHECK(report["added"].empty());
+    CHECK(run_task(cli, "greet_user").job["status"] == "completed");  // demo.so still serves
+    CHECK(get_json(cli, "/health")["status"] == "degraded");
+
+    fs::permissions(svc.plugins_dir(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                           fs::perms::others_read | fs::perms::others_exec);
+    CHECK(reload_report(cli)["added"] == json::array({"versioned.so"}));
+    CHECK(get_json(cli, "/health")["status"] == "healthy");
+}
+
+TEST_CASE("plugins are loaded from sealed memory: a file truncated after loading changes nothing") {
+    Service svc(with_fixtures({}).with_plugin(example_plugin("demo.so")));
+    auto &cli = svc.cli();
+    const fs::path file = place_copy(svc.plugins_dir(), "versioned_v1.so", "versioned.so", rw_r_r);
+    REQUIRE(reload_report(cli)["added"] == json::array({"versioned.so"}));
+    // What is mapped is an anonymous sealed file, not the plugin file.
+    std::ifstream maps("/proc/" + std::to_string(svc.host().pid()) + "/maps");
+    std::string all((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
+    CHECK_CONTAINS(all, "-versioned.so (deleted)");
+    CHECK(all.find(file.string()) == std::string::npos);
+
+    fs::resize_file(file, 100);  // in place: the mapped image would now SIGBUS
+    CHECK(run_task(cli, "which_version").artifact["data"]["result"]["version"] == 1);
+    json report = reload_report(cli);
+    REQUIRE(report["refused"].size() == 1);
+    CHECK(report["refused"][0]["kept_previous"] == true);
+    CHECK_CONTAINS(report["refused"][0]["reason"].get<std::string>(), "not a loadable shared library");
+    CHECK(run_task(cli, "which_version").artifact["data"]["result"]["version"] == 1);
+    CHECK(svc.host().is_alive());
+}
+
+TEST_CASE("a plugin written slowly in place while SIGHUPs arrive never crashes the host") {
+    Service svc(with_fixtures({}).with_plugin(example_plugin("demo.so")));
+    auto &cli = svc.cli();
+    std::ifstream in(fixture_plugin("versioned_v2.so"), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const fs::path file = svc.plugins_dir() / "versioned.so";
+    {
+        std::ofstream out(file, std::ios::binary);
+        const size_t chunk = bytes.size() / 20 + 1;
+        for (size_t at = 0; at < bytes.size(); at += chunk) {
+            out.write(bytes.data() + at, static_cast<std::streamsize>(std::min(chunk, bytes.size() - at)));
+            out.flush();
+            svc.host().send_signal(SIGHUP);
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));  // pacing the writer, not a wait
+            REQUIRE(svc.host().is_alive());
+        }
+    }
+    fs::permissions(file, rw_r_r);
+    // Finished: the next reload loads it, whatever the partial reads made of it.
+    REQUIRE(eventually([&] {
+        reload_report(cli);
+        json e = entry_for(cli, "versioned.so");
+        return !e.is_null() && e["state"] == "active";
+    }));
+    CHECK(run_task(cli, "which_version").artifact["data"]["result"]["version"] == 2);
+    CHECK(svc.host().is_alive());
+}
+
+namespace {
+
+// A new plugin that wedges loading: its probe child takes the blow within
+// --probe-timeout-s, the version is quarantined at once, and the host
+// serves on; a restart does not try it again.
+void wedged_load_is_quarantined(const std::string &fault, const std::string &reason) {
+    CAPTURE(fault);
+    Service svc(
+        with_fixtures({}).with_plugin(example_plugin("demo.so")).with_file_db().flags({"--probe-timeout-s", "1"}));
+    auto &cli = svc.cli();
+    place_copy(svc.plugins_dir(), "load_" + fault + ".so", "wedged.so", rw_r_r);
+    const auto started = std::chrono::steady_clock::now();
+    json report = reload_report(cli);
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
+    REQUIRE(report["refused"].size() == 1);
+    CHECK_CONTAINS(report["refused"][0]["reason"].get<std::string>(), reason);
+    json entry = entry_for(cli, "wedged.so");
+    CHECK(entry["state"] == "quarantined");
+    CHECK(entry["quarantine"]["load_failures"] == 1);
+    CHECK_CONTAINS(entry["error"].get<std::string>(), "quarantined: " + reason);
+    CHECK(run_task(cli, "greet_user").job["status"] == "completed");
+    CHECK(get_json(cli, "/health")["status"] == "degraded");
+    CHECK_CONTAINS(health_check_message(cli, "plugins"), "wedged.so is quarantined");
+    CHECK(svc.host().is_alive());
+
+    svc.restart();
+    CHECK(entry_for(svc.cli(), "wedged.so")["state"] == "quarantined");
+    CHECK(run_task(svc.cli(), "greet_user").job["status"] == "completed");
+}
+
+}  // namespace
+
+// Under ASan a child's fault is reported and ends it with status 1, not
+// the signal: only the phase is asserted for the crashes.
+TEST_CASE("a static initializer that segfaults is caught by the probe") {
+    wedged_load_is_quarantined("static_segfault", "static initializer ");
+}
+
+TEST_CASE("a static initializer that throws is caught by the probe") {
+    wedged_load_is_quarantined("static_throw", "static initializer crashed: SIGABRT (signal 6)");
+}
+
+TEST_CASE("a static initializer that blocks is caught by the probe") {
+    wedged_load_is_quarantined("static_hang", "static initializer did not return within 1 s");
+}
+
+TEST_CASE("an init that blocks is caught by the probe") {
+    wedged_load_is_quarantined("init_hang", "init did not return within 1 s");
+}
+
+TEST_CASE("an init that calls exit() is caught by the probe") {
+    wedged_load_is_quarantined("init_exit", "init ended the process (exit status 0)");
+}
+
+TEST_CASE("a plugin that is merely refused by its probe is not quarantined") {
+    Service svc(with_fixtures({}).with_plugin(example_plugin("demo.so")));
+    place_copy(svc.plugins_dir(), "init_fails.so", "init_fails.so", rw_r_r);
+    json report = reload_report(svc.cli());
+    REQUIRE(report["refused"].size() == 1);
+    CHECK(report["refused"][0]["reason"] == "init failed: database unavailable");
+    CHECK(entry_for(svc.cli(), "init_fails.so")["state"] == "refused");
+}
+
+}  // TEST_SUITE("hostile plugins: loading")

@@ -88,20 +88,20 @@ json plugin_entry(const PluginManager &manager, const std::string &file, const s
     return nullptr;
 }
 
-// Whether a private copy is still mapped into this process: unloading a
-// generation is dlclose(), which unmaps it.
-bool is_mapped(const fs::path &copy) {
+// Whether a generation's in-memory image ("<generation>-<file>") is still
+// mapped into this process: unloading a generation is dlclose(), which
+// unmaps it.
+bool is_mapped(const std::string &image) {
     std::ifstream maps("/proc/self/maps");
     for (std::string line; std::getline(maps, line);)
-        if (line.find(copy.string()) != std::string::npos) return true;
+        if (line.find("/memfd:" + image + " (deleted)") != std::string::npos) return true;
     return false;
 }
 
-// A plugins folder and a runtime folder, removed afterwards.
+// A plugins folder, removed afterwards.
 struct PluginFolder {
     fs::path root = fs::temp_directory_path() / ("taskhost-plugin-manager-test-" + new_ulid_string());
     fs::path dir = root / "plugins";
-    fs::path runtime = root / "runtime";
 
     PluginFolder() { fs::create_directories(dir); }
     ~PluginFolder() {
@@ -182,7 +182,7 @@ struct Harness {
     PluginFolder folder;
     registry::Registry registry;
     FakeInit init;
-    PluginManager manager{{folder.dir, folder.runtime}, registry, init.callback()};
+    PluginManager manager{PluginManager::Options{.dir = folder.dir}, registry, init.callback()};
 };
 
 }  // namespace
@@ -305,7 +305,7 @@ TEST_CASE("plugin manager: a replaced generation serves its leases, then is unlo
     CHECK(retired["generation"] == 1);
     CHECK(retired["jobs_in_flight"] == 1);
     CHECK(h.manager.counts().active == 1);
-    const fs::path v1_copy = h.folder.runtime / "1-versioned.so";
+    const std::string v1_copy = "1-versioned.so";
     CHECK(is_mapped(v1_copy));
 
     // Released, it is no longer listed, but stays mapped until the loader's
@@ -320,7 +320,7 @@ TEST_CASE("plugin manager: a replaced generation serves its leases, then is unlo
     CHECK(report.snapshot_version == 2);
     CHECK(h.log.has("info plugin versioned.so generation 1 (versioned 1.0.0) unloaded"));
     CHECK_FALSE(is_mapped(v1_copy));
-    CHECK(is_mapped(h.folder.runtime / "2-versioned.so"));
+    CHECK(is_mapped("2-versioned.so"));
 }
 
 TEST_CASE("plugin manager: removing a file withdraws its tasks") {

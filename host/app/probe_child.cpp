@@ -1,0 +1,71 @@
+#include "app/probe_child.hpp"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include <taskhost/abi.h>
+
+#include "exec/in_process.hpp"
+#include "plugins/descriptor.hpp"
+#include "plugins/probe.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+
+namespace taskhost::app {
+
+namespace {
+
+void say(const std::string &line) {
+    const std::string text = line + "\n";
+    size_t done = 0;
+    while (done < text.size()) {
+        const ssize_t n = ::write(STDOUT_FILENO, text.data() + done, text.size() - done);
+        if (n <= 0) return;
+        done += static_cast<size_t>(n);
+    }
+}
+
+// Leaves without running the plugin's static destructors or shutdown():
+// the probe is about loading, and the host runs them for real.
+[[noreturn]] void leave(const std::string &last_line) {
+    say(last_line);
+    ::_exit(0);
+}
+
+}  // namespace
+
+bool is_probe_child(int argc, char **argv) {
+    return argc == 4 && std::strcmp(argv[1], plugins::probe_mode_argument) == 0;
+}
+
+int run_probe_child(int, char **argv) {
+    const std::string file = argv[3];
+    const std::string path = std::string("/proc/self/fd/") + argv[2];
+    void *library = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (library == nullptr) {
+        const char *why = ::dlerror();
+        leave(std::string("refused not a loadable shared library: ") + (why ? why : "dlopen failed"));
+    }
+    say("loaded");
+    using Entry = const th_plugin_desc *(*)();
+    auto entry = reinterpret_cast<Entry>(::dlsym(library, TH_PLUGIN_ENTRY_NAME));
+    if (entry == nullptr)
+        leave(std::string("refused no entry symbol ") + TH_PLUGIN_ENTRY_NAME + ": not a taskhost plugin");
+    const th_plugin_desc *desc = entry();
+    if (Result<void> checked = plugins::check_descriptor(desc); !checked) leave("refused " + checked.error().message);
+    if (desc->init != nullptr) {
+        say("init");
+        store::SqliteStore scratch(store::SqliteStore::Options{});
+        exec::InProcessExecutor::Options one_worker;
+        one_worker.workers = 1;
+        exec::InProcessExecutor executor(scratch, one_worker);
+        if (Result<void> init = executor.run_init(*desc, file, ""); !init)
+            leave("refused init failed: " + init.error().message);
+    }
+    leave("ok");
+}
+
+}  // namespace taskhost::app

@@ -1,0 +1,137 @@
+#include "plugins/probe.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+extern char **environ;
+
+namespace taskhost::plugins {
+
+namespace {
+
+std::string describe_signal(int sig) {
+    const char *abbrev = ::sigabbrev_np(sig);
+    return std::string(abbrev ? std::string("SIG") + abbrev : "signal") + " (signal " + std::to_string(sig) + ")";
+}
+
+// What the child was doing when it stopped answering, from its last line.
+std::string phase_of(const std::string &last_line) {
+    if (last_line == "init") return "init";
+    if (last_line == "loaded") return "the entry point";
+    return "static initializer";
+}
+
+std::string seconds_text(std::chrono::milliseconds limit) {
+    const double s = static_cast<double>(limit.count()) / 1000.0;
+    std::string text = std::to_string(s);
+    text.erase(text.find_last_not_of('0') + 1);
+    if (!text.empty() && text.back() == '.') text.pop_back();
+    return text;
+}
+
+}  // namespace
+
+std::optional<ProbeFailure> probe_in_child(const ProbeOptions &options, const UniqueFd &image,
+                                           const std::string &file) {
+    auto internal = [](const std::string &what) {
+        return ProbeFailure{"cannot probe the plugin: " + what + ": " + std::strerror(errno), false};
+    };
+    int pipe_fds[2];
+    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return internal("pipe");
+    UniqueFd from_child(pipe_fds[0]), child_out(pipe_fds[1]);
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, image.get(), probe_image_fd);
+    posix_spawn_file_actions_adddup2(&actions, child_out.get(), STDOUT_FILENO);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attributes, &none);  // the host's threads block its signals
+    posix_spawnattr_setsigdefault(&attributes, &all);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    std::vector<std::string> args = {options.binary, probe_mode_argument, std::to_string(probe_image_fd), file};
+    std::vector<char *> argv;
+    for (auto &a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    const int spawned = ::posix_spawn(&pid, options.binary.c_str(), &actions, &attributes, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    if (spawned != 0) {
+        errno = spawned;
+        return internal("cannot start " + options.binary);
+    }
+    child_out.reset();
+
+    // Read its lines until it closes its stdout or the time is up.
+    const auto deadline = std::chrono::steady_clock::now() + options.limit;
+    std::string output;
+    bool timed_out = false;
+    for (;;) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            timed_out = true;
+            break;
+        }
+        pollfd p{from_child.get(), POLLIN, 0};
+        const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready <= 0) continue;  // the deadline check above ends it
+        char buffer[4096];
+        const ssize_t n = ::read(from_child.get(), buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        output.append(buffer, static_cast<size_t>(n));
+        if (output.size() > 65536) output.erase(0, output.size() - 65536);
+    }
+    int status = 0;
+    if (!timed_out) {
+        // Closed its stdout: it is exiting (or handed stdout to a child of its own).
+        for (;;) {
+            const pid_t done = ::waitpid(pid, &status, WNOHANG);
+            if (done == pid) break;
+            if (std::chrono::steady_clock::now() >= deadline) {
+                timed_out = true;
+                break;
+            }
+            ::usleep(1000);
+        }
+    }
+    if (timed_out) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+    }
+
+    std::vector<std::string> lines;
+    for (size_t at = 0; at < output.size();) {
+        size_t end = output.find('\n', at);
+        if (end == std::string::npos) end = output.size();
+        lines.push_back(output.substr(at, end - at));
+        at = end + 1;
+    }
+    const std::string last = lines.empty() ? std::string() : lines.back();
+    if (timed_out)
+        return ProbeFailure{phase_of(last) + " did not return within " + seconds_text(options.limit) + " s", true};
+    if (last == "ok" && WIFEXITED(status) && WEXITSTATUS(status) == 0) return std::nullopt;
+    if (last.rfind("refused ", 0) == 0) return ProbeFailure{last.substr(8), false};
+    if (WIFSIGNALED(status))
+        return ProbeFailure{phase_of(last) + " crashed: " + describe_signal(WTERMSIG(status)), true};
+    return ProbeFailure{phase_of(last) + " ended the process (exit status " +
+                            std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")",
+                        true};
+}
+
+}  // namespace taskhost::plugins
