@@ -196,9 +196,9 @@ void JobManager::give_up(const std::shared_ptr<ActiveJob> &job, JobStatus status
     if (!executor_.write_off(*job)) return;  // it returned meanwhile
     job->abandoned.store(true);
     count_out(*job);
-    spdlog::error("job {} (task '{}' of plugin {} {}): {}; its worker is given up on ({} stuck now)", job->record.id,
-                  job->record.task_name, task ? task->plugin->name : "?", task ? task->plugin->version : "?", why,
-                  executor_.load().stuck);
+    spdlog::error("job {} (task '{}' of plugin {} {}, {}): {}; its worker is given up on ({} stuck now)",
+                  job->record.id, job->record.task_name, task ? task->plugin->name : "?",
+                  task ? task->plugin->version : "?", task ? task->plugin->file : "?", why, executor_.load().stuck);
     finish(job, status, why, std::nullopt, std::nullopt);
     if (options_.on_stuck && task) options_.on_stuck(*task, why);
 }
