@@ -82,8 +82,22 @@ void UnloadQueue::drain() {
     for (Generation *g : batch) delete g;
 }
 
+// What the readers see: built from the state at the end of a reload, never
+// changed after. A generation is held weakly: its jobs in flight are read
+// live, and a retired one drops out of the list once it is released.
+struct PluginManager::View {
+    struct Entry {
+        json body;
+        std::weak_ptr<Generation> generation;  // empty: no generation loaded
+        bool retired = false;
+    };
+    Counts counts;
+    std::vector<std::string> problems;
+    std::vector<Entry> entries;
+};
+
 PluginManager::PluginManager(Options options, registry::Registry &registry, InitPlugin init)
-    : options_(std::move(options)), registry_(registry), init_(std::move(init)) {
+    : options_(std::move(options)), registry_(registry), init_(std::move(init)), view_(std::make_shared<View>()) {
     if (!init_) throw std::invalid_argument("PluginManager needs a way to run plugin init()");
 }
 
@@ -165,6 +179,7 @@ ReloadReport PluginManager::reload() {
     if (snapshot_is_stale(report) || quarantine_changed_) publish_snapshot();
     report.snapshot_version = snapshot_version_;
     forget_released();
+    publish_view();
     report.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     return report;
 }
@@ -421,32 +436,45 @@ void PluginManager::forget_released() {
     std::erase_if(retired_, [](const std::weak_ptr<Generation> &g) { return g.expired(); });
 }
 
-PluginManager::Counts PluginManager::counts() const {
-    std::lock_guard lock(mu_);
-    Counts c;
+std::shared_ptr<const PluginManager::View> PluginManager::view() const {
+    std::lock_guard lock(view_mu_);
+    return view_;
+}
+
+PluginManager::Counts PluginManager::counts() const { return view()->counts; }
+
+std::vector<std::string> PluginManager::problems() const { return view()->problems; }
+
+std::string PluginManager::describe_json() const {
+    const std::shared_ptr<const View> v = view();
+    json out = json::array();
+    for (const auto &e : v->entries) {
+        const std::shared_ptr<Generation> g = e.generation.lock();
+        if (e.retired && !g) continue;  // released since: unloaded at the next reload
+        json item = e.body;
+        if (g) item["jobs_in_flight"] = g->in_flight.load();
+        out.push_back(std::move(item));
+    }
+    return out.dump();
+}
+
+void PluginManager::publish_view() {
+    auto v = std::make_shared<View>();
+    Counts &c = v->counts;
     c.reloads = reloads_;
     for (const auto &[file, st] : files_) {
         if (st.active) ++c.active;
         if (!st.error.empty()) ++c.refused;
         if (st.quarantine) ++c.quarantined;
     }
-    return c;
-}
-
-std::vector<std::string> PluginManager::problems() const {
-    std::lock_guard lock(mu_);
-    std::vector<std::string> out;
-    if (!folder_error_.empty()) out.push_back(folder_error_);
+    if (!folder_error_.empty()) v->problems.push_back(folder_error_);
     for (const auto &[file, st] : files_) {
-        if (st.quarantine && !st.active) out.push_back(file + " is quarantined: " + st.quarantine->last_reason);
+        if (st.quarantine && !st.active) v->problems.push_back(file + " is quarantined: " + st.quarantine->last_reason);
         else if (!st.error.empty())
-            out.push_back(file + " was refused" + (st.active ? " (its previous version serves)" : "") + ": " +
-                          st.error);
+            v->problems.push_back(file + " was refused" + (st.active ? " (its previous version serves)" : "") + ": " +
+                                  st.error);
     }
-    return out;
-}
 
-std::string PluginManager::describe_json() const {
     auto entry = [](const Generation &g, std::string_view state) {
         json tasks = json::array();
         for (uint32_t i = 0; i < g.desc->task_count; ++i) tasks.push_back(g.desc->tasks[i].name);
@@ -464,8 +492,6 @@ std::string PluginManager::describe_json() const {
                                        : json(nullptr)},
                     {"error", nullptr}};
     };
-    std::lock_guard lock(mu_);
-    json out = json::array();
     for (const auto &[file, st] : files_) {
         json e;
         if (st.active) {
@@ -497,16 +523,17 @@ std::string PluginManager::describe_json() const {
                                {"crashes", q.crashes}, {"load_failures", q.load_failures},
                                {"hangs", q.hangs},     {"since", iso8601_utc(q.quarantined_at)}};
         }
-        out.push_back(std::move(e));
+        v->entries.push_back({std::move(e), st.active, false});
     }
     for (const auto &weak : retired_) {
         if (auto g = weak.lock()) {
             json e = entry(*g, "retired");
             e["note"] = "kept mapped while jobs run on it; unloaded at the next reload after its last job";
-            out.push_back(std::move(e));
+            v->entries.push_back({std::move(e), g, true});
         }
     }
-    return out.dump();
+    std::lock_guard lock(view_mu_);
+    view_ = std::move(v);
 }
 
 }  // namespace taskhost::plugins

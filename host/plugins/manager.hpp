@@ -1,6 +1,7 @@
 // Scans the plugins folder, loads new or changed files as new generations
 // from sealed in-memory copies, validates them, and publishes one registry snapshot.
-// Loads are serialized; readers never block on a reload.
+// Loads are serialized; readers never block on a reload: they read a view
+// published at the end of each one.
 #pragma once
 
 #include <cstdint>
@@ -83,6 +84,8 @@ public:
     std::string describe_json() const;
     // What /health reports: each file refused or quarantined, and why.
     std::vector<std::string> problems() const;
+    // counts(), describe_json() and problems() read a view published at the
+    // end of each reload: they never wait for one, however long it takes.
 
 private:
     struct FileState {
@@ -117,6 +120,8 @@ private:
     bool snapshot_is_stale(const ReloadReport &report) const;
     void publish_snapshot();
     void forget_released();
+    // Publishes what counts(), describe_json() and problems() read (mu_ held).
+    void publish_view();
 
     // Parts of those steps.
     std::optional<std::string> read_if_changed(FileState &st, const std::filesystem::path &path, ReloadReport &report);
@@ -143,6 +148,11 @@ private:
     uint64_t next_generation_ = 1;
     uint64_t reloads_ = 0;
     uint64_t snapshot_version_ = 0;
+
+    struct View;
+    std::shared_ptr<const View> view() const;
+    mutable std::mutex view_mu_;  // guards view_ only: held for a pointer copy
+    std::shared_ptr<const View> view_;
 };
 
 }  // namespace taskhost::plugins

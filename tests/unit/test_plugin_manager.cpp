@@ -3,13 +3,18 @@
 // a fresh folder per test.
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <memory>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include <spdlog/sinks/ostream_sink.h>
@@ -148,6 +153,35 @@ struct FakeInit {
                     }};
         if (desc.init(&no_services, nullptr, &err) == TH_OK) return {};
         return fail(ErrorKind::invalid, message);
+    }
+};
+
+// Holds every plugin's init until released: a reload stuck in plugin code.
+struct InitGate {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::string entered;  // the file whose init waits
+    bool released = false;
+
+    PluginManager::InitPlugin callback() {
+        return [this](const th_plugin_desc &, const std::string &file, const std::string &) -> Result<void> {
+            std::unique_lock lock(mu);
+            entered = file;
+            cv.notify_all();
+            cv.wait(lock, [&] { return released; });
+            return {};
+        };
+    }
+    bool wait_entered(const std::string &file) {
+        std::unique_lock lock(mu);
+        return cv.wait_for(lock, std::chrono::seconds(10), [&] { return entered == file; });
+    }
+    void release() {
+        {
+            std::lock_guard lock(mu);
+            released = true;
+        }
+        cv.notify_all();
     }
 };
 
@@ -529,4 +563,50 @@ TEST_CASE("plugin manager: init runs once per loaded generation; its refusal ref
     CHECK_FALSE(h.registry.snapshot()->find("store_result"));
     CHECK(h.manager.counts().active == 2);
     CHECK(h.manager.counts().refused == 1);
+}
+
+TEST_CASE("plugin manager: counts, problems and the plugin list do not wait for a reload") {
+    LogCapture log;
+    PluginFolder folder;
+    registry::Registry registry;
+    InitGate gate;
+    PluginManager manager{{folder.dir, folder.runtime}, registry, gate.callback()};
+    CHECK(manager.counts().reloads == 0);  // before any reload: an empty view
+    CHECK(manager.describe_json() == "[]");
+
+    folder.deploy(examples / "demo.so", "demo.so");  // declares no init
+    folder.deploy(fixtures / "wrong_abi.so", "wrong_abi.so");
+    gate.release();
+    REQUIRE(manager.reload().added.size() == 1);
+    gate.released = false;  // no reload runs now
+
+    // storage.so declares an init: the reload holds the loader until released.
+    folder.deploy(examples / "storage.so", "storage.so");
+    std::thread reloading([&] { manager.reload(); });
+    const bool entered = gate.wait_entered("storage.so");
+    auto readers = std::async(std::launch::async, [&] {
+        return std::make_tuple(manager.counts(), manager.describe_json(), manager.problems());
+    });
+    const bool prompt = readers.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+    gate.release();
+    reloading.join();
+    REQUIRE(entered);
+    REQUIRE(prompt);
+
+    // What the last finished reload left.
+    const auto [counts, described, problems] = readers.get();
+    CHECK(counts.reloads == 1);
+    CHECK(counts.active == 1);
+    CHECK(counts.refused == 1);
+    const json list = json::parse(described);
+    REQUIRE(list.size() == 2);
+    CHECK(list[0]["file"] == "demo.so");
+    CHECK(list[1]["file"] == "wrong_abi.so");
+    CHECK(joined(problems) ==
+          "wrong_abi.so was refused: ABI mismatch: plugin built for ABI 99.0, host supports ABI 1.x");
+
+    // Published once the reload is over.
+    CHECK(manager.counts().reloads == 2);
+    CHECK(manager.counts().active == 2);
+    CHECK(plugin_entry(manager, "storage.so", "active").is_object());
 }
