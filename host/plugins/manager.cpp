@@ -164,6 +164,11 @@ Result<std::shared_ptr<Generation>> PluginManager::load(const std::string &file,
 ReloadReport PluginManager::reload() {
     auto started = std::chrono::steady_clock::now();
     std::lock_guard lock(mu_);
+    reload_started();
+    struct Finish {
+        PluginManager &manager;
+        ~Finish() { manager.reload_finished(); }
+    } finish{*this};
     ++reloads_;
     unloads_->drain();  // generations released since the last reload
     ReloadReport report;
@@ -273,7 +278,9 @@ std::vector<PluginManager::Candidate> PluginManager::load_changed(const FolderLi
         st.file = file;
         std::optional<std::string> bytes = read_if_changed(st, path, report);
         if (!bytes) continue;
+        loading(file);
         Result<std::shared_ptr<Generation>> generation = load(file, *bytes, st.hash);
+        loaded();
         if (!generation) {
             refuse(st, generation.error().message, false, report);
             if (auto q = quarantined_.find(st.hash); q != quarantined_.end()) {
@@ -428,6 +435,47 @@ void PluginManager::publish_snapshot() {
                 snapshot->unavailable.emplace(name.get<std::string>(), why);
     }
     registry_.publish(std::move(snapshot));
+}
+
+void PluginManager::reload_started() {
+    std::lock_guard lock(progress_mu_);
+    progress_.running.emplace();
+    progress_.running->started_at_us = now_us();
+    progress_.running->started = std::chrono::steady_clock::now();
+}
+
+void PluginManager::reload_finished() {
+    std::lock_guard lock(progress_mu_);
+    if (!progress_.running) return;
+    const ReloadProgress::Running &r = *progress_.running;
+    progress_.last = ReloadProgress::Finished{
+        now_us(), std::chrono::duration<double>(std::chrono::steady_clock::now() - r.started).count(), r.slowest_file,
+        r.slowest_s};
+    progress_.running.reset();
+}
+
+void PluginManager::loading(const std::string &file) {
+    std::lock_guard lock(progress_mu_);
+    if (!progress_.running) return;
+    progress_.running->loading = file;
+    progress_.running->loading_since = std::chrono::steady_clock::now();
+}
+
+void PluginManager::loaded() {
+    std::lock_guard lock(progress_mu_);
+    if (!progress_.running) return;
+    ReloadProgress::Running &r = *progress_.running;
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - r.loading_since).count();
+    if (r.slowest_file.empty() || took > r.slowest_s) {
+        r.slowest_file = r.loading;
+        r.slowest_s = took;
+    }
+    r.loading.clear();
+}
+
+PluginManager::ReloadProgress PluginManager::reload_progress() const {
+    std::lock_guard lock(progress_mu_);
+    return progress_;
 }
 
 // Retired generations are listed while something holds them; forgets the

@@ -4,6 +4,7 @@
 // published at the end of each one.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -87,6 +88,28 @@ public:
     // counts(), describe_json() and problems() read a view published at the
     // end of each reload: they never wait for one, however long it takes.
 
+    // The reload in progress, if any, and the last one that finished: what
+    // /health and /metrics say of a reload stuck in plugin code.
+    struct ReloadProgress {
+        struct Running {
+            int64_t started_at_us = 0;
+            std::chrono::steady_clock::time_point started;
+            std::string loading;  // the file being loaded and initialized; empty between loads
+            std::chrono::steady_clock::time_point loading_since;
+            std::string slowest_file;  // of the files loaded so far, the one that took longest
+            double slowest_s = 0;
+        };
+        struct Finished {
+            int64_t finished_at_us = 0;
+            double seconds = 0;
+            std::string slowest_file;  // empty: no file was loaded
+            double slowest_s = 0;
+        };
+        std::optional<Running> running;
+        std::optional<Finished> last;
+    };
+    ReloadProgress reload_progress() const;
+
 private:
     struct FileState {
         std::string file;
@@ -122,6 +145,11 @@ private:
     void forget_released();
     // Publishes what counts(), describe_json() and problems() read (mu_ held).
     void publish_view();
+    // ReloadProgress bookkeeping.
+    void reload_started();
+    void reload_finished();
+    void loading(const std::string &file);
+    void loaded();
 
     // Parts of those steps.
     std::optional<std::string> read_if_changed(FileState &st, const std::filesystem::path &path, ReloadReport &report);
@@ -153,6 +181,8 @@ private:
     std::shared_ptr<const View> view() const;
     mutable std::mutex view_mu_;  // guards view_ only: held for a pointer copy
     std::shared_ptr<const View> view_;
+    mutable std::mutex progress_mu_;  // guards progress_ only, never held while loading
+    ReloadProgress progress_;
 };
 
 }  // namespace taskhost::plugins

@@ -565,7 +565,7 @@ TEST_CASE("plugin manager: init runs once per loaded generation; its refusal ref
     CHECK(h.manager.counts().refused == 1);
 }
 
-TEST_CASE("plugin manager: counts, problems and the plugin list do not wait for a reload") {
+TEST_CASE("plugin manager: counts, problems, the plugin list and the progress do not wait for a reload") {
     LogCapture log;
     PluginFolder folder;
     registry::Registry registry;
@@ -585,7 +585,8 @@ TEST_CASE("plugin manager: counts, problems and the plugin list do not wait for 
     std::thread reloading([&] { manager.reload(); });
     const bool entered = gate.wait_entered("storage.so");
     auto readers = std::async(std::launch::async, [&] {
-        return std::make_tuple(manager.counts(), manager.describe_json(), manager.problems());
+        return std::make_tuple(manager.counts(), manager.describe_json(), manager.problems(),
+                               manager.reload_progress());
     });
     const bool prompt = readers.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
     gate.release();
@@ -594,7 +595,11 @@ TEST_CASE("plugin manager: counts, problems and the plugin list do not wait for 
     REQUIRE(prompt);
 
     // What the last finished reload left.
-    const auto [counts, described, problems] = readers.get();
+    const auto [counts, described, problems, progress] = readers.get();
+    REQUIRE(progress.running);
+    CHECK(progress.running->loading == "storage.so");
+    REQUIRE(progress.last);  // the first reload, which loaded demo.so and refused wrong_abi.so
+    CHECK_FALSE(progress.last->slowest_file.empty());
     CHECK(counts.reloads == 1);
     CHECK(counts.active == 1);
     CHECK(counts.refused == 1);
@@ -609,4 +614,9 @@ TEST_CASE("plugin manager: counts, problems and the plugin list do not wait for 
     CHECK(manager.counts().reloads == 2);
     CHECK(manager.counts().active == 2);
     CHECK(plugin_entry(manager, "storage.so", "active").is_object());
+    const PluginManager::ReloadProgress after = manager.reload_progress();
+    CHECK_FALSE(after.running);
+    REQUIRE(after.last);
+    CHECK(after.last->slowest_file == "storage.so");  // the only file loaded
+    CHECK(after.last->seconds >= after.last->slowest_s);
 }
