@@ -58,6 +58,12 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ->envname("TASKHOST_SHUTDOWN_TIMEOUT")
         ->check(CLI::Range(0.0, 86400.0))
         ->capture_default_str();
+    app.add_option("--reload-timeout-s", cfg.http.reload_timeout_s,
+                   "Seconds POST /api/v1/plugins/$reload waits for its reload (longer: 503, the reload goes on); a "
+                   "reload running longer makes /health degraded")
+        ->envname("TASKHOST_RELOAD_TIMEOUT_S")
+        ->check(CLI::Range(0.1, 86400.0))
+        ->capture_default_str();
     app.add_option("--max-result-bytes", cfg.executor.max_result_bytes,
                    "Largest task result, or artifact saved by a task, accepted (larger: the job fails)")
         ->envname("TASKHOST_MAX_RESULT_BYTES")

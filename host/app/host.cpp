@@ -182,6 +182,7 @@ int run(Config cfg) {
         const auto r = plugins->reload();
         spdlog::info("reload: {} added, {} replaced, {} removed, {} refused ({:.1f} ms)", r.added.size(),
                      r.replaced.size(), r.removed.size(), r.refused.size(), r.duration_ms);
+        return r.to_json();
     });
 
     metrics::Metrics metrics;
@@ -205,7 +206,8 @@ int run(Config cfg) {
         spdlog::info("requeued {} job(s) that were pending when the host last stopped", requeued);
     jobs->start();
 
-    auto server = std::make_unique<http::Server>(cfg.http, http::Services{*store, registry, *jobs, *plugins, metrics});
+    auto server = std::make_unique<http::Server>(
+        cfg.http, http::Services{*store, registry, *jobs, *plugins, metrics, reloader.get()});
     if (auto bound = server->bind(); !bound) {
         spdlog::critical("{}", bound.error().message);
         return 1;
@@ -249,8 +251,8 @@ int run(Config cfg) {
         std::fflush(nullptr);
         ::_exit(0);
     }
-    reloader.reset();
-    server.reset();  // no request runs any more (open streams and ?wait ended in stop())
+    server.reset();    // no request runs any more (open streams and ?wait ended in stop())
+    reloader.reset();  // after the server: $reload reaches it through Services
     jobs.reset();
     registry.publish(std::make_shared<const registry::Snapshot>());  // no task holds a generation now
     plugins.reset();   // so every generation is shut down and unloaded here

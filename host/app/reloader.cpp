@@ -2,7 +2,7 @@
 
 namespace taskhost::app {
 
-Reloader::Reloader(std::function<void()> reload) : reload_(std::move(reload)), thread_([this] { loop(); }) {}
+Reloader::Reloader(std::function<std::string()> reload) : reload_(std::move(reload)), thread_([this] { loop(); }) {}
 
 Reloader::~Reloader() { stop(std::chrono::steady_clock::time_point::max()); }
 
@@ -10,6 +10,7 @@ bool Reloader::stop(std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lock(mu_);
     stopping_ = true;
     cv_.notify_one();
+    finished_cv_.notify_all();  // waiters give up
     const auto done = [&] { return done_; };
     if (deadline == std::chrono::steady_clock::time_point::max()) done_cv_.wait(lock, done);
     if (!done_cv_.wait_until(lock, deadline, done)) {
@@ -24,24 +25,44 @@ bool Reloader::stop(std::chrono::steady_clock::time_point deadline) {
 void Reloader::request() {
     {
         std::lock_guard lock(mu_);
-        pending_ = true;
+        ++requested_;
     }
     cv_.notify_one();
+}
+
+std::optional<std::string> Reloader::request_and_wait(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mu_);
+    const uint64_t mine = ++requested_;
+    cv_.notify_one();
+    finished_cv_.wait_until(lock, deadline, [&] { return finished_ >= mine || waiters_released_ || stopping_; });
+    if (finished_ >= mine) return last_report_;
+    return std::nullopt;
+}
+
+void Reloader::release_waiters() {
+    {
+        std::lock_guard lock(mu_);
+        waiters_released_ = true;
+    }
+    finished_cv_.notify_all();
 }
 
 void Reloader::loop() {
     std::unique_lock lock(mu_);
     for (;;) {
-        cv_.wait(lock, [&] { return pending_ || stopping_; });
+        cv_.wait(lock, [&] { return requested_ > started_ || stopping_; });
         if (stopping_) {
             done_ = true;
             done_cv_.notify_all();
             return;
         }
-        pending_ = false;
+        const uint64_t serving = started_ = requested_;
         lock.unlock();
-        reload_();
+        std::string report = reload_();
         lock.lock();
+        finished_ = serving;
+        last_report_ = std::move(report);
+        finished_cv_.notify_all();
     }
 }
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <optional>
 
@@ -17,6 +18,36 @@
 #include "util/json_text.hpp"
 
 namespace taskhost::http {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using ReloadProgress = plugins::PluginManager::ReloadProgress;
+
+double running_s(const ReloadProgress::Running &r) {
+    return std::chrono::duration<double>(Clock::now() - r.started).count();
+}
+
+// "has been running for 42 s"
+std::string running_for(const ReloadProgress::Running &r) {
+    return "has been running for " + std::to_string(static_cast<int64_t>(running_s(r))) + " s";
+}
+
+// " (loading bad.so)", or nothing between two files
+std::string loading(const ReloadProgress::Running &r) {
+    return r.loading.empty() ? std::string() : " (loading " + r.loading + ")";
+}
+
+// "42 s", or "0.5 s" below 10 s when not whole.
+std::string seconds_text(double s) {
+    if (s >= 10 || s == static_cast<double>(static_cast<int64_t>(s)))
+        return std::to_string(static_cast<int64_t>(s)) + " s";
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f s", s);
+    return text;
+}
+
+}  // namespace
 
 std::string Api::health_json() const {
     const Result<void> check = s_.store.check();
@@ -60,7 +91,6 @@ void Api::health(const httplib::Request &, httplib::Response &res) {
 }
 
 namespace {
-using Clock = std::chrono::steady_clock;
 // At most 20 events a second per stream, whatever the client asks for.
 constexpr double kMinHealthInterval = 0.05;
 }  // namespace
@@ -112,7 +142,8 @@ void Api::stop_streams() {
         streams_stopping_ = true;
     }
     streams_cv_.notify_all();
-    s_.jobs.release_waiters();  // job streams and ?wait long-polls
+    s_.jobs.release_waiters();                      // job streams and ?wait long-polls
+    if (s_.reloads) s_.reloads->release_waiters();  // $reload
 }
 
 bool Api::streams_stopping() {
@@ -201,8 +232,21 @@ void Api::plugins(const httplib::Request &, httplib::Response &res) {
     json_response(res, 200, s_.plugins.describe_json());
 }
 
-void Api::reload_plugins(const httplib::Request &, httplib::Response &res) {
-    json_response(res, 200, s_.plugins.reload().to_json());
+// On the host's reload thread, so that a reload stuck in plugin code holds
+// no HTTP thread for longer than --reload-timeout-s, and requests coalesce
+// with SIGHUP and --watch ones.
+void Api::reload_plugins(const httplib::Request &req, httplib::Response &res) {
+    if (!s_.reloads) return json_response(res, 200, s_.plugins.reload().to_json());
+    const auto deadline = Clock::now() + seconds_duration(options_.reload_timeout_s);
+    if (std::optional<std::string> report = s_.reloads->request_and_wait(deadline))
+        return json_response(res, 200, std::move(*report));
+    const ReloadProgress progress = s_.plugins.reload_progress();
+    const std::string detail = progress.running
+                                   ? "the reload " + running_for(*progress.running) + " and has not finished" +
+                                         loading(*progress.running) + "; it goes on in the background"
+                                   : "the reload did not finish within " + seconds_text(options_.reload_timeout_s) +
+                                         "; it goes on in the background";
+    problem(res, 503, detail, req.path);
 }
 
 void Api::metrics(const httplib::Request &, httplib::Response &res) {

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,11 +55,26 @@ struct ServerOptions {
     int listen_backlog = 4096;
     size_t max_body_bytes = 10 * 1024 * 1024;
     double max_wait_s = 60;  // cap for ?wait=
+    // How long $reload waits for its reload; a reload running longer makes
+    // /health degraded.
+    double reload_timeout_s = 30;
     size_t default_page_size = 100;
     size_t max_page_size = 1000;
     Hierarchy hierarchy;
     AuthOptions auth;                        // off unless API keys are given
     std::string version = TASKHOST_VERSION;  // the CMake project's
+};
+
+// The host's reload thread, as POST /api/v1/plugins/$reload uses it.
+class ReloadRequests {
+public:
+    virtual ~ReloadRequests() = default;
+    // Asks for a reload and waits until `deadline` for one that started
+    // after the request: its report (ReloadReport JSON); nullopt if it has
+    // not finished by then (it goes on) or the waiters were released.
+    virtual std::optional<std::string> request_and_wait(std::chrono::steady_clock::time_point deadline) = 0;
+    // Every waiter returns now, and later ones at once: the host is stopping.
+    virtual void release_waiters() = 0;
 };
 
 struct Services {
@@ -66,6 +83,7 @@ struct Services {
     jobs::JobManager &jobs;
     plugins::PluginManager &plugins;
     metrics::Metrics &metrics;
+    ReloadRequests *reloads;  // null: $reload reloads on the HTTP thread
 };
 
 class Api;
