@@ -56,7 +56,11 @@ std::string Api::health_json() const {
     // when it is so, so a healthy host answers as the original does.
     const size_t stuck = s_.jobs.load().stuck;
     const std::vector<std::string> plugin_problems = s_.plugins.problems();
-    const bool degraded = stuck > 0 || !plugin_problems.empty();
+    const ReloadProgress reload = s_.plugins.reload_progress();
+    const double limit_s = options_.reload_timeout_s;
+    const bool reload_overdue = reload.running && running_s(*reload.running) >= limit_s;
+    const bool reload_overran = reload.last && reload.last->seconds > limit_s;  // the last one, since finished
+    const bool degraded = stuck > 0 || !plugin_problems.empty() || reload_overdue;
     std::string body;
     {
         json_text::Object o(body);
@@ -80,6 +84,23 @@ std::string Api::health_json() const {
             json_text::Object plugins(checks.key("plugins"));
             plugins.str("state", "degraded");
             plugins.str("message", message);
+        }
+        if (reload_overdue) {
+            json_text::Object r(checks.key("reload"));
+            r.str("state", "degraded");
+            r.str("message", "a reload " + running_for(*reload.running) + loading(*reload.running) + ", longer than " +
+                                 seconds_text(limit_s) + " (--reload-timeout-s)");
+        } else if (reload_overran) {
+            // Over now, and the host is fine: said, as the reason a $reload may have answered 503.
+            const ReloadProgress::Finished &last = *reload.last;
+            json_text::Object r(checks.key("reload"));
+            r.str("state", "healthy");
+            r.str("message", "the last reload took " + seconds_text(last.seconds) + ", longer than " +
+                                 seconds_text(limit_s) + " (--reload-timeout-s)" +
+                                 (last.slowest_file.empty() ? std::string()
+                                                            : "; the slowest file was " + last.slowest_file + " (" +
+                                                                  seconds_text(last.slowest_s) + ")") +
+                                 "; it finished at " + iso8601_utc(last.finished_at_us));
         }
     }
     return body;
@@ -264,6 +285,9 @@ void Api::metrics(const httplib::Request &, httplib::Response &res) {
     single(out, "taskhost_job_queue_capacity", "gauge", "Most jobs that may wait for a worker (--queue-size).",
            n(load.queue_capacity));
     single(out, "taskhost_workers", "gauge", "Worker threads (--max-concurrency).", n(load.workers));
+    single(out, "taskhost_workers_stuck", "gauge",
+           "Workers given up on in task code that did not stop within its limit (replaced; the code may still run).",
+           n(load.stuck));
     single(out, "taskhost_waiting_requests", "gauge", "Requests waiting on a job now (long-polls, job streams).",
            n(load.waiting));
     s_.metrics.render(out);
@@ -284,6 +308,10 @@ void Api::metrics(const httplib::Request &, httplib::Response &res) {
            n(p.quarantined));
     single(out, "taskhost_plugin_reloads_total", "counter",
            "Scans of the plugins folder (start, SIGHUP, $reload, --watch).", n(p.reloads));
+    const ReloadProgress reload = s_.plugins.reload_progress();
+    single(out, "taskhost_reload_in_progress_seconds", "gauge",
+           "How long the reload in progress has been running; 0 when none runs.",
+           reload.running ? running_s(*reload.running) : 0.0);
     single(out, "taskhost_tasks", "gauge", "Tasks registered.", n(s_.registry.snapshot()->tasks.size()));
 
     metrics::render_process(out);
