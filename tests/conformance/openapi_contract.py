@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Contract test: GET /openapi.json against what a real taskhost answers.
 
-    openapi_contract.py <taskhost-binary> <plugins-dir>
+    openapi_contract.py <taskhost-binary> <plugins-dir> <fixture-plugins-dir>
 
 Starts taskhost on a free loopback port with a temporary SQLite file, then
 checks that the document is well formed (every $ref resolves, every schema
@@ -20,6 +20,7 @@ import json
 import os
 import re
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,12 +55,12 @@ def require(cond, check, detail=""):
 class Host:
     """A taskhost process on a free port; stopped (SIGTERM, then SIGKILL) on close."""
 
-    def __init__(self, binary, plugins, work, env=None):
+    def __init__(self, binary, plugins, work, env=None, flags=()):
         self.stderr = open(os.path.join(work, "stderr"), "w+")
         self.proc = subprocess.Popen(
             [binary, "--plugins", plugins, "--db", os.path.join(work, "db.sqlite"), "--port", "0",
              "--max-concurrency", "1",
-             "--queue-size", "1", "--max-body-bytes", str(MAX_BODY), "--log-level", "warn"],
+             "--queue-size", "1", "--max-body-bytes", str(MAX_BODY), "--log-level", "warn", *flags],
             stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=dict(os.environ, **(env or {})))
         deadline = time.monotonic() + 60
         line = ""
@@ -319,8 +320,24 @@ def check_schema_route(host, c, ex, schema_path, instance_path):
                standalone=True)
 
 
-def exercise(host, c):
-    """At least one call per operation, and every reachable documented status."""
+def stuck_reload(binary, fixtures, work, c):
+    """$reload's 503: a host of its own, whose reload hangs in blocking_init.so's init."""
+    work = os.path.join(work, "stuck-reload")
+    plugins = os.path.join(work, "plugins")
+    os.makedirs(plugins)
+    host = Host(binary, plugins, work, flags=("--reload-timeout-s", "0.2", "--shutdown-timeout", "1"))
+    try:
+        shutil.copyfile(os.path.join(fixtures, "blocking_init.so"), os.path.join(plugins, "blocking_init.so"))
+        r = call(host, "POST", "/api/v1/plugins/$reload")
+        require(r.status == 503, "a reload that outlasts --reload-timeout-s answers 503", f"got {r.status}")
+        c.check("POST", "/api/v1/plugins/$reload", r)
+    finally:
+        host.close()
+
+
+def exercise(host, c, stuck):
+    """At least one call per operation, and every reachable documented status;
+    `stuck` makes a reload outlast its timeout (on a host of its own)."""
     ex = lambda method, path, body=None, raw=None: c.check(method, path, call(host, method, path, body, raw))
 
     # Tasks
@@ -401,6 +418,7 @@ def exercise(host, c):
     # Plugins, health, service, system
     ex("GET", "/api/v1/plugins")
     ex("POST", "/api/v1/plugins/$reload")
+    stuck(c)
     ex("GET", "/health")
     status, ctype, events = read_events(host, "/health/$stream?poll_interval=0.05", 2)
     c.check("GET", "/health/$stream", Response(status, {"content-type": ctype}, b""))
@@ -457,10 +475,10 @@ def check_auth(binary, plugins, work):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) != 4:
         print(__doc__, file=sys.stderr)
         return 2
-    binary, plugins = sys.argv[1:]
+    binary, plugins, fixtures = sys.argv[1:]
     with tempfile.TemporaryDirectory(prefix="taskhost-openapi-") as work:
         host = None
         try:
@@ -471,7 +489,7 @@ def main():
             doc = r.json()
             check_document(doc, call(host, "GET", "/api/v1/info").json())
             check_methods(host, doc)
-            exercise(host, Contract(doc))
+            exercise(host, Contract(doc), lambda c: stuck_reload(binary, fixtures, work, c))
             host.close()
             host = None
             check_auth(binary, plugins, work)

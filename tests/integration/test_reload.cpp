@@ -2,10 +2,12 @@
 // jobs finishing on the generation they started on, broken versions refused
 // while the previous one keeps serving.
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "test_util.hpp"
@@ -44,6 +46,26 @@ bool contains_name(const json &list, const std::string &name) {
         if (x == name) return true;
     return false;
 }
+
+// The value of an unlabelled sample in a /metrics answer; -1 when absent.
+double metric(const std::string &text, const std::string &name) {
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        if (line.starts_with(name + " ")) return std::stod(line.substr(name.size() + 1));
+    return -1;
+}
+
+// GET path, which must answer 200 within a second (no reader waits for a reload).
+std::string get_promptly(httplib::Client &cli, const std::string &path) {
+    const auto asked = std::chrono::steady_clock::now();
+    auto res = cli.Get(path);
+    REQUIRE_STATUS(res, 200);
+    CHECK_MESSAGE(std::chrono::steady_clock::now() - asked < 1s, path << " was slow to answer");
+    return res->body;
+}
+
+// The host's runtime folder (HostProcess gives each run its own; the first run's).
+fs::path runtime_dir(Service &svc) { return svc.dir() / "runtime-1"; }
 
 }  // namespace
 
@@ -276,6 +298,61 @@ TEST_CASE("reload: --watch picks up a new plugin without a signal") {
     CHECK(version_answer(cli) == 1);
     fs::remove(svc.plugins_dir() / "versioned.so");
     CHECK(eventually([&] { return plugin_entry(cli, "versioned.so").is_null(); }));
+}
+
+TEST_CASE("reload: an init that does not return holds up no reader; $reload answers 503 naming the file") {
+    Service svc(ServiceOptions::examples({"demo.so"}).flags({"--reload-timeout-s", "1"}));
+    auto &cli = svc.cli();
+    deploy(svc.plugins_dir(), fixture_plugin("blocking_init.so"), "blocking_init.so");
+
+    const auto asked = std::chrono::steady_clock::now();
+    const json problem = check_problem(cli.Post("/api/v1/plugins/$reload"), 503,
+                                       "has not finished (loading blocking_init.so); it goes on in the background");
+    CHECK(std::chrono::steady_clock::now() - asked < 3s);
+    CHECK_CONTAINS(problem["detail"].get<std::string>(), "the reload has been running for ");
+
+    // The readers answer at once with what the last finished reload published.
+    const json plugins = json::parse(get_promptly(cli, "/api/v1/plugins"));
+    REQUIRE(plugins.size() == 1);
+    CHECK(plugins[0]["file"] == "demo.so");
+    const json health = json::parse(get_promptly(cli, "/health"));
+    CHECK(health["status"] == "degraded");
+    CHECK(health["checks"]["reload"]["state"] == "degraded");
+    CHECK_CONTAINS(health["checks"]["reload"]["message"].get<std::string>(), "a reload has been running for ");
+    CHECK_CONTAINS(health["checks"]["reload"]["message"].get<std::string>(), "(loading blocking_init.so)");
+    const std::string metrics = get_promptly(cli, "/metrics");
+    CHECK(metric(metrics, "taskhost_reload_in_progress_seconds") >= 1);
+    CHECK(metric(metrics, "taskhost_workers_stuck") == 0);
+    CHECK(metric(metrics, "taskhost_plugins_loaded") == 1);
+    // Another $reload waits behind it, and says why.
+    check_problem(cli.Post("/api/v1/plugins/$reload"), 503, "(loading blocking_init.so)");
+
+    // Released, the reload publishes the plugin; the next one is back to normal.
+    std::ofstream(runtime_dir(svc) / "release-blocking-init").put('\n');
+    REQUIRE(eventually([&] { return plugin_entry(cli, "blocking_init.so").is_object(); }));
+    const json report = reload(cli);
+    CHECK(report["unchanged"] == 2);
+    const json after = get_json(cli, "/health");
+    CHECK(after["status"] == "healthy");
+    CHECK_FALSE(after["checks"].contains("reload"));
+    CHECK(metric(get_promptly(cli, "/metrics"), "taskhost_reload_in_progress_seconds") == 0);
+    CHECK(run_task(cli, "blocking_init_task").artifact["data"]["result"]["loaded"] == true);
+}
+
+TEST_CASE("reload: SIGTERM ends a host whose reload is stuck in a plugin's init within --shutdown-timeout") {
+    Service svc(ServiceOptions::examples({"demo.so"}).flags({"--reload-timeout-s", "0.2", "--shutdown-timeout", "1"}));
+    deploy(svc.plugins_dir(), fixture_plugin("blocking_init.so"), "blocking_init.so");
+    check_problem(svc.cli().Post("/api/v1/plugins/$reload"), 503, "(loading blocking_init.so)");
+    svc.cli().stop();  // an idle keep-alive connection holds the HTTP server's own stop back (its own timeout)
+
+    const auto asked = std::chrono::steady_clock::now();
+    svc.host().send_signal(SIGTERM);
+    int status = 0;
+    REQUIRE(svc.host().wait_exit(std::chrono::seconds(15), &status));
+    CHECK(std::chrono::steady_clock::now() - asked < 3s);  // the 1 s timeout, then a flush and exit
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK_CONTAINS(svc.host().stderr_text(), "stopped, leaving 0 thread(s) stuck in plugin code");
 }
 
 }  // TEST_SUITE("concurrency")
