@@ -186,6 +186,7 @@ int run(Config cfg) {
     });
 
     metrics::Metrics metrics;
+    if (crash) metrics.previous_run_crashed();
     // A job whose code did not stop within its grace charges its plugin
     // version with a hang; a version that this quarantines is withdrawn.
     cfg.jobs.on_stuck = [&plugins = *plugins, &reloader = *reloader](const registry::Task &task,

@@ -121,6 +121,10 @@ void Metrics::render(std::string &out) const {
             sample(out, "taskhost_http_responses_total", "code=\"" + std::to_string(code) + "\"",
                    static_cast<double>(n));
     }
+    single(out, "taskhost_previous_run_crashed", "gauge",
+           "1 if this run started after the previous one crashed (its crash record was found at start-up; the "
+           "plugin code it names was charged with the crash), else 0.",
+           previous_run_crashed_.load(std::memory_order_relaxed) ? 1 : 0);
 }
 
 void family(std::string &out, std::string_view name, std::string_view type, std::string_view help) {

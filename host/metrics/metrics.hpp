@@ -48,15 +48,19 @@ public:
     // valid for the life of this object.
     TaskCounters &task(std::string_view name);
     void count_response(int status);
+    // This run started after the previous one crashed: its crash record was
+    // found at start-up (and the crash charged to the plugin code it names).
+    void previous_run_crashed() { previous_run_crashed_.store(true, std::memory_order_relaxed); }
 
-    // Appends the families this object owns: the job families per task, and
-    // HTTP responses per status code.
+    // Appends the families this object owns: the job families per task,
+    // HTTP responses per status code, and whether the previous run crashed.
     void render(std::string &out) const;
 
 private:
     mutable std::shared_mutex mu_;
     std::map<std::string, std::unique_ptr<TaskCounters>, std::less<>> tasks_;
     std::array<std::atomic<uint64_t>, 600> responses_{};  // by status code
+    std::atomic<bool> previous_run_crashed_{false};
 };
 
 // Text format helpers: "# HELP"/"# TYPE" once per family, then its samples.

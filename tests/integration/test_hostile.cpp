@@ -112,6 +112,11 @@ void crash_and_recover(const CrashCase &c) {
         CHECK(get_job(cli, beside)["error"] == "the host stopped while this job was running");
     }
     CHECK(get_job(cli, beside)["status"] == "failed");
+    const auto scraped = cli.Get("/metrics");
+    REQUIRE_STATUS(scraped, 200);
+    const std::string &metrics = scraped->body;
+    if (c.signal != 0 || c.exit_status != 0) CHECK_CONTAINS(metrics, "\ntaskhost_previous_run_crashed 1\n");
+    else CHECK_CONTAINS(metrics, "\ntaskhost_previous_run_crashed 0\n");
     // Serving at once, and the crasher does not run again (no crash loop).
     CHECK(svc.host().is_alive());
     CHECK(run_task(cli, "greet_user", {{"name", "after"}}).artifact["data"]["result"] ==
