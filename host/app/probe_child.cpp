@@ -1,6 +1,8 @@
 #include "app/probe_child.hpp"
 
 #include <dlfcn.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -42,6 +44,8 @@ bool is_probe_child(int argc, char **argv) {
 }
 
 int run_probe_child(int, char **argv) {
+    // A host that dies or gives up on a stuck reload takes its trial with it.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     const std::string file = argv[3];
     const std::string path = std::string("/proc/self/fd/") + argv[2];
     void *library = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);

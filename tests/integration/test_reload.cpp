@@ -64,8 +64,10 @@ std::string get_promptly(httplib::Client &cli, const std::string &path) {
     return res->body;
 }
 
-// The host's runtime folder (HostProcess gives each run its own; the first run's).
-fs::path runtime_dir(Service &svc) { return svc.dir() / "runtime-1"; }
+// The file that releases blocking_init.so's init in the host.
+fs::path release_file(Service &svc) {
+    return fs::temp_directory_path() / ("taskhost-release-blocking-init-" + std::to_string(svc.host().pid()));
+}
 
 }  // namespace
 
@@ -301,7 +303,7 @@ TEST_CASE("reload: --watch picks up a new plugin without a signal") {
 }
 
 TEST_CASE("reload: an init that does not return holds up no reader; $reload answers 503 naming the file") {
-    Service svc(ServiceOptions::examples({"demo.so"}).flags({"--reload-timeout-s", "1"}));
+    Service svc(ServiceOptions::examples({"demo.so"}).flags({"--reload-timeout-s", "1", "--probe-timeout-s", "0"}));
     auto &cli = svc.cli();
     deploy(svc.plugins_dir(), fixture_plugin("blocking_init.so"), "blocking_init.so");
 
@@ -328,7 +330,7 @@ TEST_CASE("reload: an init that does not return holds up no reader; $reload answ
     check_problem(cli.Post("/api/v1/plugins/$reload"), 503, "(loading blocking_init.so)");
 
     // Released, the reload publishes the plugin; the next one is back to normal.
-    std::ofstream(runtime_dir(svc) / "release-blocking-init").put('\n');
+    std::ofstream(release_file(svc)).put('\n');
     REQUIRE(eventually([&] { return plugin_entry(cli, "blocking_init.so").is_object(); }));
     const json report = reload(cli);
     CHECK(report["unchanged"] == 2);
@@ -337,10 +339,12 @@ TEST_CASE("reload: an init that does not return holds up no reader; $reload answ
     CHECK_FALSE(after["checks"].contains("reload"));
     CHECK(metric(get_promptly(cli, "/metrics"), "taskhost_reload_in_progress_seconds") == 0);
     CHECK(run_task(cli, "blocking_init_task").artifact["data"]["result"]["loaded"] == true);
+    fs::remove(release_file(svc));
 }
 
 TEST_CASE("reload: SIGTERM ends a host whose reload is stuck in a plugin's init within --shutdown-timeout") {
-    Service svc(ServiceOptions::examples({"demo.so"}).flags({"--reload-timeout-s", "0.2", "--shutdown-timeout", "1"}));
+    Service svc(ServiceOptions::examples({"demo.so"})
+                    .flags({"--reload-timeout-s", "0.2", "--shutdown-timeout", "1", "--probe-timeout-s", "0"}));
     deploy(svc.plugins_dir(), fixture_plugin("blocking_init.so"), "blocking_init.so");
     check_problem(svc.cli().Post("/api/v1/plugins/$reload"), 503, "(loading blocking_init.so)");
     svc.cli().stop();  // an idle keep-alive connection holds the HTTP server's own stop back (its own timeout)

@@ -1,8 +1,8 @@
 // Fixture plugin "blocking_init": its init does not return until a file
-// named "release-blocking-init" appears in the folder its private copy was
-// loaded from (the host's runtime folder), or 60 s have passed. A reload that
+// named "taskhost-release-blocking-init-<pid>" appears in the temp folder
+// (<pid>: the process running init), or 60 s have passed. A reload that
 // loads it hangs in plugin code the way a wedged init would.
-#include <dlfcn.h>
+#include <unistd.h>
 
 #include <taskhost/sdk.hpp>
 
@@ -16,9 +16,8 @@ using namespace taskhost;
 namespace {
 
 void init(Database &) {
-    Dl_info info{};
-    if (::dladdr(reinterpret_cast<void *>(&init), &info) == 0 || info.dli_fname == nullptr) return;
-    const auto release = std::filesystem::path(info.dli_fname).parent_path() / "release-blocking-init";
+    const auto release =
+        std::filesystem::temp_directory_path() / ("taskhost-release-blocking-init-" + std::to_string(::getpid()));
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     std::error_code ec;
     while (!std::filesystem::exists(release, ec) && std::chrono::steady_clock::now() < give_up)

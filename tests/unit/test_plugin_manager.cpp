@@ -570,7 +570,7 @@ TEST_CASE("plugin manager: counts, problems, the plugin list and the progress do
     PluginFolder folder;
     registry::Registry registry;
     InitGate gate;
-    PluginManager manager{{folder.dir, folder.runtime}, registry, gate.callback()};
+    PluginManager manager{PluginManager::Options{.dir = folder.dir}, registry, gate.callback()};
     CHECK(manager.counts().reloads == 0);  // before any reload: an empty view
     CHECK(manager.describe_json() == "[]");
 
