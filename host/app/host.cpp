@@ -182,6 +182,14 @@ int run(Config cfg) {
         const auto r = plugins->reload();
         spdlog::info("reload: {} added, {} replaced, {} removed, {} refused ({:.1f} ms)", r.added.size(),
                      r.replaced.size(), r.removed.size(), r.refused.size(), r.duration_ms);
+        if (r.duration_ms > cfg.http.reload_timeout_s * 1000) {
+            const auto last = plugins->reload_progress().last;
+            spdlog::warn("the reload took {:.1f} s, longer than --reload-timeout-s ({} s){}", r.duration_ms / 1000,
+                         cfg.http.reload_timeout_s,
+                         last && !last->slowest_file.empty()
+                             ? fmt::format("; slowest: {} ({:.1f} s)", last->slowest_file, last->slowest_s)
+                             : std::string());
+        }
         return r.to_json();
     });
 
@@ -224,8 +232,19 @@ int run(Config cfg) {
         }
     }
     Served served;
-    auto signals = std::make_unique<SignalThread>([&] { reloader->request(); },
-                                                  [&] { served.stop_until_served([&] { server->stop(); }); });
+    auto signals = std::make_unique<SignalThread>(
+        [&] {
+            // A request behind a reload that overran would otherwise wait without a word.
+            const auto running = plugins->reload_progress().running;
+            const double running_s =
+                running ? std::chrono::duration<double>(std::chrono::steady_clock::now() - running->started).count()
+                        : 0;
+            if (running_s > cfg.http.reload_timeout_s)
+                spdlog::warn("SIGHUP: a reload has been running for {:.0f} s{}; this request waits behind it",
+                             running_s, running->loading.empty() ? "" : " (loading " + running->loading + ")");
+            reloader->request();
+        },
+        [&] { served.stop_until_served([&] { server->stop(); }); });
 
     // Tests and scripts read this line to learn the port (with --port 0).
     std::printf("taskhost listening on http://%s:%d\n", cfg.http.host.c_str(), server->port());

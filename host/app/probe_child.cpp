@@ -24,7 +24,7 @@ void say(const std::string &line) {
     const std::string text = line + "\n";
     size_t done = 0;
     while (done < text.size()) {
-        const ssize_t n = ::write(STDOUT_FILENO, text.data() + done, text.size() - done);
+        const ssize_t n = ::write(plugins::probe_report_fd, text.data() + done, text.size() - done);
         if (n <= 0) return;
         done += static_cast<size_t>(n);
     }

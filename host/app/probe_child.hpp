@@ -1,6 +1,6 @@
 // The child side of plugins/probe.hpp: `taskhost __probe-plugin FD FILE`
 // loads the image at FD, checks its descriptor and runs its init() against
-// a scratch in-memory database, saying how far it got on stdout.
+// a scratch in-memory database, saying how far it got on its report pipe.
 #pragma once
 
 namespace taskhost::app {

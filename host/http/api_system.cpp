@@ -7,6 +7,8 @@
 #include <memory>
 #include <optional>
 
+#include <spdlog/spdlog.h>
+
 #include "http/api.hpp"
 #include "http/problem.hpp"
 #include "jobs/job_manager.hpp"
@@ -267,6 +269,7 @@ void Api::reload_plugins(const httplib::Request &req, httplib::Response &res) {
                                          loading(*progress.running) + "; it goes on in the background"
                                    : "the reload did not finish within " + seconds_text(options_.reload_timeout_s) +
                                          "; it goes on in the background";
+    spdlog::warn("$reload answered 503: {}", detail);
     problem(res, 503, detail, req.path);
 }
 

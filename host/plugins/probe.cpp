@@ -46,12 +46,20 @@ std::optional<ProbeFailure> probe_in_child(const ProbeOptions &options, const Un
     };
     int pipe_fds[2];
     if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return internal("pipe");
-    UniqueFd from_child(pipe_fds[0]), child_out(pipe_fds[1]);
+    UniqueFd from_child(pipe_fds[0]), child_out(::fcntl(pipe_fds[1], F_DUPFD_CLOEXEC, 10));
+    ::close(pipe_fds[1]);
+    // Above the numbers the child receives them at, so that no dup2 below
+    // overwrites the source of another.
+    UniqueFd image_copy(::fcntl(image.get(), F_DUPFD_CLOEXEC, 10));
+    if (!child_out || !image_copy) return internal("fcntl");
 
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, image.get(), probe_image_fd);
-    posix_spawn_file_actions_adddup2(&actions, child_out.get(), STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, image_copy.get(), probe_image_fd);
+    posix_spawn_file_actions_adddup2(&actions, child_out.get(), probe_report_fd);
+    // What the plugin prints goes where the host's own output goes, never
+    // into the report.
+    posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO);
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     posix_spawnattr_t attributes;
     posix_spawnattr_init(&attributes);
@@ -75,7 +83,7 @@ std::optional<ProbeFailure> probe_in_child(const ProbeOptions &options, const Un
     }
     child_out.reset();
 
-    // Read its lines until it closes its stdout or the time is up.
+    // Read its lines until it closes its report or the time is up.
     const auto deadline = std::chrono::steady_clock::now() + options.limit;
     std::string output;
     bool timed_out = false;
@@ -99,7 +107,7 @@ std::optional<ProbeFailure> probe_in_child(const ProbeOptions &options, const Un
     }
     int status = 0;
     if (!timed_out) {
-        // Closed its stdout: it is exiting (or handed stdout to a child of its own).
+        // Closed its report: it is exiting (or handed it to a child of its own).
         for (;;) {
             const pid_t done = ::waitpid(pid, &status, WNOHANG);
             if (done == pid) break;

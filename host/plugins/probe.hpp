@@ -2,7 +2,8 @@
 // static initializers, entry point and init() run there, so one that
 // crashes or hangs costs a child, not the host. The child is this same
 // binary started in probe mode (app/probe_child.hpp), so nothing of the
-// host's threads or locks is inherited, and it reports on its stdout:
+// host's threads or locks is inherited, and it reports on a pipe at fd
+// probe_report_fd (its stdout goes to the host's stderr):
 //   "loaded"          the image is mapped, static initializers done
 //   "init"            the descriptor is sound; init() starts
 //   "ok"              init() returned success
@@ -30,8 +31,10 @@ struct ProbeOptions {
 // Runs the probe child on the sealed `image` of `file`; nothing if it passed.
 std::optional<ProbeFailure> probe_in_child(const ProbeOptions &options, const UniqueFd &image, const std::string &file);
 
-// The fd number at which the child finds the image, and its first argument.
+// The fd numbers at which the child finds the image and its report pipe,
+// and its first argument.
 inline constexpr int probe_image_fd = 3;
+inline constexpr int probe_report_fd = 4;
 inline constexpr const char *probe_mode_argument = "__probe-plugin";
 
 }  // namespace taskhost::plugins

@@ -403,6 +403,35 @@ TEST_CASE("a plugins folder others may write is not read; what serves keeps serv
     CHECK(get_json(cli, "/health")["status"] == "healthy");
 }
 
+TEST_CASE("loading writes nothing to disk: no folder to pre-create, no copy to swap") {
+    // The attacks on a private copy folder ($TMPDIR/taskhost-<pid> created
+    // in advance, a symlink in it, a copy swapped before dlopen) need a
+    // file the host writes: there is none. TMPDIR is passed on to the host.
+    TempDir tmp;
+    const char *previous = std::getenv("TMPDIR");
+    const std::string kept = previous ? previous : "";
+    ::setenv("TMPDIR", tmp.path().c_str(), 1);
+    {
+        Service svc(with_fixtures({}).with_plugin(example_plugin("demo.so")));
+        if (previous) ::setenv("TMPDIR", kept.c_str(), 1);
+        else ::unsetenv("TMPDIR");
+        place_copy(svc.plugins_dir(), "versioned_v1.so", "versioned.so", rw_r_r);
+        REQUIRE(reload_report(svc.cli())["added"] == json::array({"versioned.so"}));
+        CHECK(run_task(svc.cli(), "which_version").job["status"] == "completed");
+        // The test's own folder (plugins, logs) is all there is.
+        std::vector<std::string> written;
+        for (const auto &entry : fs::directory_iterator(tmp.path()))
+            if (entry.path() != svc.dir()) written.push_back(entry.path().string());
+        for (const auto &entry : fs::directory_iterator(svc.dir())) {
+            const std::string name = entry.path().filename().string();
+            if (name != "plugins" && !name.starts_with("host-stderr-")) written.push_back(entry.path().string());
+        }
+        CHECK(written.empty());
+    }
+    if (previous) ::setenv("TMPDIR", kept.c_str(), 1);
+    else ::unsetenv("TMPDIR");
+}
+
 TEST_CASE("plugins are loaded from sealed memory: a file truncated after loading changes nothing") {
     Service svc(with_fixtures({}).with_plugin(example_plugin("demo.so")));
     auto &cli = svc.cli();
@@ -496,6 +525,10 @@ TEST_CASE("a static initializer that throws is caught by the probe") {
 
 TEST_CASE("a static initializer that blocks is caught by the probe") {
     wedged_load_is_quarantined("static_hang", "static initializer did not return within 1 s");
+}
+
+TEST_CASE("a static initializer that prints the probe's \"ok\" and exits is not taken for a pass") {
+    wedged_load_is_quarantined("static_says_ok", "static initializer ended the process (exit status 0)");
 }
 
 TEST_CASE("an init that blocks is caught by the probe") {

@@ -328,6 +328,7 @@ TEST_CASE("reload: an init that does not return holds up no reader; $reload answ
     CHECK(metric(metrics, "taskhost_plugins_loaded") == 1);
     // Another $reload waits behind it, and says why.
     check_problem(cli.Post("/api/v1/plugins/$reload"), 503, "(loading blocking_init.so)");
+    CHECK_CONTAINS(svc.host().stderr_text(), "$reload answered 503: the reload has been running for ");
 
     // Released, the reload publishes the plugin; the next one is back to normal.
     std::ofstream(release_file(svc)).put('\n');

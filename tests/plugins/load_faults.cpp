@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <thread>
@@ -34,6 +35,12 @@ struct StaticInitializer {
         throw std::runtime_error("thrown by a static initializer");
 #elif defined(TASKHOST_LOAD_FAULT_static_hang)
         sleep_forever();
+#elif defined(TASKHOST_LOAD_FAULT_static_says_ok)
+        // Prints what a passing probe reports, then leaves: the report is
+        // not on stdout, so this must not pass for one.
+        std::fputs("ok\n", stdout);
+        std::fflush(stdout);
+        ::_exit(0);
 #endif
     }
 } static_initializer;
