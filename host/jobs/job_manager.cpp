@@ -153,7 +153,9 @@ void JobManager::stop(Clock::time_point deadline) {
     while (running_.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (running_.load() > 0) {
         const std::string why = "interrupted: the host was stopping and the job did not stop in time";
-        for (const auto &job : jobs) give_up(job, JobStatus::failed, why);
+        // Not charged as hangs: a job that is slow to wind down at a
+        // routine restart has done nothing wrong.
+        for (const auto &job : jobs) give_up(job, JobStatus::failed, why, false);
     }
     timeouts_.stop();
     executor_.stop();
@@ -186,7 +188,7 @@ void JobManager::on_deadline(const std::shared_ptr<ActiveJob> &job, Deadlines::K
     if (timed_out) timeouts_.add(deadline_after(options_.stop_grace_s), job, Deadlines::Kind::grace);
 }
 
-void JobManager::give_up(const std::shared_ptr<ActiveJob> &job, JobStatus status, const std::string &why) {
+void JobManager::give_up(const std::shared_ptr<ActiveJob> &job, JobStatus status, const std::string &why, bool charge) {
     std::shared_ptr<const registry::Task> task;
     {
         std::lock_guard lock(job->mu);
@@ -200,7 +202,7 @@ void JobManager::give_up(const std::shared_ptr<ActiveJob> &job, JobStatus status
                   job->record.id, job->record.task_name, task ? task->plugin->name : "?",
                   task ? task->plugin->version : "?", task ? task->plugin->file : "?", why, executor_.load().stuck);
     finish(job, status, why, std::nullopt, std::nullopt);
-    if (options_.on_stuck && task) options_.on_stuck(*task, why);
+    if (charge && options_.on_stuck && task) options_.on_stuck(*task, why);
 }
 
 void JobManager::count_out(ActiveJob &job) {

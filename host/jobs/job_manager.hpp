@@ -176,7 +176,9 @@ private:
     void on_deadline(const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind);
     // A running job whose code did not stop when it had to: its worker is
     // written off, the job ends now (`status`, `why`), its plugin is told of.
-    void give_up(const std::shared_ptr<ActiveJob> &job, model::JobStatus status, const std::string &why);
+    // `charge`: report it through Options::on_stuck (a hang of its plugin).
+    void give_up(const std::shared_ptr<ActiveJob> &job, model::JobStatus status, const std::string &why,
+                 bool charge = true);
     // The job no longer counts as running (once, whoever gets there first).
     void count_out(ActiveJob &job);
     // Hands a job's end to the store; it becomes visible once committed.
