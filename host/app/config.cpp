@@ -77,6 +77,10 @@ std::variant<Config, int> read_config(int argc, char **argv) {
     app.add_flag("--allow-insecure-plugins", cfg.allow_insecure_plugins,
                  "Load plugin files and a plugins folder that users other than the host's and root could write")
         ->envname("TASKHOST_ALLOW_INSECURE_PLUGINS");
+    // Kept so that existing service files still start; warned about in run().
+    app.add_option("--runtime-dir", cfg.ignored_runtime_dir, "Ignored (plugins are loaded from memory)")
+        ->envname("TASKHOST_RUNTIME_DIR")
+        ->group("");
     app.add_flag("--watch", cfg.watch, "Also reload when the plugins folder changes (inotify, debounced)")
         ->envname("TASKHOST_WATCH");
     app.add_option("--watch-quiet-ms", cfg.watch_quiet_ms, "With --watch: reload after the folder is quiet this long")

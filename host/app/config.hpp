@@ -16,7 +16,8 @@ namespace taskhost::app {
 struct Config {
     std::string plugins_dir = "plugins";
     bool allow_insecure_plugins = false;
-    double probe_timeout_s = 10;  // a new plugin version's trial load in a child; 0: none
+    std::string ignored_runtime_dir;  // --runtime-dir, gone: new versions load from memory
+    double probe_timeout_s = 10;      // a new plugin version's trial load in a child; 0: none
     std::string log_level = "info";
     bool watch = false;
     int watch_quiet_ms = 300;

@@ -67,14 +67,18 @@ public:
         }
         cv_.notify_all();
     }
+    // False if serve() has not returned `timeout` after the first stop.
     template <class Stop>
-    void stop_until_served(Stop stop) {
+    bool stop_until_served(Stop stop, std::chrono::steady_clock::duration timeout) {
         std::unique_lock lock(mu_);
         if (!stop_asked_at_) stop_asked_at_ = std::chrono::steady_clock::now();
+        const auto deadline = *stop_asked_at_ + timeout;
         while (!served_) {
+            if (std::chrono::steady_clock::now() >= deadline) return false;
             stop();
             cv_.wait_for(lock, std::chrono::milliseconds(50));
         }
+        return true;
     }
     std::chrono::steady_clock::time_point stop_asked_at() {
         std::lock_guard lock(mu_);
@@ -87,6 +91,20 @@ private:
     bool served_ = false;
     std::optional<std::chrono::steady_clock::time_point> stop_asked_at_;
 };
+
+// The way out when threads are stuck in plugin code: every job still
+// running recorded as interrupted, the store flushed, and exit at once,
+// without unloading what such a thread may still be running. `also`
+// names another part that would not stop.
+[[noreturn]] void leave_with_threads_stuck(jobs::JobManager &jobs, store::Store &store, const std::string &also) {
+    jobs.stop(std::chrono::steady_clock::now());
+    store.flush();
+    spdlog::warn("stopped at the shutdown deadline, leaving {} job thread(s) stuck in plugin code{}", jobs.load().stuck,
+                 also.empty() ? "" : "; " + also + " would not return");
+    exec::CrashRecord::exiting_normally();
+    std::fflush(nullptr);
+    ::_exit(0);
+}
 
 // Where a crash of this host is recorded: beside a database file (a memory
 // database does not outlive the process, so its crashes only go to stderr).
@@ -136,6 +154,10 @@ void log_crash(const exec::Crash &crash) {
 }  // namespace
 
 int run(Config cfg) {
+    if (!cfg.ignored_runtime_dir.empty())
+        spdlog::warn(
+            "--runtime-dir / TASKHOST_RUNTIME_DIR is ignored: plugins are loaded from sealed in-memory "
+            "copies and nothing is written to disk");
     std::shared_ptr<http::ApiKeys> api_keys = read_api_keys(cfg, cfg.http.auth);
     // Every thread that may run plugin code at once has a slot: workers and
     // submitters (at most the workers), and HTTP threads validating params.
@@ -244,7 +266,15 @@ int run(Config cfg) {
                              running_s, running->loading.empty() ? "" : " (loading " + running->loading + ")");
             reloader->request();
         },
-        [&] { served.stop_until_served([&] { server->stop(); }); });
+        [&] {
+            // serve() joins the HTTP threads: one stuck in plugin code (a
+            // task's validate, a quick task run on its request's thread)
+            // would hold it, and the whole stop, forever.
+            if (!served.stop_until_served([&] { server->stop(); }, seconds_duration(cfg.shutdown_timeout_s)))
+                leave_with_threads_stuck(*jobs, *store,
+                                         "the HTTP server's threads (a request in plugin code, or an idle "
+                                         "keep-alive connection)");
+        });
 
     // Tests and scripts read this line to learn the port (with --port 0).
     std::printf("taskhost listening on http://%s:%d\n", cfg.http.host.c_str(), server->port());
@@ -264,13 +294,12 @@ int run(Config cfg) {
     // A reload still running, or code of a task that would not stop, may
     // never return: then the host leaves now, its store flushed, without
     // unloading what such a thread may still be running.
-    if (!reloader->stop(deadline) || jobs->load().stuck > 0) {
-        store->flush();
-        spdlog::warn("stopped, leaving {} thread(s) stuck in plugin code", jobs->load().stuck);
-        exec::CrashRecord::exiting_normally();
-        std::fflush(nullptr);
-        ::_exit(0);
-    }
+    // (The reload thread gets a moment even past the deadline: an idle one
+    // only has to wake up.)
+    const bool reload_stopped =
+        reloader->stop(std::max(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
+    if (!reload_stopped || jobs->load().stuck > 0)
+        leave_with_threads_stuck(*jobs, *store, reload_stopped ? "" : "the reload thread");
     server.reset();    // no request runs any more (open streams and ?wait ended in stop())
     reloader.reset();  // after the server: $reload reaches it through Services
     jobs.reset();
