@@ -1,6 +1,7 @@
 #include "app/probe_child.hpp"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -20,7 +21,9 @@ namespace taskhost::app {
 
 namespace {
 
-void say(const std::string &line) {
+void say(std::string line) {
+    for (char &c : line)
+        if (c == '\n' || c == '\r') c = ' ';  // one line each: a message cannot pass for another line
     const std::string text = line + "\n";
     size_t done = 0;
     while (done < text.size()) {
@@ -46,6 +49,13 @@ bool is_probe_child(int argc, char **argv) {
 int run_probe_child(int, char **argv) {
     // A host that dies or gives up on a stuck reload takes its trial with it.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() == 1) return 1;  // it went before that took effect
+    // Nothing of the host's but the image and the report, and neither for
+    // processes the plugin might start.
+    ::close_range(plugins::probe_report_fd + 1, ~0U, 0);
+    ::fcntl(plugins::probe_image_fd, F_SETFD, FD_CLOEXEC);
+    ::fcntl(plugins::probe_report_fd, F_SETFD, FD_CLOEXEC);
+    say("started");
     const std::string file = argv[3];
     const std::string path = std::string("/proc/self/fd/") + argv[2];
     void *library = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);

@@ -121,6 +121,7 @@ Result<std::shared_ptr<Generation>> PluginManager::load(const std::string &file,
     if (!image) return fail(ErrorKind::internal, image.error().message);
     if (options_.probe) {
         if (std::optional<ProbeFailure> failed = options_.probe(*image, file)) {
+            if (failed->transient) return fail(ErrorKind::unavailable, failed->reason);
             if (failed->wedged) charge_load_failure(file, hash, failed->reason);
             return refusal(failed->reason);
         }
@@ -283,6 +284,11 @@ std::vector<PluginManager::Candidate> PluginManager::load_changed(const FolderLi
         loaded();
         if (!generation) {
             refuse(st, generation.error().message, false, report);
+            if (generation.error().kind != ErrorKind::invalid) {
+                // The host's trouble, not the file's: examined afresh next time.
+                st.fingerprint.clear();
+                st.hash.clear();
+            }
             if (auto q = quarantined_.find(st.hash); q != quarantined_.end()) {
                 st.quarantine = q->second;
                 quarantine_changed_ = true;

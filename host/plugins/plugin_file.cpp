@@ -60,7 +60,9 @@ std::string fingerprint_of(const fs::path &path) {
 Result<FileBytes> read_plugin_file(const fs::path &path, bool trust_any) {
     // O_NONBLOCK: a FIFO put in the folder must not block the loader.
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-    if (!fd) return system_error("cannot open the file");
+    if (!fd && errno != ENOENT)  // unreadable (permissions, say): refused until it changes
+        return fail(ErrorKind::invalid, std::string("cannot open the file: ") + std::strerror(errno));
+    if (!fd) return system_error("cannot open the file");  // gone since the scan
     struct stat before {};
     if (::fstat(fd.get(), &before) != 0) return system_error("cannot examine the file");
     if (!S_ISREG(before.st_mode)) return fail(ErrorKind::invalid, "not a regular file");

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 extern char **environ;
@@ -26,7 +27,7 @@ std::string describe_signal(int sig) {
 std::string phase_of(const std::string &last_line) {
     if (last_line == "init") return "init";
     if (last_line == "loaded") return "the entry point";
-    return "static initializer";
+    return "static initializer";  // "started": it was loading
 }
 
 std::string seconds_text(std::chrono::milliseconds limit) {
@@ -42,7 +43,7 @@ std::string seconds_text(std::chrono::milliseconds limit) {
 std::optional<ProbeFailure> probe_in_child(const ProbeOptions &options, const UniqueFd &image,
                                            const std::string &file) {
     auto internal = [](const std::string &what) {
-        return ProbeFailure{"cannot probe the plugin: " + what + ": " + std::strerror(errno), false};
+        return ProbeFailure{"cannot probe the plugin: " + what + ": " + std::strerror(errno), false, true};
     };
     int pipe_fds[2];
     if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return internal("pipe");
@@ -83,11 +84,14 @@ std::optional<ProbeFailure> probe_in_child(const ProbeOptions &options, const Un
     }
     child_out.reset();
 
-    // Read its lines until it closes its report or the time is up.
+    // Read its report until a verdict, its end, or the time is up. Lines
+    // before the verdict tell how far it got.
     const auto deadline = std::chrono::steady_clock::now() + options.limit;
-    std::string output;
+    std::string pending;
+    std::string phase;  // the last of "started", "loaded", "init"
+    std::optional<std::string> verdict;
     bool timed_out = false;
-    for (;;) {
+    while (!verdict) {
         const auto left =
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
@@ -102,42 +106,40 @@ std::optional<ProbeFailure> probe_in_child(const ProbeOptions &options, const Un
         const ssize_t n = ::read(from_child.get(), buffer, sizeof buffer);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
-        output.append(buffer, static_cast<size_t>(n));
-        if (output.size() > 65536) output.erase(0, output.size() - 65536);
+        pending.append(buffer, static_cast<size_t>(n));
+        for (size_t end = pending.find('\n'); end != std::string::npos && !verdict; end = pending.find('\n')) {
+            std::string line = pending.substr(0, end);
+            pending.erase(0, end + 1);
+            if (line == "started" || line == "loaded" || line == "init") phase = line;
+            else if (line == "ok" || line.starts_with("refused ")) verdict = std::move(line);
+        }
+        if (pending.size() > 65536) pending.clear();  // no line is that long
     }
     int status = 0;
+    bool reaped = false;
     if (!timed_out) {
-        // Closed its report: it is exiting (or handed it to a child of its own).
-        for (;;) {
-            const pid_t done = ::waitpid(pid, &status, WNOHANG);
-            if (done == pid) break;
-            if (std::chrono::steady_clock::now() >= deadline) {
-                timed_out = true;
-                break;
-            }
-            ::usleep(1000);
+        // It has given its verdict or closed its report: it is exiting.
+        while (!reaped) {
+            if (::waitpid(pid, &status, WNOHANG) == pid) reaped = true;
+            else if (std::chrono::steady_clock::now() >= deadline) break;
+            else ::usleep(1000);
         }
+        timed_out = !reaped && !verdict;
     }
-    if (timed_out) {
+    if (!reaped) {
         ::kill(pid, SIGKILL);
         ::waitpid(pid, &status, 0);
     }
 
-    std::vector<std::string> lines;
-    for (size_t at = 0; at < output.size();) {
-        size_t end = output.find('\n', at);
-        if (end == std::string::npos) end = output.size();
-        lines.push_back(output.substr(at, end - at));
-        at = end + 1;
-    }
-    const std::string last = lines.empty() ? std::string() : lines.back();
-    if (timed_out)
-        return ProbeFailure{phase_of(last) + " did not return within " + seconds_text(options.limit) + " s", true};
-    if (last == "ok" && WIFEXITED(status) && WEXITSTATUS(status) == 0) return std::nullopt;
-    if (last.rfind("refused ", 0) == 0) return ProbeFailure{last.substr(8), false};
+    const std::string limit = seconds_text(options.limit);
+    if (phase.empty() && !verdict && (timed_out || !WIFSIGNALED(status)))
+        return ProbeFailure{"the trial process did not start (within " + limit + " s)", false, true};
+    if (verdict && verdict->starts_with("refused ")) return ProbeFailure{verdict->substr(8), false};
+    if (verdict) return std::nullopt;  // "ok": what happens after it (its exit) is not the plugin's doing
+    if (timed_out) return ProbeFailure{phase_of(phase) + " did not return within " + limit + " s", true};
     if (WIFSIGNALED(status))
-        return ProbeFailure{phase_of(last) + " crashed: " + describe_signal(WTERMSIG(status)), true};
-    return ProbeFailure{phase_of(last) + " ended the process (exit status " +
+        return ProbeFailure{phase_of(phase) + " crashed: " + describe_signal(WTERMSIG(status)), true};
+    return ProbeFailure{phase_of(phase) + " ended the process (exit status " +
                             std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")",
                         true};
 }

@@ -4,10 +4,12 @@
 // binary started in probe mode (app/probe_child.hpp), so nothing of the
 // host's threads or locks is inherited, and it reports on a pipe at fd
 // probe_report_fd (its stdout goes to the host's stderr):
+//   "started"         about to load it
 //   "loaded"          the image is mapped, static initializers done
 //   "init"            the descriptor is sound; init() starts
 //   "ok"              init() returned success
-//   "refused REASON"  an ordinary refusal, as the host would give it
+//   "refused REASON"  an ordinary refusal, as the host would give it (one line)
+// The first "ok" or "refused" line is its verdict.
 #pragma once
 
 #include <chrono>
@@ -20,7 +22,8 @@ namespace taskhost::plugins {
 
 struct ProbeFailure {
     std::string reason;
-    bool wedged = false;  // crashed or hung: a fault of the version, not just a refusal
+    bool wedged = false;     // crashed or hung: a fault of the version, not just a refusal
+    bool transient = false;  // not the plugin's doing (the trial could not run): try again later
 };
 
 struct ProbeOptions {

@@ -1,5 +1,6 @@
-// Reading plugin files: trust checks, a file changing while read, ELF
-// images that would fault inside the loader, sealed in-memory copies.
+// Reading plugin files: trust checks, ELF images that would fault inside
+// the loader, sealed in-memory copies. (A file changing while it is read is
+// an integration test: tests/integration/test_hostile.cpp.)
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
