@@ -1,6 +1,10 @@
 #include "plugins/generation.hpp"
 
+#include <dlfcn.h>
+
 #include <spdlog/spdlog.h>
+
+#include "plugins/plugin_file.hpp"
 
 namespace taskhost::plugins {
 
@@ -9,9 +13,24 @@ Generation::Generation(UniqueFd image, boost::dll::shared_library library, const
 
 Generation::~Generation() {
     if (initialized && desc != nullptr && desc->shutdown != nullptr) desc->shutdown();
+    library_.unload();
+    if (image_) {
+        // An image the loader keeps (a plugin linked with -z nodelete, or
+        // with unique symbols) stays known by its /proc/self/fd path: were
+        // the fd closed, its number reused by a later generation would be
+        // answered with this old image. So the fd stays open for good.
+        if (void *still = ::dlopen(path_of(image_).c_str(), RTLD_LAZY | RTLD_NOLOAD)) {
+            ::dlclose(still);
+            (void)image_.release();
+            spdlog::warn(
+                "plugin {} generation {} ({} {}) stays mapped after unloading (built without "
+                "taskhost_add_plugin?); its memory is not returned",
+                file, generation_number, name, version);
+            return;
+        }
+    }
     if (generation_number != 0)
         spdlog::info("plugin {} generation {} ({} {}) unloaded", file, generation_number, name, version);
-    // library_'s destructor unloads the image now that nothing can call into it.
 }
 
 }  // namespace taskhost::plugins

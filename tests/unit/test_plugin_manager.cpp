@@ -357,6 +357,31 @@ TEST_CASE("plugin manager: a replaced generation serves its leases, then is unlo
     CHECK(is_mapped("2-versioned.so"));
 }
 
+TEST_CASE("plugin manager: an image dlclose() keeps is never answered for a later version") {
+    // Each generation is loaded by its memfd's /proc/self/fd path, and the
+    // loader matches loaded images by path: if the fd of an image that stays
+    // mapped were closed, the next version could get its number and be
+    // answered with the old image.
+    Harness h;
+    auto answer = [&] {
+        auto which = h.registry.snapshot()->find("which_version");
+        REQUIRE(which);
+        return which->plugin->version;
+    };
+    h.folder.deploy(fixtures / "nodelete_v7.so", "versioned.so");
+    REQUIRE(h.manager.reload().added.size() == 1);
+    CHECK(answer() == "7.0.0");
+    h.folder.deploy(fixtures / "nodelete_v8.so", "versioned.so");
+    REQUIRE(h.manager.reload().replaced.size() == 1);  // version 7 released: unloaded at the next reload
+    CHECK(answer() == "8.0.0");
+    h.folder.deploy(fixtures / "versioned_v1.so", "versioned.so");
+    REQUIRE(h.manager.reload().replaced.size() == 1);
+    CHECK(answer() == "1.0.0");
+    CHECK(
+        h.log.has("warning plugin versioned.so generation 1 (versioned 7.0.0) stays mapped after unloading "
+                  "(built without taskhost_add_plugin?); its memory is not returned"));
+}
+
 TEST_CASE("plugin manager: removing a file withdraws its tasks") {
     Harness h;
     h.folder.deploy(examples / "demo.so", "demo.so");
