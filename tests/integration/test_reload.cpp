@@ -348,7 +348,7 @@ TEST_CASE("reload: SIGTERM ends a host whose reload is stuck in a plugin's init 
                     .flags({"--reload-timeout-s", "0.2", "--shutdown-timeout", "1", "--probe-timeout-s", "0"}));
     deploy(svc.plugins_dir(), fixture_plugin("blocking_init.so"), "blocking_init.so");
     check_problem(svc.cli().Post("/api/v1/plugins/$reload"), 503, "(loading blocking_init.so)");
-    svc.cli().stop();  // an idle keep-alive connection holds the HTTP server's own stop back (its own timeout)
+    // The client's keep-alive connection stays open: the host must not wait for it either.
 
     const auto asked = std::chrono::steady_clock::now();
     svc.host().send_signal(SIGTERM);
@@ -357,9 +357,10 @@ TEST_CASE("reload: SIGTERM ends a host whose reload is stuck in a plugin's init 
     CHECK(std::chrono::steady_clock::now() - asked < 3s);  // the 1 s timeout, then a flush and exit
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
+    // Whichever part is found stuck first (the HTTP server, held by the idle
+    // connection, or the reload thread) is named.
     CHECK_CONTAINS(svc.host().stderr_text(),
-                   "stopped at the shutdown deadline, leaving 0 job thread(s) stuck in plugin code; the reload thread "
-                   "would not return");
+                   "stopped at the shutdown deadline, leaving 0 job thread(s) stuck in plugin code; ");
 }
 
 }  // TEST_SUITE("concurrency")
