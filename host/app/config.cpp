@@ -74,6 +74,37 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ->envname("TASKHOST_HTTP_THREADS")
         ->check(CLI::Range(4, 100000))
         ->capture_default_str();
+    app.add_option("--max-connections", cfg.http.max_connections,
+                   "Most client connections open at once (beyond: 503 and closed); idle ones cost no thread")
+        ->envname("TASKHOST_MAX_CONNECTIONS")
+        ->check(CLI::Range(size_t{1}, size_t{1000000}))
+        ->capture_default_str();
+    app.add_option("--max-waiters", cfg.http.max_waiters,
+                   "Most ?wait long-polls and event streams at once, each holding an HTTP thread (beyond: 503); "
+                   "must be below --http-threads")
+        ->envname("TASKHOST_MAX_WAITERS")
+        ->check(CLI::Range(size_t{1}, size_t{100000}))
+        ->capture_default_str();
+    app.add_option("--header-timeout", cfg.http.header_timeout_s,
+                   "Seconds a request head may take to arrive in full before the connection is closed")
+        ->envname("TASKHOST_HEADER_TIMEOUT")
+        ->check(CLI::Range(0.1, 3600.0))
+        ->capture_default_str();
+    app.add_option("--keep-alive-timeout", cfg.http.keep_alive_timeout_s,
+                   "Seconds an idle keep-alive connection is kept before it is closed")
+        ->envname("TASKHOST_KEEP_ALIVE_TIMEOUT")
+        ->check(CLI::Range(0.1, 3600.0))
+        ->capture_default_str();
+    app.add_option("--max-header-bytes", cfg.http.max_header_bytes,
+                   "Largest request head (request line and header fields) accepted (larger: 431)")
+        ->envname("TASKHOST_MAX_HEADER_BYTES")
+        ->check(CLI::Range(size_t{1024}, size_t{1} << 20))
+        ->capture_default_str();
+    app.add_option("--max-header-fields", cfg.http.max_header_fields,
+                   "Most header fields in a request (more: 431)")
+        ->envname("TASKHOST_MAX_HEADER_FIELDS")
+        ->check(CLI::Range(size_t{8}, size_t{10000}))
+        ->capture_default_str();
     app.add_flag("--allow-insecure-plugins", cfg.allow_insecure_plugins,
                  "Load plugin files and a plugins folder that users other than the host's and root could write")
         ->envname("TASKHOST_ALLOW_INSECURE_PLUGINS");
@@ -99,6 +130,11 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ->capture_default_str();
     try {
         app.parse(argc, argv);
+        // Every waiter holds a thread: with all of them waiting, nothing
+        // would be left to answer anything else.
+        if (cfg.http.max_waiters >= cfg.http.http_threads_max)
+            throw CLI::ValidationError("--max-waiters", "must be below --http-threads (" +
+                                                            std::to_string(cfg.http.http_threads_max) + ")");
     } catch (const CLI::ParseError &e) {
         return app.exit(e);
     }

@@ -7,6 +7,8 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <stop_token>
+#include <atomic>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -91,8 +93,15 @@ private:
 
     // The body of GET /health.
     std::string health_json() const;
-    // Waits until `until`; false at once when the streams are stopping.
-    bool wait_for_next_event(std::chrono::steady_clock::time_point until);
+    // Waits until `until`; false at once when the streams are stopping or
+    // `abandon` is stopped.
+    bool wait_for_next_event(std::chrono::steady_clock::time_point until, std::stop_token abandon);
+
+    // A place among the --max-waiters long-polls and streams, held until
+    // it is destroyed; null (and a 503 in res) when all are taken.
+    struct WaiterSlot;
+    std::shared_ptr<WaiterSlot> take_waiter_slot(const httplib::Request &req, httplib::Response &res);
+    std::atomic<size_t> waiters_{0};
     bool streams_stopping();
 
     const ServerOptions &options_;
@@ -103,6 +112,9 @@ private:
     std::condition_variable streams_cv_;
     bool streams_stopping_ = false;  // guarded by streams_mu_
 };
+
+// Stopped when the client of the request this thread serves hangs up.
+std::stop_token client_hangup();
 
 // Parses the request body as JSON. An empty body gives null. On malformed
 // or too deeply nested input answers 400 and returns false.

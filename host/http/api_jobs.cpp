@@ -116,7 +116,9 @@ void Api::get_job(const httplib::Request &req, httplib::Response &res, std::stri
     if (!is_valid_ulid(id)) return job_not_found(req, res);
     std::optional<double> wait;
     if (!parse_wait(req, res, wait)) return;
-    auto view = wait ? s_.jobs.wait_terminal(id, deadline_after(*wait)) : s_.jobs.get(id);
+    std::shared_ptr<WaiterSlot> slot;
+    if (wait && !(slot = take_waiter_slot(req, res))) return;
+    auto view = wait ? s_.jobs.wait_terminal(id, deadline_after(*wait), client_hangup()) : s_.jobs.get(id);
     if (!view) return job_not_found(req, res);
     json_response(res, 200, render_view(*view));
 }
@@ -144,7 +146,10 @@ void Api::stream_job(const httplib::Request &req, httplib::Response &res, std::s
     double poll_interval = 0.5;
     if (!parse_poll_interval(req, res, poll_interval)) return;
     if (!s_.jobs.get(id)) return job_not_found(req, res);
+    auto slot = take_waiter_slot(req, res);
+    if (!slot) return;
     sse_headers(req, res);
+    std::stop_token hangup = client_hangup();
     struct State {
         bool started = false;
         uint64_t version = 0;
@@ -154,11 +159,11 @@ void Api::stream_job(const httplib::Request &req, httplib::Response &res, std::s
     // Each call blocks until the job changes (no polling), then sends one
     // event; a comment line every 15 s keeps idle proxies from closing it.
     res.set_chunked_content_provider(
-        "text/event-stream; charset=utf-8", [this, &jobs, id, state](size_t, httplib::DataSink &sink) {
+        "text/event-stream; charset=utf-8", [this, &jobs, id, state, slot, hangup](size_t, httplib::DataSink &sink) {
             std::optional<jobs::JobView> view;
             if (!state->started) view = jobs.get(id);
-            else view = jobs.wait_change(id, state->version, Clock::now() + std::chrono::seconds(15));
-            if (!sink.is_writable()) return false;
+            else view = jobs.wait_change(id, state->version, Clock::now() + std::chrono::seconds(15), hangup);
+            if (hangup.stop_requested() || !sink.is_writable()) return false;
             if (state->started && streams_stopping()) {  // the host is stopping: end the stream
                 sink.done();
                 return true;

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "http/api.hpp"
+#include "http/connection.hpp"
 #include "http/problem.hpp"
 #include "jobs/job_manager.hpp"
 #include "metrics/metrics.hpp"
@@ -133,14 +134,17 @@ void Api::health_stream(const httplib::Request &req, httplib::Response &res) {
     double interval = 1.0;
     if (!parse_poll_interval(req, res, interval)) return;
     interval = std::max(interval, kMinHealthInterval);
+    auto slot = take_waiter_slot(req, res);
+    if (!slot) return;
     sse_headers(req, res);
     const auto period = seconds_duration(interval);
     auto next = std::make_shared<std::optional<Clock::time_point>>();  // empty: the first event is due now
+    std::stop_token hangup = client_hangup();
     // One event now, then one per interval, until the client goes away or
     // the host stops (as the original, it never ends by itself).
     res.set_chunked_content_provider("text/event-stream; charset=utf-8",
-                                     [this, period, next](size_t, httplib::DataSink &sink) {
-                                         if (*next && !wait_for_next_event(**next)) {
+                                     [this, period, next, slot, hangup](size_t, httplib::DataSink &sink) {
+                                         if (*next && !wait_for_next_event(**next, hangup)) {
                                              sink.done();
                                              return true;
                                          }
@@ -154,9 +158,37 @@ void Api::health_stream(const httplib::Request &req, httplib::Response &res) {
                                      });
 }
 
-bool Api::wait_for_next_event(Clock::time_point until) {
+bool Api::wait_for_next_event(Clock::time_point until, std::stop_token abandon) {
+    std::stop_callback wake(abandon, [this] {
+        std::lock_guard lock(streams_mu_);
+        streams_cv_.notify_all();
+    });
     std::unique_lock lock(streams_mu_);
-    return !streams_cv_.wait_until(lock, until, [&] { return streams_stopping_; });
+    return !streams_cv_.wait_until(lock, until, [&] { return streams_stopping_ || abandon.stop_requested(); });
+}
+
+struct Api::WaiterSlot {
+    explicit WaiterSlot(std::atomic<size_t> &count) : count(count) {}
+    ~WaiterSlot() { count.fetch_sub(1, std::memory_order_relaxed); }
+    std::atomic<size_t> &count;
+};
+
+std::shared_ptr<Api::WaiterSlot> Api::take_waiter_slot(const httplib::Request &req, httplib::Response &res) {
+    if (waiters_.fetch_add(1, std::memory_order_relaxed) >= options_.max_waiters) {
+        waiters_.fetch_sub(1, std::memory_order_relaxed);
+        res.set_header("Retry-After", "1");
+        problem(res, 503,
+                "The server has " + std::to_string(options_.max_waiters) +
+                    " requests waiting on jobs or streaming, its limit (--max-waiters); retry later or poll without ?wait",
+                req.path);
+        return nullptr;
+    }
+    return std::make_shared<WaiterSlot>(waiters_);
+}
+
+std::stop_token client_hangup() {
+    const Connection *c = current_connection();
+    return c ? c->hangup_token() : std::stop_token{};
 }
 
 void Api::stop_streams() {

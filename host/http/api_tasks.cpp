@@ -127,7 +127,9 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
     std::optional<double> wait;
     if (!parse_wait(req, res, wait)) return;
 
-    auto executed = s_.jobs.execute(task, std::move(params), timeout_s, wait);
+    std::shared_ptr<WaiterSlot> slot;
+    if (wait && !(slot = take_waiter_slot(req, res))) return;
+    auto executed = s_.jobs.execute(task, std::move(params), timeout_s, wait, wait ? client_hangup() : std::stop_token{});
     if (!executed) return problem(res, executed.error(), req.path);
     if (executed->finished) return finished_job_response(res, *executed->finished);
     std::string out;

@@ -1,13 +1,16 @@
 #include "http/server.hpp"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cmath>
 
 #include <spdlog/spdlog.h>
 
 #include "http/api.hpp"
+#include "http/connection.hpp"
 #include "http/elastic_pool.hpp"
+#include "http/front_door.hpp"
 #include "http/problem.hpp"
 #include "metrics/metrics.hpp"
 #include "util/text.hpp"
@@ -106,48 +109,116 @@ bool Api::dispatch(const httplib::Request &req, httplib::Response &res) {
     return false;
 }
 
-Server::Server(ServerOptions options, Services services)
-    : options_(std::move(options)), services_(services), server_(std::make_unique<httplib::Server>()) {}
+// cpp-httplib parses and answers one request on a stream the front door
+// hands it; its own accept loop and keep-alive handling are not used.
+class RequestProcessor final : public httplib::Server {
+public:
+    // The library ends a streamed response when it thinks its listening
+    // socket is closed; it has none here, so it is told when the host
+    // serves and when it stops.
+    void set_serving(bool serving) { svr_sock_ = serving ? 0 : INVALID_SOCKET; }
 
-Server::~Server() { stop(); }
+    // Whether the connection may carry another request.
+    bool process(httplib::Stream &stream, bool last) {
+        bool closed = false;
+        return process_request(stream, last, closed, nullptr) && !closed;
+    }
+};
+
+Server::Server(ServerOptions options, Services services)
+    : options_(std::move(options)), services_(services), processor_(std::make_unique<RequestProcessor>()) {}
+
+Server::~Server() {
+    stop();
+    door_.reset();
+    pool_.reset();
+}
+
+namespace {
+
+// The request carries a body (by its framing) that has not been read yet.
+bool body_unread(const Connection *c) { return c && c->body().kind != BodyFraming::Kind::none && !c->body_fully_read(); }
+
+}  // namespace
 
 void Server::install_routes() {
     api_ = std::make_shared<Api>(options_, services_);
+    httplib::Server &server = *processor_;
     // Responses are counted when their status is decided, before they are
     // sent, so a client that has its answer finds it in /metrics.
     metrics::Metrics &metrics = services_.metrics;
-    auto handler = [api = api_, &auth = options_.auth, &metrics](const httplib::Request &req, httplib::Response &res) {
-        // Every response carries an id to quote when reporting a problem.
-        res.set_header("X-Request-ID", new_ulid_string());
-        if (authorize(auth, req, res) && !api->dispatch(req, res))
-            problem(res, 404, "No resource at " + req.path, req.path);
+    auto handler = [api = api_, &metrics](const httplib::Request &req, httplib::Response &res) {
+        if (!api->dispatch(req, res)) problem(res, 404, "No resource at " + req.path, req.path);
         metrics.count_response(res.status == -1 ? 200 : res.status);
     };
     // One catch-all per method; Api::dispatch does the routing (cheaper than a
     // regex per route, and it knows when to answer 405 instead of 404).
-    server_->Get(".*", handler);
-    server_->Post(".*", handler);
-    server_->Put(".*", handler);
-    server_->Delete(".*", handler);
-    server_->Patch(".*", handler);
-    server_->Options(".*", handler);
-
-    // A POST without Content-Length or Transfer-Encoding has no body (RFC
-    // 9112), but the library would try to read one and answer 400. `curl -X
-    // POST` sends exactly that, so such requests are answered here, before
-    // the library reads anything.
-    server_->set_pre_routing_handler([handler](const httplib::Request &req, httplib::Response &res) {
-        bool bodyless = !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding");
-        if (bodyless && (req.method == "POST" || req.method == "PUT" || req.method == "PATCH")) {
-            handler(req, res);
-            return httplib::Server::HandlerResponse::Handled;
+    server.Get(".*", handler);
+    server.Options(".*", handler);
+    // Methods that may carry a body read it here, counting every byte
+    // (chunked or not, compressed or not) against the limit as it arrives;
+    // a body without framing is no body (RFC 9112), not "read to the end".
+    const size_t max_body = options_.max_body_bytes;
+    auto with_body = [handler, max_body, &metrics](const httplib::Request &req, httplib::Response &res,
+                                                   const httplib::ContentReader &read) {
+        Connection *c = current_connection();
+        if (c && c->body().kind != BodyFraming::Kind::none) {
+            // The library hands the request as const; it owns a mutable one.
+            std::string &body = const_cast<httplib::Request &>(req).body;
+            bool too_large = false;
+            const bool complete = read([&](const char *data, size_t n) {
+                if (body.size() + n > max_body) {
+                    too_large = true;
+                    return false;
+                }
+                body.append(data, n);
+                return true;
+            });
+            if (complete && c->body().kind == BodyFraming::Kind::chunked) c->mark_chunked_body_complete();
+            if (!complete) {
+                c->close_after_response();
+                if (too_large || c->body_over_limit())
+                    problem(res, 413,
+                            "The request body is larger than the " + std::to_string(max_body) +
+                                " bytes the server accepts",
+                            req.path);
+                else problem(res, 400, "The request body could not be read", req.path);
+                metrics.count_response(res.status);
+                return;
+            }
         }
-        return httplib::Server::HandlerResponse::Unhandled;
+        handler(req, res);
+    };
+    server.Post(".*", httplib::Server::HandlerWithContentReader(with_body));
+    server.Put(".*", httplib::Server::HandlerWithContentReader(with_body));
+    server.Patch(".*", httplib::Server::HandlerWithContentReader(with_body));
+    server.Delete(".*", httplib::Server::HandlerWithContentReader(with_body));
+
+    // Before any byte of a body is read: every response gets an id to quote
+    // when reporting a problem, and a request without a valid API key is
+    // refused (its connection then closes: its body is never read).
+    server.set_pre_routing_handler(
+        [&auth = options_.auth, &metrics](const httplib::Request &req, httplib::Response &res) {
+            res.set_header("X-Request-ID", new_ulid_string());
+            if (authorize(auth, req, res)) return httplib::Server::HandlerResponse::Unhandled;
+            metrics.count_response(res.status);
+            return httplib::Server::HandlerResponse::Handled;
+        });
+    // A request whose body was not read to its end (refused early, too
+    // large, malformed) leaves the stream at an unknown place: say so and
+    // close.
+    server.set_post_routing_handler([](const httplib::Request &, httplib::Response &res) {
+        Connection *c = current_connection();
+        if (c && (c->closing() || body_unread(c))) {
+            c->close_after_response();
+            res.headers.erase("Keep-Alive");
+            res.set_header("Connection", "close");
+        }
     });
 
-    // Errors produced by cpp-httplib itself (bad request line, body too
-    // large, unknown method) get a problem+json body too.
-    server_->set_error_handler(
+    // Errors produced by cpp-httplib itself (bad request line, unknown
+    // method, bad Range) get a problem+json body too.
+    server.set_error_handler(
         httplib::Server::HandlerWithResponse([&metrics](const httplib::Request &req, httplib::Response &res) {
             if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours, counted
             metrics.count_response(res.status);
@@ -161,10 +232,10 @@ void Server::install_routes() {
             problem(res, res.status, detail, req.path);
             return httplib::Server::HandlerResponse::Handled;
         }));
-    server_->set_logger([](const httplib::Request &req, const httplib::Response &res) {
+    server.set_logger([](const httplib::Request &req, const httplib::Response &res) {
         spdlog::debug("{} {} -> {}", req.method, req.path, res.status);
     });
-    server_->set_exception_handler(
+    server.set_exception_handler(
         [&metrics](const httplib::Request &req, httplib::Response &res, std::exception_ptr ep) {
             std::string what = "unexpected error";
             try {
@@ -177,38 +248,77 @@ void Server::install_routes() {
             problem(res, 500, "Internal error: " + what, req.path);
             metrics.count_response(500);
         });
+    server.set_keep_alive_max_count(options_.keep_alive_max_requests);
+    server.set_keep_alive_timeout(static_cast<time_t>(std::ceil(options_.keep_alive_timeout_s)));
+    server.set_payload_max_length(options_.max_body_bytes);
 }
+
+std::string Server::refusal(int status, const std::string &detail) {
+    services_.metrics.count_response(status);
+    httplib::Response res;
+    problem(res, status, detail, "");
+    std::string out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(status_title(status)) + "\r\n";
+    out += "Content-Type: application/problem+json\r\n";
+    out += "Content-Length: " + std::to_string(res.body.size()) + "\r\n";
+    out += "X-Request-ID: " + new_ulid_string() + "\r\n";
+    if (status == 503) out += "Retry-After: 1\r\n";
+    out += "Connection: close\r\n\r\n";
+    out += res.body;
+    return out;
+}
+
+namespace {
+
+// Each connection is a descriptor (and a refused one lingers for a moment):
+// raise the soft limit toward the hard one so --max-connections can be
+// reached, and say so when it cannot.
+void allow_descriptors_for(size_t connections) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+    const rlim_t wanted = static_cast<rlim_t>(connections) * 2 + 256;
+    if (limit.rlim_cur >= wanted) return;
+    limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, limit.rlim_max);
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+    if (limit.rlim_cur < wanted)
+        spdlog::warn("open files are limited to {} (RLIMIT_NOFILE): fewer than --max-connections {} may be "
+                     "served; beyond it new connections wait (raise the limit, e.g. LimitNOFILE= in systemd)",
+                     static_cast<unsigned long long>(limit.rlim_cur), connections);
+}
+
+}  // namespace
 
 Result<void> Server::bind() {
     install_routes();
-    size_t initial = options_.http_threads_initial, maximum = options_.http_threads_max;
-    server_->new_task_queue = [initial, maximum] { return new ElasticPool(initial, maximum); };
-    server_->set_keep_alive_max_count(options_.keep_alive_max_requests);
-    server_->set_keep_alive_timeout(options_.keep_alive_timeout_s);
-    server_->set_payload_max_length(options_.max_body_bytes);
-    server_->set_tcp_nodelay(true);
-    int *fd_slot = &listen_fd_;
-    server_->set_socket_options([fd_slot](int sock) {
-        int yes = 1;
-        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-        *fd_slot = sock;
-    });
-    if (options_.port == 0) bound_port_ = server_->bind_to_any_port(options_.host);
-    else bound_port_ = server_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
-    if (bound_port_ <= 0)
-        return fail(ErrorKind::unavailable, "cannot listen on " + options_.host + ":" + std::to_string(options_.port));
-    // The library listens with a backlog of 5 compiled in; listen() again
-    // on the bound socket raises it, so bursts of new connections are not
-    // refused.
-    if (listen_fd_ >= 0) ::listen(listen_fd_, options_.listen_backlog);
+    allow_descriptors_for(options_.max_connections);
+    auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+    FrontDoorLimits limits;
+    limits.head.max_head_bytes = options_.max_header_bytes;
+    limits.head.max_fields = options_.max_header_fields;
+    limits.head.max_body_bytes = options_.max_body_bytes;
+    limits.header_timeout = ms(options_.header_timeout_s);
+    limits.keep_alive_timeout = ms(options_.keep_alive_timeout_s);
+    limits.max_connections = options_.max_connections;
+    limits.max_requests_per_connection = options_.keep_alive_max_requests;
+    pool_ = std::make_unique<ElasticPool>(options_.http_threads_initial, options_.http_threads_max);
+    door_ = std::make_unique<FrontDoor>(
+        limits, *pool_, [this](Connection &c, bool last) { return processor_->process(c, last); },
+        [this](int status, const std::string &detail) { return refusal(status, detail); });
+    auto port = door_->listen(options_.host, options_.port, options_.listen_backlog);
+    if (!port) return std::move(port).error();
+    bound_port_ = *port;
+    processor_->set_serving(true);
     return {};
 }
 
-void Server::serve() { server_->listen_after_bind(); }
+void Server::serve() {
+    door_->run();
+    pool_->shutdown();
+}
 
 void Server::stop() {
+    processor_->set_serving(false);
     if (api_) api_->stop_streams();
-    if (server_) server_->stop();
+    if (door_) door_->stop();
 }
 
 }  // namespace taskhost::http

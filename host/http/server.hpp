@@ -37,6 +37,8 @@ class Metrics;
 namespace taskhost::http {
 
 class ElasticPool;
+class FrontDoor;
+class RequestProcessor;
 
 // How artifact levels are labelled in $tree / $expand.
 struct Hierarchy {
@@ -49,9 +51,14 @@ struct ServerOptions {
     std::string host = "127.0.0.1";
     int port = 8000;
     size_t http_threads_initial = 16;
-    size_t http_threads_max = 1024;  // one per open connection (keep-alive, SSE)
+    size_t http_threads_max = 1024;  // one per request being served (a ?wait or a stream holds one)
+    size_t max_connections = 4096;   // open at once; beyond: 503 and closed
+    size_t max_waiters = 256;        // ?wait long-polls and streams at once; beyond: 503
     size_t keep_alive_max_requests = 100000;
-    int keep_alive_timeout_s = 5;
+    double keep_alive_timeout_s = 5;  // an idle connection is closed after this
+    double header_timeout_s = 10;     // a request head must be complete within this
+    size_t max_header_bytes = 64 * 1024;
+    size_t max_header_fields = 100;
     int listen_backlog = 4096;
     size_t max_body_bytes = 10 * 1024 * 1024;
     double max_wait_s = 60;  // cap for ?wait=
@@ -96,20 +103,23 @@ public:
     // Binds the address; the reason if it cannot.
     Result<void> bind();
     int port() const { return bound_port_; }
-    // Serves until stop() is called.
+    // Serves until stop() is called and every request being served has
+    // been answered.
     void serve();
     void stop();
 
 private:
     void install_routes();
-    void route(const httplib::Request &req, httplib::Response &res);
+    // A whole response refusing a request before the library sees it.
+    std::string refusal(int status, const std::string &detail);
 
     ServerOptions options_;
     Services services_;
-    std::unique_ptr<httplib::Server> server_;
+    std::unique_ptr<RequestProcessor> processor_;
+    std::unique_ptr<ElasticPool> pool_;
+    std::unique_ptr<FrontDoor> door_;
     std::shared_ptr<Api> api_;
     int bound_port_ = 0;
-    int listen_fd_ = -1;
 };
 
 }  // namespace taskhost::http

@@ -245,7 +245,8 @@ void JobManager::start() {
 // ---- the job protocol ---------------------------------------------------------
 
 Result<JobManager::Executed> JobManager::execute(std::shared_ptr<const registry::Task> task, std::string params_json,
-                                                 double timeout_s, std::optional<double> wait_s) {
+                                                 double timeout_s, std::optional<double> wait_s,
+                                                 std::stop_token abandon) {
     auto submitted = submit(std::move(task), std::move(params_json), timeout_s, wait_s, /*may_run_here=*/true);
     if (!submitted) return std::move(submitted).error();
     auto &[job, here] = *submitted;
@@ -256,7 +257,7 @@ Result<JobManager::Executed> JobManager::execute(std::shared_ptr<const registry:
     if (wait_s) deadline = deadline_after(*wait_s);
     if (here.here()) executor_.dispatch(std::move(here), job);  // a quick task, run before the answer
     std::optional<JobView> view;
-    if (deadline) view = wait_terminal(job, *deadline);
+    if (deadline) view = wait_terminal(job, *deadline, abandon);
     // A job not stored yet must be durable before the answer: its end is on
     // its way to the store (it ran here, or ended within the wait), or the
     // wait ran out and it is stored now.
@@ -410,15 +411,22 @@ JobManager::Load JobManager::load() const {
             executor.queue_capacity, waiting_.load(), executor.stuck};
 }
 
-std::optional<JobView> JobManager::wait_terminal(const std::string &id, Clock::time_point deadline) const {
+std::optional<JobView> JobManager::wait_terminal(const std::string &id, Clock::time_point deadline,
+                                                 std::stop_token abandon) const {
     auto job = active(id);
     if (!job) return get(id);
-    return wait_terminal(job, deadline);
+    return wait_terminal(job, deadline, abandon);
 }
 
-std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob> &job,
-                                                 Clock::time_point deadline) const {
+std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob> &job, Clock::time_point deadline,
+                                                 std::stop_token abandon) const {
     WaitingCount counted(waiting_);
+    // Declared before the lock: a stop wakes the waiter under the job's lock,
+    // and the callback is unregistered only once the lock is released.
+    std::stop_callback wake(abandon, [&job] {
+        std::lock_guard lock(job->mu);
+        job->ended.notify_all();
+    });
     std::unique_lock lock(job->mu);
     yield_while_committing(*job, lock);
     // An end that fails to commit wakes those already waiting; later calls
@@ -426,19 +434,25 @@ std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob
     const bool lost_before = job->end == EndState::lost;
     job->ended.wait_until(lock, deadline, [&] {
         return job->end == EndState::committed || job->deleted || (!lost_before && job->end == EndState::lost) ||
-               waiters_released_.load();
+               waiters_released_.load() || abandon.stop_requested();
     });
     if (job->deleted) return std::nullopt;
     return job->view();
 }
 
-std::optional<JobView> JobManager::wait_change(const std::string &id, uint64_t seen, Clock::time_point deadline) const {
+std::optional<JobView> JobManager::wait_change(const std::string &id, uint64_t seen, Clock::time_point deadline,
+                                               std::stop_token abandon) const {
     auto job = active(id);
     if (!job) return get(id);
     WaitingCount counted(waiting_);
+    std::stop_callback wake(abandon, [&job] {
+        std::lock_guard lock(job->mu);
+        job->changed.notify_all();
+    });
     std::unique_lock lock(job->mu);
     job->changed.wait_until(lock, deadline, [&] {
-        return job->version != seen || job->end == EndState::committed || job->deleted || waiters_released_.load();
+        return job->version != seen || job->end == EndState::committed || job->deleted || waiters_released_.load() ||
+               abandon.stop_requested();
     });
     if (job->deleted) return std::nullopt;
     return job->view();

@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -99,8 +100,9 @@ public:
     // Errors, each with the detail to show: invalid (params the task
     // refuses), overloaded (the queue is full), unavailable (it could not be
     // stored; the host is stopping).
+    // A stop on `abandon` ends the wait early (the job goes on).
     Result<Executed> execute(std::shared_ptr<const registry::Task> task, std::string params_json, double timeout_s,
-                             std::optional<double> wait_s);
+                             std::optional<double> wait_s, std::stop_token abandon = {});
 
     std::optional<JobView> get(const std::string &id) const;
     // Newest first. Writes queued before the call are committed first, so
@@ -110,10 +112,13 @@ public:
 
     // Waits until the job is terminal (or gone) or the deadline passes, and
     // returns its latest state (nullopt if it does not exist).
-    std::optional<JobView> wait_terminal(const std::string &id, std::chrono::steady_clock::time_point deadline) const;
+    // A stop on `abandon` (the caller's client hung up) ends the wait too.
+    std::optional<JobView> wait_terminal(const std::string &id, std::chrono::steady_clock::time_point deadline,
+                                         std::stop_token abandon = {}) const;
     // Waits until the job's version differs from `seen` or the deadline passes.
     std::optional<JobView> wait_change(const std::string &id, uint64_t seen,
-                                       std::chrono::steady_clock::time_point deadline) const;
+                                       std::chrono::steady_clock::time_point deadline,
+                                       std::stop_token abandon = {}) const;
     // Shutdown: every wait, now and later, returns the job's state at once
     // instead of at its deadline, so long-polls and job streams do not hold
     // the HTTP server's shutdown back.
@@ -160,7 +165,8 @@ private:
     // cannot be stored is canceled and forgotten.
     Result<JobView> persist(const std::shared_ptr<ActiveJob> &job);
     std::optional<JobView> wait_terminal(const std::shared_ptr<ActiveJob> &job,
-                                         std::chrono::steady_clock::time_point deadline) const;
+                                         std::chrono::steady_clock::time_point deadline,
+                                         std::stop_token abandon = {}) const;
     std::shared_ptr<ActiveJob> active(const std::string &id) const;
     void add_active(const std::shared_ptr<ActiveJob> &job);
 

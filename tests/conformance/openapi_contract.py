@@ -346,6 +346,10 @@ def exercise(host, c, stuck):
     ex("GET", "/api/v1/tasks/greet_user")
     ex("GET", "/api/v1/tasks/no_such_task")
     job_id = ex("POST", "/api/v1/tasks/greet_user/$execute", {"params": {"name": "Ada"}}).json()["job_id"]
+    # The queue holds one job: the next submit needs this one taken by the
+    # worker (on a loaded machine that is not immediate).
+    wait_until("the first job to leave the queue",
+               lambda: call(host, "GET", f"/api/v1/jobs/{job_id}").json()["status"] != "pending")
     finished = ex("POST", "/api/v1/tasks/greet_user/$execute?wait=10", {"params": {"name": "Bo"}}).json()
     require(finished["status"] == "completed", "the waited job completed", json.dumps(finished))
     artifact_id = finished["artifact_id"]

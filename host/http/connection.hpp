@@ -1,0 +1,111 @@
+// One client connection as the front door keeps it: the socket, the bytes
+// received but not yet consumed (the rest of a head, a pipelined request),
+// and the httplib::Stream the library reads one request from. The stream
+// serves exactly the current request's bytes in the order received, so
+// pipelined requests are answered in order, and it bounds how much of a
+// chunked body may be read.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <stop_token>
+#include <string>
+
+#include <httplib.h>
+
+#include "http/request_head.hpp"
+
+namespace taskhost::http {
+
+struct StreamTimeouts {
+    std::chrono::milliseconds read{5000};   // one read while a request is being served
+    std::chrono::milliseconds write{5000};  // one write of a response
+};
+
+class Connection final : public httplib::Stream {
+public:
+    Connection(int fd, std::string peer_ip, int peer_port, StreamTimeouts timeouts);
+    ~Connection() override;  // closes the socket
+    Connection(const Connection &) = delete;
+    Connection &operator=(const Connection &) = delete;
+
+    int fd() const { return fd_; }
+    // Bytes received and not yet consumed by a request.
+    std::string_view pending() const { return std::string_view(buffer_).substr(consumed_); }
+    // Reads what the socket has without waiting (the socket is non-blocking):
+    // the bytes read, 0 at end of stream, -1 on error, -2 if nothing is there.
+    ssize_t receive_available(size_t at_most);
+    void discard_pending() {
+        buffer_.clear();
+        consumed_ = 0;
+    }
+    // Drops empty lines before a request line (RFC 9112 2.2).
+    void skip_leading_empty_lines();
+
+    // The next request's head has been checked: serve it to the library.
+    void begin_request(const HeadVerdict &head, uint64_t max_chunked_wire_bytes);
+    // After the library is done with the request: whether exactly its body
+    // was read, so the connection can carry another request.
+    bool body_fully_read() const;
+    // The library read the chunked body to its end (set by the body reader).
+    void mark_chunked_body_complete() { chunked_complete_ = true; }
+    bool body_over_limit() const { return body_over_limit_; }
+    const BodyFraming &body() const { return body_; }
+
+    // Keep-alive decisions taken while the request is served.
+    void close_after_response() { close_after_ = true; }
+    bool closing() const { return close_after_; }
+    size_t requests_served = 0;
+
+    // Stopped when the client hangs up (the front door watches the socket
+    // while a request is served); waits in handlers take its token.
+    std::stop_token hangup_token() const { return hangup_.get_token(); }
+    void hung_up() { hangup_.request_stop(); }
+
+    // Writes all of `data` within the write timeout; false if it could not.
+    bool write_all(std::string_view data);
+
+    // httplib::Stream
+    bool is_readable() const override;
+    bool is_writable() const override;
+    ssize_t read(char *ptr, size_t size) override;
+    ssize_t write(const char *ptr, size_t size) override;
+    void get_remote_ip_and_port(std::string &ip, int &port) const override;
+    void get_local_ip_and_port(std::string &ip, int &port) const override;
+    int socket() const override { return fd_; }
+
+private:
+    // Waits up to `timeout` for `events` on the socket; false on timeout or error.
+    bool wait_for(short events, std::chrono::milliseconds timeout) const;
+    void compact();
+
+    const int fd_;
+    const std::string peer_ip_;
+    const int peer_port_;
+    mutable std::string local_ip_;
+    mutable int local_port_ = -1;
+    const StreamTimeouts timeouts_;
+    std::string buffer_;
+    size_t consumed_ = 0;
+    // The current request.
+    size_t head_left_ = 0;   // head bytes the library has not read yet
+    BodyFraming body_;
+    uint64_t body_read_ = 0;  // body bytes read off the wire (chunk framing included)
+    uint64_t body_wire_limit_ = 0;
+    bool body_over_limit_ = false;
+    bool chunked_complete_ = false;
+    bool close_after_ = false;
+    std::stop_source hangup_;
+};
+
+// The connection whose request this thread is serving, or null.
+Connection *current_connection();
+class CurrentConnection {
+public:
+    explicit CurrentConnection(Connection &c);
+    ~CurrentConnection();
+    CurrentConnection(const CurrentConnection &) = delete;
+    CurrentConnection &operator=(const CurrentConnection &) = delete;
+};
+
+}  // namespace taskhost::http
