@@ -157,7 +157,7 @@ TEST_CASE("header fields are capped in number and size: 431") {
     check_normal_client(svc.host());
 }
 
-TEST_CASE("slowloris: heads not complete within --header-timeout are closed, and cost no thread") {
+TEST_CASE("slowloris: heads not complete within --header-timeout are closed, and cost no thread" * doctest::test_suite("concurrency")) {
     Service svc(ServiceOptions::examples({"math.so"}).flags({"--header-timeout", "1"}));
     const pid_t pid = svc.host().pid();
     const long threads_before = proc_status(pid, "Threads");
@@ -240,7 +240,7 @@ TEST_CASE("waiters are capped by --max-waiters: 503 beyond, others unaffected") 
     cli.Post("/api/v1/jobs/" + id + "/$cancel");
 }
 
-TEST_CASE("a waiter whose client hangs up returns its thread at once") {
+TEST_CASE("a waiter whose client hangs up returns its thread at once" * doctest::test_suite("concurrency")) {
     Service svc(ServiceOptions::examples({"demo.so"}).flags({"--max-waiters", "8", "--http-threads", "16"}));
     auto &cli = svc.cli();
     std::string id = submit(cli, "slow_task", {{"seconds", 60}});
@@ -308,7 +308,7 @@ TEST_CASE("ambiguous framing is refused with 400 and the connection closed; noth
     CHECK(job_count(cli) == jobs_before);
 }
 
-TEST_CASE("pipelined requests are all answered, in order") {
+TEST_CASE("pipelined requests are all answered, in order" * doctest::test_suite("concurrency")) {
     Service svc(ServiceOptions::examples({"math.so"}));
     RawConnection conn(svc.host().port(), 5s);
     const std::string length = "Content-Length: " + std::to_string(add_body.size()) + "\r\n";
