@@ -335,6 +335,31 @@ def stuck_reload(binary, fixtures, work, c):
         host.close()
 
 
+def waiters_full(binary, plugins, work, c):
+    """The 503 of ?wait and streams when every --max-waiters place is taken: a host of its own
+    with one place, held by a long-poll on a slow job."""
+    work = os.path.join(work, "waiters-full")
+    os.makedirs(work)
+    host = Host(binary, plugins, work, flags=("--max-waiters", "1", "--http-threads", "4"))
+    holder = None
+    try:
+        job = call(host, "POST", "/api/v1/tasks/slow_task/$execute", {"params": {"seconds": 30}}).json()["job_id"]
+        holder = http.client.HTTPConnection(*host.address, timeout=30)
+        holder.request("GET", f"/api/v1/jobs/{job}?wait=30")
+        wait_until("the long-poll to take the one place",
+                   lambda: call(host, "GET", "/api/v1/system").json()["waiting_requests"] == 1)
+        for path in (f"/api/v1/jobs/{job}?wait=5", f"/api/v1/jobs/{job}/$stream", "/health/$stream"):
+            r = call(host, "GET", path)
+            require(r.status == 503 and "retry-after" in r.headers, f"GET {path} with no waiter place left is 503",
+                    f"got {r.status}")
+            c.check("GET", path, r)
+        call(host, "POST", f"/api/v1/jobs/{job}/$cancel")
+    finally:
+        if holder:
+            holder.close()
+        host.close()
+
+
 def exercise(host, c, stuck):
     """At least one call per operation, and every reachable documented status;
     `stuck` makes a reload outlast its timeout (on a host of its own)."""
@@ -493,7 +518,8 @@ def main():
             doc = r.json()
             check_document(doc, call(host, "GET", "/api/v1/info").json())
             check_methods(host, doc)
-            exercise(host, Contract(doc), lambda c: stuck_reload(binary, fixtures, work, c))
+            exercise(host, Contract(doc),
+                     lambda c: (stuck_reload(binary, fixtures, work, c), waiters_full(binary, plugins, work, c)))
             host.close()
             host = None
             check_auth(binary, plugins, work)
