@@ -129,6 +129,13 @@ bool Connection::write_all(std::string_view data) {
     return true;
 }
 
+bool Connection::write_now(std::string_view data) {
+    ssize_t n;
+    do n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n == static_cast<ssize_t>(data.size());
+}
+
 void Connection::get_remote_ip_and_port(std::string &ip, int &port) const {
     ip = peer_ip_;
     port = peer_port_;

@@ -64,6 +64,8 @@ public:
 
     // Writes all of `data` within the write timeout; false if it could not.
     bool write_all(std::string_view data);
+    // Writes what the socket takes without waiting; false if not all of it.
+    bool write_now(std::string_view data);
 
     // httplib::Stream
     bool is_readable() const override;

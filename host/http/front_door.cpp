@@ -226,12 +226,17 @@ void FrontDoor::on_readable(Slot *s) {
         }
     }
     const size_t cap = limits_.head.max_head_bytes + receive_chunk;
+    bool ended = false;  // the client has closed its side
     for (;;) {
         if (c.pending().size() >= cap) break;
         const bool was_empty = c.pending().empty();
         ssize_t n = c.receive_available(receive_chunk);
         if (n == -2) break;
-        if (n <= 0) return close_slot(s);  // closed by the client, or an error
+        if (n < 0) return close_slot(s);
+        if (n == 0) {
+            ended = true;
+            break;
+        }
         if (was_empty && s->idle) {
             // The next request has started: it gets the header timeout.
             s->idle = false;
@@ -240,6 +245,12 @@ void FrontDoor::on_readable(Slot *s) {
     }
     c.skip_leading_empty_lines();
     HeadVerdict head = check_request_head(c.pending(), limits_.head);
+    if (ended) {
+        // A client may send its request and close its side at once: the
+        // request is still answered, then the connection closes.
+        if (head.kind != HeadVerdict::Kind::ok) return close_slot(s);
+        c.hung_up();
+    }
     switch (head.kind) {
         case HeadVerdict::Kind::incomplete: return;
         case HeadVerdict::Kind::refuse: return refuse(s, head.status, head.detail);
@@ -306,10 +317,11 @@ void FrontDoor::take_back(Slot *s, Next next) {
 }
 
 void FrontDoor::refuse(Slot *s, int status, const std::string &detail) {
-    // The answer fits a fresh socket buffer; then what the client still
-    // sends is read for a moment, so that closing does not reset the
-    // connection before the client has read the answer.
-    s->conn->write_all(refusal_(status, detail));
+    // On the loop thread nothing may wait: the answer is sent only if the
+    // socket takes it now (a client that does not read gets none). Then
+    // what the client still sends is read for a moment, so that closing
+    // does not reset the connection before the client has read the answer.
+    s->conn->write_now(refusal_(status, detail));
     start_lingering(s);
 }
 

@@ -323,4 +323,21 @@ TEST_CASE("pipelined requests are all answered, in order" * doctest::test_suite(
     CHECK(job_count(svc.cli()) == 2);
 }
 
+TEST_CASE("a request sent with the client's side closed at once is still answered") {
+    Service svc(ServiceOptions::examples({"math.so"}));
+    int fd = connect_to(svc.host().port());
+    send_bytes(fd, "GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    ::shutdown(fd, SHUT_WR);
+    std::string answer;
+    char buf[4096];
+    pollfd p{fd, POLLIN, 0};
+    while (::poll(&p, 1, 5000) > 0) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        answer.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    CHECK(status_in(answer) == 200);
+}
+
 }  // TEST_SUITE
