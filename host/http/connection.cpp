@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <tuple>
 
 namespace taskhost::http {
 
@@ -17,6 +18,21 @@ constexpr size_t read_chunk = 16 * 1024;
 }  // namespace
 
 Connection *current_connection() { return current; }
+
+std::pair<std::string, int> address_text(const sockaddr_storage &addr) {
+    char text[INET6_ADDRSTRLEN] = "";
+    if (addr.ss_family == AF_INET) {
+        const auto *a = reinterpret_cast<const sockaddr_in *>(&addr);
+        ::inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+        return {text, ntohs(a->sin_port)};
+    }
+    if (addr.ss_family == AF_INET6) {
+        const auto *a = reinterpret_cast<const sockaddr_in6 *>(&addr);
+        ::inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+        return {text, ntohs(a->sin6_port)};
+    }
+    return {"", 0};
+}
 CurrentConnection::CurrentConnection(Connection &c) { current = &c; }
 CurrentConnection::~CurrentConnection() { current = nullptr; }
 
@@ -145,20 +161,9 @@ void Connection::get_local_ip_and_port(std::string &ip, int &port) const {
     if (local_port_ < 0) {
         sockaddr_storage addr{};
         socklen_t len = sizeof addr;
-        char text[INET6_ADDRSTRLEN] = "";
         local_port_ = 0;
-        if (::getsockname(fd_, reinterpret_cast<sockaddr *>(&addr), &len) == 0) {
-            if (addr.ss_family == AF_INET) {
-                auto *a = reinterpret_cast<sockaddr_in *>(&addr);
-                ::inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
-                local_port_ = ntohs(a->sin_port);
-            } else if (addr.ss_family == AF_INET6) {
-                auto *a = reinterpret_cast<sockaddr_in6 *>(&addr);
-                ::inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
-                local_port_ = ntohs(a->sin6_port);
-            }
-        }
-        local_ip_ = text;
+        if (::getsockname(fd_, reinterpret_cast<sockaddr *>(&addr), &len) == 0)
+            std::tie(local_ip_, local_port_) = address_text(addr);
     }
     ip = local_ip_;
     port = local_port_;

@@ -11,6 +11,10 @@
 #include <stop_token>
 #include <string>
 
+#include <sys/socket.h>
+
+#include <utility>
+
 #include <httplib.h>
 
 #include "http/request_head.hpp"
@@ -99,6 +103,9 @@ private:
     bool close_after_ = false;
     std::stop_source hangup_;
 };
+
+// "127.0.0.1" and 8000 from an IPv4 or IPv6 socket address.
+std::pair<std::string, int> address_text(const sockaddr_storage &addr);
 
 // The connection whose request this thread is serving, or null.
 Connection *current_connection();

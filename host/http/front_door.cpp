@@ -183,19 +183,9 @@ void FrontDoor::accept_all() {
         }
         int yes = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
-        char ip[INET6_ADDRSTRLEN] = "";
-        int port = 0;
-        if (addr.ss_family == AF_INET) {
-            auto *a = reinterpret_cast<sockaddr_in *>(&addr);
-            ::inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-            port = ntohs(a->sin_port);
-        } else if (addr.ss_family == AF_INET6) {
-            auto *a = reinterpret_cast<sockaddr_in6 *>(&addr);
-            ::inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-            port = ntohs(a->sin6_port);
-        }
+        auto [ip, port] = address_text(addr);
         auto owned = std::make_unique<Slot>();
-        owned->conn = std::make_unique<Connection>(fd, ip, port, limits_.stream);
+        owned->conn = std::make_unique<Connection>(fd, std::move(ip), port, limits_.stream);
         Slot *s = owned.get();
         slots_.emplace(s, std::move(owned));
         if (open_.load(std::memory_order_relaxed) >= limits_.max_connections) {
