@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 #include <spdlog/spdlog.h>
@@ -136,6 +137,17 @@ Server::~Server() {
 
 namespace {
 
+// The client's X-Request-ID when it is a plain token (a proxy in front
+// made it and logged it), else a new ULID: one id names the request in
+// every log.
+std::string request_id(const httplib::Request &req) {
+    const std::string &given = req.get_header_value("X-Request-ID");
+    const bool plain = !given.empty() && given.size() <= 128 && std::all_of(given.begin(), given.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("._:+/=-").find(c) != std::string_view::npos;
+    });
+    return plain ? given : new_ulid_string();
+}
+
 // The request carries a body (by its framing) that has not been read yet.
 bool body_unread(const Connection *c) { return c && c->body().kind != BodyFraming::Kind::none && !c->body_fully_read(); }
 
@@ -199,7 +211,7 @@ void Server::install_routes() {
     // refused (its connection then closes: its body is never read).
     server.set_pre_routing_handler(
         [&auth = options_.auth, &metrics](const httplib::Request &req, httplib::Response &res) {
-            res.set_header("X-Request-ID", new_ulid_string());
+            res.set_header("X-Request-ID", request_id(req));
             if (authorize(auth, req, res)) return httplib::Server::HandlerResponse::Unhandled;
             metrics.count_response(res.status);
             return httplib::Server::HandlerResponse::Handled;

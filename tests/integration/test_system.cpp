@@ -304,6 +304,13 @@ TEST_CASE("landing page, request ids and the jobs schema") {
     REQUIRE(b);
     CHECK(is_ulid(a->get_header_value("X-Request-ID")));
     CHECK(a->get_header_value("X-Request-ID") != b->get_header_value("X-Request-ID"));
+    // A client's (or a proxy's) own id is kept when it is a plain token.
+    auto given = cli.Get("/health", httplib::Headers{{"X-Request-ID", "req-42.a:b"}});
+    REQUIRE(given);
+    CHECK(given->get_header_value("X-Request-ID") == "req-42.a:b");
+    auto odd = cli.Get("/health", httplib::Headers{{"X-Request-ID", "has space"}});
+    REQUIRE(odd);
+    CHECK(is_ulid(odd->get_header_value("X-Request-ID")));
 
     json schema = get_json(cli, "/api/v1/jobs/$schema");
     CHECK(schema["type"] == "array");
