@@ -7,6 +7,17 @@
 
 namespace taskhost::app {
 
+std::optional<unsigned> parse_umask(std::string_view text) {
+    if (text.empty() || text.size() > 4) return std::nullopt;
+    unsigned value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '7') return std::nullopt;
+        value = value * 8 + static_cast<unsigned>(c - '0');
+    }
+    if (value > 0777) return std::nullopt;
+    return value;
+}
+
 std::variant<Config, int> read_config(int argc, char **argv) {
     Config cfg;
     CLI::App app{"taskhost: serves the tasks of compiled plugins over HTTP as durable jobs"};
@@ -128,6 +139,15 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ->envname("TASKHOST_API_KEY_HEADER")
         ->check([](const std::string &s) { return s.empty() ? std::string("must not be empty") : std::string(); })
         ->capture_default_str();
+    std::string umask_text = "077";
+    app.add_option("--umask", umask_text,
+                   "File mode creation mask (octal) set at start-up, before any file is created: the database, "
+                   "its -wal and -shm files and the crash record follow it (077: 0600)")
+        ->envname("TASKHOST_UMASK")
+        ->check([](const std::string &s) {
+            return parse_umask(s) ? std::string() : std::string("must be an octal mask from 0 to 777, such as 077");
+        })
+        ->capture_default_str();
     try {
         app.parse(argc, argv);
         // Every waiter holds a thread: with all of them waiting, nothing
@@ -138,6 +158,7 @@ std::variant<Config, int> read_config(int argc, char **argv) {
     } catch (const CLI::ParseError &e) {
         return app.exit(e);
     }
+    cfg.umask = *parse_umask(umask_text);
     return cfg;
 }
 

@@ -3,7 +3,9 @@
 // flags only fill them in.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 
 #include "exec/in_process.hpp"
@@ -24,6 +26,9 @@ struct Config {
     std::string api_keys;            // comma-separated
     std::string api_keys_file;       // one key per line
     double shutdown_timeout_s = 30;  // SIGTERM to exit, whatever the plugins do
+    // --umask: the process's file mode creation mask, set before any file is
+    // created (database, -wal, -shm, crash record): 077 makes them 0600.
+    unsigned umask = 077;
     store::SqliteStore::Options store = [] {
         store::SqliteStore::Options o;
         o.path = "taskhost.db";  // the store's own default is a memory database
@@ -33,6 +38,10 @@ struct Config {
     jobs::JobManager::Options jobs;
     http::ServerOptions http;
 };
+
+// An octal umask as text ("077", "0027"): its bits, or nullopt if it is not
+// 1 to 4 octal digits with a value of at most 0777.
+std::optional<unsigned> parse_umask(std::string_view text);
 
 // Reads flags and TASKHOST_* variables. Returns the configuration, or the
 // exit status when the process should stop now (--help, --version, a bad

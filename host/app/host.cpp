@@ -1,5 +1,6 @@
 #include "app/host.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -112,6 +113,31 @@ std::string crash_record_path(const Config &cfg) {
     return cfg.store.path == ":memory:" ? std::string() : cfg.store.path + ".crash";
 }
 
+// Files the host creates (the database, its -wal and -shm, the crash record)
+// hold every job's params and results: they follow --umask, set before any
+// of them exists. Said once at start-up: a database folder that others may
+// list or write (files created there by others, renames), and a database
+// file made before with a more open mode (SQLite gives its -wal and -shm
+// files the database file's mode, whatever the umask).
+void protect_data_at_rest(const Config &cfg) {
+    const auto mask = static_cast<mode_t>(cfg.umask);
+    ::umask(mask);
+    if (cfg.store.path == ":memory:") return;
+    std::error_code ec;
+    const fs::path file = fs::absolute(cfg.store.path, ec).lexically_normal();
+    if (ec || !file.has_parent_path()) return;
+    const fs::path folder = file.parent_path();
+    struct stat st{};
+    if (::stat(folder.c_str(), &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH)) != 0)
+        spdlog::warn("the database folder {} has mode {:04o}: other users may list or write it (chmod o-rwx)",
+                     folder.string(), st.st_mode & 07777);
+    if (::stat(file.c_str(), &st) == 0 && (st.st_mode & mask & 0777) != 0)
+        spdlog::warn(
+            "the database file {} has mode {:04o}, more open than --umask {:03o} allows; its -wal and -shm "
+            "files get the same mode (chmod {:03o})",
+            file.string(), st.st_mode & 07777, mask, 0666 & ~mask);
+}
+
 // Plugin faults are kept in the store.
 class StoreFaultBook final : public plugins::FaultBook {
 public:
@@ -154,6 +180,7 @@ void log_crash(const exec::Crash &crash) {
 }  // namespace
 
 int run(Config cfg) {
+    protect_data_at_rest(cfg);  // first: before any file is created
     if (!cfg.ignored_runtime_dir.empty())
         spdlog::warn(
             "--runtime-dir / TASKHOST_RUNTIME_DIR is ignored: plugins are loaded from sealed in-memory "
