@@ -130,7 +130,10 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
     std::shared_ptr<WaiterSlot> slot;
     if (wait && !(slot = take_waiter_slot(req, res))) return;
     auto executed = s_.jobs.execute(task, std::move(params), timeout_s, wait, wait ? client_hangup() : std::stop_token{});
-    if (!executed) return problem(res, executed.error(), req.path);
+    if (!executed) {
+        const Error &error = executed.error();
+        return problem(res, error, req.path, error.kind == ErrorKind::overloaded ? s_.jobs.retry_after_s() : 1);
+    }
     if (executed->finished) return finished_job_response(res, *executed->finished);
     std::string out;
     out.reserve(160);

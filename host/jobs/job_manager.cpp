@@ -411,6 +411,8 @@ JobManager::Load JobManager::load() const {
             executor.queue_capacity, waiting_.load(), executor.stuck};
 }
 
+int JobManager::retry_after_s() const { return DrainRate::retry_after_s(executor_.load().queued, drain_.per_second()); }
+
 std::optional<JobView> JobManager::wait_terminal(const std::string &id, Clock::time_point deadline,
                                                  std::stop_token abandon) const {
     auto job = active(id);
@@ -694,6 +696,7 @@ void JobManager::count_end(ActiveJob &job, JobStatus status, int64_t finished_at
                       : status == JobStatus::failed  ? metrics::Metrics::End::failed
                                                      : metrics::Metrics::End::canceled;
     counters.finished[static_cast<size_t>(kind)].fetch_add(1, std::memory_order_relaxed);
+    drain_.count();
     if (started_at != 0) counters.run.observe_us(finished_at - started_at);  // 0: never ran
 }
 

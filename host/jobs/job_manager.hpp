@@ -28,6 +28,7 @@
 #include "exec/crash_record.hpp"
 #include "exec/executor.hpp"
 #include "jobs/deadlines.hpp"
+#include "jobs/drain_rate.hpp"
 #include "jobs/task_stats.hpp"
 #include "metrics/metrics.hpp"
 #include "model/job.hpp"
@@ -144,6 +145,9 @@ public:
         size_t stuck = 0;           // workers given up on, their code still running
     };
     Load load() const;
+    // When a caller refused for a full queue should retry (Retry-After):
+    // the jobs queued now over the rate jobs ended lately (DrainRate).
+    int retry_after_s() const;
 
 private:
     friend struct ActiveJob;
@@ -211,6 +215,7 @@ private:
     exec::Executor &executor_;
     const Options options_;
     TaskStatsBook task_stats_;
+    DrainRate drain_;  // every job end, for retry_after_s()
     Deadlines timeouts_;
 
     mutable std::mutex active_mu_;  // guards active_, ended_, ended_bytes_
