@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -76,7 +77,10 @@ public:
     // their next event or deadline.
     void stop_streams();
 
-    // ?page=&size= or ?limit=&offset= ; false (and a 400 in res) if malformed.
+    // ?page=&size= or ?limit=&offset= ; false (and a 400 in res) if malformed
+    // or out of range: limit and size 1..max_page_size, offset 0..kMaxOffset,
+    // page 1.. as far as (page - 1) * size stays within kMaxOffset (and page too).
+    static constexpr size_t kMaxOffset = INT64_MAX;  // SQLite's OFFSET is a signed 64-bit integer
     struct Paging {
         bool paged_object = false;  // page & size given: answer {items,total,page,size,pages}
         size_t limit = 0, offset = 0, page = 0, size = 0;
@@ -84,7 +88,9 @@ public:
 
 private:
     bool parse_paging(const httplib::Request &req, httplib::Response &res, Paging &out) const;
-    // ?poll_interval=SECONDS (> 0), left as is when absent; false (and a 400) if malformed.
+    // ?poll_interval=SECONDS (0 < S <= kMaxPollInterval), left as is when
+    // absent; false (and a 400) if malformed or out of range.
+    static constexpr double kMaxPollInterval = 86400;
     bool parse_poll_interval(const httplib::Request &req, httplib::Response &res, double &out) const;
     // ?wait=SECONDS; nullopt when absent; false (and a 400) if malformed.
     bool parse_wait(const httplib::Request &req, httplib::Response &res, std::optional<double> &out) const;

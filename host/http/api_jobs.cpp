@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <memory>
 
@@ -51,24 +52,30 @@ void list_response(httplib::Response &res, const std::string &path, const std::s
 }
 
 bool Api::parse_paging(const httplib::Request &req, httplib::Response &res, Paging &out) const {
-    auto count_param = [&](const char *name, std::optional<size_t> &value) {
+    // Each value is checked against its range before any arithmetic: the
+    // store's OFFSET is a signed 64-bit integer, and (page - 1) * size must
+    // stay within it, so no value wraps round to the first rows.
+    auto count_param = [&](const char *name, size_t lowest, size_t highest, std::optional<size_t> &value) {
         if (!req.has_param(name)) return true;
         value = parse_count(req.get_param_value(name));
-        if (!value) problem(res, 400, std::string(name) + " must be a non-negative integer", req.path);
-        return value.has_value();
+        if (!value || *value < lowest || *value > highest) {
+            problem(res, 400,
+                    std::string(name) + " must be an integer from " + std::to_string(lowest) + " to " +
+                        std::to_string(highest),
+                    req.path);
+            return false;
+        }
+        return true;
     };
+    const size_t max_page = options_.max_page_size;
     std::optional<size_t> page, size, limit, offset;
-    if (!count_param("page", page) || !count_param("size", size) || !count_param("limit", limit) ||
-        !count_param("offset", offset))
+    if (!count_param("size", 1, max_page, size) || !count_param("limit", 1, max_page, limit) ||
+        !count_param("offset", 0, kMaxOffset, offset) ||
+        !count_param("page", 1, size ? std::min(kMaxOffset / *size + 1, kMaxOffset) : kMaxOffset, page))
         return false;
     if (page || size) {
         if (!page || !size) {
             problem(res, 400, "page and size must be given together", req.path);
-            return false;
-        }
-        if (*page < 1 || *size < 1 || *size > options_.max_page_size) {
-            problem(res, 400, "page must be >= 1 and size between 1 and " + std::to_string(options_.max_page_size),
-                    req.path);
             return false;
         }
         out.paged_object = true;
@@ -79,10 +86,6 @@ bool Api::parse_paging(const httplib::Request &req, httplib::Response &res, Pagi
         return true;
     }
     out.limit = limit.value_or(options_.default_page_size);
-    if (out.limit < 1 || out.limit > options_.max_page_size) {
-        problem(res, 400, "limit must be between 1 and " + std::to_string(options_.max_page_size), req.path);
-        return false;
-    }
     out.offset = offset.value_or(0);
     return true;
 }

@@ -122,8 +122,11 @@ constexpr double kMinHealthInterval = 0.05;
 bool Api::parse_poll_interval(const httplib::Request &req, httplib::Response &res, double &out) const {
     if (!req.has_param("poll_interval")) return true;
     auto seconds = parse_seconds(req.get_param_value("poll_interval"));
-    if (!seconds || *seconds <= 0) {
-        problem(res, 400, "poll_interval must be a positive number of seconds", req.path);
+    if (!seconds || *seconds <= 0 || *seconds > kMaxPollInterval) {
+        problem(res, 400,
+                "poll_interval must be a positive number of seconds, at most " +
+                    std::to_string(static_cast<int64_t>(kMaxPollInterval)),
+                req.path);
         return false;
     }
     out = *seconds;

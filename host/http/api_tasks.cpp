@@ -20,6 +20,7 @@ using nlohmann::json;
 namespace {
 
 constexpr size_t kMaxJsonDepth = 256;
+constexpr double kMaxTimeoutS = 365.0 * 86400;  // $execute's timeout_s
 
 std::vector<std::string> split_tags(std::string_view text) {
     std::vector<std::string> tags;
@@ -119,8 +120,12 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
             params = it->dump(-1, ' ', false, json::error_handler_t::replace);
         }
         if (auto it = body.find("timeout_s"); it != body.end() && !it->is_null()) {
-            if (!it->is_number() || !(it->get<double>() > 0) || !std::isfinite(it->get<double>()))
-                return problem(res, 400, "timeout_s must be a positive number of seconds", req.path);
+            // Bounded so that its deadline stays within the clock's range.
+            if (!it->is_number() || !(it->get<double>() > 0) || !(it->get<double>() <= kMaxTimeoutS))
+                return problem(res, 400,
+                               "timeout_s must be a positive number of seconds, at most " +
+                                   std::to_string(static_cast<int64_t>(kMaxTimeoutS)) + " (a year)",
+                               req.path);
             timeout_s = it->get<double>();
         }
     }

@@ -14,7 +14,12 @@ int64_t now_us();
 std::string iso8601_utc(int64_t us);
 
 // A steady-clock duration of `seconds` (fractions kept to the clock's tick).
+// Saturates at +-100 years (NaN: +100 years): beyond ~292 years the clock's
+// 64-bit nanoseconds, and any deadline from now, would wrap round.
 inline std::chrono::steady_clock::duration seconds_duration(double seconds) {
+    constexpr double kLimit = 100.0 * 365 * 86400;
+    if (!(seconds < kLimit)) seconds = kLimit;
+    if (seconds < -kLimit) seconds = -kLimit;
     return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
 }
 // The steady-clock time `seconds` from now.

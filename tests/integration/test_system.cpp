@@ -52,7 +52,7 @@ TEST_CASE("/health/$stream: a malformed poll_interval → 400") {
     for (std::string bad : {"abc", "0", "-1", "1e999", ""}) {
         CAPTURE(bad);
         json p = check_problem(svc.cli().Get(("/health/$stream?poll_interval=" + bad).c_str()), 400);
-        CHECK(p["detail"] == "poll_interval must be a positive number of seconds");
+        CHECK(p["detail"] == "poll_interval must be a positive number of seconds, at most 86400");
     }
     check_problem(svc.cli().Post("/health/$stream", "", "application/json"), 405);
 }
