@@ -148,6 +148,30 @@ std::variant<Config, int> read_config(int argc, char **argv) {
             return parse_umask(s) ? std::string() : std::string("must be an octal mask from 0 to 777, such as 077");
         })
         ->capture_default_str();
+    // Comma lists, checked and normalised entry by entry (blanks dropped).
+    auto normalized_list = [](std::string (*normalize)(std::string_view), std::vector<std::string> &out) {
+        return [normalize, &out](const std::vector<std::string> &entries) {
+            out.clear();
+            for (const auto &entry : entries) {
+                try {
+                    if (std::string n = normalize(entry); !n.empty()) out.push_back(std::move(n));
+                } catch (const std::invalid_argument &e) {
+                    throw CLI::ValidationError(e.what());
+                }
+            }
+        };
+    };
+    app.add_option_function<std::vector<std::string>>(
+           "--allowed-hosts", normalized_list(http::normalize_allowed_host, cfg.http.browser.allowed_hosts),
+           "Host header values served besides localhost, 127.0.0.1, [::1] and the --host address, comma-separated "
+           "(name, name:port, or * for any; without API keys any other Host is refused with 421)")
+        ->envname("TASKHOST_ALLOWED_HOSTS")
+        ->delimiter(',');
+    app.add_option_function<std::vector<std::string>>(
+           "--cors-origins", normalized_list(http::normalize_cors_origin, cfg.http.browser.cors_origins),
+           "Origins (scheme://host[:port]) whose web pages may call the API, comma-separated (CORS); default none")
+        ->envname("TASKHOST_CORS_ORIGINS")
+        ->delimiter(',');
     try {
         app.parse(argc, argv);
         // Every waiter holds a thread: with all of them waiting, nothing
@@ -159,6 +183,12 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         return app.exit(e);
     }
     cfg.umask = *parse_umask(umask_text);
+    // What the browser rules need to know of the other settings: the
+    // address listened on names the host, and with API keys (run() refuses
+    // to start when these give none) the key is what a page cannot forge.
+    cfg.http.browser.bound_host = cfg.http.host;
+    cfg.http.browser.api_keys = !cfg.api_keys.empty() || !cfg.api_keys_file.empty();
+    cfg.http.browser.api_key_header = cfg.http.auth.header;
     return cfg;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "http/auth.hpp"
+#include "http/browser_guard.hpp"
 #include "util/result.hpp"
 
 namespace httplib {
@@ -69,6 +70,7 @@ struct ServerOptions {
     size_t max_page_size = 1000;
     Hierarchy hierarchy;
     AuthOptions auth;                        // off unless API keys are given
+    BrowserGuardOptions browser;             // Host, Origin and CORS rules
     std::string version = TASKHOST_VERSION;  // the CMake project's
 };
 
