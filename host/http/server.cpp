@@ -10,6 +10,7 @@
 
 #include "http/api.hpp"
 #include "http/connection.hpp"
+#include "http/browser_guard.hpp"
 #include "http/elastic_pool.hpp"
 #include "http/front_door.hpp"
 #include "http/problem.hpp"
@@ -207,12 +208,18 @@ void Server::install_routes() {
     server.Delete(".*", httplib::Server::HandlerWithContentReader(with_body));
 
     // Before any byte of a body is read: every response gets an id to quote
-    // when reporting a problem, and a request without a valid API key is
-    // refused (its connection then closes: its body is never read).
+    // when reporting a problem, and a request the browser rules or the API
+    // keys refuse is answered (its connection then closes: its body is
+    // never read).
+    // The browser rules (Host, Origin, JSON bodies, CORS preflight) come
+    // first: a page's forged request is refused whatever key it lacks.
+    const BrowserGuardOptions &browser = options_.browser;
     server.set_pre_routing_handler(
-        [&auth = options_.auth, &metrics](const httplib::Request &req, httplib::Response &res) {
+        [&auth = options_.auth, &browser, &metrics](const httplib::Request &req, httplib::Response &res) {
             res.set_header("X-Request-ID", request_id(req));
-            if (authorize(auth, req, res)) return httplib::Server::HandlerResponse::Unhandled;
+            add_cors_headers(browser, req, res);  // on refusals and the library's own errors too
+            if (admit_browser_request(browser, req, res) && authorize(auth, req, res))
+                return httplib::Server::HandlerResponse::Unhandled;
             metrics.count_response(res.status);
             return httplib::Server::HandlerResponse::Handled;
         });
