@@ -77,6 +77,38 @@ void require_api_key(ojson &doc, const AuthOptions &auth) {
     }
 }
 
+// What the browser rules (browser_guard.hpp) may answer: every operation
+// 421 for a Host that is not the host's; without API keys, a state-changing
+// one 403 for a foreign Origin, and one that takes a body 415 when it is
+// not JSON.
+void declare_browser_rules(ojson &doc, const AuthOptions &auth) {
+    auto problem_response = [](std::string description) {
+        return ojson{
+            {"description", std::move(description)},
+            {"content", {{"application/problem+json", {{"schema", {{"$ref", "#/components/schemas/Problem"}}}}}}}};
+    };
+    ojson &responses = doc["components"]["responses"];
+    responses["MisdirectedRequest"] = problem_response(
+        "The Host header names none of the host's names (loopback names, `--host`, `--allowed-hosts`)");
+    if (!auth.enabled()) {
+        responses["CrossOrigin"] = problem_response(
+            "The request comes from a web page of another origin (`Origin` is neither the host's own nor one of "
+            "`--cors-origins`)");
+        responses["NotJson"] = problem_response("The body is not declared `application/json` (`Content-Type`)");
+    }
+    for (auto &[path, item] : doc["paths"].items()) {
+        for (auto &[method, op] : item.items()) {
+            ojson &r = op["responses"];
+            r["421"] = ojson{{"$ref", "#/components/responses/MisdirectedRequest"}};
+            if (auth.enabled()) continue;
+            if (method == "post" || method == "put" || method == "patch" || method == "delete")
+                r["403"] = ojson{{"$ref", "#/components/responses/CrossOrigin"}};
+            if (method == "post" || method == "put" || method == "patch")
+                r["415"] = ojson{{"$ref", "#/components/responses/NotJson"}};
+        }
+    }
+}
+
 }  // namespace
 
 ApiDocument::ApiDocument(const ServiceIdentity &identity, const AuthOptions &auth) {
@@ -86,6 +118,7 @@ ApiDocument::ApiDocument(const ServiceIdentity &identity, const AuthOptions &aut
     info["version"] = identity.version;
     info["summary"] = identity.summary;
     info["description"] = identity.description;
+    declare_browser_rules(doc, auth);
     if (auth.enabled()) require_api_key(doc, auth);
     const ojson &schemas = doc.at("components").at("schemas");
     job_list_schema_ = standalone_schema(schemas, "JobRecord", true);

@@ -106,7 +106,7 @@ def call(host, method, path, body=None, raw=None, headers=None):
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         headers = dict(headers or {})
         if data is not None:
-            headers["Content-Type"] = "application/json"
+            headers.setdefault("Content-Type", "application/json")
         conn.request(method, path, body=data, headers=headers)
         r = conn.getresponse()
         return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
@@ -360,6 +360,31 @@ def waiters_full(binary, plugins, work, c):
         host.close()
 
 
+def check_browser_rules(host, c):
+    """What a web page could send: every operation answers the documented 421 to a foreign
+    Host; each state-changing one the documented 403 to a foreign Origin, and each that takes
+    a body the documented 415 to a text/plain one. Nothing of it is carried out."""
+    jobs_before = len(call(host, "GET", "/api/v1/jobs").json())
+    counts = {"421": 0, "403": 0, "415": 0}
+    for template, item in c.doc["paths"].items():
+        path = re.sub(r"\{[^}]+\}", ULID_UNKNOWN, template.replace("{name}", "hello"))
+        for method, op in item.items():
+            m = method.upper()
+            tries = {"421": dict(headers={"Host": "evil.example"}),
+                     "403": dict(headers={"Origin": "http://evil.example"}),
+                     "415": dict(raw=b'{"params": {}}', headers={"Content-Type": "text/plain"})}
+            for status, how in tries.items():
+                if status not in op["responses"]:
+                    continue
+                r = call(host, m, path, **how)
+                require(r.status == int(status), f"{m} {template} from a page: {status}", f"got {r.status}")
+                c.check(m, path, r)
+                counts[status] += 1
+    require(len(call(host, "GET", "/api/v1/jobs").json()) == jobs_before, "refused requests ran nothing")
+    ok(f"browser rules: {counts['421']} operations answer 421 to a foreign Host, {counts['403']} 403 to a "
+       f"foreign Origin, {counts['415']} 415 to a text/plain body")
+
+
 def exercise(host, c, stuck):
     """At least one call per operation, and every reachable documented status;
     `stuck` makes a reload outlast its timeout (on a host of its own)."""
@@ -461,6 +486,7 @@ def exercise(host, c, stuck):
     ex("GET", "/api/v1/system")
     ex("GET", "/api/v1/system/apps")
     check_schema_route(host, c, ex, "/api/v1/system/apps/$schema", "/api/v1/system/apps")
+    check_browser_rules(host, c)
 
     operations = {(t, m) for t, item in c.doc["paths"].items() for m in item}
     missed = operations - {(t, m) for t, m, _ in c.seen}
