@@ -101,22 +101,68 @@ bool state_changing(const std::string &method) {
 
 bool takes_body(const std::string &method) { return method == "POST" || method == "PUT" || method == "PATCH"; }
 
+// The headers the rules read, found in one pass over the request's (each
+// lookup of the library's would walk its case-insensitive map again).
+struct Head {
+    size_t hosts = 0;
+    std::string_view host;
+    const std::string *origin = nullptr;
+    const std::string *content_type = nullptr;
+    const std::string *content_length = nullptr;
+    bool transfer_encoding = false;
+    bool preflight_method = false;  // Access-Control-Request-Method
+};
+
+bool iequals(std::string_view a, std::string_view lower_b) {
+    if (a.size() != lower_b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        char c = a[i];
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        if (c != lower_b[i]) return false;
+    }
+    return true;
+}
+
+Head read_head(const httplib::Request &req) {
+    Head h;
+    for (const auto &[name, value] : req.headers) {
+        switch (name.size()) {
+            case 4:
+                if (iequals(name, "host") && h.hosts++ == 0) h.host = value;
+                break;
+            case 6:
+                if (!h.origin && iequals(name, "origin")) h.origin = &value;
+                break;
+            case 12:
+                if (!h.content_type && iequals(name, "content-type")) h.content_type = &value;
+                break;
+            case 14:
+                if (!h.content_length && iequals(name, "content-length")) h.content_length = &value;
+                break;
+            case 17: h.transfer_encoding |= iequals(name, "transfer-encoding"); break;
+            case 29: h.preflight_method |= iequals(name, "access-control-request-method"); break;
+            default: break;
+        }
+    }
+    return h;
+}
+
 // A body follows the head: Transfer-Encoding of any kind, or a
 // Content-Length other than zero (malformed ones count as a body).
-bool has_body(const httplib::Request &req) {
-    if (req.has_header("Transfer-Encoding")) return true;
-    if (!req.has_header("Content-Length")) return false;
-    const std::string length = req.get_header_value("Content-Length");
-    return length.empty() || length.find_first_not_of('0') != std::string::npos;
+bool has_body(const Head &h) {
+    if (h.transfer_encoding) return true;
+    if (!h.content_length) return false;
+    return h.content_length->empty() || h.content_length->find_first_not_of('0') != std::string::npos;
 }
 
 // application/json or application/<anything>+json, with any parameters.
 bool is_json_media_type(std::string_view content_type) {
-    const std::string type = lower(trim(content_type.substr(0, content_type.find(';'))));
+    const std::string_view type = trim(content_type.substr(0, content_type.find(';')));
     constexpr std::string_view app = "application/", suffix = "+json";
-    if (type == "application/json") return true;
-    return type.size() > app.size() + suffix.size() && type.compare(0, app.size(), app) == 0 &&
-           type.compare(type.size() - suffix.size(), suffix.size(), suffix) == 0;
+    if (type.size() <= app.size() || !iequals(type.substr(0, app.size()), app)) return false;
+    const std::string_view sub = type.substr(app.size());
+    return iequals(sub, "json") ||
+           (sub.size() > suffix.size() && iequals(sub.substr(sub.size() - suffix.size()), suffix));
 }
 
 bool cors_allows(const BrowserGuardOptions &options, std::string_view origin) {
@@ -177,29 +223,37 @@ std::string normalize_cors_origin(std::string_view entry) {
     return scheme + "://" + a->name + (a->port.empty() ? "" : ":" + a->port);
 }
 
-void add_cors_headers(const BrowserGuardOptions &options, const httplib::Request &req, httplib::Response &res) {
+namespace {
+
+void add_cors_headers(const BrowserGuardOptions &options, const std::string *origin, httplib::Response &res) {
     if (options.cors_origins.empty()) return;
     // The answer depends on Origin whether or not this one is allowed.
     if (!res.has_header("Vary")) res.set_header("Vary", "Origin");
-    if (res.has_header("Access-Control-Allow-Origin") || !req.has_header("Origin")) return;
-    const std::string origin = req.get_header_value("Origin");
-    if (!cors_allows(options, origin)) return;
-    res.set_header("Access-Control-Allow-Origin", origin);
+    if (!origin || res.has_header("Access-Control-Allow-Origin") || !cors_allows(options, *origin)) return;
+    res.set_header("Access-Control-Allow-Origin", *origin);
     res.set_header("Access-Control-Expose-Headers", std::string(kExposed));
 }
 
+}  // namespace
+
+void add_cors_headers(const BrowserGuardOptions &options, const httplib::Request &req, httplib::Response &res) {
+    if (options.cors_origins.empty()) return;
+    add_cors_headers(options, read_head(req).origin, res);
+}
+
 bool admit_browser_request(const BrowserGuardOptions &options, const httplib::Request &req, httplib::Response &res) {
+    const Head head = read_head(req);
     // Host: RFC 9112 3.2 asks for a 400 when it is missing (HTTP/1.1),
     // repeated or invalid; a Host that is none of ours is 421.
-    const size_t hosts = req.get_header_value_count("Host");
     std::optional<Authority> host;
-    if (hosts > 1) return refuse(res, 400, "The request has more than one Host header", req);
-    if (hosts == 1) {
-        const std::string value = req.get_header_value("Host");
-        host = parse_authority(value);
+    if (head.hosts > 1) return refuse(res, 400, "The request has more than one Host header", req);
+    if (head.hosts == 1) {
+        host = parse_authority(head.host);
         if (!host)
-            return refuse(res, 400, "Host header '" + value + "' is not a host name or address with an optional port",
-                          req);
+            return refuse(
+                res, 400,
+                "Host header '" + std::string(head.host) + "' is not a host name or address with an optional port",
+                req);
     } else if (req.version != "HTTP/1.0") {
         return refuse(res, 400, "An HTTP/1.1 request must send a Host header", req);
     }
@@ -208,21 +262,20 @@ bool admit_browser_request(const BrowserGuardOptions &options, const httplib::Re
     const bool host_restricted = !options.api_keys || !options.allowed_hosts.empty();
     if (host && !named && !any_host && host_restricted)
         return refuse(res, 421,
-                      "This host does not answer to Host: " + req.get_header_value("Host") +
+                      "This host does not answer to Host: " + std::string(head.host) +
                           " (it answers to localhost, 127.0.0.1 and [::1]; start it with --allowed-hosts " +
                           host->name + " to serve that name)",
                       req);
 
-    add_cors_headers(options, req, res);
-    const bool has_origin = req.has_header("Origin");
-    const std::string origin = has_origin ? req.get_header_value("Origin") : std::string();
+    add_cors_headers(options, head.origin, res);
 
     // A CORS preflight: answered here, before any API key is asked for
     // (browsers never send one on a preflight).
-    if (req.method == "OPTIONS" && has_origin && req.has_header("Access-Control-Request-Method")) {
-        if (!cors_allows(options, origin))
+    if (req.method == "OPTIONS" && head.origin && head.preflight_method) {
+        if (!cors_allows(options, *head.origin))
             return refuse(res, 403,
-                          "CORS preflight from origin " + origin + " refused: it is not one of --cors-origins", req);
+                          "CORS preflight from origin " + *head.origin + " refused: it is not one of --cors-origins",
+                          req);
         res.status = 204;
         res.set_header("Access-Control-Allow-Methods", std::string(kMethods));
         res.set_header("Access-Control-Allow-Headers", "Content-Type, " + options.api_key_header);
@@ -233,19 +286,19 @@ bool admit_browser_request(const BrowserGuardOptions &options, const httplib::Re
     // With API keys, the key is what a page cannot forge.
     if (options.api_keys || !state_changing(req.method)) return true;
 
-    if (has_origin && !cors_allows(options, origin) && !(named && is_own_origin(origin, *host)))
+    if (head.origin && !cors_allows(options, *head.origin) && !(named && is_own_origin(*head.origin, *host)))
         return refuse(res, 403,
-                      "Cross-origin " + req.method + " from origin " + origin +
+                      "Cross-origin " + req.method + " from origin " + *head.origin +
                           " refused: state-changing requests are accepted from the host's own origin and "
                           "--cors-origins only",
                       req);
 
-    if (takes_body(req.method) && has_body(req)) {
-        const std::string type = req.get_header_value("Content-Type");
+    if (takes_body(req.method) && has_body(head)) {
+        const std::string_view type = head.content_type ? std::string_view(*head.content_type) : std::string_view();
         if (!is_json_media_type(type))
             return refuse(res, 415,
                           "A " + req.method + " body must be JSON: send Content-Type: application/json (got " +
-                              (type.empty() ? std::string("no Content-Type") : type) + ")",
+                              (type.empty() ? std::string("no Content-Type") : std::string(type)) + ")",
                           req);
     }
     return true;
