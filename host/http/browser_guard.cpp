@@ -261,11 +261,13 @@ bool admit_browser_request(const BrowserGuardOptions &options, const httplib::Re
     const bool named = host && names_this_host(options, *host, any_host);
     const bool host_restricted = !options.api_keys || !options.allowed_hosts.empty();
     if (host && !named && !any_host && host_restricted)
-        return refuse(res, 421,
-                      "This host does not answer to Host: " + std::string(head.host) +
-                          " (it answers to localhost, 127.0.0.1 and [::1]; start it with --allowed-hosts " +
-                          host->name + " to serve that name)",
-                      req);
+        return refuse(
+            res, 421,
+            "This host does not answer to Host: " + std::string(head.host) +
+                " (it answers to localhost, 127.0.0.1, [::1], its --host address and --allowed-hosts; start it "
+                "with --allowed-hosts " +
+                host->name + " to serve that name)",
+            req);
 
     add_cors_headers(options, head.origin, res);
 
