@@ -264,7 +264,7 @@ void FrontDoor::serve(Slot *s) {
         HeadVerdict head = check_request_head(c.pending(), limits_.head);
         if (head.kind == HeadVerdict::Kind::incomplete) return hand_back(s, Next::park);
         if (head.kind == HeadVerdict::Kind::refuse) {
-            c.write_all(refusal_(head.status, head.detail));
+            c.write_all(refusal_(head.status, head.detail, c.pending()));
             return hand_back(s, Next::linger);
         }
         c.begin_request(head, chunked_wire_limit_);
@@ -311,7 +311,7 @@ void FrontDoor::refuse(Slot *s, int status, const std::string &detail) {
     // socket takes it now (a client that does not read gets none). Then
     // what the client still sends is read for a moment, so that closing
     // does not reset the connection before the client has read the answer.
-    s->conn->write_now(refusal_(status, detail));
+    s->conn->write_now(refusal_(status, detail, s->conn->pending()));
     start_lingering(s);
 }
 

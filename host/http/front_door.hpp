@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "http/connection.hpp"
@@ -41,8 +42,9 @@ public:
     // may carry another request.
     using ServeRequest = std::function<bool(Connection &c, bool last)>;
     // A whole response (status line to body) refusing a request or a
-    // connection with `status` and `detail`.
-    using Refusal = std::function<std::string(int status, const std::string &detail)>;
+    // connection with `status` and `detail`; `head` is what was received of
+    // the request (possibly nothing, or not a whole head).
+    using Refusal = std::function<std::string(int status, const std::string &detail, std::string_view head)>;
 
     FrontDoor(FrontDoorLimits limits, ElasticPool &pool, ServeRequest serve, Refusal refusal);
     ~FrontDoor();

@@ -272,15 +272,26 @@ void Server::install_routes() {
     server.set_payload_max_length(options_.max_body_bytes);
 }
 
-std::string Server::refusal(int status, const std::string &detail) {
+std::string Server::refusal(int status, const std::string &detail, std::string_view head) {
     services_.metrics.count_response(status);
+    // The fields the answer depends on (Origin, for CORS), read off the
+    // raw head as far as it goes.
+    httplib::Request req;
+    for (std::string_view line : split(head.substr(0, head.find("\r\n\r\n")), '\n')) {
+        const size_t colon = line.find(':');
+        if (colon == std::string_view::npos || colon != 6) continue;
+        if (!std::equal(line.begin(), line.begin() + 6, "origin", [](char a, char b) { return (a | 0x20) == b; }))
+            continue;
+        req.set_header("Origin", std::string(trim(line.substr(colon + 1))));
+    }
     httplib::Response res;
+    res.set_header("X-Request-ID", new_ulid_string());
+    if (status == 503) res.set_header("Retry-After", "1");
+    add_cors_headers(options_.browser, req, res);
     problem(res, status, detail, "");
     std::string out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(status_title(status)) + "\r\n";
-    out += "Content-Type: application/problem+json\r\n";
+    for (const auto &[name, value] : res.headers) out += name + ": " + value + "\r\n";
     out += "Content-Length: " + std::to_string(res.body.size()) + "\r\n";
-    out += "X-Request-ID: " + new_ulid_string() + "\r\n";
-    if (status == 503) out += "Retry-After: 1\r\n";
     out += "Connection: close\r\n\r\n";
     out += res.body;
     return out;
@@ -321,7 +332,9 @@ Result<void> Server::bind() {
     pool_ = std::make_unique<ElasticPool>(options_.http_threads_initial, options_.http_threads_max);
     door_ = std::make_unique<FrontDoor>(
         limits, *pool_, [this](Connection &c, bool last) { return processor_->process(c, last); },
-        [this](int status, const std::string &detail) { return refusal(status, detail); });
+        [this](int status, const std::string &detail, std::string_view head) {
+            return refusal(status, detail, head);
+        });
     auto port = door_->listen(options_.host, options_.port, options_.listen_backlog);
     if (!port) return std::move(port).error();
     bound_port_ = *port;

@@ -113,7 +113,7 @@ public:
 private:
     void install_routes();
     // A whole response refusing a request before the library sees it.
-    std::string refusal(int status, const std::string &detail);
+    std::string refusal(int status, const std::string &detail, std::string_view head);
 
     ServerOptions options_;
     Services services_;
