@@ -15,6 +15,7 @@ namespace taskhost::http {
 namespace {
 thread_local Connection *current = nullptr;
 constexpr size_t read_chunk = 16 * 1024;
+constexpr std::chrono::seconds body_time_limit{60};
 }  // namespace
 
 Connection *current_connection() { return current; }
@@ -71,14 +72,15 @@ void Connection::begin_request(const HeadVerdict &head, uint64_t max_chunked_wir
         case BodyFraming::Kind::chunked: body_wire_limit_ = max_chunked_wire_bytes; break;
     }
     body_over_limit_ = false;
-    chunked_complete_ = false;
+    body_deadline_ = std::chrono::steady_clock::now() + body_time_limit;
 }
 
 bool Connection::body_fully_read() const {
+    if (head_left_ != 0) return false;  // the library refused the head part way
     switch (body_.kind) {
         case BodyFraming::Kind::none: return true;
         case BodyFraming::Kind::length: return body_read_ == body_.length;
-        case BodyFraming::Kind::chunked: return chunked_complete_;
+        case BodyFraming::Kind::chunked: return false;
     }
     return false;
 }
@@ -112,6 +114,9 @@ ssize_t Connection::read(char *ptr, size_t size) {
             return body_.kind == BodyFraming::Kind::length ? 0 : -1;
         }
         allowed = static_cast<size_t>(std::min<uint64_t>(allowed, left));
+        // A body trickled in a byte every few seconds would hold a thread
+        // for days: the whole of it must arrive within the limit.
+        if (std::chrono::steady_clock::now() > body_deadline_) return -1;
     }
     if (consumed_ == buffer_.size()) {
         compact();

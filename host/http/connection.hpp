@@ -36,6 +36,14 @@ public:
     int fd() const { return fd_; }
     // Bytes received and not yet consumed by a request.
     std::string_view pending() const { return std::string_view(buffer_).substr(consumed_); }
+    // Gives the buffer's memory back when nothing is pending (a parked or
+    // lingering connection keeps none).
+    void release_idle_buffer() {
+        if (consumed_ == buffer_.size()) {
+            std::string().swap(buffer_);
+            consumed_ = 0;
+        }
+    }
     // Reads what the socket has without waiting (the socket is non-blocking):
     // the bytes read, 0 at end of stream, -1 on error, -2 if nothing is there.
     ssize_t receive_available(size_t at_most);
@@ -48,11 +56,13 @@ public:
 
     // The next request's head has been checked: serve it to the library.
     void begin_request(const HeadVerdict &head, uint64_t max_chunked_wire_bytes);
-    // After the library is done with the request: whether exactly its body
-    // was read, so the connection can carry another request.
+    // After the library is done with the request: whether exactly its head
+    // and body were read, so the connection can carry another request. Never
+    // after a chunked body: cpp-httplib's chunk decoder is lenient (junk
+    // after a size, a missing CRLF ends the body early) and a proxy in front
+    // may decode the same bytes differently, so a chunked request is the
+    // last on its connection.
     bool body_fully_read() const;
-    // The library read the chunked body to its end (set by the body reader).
-    void mark_chunked_body_complete() { chunked_complete_ = true; }
     bool body_over_limit() const { return body_over_limit_; }
     const BodyFraming &body() const { return body_; }
 
@@ -98,8 +108,8 @@ private:
     BodyFraming body_;
     uint64_t body_read_ = 0;  // body bytes read off the wire (chunk framing included)
     uint64_t body_wire_limit_ = 0;
+    std::chrono::steady_clock::time_point body_deadline_{};
     bool body_over_limit_ = false;
-    bool chunked_complete_ = false;
     bool close_after_ = false;
     std::stop_source hangup_;
 };

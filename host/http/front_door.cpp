@@ -36,6 +36,7 @@ struct FrontDoor::Slot {
     std::unique_ptr<Connection> conn;
     State state = State::reading;
     bool idle = false;  // parked after a response, no byte of the next request yet
+    size_t line_bytes = 0;  // received of the head's current, unfinished line
     bool admitted = false;  // counted in open_ (not a refused or lingering one)
     bool timed = false;
     std::multimap<Clock::time_point, Slot *>::iterator deadline;
@@ -118,6 +119,7 @@ void FrontDoor::run() {
                 ::close(listen_fd_);
                 listen_fd_ = -1;
             }
+            accept_paused_ = false;
             std::vector<Slot *> waiting;
             for (auto &[s, owned] : slots_)
                 if (s->state != Slot::State::serving) waiting.push_back(s);
@@ -164,7 +166,9 @@ int FrontDoor::wait_ms(Clock::time_point now) const {
 }
 
 void FrontDoor::accept_all() {
-    for (;;) {
+    // A bounded batch per event: the listener stays readable, and a flood of
+    // connections does not starve timers and hand-backs.
+    for (int batch = 0; batch < 64; ++batch) {
         sockaddr_storage addr{};
         socklen_t len = sizeof addr;
         int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr *>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -207,21 +211,35 @@ void FrontDoor::accept_all() {
 void FrontDoor::on_readable(Slot *s) {
     Connection &c = *s->conn;
     if (s->state == Slot::State::lingering) {
-        // Discard what the refused client still sends until it closes.
-        for (;;) {
+        // Discard what the refused client still sends until it closes (a
+        // bounded amount per event; level-triggered epoll brings it back).
+        for (int batch = 0; batch < 16; ++batch) {
             ssize_t n = c.receive_available(receive_chunk);
-            if (n == -2) return;
+            if (n == -2) break;
             if (n <= 0) return close_slot(s);
             c.discard_pending();
         }
+        c.release_idle_buffer();
+        return;
     }
     const size_t cap = limits_.head.max_head_bytes + receive_chunk;
-    bool ended = false;  // the client has closed its side
+    bool ended = false;     // the client has closed its side
+    bool new_line = false;  // a line may have ended: worth checking the head again
     for (;;) {
         if (c.pending().size() >= cap) break;
         const bool was_empty = c.pending().empty();
         ssize_t n = c.receive_available(receive_chunk);
         if (n == -2) break;
+        if (n > 0) {
+            const std::string_view fresh = c.pending().substr(c.pending().size() - static_cast<size_t>(n));
+            const size_t nl = fresh.rfind('\n');
+            if (nl == std::string_view::npos) {
+                s->line_bytes += fresh.size();
+            } else {
+                new_line = true;
+                s->line_bytes = fresh.size() - nl - 1;
+            }
+        }
         if (n < 0) return close_slot(s);
         if (n == 0) {
             ended = true;
@@ -233,6 +251,12 @@ void FrontDoor::on_readable(Slot *s) {
             set_deadline(s, Clock::now() + limits_.header_timeout);
         }
     }
+    // A head is checked again only when a line may have ended or a size
+    // limit may have been passed: a head sent a byte at a time costs one
+    // scan per line (at most max_fields + 1), not one per byte.
+    if (!ended && !new_line && s->line_bytes <= limits_.head.max_line_bytes &&
+        c.pending().size() < limits_.head.max_head_bytes)
+        return;
     c.skip_leading_empty_lines();
     HeadVerdict head = check_request_head(c.pending(), limits_.head);
     if (ended) {
@@ -302,6 +326,9 @@ void FrontDoor::take_back(Slot *s, Next next) {
     }
     // Park: idle until the next request starts, or part of it is here.
     s->idle = s->conn->pending().empty();
+    s->conn->release_idle_buffer();
+    const size_t nl = s->conn->pending().rfind('\n');
+    s->line_bytes = s->conn->pending().size() - (nl == std::string_view::npos ? 0 : nl + 1);
     set_deadline(s, Clock::now() + (s->idle ? limits_.keep_alive_timeout : limits_.header_timeout));
     watch(s, EPOLL_CTL_MOD, EPOLLIN | EPOLLRDHUP);
 }
@@ -324,6 +351,7 @@ void FrontDoor::start_lingering(Slot *s) {
     ++lingering_;
     s->state = Slot::State::lingering;
     s->conn->discard_pending();
+    s->conn->release_idle_buffer();
     ::shutdown(s->conn->fd(), SHUT_WR);
     set_deadline(s, Clock::now() + limits_.linger);
 }

@@ -15,7 +15,8 @@ namespace taskhost::http {
 struct HeadLimits {
     size_t max_head_bytes = 64 * 1024;  // request line + header fields + blank line
     size_t max_fields = 100;
-    size_t max_line_bytes = 8192;       // one request line or field line
+    size_t max_line_bytes = 8190;       // one request line or field line, without its CRLF (the
+                                        // library's 8192 counts it)
     uint64_t max_body_bytes = 10 * 1024 * 1024;
 };
 

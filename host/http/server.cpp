@@ -187,7 +187,6 @@ void Server::install_routes() {
                 body.append(data, n);
                 return true;
             });
-            if (complete && c->body().kind == BodyFraming::Kind::chunked) c->mark_chunked_body_complete();
             if (!complete) {
                 c->close_after_response();
                 if (too_large || c->body_over_limit())

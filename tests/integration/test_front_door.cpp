@@ -323,6 +323,20 @@ TEST_CASE("pipelined requests are all answered, in order" * doctest::test_suite(
     CHECK(job_count(svc.cli()) == 2);
 }
 
+TEST_CASE("a chunked request is the last on its connection: what follows it is never taken as a request") {
+    Service svc(ServiceOptions::examples({"math.so"}));
+    const std::string chunked_body = hex(add_body.size()) + "\r\n" + add_body + "\r\n0\r\n\r\n";
+    // Both a well-formed body and one httplib's lenient decoder would end
+    // early (junk after a chunk): neither lets the bytes after it through.
+    for (const std::string &body : {chunked_body, std::string("1\r\n{ZZ3d\r\n")}) {
+        std::string answer = round_trip(svc.host().port(), execute_head + "Content-Type: application/json\r\n" +
+                                                               "Transfer-Encoding: chunked\r\n\r\n" + body +
+                                                               "GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        CHECK_CONTAINS(answer, "Connection: close");
+        CHECK(answer.find("HTTP/1.1", 1) == std::string::npos);  // one answer only
+    }
+}
+
 TEST_CASE("a request sent with the client's side closed at once is still answered") {
     Service svc(ServiceOptions::examples({"math.so"}));
     int fd = connect_to(svc.host().port());
