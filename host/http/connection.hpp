@@ -11,6 +11,7 @@
 #include <stop_token>
 #include <string>
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <utility>
@@ -76,6 +77,10 @@ public:
     std::stop_token hangup_token() const { return hangup_.get_token(); }
     void hung_up() { hangup_.request_stop(); }
 
+    // Whether bytes are buffered or arrive within `timeout`.
+    bool wait_readable(std::chrono::milliseconds timeout) const {
+        return consumed_ < buffer_.size() || wait_for(POLLIN, timeout);
+    }
     // Writes all of `data` within the write timeout; false if it could not.
     bool write_all(std::string_view data);
     // Writes what the socket takes without waiting; false if not all of it.
