@@ -48,30 +48,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-pass() {
-  passed=$((passed + 1))
-  echo "PASS: $1"
-}
-fail() {
-  failed=$((failed + 1))
-  echo "FAIL: $1" >&2
-  [ $# -ge 2 ] && printf '%s\n' "$2" >&2
-  echo "$passed passed, $failed failed"
-  exit 1
-}
-# expect STEP JSON JQ-FILTER...: every filter must yield true on JSON.
-expect() {
-  local step=$1 body=$2
-  shift 2
-  local f
-  for f in "$@"; do
-    if ! printf '%s' "$body" | jq -e "$f" >/dev/null 2>&1; then
-      fail "$step" "check failed: $f
-response: $body"
-    fi
-  done
-  pass "$step"
-}
+# shellcheck source=checks.sh
+. "$(dirname "$0")/checks.sh"
 # http METHOD URL [curl args...]: sets STATUS and BODY.
 http() {
   local method=$1 url=$2
