@@ -64,19 +64,7 @@ http() {
 "$TASKHOST" --port 0 --host 127.0.0.1 --plugins "$PLUGINS" --db "$WORK/taskhost.db" \
   --log-level warn >"$WORK/stdout" 2>"$WORK/stderr" &
 HOST_PID=$!
-PORT=""
-for _ in $(seq 1 200); do  # 20 s
-  line=""
-  # Only a complete (newline-terminated) first line counts.
-  if [ "$(wc -l <"$WORK/stdout")" -ge 1 ]; then line=$(head -n 1 "$WORK/stdout"); fi
-  if [[ "$line" =~ ^taskhost\ listening\ on\ http://127\.0\.0\.1:([0-9]+)$ ]]; then
-    PORT=${BASH_REMATCH[1]}
-    break
-  fi
-  kill -0 "$HOST_PID" 2>/dev/null || fail "start taskhost" "the host exited before listening"
-  sleep 0.1
-done
-[ -n "$PORT" ] || fail "start taskhost" "no listening line within 20 s"
+wait_listening "$HOST_PID" "$WORK/stdout"
 BASE="http://127.0.0.1:$PORT"
 pass "start service on port $PORT"
 

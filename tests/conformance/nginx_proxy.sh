@@ -94,19 +94,7 @@ free_port() {
 "$TASKHOST" --port 0 --host 127.0.0.1 --plugins "$PLUGINS" --db "$WORK/taskhost.db" \
   --max-concurrency 1 --log-level warn >"$WORK/stdout" 2>"$WORK/stderr" &
 HOST_PID=$!
-PORT=""
-deadline=$((SECONDS + 20))
-while [ $SECONDS -lt $deadline ]; do
-  line=""
-  if [ "$(wc -l <"$WORK/stdout")" -ge 1 ]; then line=$(head -n 1 "$WORK/stdout"); fi
-  if [[ "$line" =~ ^taskhost\ listening\ on\ http://127\.0\.0\.1:([0-9]+)$ ]]; then
-    PORT=${BASH_REMATCH[1]}
-    break
-  fi
-  kill -0 "$HOST_PID" 2>/dev/null || fail "start taskhost" "the host exited before listening"
-  sleep 0.05
-done
-[ -n "$PORT" ] || fail "start taskhost" "no listening line within 20 s"
+wait_listening "$HOST_PID" "$WORK/stdout"
 pass "taskhost listens on 127.0.0.1:$PORT"
 
 # ---- a certificate made now ---------------------------------------------------------
