@@ -318,7 +318,13 @@ TEST_CASE("reload: an init that does not return holds up no reader; $reload answ
     const json plugins = json::parse(get_promptly(cli, "/api/v1/plugins"));
     REQUIRE(plugins.size() == 1);
     CHECK(plugins[0]["file"] == "demo.so");
-    const json health = json::parse(get_promptly(cli, "/health"));
+    // The 503 counts --reload-timeout-s from the request, /health from the
+    // moment the reload thread started, which can be a little later.
+    json health;
+    REQUIRE(eventually([&] {
+        health = json::parse(get_promptly(cli, "/health"));
+        return health["checks"].contains("reload");
+    }));
     CHECK(health["status"] == "degraded");
     CHECK(health["checks"]["reload"]["state"] == "degraded");
     CHECK_CONTAINS(health["checks"]["reload"]["message"].get<std::string>(), "a reload has been running for ");
