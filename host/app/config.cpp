@@ -21,6 +21,9 @@ std::optional<unsigned> parse_umask(std::string_view text) {
 std::variant<Config, int> read_config(int argc, char **argv) {
     Config cfg;
     CLI::App app{"taskhost: serves the tasks of compiled plugins over HTTP as durable jobs"};
+    app.footer(
+        "Plugin authors: `taskhost plugin new NAME` writes a ready-to-build plugin project; `taskhost plugin check "
+        "FILE.so` says whether a host would load a plugin, and its tasks (taskhost plugin --help).");
     app.set_version_flag("--version", std::string("taskhost ") + TASKHOST_VERSION + " (plugin ABI " +
                                           std::to_string(TH_ABI_MAJOR) + "." + std::to_string(TH_ABI_MINOR) +
                                           ", SQLite " + sqlite3_libversion() + ", cpp-httplib " + CPPHTTPLIB_VERSION +
