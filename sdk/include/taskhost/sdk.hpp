@@ -1,3 +1,10 @@
+// Below C++20 nothing else here compiles: say so once, first, and stop (gcc
+// and clang go on after #error, so a missing include ends the compilation).
+#if !defined(__cplusplus) || __cplusplus < 202002L
+#error "taskhost/sdk.hpp needs C++20: build with -std=c++20 (taskhost_add_plugin() does); C uses abi.h"
+#include <taskhost: stopped, see the error above>
+#endif
+
 // taskhost C++ SDK (header-only): write tasks as ordinary functions, declare
 // the plugin once, and only C crosses the boundary (abi.h).
 //
