@@ -190,18 +190,24 @@ exports_only_entry "pkg-config build" "$WORK/pc/wordcount.so"
 pass "the C++ example builds with g++ \$(pkg-config --cflags taskhost) \$(pkg-config --variable=plugin_flags taskhost)"
 
 # ---- taskhost plugin check ----------------------------------------------------------------
-# `taskhost plugin check FILE.so` is being written elsewhere; until it exists,
-# `plugin check --help` prints the top-level help, and this is skipped.
-if "$TASKHOST" plugin check --help >/dev/null 2>&1 &&
-  [ "$("$TASKHOST" plugin check --help 2>&1)" != "$("$TASKHOST" --help 2>&1)" ]; then
-  for so in "$WORK/cpp/wordcount.so" "$WORK/c/c_square.so" "$WORK/raw/wordcount.so" "$WORK/pc/wordcount.so" \
-    "$WORK/gcc/c_square.so"; do
-    "$TASKHOST" plugin check "$so" >"$WORK/check.log" 2>&1 || fail "taskhost plugin check $so"
-  done
-  pass "taskhost plugin check accepts every built plugin"
-else
-  echo "SKIP: taskhost plugin check (not in this taskhost yet)"
-fi
+for so in "$WORK/cpp/wordcount.so" "$WORK/c/c_square.so" "$WORK/raw/wordcount.so" "$WORK/pc/wordcount.so" \
+  "$WORK/gcc/c_square.so"; do
+  "$TASKHOST" plugin check "$so" >"$WORK/check.json" 2>"$WORK/check.log" || fail "taskhost plugin check $so"
+  [ "$(jq -r .verdict "$WORK/check.json")" = ok ] || fail "taskhost plugin check $so" "$(cat "$WORK/check.json")"
+done
+[ "$(jq -r '[.tasks[].name] | join(",")' "$WORK/check.json")" = c_square ] ||
+  fail "plugin check lists the C plugin's task"
+pass "taskhost plugin check accepts every built plugin and lists its tasks"
+
+# ---- taskhost plugin new: the scaffold builds against the SDK and its tests pass -----------
+run scaffold-new "$TASKHOST" plugin new scaffolded --dir "$WORK"
+run scaffold-configure cmake -S "$WORK/scaffolded" -B "$WORK/scaffolded/build" -DCMAKE_PREFIX_PATH="$P"
+run scaffold-build cmake --build "$WORK/scaffolded/build" -j2
+run scaffold-test ctest --test-dir "$WORK/scaffolded/build" --output-on-failure
+"$TASKHOST" plugin check -q "$WORK/scaffolded/build/scaffolded.so" 2>"$WORK/scaffold-check.log" ||
+  fail "taskhost plugin check of the scaffold's plugin"
+exports_only_entry "scaffold" "$WORK/scaffolded/build/scaffolded.so"
+pass "taskhost plugin new: the project builds against the installed SDK, its tests pass, plugin check accepts it"
 
 # ---- serve them ----------------------------------------------------------------------------
 mkdir -m 0700 "$WORK/plugins"
