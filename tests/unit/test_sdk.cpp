@@ -423,7 +423,7 @@ TEST_CASE("descriptor header: magic, ABI, names, build info") {
     CHECK((p->init == nullptr));  // no init hook and nothing to report
     CHECK((p->shutdown == nullptr));
     const std::string info = str_or(p->build_info);
-    CHECK(info.find("ABI 1.0") != std::string::npos);
+    CHECK(info.find("ABI " + std::to_string(TH_ABI_MAJOR) + '.' + std::to_string(TH_ABI_MINOR)) != std::string::npos);
     CHECK(info.find("nlohmann_json 3.") != std::string::npos);
     CHECK(info.find(__VERSION__) != std::string::npos);
     for (std::uint32_t i = 0; i < p->task_count; ++i) {
@@ -807,7 +807,8 @@ TEST_CASE("a service the host lacks is a clear ServiceUnavailable error") {
     CHECK(invoke(task_of(basics(), "store_result"), old_host, R"({"data": 1})") == TH_ERROR);
     REQUIRE(old_host.error.has_value());
     CHECK(old_host.error->type == "taskhost::ServiceUnavailable");
-    CHECK(old_host.error->message == "the host does not provide the 'artifact_save' service (host ABI 1.0)");
+    CHECK(old_host.error->message == "the host does not provide the 'artifact_save' service (host ABI " +
+                                         std::to_string(TH_ABI_MAJOR) + '.' + std::to_string(TH_ABI_MINOR) + ")");
 
     Fake null_member;
     null_member.api.database_url = nullptr;

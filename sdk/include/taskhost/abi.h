@@ -29,7 +29,7 @@ extern "C" {
 
 #define TH_ABI_MAGIC 0x54534B48u /* "TSKH" */
 #define TH_ABI_MAJOR 1u
-#define TH_ABI_MINOR 0u
+#define TH_ABI_MINOR 1u
 
 #define TH_PLUGIN_ENTRY_NAME "taskhost_plugin_v1"
 
@@ -68,6 +68,25 @@ typedef enum th_log_level {
     TH_LOG_WARN = 3,
     TH_LOG_ERROR = 4
 } th_log_level;
+
+/* ---- Tracebacks ---------------------------------------------------------- */
+
+/* One frame of a stack, innermost first, as an address in a loaded module:
+ * what the host needs to symbolize it, and what a person needs to run
+ * `addr2line -e <module file> <offset>` offline. */
+typedef struct th_frame {
+    const char *module;   /* the file the loader knows the module by (dladdr's dli_fname) */
+    const char *build_id; /* the module's GNU build-id in hex, or "" if it has none */
+    uint64_t offset;      /* address - the module's load bias: a link-time address.
+                             For a caller's frame it points into the call instruction
+                             (return address - 1), so it names the calling line. */
+} th_frame;
+
+enum th_trace_flags {
+    /* The frames were recorded where the exception was thrown; otherwise
+     * where the plugin caught it (the throw site was not seen). */
+    TH_TRACE_AT_THROW = 1u << 0
+};
 
 /* ---- One task invocation, as seen by the plugin -------------------------- */
 
@@ -120,6 +139,12 @@ typedef struct th_host_api {
                           th_sink *err);
     /* Writes the job record JSON of `job_id`. */
     th_status (*job_get)(th_call *call, const char *job_id, th_sink *out, th_sink *err);
+
+    /* ABI 1.1. As set_error, with the traceback as frames (innermost first,
+     * `flags` from th_trace_flags): the host symbolizes them (function, file,
+     * line) where debug info allows and keeps module, build-id and offset. */
+    void (*set_error_frames)(th_call *call, const char *type, const char *message, const th_frame *frames,
+                             size_t frame_count, uint32_t flags);
 } th_host_api;
 
 #define TH_HOST_HAS(host, member)                                                                       \
