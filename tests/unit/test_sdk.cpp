@@ -856,8 +856,9 @@ TEST_CASE("exceptions: demangled type, message, traceback") {
     CHECK(fake.error->type == "std::invalid_argument");
     CHECK(fake.error->message == "Something went wrong");
     const std::string &tb = fake.error->traceback;
-    CHECK(tb.rfind("Traceback", 0) == 0);
-    CHECK(tb.find("task 'invalid_argument'") != std::string::npos);
+    // Tasks built into this test binary have no throw hook (TASKHOST_PLUGIN
+    // defines it): the stack is the catch site's, and the text says so.
+    CHECK(tb.rfind("Traceback (innermost first, captured where the plugin caught it", 0) == 0);
     CHECK(tb.find("\n  #0 ") != std::string::npos);
     CHECK(tb.find("\n  #1 ") != std::string::npos);
     CHECK(tb.ends_with("std::invalid_argument: Something went wrong"));
@@ -1054,7 +1055,11 @@ TEST_CASE("built example and fixture plugins behave as specified") {
         CHECK(invoke(task_of(demo.desc, "failing_task"), fail, "{}") == TH_ERROR);
         CHECK(fail.error->type == "std::invalid_argument");
         CHECK(fail.error->message == "Something went wrong");
-        CHECK(fail.error->traceback.find("demo.so+0x") != std::string::npos);
+        // A host without set_error_frames gets module+offset text.
+        CHECK(fail.error->traceback.rfind("Traceback (innermost first, captured where it was thrown), plugin demo.so "
+                                          "build-id ",
+                                          0) == 0);
+        CHECK(fail.error->traceback.find("\n  #0 demo.so+0x") != std::string::npos);
 
         Fake slow;
         slow.cancel_after = 2;

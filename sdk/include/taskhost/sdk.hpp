@@ -38,7 +38,9 @@
 // Results and errors
 //   Return json, void (-> null) or anything convertible to json. Anything the
 //   task throws is caught in the plugin and reported as (demangled type,
-//   what(), backtrace); Context::throw_if_cancelled() throws Cancelled.
+//   what(), the stack where it was thrown as module+offset frames, which the
+//   host turns into function, file and line); Context::throw_if_cancelled()
+//   throws Cancelled.
 //
 // Plugin declaration
 //   TASKHOST_PLUGIN(name, version, task(...)...)
@@ -46,8 +48,9 @@
 //     init: a function or lambda taking Database& and/or Context& (any order),
 //     run once at load with the host's load-time call; if it throws, its
 //     what() is the reason the host refuses the plugin.
-//   Either defines the single exported symbol taskhost_plugin_v1. Use it once
-//   per plugin (.so), at namespace scope.
+//   Either defines the single exported symbol taskhost_plugin_v1, and (hidden,
+//   see detail/throw_site.hpp) the hook that records where exceptions are
+//   thrown. Use it once per plugin (.so), at namespace scope.
 //
 // Where things are (include only this file):
 //   taskhost/task.hpp       task(), Task<F> builder
@@ -78,7 +81,8 @@ using json = nlohmann::json;
             using namespace ::taskhost;                                                             \
             return ::taskhost::detail::plugin_spec(NAME, VERSION, INIT __VA_OPT__(, ) __VA_ARGS__); \
         });                                                                                         \
-    }
+    }                                                                                               \
+    TASKHOST_DETAIL_THROW_HOOKS
 
 // clang-format 14 spaces the braces of NoInit{}.
 // clang-format off

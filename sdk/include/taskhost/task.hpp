@@ -184,12 +184,30 @@ inline json parse_params(const char *text, std::size_t len) {
     }
 }
 
-// Reports the exception being handled through set_error. Call from a catch.
-inline void report_current_exception(const th_host_api *host, th_call *call, std::string_view task) noexcept {
+// Reports the exception being handled, with the stack where it was thrown
+// if the plugin's __cxa_throw recorded it (else where it was caught), as
+// frames for the host to symbolize, or as text to an older host. Call from
+// a catch.
+inline void report_current_exception(const th_host_api *host, th_call *call) noexcept {
     try {
         const ExceptionInfo info = current_exception_info();
-        const std::string traceback = format_traceback(task, info, backtrace_text());
-        host->set_error(call, info.type.c_str(), info.message.c_str(), traceback.c_str());
+        const ThrowRecord *thrown = find_throw(current_exception_object(), abi::__cxa_current_exception_type());
+        void *here[max_thrown_frames];
+        std::vector<ModuleFrame> frames = thrown != nullptr
+                                              ? locate_frames(thrown->frames, thrown->count)
+                                              : locate_frames(here, capture_stack(here, max_thrown_frames, 0));
+        trim_to_own_module(frames);
+        forget_throws();
+        if (TH_HOST_HAS(host, set_error_frames)) {
+            std::vector<th_frame> abi_frames;
+            abi_frames.reserve(frames.size());
+            for (const ModuleFrame &f : frames) abi_frames.push_back({f.module.c_str(), f.build_id.c_str(), f.offset});
+            host->set_error_frames(call, info.type.c_str(), info.message.c_str(), abi_frames.data(), abi_frames.size(),
+                                   thrown != nullptr ? std::uint32_t{TH_TRACE_AT_THROW} : 0u);
+        } else {
+            const std::string traceback = format_traceback(info, frames, thrown != nullptr);
+            host->set_error(call, info.type.c_str(), info.message.c_str(), traceback.c_str());
+        }
     } catch (...) {
         host->set_error(call, "std::bad_alloc", "out of memory while reporting an exception", "");
     }
@@ -353,6 +371,7 @@ public:
 
     th_status invoke(const th_host_api *host, th_call *call, const char *text, std::size_t len) noexcept {
         if (!TH_HOST_HAS(host, set_result) || !TH_HOST_HAS(host, set_error)) return TH_ERROR;
+        detail::forget_throws();  // only this call's throws may be reported
         try {
             if (!error_.empty()) {
                 host->set_error(call, "taskhost::DeclarationError", error_.c_str(), "");
@@ -383,7 +402,7 @@ public:
             host->set_error(call, "taskhost::InvalidParams", e.what(), "");
             return TH_ERROR;
         } catch (...) {
-            detail::report_current_exception(host, call, name_);
+            detail::report_current_exception(host, call);
             return TH_ERROR;
         }
     }
