@@ -1,10 +1,13 @@
 #include "exec/host_api.hpp"
 
+#include <dlfcn.h>
+
 #include <cstring>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "exec/traceback.hpp"
 #include "model/render.hpp"
 #include "util/ulid.hpp"
 
@@ -95,6 +98,38 @@ void api_set_error(th_call *call, const char *type, const char *message, const c
     call->outcome.error_type = type ? type : "";
     call->outcome.error_message = message ? message : "";
     call->outcome.error_traceback = traceback ? traceback : "";
+}
+
+// Beyond this many frames a report is not a stack the SDK captured.
+constexpr size_t max_reported_frames = 256;
+
+void api_set_error_frames(th_call *call, const char *type, const char *message, const th_frame *frames,
+                          size_t frame_count, uint32_t flags) {
+    std::string traceback;
+    try {
+        TracebackReport report;
+        report.type = type ? type : "";
+        report.message = message ? message : "";
+        report.at_throw = (flags & TH_TRACE_AT_THROW) != 0;
+        for (size_t i = 0; frames != nullptr && i < std::min(frame_count, max_reported_frames); ++i)
+            report.frames.push_back({frames[i].module ? frames[i].module : "",
+                                     frames[i].build_id ? frames[i].build_id : "", frames[i].offset});
+        // The plugin was loaded from a sealed copy (/proc/self/fd/N): the
+        // loader names it so, people by its file name. That name is also an
+        // open file of this process while the call runs, the exact bytes
+        // loaded, so its debug info is read from there.
+        Dl_info loaded{};
+        if (call->target != nullptr && call->target->desc != nullptr &&
+            ::dladdr(reinterpret_cast<void *>(call->target->desc->invoke), &loaded) != 0 &&
+            loaded.dli_fname != nullptr) {
+            report.plugin_module = loaded.dli_fname;
+            report.plugin_file = call->target->file;
+        }
+        traceback = render_traceback(report);
+    } catch (const std::exception &e) {
+        traceback = std::string("(the traceback could not be rendered: ") + e.what() + ")";
+    }
+    api_set_error(call, type, message, traceback.c_str());
 }
 
 const char *api_job_id(th_call *call) { return call->job_id.c_str(); }
@@ -222,6 +257,7 @@ HostApi::HostApi(store::Store &store, size_t max_result_bytes) : store_(store), 
     api_.database_url = api_database_url;
     api_.schedule = api_schedule;
     api_.job_get = api_job_get;
+    api_.set_error_frames = api_set_error_frames;
 }
 
 HostApi::~HostApi() = default;
@@ -256,6 +292,7 @@ model::TaskOutcome HostApi::invoke(const Target &target, const std::string &job_
     call.host = this;
     call.job = &job;
     call.job_id = job_id;
+    call.target = &target;
     call.log_name.append(target.plugin).append("/").append(target.task);
     th_status status = target.desc->invoke(&api_, &call, params_json.data(), params_json.size());
     if (status != TH_OK && !call.outcome.has_error) {

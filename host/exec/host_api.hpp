@@ -58,6 +58,7 @@ private:
 struct th_call {
     taskhost::exec::HostApi *host = nullptr;
     taskhost::exec::JobContext *job = nullptr;  // null during plugin init
+    const taskhost::exec::Target *target = nullptr;  // null during plugin init
     std::string job_id;
     std::string log_name;  // "plugin/task" for log lines
     taskhost::model::TaskOutcome outcome;
