@@ -13,24 +13,26 @@ static th_status invoke(const th_host_api *host, th_call *call, const char *para
 static const char *const tags[] = {"results"};
 
 static const th_task_desc tasks[] = {{
-    sizeof(th_task_desc),
-    0,
-    "not_json",
-    "Returns text that is not JSON.",
-    "() -> json",
-    tags,
-    1,
-    0,
-    NULL,
-    "{\"type\":\"object\",\"properties\":{},\"required\":[],\"additionalProperties\":false}",
-    0.0,
-    invoke,
-    NULL,
+    .struct_size = sizeof(th_task_desc),
+    .name = "not_json",
+    .doc = "Returns text that is not JSON.",
+    .signature = "() -> json",
+    .tags = tags,
+    .tag_count = 1,
+    .params_schema_json = "{\"type\":\"object\",\"properties\":{},\"required\":[],\"additionalProperties\":false}",
+    .invoke = invoke,
 }};
 
 static const th_plugin_desc descriptor = {
-    TH_ABI_MAGIC, TH_ABI_MAJOR, TH_ABI_MINOR, sizeof(th_plugin_desc),      1, "raw_result", "1.0.0",
-    tasks,        NULL,         NULL,         "hand-written C descriptor",
+    .magic = TH_ABI_MAGIC,
+    .abi_major = TH_ABI_MAJOR,
+    .abi_minor = TH_ABI_MINOR,
+    .struct_size = sizeof(th_plugin_desc),
+    .task_count = 1,
+    .name = "raw_result",
+    .version = "1.0.0",
+    .tasks = tasks,
+    .build_info = "hand-written C descriptor",
 };
 
 TH_EXPORT const th_plugin_desc *taskhost_plugin_v1(void) { return &descriptor; }

@@ -13,24 +13,26 @@ static th_status invoke(const th_host_api *host, th_call *call, const char *para
 static const char *const tags[] = {"abi"};
 
 static const th_task_desc tasks[] = {{
-    sizeof(th_task_desc),
-    0,
-    "wrong_abi_task",
-    "Never callable: its plugin has the wrong ABI.",
-    "() -> null",
-    tags,
-    1,
-    0,
-    NULL,
-    "{\"type\":\"object\",\"properties\":{},\"required\":[],\"additionalProperties\":false}",
-    0.0,
-    invoke,
-    NULL,
+    .struct_size = sizeof(th_task_desc),
+    .name = "wrong_abi_task",
+    .doc = "Never callable: its plugin has the wrong ABI.",
+    .signature = "() -> null",
+    .tags = tags,
+    .tag_count = 1,
+    .params_schema_json = "{\"type\":\"object\",\"properties\":{},\"required\":[],\"additionalProperties\":false}",
+    .invoke = invoke,
 }};
 
 static const th_plugin_desc descriptor = {
-    TH_ABI_MAGIC, 99,   0,    sizeof(th_plugin_desc),      1, "wrong_abi", "1.0.0",
-    tasks,        NULL, NULL, "hand-written C descriptor",
+    .magic = TH_ABI_MAGIC,
+    .abi_major = 99,
+    .abi_minor = 0,
+    .struct_size = sizeof(th_plugin_desc),
+    .task_count = 1,
+    .name = "wrong_abi",
+    .version = "1.0.0",
+    .tasks = tasks,
+    .build_info = "hand-written C descriptor",
 };
 
 TH_EXPORT const th_plugin_desc *taskhost_plugin_v1(void) { return &descriptor; }

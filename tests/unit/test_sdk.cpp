@@ -804,6 +804,7 @@ TEST_CASE("Scheduler: submit and job") {
 TEST_CASE("a service the host lacks is a clear ServiceUnavailable error") {
     Fake old_host;  // an older, shorter table: no artifact functions at all
     old_host.api.struct_size = offsetof(th_host_api, artifact_save);
+    old_host.api.abi_minor = 0;
     CHECK(invoke(task_of(basics(), "store_result"), old_host, R"({"data": 1})") == TH_ERROR);
     REQUIRE(old_host.error.has_value());
     CHECK(old_host.error->type == "taskhost::ServiceUnavailable");

@@ -6,12 +6,28 @@
  * freed on the other side. Strings are UTF-8, NUL-terminated unless a length
  * is passed. JSON travels as text.
  *
- * Versioning:
- *  - TH_ABI_MAJOR changes only when an existing struct or function changes
- *    meaning; the host refuses a plugin whose major differs.
- *  - TH_ABI_MINOR grows when fields are appended. Every struct starts with
- *    (or carries) its struct_size so either side reads only what the other
- *    side knows about.
+ * Versioning and compatibility (the promise both sides keep):
+ *  - TH_ABI_MAJOR changes when an existing member or function changes: its
+ *    meaning, type or position, a member removed, a struct made smaller, a
+ *    function's signature changed. The host refuses a plugin whose major
+ *    differs from its own.
+ *  - TH_ABI_MINOR grows when the ABI grows compatibly: members appended at
+ *    the end of a struct, new enum values, new host services appended to
+ *    th_host_api. Nothing else changes within one major.
+ *  - Every struct carries its struct_size: sizeof() of the struct as the
+ *    side that filled it was built. A reader uses a member only when
+ *    struct_size covers it (TH_DESC_HAS; TH_HOST_HAS for the host table).
+ *  - Arrays of descriptors (th_plugin_desc.tasks, th_task_desc.params) are
+ *    walked with the plugin's struct_size as the stride, so element i is at
+ *    (const char *)array + i * struct_size. Every element of one array
+ *    declares the same struct_size; the host refuses an array that does not,
+ *    and one smaller than the members every ABI 1 plugin has (the
+ *    TH_*_DESC_MIN_SIZE below).
+ *  - An older minor (smaller structs): the members it lacks read as zero /
+ *    NULL, which always means "not provided". A newer minor (larger structs):
+ *    the members the reader does not know are ignored.
+ *  - In C, fill descriptors with designated initializers (.name = "x"):
+ *    members appended later then start zero, and order never matters.
  *
  * A plugin exports exactly one symbol, TH_PLUGIN_ENTRY_NAME, returning a
  * pointer to a static th_plugin_desc that stays valid while the library is
@@ -88,6 +104,14 @@ enum th_trace_flags {
     TH_TRACE_AT_THROW = 1u << 0
 };
 
+/* ---- Reading a struct whose size the other side chose --------------------- */
+
+/* Non-zero when `ptr` (a struct of type `type`, filled by the other side)
+ * declares a struct_size that covers `member`. Guard every member that is not
+ * in the struct's minimum with it. */
+#define TH_DESC_HAS(ptr, type, member) \
+    ((ptr) != NULL && (size_t)(ptr)->struct_size >= offsetof(type, member) + sizeof((ptr)->member))
+
 /* ---- One task invocation, as seen by the plugin -------------------------- */
 
 /* Opaque to the plugin; passed back to every host service. */
@@ -147,9 +171,7 @@ typedef struct th_host_api {
                              size_t frame_count, uint32_t flags);
 } th_host_api;
 
-#define TH_HOST_HAS(host, member)                                                                       \
-    ((host) != NULL && (host)->struct_size >= offsetof(th_host_api, member) + sizeof((host)->member) && \
-     (host)->member != NULL)
+#define TH_HOST_HAS(host, member) (TH_DESC_HAS(host, th_host_api, member) && (host)->member != NULL)
 
 /* ---- Descriptors --------------------------------------------------------- */
 
@@ -164,7 +186,8 @@ typedef struct th_param_desc {
     const char *name;
     const char *annotation;   /* type as written for people, e.g. "int" */
     const char *default_json; /* JSON text of the default, or NULL */
-    const char *schema_json;  /* JSON Schema of the value, or NULL if injected */
+    /* ---- optional: read only when struct_size covers it ---- */
+    const char *schema_json; /* JSON Schema of the value, or NULL if injected */
 } th_param_desc;
 
 /*
@@ -174,7 +197,11 @@ typedef struct th_param_desc {
  *
  * validate(): optional, pure, thread-safe. Checks that params_json binds to the
  * task's parameters exactly as invoke() would. Returns TH_OK, or TH_INVALID
- * with a one-line message naming the parameter written to `err`.
+ * with a one-line message naming the parameter written to `err`. Without it,
+ * the host checks params against params_schema_json itself.
+ *
+ * JSON Schemas (params_schema_json, th_param_desc.schema_json) are draft-07.
+ * The host refuses a plugin whose schema is not JSON or not a JSON Schema.
  */
 typedef struct th_task_desc {
     uint32_t struct_size;
@@ -185,11 +212,12 @@ typedef struct th_task_desc {
     const char *const *tags;
     uint32_t tag_count;
     uint32_t param_count;
-    const th_param_desc *params;
-    const char *params_schema_json; /* JSON Schema of the caller's params object */
-    double default_timeout_s;       /* <= 0: no timeout */
+    const th_param_desc *params;    /* param_count elements, stride params[0].struct_size */
+    const char *params_schema_json; /* JSON Schema of the caller's params object, or NULL */
     th_status (*invoke)(const th_host_api *host, th_call *call, const char *params_json, size_t params_len);
+    /* ---- optional: read only when struct_size covers them ---- */
     th_status (*validate)(const char *params_json, size_t params_len, th_sink *err);
+    double default_timeout_s; /* <= 0: no timeout */
 } th_task_desc;
 
 typedef struct th_plugin_desc {
@@ -200,7 +228,8 @@ typedef struct th_plugin_desc {
     uint32_t task_count;
     const char *name;
     const char *version;
-    const th_task_desc *tasks;
+    const th_task_desc *tasks; /* task_count elements, stride tasks[0].struct_size */
+    /* ---- optional: read only when struct_size covers them ---- */
     /* Optional. Called once after validation and before any invoke. `call`
      * is a load-time call (empty job id) usable with the database and log
      * services. A non-TH_OK result refuses the plugin; write why to err. */
@@ -209,7 +238,18 @@ typedef struct th_plugin_desc {
      * (after the last invoke has returned). */
     void (*shutdown)(void);
     const char *build_info; /* compiler / SDK fingerprint, for people */
+    /* Since 1.1. Non-NULL: the plugin's declaration is wrong (e.g. a task
+     * names too few parameters) and this says how, in one line. The host
+     * refuses the plugin with it ("invalid declaration: ...") and calls
+     * nothing in it. The SDK's init also returns it, for 1.0 hosts. */
+    const char *declaration_error;
 } th_plugin_desc;
+
+/* The members every ABI 1 descriptor has: the host refuses a struct_size
+ * below these. Members after them are optional (TH_DESC_HAS). */
+#define TH_PLUGIN_DESC_MIN_SIZE offsetof(th_plugin_desc, init)
+#define TH_TASK_DESC_MIN_SIZE offsetof(th_task_desc, validate)
+#define TH_PARAM_DESC_MIN_SIZE offsetof(th_param_desc, schema_json)
 
 typedef const th_plugin_desc *(*th_plugin_entry_fn)(void);
 

@@ -219,7 +219,8 @@ inline const th_plugin_desc *failed_descriptor(const char *why) noexcept {
                                nullptr,
                                &failed_init,
                                nullptr,
-                               "taskhost-sdk " TASKHOST_SDK_VERSION};
+                               "taskhost-sdk " TASKHOST_SDK_VERSION,
+                               nullptr};
     return &desc;
 }
 
