@@ -68,8 +68,10 @@ int run_probe_child(int, char **argv) {
     auto entry = reinterpret_cast<Entry>(::dlsym(library, TH_PLUGIN_ENTRY_NAME));
     if (entry == nullptr)
         leave(std::string("refused no entry symbol ") + TH_PLUGIN_ENTRY_NAME + ": not a taskhost plugin");
-    const th_plugin_desc *desc = entry();
-    if (Result<void> checked = plugins::check_descriptor(desc); !checked) leave("refused " + checked.error().message);
+    // The host's own reading of the descriptor: the same verdicts as a load.
+    Result<std::unique_ptr<const plugins::Descriptor>> descriptor = plugins::read_descriptor(entry());
+    if (!descriptor) leave("refused " + descriptor.error().message);
+    const th_plugin_desc *desc = &(*descriptor)->plugin();
     if (desc->init != nullptr) {
         say("init");
         store::SqliteStore scratch(store::SqliteStore::Options{});

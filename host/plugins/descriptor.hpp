@@ -1,6 +1,16 @@
-// What a plugin's descriptor must hold before the host reads further into
-// it: the magic, a supported ABI, a name, well-formed task tables.
+// A plugin's descriptor, read once at load. It is checked (magic, ABI,
+// names, tables), then copied into structs of the host's own layout,
+// whatever struct sizes the plugin was built with: arrays are walked by
+// the plugin's struct_size, members its ABI minor lacks read as zero/NULL,
+// members the host does not know are dropped. Everything after loading
+// (registry, task info, executors) reads only this copy, so no other code
+// needs to know about struct sizes. Strings and functions still point into
+// the plugin: the copy is valid while the library stays loaded.
 #pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
 
 #include <taskhost/abi.h>
 
@@ -8,7 +18,26 @@
 
 namespace taskhost::plugins {
 
-// ErrorKind::invalid with the reason when the descriptor cannot be used.
-Result<void> check_descriptor(const th_plugin_desc *d);
+class Descriptor {
+public:
+    Descriptor() = default;
+    Descriptor(const Descriptor &) = delete;
+    Descriptor &operator=(const Descriptor &) = delete;
+
+    // struct_size is the host's sizeof; tasks points at host-owned tasks,
+    // and each task's params at host-owned params.
+    const th_plugin_desc &plugin() const noexcept { return plugin_; }
+
+private:
+    friend Result<std::unique_ptr<const Descriptor>> read_descriptor(const th_plugin_desc *d);
+
+    th_plugin_desc plugin_{};
+    std::vector<th_task_desc> tasks_;
+    std::vector<std::vector<th_param_desc>> params_;                         // by task
+};
+
+// The host's copy of `d`, or ErrorKind::invalid with the reason the
+// descriptor cannot be used.
+Result<std::unique_ptr<const Descriptor>> read_descriptor(const th_plugin_desc *d);
 
 }  // namespace taskhost::plugins

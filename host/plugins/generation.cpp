@@ -8,8 +8,12 @@
 
 namespace taskhost::plugins {
 
-Generation::Generation(UniqueFd image, boost::dll::shared_library library, const th_plugin_desc *d)
-    : desc(d), image_(std::move(image)), library_(std::move(library)) {}
+Generation::Generation(UniqueFd image, boost::dll::shared_library library,
+                       std::unique_ptr<const Descriptor> descriptor_copy)
+    : descriptor(std::move(descriptor_copy)),
+      desc(&descriptor->plugin()),
+      image_(std::move(image)),
+      library_(std::move(library)) {}
 
 Generation::~Generation() {
     if (initialized && desc != nullptr && desc->shutdown != nullptr) desc->shutdown();

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 
 #include <taskhost/abi.h>
 
+#include "plugins/descriptor.hpp"
 #include "registry/registry.hpp"
 #include "util/unique_fd.hpp"
 
@@ -24,12 +26,14 @@ class Generation : public registry::PluginInstance {
 public:
     // `image`: the sealed in-memory file the library was loaded from; held
     // until after the unload, so its /proc/self/fd path names no other image.
-    Generation(UniqueFd image, boost::dll::shared_library library, const th_plugin_desc *desc);
+    // `descriptor`: the host's copy of what the library's entry returned.
+    Generation(UniqueFd image, boost::dll::shared_library library, std::unique_ptr<const Descriptor> descriptor);
     ~Generation();  // plugin shutdown(), then dlclose
     Generation(const Generation &) = delete;
     Generation &operator=(const Generation &) = delete;
 
-    const th_plugin_desc *desc;
+    const std::unique_ptr<const Descriptor> descriptor;
+    const th_plugin_desc *desc;  // &descriptor->plugin(): the host's layout
     int64_t loaded_at_us = 0;
     std::vector<std::string> task_info;  // rendered TaskInfo JSON per task, by index
     bool initialized = false;            // init() succeeded: shutdown() is owed

@@ -137,11 +137,13 @@ Result<std::shared_ptr<Generation>> PluginManager::load(const std::string &file,
     if (!library.has(TH_PLUGIN_ENTRY_NAME))
         return refusal(std::string("no entry symbol ") + TH_PLUGIN_ENTRY_NAME + ": not a taskhost plugin");
     auto entry = library.get<const th_plugin_desc *()>(TH_PLUGIN_ENTRY_NAME);
-    const th_plugin_desc *desc = entry();
-    if (Result<void> checked = check_descriptor(desc); !checked) return std::move(checked).error();
+    Result<std::unique_ptr<const Descriptor>> descriptor = read_descriptor(entry());
+    if (!descriptor) return std::move(descriptor).error();
 
-    std::shared_ptr<Generation> generation(new Generation(std::move(*image), std::move(library), desc),
-                                           [queue = unloads_](Generation *g) { queue->push(g); });
+    std::shared_ptr<Generation> generation(
+        new Generation(std::move(*image), std::move(library), std::move(*descriptor)),
+        [queue = unloads_](Generation *g) { queue->push(g); });
+    const th_plugin_desc *desc = generation->desc;
     generation->file = file;
     generation->name = desc->name;
     generation->version = desc->version ? desc->version : "";
@@ -541,9 +543,7 @@ void PluginManager::publish_view() {
                     {"tasks", std::move(tasks)},
                     {"jobs_in_flight", g.in_flight.load()},
                     {"state", state},
-                    {"build_info", g.desc->build_info && g.desc->struct_size > offsetof(th_plugin_desc, build_info)
-                                       ? json(g.desc->build_info)
-                                       : json(nullptr)},
+                    {"build_info", g.desc->build_info ? json(g.desc->build_info) : json(nullptr)},
                     {"error", nullptr}};
     };
     for (const auto &[file, st] : files_) {

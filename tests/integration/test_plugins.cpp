@@ -30,6 +30,13 @@ bool is_sha256_hex(const json &j) {
 // types.so needs demo.so beside it: schedule_child submits greet_user.
 ServiceOptions with_types() { return ServiceOptions::examples({"demo.so"}).with_plugin(fixture_plugin("types.so")); }
 
+// The plain C fixtures written against other ABI 1 minors' struct sizes.
+ServiceOptions with_layouts() {
+    return ServiceOptions::examples({})
+        .with_plugin(fixture_plugin("abi_older.so"))
+        .with_plugin(fixture_plugin("abi_newer.so"));
+}
+
 }  // namespace
 
 TEST_SUITE("plugins") {
@@ -68,7 +75,7 @@ TEST_CASE("GET /api/v1/plugins lists every loaded file") {
 TEST_CASE("refused plugins: the host serves the others and says why") {
     ServiceOptions o;
     for (const char *f : {"not_a_plugin.so", "no_entry.so", "wrong_abi.so", "dup_task.so", "bad_name.so",
-                          "init_fails.so", "count_mismatch.so"})
+                          "init_fails.so", "count_mismatch.so", "abi_mixed_sizes.so"})
         o.plugins.push_back(fixture_plugin(f));
     Service svc(o);
     auto &cli = svc.cli();
@@ -96,6 +103,7 @@ TEST_CASE("refused plugins: the host serves the others and says why") {
         {"bad_name.so", {"invalid task name", "'bad name'"}},
         {"init_fails.so", {"database unavailable"}},
         {"count_mismatch.so", {"2 parameter name(s) given for 1 caller parameter(s)"}},
+        {"abi_mixed_sizes.so", {"task #1 declares struct_size", "every task of one table must have the same size"}},
     };
     for (const auto &[file, reasons] : expected) {
         json p = plugin_entry(plugins, file);
@@ -111,7 +119,8 @@ TEST_CASE("refused plugins: the host serves the others and says why") {
 
     // None of the refused plugins' tasks is offered.
     auto names = task_names(cli);
-    for (const char *t : {"wrong_abi_task", "init_fails_task", "count_mismatch", "bad name"})
+    for (const char *t :
+         {"wrong_abi_task", "init_fails_task", "count_mismatch", "bad name", "mixed_one"})
         CHECK_MESSAGE(names.count(t) == 0, t);
     check_problem(cli.Get("/api/v1/tasks/init_fails_task"), 404);
     check_problem(post_json(cli, "/api/v1/tasks/count_mismatch/$execute", {{"params", {{"a", 1}}}}), 404);
@@ -132,6 +141,49 @@ TEST_CASE("a missing plugins folder: the host still starts with no tasks") {
     CHECK(get_json(*cli, "/api/v1/tasks") == json::array());
     CHECK(get_json(*cli, "/api/v1/plugins") == json::array());
     CHECK(get_json(*cli, "/health")["status"] == "healthy");
+}
+
+// The probe child (the default) and a load in the host (--probe-timeout-s 0)
+// read descriptors the same way.
+TEST_CASE("abi: plugins built with smaller or larger descriptors serve their tasks") {
+    for (const bool probe : {true, false}) {
+        CAPTURE(probe);
+        ServiceOptions o = with_layouts();
+        if (!probe) o.flags({"--probe-timeout-s", "0"});
+        Service svc(o);
+        auto &cli = svc.cli();
+        CHECK(task_names(cli) == std::set<std::string>{"newer_echo", "newer_timeout", "older_echo", "older_hello"});
+        json plugins = get_json(cli, "/api/v1/plugins");
+        CHECK(plugin_entry(plugins, "abi_older.so")["state"] == "active");
+        CHECK(plugin_entry(plugins, "abi_newer.so")["state"] == "active");
+
+        // Older: smaller structs, the second task and parameter found all the same.
+        json older = get_json(cli, "/api/v1/tasks/older_echo");
+        CHECK(older["signature"] == "(a: int, b: string = \"bee\") -> json");
+        CHECK(older["tags"] == json::array({"abi", "older"}));
+        REQUIRE(older["parameters"].size() == 2);
+        CHECK(older["parameters"][1]["name"] == "b");
+        CHECK(older["parameters"][1]["default"] == "bee");
+        CHECK(older["parameters_schema"]["required"] == json::array({"a"}));
+        CHECK(older["timeout_s"].is_null());
+        CHECK(run_task(cli, "older_echo", {{"a", 1}, {"b", "x"}}).artifact["data"]["result"] ==
+              json{{"a", 1}, {"b", "x"}});
+        CHECK(run_task(cli, "older_hello").artifact["data"]["result"] == json{{"hello", "from an older plugin"}});
+
+        // Newer: larger structs, its unknown members ignored.
+        json newer = get_json(cli, "/api/v1/tasks/newer_echo");
+        REQUIRE(newer["parameters"].size() == 2);
+        CHECK(newer["parameters"][0]["name"] == "x");
+        CHECK(newer["parameters"][1]["default"] == "why");
+        CHECK(run_task(cli, "newer_echo", {{"x", 3}}).artifact["data"]["result"] == json{{"x", 3}});
+        // Its own validate() runs: read from the right place.
+        check_problem(post_json(cli, "/api/v1/tasks/newer_echo/$execute", {{"params", {{"x", "refuse"}}}}), 400,
+                      "parameter 'x': the newer plugin refuses this");
+        CHECK(get_json(cli, "/api/v1/tasks/newer_timeout")["timeout_s"] == 7.5);
+        auto timed = run_task(cli, "newer_timeout");
+        CHECK(timed.artifact["data"]["result"] == json{{"newer", true}});
+        CHECK(timed.job["timeout_s"] == 7.5);
+    }
 }
 
 TEST_CASE("types: echo_types round-trips every parameter type") {

@@ -47,6 +47,9 @@ struct Broken {
     bool exact = true;
 };
 const std::vector<Broken> broken = {
+    {"abi_mixed_sizes.so", "task #1 declares struct_size " + std::to_string(sizeof(th_task_desc) + 8) +
+                               " but task #0 declares " + std::to_string(sizeof(th_task_desc)) +
+                               "; every task of one table must have the same size"},
     {"bad_name.so", "invalid task name 'bad name' (must match ^[a-zA-Z0-9_-]+$)"},
     {"count_mismatch.so",
      "init failed: task 'count_mismatch': 2 parameter name(s) given for 1 caller parameter(s); name every "
@@ -439,6 +442,51 @@ TEST_CASE("plugin manager: each broken fixture is refused with its reason") {
     auto counts = h.manager.counts();
     CHECK(counts.active == 1);
     CHECK(counts.refused == broken.size() + 1);
+}
+
+TEST_CASE("plugin manager: plugins built with smaller or larger descriptors load in the host's layout") {
+    Harness h;
+    h.folder.deploy(fixtures / "abi_older.so", "abi_older.so");
+    h.folder.deploy(fixtures / "abi_newer.so", "abi_newer.so");
+    ReloadReport report = h.manager.reload();
+    CHECK(refusals(report).empty());
+    CHECK(joined(report.added) == "abi_newer.so, abi_older.so");
+    CHECK(task_names(h.registry) == std::set<std::string>{"newer_echo", "newer_timeout", "older_echo", "older_hello"});
+
+    // Older: no validate, no default timeout, no parameter schemas.
+    auto older_echo = h.registry.snapshot()->find("older_echo");
+    REQUIRE(older_echo);
+    CHECK(older_echo->desc->struct_size == sizeof(th_task_desc));
+    CHECK((older_echo->desc->validate == nullptr));
+    CHECK(older_echo->desc->default_timeout_s == 0);
+    CHECK(older_echo->tags == std::vector<std::string>{"abi", "older"});
+    REQUIRE(older_echo->desc->param_count == 2);
+    CHECK(older_echo->desc->params[1].schema_json == nullptr);
+    json info = json::parse(older_echo->info_json);
+    CHECK(info["parameters"] == json::parse(R"([
+        {"name": "a", "annotation": "int", "default": null, "required": true, "injected": false},
+        {"name": "b", "annotation": "string", "default": "bee", "required": false, "injected": false}])"));
+    CHECK(info["parameters_schema"]["required"] == json::array({"a"}));
+    CHECK(info["timeout_s"].is_null());
+    auto older_hello = h.registry.snapshot()->find("older_hello");
+    REQUIRE(older_hello);
+    CHECK(json::parse(older_hello->info_json)["docstring"] == "Says hello.");
+    json older = plugin_entry(h.manager, "abi_older.so", "active");
+    CHECK(older["build_info"] == "older SDK fixture");
+    CHECK(older["tasks"] == json::array({"older_echo", "older_hello"}));
+
+    // Newer: its extra members ignored, the ones the host knows read right.
+    auto newer_echo = h.registry.snapshot()->find("newer_echo");
+    REQUIRE(newer_echo);
+    CHECK((newer_echo->desc->validate != nullptr));
+    REQUIRE(newer_echo->desc->param_count == 2);
+    CHECK(std::string(newer_echo->desc->params[1].name) == "y");
+    CHECK(std::string(newer_echo->desc->params[1].schema_json) == R"({"type":"string","default":"why"})");
+    auto newer_timeout = h.registry.snapshot()->find("newer_timeout");
+    REQUIRE(newer_timeout);
+    CHECK((newer_timeout->desc->validate == nullptr));
+    CHECK(json::parse(newer_timeout->info_json)["timeout_s"] == 7.5);
+    CHECK(plugin_entry(h.manager, "abi_newer.so", "active")["build_info"] == "newer SDK fixture");
 }
 
 TEST_CASE("plugin manager: a refused replacement leaves the previous generation serving") {

@@ -1,0 +1,241 @@
+// read_descriptor(): plugin descriptors of other struct sizes (older and
+// newer ABI 1 minors) become the host's layout; tables whose sizes are
+// inconsistent or too small are refused with the reason.
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <taskhost/abi.h>
+
+#include "plugins/descriptor.hpp"
+
+using namespace taskhost;
+using plugins::Descriptor;
+using plugins::read_descriptor;
+
+namespace {
+
+th_status invoke_a(const th_host_api *, th_call *, const char *, size_t) { return TH_OK; }
+th_status invoke_b(const th_host_api *, th_call *, const char *, size_t) { return TH_OK; }
+th_status validate_a(const char *, size_t, th_sink *) { return TH_OK; }
+
+// A newer minor: the host's structs followed by members it does not know.
+struct NewerParam {
+    th_param_desc known;
+    uint64_t future[2];
+};
+struct NewerTask {
+    th_task_desc known;
+    uint64_t future[3];
+};
+struct NewerPlugin {
+    th_plugin_desc known;
+    uint64_t future[2];
+};
+
+// An older minor: task descriptors end at invoke, parameters at default_json.
+struct OlderParam {
+    uint32_t struct_size;
+    uint32_t flags;
+    const char *name;
+    const char *annotation;
+    const char *default_json;
+};
+static_assert(sizeof(OlderParam) == TH_PARAM_DESC_MIN_SIZE);
+struct OlderTask {
+    uint32_t struct_size;
+    uint32_t reserved;
+    const char *name;
+    const char *doc;
+    const char *signature;
+    const char *const *tags;
+    uint32_t tag_count;
+    uint32_t param_count;
+    const OlderParam *params;
+    const char *params_schema_json;
+    th_status (*invoke)(const th_host_api *, th_call *, const char *, size_t);
+};
+static_assert(sizeof(OlderTask) == TH_TASK_DESC_MIN_SIZE);
+
+th_plugin_desc plugin_with(const void *tasks, uint32_t task_count) {
+    th_plugin_desc d{};
+    d.magic = TH_ABI_MAGIC;
+    d.abi_major = TH_ABI_MAJOR;
+    d.abi_minor = TH_ABI_MINOR;
+    d.struct_size = sizeof d;
+    d.task_count = task_count;
+    d.name = "layouts";
+    d.version = "1.0.0";
+    d.tasks = static_cast<const th_task_desc *>(tasks);
+    return d;
+}
+
+std::string refusal(const th_plugin_desc &d) {
+    auto read = read_descriptor(&d);
+    if (read) return "(accepted)";
+    CHECK(read.error().kind == ErrorKind::invalid);
+    return read.error().message;
+}
+
+std::unique_ptr<const Descriptor> accepted(const th_plugin_desc &d) {
+    auto read = read_descriptor(&d);
+    INFO((read ? std::string() : read.error().message));
+    REQUIRE(read);
+    return std::move(*read);
+}
+
+}  // namespace
+
+TEST_SUITE("descriptor") {
+
+TEST_CASE("descriptor: a newer plugin's larger structs are walked by its struct_size") {
+    NewerParam params[2] = {};
+    for (auto &p : params) {
+        p.known.struct_size = sizeof(NewerParam);
+        p.future[0] = p.future[1] = 0xdeadbeefdeadbeefu;
+    }
+    params[0].known.name = "x";
+    params[0].known.flags = TH_PARAM_REQUIRED;
+    params[0].known.schema_json = R"({"type":"integer"})";
+    params[1].known.name = "y";
+    params[1].known.default_json = "2";
+    NewerTask tasks[2] = {};
+    for (auto &t : tasks) {
+        t.known.struct_size = sizeof(NewerTask);
+        t.future[0] = t.future[1] = t.future[2] = 0xdeadbeefdeadbeefu;
+    }
+    tasks[0].known.name = "first";
+    tasks[0].known.param_count = 2;
+    tasks[0].known.params = &params[0].known;
+    tasks[0].known.invoke = invoke_a;
+    tasks[0].known.validate = validate_a;
+    tasks[1].known.name = "second";
+    tasks[1].known.invoke = invoke_b;
+    tasks[1].known.default_timeout_s = 7.5;
+    NewerPlugin plugin{plugin_with(&tasks[0].known, 2), {1, 2}};
+    plugin.known.struct_size = sizeof plugin;
+    plugin.known.abi_minor = TH_ABI_MINOR + 1;
+    plugin.known.build_info = "newer";
+
+    auto copy = accepted(plugin.known);
+    const th_plugin_desc &d = copy->plugin();
+    CHECK(d.struct_size == sizeof(th_plugin_desc));
+    CHECK(d.abi_minor == TH_ABI_MINOR + 1);
+    CHECK(std::string(d.build_info) == "newer");
+    CHECK(d.declaration_error == nullptr);
+    REQUIRE(d.task_count == 2);
+    CHECK(d.tasks != &tasks[0].known);  // the host's own copy
+    CHECK(d.tasks[0].struct_size == sizeof(th_task_desc));
+    CHECK(std::string(d.tasks[0].name) == "first");
+    CHECK((d.tasks[0].invoke == invoke_a));
+    CHECK((d.tasks[0].validate == validate_a));
+    CHECK(std::string(d.tasks[1].name) == "second");
+    CHECK((d.tasks[1].invoke == invoke_b));
+    CHECK((d.tasks[1].validate == nullptr));
+    CHECK(d.tasks[1].default_timeout_s == 7.5);
+    REQUIRE(d.tasks[0].param_count == 2);
+    CHECK(d.tasks[0].params[0].struct_size == sizeof(th_param_desc));
+    CHECK(std::string(d.tasks[0].params[0].name) == "x");
+    CHECK(std::string(d.tasks[0].params[0].schema_json) == R"({"type":"integer"})");
+    CHECK(std::string(d.tasks[0].params[1].name) == "y");
+    CHECK(std::string(d.tasks[0].params[1].default_json) == "2");
+    CHECK(d.tasks[1].param_count == 0);
+}
+
+TEST_CASE("descriptor: an older plugin's smaller structs: the members it lacks are zero") {
+    // Each element is followed by the next one: a host reading past the
+    // declared size would find the next element's bytes, not zeros.
+    OlderParam params[2] = {{sizeof(OlderParam), TH_PARAM_REQUIRED, "a", "int", nullptr},
+                            {sizeof(OlderParam), 0, "b", "string", "\"bee\""}};
+    OlderTask tasks[2] = {
+        {sizeof(OlderTask), 0, "older_one", "doc", "(a, b)", nullptr, 0, 2, params, "{}", invoke_a},
+        {sizeof(OlderTask), 0, "older_two", nullptr, "()", nullptr, 0, 0, nullptr, nullptr, invoke_b},
+    };
+    th_plugin_desc plugin = plugin_with(tasks, 2);
+    plugin.abi_minor = 0;
+    plugin.struct_size = offsetof(th_plugin_desc, build_info);  // ends at shutdown
+    plugin.build_info = "beyond its size";
+    plugin.declaration_error = "beyond its size";
+
+    auto copy = accepted(plugin);
+    const th_plugin_desc &d = copy->plugin();
+    CHECK(d.build_info == nullptr);
+    CHECK(d.declaration_error == nullptr);
+    REQUIRE(d.task_count == 2);
+    for (uint32_t i = 0; i < 2; ++i) {
+        CHECK((d.tasks[i].validate == nullptr));
+        CHECK(d.tasks[i].default_timeout_s == 0);
+    }
+    CHECK(std::string(d.tasks[0].name) == "older_one");
+    CHECK(std::string(d.tasks[1].name) == "older_two");
+    CHECK((d.tasks[1].invoke == invoke_b));
+    REQUIRE(d.tasks[0].param_count == 2);
+    CHECK(std::string(d.tasks[0].params[1].name) == "b");
+    CHECK(std::string(d.tasks[0].params[1].default_json) == "\"bee\"");
+    for (uint32_t j = 0; j < 2; ++j) CHECK(d.tasks[0].params[j].schema_json == nullptr);
+}
+
+TEST_CASE("descriptor: tables whose elements disagree on their size are refused") {
+    th_task_desc tasks[2] = {};
+    tasks[0].struct_size = sizeof(th_task_desc);
+    tasks[0].name = "one";
+    tasks[0].invoke = invoke_a;
+    tasks[1] = tasks[0];
+    tasks[1].name = "two";
+    tasks[1].struct_size = sizeof(th_task_desc) + 8;
+    CHECK(refusal(plugin_with(tasks, 2)) == "task #1 declares struct_size " + std::to_string(sizeof(th_task_desc) + 8) +
+                                                " but task #0 declares " + std::to_string(sizeof(th_task_desc)) +
+                                                "; every task of one table must have the same size");
+
+    th_param_desc params[2] = {};
+    params[0].struct_size = sizeof(th_param_desc);
+    params[0].name = "a";
+    params[1].struct_size = TH_PARAM_DESC_MIN_SIZE;
+    params[1].name = "b";
+    tasks[1].struct_size = sizeof(th_task_desc);
+    tasks[1].param_count = 2;
+    tasks[1].params = params;
+    CHECK(refusal(plugin_with(tasks, 2)) == "task 'two': parameter #1 declares struct_size " +
+                                                std::to_string(TH_PARAM_DESC_MIN_SIZE) + " but parameter #0 declares " +
+                                                std::to_string(sizeof(th_param_desc)) +
+                                                "; every parameter of one table must have the same size");
+}
+
+TEST_CASE("descriptor: sizes below the ABI 1 minimum, or not a struct's, are refused") {
+    th_task_desc task{};
+    task.name = "small";
+    task.invoke = invoke_a;
+    task.struct_size = TH_TASK_DESC_MIN_SIZE - 8;
+    CHECK(refusal(plugin_with(&task, 1)) ==
+          "task #0 declares struct_size " + std::to_string(TH_TASK_DESC_MIN_SIZE - 8) + ", below the " +
+              std::to_string(TH_TASK_DESC_MIN_SIZE) + " bytes every ABI 1 task descriptor has");
+    task.struct_size = TH_TASK_DESC_MIN_SIZE + 4;
+    CHECK(refusal(plugin_with(&task, 1)) == "task #0 declares struct_size " +
+                                                std::to_string(TH_TASK_DESC_MIN_SIZE + 4) +
+                                                ", not a multiple of 8 (not the size of a task descriptor)");
+
+    th_param_desc param{};
+    param.struct_size = TH_PARAM_DESC_MIN_SIZE - 8;
+    param.name = "p";
+    task.struct_size = sizeof task;
+    task.param_count = 1;
+    task.params = &param;
+    CHECK(refusal(plugin_with(&task, 1)) ==
+          "task 'small': parameter #0 declares struct_size " + std::to_string(TH_PARAM_DESC_MIN_SIZE - 8) +
+              ", below the " + std::to_string(TH_PARAM_DESC_MIN_SIZE) + " bytes every ABI 1 parameter descriptor has");
+
+    th_plugin_desc plugin = plugin_with(nullptr, 0);
+    plugin.struct_size = TH_PLUGIN_DESC_MIN_SIZE - 8;
+    CHECK(refusal(plugin) == "descriptor too small (" + std::to_string(TH_PLUGIN_DESC_MIN_SIZE - 8) +
+                                 " bytes, ABI 1 has at least " + std::to_string(TH_PLUGIN_DESC_MIN_SIZE) + ")");
+    plugin.struct_size = TH_PLUGIN_DESC_MIN_SIZE;  // no optional member at all
+    auto copy = accepted(plugin);
+    CHECK((copy->plugin().init == nullptr));
+    CHECK(copy->plugin().task_count == 0);
+    CHECK(copy->plugin().tasks == nullptr);
+}
+
+}  // TEST_SUITE("descriptor")
