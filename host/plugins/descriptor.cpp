@@ -107,6 +107,9 @@ Result<std::unique_ptr<const Descriptor>> read_descriptor(const th_plugin_desc *
     out->plugin_ = copy_plugin(d);
     const th_plugin_desc &plugin = out->plugin_;
     if (plugin.name == nullptr || *plugin.name == '\0') return refusal("the plugin has no name");
+    // The plugin knows its declaration is wrong (SDK 1.1 and later): nothing in it runs.
+    if (plugin.declaration_error != nullptr)
+        return refusal(std::string("invalid declaration: ") + plugin.declaration_error);
     if (plugin.task_count > 0 && d->tasks == nullptr) return refusal("the plugin declares tasks but no task table");
 
     Result<std::vector<const th_task_desc *>> tasks =

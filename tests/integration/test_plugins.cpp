@@ -102,7 +102,9 @@ TEST_CASE("refused plugins: the host serves the others and says why") {
         {"dup_task.so", {"duplicate task name 'hello'"}},
         {"bad_name.so", {"invalid task name", "'bad name'"}},
         {"init_fails.so", {"database unavailable"}},
-        {"count_mismatch.so", {"2 parameter name(s) given for 1 caller parameter(s)"}},
+        {"count_mismatch.so",
+         {"invalid declaration: task 'count_mismatch': 2 parameter name(s) given for 1 "
+          "caller parameter(s)"}},
         {"abi_mixed_sizes.so", {"task #1 declares struct_size", "every task of one table must have the same size"}},
     };
     for (const auto &[file, reasons] : expected) {

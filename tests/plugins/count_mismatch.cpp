@@ -1,7 +1,8 @@
 // Fixture plugin "count_mismatch": names two parameters for a function that
 // has one. It compiles (chained .param() cannot be counted at compile time;
-// .params("a", "b") would be a static_assert) and the SDK's init reports the
-// mismatch, so the host refuses the plugin with that message.
+// .params("a", "b") would be a compile error) and the descriptor's
+// declaration_error reports the mismatch, so the host refuses the plugin
+// with "invalid declaration: " and that message.
 #include <taskhost/sdk.hpp>
 
 using taskhost::json;

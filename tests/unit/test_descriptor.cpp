@@ -238,4 +238,10 @@ TEST_CASE("descriptor: sizes below the ABI 1 minimum, or not a struct's, are ref
     CHECK(copy->plugin().tasks == nullptr);
 }
 
+TEST_CASE("descriptor: a declaration the plugin reports as wrong is refused before its tasks are read") {
+    th_plugin_desc plugin = plugin_with(reinterpret_cast<const th_task_desc *>(alignof(th_task_desc)), 3);
+    plugin.declaration_error = "task 'x': 2 parameter name(s) given for 1 caller parameter(s)";
+    CHECK(refusal(plugin) == "invalid declaration: task 'x': 2 parameter name(s) given for 1 caller parameter(s)");
+}
+
 }  // TEST_SUITE("descriptor")

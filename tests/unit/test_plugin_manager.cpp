@@ -52,7 +52,7 @@ const std::vector<Broken> broken = {
                                "; every task of one table must have the same size"},
     {"bad_name.so", "invalid task name 'bad name' (must match ^[a-zA-Z0-9_-]+$)"},
     {"count_mismatch.so",
-     "init failed: task 'count_mismatch': 2 parameter name(s) given for 1 caller parameter(s); name every "
+     "invalid declaration: task 'count_mismatch': 2 parameter name(s) given for 1 caller parameter(s); name every "
      "non-service parameter, in order, with .param()/.params()"},
     {"init_fails.so", "init failed: database unavailable"},
     {"no_entry.so", "no entry symbol taskhost_plugin_v1: not a taskhost plugin"},

@@ -422,6 +422,7 @@ TEST_CASE("descriptor header: magic, ABI, names, build info") {
     CHECK(p->task_count == 5);
     CHECK((p->init == nullptr));  // no init hook and nothing to report
     CHECK((p->shutdown == nullptr));
+    CHECK(p->declaration_error == nullptr);
     const std::string info = str_or(p->build_info);
     CHECK(info.find("ABI " + std::to_string(TH_ABI_MAJOR) + '.' + std::to_string(TH_ABI_MINOR)) != std::string::npos);
     CHECK(info.find("nlohmann_json 3.") != std::string::npos);
@@ -900,19 +901,22 @@ struct DuplicateTag {};
 struct BadDefaultTag {};
 struct ClashTag {};
 
-TEST_CASE("declaration errors refuse the plugin through init, never by throwing") {
+TEST_CASE("declaration errors refuse the plugin through declaration_error (and init), never by throwing") {
     const th_plugin_desc *p =
         build_plugin<TooManyTag>("too_many", "1.0.0", task("fine", greet_user).param("name", "World"),
                                  task("count_mismatch", one).param("a").param("b"));
     REQUIRE(p != nullptr);
     CHECK(p->task_count == 2);  // still a well-formed descriptor for the host to read
+    REQUIRE(p->declaration_error != nullptr);
+    CHECK(std::string(p->declaration_error) ==
+          "task 'count_mismatch': 2 parameter name(s) given for 1 caller parameter(s); name every "
+          "non-service parameter, in order, with .param()/.params()");
+    // init says the same, for 1.0 hosts that do not read declaration_error.
     REQUIRE((p->init != nullptr));
     Fake fake;
     const auto [status, message] = init(p, fake);
     CHECK(status == TH_ERROR);
-    CHECK(message ==
-          "task 'count_mismatch': 2 parameter name(s) given for 1 caller parameter(s); name every "
-          "non-service parameter, in order, with .param()/.params()");
+    CHECK(message == p->declaration_error);
     const auto &broken = task_of(p, "count_mismatch");
     CHECK(std::string(broken.signature) == "(a: int) -> json");
     CHECK(validate(broken, R"({"a": 1})").first == TH_ERROR);
@@ -1150,7 +1154,10 @@ TEST_CASE("built example and fixture plugins behave as specified") {
         Fake f;
         Loaded mismatch(fixtures / "count_mismatch.so");
         REQUIRE(mismatch.desc != nullptr);
-        CHECK(init(mismatch.desc, f).second.find("2 parameter name(s) given for 1") != std::string::npos);
+        REQUIRE(mismatch.desc->declaration_error != nullptr);
+        CHECK(std::string(mismatch.desc->declaration_error).find("2 parameter name(s) given for 1") !=
+              std::string::npos);
+        CHECK(init(mismatch.desc, f).second == mismatch.desc->declaration_error);
         Loaded init_fails(fixtures / "init_fails.so");
         REQUIRE(init_fails.desc != nullptr);
         CHECK(init(init_fails.desc, f) == std::pair<th_status, std::string>{TH_ERROR, "database unavailable"});

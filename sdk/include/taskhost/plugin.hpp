@@ -97,11 +97,13 @@ public:
         desc_.name = spec_.name.c_str();
         desc_.version = spec_.version.c_str();
         desc_.tasks = descs_.data();
-        // init also carries declaration errors: the host refuses the plugin
-        // with that message instead of us crashing or throwing at load.
+        // Declaration errors are reported, not thrown: the host refuses the
+        // plugin with them ("invalid declaration: ..."). init repeats them
+        // for 1.0 hosts, which do not read declaration_error.
         desc_.init = (has_init || !error_.empty()) ? &init_thunk : nullptr;
         desc_.shutdown = nullptr;
         desc_.build_info = build_info_.c_str();
+        desc_.declaration_error = error_.empty() ? nullptr : error_.c_str();
         instance = this;  // last: the thunks may run once the host has the descriptor
     }
     PluginHolder(const PluginHolder &) = delete;
@@ -199,7 +201,7 @@ private:
 
 // Used only if building the descriptor itself failed (out of memory, or a
 // default value whose conversion to json threw): a descriptor with no tasks
-// whose init explains why.
+// whose declaration_error (and init, for 1.0 hosts) explains why.
 inline char g_entry_failure[256] = "plugin descriptor could not be built";
 
 inline th_status failed_init(const th_host_api *, th_call *, th_sink *err) noexcept {
@@ -220,7 +222,7 @@ inline const th_plugin_desc *failed_descriptor(const char *why) noexcept {
                                &failed_init,
                                nullptr,
                                "taskhost-sdk " TASKHOST_SDK_VERSION,
-                               nullptr};
+                               g_entry_failure};
     return &desc;
 }
 
