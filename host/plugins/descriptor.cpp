@@ -130,9 +130,24 @@ Result<std::unique_ptr<const Descriptor>> read_descriptor(const th_plugin_desc *
         if (!params) return std::move(params).error();
         std::vector<th_param_desc> copies;
         copies.reserve(params->size());
-        for (const th_param_desc *p : *params) copies.push_back(copy_param(p));
+        for (const th_param_desc *p : *params) {
+            copies.push_back(copy_param(p));
+            const th_param_desc &param = copies.back();
+            if (param.schema_json == nullptr) continue;
+            if (auto compiled = schema::JsonSchema::compile(param.schema_json); !compiled)
+                return refusal("invalid declaration: " + owner + "parameter '" + (param.name ? param.name : "") +
+                               "': schema_json is " + compiled.error().message);
+        }
+        std::shared_ptr<const schema::JsonSchema> params_schema;
+        if (t.params_schema_json != nullptr) {
+            auto compiled = schema::JsonSchema::compile(t.params_schema_json);
+            if (!compiled)
+                return refusal("invalid declaration: " + owner + "params_schema_json is " + compiled.error().message);
+            params_schema = std::move(*compiled);
+        }
         out->tasks_.push_back(t);
         out->params_.push_back(std::move(copies));
+        out->params_schemas_.push_back(std::move(params_schema));
     }
     // Linked last: the vectors no longer move.
     for (size_t i = 0; i < out->tasks_.size(); ++i)

@@ -5,7 +5,9 @@
 // members the host does not know are dropped. Everything after loading
 // (registry, task info, executors) reads only this copy, so no other code
 // needs to know about struct sizes. Strings and functions still point into
-// the plugin: the copy is valid while the library stays loaded.
+// the plugin: the copy is valid while the library stays loaded. Its JSON
+// Schemas are compiled here, once; one that is not JSON or not a JSON Schema
+// refuses the plugin.
 #pragma once
 
 #include <cstddef>
@@ -14,6 +16,7 @@
 
 #include <taskhost/abi.h>
 
+#include "schema/json_schema.hpp"
 #include "util/result.hpp"
 
 namespace taskhost::plugins {
@@ -27,6 +30,8 @@ public:
     // struct_size is the host's sizeof; tasks points at host-owned tasks,
     // and each task's params at host-owned params.
     const th_plugin_desc &plugin() const noexcept { return plugin_; }
+    // Task i's params_schema_json, compiled; null when it declares none.
+    const schema::JsonSchema *params_schema(size_t i) const noexcept { return params_schemas_[i].get(); }
 
 private:
     friend Result<std::unique_ptr<const Descriptor>> read_descriptor(const th_plugin_desc *d);
@@ -34,6 +39,7 @@ private:
     th_plugin_desc plugin_{};
     std::vector<th_task_desc> tasks_;
     std::vector<std::vector<th_param_desc>> params_;                         // by task
+    std::vector<std::shared_ptr<const schema::JsonSchema>> params_schemas_;  // by task
 };
 
 // The host's copy of `d`, or ErrorKind::invalid with the reason the

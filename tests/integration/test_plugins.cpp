@@ -75,7 +75,7 @@ TEST_CASE("GET /api/v1/plugins lists every loaded file") {
 TEST_CASE("refused plugins: the host serves the others and says why") {
     ServiceOptions o;
     for (const char *f : {"not_a_plugin.so", "no_entry.so", "wrong_abi.so", "dup_task.so", "bad_name.so",
-                          "init_fails.so", "count_mismatch.so", "abi_mixed_sizes.so"})
+                          "init_fails.so", "count_mismatch.so", "abi_mixed_sizes.so", "bad_schema.so"})
         o.plugins.push_back(fixture_plugin(f));
     Service svc(o);
     auto &cli = svc.cli();
@@ -105,6 +105,9 @@ TEST_CASE("refused plugins: the host serves the others and says why") {
         {"count_mismatch.so",
          {"invalid declaration: task 'count_mismatch': 2 parameter name(s) given for 1 "
           "caller parameter(s)"}},
+        {"bad_schema.so",
+         {"invalid declaration: task 'bad_schema_task': params_schema_json is not a valid JSON "
+          "Schema: "}},
         {"abi_mixed_sizes.so", {"task #1 declares struct_size", "every task of one table must have the same size"}},
     };
     for (const auto &[file, reasons] : expected) {
@@ -122,7 +125,7 @@ TEST_CASE("refused plugins: the host serves the others and says why") {
     // None of the refused plugins' tasks is offered.
     auto names = task_names(cli);
     for (const char *t :
-         {"wrong_abi_task", "init_fails_task", "count_mismatch", "bad name", "mixed_one"})
+         {"wrong_abi_task", "init_fails_task", "count_mismatch", "bad name", "mixed_one", "bad_schema_task"})
         CHECK_MESSAGE(names.count(t) == 0, t);
     check_problem(cli.Get("/api/v1/tasks/init_fails_task"), 404);
     check_problem(post_json(cli, "/api/v1/tasks/count_mismatch/$execute", {{"params", {{"a", 1}}}}), 404);
@@ -186,6 +189,28 @@ TEST_CASE("abi: plugins built with smaller or larger descriptors serve their tas
         CHECK(timed.artifact["data"]["result"] == json{{"newer", true}});
         CHECK(timed.job["timeout_s"] == 7.5);
     }
+}
+
+TEST_CASE("abi: the probe child and a load in the host refuse a declaration for the same reason") {
+    std::map<std::string, std::string> reasons[2];
+    for (const bool probe : {true, false}) {
+        CAPTURE(probe);
+        ServiceOptions o = ServiceOptions::examples({});
+        for (const char *f : {"abi_mixed_sizes.so", "bad_schema.so", "count_mismatch.so"})
+            o.with_plugin(fixture_plugin(f));
+        if (!probe) o.flags({"--probe-timeout-s", "0"});
+        Service svc(o);
+        for (const auto &p : get_json(svc.cli(), "/api/v1/plugins")) {
+            CHECK(p["state"] == "refused");
+            reasons[probe][p["file"]] = p["error"];
+        }
+    }
+    CHECK(reasons[0].size() == 3);
+    CHECK(reasons[0] == reasons[1]);
+    CHECK(reasons[0]["bad_schema.so"] ==
+          "invalid declaration: task 'bad_schema_task': params_schema_json is not a valid JSON Schema: JSON value is "
+          "not a string.");
+    CHECK(reasons[0]["count_mismatch.so"].starts_with("invalid declaration: task 'count_mismatch': "));
 }
 
 TEST_CASE("types: echo_types round-trips every parameter type") {

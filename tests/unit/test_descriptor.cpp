@@ -244,4 +244,42 @@ TEST_CASE("descriptor: a declaration the plugin reports as wrong is refused befo
     CHECK(refusal(plugin) == "invalid declaration: task 'x': 2 parameter name(s) given for 1 caller parameter(s)");
 }
 
+TEST_CASE("descriptor: schemas that are not JSON, or not JSON Schemas, refuse the plugin naming the task") {
+    th_param_desc param{};
+    param.struct_size = sizeof param;
+    param.name = "p";
+    th_task_desc task{};
+    task.struct_size = sizeof task;
+    task.name = "checked";
+    task.invoke = invoke_a;
+    task.param_count = 1;
+    task.params = &param;
+    const th_plugin_desc plugin = plugin_with(&task, 1);
+
+    task.params_schema_json = R"({"type": "object", "properties": {"p": {"type": "integer"}}})";
+    auto fine = accepted(plugin);
+    REQUIRE(fine->params_schema(0) != nullptr);
+    CHECK(fine->params_schema(0)->check_params({{"p", 1}}).ok());
+    CHECK_FALSE(fine->params_schema(0)->check_params({{"p", "one"}}).ok());
+
+    task.params_schema_json = R"({"type": "object",)";
+    CHECK(refusal(plugin).starts_with(
+        "invalid declaration: task 'checked': params_schema_json is not valid JSON: parse error at line 1"));
+    task.params_schema_json = R"({"type": 5})";
+    CHECK(refusal(plugin) ==
+          "invalid declaration: task 'checked': params_schema_json is not a valid JSON Schema: JSON value is not a "
+          "string.");
+    task.params_schema_json = R"({"properties": []})";
+    CHECK(refusal(plugin) ==
+          "invalid declaration: task 'checked': params_schema_json is not a valid JSON Schema: JSON value is not an "
+          "object.");
+
+    task.params_schema_json = nullptr;  // none: nothing to check against
+    CHECK(accepted(plugin)->params_schema(0) == nullptr);
+    param.schema_json = R"({"type": "integer", "minimum": "zero"})";
+    CHECK(refusal(plugin) ==
+          "invalid declaration: task 'checked': parameter 'p': schema_json is not a valid JSON Schema: Expected "
+          "numeric value for minimum constraint.");
+}
+
 }  // TEST_SUITE("descriptor")

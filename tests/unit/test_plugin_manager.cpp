@@ -51,6 +51,9 @@ const std::vector<Broken> broken = {
                                " but task #0 declares " + std::to_string(sizeof(th_task_desc)) +
                                "; every task of one table must have the same size"},
     {"bad_name.so", "invalid task name 'bad name' (must match ^[a-zA-Z0-9_-]+$)"},
+    {"bad_schema.so",
+     "invalid declaration: task 'bad_schema_task': params_schema_json is not a valid JSON Schema: JSON value is "
+     "not a string."},
     {"count_mismatch.so",
      "invalid declaration: task 'count_mismatch': 2 parameter name(s) given for 1 caller parameter(s); name every "
      "non-service parameter, in order, with .param()/.params()"},
