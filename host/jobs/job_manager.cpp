@@ -10,6 +10,7 @@
 #include "jobs/active_job.hpp"
 #include "model/outcome.hpp"
 #include "model/render.hpp"
+#include "schema/json_schema.hpp"
 #include "util/clock.hpp"
 #include "util/json_text.hpp"
 #include "util/ulid.hpp"
@@ -80,6 +81,17 @@ std::vector<std::pair<std::string, std::string>> crash_errors(const exec::Crash 
 exec::Target target_of(const registry::Task &task) {
     const registry::PluginInstance &p = *task.plugin;
     return {task.desc, task.name, p.name, p.version, p.file, p.hash, p.tasks_json};
+}
+
+// A task's own validate() knows its parameters best. Without one (a plain C
+// plugin, say) the host holds the params to the task's declared schema.
+Result<void> check_params(exec::Executor &executor, const registry::Task &task, std::string_view params_json) {
+    if (task.desc->validate != nullptr || task.params_schema == nullptr)
+        return executor.validate(target_of(task), params_json);
+    const auto params = params_json.empty() ? nlohmann::json::object()
+                                            : nlohmann::json::parse(params_json, nullptr, /*allow_exceptions=*/false);
+    if (params.is_discarded()) return fail(ErrorKind::invalid, "params are not valid JSON");
+    return task.params_schema->check_params(params);
 }
 
 }  // namespace
@@ -295,7 +307,7 @@ Result<std::string> JobManager::schedule(std::string_view task_name, std::string
 Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry::Task> task, std::string params_json,
                                                   double timeout_s, std::optional<double> wait_s, bool may_run_here) {
     TaskStats &stats = task_stats_.of(task->name);
-    if (auto valid = executor_.validate(target_of(*task), params_json); !valid) {
+    if (auto valid = check_params(executor_, *task, params_json); !valid) {
         stats.counters.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
         return fail(ErrorKind::invalid, "Invalid params for task '" + task->name + "': " + valid.error().message);
     }

@@ -16,6 +16,10 @@
 
 #include <taskhost/abi.h>
 
+namespace taskhost::schema {
+class JsonSchema;
+}  // namespace taskhost::schema
+
 namespace taskhost::registry {
 
 // The plugin generation a task comes from, as the registry and the jobs
@@ -36,9 +40,10 @@ struct PluginInstance {
 struct Task {
     std::string name;
     std::vector<std::string> tags;
-    const th_task_desc *desc = nullptr;
-    std::shared_ptr<const PluginInstance> plugin;  // keeps the code loaded
-    std::string info_json;                         // TaskInfo, rendered once at load
+    const th_task_desc *desc = nullptr;                 // the host's copy, in its plugin generation
+    const schema::JsonSchema *params_schema = nullptr;  // compiled desc->params_schema_json, same owner
+    std::shared_ptr<const PluginInstance> plugin;       // keeps the code loaded
+    std::string info_json;                              // TaskInfo, rendered once at load
 
     bool has_tags(const std::vector<std::string> &wanted) const;
 };

@@ -174,6 +174,18 @@ TEST_CASE("abi: plugins built with smaller or larger descriptors serve their tas
         CHECK(run_task(cli, "older_echo", {{"a", 1}, {"b", "x"}}).artifact["data"]["result"] ==
               json{{"a", 1}, {"b", "x"}});
         CHECK(run_task(cli, "older_hello").artifact["data"]["result"] == json{{"hello", "from an older plugin"}});
+        // No validate(): the host holds params to the declared schema, in the SDK's words.
+        const std::string older_execute = "/api/v1/tasks/older_echo/$execute";
+        json p = check_problem(post_json(cli, older_execute, {{"params", {{"anything", 1}}}}), 400);
+        CHECK(p["detail"] == "Invalid params for task 'older_echo': unknown parameter 'anything'");
+        check_problem(post_json(cli, older_execute, {{"params", {{"a", "x"}}}}), 400,
+                      "parameter 'a': expected integer, got string");
+        check_problem(post_json(cli, older_execute, {{"params", json::object()}}), 400,
+                      "missing required parameter 'a'");
+        check_problem(post_json(cli, older_execute, {{"params", {{"a", 1}, {"b", 2}}}}), 400,
+                      "parameter 'b': expected string, got integer");
+        check_problem(post_json(cli, "/api/v1/tasks/newer_timeout/$execute", {{"params", {{"anything", 1}}}}), 400,
+                      "unknown parameter 'anything'");
 
         // Newer: larger structs, its unknown members ignored.
         json newer = get_json(cli, "/api/v1/tasks/newer_echo");
