@@ -25,7 +25,7 @@
 //   std::string, json, std::vector<T>, std::map<std::string, T>,
 //   std::optional<T> (nested freely), or any class nlohmann::json can read.
 //   Name them in order with .param(name) (required), .param(name, default)
-//   (optional; the default is checked against the type) or .params(a, b, ...).
+//   (optional; default checked against the type), or all with .params(a, ...).
 //   std::optional<T> without a default is optional with default null.
 //   Unknown and missing parameters and wrong types are refused with one line
 //   naming the parameter, both by validate() and by invoke().

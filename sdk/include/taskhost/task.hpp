@@ -115,6 +115,50 @@ struct Services {
     Scheduler scheduler;
 };
 
+// ---- Declaration errors the compiler reports ------------------------------------
+// C++20 static_assert messages are fixed strings, but the compiler names the
+// class a failing one is in, with its template arguments, in the first
+// lines of the error: these classes carry what the message cannot.
+
+template <std::size_t N>
+struct position {};  // of a parameter in the function, counting from 1
+template <std::size_t N>
+struct names {};
+template <std::size_t N>
+struct caller_parameters {};
+
+template <class Position, class Type>
+struct unsupported_parameter {
+    static_assert(dependent_false_v<Type>,
+                  "taskhost: a task parameter has a type the SDK cannot read from JSON (its position and type are "
+                  "in unsupported_parameter<...> above); use bool, an integer, float/double, std::string, json, "
+                  "std::vector<T>, std::map<std::string, T>, std::optional<T>, a type nlohmann::json can read, "
+                  "or a service (Context&, Database&, ...)");
+    static constexpr bool value = false;
+};
+
+template <class Names, class CallerParameters>
+struct params_count_mismatch {
+    static_assert(dependent_false_v<Names>,
+                  "taskhost: .params() names every caller parameter of the function, in order, and no service "
+                  "(the counts are in params_count_mismatch<...> above)");
+    static constexpr bool value = false;
+};
+
+// True, or a compile error naming the parameter (A is its declared type).
+template <std::size_t Position, class A>
+constexpr bool parameter_type_supported() {
+    if constexpr (is_injected_v<A> || value_traits<std::remove_cvref_t<A>>::supported) return true;
+    else return unsupported_parameter<position<Position>, std::remove_cvref_t<A>>::value;
+}
+
+template <class Args, class Indices>
+struct parameter_types_check;
+template <class... A, std::size_t... I>
+struct parameter_types_check<std::tuple<A...>, std::index_sequence<I...>> {
+    static constexpr bool value = (parameter_type_supported<I + 1, A>() && ...);
+};
+
 // ---- Argument layout -----------------------------------------------------------
 
 // Splits F's arguments into injected services and caller parameters (the
@@ -139,8 +183,8 @@ struct layout<std::tuple<A...>> {
     using values = decltype(std::tuple_cat(
         std::declval<std::conditional_t<is_injected_v<A>, std::tuple<>, std::tuple<std::remove_cvref_t<A>>>>()...));
     static constexpr bool uses_session = (std::is_same_v<std::remove_cvref_t<A>, Session> || ...);
-    static constexpr bool all_supported =
-        ((is_injected_v<A> || value_traits<std::remove_cvref_t<A>>::supported) && ...);
+    // Each unsupported parameter is a compile error of its own.
+    static constexpr bool all_supported = parameter_types_check<std::tuple<A...>, std::index_sequence_for<A...>>::value;
     // clang-format 14 mangles this fold expression.
     // clang-format off
     static constexpr bool no_service_pointers =
@@ -218,10 +262,12 @@ inline void report_current_exception(const th_host_api *host, th_call *call) noe
 // ---- The builder ------------------------------------------------------------------
 
 // Returned by task(name, fn). Chain .doc/.tags/.timeout and name the caller
-// parameters with .param/.params; hand it to TASKHOST_PLUGIN. Declaration
-// mistakes that can only be seen at run time (name count, duplicate names, a
-// default of the wrong type) do not throw: the plugin's init reports them and
-// the host refuses the plugin with that message.
+// parameters with .param/.params; hand it to TASKHOST_PLUGIN. A parameter
+// type the SDK cannot convert, and a .params() list of the wrong length, are
+// compile errors. Declaration mistakes that can only be seen at run time
+// (the count of chained .param() names, duplicate names, a default of the
+// wrong type) do not throw: the descriptor's declaration_error reports them
+// and the host refuses the plugin with "invalid declaration: ...".
 template <class F>
 class Task {
     using traits = detail::callable_traits<F>;
@@ -231,10 +277,9 @@ class Task {
     using Values = typename L::values;
 
     static_assert(L::no_service_pointers, "taskhost: take services by reference (Database&), not by pointer");
-    static_assert(L::all_supported,
-                  "taskhost: a task parameter has an unsupported type; use bool, an integer type, "
-                  "float/double, std::string, json, std::vector<T>, std::map<std::string, T>, "
-                  "std::optional<T>, a type nlohmann::json can read, or an injected service");
+    // The error, if any, is unsupported_parameter's (naming the parameter):
+    // this only makes the compiler look.
+    static_assert(L::all_supported || true);
     static_assert(std::is_void_v<R> || std::is_constructible_v<json, R>,
                   "taskhost: a task must return void or something convertible to json");
 
@@ -278,12 +323,13 @@ public:
         defaults_.emplace_back(json(std::forward<D>(default_value)));
         return *this;
     }
-    // Names the next caller parameters, all required.
+    // Names every caller parameter at once, in order, all required.
     template <class... S>
     Task &params(S &&...names) {
-        static_assert(sizeof...(S) <= caller_count,
-                      "taskhost: .params() names more parameters than the function has "
-                      "(injected services are not named)");
+        if constexpr (sizeof...(S) != caller_count)  // the error is params_count_mismatch's
+            static_assert(detail::params_count_mismatch<detail::names<sizeof...(S)>,
+                                                        detail::caller_parameters<caller_count>>::value ||
+                          true);
         (param(std::string(std::forward<S>(names))), ...);
         return *this;
     }
