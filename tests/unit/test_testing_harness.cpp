@@ -129,5 +129,7 @@ TEST_SUITE("testing harness") {
                              std::runtime_error);
         CHECK_THROWS_WITH_AS(Plugin::load(fixture("init_fails.so")), doctest::Contains("would be refused"),
                              std::runtime_error);
+        CHECK_THROWS_WITH_AS(Plugin::load(fixture("count_mismatch.so")),
+                             doctest::Contains("would be refused: invalid declaration: "), std::runtime_error);
     }
 }

@@ -231,7 +231,7 @@ public:
     // Checks params as the host does at submit: the validate() message, or nothing.
     std::optional<std::string> validate(const std::string &task, const json &params = json::object()) const {
         const th_task_desc &t = find(task);
-        if (t.validate == nullptr) return std::nullopt;
+        if (!TH_DESC_HAS(&t, th_task_desc, validate) || t.validate == nullptr) return std::nullopt;
         const std::string text = params.dump();
         std::string why;
         th_sink err = detail::string_sink(why);
@@ -311,8 +311,11 @@ private:
         if (desc_ == nullptr) throw std::runtime_error("the entry symbol returned no descriptor");
         if (desc_->magic != TH_ABI_MAGIC || desc_->abi_major != TH_ABI_MAJOR)
             throw std::runtime_error("not a plugin of this SDK's ABI (" + std::to_string(TH_ABI_MAJOR) + ".x)");
+        if (TH_DESC_HAS(desc_, th_plugin_desc, declaration_error) && desc_->declaration_error != nullptr)
+            throw std::runtime_error(std::string("the plugin would be refused: invalid declaration: ") +
+                                     desc_->declaration_error);
         fill_api();
-        if (desc_->init != nullptr) {
+        if (TH_DESC_HAS(desc_, th_plugin_desc, init) && desc_->init != nullptr) {
             Call call{*this, nullptr, {}};
             std::string why;
             th_sink err = detail::string_sink(why);
