@@ -8,6 +8,8 @@
 
 // valijson reports a schema it cannot use by throwing.
 #define VALIJSON_USE_EXCEPTIONS 1
+// The SDK's names for JSON kinds, so a 400 reads the same with or without validate().
+#include <taskhost/detail/convert.hpp>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
@@ -26,21 +28,6 @@ struct JsonSchema::Compiled {
 namespace {
 
 Error invalid(std::string reason) { return fail(ErrorKind::invalid, std::move(reason)); }
-
-// The SDK's names for JSON kinds (detail/convert.hpp).
-const char *kind_of(const json &j) {
-    switch (j.type()) {
-        case json::value_t::null: return "null";
-        case json::value_t::boolean: return "boolean";
-        case json::value_t::number_integer:
-        case json::value_t::number_unsigned: return "integer";
-        case json::value_t::number_float: return "number";
-        case json::value_t::string: return "string";
-        case json::value_t::array: return "array";
-        case json::value_t::object: return "object";
-        default: return "unknown";
-    }
-}
 
 bool satisfies(const json &value, const std::string &type) {
     if (type == "null") return value.is_null();
@@ -255,7 +242,7 @@ Result<void> JsonSchema::check_params(const json &params) const {
         if (!allowed) {
             what = "expected ";
             for (size_t i = 0; i < types.size(); ++i) what += (i ? " or " : "") + types[i];
-            what += std::string(", got ") + kind_of(*at.value);
+            what += std::string(", got ") + taskhost::detail::kind_of(*at.value);
         }
     }
     return invalid(at.name.empty() ? what : at.name + ": " + what);
