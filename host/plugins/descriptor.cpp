@@ -69,9 +69,9 @@ th_task_desc copy_task(const th_task_desc *t) {
     out.param_count = t->param_count;
     out.params = nullptr;  // set to the host's copies
     out.params_schema_json = t->params_schema_json;
+    out.default_timeout_s = t->default_timeout_s;
     out.invoke = t->invoke;
     if (TH_DESC_HAS(t, th_task_desc, validate)) out.validate = t->validate;
-    if (TH_DESC_HAS(t, th_task_desc, default_timeout_s)) out.default_timeout_s = t->default_timeout_s;
     return out;
 }
 

@@ -1,5 +1,5 @@
 /* Fixture: a plugin built against an older, smaller ABI 1 layout. Its task
- * descriptors end at invoke (no validate, no default_timeout_s), its
+ * descriptors end at invoke (no validate), its
  * parameter descriptors at default_json (no schema_json), and its plugin
  * descriptor at build_info (no declaration_error). Two tasks and two
  * parameters: a host stepping through them with its own sizeof would read
@@ -28,6 +28,7 @@ typedef struct older_task_desc {
     uint32_t param_count;
     const older_param_desc *params;
     const char *params_schema_json;
+    double default_timeout_s;
     th_status (*invoke)(const th_host_api *host, th_call *call, const char *params_json, size_t params_len);
 } older_task_desc;
 

@@ -56,6 +56,7 @@ struct OlderTask {
     uint32_t param_count;
     const OlderParam *params;
     const char *params_schema_json;
+    double default_timeout_s;
     th_status (*invoke)(const th_host_api *, th_call *, const char *, size_t);
 };
 static_assert(sizeof(OlderTask) == TH_TASK_DESC_MIN_SIZE);
@@ -151,8 +152,8 @@ TEST_CASE("descriptor: an older plugin's smaller structs: the members it lacks a
     OlderParam params[2] = {{sizeof(OlderParam), TH_PARAM_REQUIRED, "a", "int", nullptr},
                             {sizeof(OlderParam), 0, "b", "string", "\"bee\""}};
     OlderTask tasks[2] = {
-        {sizeof(OlderTask), 0, "older_one", "doc", "(a, b)", nullptr, 0, 2, params, "{}", invoke_a},
-        {sizeof(OlderTask), 0, "older_two", nullptr, "()", nullptr, 0, 0, nullptr, nullptr, invoke_b},
+        {sizeof(OlderTask), 0, "older_one", "doc", "(a, b)", nullptr, 0, 2, params, "{}", 0.0, invoke_a},
+        {sizeof(OlderTask), 0, "older_two", nullptr, "()", nullptr, 0, 0, nullptr, nullptr, 0.0, invoke_b},
     };
     th_plugin_desc plugin = plugin_with(tasks, 2);
     plugin.abi_minor = 0;

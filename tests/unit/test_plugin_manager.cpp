@@ -447,6 +447,23 @@ TEST_CASE("plugin manager: each broken fixture is refused with its reason") {
     CHECK(counts.refused == broken.size() + 1);
 }
 
+TEST_CASE("plugin manager: a plugin filled in by position against ABI 1.0 reads right") {
+    Harness h;
+    h.folder.deploy(fixtures / "abi_1_0.so", "abi_1_0.so");
+    ReloadReport report = h.manager.reload();
+    CHECK(refusals(report).empty());
+    auto task = h.registry.snapshot()->find("abi10_echo");
+    REQUIRE(task);
+    CHECK(task->desc->default_timeout_s == 2.5);
+    REQUIRE((task->desc->validate != nullptr));
+    std::string why;
+    th_sink err{&why, [](void *o, const char *d, size_t n) { static_cast<std::string *>(o)->append(d, n); }};
+    const std::string refused = R"({"x": "refuse"})";
+    CHECK(task->desc->validate(refused.data(), refused.size(), &err) == TH_INVALID);
+    CHECK(why == "abi10_echo refuses 'refuse'");
+    CHECK(json::parse(task->info_json)["timeout_s"] == 2.5);
+}
+
 TEST_CASE("plugin manager: plugins built with smaller or larger descriptors load in the host's layout") {
     Harness h;
     h.folder.deploy(fixtures / "abi_older.so", "abi_older.so");

@@ -214,10 +214,10 @@ typedef struct th_task_desc {
     uint32_t param_count;
     const th_param_desc *params;    /* param_count elements, stride params[0].struct_size */
     const char *params_schema_json; /* JSON Schema of the caller's params object, or NULL */
+    double default_timeout_s;       /* <= 0: no timeout */
     th_status (*invoke)(const th_host_api *host, th_call *call, const char *params_json, size_t params_len);
     /* ---- optional: read only when struct_size covers them ---- */
     th_status (*validate)(const char *params_json, size_t params_len, th_sink *err);
-    double default_timeout_s; /* <= 0: no timeout */
 } th_task_desc;
 
 typedef struct th_plugin_desc {
