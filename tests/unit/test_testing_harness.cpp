@@ -66,6 +66,13 @@ TEST_SUITE("testing harness") {
         CHECK(finished.progress.back().fraction == 1.0);
         CHECK(finished.progress.back().message == "done");
 
+        const auto throwing = demo.call("slow_task", {{"seconds", 30}}, CallOptions{[]() -> bool {
+                                             throw std::runtime_error("the test's own bug");
+                                         }, ""});
+        REQUIRE(throwing.error);  // reported, not thrown through the plugin
+        CHECK(throwing.error->type == "taskhost::testing::HarnessError");
+        CHECK(throwing.error->message == "a host callback of the harness failed: the test's own bug");
+
         const auto cancelled = demo.call("slow_task", {{"seconds", 30}}, CallOptions{[] { return true; }, "job-1"});
         REQUIRE(cancelled.error);
         CHECK(cancelled.error->type == "taskhost::Cancelled");

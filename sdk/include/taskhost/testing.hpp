@@ -74,8 +74,8 @@ struct Run {
 
 struct CallOptions {
     // Asked by Context::cancelled(); return true to ask the task to stop.
-    std::function<bool()> cancelled;
-    std::string job_id;  // empty: a fresh id
+    std::function<bool()> cancelled = {};
+    std::string job_id = {};  // empty: a fresh id
 };
 
 // A job a task submitted through Scheduler.
@@ -248,9 +248,14 @@ public:
             run.invalid_params = std::move(*invalid);
             return run;
         }
-        Call call{*this, &run, std::move(options.cancelled)};
+        Call call{*this, &run, std::move(options.cancelled), std::nullopt};
         const std::string text = params.dump();
         const th_status status = t.invoke(&api_, call.handle(), text.data(), text.size());
+        if (call.harness_failure) {
+            run.result.reset();
+            run.error = TaskError{"taskhost::testing::HarnessError",
+                                  "a host callback of the harness failed: " + *call.harness_failure, ""};
+        }
         if (session_open()) state_->database.query("ROLLBACK", json::array());  // a session left open is undone
         if (!run.result && !run.error)
             run.error = TaskError{"taskhost::NoResult",
@@ -295,6 +300,13 @@ private:
         std::vector<LogLine> init_logs;
         uint64_t ids = 0;
         std::shared_ptr<void> library;  // closed last
+        void (*shutdown)() = nullptr;    // owed once init succeeded: called, as the host does, before the close
+        State() = default;
+        State(const State &) = delete;
+        State &operator=(const State &) = delete;
+        ~State() {
+            if (shutdown != nullptr) shutdown();
+        }
     };
 
     // One invocation: what th_call points at.
@@ -302,6 +314,7 @@ private:
         Plugin &plugin;
         Run *run;  // null during init
         std::function<bool()> cancelled;
+        std::optional<std::string> harness_failure;  // a callback of ours threw
         th_call *handle() { return reinterpret_cast<th_call *>(this); }
         static Call &of(th_call *call) { return *reinterpret_cast<Call *>(call); }
     };
@@ -314,14 +327,20 @@ private:
         if (TH_DESC_HAS(desc_, th_plugin_desc, declaration_error) && desc_->declaration_error != nullptr)
             throw std::runtime_error(std::string("the plugin would be refused: invalid declaration: ") +
                                      desc_->declaration_error);
+        if (desc_->struct_size < TH_PLUGIN_DESC_MIN_SIZE ||
+            (desc_->task_count > 0 && (desc_->tasks == nullptr || desc_->tasks[0].struct_size < TH_TASK_DESC_MIN_SIZE)))
+            throw std::runtime_error("the plugin would be refused: its descriptor or task table is too small");
         fill_api();
         if (TH_DESC_HAS(desc_, th_plugin_desc, init) && desc_->init != nullptr) {
-            Call call{*this, nullptr, {}};
+            Call call{*this, nullptr, {}, std::nullopt};
             std::string why;
             th_sink err = detail::string_sink(why);
             if (desc_->init(&api_, call.handle(), &err) != TH_OK)
                 throw std::runtime_error("the plugin would be refused: " + (why.empty() ? "init() failed" : why));
+            if (call.harness_failure)
+                throw std::runtime_error("a host callback of the harness failed during init: " + *call.harness_failure);
         }
+        if (TH_DESC_HAS(desc_, th_plugin_desc, shutdown)) state_->shutdown = desc_->shutdown;
     }
 
     // Descriptors are read at the stride the plugin declares, as the host does.
@@ -331,7 +350,7 @@ private:
     }
     const th_task_desc &find(const std::string &task) const {
         for (uint32_t i = 0; i < desc_->task_count; ++i)
-            if (task == task_at(i).name) return task_at(i);
+            if (task_at(i).name != nullptr && task == task_at(i).name) return task_at(i);
         throw std::invalid_argument("plugin '" + name() + "' has no task '" + task + "'");
     }
 
@@ -375,6 +394,37 @@ private:
         } catch (const std::exception &e) {
             detail::write_to(err, e.what());
             return TH_INVALID;
+        } catch (...) {
+            detail::write_to(err, "unknown exception");
+            return TH_ERROR;
+        }
+    }
+
+    // For the callbacks without a status to answer: nothing may cross back
+    // into the plugin (C code has no unwind tables), so what `fn` throws
+    // (a CallOptions::cancelled that throws, bad_alloc) fails the call
+    // after invoke() returns.
+    template <class Fn>
+    static auto shielded(th_call *c, Fn &&fn) noexcept -> decltype(fn()) {
+        try {
+            return fn();
+        } catch (const std::exception &e) {
+            Call::of(c).harness_failure = e.what();
+        } catch (...) {
+            Call::of(c).harness_failure = "unknown exception";
+        }
+        return decltype(fn())();
+    }
+
+    static void set_result(th_call *c, const char *text, size_t len) {
+        Run *run = Call::of(c).run;
+        if (run == nullptr) return;
+        run->error.reset();
+        try {
+            run->result = json::parse(std::string_view(text != nullptr ? text : "null", text != nullptr ? len : 4));
+        } catch (const json::exception &e) {
+            run->result.reset();
+            run->error = TaskError{"taskhost::InvalidResult", std::string("not valid JSON: ") + e.what(), ""};
         }
     }
 
@@ -382,34 +432,39 @@ private:
         api_.struct_size = sizeof(th_host_api);
         api_.abi_major = TH_ABI_MAJOR;
         api_.abi_minor = TH_ABI_MINOR;
-        api_.set_result = [](th_call *c, const char *text, size_t len) {
-            Run *run = Call::of(c).run;
-            if (run == nullptr) return;
-            run->error.reset();
-            try {
-                run->result = json::parse(std::string_view(text != nullptr ? text : "null", text != nullptr ? len : 4));
-            } catch (const json::exception &e) {
+        api_.set_result = [](th_call *c, const char *text, size_t len) noexcept {
+            shielded(c, [&] { set_result(c, text, len); });
+        };
+        api_.set_error = [](th_call *c, const char *type, const char *message, const char *traceback) noexcept {
+            shielded(c, [&] {
+                Run *run = Call::of(c).run;
+                if (run == nullptr) return;
                 run->result.reset();
-                run->error = TaskError{"taskhost::InvalidResult", std::string("not valid JSON: ") + e.what(), ""};
-            }
+                run->error = TaskError{type ? type : "", message ? message : "", traceback ? traceback : ""};
+            });
         };
-        api_.set_error = [](th_call *c, const char *type, const char *message, const char *traceback) {
-            Run *run = Call::of(c).run;
-            if (run == nullptr) return;
-            run->result.reset();
-            run->error = TaskError{type ? type : "", message ? message : "", traceback ? traceback : ""};
+        api_.job_id = [](th_call *c) noexcept {
+            return Call::of(c).run != nullptr ? Call::of(c).run->job_id.c_str() : "";
         };
-        api_.job_id = [](th_call *c) { return Call::of(c).run != nullptr ? Call::of(c).run->job_id.c_str() : ""; };
-        api_.is_cancelled = [](th_call *c) {
-            const Call &call = Call::of(c);
-            return call.cancelled && call.cancelled() ? 1 : 0;
+        api_.is_cancelled = [](th_call *c) noexcept {
+            const int asked = shielded(c, [&] {
+                const Call &call = Call::of(c);
+                return call.cancelled && call.cancelled() ? 1 : 0;
+            });
+            return Call::of(c).harness_failure ? 1 : asked;  // the call has failed: let the task stop
         };
-        api_.report_progress = [](th_call *c, double fraction, const char *message) {
-            if (Run *run = Call::of(c).run) run->progress.push_back({fraction >= 0 ? std::min(fraction, 1.0) : -1.0, message ? message : ""});
+        api_.report_progress = [](th_call *c, double fraction, const char *message) noexcept {
+            shielded(c, [&] {
+                if (Run *run = Call::of(c).run)
+                    run->progress.push_back({fraction >= 0 ? std::min(fraction, 1.0) : -1.0, message ? message : ""});
+            });
         };
-        api_.log = [](th_call *c, th_log_level level, const char *message) {
-            Call &call = Call::of(c);
-            (call.run != nullptr ? call.run->logs : call.plugin.state_->init_logs).push_back({level, message ? message : ""});
+        api_.log = [](th_call *c, th_log_level level, const char *message) noexcept {
+            shielded(c, [&] {
+                Call &call = Call::of(c);
+                (call.run != nullptr ? call.run->logs : call.plugin.state_->init_logs)
+                    .push_back({level, message ? message : ""});
+            });
         };
         api_.artifact_save = [](th_call *c, const char *data, size_t len, const char *parent_id, char out_id[27],
                                 th_sink *err) {
