@@ -1,6 +1,11 @@
 #include "app/plugin_tools.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -197,9 +202,9 @@ private:
     fs::path path_;
 };
 
-// One file through the host's loader: alone in a plugins folder of its own,
+// One file through the host's loader: alone in the plugins folder `folder`,
 // with the probe child, init on a scratch in-memory database.
-json check_file(const std::string &file, double timeout_s) {
+json check_file(const std::string &file, double timeout_s, const fs::path &folder) {
     json verdict{{"file", file}};
     auto refuse = [&](std::string reason) {
         verdict["verdict"] = "refused";
@@ -212,8 +217,7 @@ json check_file(const std::string &file, double timeout_s) {
     if (fs::path(name).extension() != ".so")
         return refuse("the host loads only files whose name ends in .so; this one would be ignored");
 
-    ScratchFolder folder;
-    const fs::path copy = folder.path() / name;
+    const fs::path copy = folder / name;
     if (!fs::copy_file(file, copy, ec)) return refuse("cannot read it: " + ec.message());
     fs::permissions(copy, fs::status(file).permissions(), ec);  // a group-writable file is refused as in the host
 
@@ -222,7 +226,7 @@ json check_file(const std::string &file, double timeout_s) {
     one_worker.workers = 1;
     exec::InProcessExecutor executor(scratch, one_worker);
     registry::Registry registry;
-    plugins::PluginManager::Options options{folder.path(), false, nullptr};
+    plugins::PluginManager::Options options{folder, false, nullptr};
     const plugins::ProbeOptions probe{"/proc/self/exe",
                                       std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000))};
     options.probe = [probe](const UniqueFd &image, const std::string &f) {
@@ -252,13 +256,81 @@ json check_file(const std::string &file, double timeout_s) {
     return verdict;
 }
 
+// check_file() in a child process of its own: after the trial child, the
+// loader maps the plugin and runs its init once more, as a host does, and a
+// plugin that hangs or crashes only then must not hang or kill the checker.
+json check_in_child(const std::string &file, double timeout_s) {
+    const auto refused = [&](std::string reason) {
+        return json{{"file", file}, {"verdict", "refused"}, {"reasons", json::array({std::move(reason)})}};
+    };
+    ScratchFolder folder;  // removed by this process, whatever becomes of the child
+    int pipe[2];
+    if (::pipe2(pipe, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+    std::cout.flush();
+    std::cerr.flush();
+    const pid_t child = ::fork();
+    if (child < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (child == 0) {
+        ::close(pipe[0]);
+        std::string text;
+        try {
+            text = check_file(file, timeout_s, folder.path()).dump();
+        } catch (const std::exception &e) {
+            text = refused(e.what()).dump();
+        }
+        for (size_t done = 0; done < text.size();) {
+            const ssize_t n = ::write(pipe[1], text.data() + done, text.size() - done);
+            if (n <= 0) break;
+            done += static_cast<size_t>(n);
+        }
+        ::_exit(0);  // no destructors: the folder is the parent's to remove
+    }
+    ::close(pipe[1]);
+    // The trial child has timeout_s; init, run again by the loader, as long.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(2 * timeout_s + 5);
+    std::string text;
+    bool timed_out = false;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            timed_out = true;
+            break;
+        }
+        pollfd readable{pipe[0], POLLIN, 0};
+        if (::poll(&readable, 1, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
+        char buf[4096];
+        const ssize_t n = ::read(pipe[0], buf, sizeof buf);
+        if (n == 0) break;
+        if (n > 0) text.append(buf, static_cast<size_t>(n));
+        else if (errno != EINTR && errno != EAGAIN) break;
+    }
+    ::close(pipe[0]);
+    if (timed_out) ::kill(child, SIGKILL);
+    int status = 0;
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (timed_out)
+        return refused("the host's loader did not finish within " + std::to_string(static_cast<int64_t>(2 * timeout_s + 5)) +
+                       " s (after the trial child passed, it maps the plugin and runs its init again)");
+    if (WIFSIGNALED(status)) {
+        const char *name = ::sigabbrev_np(WTERMSIG(status));
+        return refused(std::string("crashed in the host's loader after the trial child passed: SIG") +
+                       (name != nullptr ? name : "?") + " (signal " + std::to_string(WTERMSIG(status)) + ")");
+    }
+    const json verdict = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (verdict.is_discarded())
+        return refused("the host's loader ended without a verdict (exit status " +
+                       std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
+    return verdict;
+}
+
 int check(const std::vector<std::string> &files, double timeout_s, bool quiet) {
     json verdicts = json::array();
     bool all_ok = true;
     for (const std::string &file : files) {
         json verdict;
         try {
-            verdict = check_file(file, timeout_s);
+            verdict = check_in_child(file, timeout_s);
         } catch (const std::exception &e) {
             verdict = {{"file", file}, {"verdict", "refused"}, {"reasons", json::array({e.what()})}};
         }
