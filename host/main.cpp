@@ -1,5 +1,6 @@
 // taskhost: flags and environment → configuration → the host, until a signal.
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <variant>
 
@@ -14,6 +15,10 @@
 #include "exec/crash_record.hpp"
 
 int main(int argc, char **argv) {
+    // libdw would ask debuginfod servers for a stripped plugin's debug info
+    // while a job's traceback is symbolized: a network wait on a worker, and
+    // build-ids sent out. Tracebacks use only what is on this machine.
+    ::unsetenv("DEBUGINFOD_URLS");
     if (taskhost::app::is_probe_child(argc, argv)) return taskhost::app::run_probe_child(argc, argv);
     if (taskhost::app::is_plugin_command(argc, argv)) return taskhost::app::run_plugin_command(argc, argv);
     auto config = taskhost::app::read_config(argc, argv);

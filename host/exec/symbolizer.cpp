@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
+#include <taskhost/detail/exceptions.hpp>
 
 #include <cstdlib>
 #include <filesystem>
@@ -32,12 +33,13 @@ std::string hex(const unsigned char *bytes, int count) {
     return out;
 }
 
+// Demangled, in the SDK's tidy spelling (std::string, no __cxx11).
 std::string demangle(const char *name) {
     if (name == nullptr) return {};
     int status = 0;
     std::unique_ptr<char, decltype(&std::free)> plain(abi::__cxa_demangle(name, nullptr, nullptr, &status),
                                                       &std::free);
-    return status == 0 && plain ? std::string(plain.get()) : std::string(name);
+    return status == 0 && plain ? taskhost::detail::tidy_type_name(plain.get()) : std::string(name);
 }
 
 // The name of a function's DIE (following declarations and abstract

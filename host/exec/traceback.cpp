@@ -52,8 +52,8 @@ std::string render_traceback(const TracebackReport &r) {
     }
     out += ":\n";
 
-    // One line per function, inlined ones included. Each module is read
-    // once per report, only if one of its frames is here.
+    // One line per function, inlined ones included. The plugin's image is
+    // read once per report, only if one of its frames is here.
     struct Line {
         SourceLocation location;
         std::string where;  // module+offset
@@ -63,7 +63,10 @@ std::string render_traceback(const TracebackReport &r) {
     for (const ThrownFrame &f : r.frames) {
         std::string where = f.module.empty() ? hex(f.offset) : std::string(shown_name(f)) + '+' + hex(f.offset);
         std::vector<SourceLocation> locations;
-        if (!f.module.empty()) {
+        // Only the plugin's own image, which the host found itself: the
+        // module names in frames are the plugin's word, and the host opens
+        // no file a plugin names.
+        if (!f.module.empty() && f.module == r.plugin_module) {
             auto &symbols = modules[{f.module, f.build_id}];
             if (!symbols) symbols = std::make_unique<ModuleSymbols>(f.module, f.build_id);
             locations = symbols->at(f.offset);

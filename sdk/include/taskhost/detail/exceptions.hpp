@@ -44,12 +44,16 @@ inline void sink_write(th_sink *sink, std::string_view text) noexcept {
 }
 
 // libstdc++ spells some std types with inline-namespace noise
-// ("std::__cxx11::basic_string", "failure[abi:cxx11]"); people don't.
+// ("std::__cxx11::basic_string", "failure[abi:cxx11]") and std::string in
+// full; people don't.
 inline std::string tidy_type_name(std::string name) {
     for (std::string_view noise : {std::string_view("__cxx11::"), std::string_view("[abi:cxx11]")}) {
         for (auto pos = name.find(noise); pos != std::string::npos; pos = name.find(noise, pos))
             name.erase(pos, noise.size());
     }
+    constexpr std::string_view full = "std::basic_string<char, std::char_traits<char>, std::allocator<char> >";
+    for (auto pos = name.find(full); pos != std::string::npos; pos = name.find(full, pos))
+        name.replace(pos, full.size(), "std::string");
     return name;
 }
 
