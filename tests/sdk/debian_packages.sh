@@ -71,8 +71,10 @@ pass "taskhost-dev is Architecture: all and depends on nlohmann-json3-dev"
 run control dpkg-deb -e "${host_deb[0]}" "$WORK/control"
 has_line "conffiles" "$WORK/control/conffiles" /etc/taskhost/taskhost.conf
 grep -q 'adduser --system' "$WORK/control/postinst" || fail "postinst creates the taskhost system user"
-grep -q 'chown taskhost:taskhost /var/lib/taskhost /var/lib/taskhost/plugins' "$WORK/control/postinst" ||
+grep -qx '    chown taskhost:taskhost /var/lib/taskhost' "$WORK/control/postinst" ||
   fail "postinst gives taskhost its state folder"
+grep -qx '    chown root:root /var/lib/taskhost/plugins' "$WORK/control/postinst" ||
+  fail "postinst keeps the plugins folder root's: the service cannot rewrite its code"
 for script in postinst prerm postrm; do
   [ -x "$WORK/control/$script" ] || fail "$script is executable"
   sh -n "$WORK/control/$script" || fail "$script is valid sh"
