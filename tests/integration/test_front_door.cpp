@@ -192,7 +192,10 @@ TEST_CASE("idle keep-alive connections cost no CPU and are closed after --keep-a
     const double cpu_before = cpu_seconds(pid);
     std::this_thread::sleep_for(1000ms);  // measures idle cost: nothing to wait for
     CHECK(cpu_seconds(pid) - cpu_before < 0.1);
-    CHECK(proc_status(pid, "Threads") < threads_before + 10);
+    // Not one per connection (300). A pool thread lingers 2 ms for its
+    // client's next request, so on a loaded machine a few more serve the
+    // next connections meanwhile: a bound, not an exact count.
+    CHECK(proc_status(pid, "Threads") < threads_before + 50);
     check_normal_client(svc.host());
     size_t closed = 0;
     for (int fd : fds) closed += closed_by_server(fd, 5000ms);
