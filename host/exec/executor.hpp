@@ -25,6 +25,15 @@ struct Target {
     std::string_view task;
     std::string_view plugin, version, file, hash;  // of the plugin version
     std::string_view tasks_json;                   // all its task names (a JSON array), for crash records
+    bool has_validate = false;                     // desc->validate is there (or is, in a worker)
+    // Where it runs: in the host's threads, or in a worker process that
+    // maps the plugin's sealed image (image_fd) for generation `generation`.
+    bool in_process = true;
+    int image_fd = -1;
+    uint64_t generation = 0;
+    // Lives as long as the plugin generation: a worker process serving it
+    // exits once it is gone.
+    std::shared_ptr<const void> generation_alive;
 };
 
 // What running task code may ask of the job system: its own job's

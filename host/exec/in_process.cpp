@@ -176,8 +176,13 @@ Result<void> InProcessExecutor::run_init(const th_plugin_desc &desc, const std::
     for (uint32_t i = 0; i < desc.task_count && desc.tasks != nullptr; ++i)
         if (desc.tasks[i].name != nullptr) names.push_back(desc.tasks[i].name);
     const std::string tasks_json = names.dump();
-    const Target init{nullptr, "init",    desc.name ? desc.name : "", desc.version ? desc.version : "", file,
-                      hash,    tasks_json};
+    Target init;
+    init.task = "init";
+    init.plugin = desc.name ? desc.name : "";
+    init.version = desc.version ? desc.version : "";
+    init.file = file;
+    init.hash = hash;
+    init.tasks_json = tasks_json;
     CrashRecord::Running running(init, {});
     return host_api_.run_init(desc, file);
 }

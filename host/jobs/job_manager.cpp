@@ -80,13 +80,15 @@ std::vector<std::pair<std::string, std::string>> crash_errors(const exec::Crash 
 
 exec::Target target_of(const registry::Task &task) {
     const registry::PluginInstance &p = *task.plugin;
-    return {task.desc, task.name, p.name, p.version, p.file, p.hash, p.tasks_json};
+    return {task.desc,     task.name,      p.name,      p.version,           p.file, p.hash,
+            p.tasks_json,  task.has_validate, p.in_process, p.image_fd, p.generation_number,
+            std::shared_ptr<const void>(task.plugin)};
 }
 
 // A task's own validate() knows its parameters best. Without one (a plain C
 // plugin, say) the host holds the params to the task's declared schema.
 Result<void> check_params(exec::Executor &executor, const registry::Task &task, std::string_view params_json) {
-    if (task.desc->validate != nullptr || task.params_schema == nullptr)
+    if (task.has_validate || task.params_schema == nullptr)
         return executor.validate(target_of(task), params_json);
     const auto params = params_json.empty() ? nlohmann::json::object()
                                             : nlohmann::json::parse(params_json, nullptr, /*allow_exceptions=*/false);

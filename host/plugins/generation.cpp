@@ -13,7 +13,9 @@ Generation::Generation(UniqueFd image, boost::dll::shared_library library,
     : descriptor(std::move(descriptor_copy)),
       desc(&descriptor->plugin()),
       image_(std::move(image)),
-      library_(std::move(library)) {}
+      library_(std::move(library)) {
+    image_fd = image_.get();
+}
 
 Generation::~Generation() {
     if (initialized && desc != nullptr && desc->shutdown != nullptr) desc->shutdown();

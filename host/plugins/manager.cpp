@@ -39,6 +39,7 @@ void add_tasks(registry::Snapshot &snapshot, const std::shared_ptr<Generation> &
         task->name = t.name;
         for (uint32_t k = 0; k < t.tag_count; ++k) task->tags.emplace_back(t.tags[k] ? t.tags[k] : "");
         task->desc = &t;
+        task->has_validate = t.validate != nullptr;
         task->params_schema = generation->descriptor->params_schema(i);
         task->plugin = generation;
         task->info_json = generation->task_info[i];

@@ -32,6 +32,12 @@ struct PluginInstance {
     std::string hash;               // SHA-256 of the file's bytes, hex: names this version
     std::string tasks_json = "[]";  // its task names, a JSON array
     uint64_t generation_number = 0;
+    // The sealed in-memory file its code is loaded from (owned by the
+    // generation, open while it lives): what a worker process maps.
+    int image_fd = -1;
+    // Its tasks run in the host's own threads (--isolation in-process, or
+    // one of --in-process-plugins); otherwise in worker processes.
+    bool in_process = true;
     // Jobs accepted on this generation that may still call its code (a
     // TaskLease each).
     mutable std::atomic<int64_t> in_flight{0};
@@ -41,6 +47,7 @@ struct Task {
     std::string name;
     std::vector<std::string> tags;
     const th_task_desc *desc = nullptr;                 // the host's copy, in its plugin generation
+    bool has_validate = false;                          // the plugin checks its params itself (validate())
     const schema::JsonSchema *params_schema = nullptr;  // compiled desc->params_schema_json, same owner
     std::shared_ptr<const PluginInstance> plugin;       // keeps the code loaded
     std::string info_json;                              // TaskInfo, rendered once at load
