@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "exec/traceback.hpp"
+#include "exec/worker_protocol.hpp"
 #include "model/render.hpp"
 #include "util/ulid.hpp"
 
@@ -119,9 +120,18 @@ void api_set_error_frames(th_call *call, const char *type, const char *message, 
         // open file of this process while the call runs, the exact bytes
         // loaded, so its debug info is read from there.
         Dl_info loaded{};
-        if (call->target != nullptr && call->target->desc != nullptr &&
-            ::dladdr(reinterpret_cast<void *>(call->target->desc->invoke), &loaded) != 0 &&
-            loaded.dli_fname != nullptr) {
+        std::string image_path;
+        if (call->target != nullptr && !call->target->in_process && call->target->image_fd >= 0) {
+            // Thrown in a worker process: its loader names the image by the
+            // worker's fd; the host reads the same bytes through its own.
+            report.plugin_module = worker::worker_image_path;
+            image_path = "/proc/self/fd/" + std::to_string(call->target->image_fd);
+            report.plugin_image = image_path;
+            report.plugin_file = call->target->file;
+        } else if (call->target != nullptr && call->target->desc != nullptr &&
+                   call->target->desc->invoke != nullptr &&
+                   ::dladdr(reinterpret_cast<void *>(call->target->desc->invoke), &loaded) != 0 &&
+                   loaded.dli_fname != nullptr) {
             report.plugin_module = loaded.dli_fname;
             report.plugin_file = call->target->file;
         }
@@ -286,15 +296,15 @@ void HostApi::checkin_connection(std::unique_ptr<store::TaskConnection> conn) {
     pool_.push_back(std::move(conn));
 }
 
-model::TaskOutcome HostApi::invoke(const Target &target, const std::string &job_id, std::string_view params_json,
-                                   JobContext &job) {
-    th_call call;
+void HostApi::open_call(th_call &call, const Target &target, const std::string &job_id, JobContext *job) {
     call.host = this;
-    call.job = &job;
+    call.job = job;
     call.job_id = job_id;
     call.target = &target;
     call.log_name.append(target.plugin).append("/").append(target.task);
-    th_status status = target.desc->invoke(&api_, &call, params_json.data(), params_json.size());
+}
+
+model::TaskOutcome HostApi::close_call(th_call &call, th_status status) {
     if (status != TH_OK && !call.outcome.has_error) {
         call.outcome.has_error = true;
         call.outcome.has_result = false;
@@ -303,6 +313,14 @@ model::TaskOutcome HostApi::invoke(const Target &target, const std::string &job_
     }
     if (call.conn) checkin_connection(std::move(call.conn));
     return std::move(call.outcome);
+}
+
+model::TaskOutcome HostApi::invoke(const Target &target, const std::string &job_id, std::string_view params_json,
+                                   JobContext &job) {
+    th_call call;
+    open_call(call, target, job_id, &job);
+    const th_status status = target.desc->invoke(&api_, &call, params_json.data(), params_json.size());
+    return close_call(call, status);
 }
 
 Result<void> HostApi::run_init(const th_plugin_desc &desc, const std::string &file) {

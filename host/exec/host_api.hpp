@@ -37,6 +37,13 @@ public:
     // Runs a task's invoke() for `job` and collects what it reported.
     model::TaskOutcome invoke(const Target &target, const std::string &job_id, std::string_view params_json,
                               JobContext &job);
+    // The same in steps, for task code that runs elsewhere (a worker
+    // process) and reaches the services through table(): a call for `job`
+    // (null: a plugin's init), then what it reported once its code
+    // returned `status`.
+    void open_call(th_call &call, const Target &target, const std::string &job_id, JobContext *job);
+    model::TaskOutcome close_call(th_call &call, th_status status);
+    const th_host_api &table() const { return api_; }
     // Runs a plugin's init() with a load-time call (no job: no scheduler).
     Result<void> run_init(const th_plugin_desc &desc, const std::string &file);
 

@@ -68,7 +68,9 @@ std::string render_traceback(const TracebackReport &r) {
         // no file a plugin names.
         if (!f.module.empty() && f.module == r.plugin_module) {
             auto &symbols = modules[{f.module, f.build_id}];
-            if (!symbols) symbols = std::make_unique<ModuleSymbols>(f.module, f.build_id);
+            if (!symbols)
+                symbols = std::make_unique<ModuleSymbols>(
+                    r.plugin_image.empty() ? f.module : std::string(r.plugin_image), f.build_id);
             locations = symbols->at(f.offset);
         }
         if (locations.empty()) locations.emplace_back();

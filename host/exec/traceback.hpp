@@ -25,6 +25,9 @@ struct TracebackReport {
     // The plugin's module as the loader knows it (its frames are found by
     // it) and the file name to show for it instead.
     std::string_view plugin_module, plugin_file;
+    // Where to read the plugin's debug info, when not at plugin_module (a
+    // worker process's name for it means nothing in the host).
+    std::string_view plugin_image;
 };
 
 std::string render_traceback(const TracebackReport &report);
