@@ -12,6 +12,7 @@
 #include "app/plugin_tools.hpp"
 #include "app/probe_child.hpp"
 #include "app/signals.hpp"
+#include "app/worker_child.hpp"
 #include "exec/crash_record.hpp"
 
 int main(int argc, char **argv) {
@@ -19,6 +20,7 @@ int main(int argc, char **argv) {
     // while a job's traceback is symbolized: a network wait on a worker, and
     // build-ids sent out. Tracebacks use only what is on this machine.
     ::unsetenv("DEBUGINFOD_URLS");
+    if (taskhost::app::is_worker_child(argc, argv)) return taskhost::app::run_worker_child(argc, argv);
     if (taskhost::app::is_probe_child(argc, argv)) return taskhost::app::run_probe_child(argc, argv);
     if (taskhost::app::is_plugin_command(argc, argv)) return taskhost::app::run_plugin_command(argc, argv);
     auto config = taskhost::app::read_config(argc, argv);

@@ -119,6 +119,37 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ->envname("TASKHOST_MAX_HEADER_FIELDS")
         ->check(CLI::Range(size_t{8}, size_t{10000}))
         ->capture_default_str();
+    std::string isolation = "in-process";
+    app.add_option("--isolation", isolation,
+                   "Where tasks run: 'process' (each in a worker process: a crash, hang or memory hog costs one "
+                   "job) or 'in-process' (the host's own threads: fastest, for trusted plugins)")
+        ->envname("TASKHOST_ISOLATION")
+        ->check(CLI::IsMember({"process", "in-process"}))
+        ->capture_default_str();
+    app.add_option("--in-process-plugins", cfg.in_process_plugins,
+                   "With --isolation process: plugins (by the name they declare) whose tasks run in process anyway, "
+                   "comma-separated")
+        ->envname("TASKHOST_IN_PROCESS_PLUGINS")
+        ->delimiter(',');
+    app.add_option("--worker-memory", cfg.workers.limits.memory_bytes,
+                   "With --isolation process: address space a worker process may use, in bytes (RLIMIT_AS; 0: no "
+                   "limit); a job that needs more fails")
+        ->envname("TASKHOST_WORKER_MEMORY")
+        ->transform(CLI::AsSizeValue(false))
+        ->capture_default_str();
+    app.add_option("--worker-cpu-seconds", cfg.workers.limits.cpu_seconds,
+                   "With --isolation process: CPU seconds one job may use in its worker process (RLIMIT_CPU; 0: no "
+                   "limit); beyond, the worker is killed and the job fails")
+        ->envname("TASKHOST_WORKER_CPU_SECONDS")
+        ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 31))
+        ->capture_default_str();
+    app.add_option("--worker-max-jobs", cfg.workers.limits.max_jobs,
+                   "With --isolation process: jobs a worker process runs before it is replaced (0: no limit)")
+        ->envname("TASKHOST_WORKER_MAX_JOBS")
+        ->capture_default_str();
+    app.add_option("--worker-user", cfg.workers.limits.user,
+                   "With --isolation process: user the worker processes run as (the host must run as root)")
+        ->envname("TASKHOST_WORKER_USER");
     app.add_flag("--allow-insecure-plugins", cfg.allow_insecure_plugins,
                  "Load plugin files and a plugins folder that users other than the host's and root could write")
         ->envname("TASKHOST_ALLOW_INSECURE_PLUGINS");
@@ -186,6 +217,7 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         return app.exit(e);
     }
     cfg.umask = *parse_umask(umask_text);
+    cfg.isolation_process = isolation == "process";
     // What the browser rules need to know of the other settings: the
     // address listened on names the host, and with API keys (run() refuses
     // to start when these give none) the key is what a page cannot forge.

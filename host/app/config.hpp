@@ -11,6 +11,7 @@
 #include "exec/in_process.hpp"
 #include "http/server.hpp"
 #include "jobs/job_manager.hpp"
+#include "exec/worker_pool.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace taskhost::app {
@@ -35,6 +36,11 @@ struct Config {
         return o;
     }();
     exec::InProcessExecutor::Options executor;
+    // --isolation: tasks run in worker processes (true) or in the host's
+    // threads; --in-process-plugins names plugins that run in process anyway.
+    bool isolation_process = false;
+    std::vector<std::string> in_process_plugins;
+    exec::WorkerPoolOptions workers;
     jobs::JobManager::Options jobs;
     http::ServerOptions http;
 };

@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +21,7 @@
 #include "app/signals.hpp"
 #include "exec/crash_record.hpp"
 #include "exec/in_process.hpp"
+#include "exec/process_executor.hpp"
 #include "http/server.hpp"
 #include "jobs/job_manager.hpp"
 #include "metrics/metrics.hpp"
@@ -196,9 +199,23 @@ int run(Config cfg) {
     // ---- start: each component uses only those started before it ----------
     auto store = std::make_unique<store::SqliteStore>(cfg.store);
     registry::Registry registry;
-    auto executor = std::make_unique<exec::InProcessExecutor>(*store, cfg.executor);
+    // A worker process that crashes charges its plugin version, as a crash
+    // of the host would (set once the plugin manager exists).
+    std::function<void(const exec::Target &, const std::string &)> charge_worker_crash;
+    std::unique_ptr<exec::InProcessExecutor> executor;
+    if (cfg.isolation_process)
+        executor = std::make_unique<exec::ProcessExecutor>(
+            *store, cfg.executor, cfg.workers, [&charge_worker_crash](const exec::Target &target, const std::string &why) {
+                if (charge_worker_crash) charge_worker_crash(target, why);
+            });
+    else
+        executor = std::make_unique<exec::InProcessExecutor>(*store, cfg.executor);
     StoreFaultBook faults(*store);
     plugins::PluginManager::Options plugin_options{cfg.plugins_dir, cfg.allow_insecure_plugins, &faults};
+    if (cfg.isolation_process)
+        plugin_options.in_process = [trusted = cfg.in_process_plugins](const std::string &name) {
+            return std::find(trusted.begin(), trusted.end(), name) != trusted.end();
+        };
     if (cfg.probe_timeout_s > 0) {
         // The probe child is this very binary, even if the file was replaced since.
         const plugins::ProbeOptions probe{"/proc/self/exe",
@@ -257,6 +274,17 @@ int run(Config cfg) {
         plugin.tasks_json = p.tasks_json;
         const model::PluginFaults after =
             plugins.charge(plugin, model::PluginFaultKind::hang, "task '" + task.name + "' " + why);
+        if (after.quarantined_at != 0) reloader.request();
+    };
+    charge_worker_crash = [&plugins = *plugins, &reloader = *reloader](const exec::Target &target,
+                                                                       const std::string &why) {
+        model::PluginFaults plugin;
+        plugin.hash = target.hash;
+        plugin.file = target.file;
+        plugin.name = target.plugin;
+        plugin.version = target.version;
+        plugin.tasks_json = target.tasks_json;
+        const model::PluginFaults after = plugins.charge(plugin, model::PluginFaultKind::crash, why);
         if (after.quarantined_at != 0) reloader.request();
     };
     auto jobs = std::make_unique<jobs::JobManager>(*store, registry, *executor, metrics, cfg.jobs);

@@ -107,11 +107,13 @@ public:
     // name the plugin version.
     virtual Result<void> run_init(const th_plugin_desc &desc, const std::string &file, const std::string &hash) = 0;
 
-    // Gives up on `work`, whose code did not stop when it had to: its slot
-    // goes to other work at once (in process: a new worker thread takes the
-    // stuck one's place), and the thread stuck in it is let go whenever the
-    // code returns. False if `work` is not running.
-    virtual bool write_off(const Work &work) = 0;
+    // Gives up on `work`, whose code did not stop when it had to. In a
+    // worker process, the process is killed: the work returns at once.
+    // In process, its slot goes to other work at once (a new worker thread
+    // takes the stuck one's place), and the thread stuck in it is let go
+    // whenever the code returns. not_running if `work` is not running.
+    enum class WriteOff { not_running, killed, abandoned };
+    virtual WriteOff write_off(const Work &work) = 0;
 
     // Workers start taking queued work. stop() returns once they have
     // stopped (a written-off one is not waited for), and drops the work
@@ -127,6 +129,8 @@ public:
         size_t stuck = 0;           // written off, their code still running
     };
     virtual Load load() const = 0;
+    // The worker processes, as GET /api/v1/system lists them (a JSON array).
+    virtual std::string workers_json() const { return "[]"; }
 
 protected:
     Admission grant(Admission::Where where) { return Admission(this, where); }

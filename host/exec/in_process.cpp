@@ -33,7 +33,8 @@ Result<Admission> InProcessExecutor::admit(bool may_run_here) {
 void InProcessExecutor::dispatch(Admission admission, std::shared_ptr<Work> work) {
     switch (take(admission)) {
         case Admission::Where::here: {
-            Runner runner{std::this_thread::get_id(), false};
+            Runner runner;
+            runner.thread = std::this_thread::get_id();
             if (!run_work(*work, runner)) release_slot();
             return;
         }
@@ -87,29 +88,44 @@ void InProcessExecutor::worker_loop() {
             queue_.pop_front();
             ++busy_;
         }
-        Runner runner{std::this_thread::get_id(), true};
+        Runner runner;
+        runner.thread = std::this_thread::get_id();
+        runner.worker = true;
         if (run_work(*work, runner)) return;  // written off: a new worker has this thread's place
         release_slot();
     }
 }
+
+thread_local InProcessExecutor::Runner *InProcessExecutor::current_runner_ = nullptr;
 
 bool InProcessExecutor::run_work(Work &work, Runner &runner) {
     {
         std::lock_guard lock(mu_);
         runners_.emplace(&work, &runner);
     }
+    Runner *outer = std::exchange(current_runner_, &runner);
     work.run();
+    current_runner_ = outer;
     std::lock_guard lock(mu_);
     runners_.erase(&work);
     if (runner.written_off) --stuck_;  // its slot was given back when it was written off
     return runner.written_off;
 }
 
-bool InProcessExecutor::write_off(const Work &work) {
+Executor::WriteOff InProcessExecutor::write_off(const Work &work) {
+    std::string job_id;
     {
         std::lock_guard lock(mu_);
         auto it = runners_.find(&work);
-        if (it == runners_.end() || it->second->written_off) return false;
+        if (it == runners_.end() || it->second->written_off) return WriteOff::not_running;
+        job_id = it->second->job_id;
+    }
+    // In a worker process: killed, and its thread returns at once.
+    if (!job_id.empty() && force_stop(job_id)) return WriteOff::killed;
+    {
+        std::lock_guard lock(mu_);
+        auto it = runners_.find(&work);
+        if (it == runners_.end() || it->second->written_off) return WriteOff::not_running;
         Runner &runner = *it->second;
         runner.written_off = true;
         ++stuck_;
@@ -127,7 +143,7 @@ bool InProcessExecutor::write_off(const Work &work) {
         }
     }
     work_cv_.notify_one();  // the slot is free
-    return true;
+    return WriteOff::abandoned;
 }
 
 void InProcessExecutor::start() {

@@ -18,7 +18,7 @@
 
 namespace taskhost::exec {
 
-class InProcessExecutor final : public Executor {
+class InProcessExecutor : public Executor {
 public:
     struct Options {
         size_t workers = 4;                   // --max-concurrency
@@ -38,18 +38,30 @@ public:
                               JobContext &job) override;
     Result<void> run_init(const th_plugin_desc &desc, const std::string &file, const std::string &hash) override;
 
-    bool write_off(const Work &work) override;
+    WriteOff write_off(const Work &work) override;
     void start() override;
     void stop() override;
     Load load() const override;
 
-private:
+protected:
     // The thread running one piece of work (on its stack while it runs).
     struct Runner {
         std::thread::id thread;
         bool worker = false;       // a worker thread, not a submitter's
         bool written_off = false;  // (mu_)
+        std::string job_id;        // set by a subclass's invoke() that needs it (mu_)
     };
+    // The runner of the work running on this thread, if any.
+    static thread_local Runner *current_runner_;
+    HostApi &host_api() { return host_api_; }
+    // Stops `runner`'s work by force, if the subclass can (mu_ not held).
+    virtual bool force_stop(const std::string &job_id) {
+        (void)job_id;
+        return false;
+    }
+    mutable std::mutex mu_;  // guards the queue, counts and runners below
+
+private:
     void release(Admission::Where where) override;
     void release_slot();
     void worker_loop();
@@ -59,7 +71,6 @@ private:
     HostApi host_api_;
     const Options options_;
 
-    mutable std::mutex mu_;            // guards the queue and counts below
     std::condition_variable work_cv_;  // wakes workers: work queued, a slot freed, or stopping
     std::deque<std::shared_ptr<Work>> queue_;
     size_t reserved_ = 0;  // queue places admitted and not yet dispatched
@@ -67,7 +78,8 @@ private:
     size_t stuck_ = 0;     // written-off runners whose code has not returned
     bool stopping_ = false;
     std::vector<std::thread> workers_;                    // joined at stop()
-    std::unordered_map<const Work *, Runner *> runners_;  // work running now
+protected:
+    std::unordered_map<const Work *, Runner *> runners_;  // work running now (mu_)
 };
 
 }  // namespace taskhost::exec

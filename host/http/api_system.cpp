@@ -260,11 +260,16 @@ void Api::system(const httplib::Request &, httplib::Response &res) {
         o.integer("queue_capacity", static_cast<int64_t>(load.queue_capacity));
         o.str("database", s_.store.url());
         auto w = s_.store.write_stats();
-        json_text::Object st(o.key("store_writes"));
-        st.integer("commits", static_cast<int64_t>(w.commits));
-        st.integer("writes", static_cast<int64_t>(w.writes));
-        st.integer("checkpoints", static_cast<int64_t>(w.checkpoints));
-        st.integer("writer_checkpoints", static_cast<int64_t>(w.writer_checkpoints));
+        {
+            json_text::Object st(o.key("store_writes"));
+            st.integer("commits", static_cast<int64_t>(w.commits));
+            st.integer("writes", static_cast<int64_t>(w.writes));
+            st.integer("checkpoints", static_cast<int64_t>(w.checkpoints));
+            st.integer("writer_checkpoints", static_cast<int64_t>(w.writer_checkpoints));
+        }
+        // pid, plugin, generation, state, job_id, jobs_served, rss_bytes
+        // of each (--isolation process; empty in process).
+        o.raw("worker_processes", s_.jobs.workers_json());
     }
     json_response(res, 200, std::move(body));
 }

@@ -166,7 +166,9 @@ void JobManager::stop(Clock::time_point deadline) {
     // Polled: only a shutdown waits here, and it must end by `deadline`.
     while (running_.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (running_.load() > 0) {
-        const std::string why = "interrupted: the host was stopping and the job did not stop in time";
+        const GiveUpReason why{"interrupted: the host was stopping and the job did not stop in time",
+                               "interrupted: the host was stopping and the job did not stop in time; its worker "
+                               "process was killed"};
         // Not charged as hangs: a job that is slow to wind down at a
         // routine restart has done nothing wrong.
         for (const auto &job : jobs) give_up(job, JobStatus::failed, why, false);
@@ -185,9 +187,12 @@ void JobManager::stop(Clock::time_point deadline) {
 void JobManager::on_deadline(const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind) {
     if (kind == Deadlines::Kind::grace) {
         const bool timed_out = job->cancel.load() == static_cast<int>(CancelReason::timeout);
+        const std::string after = format_seconds(options_.stop_grace_s) + " s " +
+                                  (timed_out ? "after its timeout" : "after being canceled");
         give_up(job, timed_out ? JobStatus::failed : JobStatus::canceled,
-                "did not stop within " + format_seconds(options_.stop_grace_s) + " s of " +
-                    (timed_out ? "its timeout" : "being canceled"));
+                GiveUpReason{"did not stop within " + format_seconds(options_.stop_grace_s) + " s of " +
+                                 (timed_out ? "its timeout" : "being canceled"),
+                             "killed " + after + ": it did not stop"});
         return;
     }
     bool timed_out = false;
@@ -202,19 +207,30 @@ void JobManager::on_deadline(const std::shared_ptr<ActiveJob> &job, Deadlines::K
     if (timed_out) timeouts_.add(deadline_after(options_.stop_grace_s), job, Deadlines::Kind::grace);
 }
 
-void JobManager::give_up(const std::shared_ptr<ActiveJob> &job, JobStatus status, const std::string &why, bool charge) {
+void JobManager::give_up(const std::shared_ptr<ActiveJob> &job, JobStatus status, const GiveUpReason &reason,
+                         bool charge) {
     std::shared_ptr<const registry::Task> task;
     {
         std::lock_guard lock(job->mu);
         if (job->end != EndState::none || job->record.status != JobStatus::running) return;
         task = job->task.shared();
     }
-    if (!executor_.write_off(*job)) return;  // it returned meanwhile
-    job->abandoned.store(true);
+    const auto how = executor_.write_off(*job);
+    if (how == exec::Executor::WriteOff::not_running) return;  // it returned meanwhile
+    const std::string &why = how == exec::Executor::WriteOff::killed ? reason.killed : reason.abandoned;
+    // Abandoned: its code may still run, so its generation stays loaded.
+    // Killed: its code has stopped, and run() leaves the end to this.
+    if (how == exec::Executor::WriteOff::abandoned) job->abandoned.store(true);
     count_out(*job);
-    spdlog::error("job {} (task '{}' of plugin {} {}, {}): {}; its worker is given up on ({} stuck now)",
-                  job->record.id, job->record.task_name, task ? task->plugin->name : "?",
-                  task ? task->plugin->version : "?", task ? task->plugin->file : "?", why, executor_.load().stuck);
+    if (how == exec::Executor::WriteOff::killed)
+        spdlog::error("job {} (task '{}' of plugin {} {}, {}): {}; its worker process was killed", job->record.id,
+                      job->record.task_name, task ? task->plugin->name : "?", task ? task->plugin->version : "?",
+                      task ? task->plugin->file : "?", why);
+    else
+        spdlog::error("job {} (task '{}' of plugin {} {}, {}): {}; its worker is given up on ({} stuck now)",
+                      job->record.id, job->record.task_name, task ? task->plugin->name : "?",
+                      task ? task->plugin->version : "?", task ? task->plugin->file : "?", why,
+                      executor_.load().stuck);
     finish(job, status, why, std::nullopt, std::nullopt);
     if (charge && options_.on_stuck && task) options_.on_stuck(*task, why);
 }
@@ -624,6 +640,7 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     const int64_t invoked_at = now_us();  // the task's own time, without the wait for its start's commit
     model::TaskOutcome out = executor_.invoke(target_of(task), r.id, r.params_json, call);
     count_out(*job);
+    if (out.given_up) return;  // give_up() killed its worker and records its end
     job->stats->record_run(now_us() - invoked_at);
 
     JobStatus status = JobStatus::completed;

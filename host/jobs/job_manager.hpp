@@ -145,6 +145,8 @@ public:
         size_t stuck = 0;           // workers given up on, their code still running
     };
     Load load() const;
+    // The worker processes that run tasks (a JSON array; empty in process).
+    std::string workers_json() const { return executor_.workers_json(); }
     // When a caller refused for a full queue should retry (Retry-After):
     // the jobs queued now over the rate jobs ended lately (DrainRate).
     int retry_after_s() const;
@@ -187,7 +189,12 @@ private:
     // A running job whose code did not stop when it had to: its worker is
     // written off, the job ends now (`status`, `why`), its plugin is told of.
     // `charge`: report it through Options::on_stuck (a hang of its plugin).
-    void give_up(const std::shared_ptr<ActiveJob> &job, model::JobStatus status, const std::string &why,
+    // Why, for each way the executor can give up: its worker process
+    // killed, or its thread abandoned.
+    struct GiveUpReason {
+        std::string abandoned, killed;
+    };
+    void give_up(const std::shared_ptr<ActiveJob> &job, model::JobStatus status, const GiveUpReason &reason,
                  bool charge = true);
     // The job no longer counts as running (once, whoever gets there first).
     void count_out(ActiveJob &job);

@@ -12,6 +12,9 @@ struct TaskOutcome {
     std::string result_json;  // valid JSON text when has_result
     bool has_error = false;
     std::string error_type, error_message, error_traceback;
+    // Its worker process was killed because the job was given up on
+    // (Executor::write_off): the job's end is the giver-up's to record.
+    bool given_up = false;
 };
 
 // {"task_name", "params", "result", "error": {"type", "message", "traceback"}}

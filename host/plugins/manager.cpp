@@ -158,7 +158,8 @@ Result<std::shared_ptr<Generation>> PluginManager::load(const std::string &file,
         names.push_back(desc->tasks[i].name);
     }
     generation->tasks_json = names.dump();
-    if (desc->init != nullptr) {
+    generation->in_process = !options_.in_process || options_.in_process(generation->name);
+    if (desc->init != nullptr && generation->in_process) {
         if (Result<void> init = init_(*desc, file, hash); !init)
             return fail(init.error().kind, "init failed: " + init.error().message);
     }

@@ -57,6 +57,10 @@ public:
         // Opens a new version in a child process before the host does
         // (plugins/probe.hpp); empty: loaded in the host at once.
         std::function<std::optional<ProbeFailure>(const UniqueFd &image, const std::string &file)> probe{};
+        // Whether a plugin (by its declared name) runs in the host's
+        // threads; empty: every plugin does. One that does not has its
+        // init() run by each of its worker processes, not here.
+        std::function<bool(const std::string &plugin_name)> in_process{};
     };
     // Runs a plugin's init() with the host's services (the executor does,
     // as it runs all plugin code); the reason when it refuses.

@@ -184,7 +184,7 @@ public:
         return out;
     }
     Result<void> run_init(const th_plugin_desc &, const std::string &, const std::string &) override { return {}; }
-    bool write_off(const exec::Work &) override { return false; }
+    WriteOff write_off(const exec::Work &) override { return WriteOff::not_running; }
     void start() override {}
     void stop() override {}
     Load load() const override { return {}; }

@@ -1,0 +1,771 @@
+#include "exec/worker_pool.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <future>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "util/clock.hpp"
+#include "util/thread_name.hpp"
+
+extern char **environ;
+
+namespace taskhost::exec {
+
+using worker::Frame;
+using worker::FrameReader;
+using worker::FrameType;
+using worker::FrameWriter;
+
+namespace {
+
+std::string signal_name(int sig) {
+    const char *abbrev = ::sigabbrev_np(sig);
+    return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+// "SIGSEGV", "exit status 3": how a process ended, from waitpid's status.
+std::string describe_end(int status) {
+    if (WIFSIGNALED(status)) return signal_name(WTERMSIG(status));
+    if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
+    return "an unknown end";
+}
+
+std::string mib(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
+
+// Resident memory of `pid` in bytes, 0 if unknown.
+uint64_t rss_of(pid_t pid) {
+    std::ifstream statm("/proc/" + std::to_string(pid) + "/statm");
+    uint64_t size = 0, resident = 0;
+    if (!(statm >> size >> resident)) return 0;
+    return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+// One worker process and the host's end of its channel. Used by one thread
+// at a time (the one running a job on it, or the pool), except for kill().
+class WorkerProcess {
+public:
+    enum class State { starting, idle, busy };
+
+    WorkerProcess(pid_t pid, UniqueFd channel, UniqueFd control_fd, worker::ControlPage *control, const Target &target)
+        : pid_(pid),
+          channel_(std::move(channel)),
+          control_fd_(std::move(control_fd)),
+          control_(control),
+          generation_(target.generation),
+          alive_(target.generation_alive),
+          plugin_(target.plugin),
+          version_(target.version),
+          file_(target.file),
+          started_at_us_(now_us()) {}
+
+    ~WorkerProcess() {
+        channel_.reset();  // asks it to shut down
+        if (!reaped_) {
+            // Not waited for: a worker that does not exit at once is killed.
+            int status = 0;
+            if (::waitpid(pid_, &status, WNOHANG) != pid_) {
+                const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+                while (::waitpid(pid_, &status, WNOHANG) == 0 && std::chrono::steady_clock::now() < deadline)
+                    ::usleep(1000);
+                if (::waitpid(pid_, &status, WNOHANG) == 0) {
+                    ::kill(pid_, SIGKILL);
+                    ::waitpid(pid_, &status, 0);
+                }
+            }
+        }
+        if (control_ != nullptr) ::munmap(control_, sizeof(worker::ControlPage));
+    }
+
+    pid_t pid() const { return pid_; }
+    uint64_t generation() const { return generation_; }
+    bool generation_gone() const { return alive_.expired(); }
+    const std::string &plugin() const { return plugin_; }
+    const std::string &version() const { return version_; }
+    const std::string &file() const { return file_; }
+    int64_t started_at_us() const { return started_at_us_; }
+    uint64_t jobs_served() const { return jobs_served_.load(std::memory_order_relaxed); }
+
+    // Waits for Ready, serving what init() calls meanwhile; why not.
+    Result<void> greet(HostApi &host_api, const Target &target, std::chrono::milliseconds timeout, size_t max_frame);
+
+    // Runs one job on it; `died` says whether the worker is gone after.
+    model::TaskOutcome run(HostApi &host_api, const Target &target, const std::string &job_id,
+                           std::string_view params_json, JobContext &job, size_t max_frame, bool &died);
+    Result<void> validate(const Target &target, std::string_view params_json, size_t max_frame, bool &died);
+
+    // Kills it (any thread); the thread running a job on it sees it end.
+    // `given_up`: the job was given up on (its end is recorded elsewhere).
+    void kill(std::string why, bool given_up = false) {
+        {
+            std::lock_guard lock(kill_mu_);
+            if (kill_reason_.empty()) {
+                kill_reason_ = std::move(why);
+                given_up_ = given_up;
+            }
+        }
+        ::kill(pid_, SIGKILL);
+    }
+    bool given_up() const {
+        std::lock_guard lock(kill_mu_);
+        return given_up_;
+    }
+    std::string kill_reason() const {
+        std::lock_guard lock(kill_mu_);
+        return kill_reason_;
+    }
+    // Reaps it (it is dead or dying); how it ended.
+    std::string reap() {
+        int status = 0;
+        if (!reaped_) {
+            while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+            }
+            reaped_ = true;
+            end_ = describe_end(status);
+            signaled_ = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+        }
+        return end_;
+    }
+    int end_signal() const { return signaled_; }
+
+    std::atomic<State> state{State::starting};
+    std::string current_job;  // (the pool's mu_)
+
+private:
+    // Serves one Call or Notice frame for `call`; false on a malformed one.
+    bool serve(HostApi &host_api, th_call &call, const Frame &frame);
+    // Reads the next frame, waking every `tick` (if set) to run `on_tick`.
+    std::optional<Frame> next_frame(size_t max_frame, std::string &error);
+
+    const pid_t pid_;
+    UniqueFd channel_;
+    UniqueFd control_fd_;
+    worker::ControlPage *control_;
+    const uint64_t generation_;
+    const std::weak_ptr<const void> alive_;
+    const std::string plugin_, version_, file_;
+    const int64_t started_at_us_;
+    std::atomic<uint64_t> jobs_served_{0};
+    uint64_t next_seq_ = 0;
+    bool reaped_ = false;
+    std::string end_;
+    int signaled_ = 0;
+    mutable std::mutex kill_mu_;
+    std::string kill_reason_;
+    bool given_up_ = false;
+};
+
+namespace {
+
+th_sink sink_to(std::string &s) { return string_sink(s); }
+
+}  // namespace
+
+bool WorkerProcess::serve(HostApi &host_api, th_call &call, const Frame &frame) {
+    const th_host_api &api = host_api.table();
+    FrameReader in(frame.body);
+    if (frame.type == FrameType::notice) {
+        switch (static_cast<worker::Notice>(in.u8())) {
+            case worker::Notice::set_result: {
+                const std::string_view json = in.str();
+                if (!in.complete()) return false;
+                api.set_result(&call, json.data(), json.size());
+                return true;
+            }
+            case worker::Notice::set_error: {
+                const std::string type(in.str()), message(in.str()), traceback(in.str());
+                if (!in.complete()) return false;
+                api.set_error(&call, type.c_str(), message.c_str(), traceback.c_str());
+                return true;
+            }
+            case worker::Notice::set_error_frames: {
+                const std::string type(in.str()), message(in.str());
+                const uint32_t flags = in.u32();
+                const uint32_t n = in.u32();
+                if (!in.ok() || n > 4096) return false;
+                std::vector<std::string> text;  // module and build-id of each frame
+                std::vector<th_frame> frames(n);
+                text.reserve(2 * n);
+                for (uint32_t i = 0; i < n; ++i) {
+                    text.emplace_back(in.str());
+                    text.emplace_back(in.str());
+                    frames[i].offset = in.u64();
+                }
+                if (!in.complete()) return false;
+                for (uint32_t i = 0; i < n; ++i) {
+                    frames[i].module = text[2 * i].c_str();
+                    frames[i].build_id = text[2 * i + 1].c_str();
+                }
+                api.set_error_frames(&call, type.c_str(), message.c_str(), frames.data(), n, flags);
+                return true;
+            }
+            case worker::Notice::progress: {
+                const double fraction = in.f64();
+                const bool has_message = in.u8() != 0;
+                const std::string message(in.str());
+                if (!in.complete()) return false;
+                api.report_progress(&call, fraction, has_message ? message.c_str() : nullptr);
+                return true;
+            }
+            case worker::Notice::log: {
+                const uint32_t level = in.u32();
+                const std::string message(in.str());
+                if (!in.complete()) return false;
+                api.log(&call, static_cast<th_log_level>(level), message.c_str());
+                return true;
+            }
+        }
+        return false;
+    }
+    if (frame.type != FrameType::call) return false;
+    std::string out, err;
+    th_sink out_sink = sink_to(out), err_sink = sink_to(err);
+    th_status status = TH_INVALID;
+    switch (static_cast<worker::Service>(in.u8())) {
+        case worker::Service::artifact_save: {
+            const std::string_view data = in.str();
+            const std::string parent(in.str());
+            if (!in.complete()) return false;
+            char id[27] = {};
+            status = api.artifact_save(&call, data.data(), data.size(), parent.empty() ? nullptr : parent.c_str(), id,
+                                       &err_sink);
+            if (status == TH_OK) out = id;
+            break;
+        }
+        case worker::Service::artifact_get: {
+            const std::string id(in.str());
+            if (!in.complete()) return false;
+            status = api.artifact_get(&call, id.c_str(), &out_sink, &err_sink);
+            break;
+        }
+        case worker::Service::db_query: {
+            const std::string sql(in.str());
+            const bool has_params = in.u8() != 0;
+            const std::string params(in.str());
+            if (!in.complete()) return false;
+            status = api.db_query(&call, sql.c_str(), has_params ? params.c_str() : nullptr, &out_sink, &err_sink);
+            break;
+        }
+        case worker::Service::session_begin:
+            if (!in.complete()) return false;
+            status = api.session_begin(&call, &err_sink);
+            break;
+        case worker::Service::session_end: {
+            const int commit = in.u8();
+            if (!in.complete()) return false;
+            status = api.session_end(&call, commit, &err_sink);
+            break;
+        }
+        case worker::Service::schedule: {
+            const std::string task(in.str()), params(in.str());
+            if (!in.complete()) return false;
+            char id[27] = {};
+            status = api.schedule(&call, task.c_str(), params.c_str(), id, &err_sink);
+            if (status == TH_OK) out = id;
+            break;
+        }
+        case worker::Service::job_get: {
+            const std::string id(in.str());
+            if (!in.complete()) return false;
+            status = api.job_get(&call, id.c_str(), &out_sink, &err_sink);
+            break;
+        }
+        default: return false;
+    }
+    FrameWriter reply(FrameType::reply);
+    reply.u32(static_cast<uint32_t>(status)).str(out).str(err);
+    // A worker that is gone shows at the next read.
+    (void)worker::write_all(channel_.get(), reply.finish());
+    return true;
+}
+
+std::optional<Frame> WorkerProcess::next_frame(size_t max_frame, std::string &error) {
+    return worker::read_frame(channel_.get(), max_frame, &error);
+}
+
+Result<void> WorkerProcess::greet(HostApi &host_api, const Target &target, std::chrono::milliseconds timeout,
+                                  size_t max_frame) {
+    th_call call;
+    host_api.open_call(call, target, "", nullptr);
+    call.log_name = target.file;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd p{channel_.get(), POLLIN, 0};
+        const int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready == 0) {
+            kill("it did not start within " + std::to_string(timeout.count()) + " ms");
+            host_api.close_call(call, TH_OK);
+            return fail(ErrorKind::unavailable, "the worker process did not start within " +
+                                                    std::to_string(timeout.count()) + " ms (loading or init())");
+        }
+        std::string error;
+        std::optional<Frame> frame = next_frame(max_frame, error);
+        if (!frame) {
+            ::kill(pid_, SIGKILL);
+            host_api.close_call(call, TH_OK);
+            return fail(ErrorKind::unavailable, "the worker process ended while starting: " + reap());
+        }
+        if (frame->type == FrameType::ready) {
+            host_api.close_call(call, TH_OK);
+            return {};
+        }
+        if (frame->type == FrameType::init_failed) {
+            FrameReader in(frame->body);
+            std::string reason(in.str());
+            host_api.close_call(call, TH_OK);
+            return fail(ErrorKind::invalid, "init failed in the worker process: " + reason);
+        }
+        if (!serve(host_api, call, *frame)) {
+            ::kill(pid_, SIGKILL);
+            host_api.close_call(call, TH_OK);
+            return fail(ErrorKind::unavailable, "the worker process broke the protocol while starting");
+        }
+    }
+}
+
+model::TaskOutcome WorkerProcess::run(HostApi &host_api, const Target &target, const std::string &job_id,
+                                      std::string_view params_json, JobContext &job, size_t max_frame, bool &died) {
+    died = false;
+    ++jobs_served_;
+    const uint64_t seq = ++next_seq_;
+    th_call call;
+    host_api.open_call(call, target, job_id, &job);
+    FrameWriter invoke(FrameType::invoke);
+    invoke.u64(seq).str(target.task).str(job_id).str(params_json);
+    std::string error;
+    bool cancel_sent = false;
+    std::optional<th_status> done;
+    if (worker::write_all(channel_.get(), invoke.finish())) {
+        while (!done) {
+            if (!cancel_sent) {
+                if (job.cancelled()) {
+                    control_->cancel_seq.store(seq, std::memory_order_relaxed);
+                    cancel_sent = true;
+                } else {
+                    // Cancellation is polled from the job: look again every tick.
+                    pollfd p{channel_.get(), POLLIN, 0};
+                    const int ready = ::poll(&p, 1, 20);
+                    if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
+                }
+            }
+            std::optional<Frame> frame = next_frame(max_frame, error);
+            if (!frame) break;
+            if (frame->type == FrameType::done) {
+                FrameReader in(frame->body);
+                const uint32_t status = in.u32();
+                if (!in.complete()) {
+                    error = "a malformed Done";
+                    break;
+                }
+                done = static_cast<th_status>(status);
+            } else if (!serve(host_api, call, *frame)) {
+                error = "a malformed frame";
+                break;
+            }
+        }
+    }
+    if (done) return host_api.close_call(call, *done);
+
+    // Gone (or broke the protocol): the job fails with how it ended.
+    died = true;
+    const bool protocol = !error.empty() && error != "the channel closed" && !error.starts_with("recv");
+    ::kill(pid_, SIGKILL);
+    const std::string end = reap();
+    model::TaskOutcome out = host_api.close_call(call, TH_OK);
+    out.has_result = false;
+    out.has_error = true;
+    out.result_json.clear();
+    out.error_traceback.clear();
+    const std::string killed = kill_reason();
+    if (!killed.empty()) {
+        out.error_type = "taskhost::WorkerKilled";
+        out.error_message = killed;
+        out.given_up = given_up();
+    } else if (protocol) {
+        out.error_type = "taskhost::WorkerProtocolError";
+        out.error_message = "the worker process running task '" + std::string(target.task) + "' of plugin " +
+                            plugin_ + " " + version_ + " sent " + error + "; it was killed";
+    } else {
+        out.error_type = "taskhost::WorkerCrashed";
+        out.error_message = "worker crashed: " + end + " while running task '" + std::string(target.task) +
+                            "' of plugin " + plugin_ + " " + version_;
+    }
+    return out;
+}
+
+Result<void> WorkerProcess::validate(const Target &target, std::string_view params_json, size_t max_frame,
+                                     bool &died) {
+    died = false;
+    FrameWriter request(FrameType::validate);
+    request.str(target.task).str(params_json);
+    std::string error;
+    if (worker::write_all(channel_.get(), request.finish())) {
+        if (std::optional<Frame> frame = next_frame(max_frame, error); frame && frame->type == FrameType::validated) {
+            FrameReader in(frame->body);
+            const uint32_t status = in.u32();
+            const std::string_view message = in.str();
+            if (in.complete()) {
+                if (status == TH_OK) return {};
+                return fail(ErrorKind::invalid, message.empty() ? "invalid params" : std::string(message));
+            }
+        }
+    }
+    died = true;
+    ::kill(pid_, SIGKILL);
+    return fail(ErrorKind::unavailable, "the worker process checking params for task '" + std::string(target.task) +
+                                            "' of plugin " + plugin_ + " " + version_ + " ended: " + reap());
+}
+
+// ---- the pool ------------------------------------------------------------------------
+
+struct WorkerPool::Spawned {
+    pid_t pid = -1;
+    UniqueFd channel, control_fd;
+    worker::ControlPage *control = nullptr;
+};
+
+struct WorkerPool::SpawnRequest {
+    const Target *target = nullptr;
+    std::promise<Result<Spawned>> result;
+};
+
+WorkerPool::WorkerPool(HostApi &host_api, WorkerPoolOptions options, WorkerFault on_fault)
+    : host_api_(host_api), options_(std::move(options)), on_fault_(std::move(on_fault)) {
+    spawner_ = std::thread([this] { spawner_loop(); });
+}
+
+WorkerPool::~WorkerPool() { stop(); }
+
+void WorkerPool::stop() {
+    std::deque<std::shared_ptr<WorkerProcess>> idle;
+    std::map<uint64_t, std::shared_ptr<Validator>> validators;
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+        idle.swap(idle_);
+        validators.swap(validators_);
+        for (auto &[job, worker] : busy_) worker->kill("the host stopped");
+    }
+    idle.clear();  // each exits (closed channel), or is killed
+    validators.clear();  // (a check under way holds its own)
+    {
+        std::lock_guard lock(spawn_mu_);
+        spawner_stop_ = true;
+    }
+    spawn_cv_.notify_all();
+    if (spawner_.joinable()) spawner_.join();
+}
+
+void WorkerPool::spawner_loop() {
+    name_this_thread("th-spawner");
+    for (;;) {
+        SpawnRequest *request = nullptr;
+        {
+            std::unique_lock lock(spawn_mu_);
+            spawn_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return spawner_stop_ || !spawn_queue_.empty(); });
+            if (spawner_stop_) {
+                for (SpawnRequest *r : spawn_queue_)
+                    r->result.set_value(fail(ErrorKind::unavailable, "the host is shutting down"));
+                spawn_queue_.clear();
+                return;
+            }
+            if (!spawn_queue_.empty()) {
+                request = spawn_queue_.front();
+                spawn_queue_.pop_front();
+            }
+        }
+        if (request != nullptr) request->result.set_value(spawn_on_spawner(*request->target));
+        sweep();
+    }
+}
+
+Result<WorkerPool::Spawned> WorkerPool::spawn_on_spawner(const Target &target) {
+    auto internal = [](const std::string &what) {
+        return fail(ErrorKind::unavailable, "cannot start a worker process: " + what + ": " + std::strerror(errno));
+    };
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return internal("socketpair");
+    UniqueFd host_end(pair[0]), worker_end(pair[1]);
+    UniqueFd control_fd(::memfd_create("taskhost-worker-control", MFD_CLOEXEC));
+    if (!control_fd || ::ftruncate(control_fd.get(), sizeof(worker::ControlPage)) != 0) return internal("memfd");
+    void *page = ::mmap(nullptr, sizeof(worker::ControlPage), PROT_READ | PROT_WRITE, MAP_SHARED, control_fd.get(), 0);
+    if (page == MAP_FAILED) return internal("mmap");
+    auto *control = new (page) worker::ControlPage();
+    // Above the numbers the child gets them at, so no dup2 overwrites
+    // another's source.
+    UniqueFd image(::fcntl(target.image_fd, F_DUPFD_CLOEXEC, 10));
+    UniqueFd channel(::fcntl(worker_end.get(), F_DUPFD_CLOEXEC, 10));
+    UniqueFd control_copy(::fcntl(control_fd.get(), F_DUPFD_CLOEXEC, 10));
+    if (!image || !channel || !control_copy) {
+        ::munmap(page, sizeof(worker::ControlPage));
+        return internal("fcntl");
+    }
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, image.get(), worker::worker_image_fd);
+    posix_spawn_file_actions_adddup2(&actions, channel.get(), worker::worker_channel_fd);
+    posix_spawn_file_actions_adddup2(&actions, control_copy.get(), worker::worker_control_fd);
+    // What a plugin prints goes where the host's own output goes.
+    posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attributes, &none);  // the host's threads block its signals
+    posix_spawnattr_setsigdefault(&attributes, &all);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    const WorkerLimits &limits = options_.limits;
+    std::vector<std::string> args = {options_.binary,
+                                     worker::mode_argument,
+                                     std::string(target.file),
+                                     std::to_string(::getpid()),
+                                     std::to_string(limits.memory_bytes),
+                                     std::to_string(limits.cpu_seconds),
+                                     limits.user.empty() ? "-" : limits.user,
+                                     host_api_.store().url()};
+    std::vector<char *> argv;
+    for (auto &a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    const int spawned = ::posix_spawn(&pid, options_.binary.c_str(), &actions, &attributes, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    if (spawned != 0) {
+        ::munmap(page, sizeof(worker::ControlPage));
+        errno = spawned;
+        return internal("posix_spawn " + options_.binary);
+    }
+    Spawned out;
+    out.pid = pid;
+    out.channel = std::move(host_end);
+    out.control_fd = std::move(control_fd);
+    out.control = control;
+    return out;
+}
+
+Result<std::shared_ptr<WorkerProcess>> WorkerPool::start(const Target &target) {
+    if (target.image_fd < 0) return fail(ErrorKind::internal, "the plugin has no image to start a worker from");
+    SpawnRequest request;
+    request.target = &target;
+    auto result = request.result.get_future();
+    {
+        std::lock_guard lock(spawn_mu_);
+        if (spawner_stop_) return fail(ErrorKind::unavailable, "the host is shutting down");
+        spawn_queue_.push_back(&request);
+    }
+    spawn_cv_.notify_one();
+    Result<Spawned> spawned = result.get();
+    if (!spawned) return std::move(spawned).error();
+    auto worker = std::make_shared<WorkerProcess>(spawned->pid, std::move(spawned->channel),
+                                                  std::move(spawned->control_fd), spawned->control, target);
+    {
+        std::lock_guard lock(mu_);
+        ++counts_.started;
+        starting_.push_back(worker);
+    }
+    Result<void> greeted = worker->greet(host_api_, target, options_.start_timeout, options_.max_frame);
+    {
+        std::lock_guard lock(mu_);
+        std::erase(starting_, worker);
+    }
+    if (!greeted) {
+        spdlog::error("plugin {} {} ({}): {}", target.plugin, target.version, target.file, greeted.error().message);
+        return std::move(greeted).error();
+    }
+    spdlog::debug("worker process {} serves plugin {} generation {}", worker->pid(), target.file, target.generation);
+    return worker;
+}
+
+std::shared_ptr<WorkerProcess> WorkerPool::take_idle(const Target &target) {
+    std::lock_guard lock(mu_);
+    for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+        if ((*it)->generation() == target.generation) {
+            auto worker = std::move(*it);
+            idle_.erase(it);
+            return worker;
+        }
+    }
+    return nullptr;
+}
+
+void WorkerPool::give_back(std::shared_ptr<WorkerProcess> worker) {
+    std::shared_ptr<WorkerProcess> evicted;
+    {
+        std::lock_guard lock(mu_);
+        const bool worn = options_.limits.max_jobs > 0 && worker->jobs_served() >= options_.limits.max_jobs;
+        if (worn) ++counts_.recycled;
+        if (stopping_ || worn || worker->generation_gone()) return;  // released outside: exits
+        worker->state = WorkerProcess::State::idle;
+        idle_.push_front(std::move(worker));
+        if (idle_.size() > options_.max_idle) {
+            evicted = std::move(idle_.back());
+            idle_.pop_back();
+        }
+    }
+}
+
+void WorkerPool::sweep() {
+    std::vector<std::shared_ptr<WorkerProcess>> gone;
+    std::vector<std::shared_ptr<Validator>> unused;
+    {
+        std::lock_guard lock(mu_);
+        std::erase_if(validators_, [&](auto &entry) {
+            if (!entry.second->alive.expired()) return false;
+            unused.push_back(std::move(entry.second));
+            return true;
+        });
+        for (auto it = idle_.begin(); it != idle_.end();) {
+            if ((*it)->generation_gone()) {
+                gone.push_back(std::move(*it));
+                it = idle_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    // Released here, outside the lock: each is asked to exit.
+}
+
+model::TaskOutcome WorkerPool::invoke(const Target &target, const std::string &job_id, std::string_view params_json,
+                                      JobContext &job) {
+    std::shared_ptr<WorkerProcess> worker = take_idle(target);
+    if (!worker) {
+        Result<std::shared_ptr<WorkerProcess>> started = start(target);
+        if (!started) {
+            model::TaskOutcome out;
+            out.has_error = true;
+            out.error_type = "taskhost::WorkerUnavailable";
+            out.error_message = started.error().message;
+            return out;
+        }
+        worker = std::move(*started);
+    }
+    {
+        std::lock_guard lock(mu_);
+        worker->state = WorkerProcess::State::busy;
+        worker->current_job = job_id;
+        busy_[job_id] = worker;
+    }
+    bool died = false;
+    model::TaskOutcome out = worker->run(host_api_, target, job_id, params_json, job, options_.max_frame, died);
+    {
+        std::lock_guard lock(mu_);
+        busy_.erase(job_id);
+        worker->current_job.clear();
+        if (died) {
+            if (!worker->kill_reason().empty()) ++counts_.killed;
+            else ++counts_.crashed;
+        }
+    }
+    if (!died) {
+        give_back(std::move(worker));
+        // A job that ran out of memory names the limit it ran into.
+        if (out.has_error && options_.limits.memory_bytes > 0 && out.error_type.find("bad_alloc") != std::string::npos)
+            out.error_message += " (the worker process's memory limit, --worker-memory, is " +
+                                 mib(options_.limits.memory_bytes) + ")";
+        return out;
+    }
+    if (worker->kill_reason().empty()) {
+        spdlog::error("job {}: {}", job_id, out.error_message);
+        if (on_fault_) on_fault_(target, out.error_message);
+    }
+    if (worker->end_signal() == SIGXCPU && options_.limits.cpu_seconds > 0)
+        out.error_message += " (its CPU limit, --worker-cpu-seconds " + std::to_string(options_.limits.cpu_seconds) +
+                             " s, was reached)";
+    return out;
+}
+
+Result<void> WorkerPool::validate(const Target &target, std::string_view params_json) {
+    std::shared_ptr<Validator> validator;
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_) return fail(ErrorKind::unavailable, "the host is shutting down");
+        auto &slot = validators_[target.generation];
+        if (!slot) {
+            slot = std::make_shared<Validator>();
+            slot->alive = target.generation_alive;
+        }
+        validator = slot;
+    }
+    std::lock_guard check(validator->mu);
+    if (!validator->worker) {
+        Result<std::shared_ptr<WorkerProcess>> started = start(target);
+        if (!started) return std::move(started).error();
+        (*started)->state = WorkerProcess::State::idle;
+        std::lock_guard lock(mu_);  // describe_json() reads it under mu_ alone
+        validator->worker = std::move(*started);
+    }
+    bool died = false;
+    Result<void> checked = validator->worker->validate(target, params_json, options_.max_frame, died);
+    if (died) {
+        std::lock_guard lock(mu_);
+        ++counts_.crashed;
+        validator->worker.reset();  // the next check starts another
+    }
+    return checked;
+}
+
+bool WorkerPool::kill_job(const std::string &job_id, const std::string &why) {
+    std::lock_guard lock(mu_);
+    auto it = busy_.find(job_id);
+    if (it == busy_.end()) return false;
+    it->second->kill(why, true);
+    return true;
+}
+
+WorkerPool::Counts WorkerPool::counts() const {
+    std::lock_guard lock(mu_);
+    Counts c = counts_;
+    c.busy = busy_.size();
+    c.alive = idle_.size() + busy_.size() + starting_.size() + validators_.size();
+    return c;
+}
+
+std::string WorkerPool::describe_json() const {
+    nlohmann::json list = nlohmann::json::array();
+    std::lock_guard lock(mu_);
+    auto add = [&](const WorkerProcess &w, const char *state, const std::string &job) {
+        list.push_back({{"pid", w.pid()},
+                        {"plugin", w.plugin()},
+                        {"version", w.version()},
+                        {"file", w.file()},
+                        {"generation", w.generation()},
+                        {"state", state},
+                        {"job_id", job.empty() ? nlohmann::json(nullptr) : nlohmann::json(job)},
+                        {"jobs_served", w.jobs_served()},
+                        {"rss_bytes", rss_of(w.pid())},
+                        {"started_at", iso8601_utc(w.started_at_us())}});
+    };
+    for (const auto &w : starting_) add(*w, "starting", "");
+    for (const auto &[job, w] : busy_) add(*w, "busy", job);
+    for (const auto &w : idle_) add(*w, "idle", "");
+    for (const auto &[generation, v] : validators_) {
+        // Read without its lock (a check may be under way): the pointer is
+        // only changed while mu_ is held too.
+        if (v->worker) add(*v->worker, "validating", "");
+    }
+    return list.dump();
+}
+
+}  // namespace taskhost::exec
