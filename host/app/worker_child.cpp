@@ -21,6 +21,15 @@
 #include "exec/worker_protocol.hpp"
 #include "plugins/descriptor.hpp"
 
+namespace {
+bool in_worker = false;
+}  // namespace
+
+// LeakSanitizer's exit-time check, in sanitizer builds: off in a worker,
+// where a task may end the process anywhere (exit() in plugin code) and the
+// host reports how it ended, not what it still held.
+extern "C" int __lsan_is_turned_off() { return in_worker ? 1 : 0; }
+
 // The worker's side of a th_call: what its host-service functions need.
 struct WorkerCall {
     std::string job_id;
@@ -255,6 +264,7 @@ bool is_worker_child(int argc, char **argv) { return argc == 8 && std::strcmp(ar
 
 int run_worker_child(int, char **argv) {
     // argv: __worker FILE HOST_PID MEMORY_BYTES CPU_SECONDS USER DATABASE_URL
+    in_worker = true;
     const std::string file = argv[2];
     const pid_t host = static_cast<pid_t>(std::atoll(argv[3]));
     const uint64_t memory_bytes = std::strtoull(argv[4], nullptr, 10);

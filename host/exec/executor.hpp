@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -131,6 +133,14 @@ public:
     virtual Load load() const = 0;
     // The worker processes, as GET /api/v1/system lists them (a JSON array).
     virtual std::string workers_json() const { return "[]"; }
+    // What /metrics counts of them (all zero in process).
+    struct WorkerStats {
+        size_t alive = 0, busy = 0;
+        uint64_t started = 0, recycled = 0;
+        std::map<std::string, uint64_t> crashed_by_plugin;  // worker died in its task
+        std::map<std::string, uint64_t> killed_by_reason;   // given_up, start_timeout
+    };
+    virtual WorkerStats worker_stats() const { return {}; }
 
 protected:
     Admission grant(Admission::Where where) { return Admission(this, where); }

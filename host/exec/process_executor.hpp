@@ -23,6 +23,7 @@ public:
                               JobContext &job) override;
     void stop() override;
     std::string workers_json() const override { return pool_.describe_json(); }
+    WorkerStats worker_stats() const override { return pool_.stats(); }
 
     WorkerPool &pool() { return pool_; }
 

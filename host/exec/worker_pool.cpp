@@ -442,6 +442,29 @@ struct WorkerPool::Spawned {
     worker::ControlPage *control = nullptr;
 };
 
+struct WorkerPool::Replacement {
+    // The target's text, owned: the job it came from has ended.
+    std::string task, plugin, version, file, hash, tasks_json;
+    Target target;
+    std::chrono::steady_clock::time_point due;
+
+    explicit Replacement(const Target &from)
+        : task(from.task),
+          plugin(from.plugin),
+          version(from.version),
+          file(from.file),
+          hash(from.hash),
+          tasks_json(from.tasks_json),
+          target(from) {
+        target.task = task;
+        target.plugin = plugin;
+        target.version = version;
+        target.file = file;
+        target.hash = hash;
+        target.tasks_json = tasks_json;
+    }
+};
+
 struct WorkerPool::SpawnRequest {
     const Target *target = nullptr;
     std::promise<Result<Spawned>> result;
@@ -469,6 +492,7 @@ void WorkerPool::stop() {
     {
         std::lock_guard lock(spawn_mu_);
         spawner_stop_ = true;
+        replacements_.clear();
     }
     spawn_cv_.notify_all();
     if (spawner_.joinable()) spawner_.join();
@@ -480,7 +504,9 @@ void WorkerPool::spawner_loop() {
         SpawnRequest *request = nullptr;
         {
             std::unique_lock lock(spawn_mu_);
-            spawn_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return spawner_stop_ || !spawn_queue_.empty(); });
+            auto wake = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+            for (const auto &[generation, r] : replacements_) wake = std::min(wake, r->due);
+            spawn_cv_.wait_until(lock, wake, [&] { return spawner_stop_ || !spawn_queue_.empty(); });
             if (spawner_stop_) {
                 for (SpawnRequest *r : spawn_queue_)
                     r->result.set_value(fail(ErrorKind::unavailable, "the host is shutting down"));
@@ -492,8 +518,56 @@ void WorkerPool::spawner_loop() {
                 spawn_queue_.pop_front();
             }
         }
-        if (request != nullptr) request->result.set_value(spawn_on_spawner(*request->target));
+        if (request != nullptr) {
+            request->result.set_value(spawn_on_spawner(*request->target));
+            continue;  // a job is waiting for it: replacements can wait
+        }
+        start_due_replacements();
         sweep();
+    }
+}
+
+void WorkerPool::replace_after_crash(const Target &target) {
+    int streak;
+    {
+        std::lock_guard lock(mu_);
+        streak = ++crash_streak_[target.generation];
+    }
+    auto replacement = std::make_shared<Replacement>(target);
+    // At once after one crash; then 50 ms, 100 ms, ... up to 5 s.
+    const std::chrono::milliseconds delay(streak <= 1 ? 0 : std::min<int64_t>(int64_t{25} << std::min(streak - 1, 8), 5000));
+    replacement->due = std::chrono::steady_clock::now() + delay;
+    {
+        std::lock_guard lock(spawn_mu_);
+        if (spawner_stop_) return;
+        replacements_[target.generation] = std::move(replacement);
+    }
+    spawn_cv_.notify_one();
+}
+
+void WorkerPool::start_due_replacements() {
+    std::vector<std::shared_ptr<Replacement>> due;
+    {
+        std::lock_guard lock(spawn_mu_);
+        const auto now = std::chrono::steady_clock::now();
+        std::erase_if(replacements_, [&](auto &entry) {
+            if (entry.second->due > now) return false;
+            due.push_back(std::move(entry.second));
+            return true;
+        });
+    }
+    for (const auto &r : due) {
+        if (r->target.generation_alive == nullptr) continue;
+        {
+            std::lock_guard lock(mu_);
+            if (stopping_) return;
+            // A job started one meanwhile: enough.
+            if (std::any_of(idle_.begin(), idle_.end(),
+                            [&](const auto &w) { return w->generation() == r->target.generation; }))
+                continue;
+        }
+        Result<std::shared_ptr<WorkerProcess>> started = start(r->target, true);
+        if (started) give_back(std::move(*started));
     }
 }
 
@@ -564,24 +638,29 @@ Result<WorkerPool::Spawned> WorkerPool::spawn_on_spawner(const Target &target) {
     return out;
 }
 
-Result<std::shared_ptr<WorkerProcess>> WorkerPool::start(const Target &target) {
+Result<std::shared_ptr<WorkerProcess>> WorkerPool::start(const Target &target, bool on_spawner) {
     if (target.image_fd < 0) return fail(ErrorKind::internal, "the plugin has no image to start a worker from");
-    SpawnRequest request;
-    request.target = &target;
-    auto result = request.result.get_future();
-    {
-        std::lock_guard lock(spawn_mu_);
-        if (spawner_stop_) return fail(ErrorKind::unavailable, "the host is shutting down");
-        spawn_queue_.push_back(&request);
+    Result<Spawned> spawned = fail(ErrorKind::internal, "not spawned");
+    if (on_spawner) {
+        spawned = spawn_on_spawner(target);
+    } else {
+        SpawnRequest request;
+        request.target = &target;
+        auto result = request.result.get_future();
+        {
+            std::lock_guard lock(spawn_mu_);
+            if (spawner_stop_) return fail(ErrorKind::unavailable, "the host is shutting down");
+            spawn_queue_.push_back(&request);
+        }
+        spawn_cv_.notify_one();
+        spawned = result.get();
     }
-    spawn_cv_.notify_one();
-    Result<Spawned> spawned = result.get();
     if (!spawned) return std::move(spawned).error();
     auto worker = std::make_shared<WorkerProcess>(spawned->pid, std::move(spawned->channel),
                                                   std::move(spawned->control_fd), spawned->control, target);
     {
         std::lock_guard lock(mu_);
-        ++counts_.started;
+        ++stats_.started;
         starting_.push_back(worker);
     }
     Result<void> greeted = worker->greet(host_api_, target, options_.start_timeout, options_.max_frame);
@@ -590,6 +669,10 @@ Result<std::shared_ptr<WorkerProcess>> WorkerPool::start(const Target &target) {
         std::erase(starting_, worker);
     }
     if (!greeted) {
+        if (!worker->kill_reason().empty()) {
+            std::lock_guard lock(mu_);
+            ++stats_.killed_by_reason["start_timeout"];
+        }
         spdlog::error("plugin {} {} ({}): {}", target.plugin, target.version, target.file, greeted.error().message);
         return std::move(greeted).error();
     }
@@ -614,7 +697,7 @@ void WorkerPool::give_back(std::shared_ptr<WorkerProcess> worker) {
     {
         std::lock_guard lock(mu_);
         const bool worn = options_.limits.max_jobs > 0 && worker->jobs_served() >= options_.limits.max_jobs;
-        if (worn) ++counts_.recycled;
+        if (worn) ++stats_.recycled;
         if (stopping_ || worn || worker->generation_gone()) return;  // released outside: exits
         worker->state = WorkerProcess::State::idle;
         idle_.push_front(std::move(worker));
@@ -674,11 +757,16 @@ model::TaskOutcome WorkerPool::invoke(const Target &target, const std::string &j
         busy_.erase(job_id);
         worker->current_job.clear();
         if (died) {
-            if (!worker->kill_reason().empty()) ++counts_.killed;
-            else ++counts_.crashed;
+            if (!worker->kill_reason().empty()) ++stats_.killed_by_reason["given_up"];
+            else if (worker->end_signal() == SIGXCPU) ++stats_.killed_by_reason["cpu_limit"];
+            else ++stats_.crashed_by_plugin[std::string(target.plugin)];
         }
     }
     if (!died) {
+        {
+            std::lock_guard lock(mu_);
+            crash_streak_.erase(target.generation);
+        }
         give_back(std::move(worker));
         // A job that ran out of memory names the limit it ran into.
         if (out.has_error && options_.limits.memory_bytes > 0 && out.error_type.find("bad_alloc") != std::string::npos)
@@ -690,6 +778,7 @@ model::TaskOutcome WorkerPool::invoke(const Target &target, const std::string &j
         spdlog::error("job {}: {}", job_id, out.error_message);
         if (on_fault_) on_fault_(target, out.error_message);
     }
+    replace_after_crash(target);
     if (worker->end_signal() == SIGXCPU && options_.limits.cpu_seconds > 0)
         out.error_message += " (its CPU limit, --worker-cpu-seconds " + std::to_string(options_.limits.cpu_seconds) +
                              " s, was reached)";
@@ -719,9 +808,13 @@ Result<void> WorkerPool::validate(const Target &target, std::string_view params_
     bool died = false;
     Result<void> checked = validator->worker->validate(target, params_json, options_.max_frame, died);
     if (died) {
-        std::lock_guard lock(mu_);
-        ++counts_.crashed;
-        validator->worker.reset();  // the next check starts another
+        {
+            std::lock_guard lock(mu_);
+            ++stats_.crashed_by_plugin[std::string(target.plugin)];
+            validator->worker.reset();  // the next check starts another
+        }
+        spdlog::error("{}", checked.error().message);
+        if (on_fault_) on_fault_(target, checked.error().message);
     }
     return checked;
 }
@@ -734,12 +827,13 @@ bool WorkerPool::kill_job(const std::string &job_id, const std::string &why) {
     return true;
 }
 
-WorkerPool::Counts WorkerPool::counts() const {
+Executor::WorkerStats WorkerPool::stats() const {
     std::lock_guard lock(mu_);
-    Counts c = counts_;
-    c.busy = busy_.size();
-    c.alive = idle_.size() + busy_.size() + starting_.size() + validators_.size();
-    return c;
+    Executor::WorkerStats s = stats_;
+    s.busy = busy_.size();
+    s.alive = idle_.size() + busy_.size() + starting_.size();
+    for (const auto &[generation, v] : validators_) s.alive += v->worker ? 1 : 0;
+    return s;
 }
 
 std::string WorkerPool::describe_json() const {

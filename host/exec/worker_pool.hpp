@@ -71,18 +71,19 @@ public:
 
     // GET /api/v1/system: one entry per worker.
     std::string describe_json() const;
-    struct Counts {
-        uint64_t started = 0, crashed = 0, killed = 0, recycled = 0;
-        size_t alive = 0, busy = 0;
-    };
-    Counts counts() const;
+    Executor::WorkerStats stats() const;
     void stop();
 
 private:
     struct Spawned;
     std::shared_ptr<WorkerProcess> take_idle(const Target &target);
-    // Starts and greets a new worker for `target`'s generation.
-    Result<std::shared_ptr<WorkerProcess>> start(const Target &target);
+    // Starts and greets a new worker for `target`'s generation (through
+    // the spawner thread, or on it).
+    Result<std::shared_ptr<WorkerProcess>> start(const Target &target, bool on_spawner = false);
+    // A worker of `target`'s generation died in a job: a replacement is
+    // started in the background, later after each crash in a row.
+    void replace_after_crash(const Target &target);
+    void start_due_replacements();
     // Back to the idle list, or retired (generation gone, --worker-max-jobs).
     void give_back(std::shared_ptr<WorkerProcess> worker);
     // Exits idle workers whose generation is gone; runs on the spawner.
@@ -107,7 +108,7 @@ private:
         std::weak_ptr<const void> alive;
     };
     std::map<uint64_t, std::shared_ptr<Validator>> validators_;  // by generation
-    Counts counts_;
+    Executor::WorkerStats stats_;  // alive and busy are counted when asked
     bool stopping_ = false;
 
     // The spawner thread: starts processes for the other threads.
@@ -115,6 +116,11 @@ private:
     std::mutex spawn_mu_;
     std::condition_variable spawn_cv_;
     std::deque<SpawnRequest *> spawn_queue_;
+    // Replacements of crashed workers, by generation: a copy of the target
+    // (holding its generation) and when it may start.
+    struct Replacement;
+    std::map<uint64_t, std::shared_ptr<Replacement>> replacements_;
+    std::map<uint64_t, int> crash_streak_;  // crashes in a row, by generation (mu_)
     bool spawner_stop_ = false;
     std::thread spawner_;
 };

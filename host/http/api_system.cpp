@@ -335,6 +335,23 @@ void Api::metrics(const httplib::Request &, httplib::Response &res) {
            n(load.waiting));
     s_.metrics.render(out);
 
+    const auto workers = s_.jobs.worker_stats();
+    single(out, "taskhost_worker_processes", "gauge", "Worker processes alive (--isolation process).",
+           n(workers.alive));
+    single(out, "taskhost_worker_processes_busy", "gauge", "Worker processes running a job.", n(workers.busy));
+    single(out, "taskhost_worker_starts_total", "counter", "Worker processes started.", n(workers.started));
+    single(out, "taskhost_worker_recycles_total", "counter", "Worker processes replaced after --worker-max-jobs.",
+           n(workers.recycled));
+    family(out, "taskhost_worker_crashes_total", "counter",
+           "Worker processes that died (signal or exit) in a task or a params check, by plugin.");
+    for (const auto &[plugin, count] : workers.crashed_by_plugin)
+        sample(out, "taskhost_worker_crashes_total", "plugin=\"" + metrics::label_value(plugin) + "\"", n(count));
+    family(out, "taskhost_worker_kills_total", "counter",
+           "Worker processes killed, by reason: given_up (past its timeout or cancel and the grace), cpu_limit "
+           "(--worker-cpu-seconds), start_timeout.");
+    for (const auto &[reason, count] : workers.killed_by_reason)
+        sample(out, "taskhost_worker_kills_total", "reason=\"" + reason + "\"", n(count));
+
     const auto w = s_.store.write_stats();
     single(out, "taskhost_store_commits_total", "counter", "Transactions the store's writer committed.", n(w.commits));
     single(out, "taskhost_store_writes_total", "counter", "Writes the store's writer applied (several per commit).",

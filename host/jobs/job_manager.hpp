@@ -147,6 +147,7 @@ public:
     Load load() const;
     // The worker processes that run tasks (a JSON array; empty in process).
     std::string workers_json() const { return executor_.workers_json(); }
+    exec::Executor::WorkerStats worker_stats() const { return executor_.worker_stats(); }
     // When a caller refused for a full queue should retry (Retry-After):
     // the jobs queued now over the rate jobs ended lately (DrainRate).
     int retry_after_s() const;

@@ -139,6 +139,17 @@ void family(std::string &out, std::string_view name, std::string_view type, std:
     out += '\n';
 }
 
+std::string label_value(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (char c : text) {
+        if (c == '\\' || c == '"') out += '\\';
+        if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
+
 void sample(std::string &out, std::string_view name, std::string_view labels, double value) {
     out += name;
     if (!labels.empty()) {

@@ -66,6 +66,8 @@ private:
 // Text format helpers: "# HELP"/"# TYPE" once per family, then its samples.
 void family(std::string &out, std::string_view name, std::string_view type, std::string_view help);
 void sample(std::string &out, std::string_view name, std::string_view labels, double value);
+// `text` as a label value may hold it (backslash, quote and newline escaped).
+std::string label_value(std::string_view text);
 // A family of one unlabelled sample.
 void single(std::string &out, std::string_view name, std::string_view type, std::string_view help, double value);
 
