@@ -88,6 +88,16 @@ TEST_CASE("every host service works from a worker: artifacts, database, session,
     CHECK(greeted.artifact["data"]["result"] == json{{"message", "Hello, worker!"}});
 }
 
+TEST_CASE("a worker that dies inside a Session has its transaction rolled back") {
+    Service svc(isolated({"hogs.so"}).with_file_db());
+    auto &cli = svc.cli();
+    CHECK_CONTAINS(run_task(cli, "crash_in_session", json::object(), "failed").job["error"].get<std::string>(),
+                   "worker crashed: SIGABRT while running task 'crash_in_session'");
+    CHECK(run_task(cli, "count_rows").artifact["data"]["result"]["rows"] == 0);
+    // The database is not left locked: the host and tasks keep writing.
+    CHECK(run_task(cli, "store_result", {{"data", 1}}).job["status"] == "completed");
+}
+
 TEST_CASE("a crash costs its job only: the host stays up, other jobs complete, the worker is replaced") {
     Service svc(isolated({"crashers.so"}, {"--max-concurrency", "3"}));
     auto &cli = svc.cli();
@@ -104,6 +114,9 @@ TEST_CASE("a crash costs its job only: the host stays up, other jobs complete, t
     }
     CHECK(wait_job(cli, beside)["status"] == "completed");
     CHECK(run_task(cli, "greet_user", {{"name", "after"}}).job["status"] == "completed");
+    const auto scraped = cli.Get("/metrics");
+    REQUIRE_STATUS(scraped, 200);
+    CHECK_CONTAINS(scraped->body, "\ntaskhost_worker_crashes_total{plugin=\"crashers\"} 2\n");
     CHECK(get_json(cli, "/health")["status"] != "unhealthy");
     // Two crashes quarantine the version, as two crashes of the host would.
     REQUIRE(eventually([&] {
@@ -132,6 +145,11 @@ TEST_CASE("a task past its timeout that ignores it is killed after the grace; th
     const json canceled = wait_job(cli, spinning, 10);
     CHECK(canceled["status"] == "canceled");
     CHECK(canceled["error"] == "killed 0.5 s after being canceled: it did not stop");
+    // Counted once its thread has seen the worker die, just after the job's end.
+    CHECK(eventually([&] {
+        const auto scraped = cli.Get("/metrics");
+        return scraped && contains(scraped->body, "\ntaskhost_worker_kills_total{reason=\"given_up\"} 2\n");
+    }));
     CHECK(run_task(cli, "whoami").artifact["data"]["result"]["pid"] != before);  // hogs' worker was replaced
 }
 

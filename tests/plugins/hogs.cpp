@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -43,10 +44,24 @@ json detach_thread() {
 
 json whoami() { return {{"pid", ::getpid()}, {"parent", ::getppid()}}; }
 
+// Writes a row inside its Session, then dies before the SDK commits.
+json crash_in_session(Session &session) {
+    session.exec("CREATE TABLE IF NOT EXISTS hog_rows (v TEXT)");
+    session.exec("INSERT INTO hog_rows (v) VALUES ('never committed')");
+    std::abort();
+}
+
+json count_rows(Database &database) {
+    database.exec("CREATE TABLE IF NOT EXISTS hog_rows (v TEXT)");
+    return database.query("SELECT COUNT(*) AS rows FROM hog_rows").at(0);
+}
+
 }  // namespace
 
 TASKHOST_PLUGIN("hogs", "1.0.0",
                 task("allocate", allocate).doc("Allocates and touches MiB of memory.").tags({"testing"}).params("mib"),
                 task("spin", spin).doc("Burns CPU, ignoring cancellation.").tags({"testing"}).params("seconds"),
                 task("detach_thread", detach_thread).doc("Leaves a thread running.").tags({"testing"}),
-                task("whoami", whoami).doc("The process that runs it.").tags({"testing"}));
+                task("whoami", whoami).doc("The process that runs it.").tags({"testing"}),
+                task("crash_in_session", crash_in_session).doc("Dies inside its Session.").tags({"testing"}),
+                task("count_rows", count_rows).doc("Rows crash_in_session wrote.").tags({"testing"}));
