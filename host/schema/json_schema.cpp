@@ -16,6 +16,8 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
+#include "util/json_text.hpp"
+
 namespace taskhost::schema {
 
 using nlohmann::json;
@@ -189,6 +191,10 @@ JsonSchema::JsonSchema(std::unique_ptr<Compiled> compiled) : compiled_(std::move
 JsonSchema::~JsonSchema() = default;
 
 Result<std::shared_ptr<const JsonSchema>> JsonSchema::compile(std::string_view text) {
+    // valijson walks a schema recursively: deep enough, it would exhaust
+    // the stack of the host reading it.
+    if (json_text::nesting_exceeds(text, max_schema_depth))
+        return invalid("nested deeper than " + std::to_string(max_schema_depth) + " levels");
     auto compiled = std::make_unique<Compiled>();
     try {
         compiled->document = json::parse(text);

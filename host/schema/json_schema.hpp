@@ -4,6 +4,7 @@
 // work; this keeps it out of every other header.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string_view>
 
@@ -13,10 +14,13 @@
 
 namespace taskhost::schema {
 
+// Deepest nesting of arrays and objects a schema may have.
+inline constexpr size_t max_schema_depth = 128;
+
 class JsonSchema {
 public:
     // The compiled schema, or ErrorKind::invalid saying why `text` is not
-    // JSON or not a JSON Schema.
+    // JSON, not a JSON Schema, or nested deeper than max_schema_depth.
     static Result<std::shared_ptr<const JsonSchema>> compile(std::string_view text);
 
     JsonSchema(const JsonSchema &) = delete;
