@@ -15,6 +15,10 @@ void append_optional_string(std::string &out, const std::optional<std::string> &
 void append_number(std::string &out, double v);  // NaN/inf → null
 void append_int(std::string &out, int64_t v);
 
+// Whether `s` is well-formed UTF-8 (no overlongs, surrogates or code
+// points beyond U+10FFFF): what a JSON string may hold as is.
+bool is_valid_utf8(std::string_view s);
+
 // True if brackets in `text` nest deeper than `max_depth` (strings are
 // skipped). Checked before parsing untrusted input, since a recursive parser
 // would otherwise exhaust the stack on "[[[[...".
