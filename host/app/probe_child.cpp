@@ -81,6 +81,8 @@ int run_probe_child(int, char **argv) {
         if (Result<void> init = executor.run_init(*desc, file, ""); !init)
             leave("refused init failed: " + init.error().message);
     }
+    // What the host serves this version by when it does not map it itself.
+    say(std::string(plugins::probe_descriptor_prefix) + plugins::descriptor_to_json(**descriptor));
     leave("ok");
 }
 

@@ -17,7 +17,18 @@ Generation::Generation(UniqueFd image, boost::dll::shared_library library,
     image_fd = image_.get();
 }
 
+Generation::Generation(UniqueFd image, std::unique_ptr<const Descriptor> remote_descriptor)
+    : descriptor(std::move(remote_descriptor)), desc(&descriptor->plugin()), image_(std::move(image)) {
+    image_fd = image_.get();
+    in_process = false;
+}
+
 Generation::~Generation() {
+    if (!library_.is_loaded()) {
+        if (generation_number != 0)
+            spdlog::info("plugin {} generation {} ({} {}) released", file, generation_number, name, version);
+        return;
+    }
     if (initialized && desc != nullptr && desc->shutdown != nullptr) desc->shutdown();
     library_.unload();
     if (image_) {

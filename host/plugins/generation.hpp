@@ -2,6 +2,11 @@
 // they load a new one beside it. A generation stays mapped while the
 // registry or any job holds it; after the last holder lets go it is shut
 // down and unloaded by the loader, at its next reload or at exit.
+//
+// A remote generation (--isolation process) is never mapped here: it keeps
+// the sealed image for the worker processes that map it, and a descriptor
+// the probe child reported (descriptor_from_json). Its end closes the image
+// and nothing else: its init() and shutdown() are the workers' to run.
 #pragma once
 
 #include <atomic>
@@ -28,7 +33,9 @@ public:
     // until after the unload, so its /proc/self/fd path names no other image.
     // `descriptor`: the host's copy of what the library's entry returned.
     Generation(UniqueFd image, boost::dll::shared_library library, std::unique_ptr<const Descriptor> descriptor);
-    ~Generation();  // plugin shutdown(), then dlclose
+    // A remote generation: in_process is false, no library.
+    Generation(UniqueFd image, std::unique_ptr<const Descriptor> remote_descriptor);
+    ~Generation();  // loaded here: plugin shutdown(), then dlclose
     Generation(const Generation &) = delete;
     Generation &operator=(const Generation &) = delete;
 
@@ -36,11 +43,11 @@ public:
     const th_plugin_desc *desc;  // &descriptor->plugin(): the host's layout
     int64_t loaded_at_us = 0;
     std::vector<std::string> task_info;  // rendered TaskInfo JSON per task, by index
-    bool initialized = false;            // init() succeeded: shutdown() is owed
+    bool initialized = false;            // init() succeeded here: shutdown() is owed
 
 private:
     UniqueFd image_;  // declared first: closed after library_ unloads
-    boost::dll::shared_library library_;
+    boost::dll::shared_library library_;  // not loaded for a remote generation
 };
 
 }  // namespace taskhost::plugins

@@ -39,7 +39,7 @@ void add_tasks(registry::Snapshot &snapshot, const std::shared_ptr<Generation> &
         task->name = t.name;
         for (uint32_t k = 0; k < t.tag_count; ++k) task->tags.emplace_back(t.tags[k] ? t.tags[k] : "");
         task->desc = &t;
-        task->has_validate = t.validate != nullptr;
+        task->has_validate = generation->descriptor->has_validate(i);  // a remote one has no pointer
         task->params_schema = generation->descriptor->params_schema(i);
         task->plugin = generation;
         task->info_json = generation->task_info[i];
@@ -121,30 +121,49 @@ Result<std::shared_ptr<Generation>> PluginManager::load(const std::string &file,
     if (Result<void> elf = check_elf_image(bytes); !elf) return std::move(elf).error();
     Result<UniqueFd> image = seal_in_memory(std::to_string(number) + "-" + file, bytes);
     if (!image) return fail(ErrorKind::internal, image.error().message);
+    // The probe's account of a plugin that must not be mapped here.
+    std::unique_ptr<const Descriptor> remote;
     if (options_.probe) {
-        if (std::optional<ProbeFailure> failed = options_.probe(*image, file)) {
-            if (failed->transient) return fail(ErrorKind::unavailable, failed->reason);
-            if (failed->wedged) charge_load_failure(file, hash, failed->reason);
-            return refusal(failed->reason);
+        ProbeResult probed = options_.probe(*image, file);
+        if (probed.failure) {
+            if (probed.failure->transient) return fail(ErrorKind::unavailable, probed.failure->reason);
+            if (probed.failure->wedged) charge_load_failure(file, hash, probed.failure->reason);
+            return refusal(probed.failure->reason);
         }
+        if (options_.in_process) {
+            if (probed.descriptor_json.empty()) return refusal("the trial process reported no descriptor");
+            Result<std::unique_ptr<const Descriptor>> reported = descriptor_from_json(probed.descriptor_json);
+            if (!reported) return std::move(reported).error();
+            if (!options_.in_process((*reported)->plugin().name)) remote = std::move(*reported);
+        }
+    } else if (options_.in_process) {
+        // Not the file's fault: it is looked at again at every reload.
+        return fail(ErrorKind::unavailable,
+                    "cannot tell whether it runs in the host or in worker processes without mapping it: its "
+                    "descriptor comes from the trial process, which is off");
     }
-    boost::dll::shared_library library;
-    try {
-        library.load(boost::dll::fs::path(path_of(*image)),
-                     boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
-    } catch (const std::exception &e) {
-        std::string why = e.what();
-        return refusal("not a loadable shared library: " + why);
-    }
-    if (!library.has(TH_PLUGIN_ENTRY_NAME))
-        return refusal(std::string("no entry symbol ") + TH_PLUGIN_ENTRY_NAME + ": not a taskhost plugin");
-    auto entry = library.get<const th_plugin_desc *()>(TH_PLUGIN_ENTRY_NAME);
-    Result<std::unique_ptr<const Descriptor>> descriptor = read_descriptor(entry());
-    if (!descriptor) return std::move(descriptor).error();
 
-    std::shared_ptr<Generation> generation(
-        new Generation(std::move(*image), std::move(library), std::move(*descriptor)),
-        [queue = unloads_](Generation *g) { queue->push(g); });
+    auto unload_later = [queue = unloads_](Generation *g) { queue->push(g); };
+    std::shared_ptr<Generation> generation;
+    if (remote) {
+        generation = std::shared_ptr<Generation>(new Generation(std::move(*image), std::move(remote)), unload_later);
+    } else {
+        boost::dll::shared_library library;
+        try {
+            library.load(boost::dll::fs::path(path_of(*image)),
+                         boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+        } catch (const std::exception &e) {
+            std::string why = e.what();
+            return refusal("not a loadable shared library: " + why);
+        }
+        if (!library.has(TH_PLUGIN_ENTRY_NAME))
+            return refusal(std::string("no entry symbol ") + TH_PLUGIN_ENTRY_NAME + ": not a taskhost plugin");
+        auto entry = library.get<const th_plugin_desc *()>(TH_PLUGIN_ENTRY_NAME);
+        Result<std::unique_ptr<const Descriptor>> descriptor = read_descriptor(entry());
+        if (!descriptor) return std::move(descriptor).error();
+        generation = std::shared_ptr<Generation>(
+            new Generation(std::move(*image), std::move(library), std::move(*descriptor)), unload_later);
+    }
     const th_plugin_desc *desc = generation->desc;
     generation->file = file;
     generation->name = desc->name;
@@ -158,8 +177,8 @@ Result<std::shared_ptr<Generation>> PluginManager::load(const std::string &file,
         names.push_back(desc->tasks[i].name);
     }
     generation->tasks_json = names.dump();
-    generation->in_process = !options_.in_process || options_.in_process(generation->name);
-    if (desc->init != nullptr && generation->in_process) {
+    if (!generation->in_process) return generation;  // each worker process runs its init()
+    if (desc->init != nullptr) {
         if (Result<void> init = init_(*desc, file, hash); !init)
             return fail(init.error().kind, "init failed: " + init.error().message);
     }
@@ -403,8 +422,9 @@ void PluginManager::activate(FileState &st, std::shared_ptr<Generation> generati
     } else {
         report.added.push_back(st.file);
     }
-    spdlog::info("plugin {} loaded: {} {} (generation {}, {} tasks)", st.file, generation->name, generation->version,
-                 generation->generation_number, generation->desc->task_count);
+    spdlog::info("plugin {} loaded: {} {} (generation {}, {} tasks{})", st.file, generation->name, generation->version,
+                 generation->generation_number, generation->desc->task_count,
+                 generation->in_process ? "" : ", run in worker processes");
     st.active = std::move(generation);
     st.error.clear();
     st.refused_hash.clear();

@@ -56,10 +56,14 @@ public:
         FaultBook *faults = nullptr;  // none: no quarantine
         // Opens a new version in a child process before the host does
         // (plugins/probe.hpp); empty: loaded in the host at once.
-        std::function<std::optional<ProbeFailure>(const UniqueFd &image, const std::string &file)> probe{};
-        // Whether a plugin (by its declared name) runs in the host's
-        // threads; empty: every plugin does. One that does not has its
-        // init() run by each of its worker processes, not here.
+        std::function<ProbeResult(const UniqueFd &image, const std::string &file)> probe{};
+        // Whether the plugin named `plugin_name` (as its TASKHOST_PLUGIN
+        // declares it) runs in the host's own threads. Empty: every plugin
+        // does. One it says no to is never mapped in the host: it becomes a
+        // remote generation (in_process false) described by the probe
+        // child's report, its init() left to the worker processes. Its name
+        // is only known from that report, so with this set and no probe
+        // every plugin is refused.
         std::function<bool(const std::string &plugin_name)> in_process{};
     };
     // Runs a plugin's init() with the host's services (the executor does,

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 extern char **environ;
@@ -38,12 +39,18 @@ std::string seconds_text(std::chrono::milliseconds limit) {
     return text;
 }
 
+// "4 MiB", or a byte count that is not a whole number of MiB.
+std::string size_text(size_t bytes) {
+    if (bytes % (size_t{1} << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+    return std::to_string(bytes) + " bytes";
+}
+
 }  // namespace
 
-std::optional<ProbeFailure> probe_in_child(const ProbeOptions &options, const UniqueFd &image,
-                                           const std::string &file) {
+ProbeResult probe_in_child(const ProbeOptions &options, const UniqueFd &image, const std::string &file) {
     auto internal = [](const std::string &what) {
-        return ProbeFailure{"cannot probe the plugin: " + what + ": " + std::strerror(errno), false, true};
+        return ProbeResult{ProbeFailure{"cannot probe the plugin: " + what + ": " + std::strerror(errno), false, true},
+                           {}};
     };
     int pipe_fds[2];
     if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return internal("pipe");
@@ -85,12 +92,18 @@ std::optional<ProbeFailure> probe_in_child(const ProbeOptions &options, const Un
     child_out.reset();
 
     // Read its report until a verdict, its end, or the time is up. Lines
-    // before the verdict tell how far it got.
+    // before the verdict tell how far it got; one may carry its descriptor.
     const auto deadline = std::chrono::steady_clock::now() + options.limit;
+    const size_t longest_line = options.max_descriptor_bytes + probe_descriptor_prefix.size();
     std::string pending;
-    std::string phase;  // the last of "started", "loaded", "init"
+    size_t scanned = 0;  // how much of `pending` holds no newline
+    std::string phase;   // the last of "started", "loaded", "init"
+    std::string descriptor;
     std::optional<std::string> verdict;
     bool timed_out = false;
+    bool too_long = false;  // a report line beyond longest_line
+    bool too_long_descriptor = false;
+    std::vector<char> buffer(65536);
     while (!verdict) {
         const auto left =
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -102,18 +115,40 @@ std::optional<ProbeFailure> probe_in_child(const ProbeOptions &options, const Un
         const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
         if (ready < 0 && errno == EINTR) continue;
         if (ready <= 0) continue;  // the deadline check above ends it
-        char buffer[4096];
-        const ssize_t n = ::read(from_child.get(), buffer, sizeof buffer);
+        const ssize_t n = ::read(from_child.get(), buffer.data(), buffer.size());
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
-        pending.append(buffer, static_cast<size_t>(n));
-        for (size_t end = pending.find('\n'); end != std::string::npos && !verdict; end = pending.find('\n')) {
-            std::string line = pending.substr(0, end);
-            pending.erase(0, end + 1);
-            if (line == "started" || line == "loaded" || line == "init") phase = line;
-            else if (line == "ok" || line.starts_with("refused ")) verdict = std::move(line);
+        pending.append(buffer.data(), static_cast<size_t>(n));
+        size_t line_start = 0;
+        for (size_t end = pending.find('\n', scanned); end != std::string::npos && !verdict && !too_long;
+             end = pending.find('\n', scanned)) {
+            std::string_view line(pending.data() + line_start, end - line_start);
+            if (line.size() > longest_line) {
+                too_long = true;
+                too_long_descriptor = line.starts_with(probe_descriptor_prefix);
+            } else if (line == "started" || line == "loaded" || line == "init") phase = line;
+            else if (line.starts_with(probe_descriptor_prefix))
+                descriptor = line.substr(probe_descriptor_prefix.size());
+            else if (line == "ok" || line.starts_with("refused ")) verdict = std::string(line);
+            line_start = scanned = end + 1;
         }
-        if (pending.size() > 65536) pending.clear();  // no line is that long
+        if (too_long) break;
+        pending.erase(0, line_start);
+        scanned = pending.size();
+        if (pending.size() > longest_line) {  // a line not even ended yet
+            too_long = true;
+            too_long_descriptor = pending.starts_with(probe_descriptor_prefix);
+            break;
+        }
+    }
+    if (too_long) {
+        // Bounded memory: the child is stopped, not read to its end.
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+        const std::string most = size_text(options.max_descriptor_bytes);
+        if (too_long_descriptor)
+            return {ProbeFailure{"its descriptor is larger than " + most + ", the most the host reads", false}, {}};
+        return {ProbeFailure{"the trial process wrote a report line longer than " + most, false}, {}};
     }
     int status = 0;
     bool reaped = false;
@@ -132,16 +167,19 @@ std::optional<ProbeFailure> probe_in_child(const ProbeOptions &options, const Un
     }
 
     const std::string limit = seconds_text(options.limit);
+    auto failed = [](std::string reason, bool wedged, bool transient = false) {
+        return ProbeResult{ProbeFailure{std::move(reason), wedged, transient}, {}};
+    };
     if (phase.empty() && !verdict && (timed_out || !WIFSIGNALED(status)))
-        return ProbeFailure{"the trial process did not start (within " + limit + " s)", false, true};
-    if (verdict && verdict->starts_with("refused ")) return ProbeFailure{verdict->substr(8), false};
-    if (verdict) return std::nullopt;  // "ok": what happens after it (its exit) is not the plugin's doing
-    if (timed_out) return ProbeFailure{phase_of(phase) + " did not return within " + limit + " s", true};
-    if (WIFSIGNALED(status))
-        return ProbeFailure{phase_of(phase) + " crashed: " + describe_signal(WTERMSIG(status)), true};
-    return ProbeFailure{phase_of(phase) + " ended the process (exit status " +
-                            std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")",
-                        true};
+        return failed("the trial process did not start (within " + limit + " s)", false, true);
+    if (verdict && verdict->starts_with("refused ")) return failed(verdict->substr(8), false);
+    // "ok": what happens after it (its exit) is not the plugin's doing
+    if (verdict) return ProbeResult{std::nullopt, std::move(descriptor)};
+    if (timed_out) return failed(phase_of(phase) + " did not return within " + limit + " s", true);
+    if (WIFSIGNALED(status)) return failed(phase_of(phase) + " crashed: " + describe_signal(WTERMSIG(status)), true);
+    return failed(phase_of(phase) + " ended the process (exit status " +
+                      std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")",
+                  true);
 }
 
 }  // namespace taskhost::plugins

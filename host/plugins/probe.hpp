@@ -7,14 +7,22 @@
 //   "started"         about to load it
 //   "loaded"          the image is mapped, static initializers done
 //   "init"            the descriptor is sound; init() starts
+//   "descriptor JSON" the descriptor it read (descriptor_to_json), sent
+//                     just before "ok": what the host lists and checks
+//                     params against without mapping the plugin itself
 //   "ok"              init() returned success
 //   "refused REASON"  an ordinary refusal, as the host would give it (one line)
-// The first "ok" or "refused" line is its verdict.
+// The first "ok" or "refused" line is its verdict. Everything on the pipe
+// is untrusted: the plugin's code runs in that process and may write to it.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
+
+#include "plugins/descriptor.hpp"
 
 #include "util/unique_fd.hpp"
 
@@ -26,18 +34,32 @@ struct ProbeFailure {
     bool transient = false;  // not the plugin's doing (the trial could not run): try again later
 };
 
+// How the trial went: failed, or passed with the descriptor it reported.
+struct ProbeResult {
+    std::optional<ProbeFailure> failure;  // set: it did not pass
+    // When it passed: the last "descriptor" line's JSON, unchecked (read it
+    // with descriptor_from_json); empty if the child sent none.
+    std::string descriptor_json;
+
+    bool passed() const { return !failure; }
+};
+
 struct ProbeOptions {
     std::string binary;  // this program
     std::chrono::milliseconds limit{10000};
+    // A longer "descriptor" line refuses the plugin (and ends the child).
+    size_t max_descriptor_bytes = max_descriptor_json_bytes;
 };
 
-// Runs the probe child on the sealed `image` of `file`; nothing if it passed.
-std::optional<ProbeFailure> probe_in_child(const ProbeOptions &options, const UniqueFd &image, const std::string &file);
+// Runs the probe child on the sealed `image` of `file`.
+ProbeResult probe_in_child(const ProbeOptions &options, const UniqueFd &image, const std::string &file);
 
 // The fd numbers at which the child finds the image and its report pipe,
 // and its first argument.
 inline constexpr int probe_image_fd = 3;
 inline constexpr int probe_report_fd = 4;
 inline constexpr const char *probe_mode_argument = "__probe-plugin";
+// The report line that carries the descriptor: this, then its JSON.
+inline constexpr std::string_view probe_descriptor_prefix = "descriptor ";
 
 }  // namespace taskhost::plugins

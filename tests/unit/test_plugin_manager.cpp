@@ -3,10 +3,13 @@
 // a fresh folder per test.
 #include <doctest/doctest.h>
 
+#include <dlfcn.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -21,6 +24,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "plugins/descriptor.hpp"
 #include "plugins/manager.hpp"
 #include "registry/registry.hpp"
 #include "util/ulid.hpp"
@@ -712,4 +716,158 @@ TEST_CASE("plugin manager: counts, problems, the plugin list and the progress do
     REQUIRE(after.last);
     CHECK(after.last->slowest_file == "storage.so");  // the only file loaded
     CHECK(after.last->seconds >= after.last->slowest_s);
+}
+
+// ---- process isolation: plugins the host never maps -----------------------------
+
+namespace {
+
+// Stands in for the probe child: reports the descriptor of the built plugin
+// of the same file name, mapped from its build folder (never the manager's
+// sealed image, so /proc/self/maps tells the two apart). A file listed in
+// `reports` reports that text instead.
+struct FakeProbe {
+    std::map<std::string, std::string> reports;  // file -> "descriptor" line's JSON
+    int calls = 0;
+
+    std::function<plugins::ProbeResult(const UniqueFd &, const std::string &)> callback() {
+        return [this](const UniqueFd &, const std::string &file) -> plugins::ProbeResult {
+            ++calls;
+            if (auto it = reports.find(file); it != reports.end()) return {std::nullopt, it->second};
+            const fs::path source = fs::exists(examples / file) ? examples / file : fixtures / file;
+            void *handle = ::dlopen(source.c_str(), RTLD_NOW | RTLD_LOCAL);
+            if (handle == nullptr) return {plugins::ProbeFailure{::dlerror()}, {}};
+            auto entry = reinterpret_cast<th_plugin_entry_fn>(::dlsym(handle, TH_PLUGIN_ENTRY_NAME));
+            auto read = plugins::read_descriptor(entry());
+            plugins::ProbeResult result;
+            if (read) result.descriptor_json = plugins::descriptor_to_json(**read);
+            else result.failure = plugins::ProbeFailure{read.error().message};
+            read = fail(ErrorKind::internal, "released");  // before its strings are unmapped
+            ::dlclose(handle);
+            return result;
+        };
+    }
+};
+
+std::map<std::string, std::shared_ptr<const registry::Task>, std::less<>> tasks_of(const registry::Registry &r) {
+    return r.snapshot()->tasks;
+}
+
+// describe_json() without what differs from one load to the next.
+json comparable(const PluginManager &manager) {
+    json list = json::parse(manager.describe_json());
+    for (auto &e : list) e.erase("loaded_at");
+    return list;
+}
+
+}  // namespace
+
+TEST_CASE("plugin manager: a plugin that runs out of process is served from the probe's descriptor, never mapped") {
+    LogCapture log;
+    PluginFolder folder;
+    for (const char *file : {"demo.so", "math.so", "storage.so"}) folder.deploy(examples / file, file);
+    registry::Registry registry;
+    FakeInit init;
+    FakeProbe probe;
+    PluginManager::Options options{.dir = folder.dir};
+    options.probe = probe.callback();
+    options.in_process = [](const std::string &plugin) { return plugin == "math"; };
+    auto manager = std::make_unique<PluginManager>(std::move(options), registry, init.callback());
+
+    ReloadReport report = manager->reload();
+    CHECK(refusals(report) == "");
+    CHECK(joined(report.added) == "demo.so, math.so, storage.so");
+    CHECK(probe.calls == 3);
+    // Generations by file order: only math's image is in this process.
+    CHECK_FALSE(is_mapped("1-demo.so"));
+    CHECK(is_mapped("2-math.so"));
+    CHECK_FALSE(is_mapped("3-storage.so"));
+    CHECK(init.calls.empty());  // storage's init is left to its workers; math declares none
+    auto remote_tasks = tasks_of(registry);
+    REQUIRE(remote_tasks.count("greet_user"));
+    REQUIRE(remote_tasks.count("add"));
+    const registry::PluginInstance &demo = *remote_tasks.at("greet_user")->plugin;
+    CHECK_FALSE(demo.in_process);
+    CHECK(demo.image_fd >= 0);
+    CHECK((remote_tasks.at("greet_user")->desc->invoke == nullptr));
+    CHECK(remote_tasks.at("add")->plugin->in_process);
+    CHECK(remote_tasks.at("add")->plugin->image_fd >= 0);
+    const json remote_list = comparable(*manager);
+
+    // The same folder loaded the usual way answers the same, task by task.
+    {
+        PluginFolder same;
+        for (const char *file : {"demo.so", "math.so", "storage.so"}) same.deploy(examples / file, file);
+        registry::Registry local_registry;
+        FakeInit local_init;
+        PluginManager local{PluginManager::Options{.dir = same.dir}, local_registry, local_init.callback()};
+        REQUIRE(local.reload().added.size() == 3);
+        CHECK(local_init.calls.size() == 1);  // storage's
+        const auto local_tasks = tasks_of(local_registry);
+        REQUIRE(local_tasks.size() == remote_tasks.size());
+        for (const auto &[name, task] : local_tasks) {
+            CAPTURE(name);
+            REQUIRE(remote_tasks.count(name));
+            const registry::Task &remote = *remote_tasks.at(name);
+            CHECK(remote.info_json == task->info_json);
+            CHECK(remote.has_validate == task->has_validate);
+            CHECK(remote.tags == task->tags);
+            CHECK((remote.params_schema == nullptr) == (task->params_schema == nullptr));
+            CHECK(remote.plugin->tasks_json == task->plugin->tasks_json);
+        }
+        CHECK(remote_list == comparable(local));
+    }
+
+    // Withdrawn, a remote generation is released without a call into it.
+    remote_tasks.clear();  // which held it
+    folder.remove("demo.so");
+    report = manager->reload();
+    CHECK(joined(report.removed) == "demo.so");
+    manager->reload();  // unloads what the last one released
+    CHECK(log.has("info plugin demo.so generation 1 (demo 1.0.0) released"));
+    CHECK_FALSE(is_mapped("1-demo.so"));
+}
+
+TEST_CASE("plugin manager: out of process, a plugin whose probe reports no usable descriptor is refused") {
+    LogCapture log;
+    PluginFolder folder;
+    for (const char *file : {"demo.so", "math.so", "data.so"}) folder.deploy(examples / file, file);
+    registry::Registry registry;
+    FakeInit init;
+    FakeProbe probe;
+    probe.reports["demo.so"] = "";
+    probe.reports["math.so"] = R"({"name": "math")";
+    PluginManager::Options options{.dir = folder.dir};
+    options.probe = probe.callback();
+    options.in_process = [](const std::string &) { return false; };
+    PluginManager manager(std::move(options), registry, init.callback());
+
+    const ReloadReport report = manager.reload();
+    CHECK(refusals(report) ==
+          "demo.so: the trial process reported no descriptor\n"
+          "math.so: the trial process reported an unusable descriptor: it is not JSON\n");
+    CHECK(joined(report.added) == "data.so");
+    for (const char *image : {"1-demo.so", "2-math.so", "3-data.so"}) CHECK_FALSE(is_mapped(image));
+}
+
+TEST_CASE("plugin manager: out of process without a probe, no plugin can be described, and none is mapped") {
+    LogCapture log;
+    PluginFolder folder;
+    folder.deploy(examples / "demo.so", "demo.so");
+    registry::Registry registry;
+    FakeInit init;
+    PluginManager::Options options{.dir = folder.dir};
+    options.in_process = [](const std::string &) { return true; };  // even then: its name is unknown
+    PluginManager manager(std::move(options), registry, init.callback());
+
+    ReloadReport report = manager.reload();
+    CHECK(refusals(report) ==
+          "demo.so: cannot tell whether it runs in the host or in worker processes without mapping it: its "
+          "descriptor comes from the trial process, which is off\n");
+    CHECK_FALSE(is_mapped("1-demo.so"));
+    CHECK(registry.snapshot()->tasks.empty());
+    // The configuration's fault, not the file's: looked at again next time.
+    report = manager.reload();
+    CHECK(report.refused.size() == 1);
+    CHECK(report.unchanged.empty());
 }
