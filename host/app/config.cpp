@@ -7,6 +7,16 @@
 
 namespace taskhost::app {
 
+namespace {
+
+std::string trim_blanks(std::string_view text) {
+    const size_t first = text.find_first_not_of(" \t");
+    if (first == std::string_view::npos) return {};
+    return std::string(text.substr(first, text.find_last_not_of(" \t") - first + 1));
+}
+
+}  // namespace
+
 std::optional<unsigned> parse_umask(std::string_view text) {
     if (text.empty() || text.size() > 4) return std::nullopt;
     unsigned value = 0;
@@ -66,6 +76,28 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ->envname("TASKHOST_PROBE_TIMEOUT_S")
         ->check(CLI::Range(0.0, 3600.0))
         ->capture_default_str();
+    app.add_option("--isolation", cfg.isolation,
+                   "Where tasks run: process (worker processes; the host never maps plugin code) or in-process "
+                   "(the host's own threads: fastest, for trusted plugins)")
+        ->envname("TASKHOST_ISOLATION")
+        ->check([](const std::string &s) {
+            return s == "process" || s == "in-process" ? std::string()
+                                                       : std::string("must be process or in-process, not '" + s + "'");
+        })
+        ->capture_default_str();
+    app.add_option_function<std::vector<std::string>>(
+           "--in-process-plugins",
+           [&cfg](const std::vector<std::string> &names) {
+               cfg.in_process_plugins.clear();
+               for (const auto &name : names) {
+                   const std::string trimmed = trim_blanks(name);
+                   if (!trimmed.empty()) cfg.in_process_plugins.push_back(trimmed);
+               }
+           },
+           "With --isolation process: plugins that still run in the host's threads, by the name their "
+           "TASKHOST_PLUGIN(...) declares, comma-separated")
+        ->envname("TASKHOST_IN_PROCESS_PLUGINS")
+        ->delimiter(',');
     app.add_option("--shutdown-timeout", cfg.shutdown_timeout_s,
                    "Seconds from SIGTERM to exit, whatever the plugins do (jobs still running are recorded as "
                    "interrupted)")
@@ -119,18 +151,6 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ->envname("TASKHOST_MAX_HEADER_FIELDS")
         ->check(CLI::Range(size_t{8}, size_t{10000}))
         ->capture_default_str();
-    std::string isolation = "in-process";
-    app.add_option("--isolation", isolation,
-                   "Where tasks run: 'process' (each in a worker process: a crash, hang or memory hog costs one "
-                   "job) or 'in-process' (the host's own threads: fastest, for trusted plugins)")
-        ->envname("TASKHOST_ISOLATION")
-        ->check(CLI::IsMember({"process", "in-process"}))
-        ->capture_default_str();
-    app.add_option("--in-process-plugins", cfg.in_process_plugins,
-                   "With --isolation process: plugins (by the name they declare) whose tasks run in process anyway, "
-                   "comma-separated")
-        ->envname("TASKHOST_IN_PROCESS_PLUGINS")
-        ->delimiter(',');
     app.add_option("--worker-memory", cfg.workers.limits.memory_bytes,
                    "With --isolation process: address space a worker process may use, in bytes (RLIMIT_AS; 0: no "
                    "limit); a job that needs more fails")
@@ -213,11 +233,16 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         if (cfg.http.max_waiters >= cfg.http.http_threads_max)
             throw CLI::ValidationError("--max-waiters", "must be below --http-threads (" +
                                                             std::to_string(cfg.http.http_threads_max) + ")");
+        // In process isolation the host learns each plugin from its trial
+        // child alone: without one it could describe none.
+        if (cfg.process_isolation() && cfg.probe_timeout_s <= 0)
+            throw CLI::ValidationError("--probe-timeout-s",
+                                       "must be above 0 with --isolation process: the host learns each plugin's "
+                                       "tasks from its trial process, never by loading the plugin itself");
     } catch (const CLI::ParseError &e) {
         return app.exit(e);
     }
     cfg.umask = *parse_umask(umask_text);
-    cfg.isolation_process = isolation == "process";
     // What the browser rules need to know of the other settings: the
     // address listened on names the host, and with API keys (run() refuses
     // to start when these give none) the key is what a page cannot forge.

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "exec/in_process.hpp"
 #include "http/server.hpp"
@@ -17,10 +18,19 @@
 namespace taskhost::app {
 
 struct Config {
+    bool process_isolation() const { return isolation == "process"; }
     std::string plugins_dir = "plugins";
     bool allow_insecure_plugins = false;
     std::string ignored_runtime_dir;  // --runtime-dir, gone: new versions load from memory
     double probe_timeout_s = 10;      // a new plugin version's trial load in a child; 0: none
+    // --isolation: where tasks run. "process": worker processes, and the
+    // host never maps plugin code (it learns each plugin from its trial
+    // child, so probe_timeout_s must be above 0); "in-process": the host's
+    // own threads.
+    std::string isolation = "in-process";
+    // --in-process-plugins: with process isolation, the plugins (by the name
+    // their TASKHOST_PLUGIN declares) that still run in the host's threads.
+    std::vector<std::string> in_process_plugins;
     std::string log_level = "info";
     bool watch = false;
     int watch_quiet_ms = 300;
@@ -36,11 +46,7 @@ struct Config {
         return o;
     }();
     exec::InProcessExecutor::Options executor;
-    // --isolation: tasks run in worker processes (true) or in the host's
-    // threads; --in-process-plugins names plugins that run in process anyway.
-    bool isolation_process = false;
-    std::vector<std::string> in_process_plugins;
-    exec::WorkerPoolOptions workers;
+    exec::WorkerPoolOptions workers;  // --worker-*: with --isolation process
     jobs::JobManager::Options jobs;
     http::ServerOptions http;
 };

@@ -13,6 +13,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <string>
 
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -203,7 +205,7 @@ int run(Config cfg) {
     // of the host would (set once the plugin manager exists).
     std::function<void(const exec::Target &, const std::string &)> charge_worker_crash;
     std::unique_ptr<exec::InProcessExecutor> executor;
-    if (cfg.isolation_process)
+    if (cfg.process_isolation())
         executor = std::make_unique<exec::ProcessExecutor>(
             *store, cfg.executor, cfg.workers, [&charge_worker_crash](const exec::Target &target, const std::string &why) {
                 if (charge_worker_crash) charge_worker_crash(target, why);
@@ -212,10 +214,6 @@ int run(Config cfg) {
         executor = std::make_unique<exec::InProcessExecutor>(*store, cfg.executor);
     StoreFaultBook faults(*store);
     plugins::PluginManager::Options plugin_options{cfg.plugins_dir, cfg.allow_insecure_plugins, &faults};
-    if (cfg.isolation_process)
-        plugin_options.in_process = [trusted = cfg.in_process_plugins](const std::string &name) {
-            return std::find(trusted.begin(), trusted.end(), name) != trusted.end();
-        };
     if (cfg.probe_timeout_s > 0) {
         // The probe child is this very binary, even if the file was replaced since.
         const plugins::ProbeOptions probe{"/proc/self/exe",
@@ -223,6 +221,21 @@ int run(Config cfg) {
         plugin_options.probe = [probe](const UniqueFd &image, const std::string &file) {
             return plugins::probe_in_child(probe, image, file);
         };
+    }
+    if (cfg.process_isolation()) {
+        // Plugins the host may map: those named; the others it knows only
+        // from their trial child's report (read_config() keeps the probe on).
+        plugin_options.in_process =
+            [names = std::set<std::string>(cfg.in_process_plugins.begin(), cfg.in_process_plugins.end())](
+                const std::string &plugin) { return names.count(plugin) > 0; };
+        spdlog::info("isolation: process{}",
+                     cfg.in_process_plugins.empty()
+                         ? std::string()
+                         : fmt::format(" (in the host: {})", fmt::join(cfg.in_process_plugins, ", ")));
+    } else if (!cfg.in_process_plugins.empty()) {
+        spdlog::warn(
+            "--in-process-plugins / TASKHOST_IN_PROCESS_PLUGINS is ignored: with --isolation in-process "
+            "every plugin runs in the host");
     }
     auto plugins = std::make_unique<plugins::PluginManager>(
         std::move(plugin_options), registry,
