@@ -1,8 +1,8 @@
-// --isolation process, as far as this build has it: the host lists and
+// --isolation process: the host lists and
 // describes every plugin from its trial child's report and never maps one
 // itself (a plugin named in --in-process-plugins excepted). What the API
 // says of tasks and plugins is byte for byte what an in-process host says.
-// (Running jobs needs the worker executor: not tested here.)
+// (Running jobs there: test_isolation.cpp.)
 #include "test_util.hpp"
 
 #include <sys/wait.h>
