@@ -158,18 +158,25 @@ private:
     const model::QuarantineThresholds thresholds_;
 };
 
+// A plugin version, as the fault book records it.
+model::PluginFaults plugin_version(std::string_view hash, std::string_view file, std::string_view name,
+                                   std::string_view version, std::string_view tasks_json) {
+    model::PluginFaults plugin;
+    plugin.hash = hash;
+    plugin.file = file;
+    plugin.name = name;
+    plugin.version = version;
+    plugin.tasks_json = tasks_json;
+    return plugin;
+}
+
 // The plugin version whose code was on the thread that died is charged
 // with the crash (it reached the host through a task, or its init).
 void charge_crash(plugins::PluginManager &plugins, const exec::Crash &crash) {
     if (!crash.culprit || crash.culprit->hash.empty()) return;
     const exec::CodeInFlight &code = *crash.culprit;
-    model::PluginFaults plugin;
-    plugin.hash = code.hash;
-    plugin.file = code.file;
-    plugin.name = code.plugin;
-    plugin.version = code.version;
-    plugin.tasks_json = code.tasks_json;
-    plugins.charge(plugin, model::PluginFaultKind::crash,
+    plugins.charge(plugin_version(code.hash, code.file, code.plugin, code.version, code.tasks_json),
+                   model::PluginFaultKind::crash,
                    "crashed the host: " + crash.cause + " in task '" + code.task + "'" +
                        (code.job_id.empty() ? std::string() : " (job " + code.job_id + ")"));
 }
@@ -279,25 +286,16 @@ int run(Config cfg) {
     cfg.jobs.on_stuck = [&plugins = *plugins, &reloader = *reloader](const registry::Task &task,
                                                                      const std::string &why) {
         const registry::PluginInstance &p = *task.plugin;
-        model::PluginFaults plugin;
-        plugin.hash = p.hash;
-        plugin.file = p.file;
-        plugin.name = p.name;
-        plugin.version = p.version;
-        plugin.tasks_json = p.tasks_json;
         const model::PluginFaults after =
-            plugins.charge(plugin, model::PluginFaultKind::hang, "task '" + task.name + "' " + why);
+            plugins.charge(plugin_version(p.hash, p.file, p.name, p.version, p.tasks_json),
+                           model::PluginFaultKind::hang, "task '" + task.name + "' " + why);
         if (after.quarantined_at != 0) reloader.request();
     };
     charge_worker_crash = [&plugins = *plugins, &reloader = *reloader](const exec::Target &target,
                                                                        const std::string &why) {
-        model::PluginFaults plugin;
-        plugin.hash = target.hash;
-        plugin.file = target.file;
-        plugin.name = target.plugin;
-        plugin.version = target.version;
-        plugin.tasks_json = target.tasks_json;
-        const model::PluginFaults after = plugins.charge(plugin, model::PluginFaultKind::crash, why);
+        const model::PluginFaults after = plugins.charge(
+            plugin_version(target.hash, target.file, target.plugin, target.version, target.tasks_json),
+            model::PluginFaultKind::crash, why);
         if (after.quarantined_at != 0) reloader.request();
     };
     auto jobs = std::make_unique<jobs::JobManager>(*store, registry, *executor, metrics, cfg.jobs);
