@@ -237,8 +237,9 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         // child alone: without one it could describe none.
         if (cfg.process_isolation() && cfg.probe_timeout_s <= 0)
             throw CLI::ValidationError("--probe-timeout-s",
-                                       "must be above 0 with --isolation process: the host learns each plugin's "
-                                       "tasks from its trial process, never by loading the plugin itself");
+                                       "must be above 0 with --isolation process (the default): the host learns "
+                                       "each plugin's tasks from its trial process, never by loading the plugin "
+                                       "itself; --isolation in-process loads plugins in the host");
     } catch (const CLI::ParseError &e) {
         return app.exit(e);
     }

@@ -27,7 +27,7 @@ struct Config {
     // host never maps plugin code (it learns each plugin from its trial
     // child, so probe_timeout_s must be above 0); "in-process": the host's
     // own threads.
-    std::string isolation = "in-process";
+    std::string isolation = "process";
     // --in-process-plugins: with process isolation, the plugins (by the name
     // their TASKHOST_PLUGIN declares) that still run in the host's threads.
     std::vector<std::string> in_process_plugins;

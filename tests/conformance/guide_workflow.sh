@@ -145,4 +145,15 @@ expect "get task results from artifact" "$BODY" \
   ".id == \"$ARTIFACT_ID\"" \
   '.data == {"task_name":"greet_user","params":{"name":"Alice"},"result":{"message":"Hello, Alice!"},"error":null}'
 
+# The walkthrough ran where --isolation (TASKHOST_ISOLATION, as inherited)
+# says: worker processes by default, none with in-process.
+http GET "$BASE/api/v1/system"
+[ "$STATUS" = 200 ] || fail "tasks ran in the isolation asked for" "status $STATUS: $BODY"
+if [ "${TASKHOST_ISOLATION:-process}" = in-process ]; then
+  expect "tasks ran in the host (in-process)" "$BODY" '.worker_processes == []'
+else
+  expect "tasks ran in worker processes" "$BODY" \
+    "any(.worker_processes[]; .plugin == \"demo\" and .jobs_served >= 1 and .pid != $HOST_PID)"
+fi
+
 echo "$passed passed, $failed failed"

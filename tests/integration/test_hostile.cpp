@@ -88,20 +88,22 @@ namespace {
 struct CrashCase {
     const char *task;
     json params;
-    const char *cause;  // as the failed job names it
+    const char *cause;  // as the failed job names it (in-process)
     int signal;         // the host's death: a signal, or 0 for an exit
     int exit_status;
+    const char *worker_cause;  // as the failed job names its worker's death (process isolation)
 };
 
-// A job that ends the host, with another job running beside it and one
-// waiting behind: the host dies as the plugin made it die; restarted on the
-// same database it serves at once, the crashing job failed with its cause,
-// the one beside it failed saying why, the waiting one runs.
+// In-process: a job that ends the host, with another job running beside it
+// and one waiting behind: the host dies as the plugin made it die;
+// restarted on the same database it serves at once, the crashing job failed
+// with its cause, the one beside it failed saying why, the waiting one runs.
 void crash_and_recover(const CrashCase &c) {
     CAPTURE(c.task);
     Service svc(with_fixtures({"crashers.so"})
                     .with_plugin(example_plugin("demo.so"))
                     .with_file_db()
+                    .in_process()
                     .flags({"--max-concurrency", "2"}));
     const std::string beside = submit(svc.cli(), "slow_task", {{"seconds", 30}});
     wait_status(svc.cli(), beside, "running");
@@ -145,28 +147,77 @@ void crash_and_recover(const CrashCase &c) {
                                                      " in task '" + c.task + "' of plugin crashers 1.0.0");
 }
 
+// Process isolation, the same row: the host stays up and healthy, the
+// crashing job fails naming its worker's death, the job beside it (on
+// another worker) completes, and the next job runs on a new worker.
+void crash_costs_one_job(const CrashCase &c) {
+    CAPTURE(c.task);
+    Service svc(with_fixtures({"crashers.so"})
+                    .with_plugin(example_plugin("demo.so"))
+                    .with_file_db()
+                    .flags({"--max-concurrency", "2"}));
+    auto &cli = svc.cli();
+    const std::string beside = submit(cli, "slow_task", {{"seconds", 1}});
+    wait_status(cli, beside, "running");
+    const Finished crashed = run_task(cli, c.task, c.params, "failed");
+    CHECK(crashed.job["error"] == std::string("taskhost::WorkerCrashed: worker crashed: ") + c.worker_cause +
+                                      " while running task '" + c.task + "' of plugin crashers 1.0.0");
+    CHECK(svc.host().is_alive());
+    CHECK(get_json(cli, "/health")["status"] == "healthy");  // one crash: not yet a quarantine
+    CHECK(wait_job(cli, beside)["status"] == "completed");
+    CHECK(run_task(cli, "greet_user", {{"name", "after"}}).artifact["data"]["result"] ==
+          json{{"message", "Hello, after!"}});
+    const auto scraped = cli.Get("/metrics");
+    REQUIRE_STATUS(scraped, 200);
+    CHECK_CONTAINS(scraped->body, "\ntaskhost_worker_crashes_total{plugin=\"crashers\"} 1\n");
+    CHECK_CONTAINS(scraped->body, "\ntaskhost_previous_run_crashed 0\n");
+}
+
+// AddressSanitizer handles SIGSEGV itself (a stack overflow included): it
+// reports, then exits 1.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr const char *worker_segv = "exit status 1";
+#else
+constexpr const char *worker_segv = "SIGSEGV";
+#endif
+
+const CrashCase segfault{"segfault", json::object(), "SIGSEGV (signal 11)", SIGSEGV, 0, worker_segv};
+const CrashCase abort_now{"abort_now", json::object(), "SIGABRT (signal 6)", SIGABRT, 0, "SIGABRT"};
+const CrashCase stack_overflow{"stack_overflow", json::object(), "SIGSEGV (signal 11)", SIGSEGV, 0, worker_segv};
+const CrashCase exit_3{"exit_now", {{"code", 3}}, "exit() called by plugin code", 0, 70, "exit status 3"};
+const CrashCase exit_0{"exit_now", {{"code", 0}}, "exit() called by plugin code", 0, 70, "exit status 0"};
+const CrashCase underscore_exit_0{"underscore_exit", {{"code", 0}}, "", 0, 0, "exit status 0"};
+
 }  // namespace
 
 TEST_CASE("a segfault in a task") {
-    crash_and_recover({"segfault", json::object(), "SIGSEGV (signal 11)", SIGSEGV, 0});
+    SUBCASE("in-process") { crash_and_recover(segfault); }
+    SUBCASE("process") { crash_costs_one_job(segfault); }
 }
 
-TEST_CASE("abort() in a task") { crash_and_recover({"abort_now", json::object(), "SIGABRT (signal 6)", SIGABRT, 0}); }
+TEST_CASE("abort() in a task") {
+    SUBCASE("in-process") { crash_and_recover(abort_now); }
+    SUBCASE("process") { crash_costs_one_job(abort_now); }
+}
 
 TEST_CASE("a stack overflow in a task") {
-    crash_and_recover({"stack_overflow", json::object(), "SIGSEGV (signal 11)", SIGSEGV, 0});
+    SUBCASE("in-process") { crash_and_recover(stack_overflow); }
+    SUBCASE("process") { crash_costs_one_job(stack_overflow); }
 }
 
-TEST_CASE("exit(3) in a task: the host exits 70, so a supervisor restarts it") {
-    crash_and_recover({"exit_now", {{"code", 3}}, "exit() called by plugin code", 0, 70});
+TEST_CASE("exit(3) in a task: in-process the host exits 70, so a supervisor restarts it") {
+    SUBCASE("in-process") { crash_and_recover(exit_3); }
+    SUBCASE("process") { crash_costs_one_job(exit_3); }
 }
 
 TEST_CASE("exit(0) in a task is not a clean exit either") {
-    crash_and_recover({"exit_now", {{"code", 0}}, "exit() called by plugin code", 0, 70});
+    SUBCASE("in-process") { crash_and_recover(exit_0); }
+    SUBCASE("process") { crash_costs_one_job(exit_0); }
 }
 
-TEST_CASE("_exit(0) in a task: nothing to record, but the job is never run again") {
-    crash_and_recover({"underscore_exit", {{"code", 0}}, "", 0, 0});
+TEST_CASE("_exit(0) in a task: nothing to record in-process, but the job is never run again") {
+    SUBCASE("in-process") { crash_and_recover(underscore_exit_0); }
+    SUBCASE("process") { crash_costs_one_job(underscore_exit_0); }
 }
 
 }  // TEST_SUITE("hostile plugins: crashes")
@@ -191,11 +242,12 @@ void crash_once(Service &svc, const std::string &task) {
 
 }  // namespace
 
+// (In process isolation two worker crashes do the same: test_isolation.cpp.)
 TEST_CASE("a plugin version that crashed the host twice is quarantined, and stays so across restarts") {
     TempDir copies;
     const fs::path crashers = copies / "crashers.so";
     fs::copy_file(fixture_plugin("crashers.so"), crashers);
-    ServiceOptions options = with_fixtures({}).with_plugin(example_plugin("demo.so")).with_file_db();
+    ServiceOptions options = with_fixtures({}).with_plugin(example_plugin("demo.so")).with_file_db().in_process();
     options.with_plugin(crashers);
     Service svc(options);
 
@@ -234,10 +286,19 @@ TEST_CASE("a plugin version that crashed the host twice is quarantined, and stay
 
 TEST_SUITE("hostile plugins: hard limits") {
 
+// Each case runs in both modes: in-process a job that will not stop is
+// given up on (its thread may run on, stuck); in a worker process its
+// worker is killed.
+
 TEST_CASE("a task that ignores its timeout is given up on after the grace; its worker is replaced") {
-    Service svc(with_fixtures({"timeouts.so"})
-                    .with_plugin(example_plugin("demo.so"))
-                    .flags({"--max-concurrency", "2", "--stop-grace-s", "0.5"}));
+    bool in_process = false;
+    SUBCASE("in-process") { in_process = true; }
+    SUBCASE("process") {}
+    ServiceOptions options = with_fixtures({"timeouts.so"})
+                                 .with_plugin(example_plugin("demo.so"))
+                                 .flags({"--max-concurrency", "2", "--stop-grace-s", "0.5"});
+    if (in_process) options.in_process();
+    Service svc(options);
     auto &cli = svc.cli();
     // Two stubborn jobs take both workers and never look at the flag.
     const std::string first = submit(cli, "stubborn_sleep", {{"seconds", 3600}});
@@ -245,13 +306,17 @@ TEST_CASE("a task that ignores its timeout is given up on after the grace; its w
     for (const auto &id : {first, second}) {
         json job = wait_job(cli, id, 10);  // 0.3 s timeout + 0.5 s grace
         CHECK(job["status"] == "failed");
-        CHECK(job["error"] == "did not stop within 0.5 s of its timeout");
+        CHECK(job["error"] == (in_process ? "did not stop within 0.5 s of its timeout"
+                                          : "killed 0.5 s after its timeout: it did not stop"));
     }
     // The pool kept its size: other tasks run at once.
     CHECK(run_task(cli, "greet_user", {{"name", "still"}}).job["status"] == "completed");
     json health = get_json(cli, "/health");
     CHECK(health["status"] == "degraded");
-    CHECK_CONTAINS(health["checks"]["workers"]["message"].get<std::string>(), "2 worker(s) stuck in task code");
+    if (in_process)
+        CHECK_CONTAINS(health["checks"]["workers"]["message"].get<std::string>(), "2 worker(s) stuck in task code");
+    else
+        CHECK(health["checks"]["workers"]["status"] != "degraded");  // killed: nothing is left stuck
     // Two hangs quarantine the version: its tasks are withdrawn and say why.
     REQUIRE(eventually([&] {
         auto res = post_json(cli, "/api/v1/tasks/stubborn_sleep/$execute", {{"params", {{"seconds", 1}}}});
@@ -261,7 +326,12 @@ TEST_CASE("a task that ignores its timeout is given up on after the grace; its w
 }
 
 TEST_CASE("a running task that ignores $cancel is given up on after the grace") {
-    Service svc(with_fixtures({"timeouts.so"}).flags({"--stop-grace-s", "0.5"}));
+    bool in_process = false;
+    SUBCASE("in-process") { in_process = true; }
+    SUBCASE("process") {}
+    ServiceOptions options = with_fixtures({"timeouts.so"}).flags({"--stop-grace-s", "0.5"});
+    if (in_process) options.in_process();
+    Service svc(options);
     auto &cli = svc.cli();
     // timeout_s 3600 overrides the SDK's 0.3 s, so the cancel is what ends it.
     auto submitted =
@@ -273,13 +343,20 @@ TEST_CASE("a running task that ignores $cancel is given up on after the grace") 
     REQUIRE_STATUS(res, 202);
     json job = wait_job(cli, id, 10);
     CHECK(job["status"] == "canceled");
-    CHECK(job["error"] == "did not stop within 0.5 s of being canceled");
+    CHECK(job["error"] == (in_process ? "did not stop within 0.5 s of being canceled"
+                                      : "killed 0.5 s after being canceled: it did not stop"));
 }
 
 TEST_CASE("SIGTERM with four non-cooperative jobs ends the host within --shutdown-timeout") {
-    Service svc(with_fixtures({"timeouts.so"})
-                    .with_file_db()
-                    .flags({"--max-concurrency", "4", "--stop-grace-s", "3600", "--shutdown-timeout", "2"}));
+    bool in_process = false;
+    SUBCASE("in-process") { in_process = true; }
+    SUBCASE("process") {}
+    ServiceOptions options =
+        with_fixtures({"timeouts.so"})
+            .with_file_db()
+            .flags({"--max-concurrency", "4", "--stop-grace-s", "3600", "--shutdown-timeout", "2"});
+    if (in_process) options.in_process();
+    Service svc(options);
     auto &cli = svc.cli();
     std::vector<std::string> ids;
     for (int i = 0; i < 4; ++i) {
@@ -304,7 +381,8 @@ TEST_CASE("SIGTERM with four non-cooperative jobs ends the host within --shutdow
     for (const auto &id : ids) {
         json job = get_job(svc.cli(), id);
         CHECK(job["status"] == "failed");
-        CHECK(job["error"] == "interrupted: the host was stopping and the job did not stop in time");
+        CHECK(job["error"] == std::string("interrupted: the host was stopping and the job did not stop in time") +
+                                  (in_process ? "" : "; its worker process was killed"));
     }
     // A routine stop is not a hang: the plugin is not charged for it.
     for (const auto &p : get_json(svc.cli(), "/api/v1/plugins"))
@@ -312,8 +390,13 @@ TEST_CASE("SIGTERM with four non-cooperative jobs ends the host within --shutdow
 }
 
 TEST_CASE("SIGTERM with a client's keep-alive connection open still ends the host within --shutdown-timeout") {
-    Service svc(
-        with_fixtures({"timeouts.so"}).with_file_db().flags({"--stop-grace-s", "3600", "--shutdown-timeout", "1"}));
+    bool in_process = false;
+    SUBCASE("in-process") { in_process = true; }
+    SUBCASE("process") {}
+    ServiceOptions options =
+        with_fixtures({"timeouts.so"}).with_file_db().flags({"--stop-grace-s", "3600", "--shutdown-timeout", "1"});
+    if (in_process) options.in_process();
+    Service svc(options);
     auto &cli = svc.cli();
     auto res =
         post_json(cli, "/api/v1/tasks/stubborn_sleep/$execute", {{"params", {{"seconds", 3600}}}, {"timeout_s", 3600}});
@@ -326,9 +409,14 @@ TEST_CASE("SIGTERM with a client's keep-alive connection open still ends the hos
     REQUIRE(svc.host().wait_exit(std::chrono::seconds(15), &status));
     CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() < 3.0);
     CHECK(WIFEXITED(status));
-    CHECK_CONTAINS(svc.host().stderr_text(), "stopped at the shutdown deadline, leaving 1 job thread(s) stuck");
+    if (in_process)
+        CHECK_CONTAINS(svc.host().stderr_text(), "stopped at the shutdown deadline, leaving 1 job thread(s) stuck");
+    else
+        CHECK_FALSE(contains(svc.host().stderr_text(), "stuck in plugin code"));  // its worker was killed
     svc.restart();
-    CHECK(get_job(svc.cli(), id)["error"] == "interrupted: the host was stopping and the job did not stop in time");
+    CHECK(get_job(svc.cli(), id)["error"] ==
+          std::string("interrupted: the host was stopping and the job did not stop in time") +
+              (in_process ? "" : "; its worker process was killed"));
 }
 
 }  // TEST_SUITE("hostile plugins: hard limits")
@@ -455,12 +543,27 @@ TEST_CASE("loading writes nothing to disk: no folder to pre-create, no copy to s
 }
 
 TEST_CASE("plugins are loaded from sealed memory: a file truncated after loading changes nothing") {
-    Service svc(with_fixtures({}).with_plugin(example_plugin("demo.so")));
+    bool in_process = false;
+    SUBCASE("in-process") { in_process = true; }
+    SUBCASE("process") {}
+    ServiceOptions options = with_fixtures({}).with_plugin(example_plugin("demo.so"));
+    if (in_process) options.in_process();
+    Service svc(options);
     auto &cli = svc.cli();
     const fs::path file = place_copy(svc.plugins_dir(), "versioned_v1.so", "versioned.so", rw_r_r);
     REQUIRE(reload_report(cli)["added"] == json::array({"versioned.so"}));
-    // What is mapped is an anonymous sealed file, not the plugin file.
-    std::ifstream maps("/proc/" + std::to_string(svc.host().pid()) + "/maps");
+    // What is mapped (by the host, or by the worker that ran the task) is
+    // an anonymous sealed file, not the plugin file.
+    pid_t mapper = svc.host().pid();
+    if (!in_process) {
+        REQUIRE(run_task(cli, "which_version").job["status"] == "completed");
+        mapper = 0;
+        const json system = get_json(cli, "/api/v1/system");
+        for (const auto &w : system["worker_processes"])
+            if (w["plugin"] == "versioned" && w["state"] != "validating") mapper = w["pid"].get<pid_t>();
+        REQUIRE(mapper != 0);
+    }
+    std::ifstream maps("/proc/" + std::to_string(mapper) + "/maps");
     std::string all((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
     CHECK_CONTAINS(all, "-versioned.so (deleted)");
     CHECK(all.find(file.string()) == std::string::npos);

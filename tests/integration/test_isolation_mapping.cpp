@@ -43,8 +43,8 @@ json plugins_listed(httplib::Client &cli) {
 TEST_SUITE("isolation") {
 
 TEST_CASE("--isolation process: TaskInfo byte for byte as in process, and no plugin mapped in the host") {
-    Service in_process;
-    Service isolated(ServiceOptions{}.flags({"--isolation", "process"}));
+    Service in_process(ServiceOptions{}.in_process());
+    Service isolated;  // the default
 
     const std::string listed = body_of(in_process.cli(), "/api/v1/tasks");
     CHECK(body_of(isolated.cli(), "/api/v1/tasks") == listed);
@@ -88,7 +88,7 @@ TEST_CASE("--isolation: a bad value, or process isolation without a trial proces
         const auto [status, out] = run_host_to_exit("--isolation process --probe-timeout-s 0");
         CHECK(status != 0);
         CHECK_CONTAINS(out, "--probe-timeout-s");
-        CHECK_CONTAINS(out, "must be above 0 with --isolation process");
+        CHECK_CONTAINS(out, "must be above 0 with --isolation process (the default)");
     }
     const std::string cmd = "TASKHOST_ISOLATION=workers timeout 30 " + std::string(TASKHOST_BINARY) +
                             " --port 0 --db :memory: --plugins /nonexistent >/dev/null 2>&1";

@@ -154,7 +154,7 @@ TEST_CASE("abi: plugins built with smaller or larger descriptors serve their tas
     for (const bool probe : {true, false}) {
         CAPTURE(probe);
         ServiceOptions o = with_layouts();
-        if (!probe) o.flags({"--probe-timeout-s", "0"});
+        if (!probe) o.in_process().flags({"--probe-timeout-s", "0"});
         Service svc(o);
         auto &cli = svc.cli();
         CHECK(task_names(cli) == std::set<std::string>{"newer_echo", "newer_timeout", "older_echo", "older_hello"});
@@ -210,7 +210,7 @@ TEST_CASE("abi: the probe child and a load in the host refuse a declaration for 
         ServiceOptions o = ServiceOptions::examples({});
         for (const char *f : {"abi_mixed_sizes.so", "bad_schema.so", "count_mismatch.so"})
             o.with_plugin(fixture_plugin(f));
-        if (!probe) o.flags({"--probe-timeout-s", "0"});
+        if (!probe) o.in_process().flags({"--probe-timeout-s", "0"});
         Service svc(o);
         for (const auto &p : get_json(svc.cli(), "/api/v1/plugins")) {
             CHECK(p["state"] == "refused");

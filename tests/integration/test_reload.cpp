@@ -213,7 +213,11 @@ TEST_CASE("reload: a removed plugin's queued jobs run on the generation they wer
 }
 
 TEST_CASE("reload: 50 reloads while clients submit jobs; every job is accepted and completes") {
-    Service svc({example_plugins(), {"--max-concurrency", "4"}});
+    // In both modes: under TSan this is the in-process executor's race test.
+    ServiceOptions options{example_plugins(), {"--max-concurrency", "4"}};
+    SUBCASE("process") {}
+    SUBCASE("in-process") { options.in_process(); }
+    Service svc(options);
     auto &cli = svc.cli();
     deploy(svc.plugins_dir(), fixture_plugin("versioned_v1.so"), "versioned.so");
     reload(cli);
@@ -304,7 +308,8 @@ TEST_CASE("reload: --watch picks up a new plugin without a signal") {
 }
 
 TEST_CASE("reload: an init that does not return holds up no reader; $reload answers 503 naming the file") {
-    Service svc(ServiceOptions::examples({"demo.so"}).flags({"--reload-timeout-s", "1", "--probe-timeout-s", "0"}));
+    Service svc(
+        ServiceOptions::examples({"demo.so"}).in_process().flags({"--reload-timeout-s", "1", "--probe-timeout-s", "0"}));
     auto &cli = svc.cli();
     deploy(svc.plugins_dir(), fixture_plugin("blocking_init.so"), "blocking_init.so");
 
@@ -357,6 +362,7 @@ TEST_CASE("reload: SIGTERM ends a host whose reload is stuck in a plugin's init 
     const std::string kept_tsan = tsan ? tsan : "";
     ::setenv("TSAN_OPTIONS", (kept_tsan + (kept_tsan.empty() ? "" : ":") + "report_thread_leaks=0").c_str(), 1);
     Service svc(ServiceOptions::examples({"demo.so"})
+                    .in_process()
                     .flags({"--reload-timeout-s", "0.2", "--shutdown-timeout", "1", "--probe-timeout-s", "0"}));
     if (tsan) ::setenv("TSAN_OPTIONS", kept_tsan.c_str(), 1);
     else ::unsetenv("TSAN_OPTIONS");

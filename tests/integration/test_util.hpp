@@ -64,6 +64,9 @@ struct ServiceOptions {
         extra.insert(extra.end(), more.begin(), more.end());
         return *this;
     }
+    // --isolation in-process: tasks run in the host's own threads (the
+    // default runs them in worker processes).
+    ServiceOptions &in_process() { return flags({"--isolation", "in-process"}); }
     ServiceOptions &with_file_db() {
         file_db = true;
         return *this;
