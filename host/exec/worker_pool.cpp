@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -19,9 +18,9 @@
 #include <spdlog/spdlog.h>
 
 #include "util/clock.hpp"
+#include "util/spawn_child.hpp"
 #include "util/thread_name.hpp"
 
-extern char **environ;
 
 namespace taskhost::exec {
 
@@ -583,52 +582,20 @@ Result<WorkerPool::Spawned> WorkerPool::spawn_on_spawner(const Target &target) {
     void *page = ::mmap(nullptr, sizeof(worker::ControlPage), PROT_READ | PROT_WRITE, MAP_SHARED, control_fd.get(), 0);
     if (page == MAP_FAILED) return internal("mmap");
     auto *control = new (page) worker::ControlPage();
-    // Above the numbers the child gets them at, so no dup2 overwrites
-    // another's source.
-    UniqueFd image(::fcntl(target.image_fd, F_DUPFD_CLOEXEC, 10));
-    UniqueFd channel(::fcntl(worker_end.get(), F_DUPFD_CLOEXEC, 10));
-    UniqueFd control_copy(::fcntl(control_fd.get(), F_DUPFD_CLOEXEC, 10));
-    if (!image || !channel || !control_copy) {
-        ::munmap(page, sizeof(worker::ControlPage));
-        return internal("fcntl");
-    }
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, image.get(), worker::worker_image_fd);
-    posix_spawn_file_actions_adddup2(&actions, channel.get(), worker::worker_channel_fd);
-    posix_spawn_file_actions_adddup2(&actions, control_copy.get(), worker::worker_control_fd);
-    // What a plugin prints goes where the host's own output goes.
-    posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawnattr_t attributes;
-    posix_spawnattr_init(&attributes);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attributes, &none);  // the host's threads block its signals
-    posix_spawnattr_setsigdefault(&attributes, &all);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     const WorkerLimits &limits = options_.limits;
-    std::vector<std::string> args = {options_.binary,
-                                     worker::mode_argument,
-                                     std::string(target.file),
-                                     std::to_string(::getpid()),
-                                     std::to_string(limits.memory_bytes),
-                                     std::to_string(limits.cpu_seconds),
-                                     limits.user.empty() ? "-" : limits.user,
-                                     host_api_.store().url()};
-    std::vector<char *> argv;
-    for (auto &a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    const int spawned = ::posix_spawn(&pid, options_.binary.c_str(), &actions, &attributes, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attributes);
-    if (spawned != 0) {
+    const pid_t pid = spawn_child(options_.binary,
+                                  {options_.binary, worker::mode_argument, std::string(target.file),
+                                   std::to_string(::getpid()), std::to_string(limits.memory_bytes),
+                                   std::to_string(limits.cpu_seconds), limits.user.empty() ? "-" : limits.user,
+                                   host_api_.store().url()},
+                                  {{target.image_fd, worker::worker_image_fd},
+                                   {worker_end.get(), worker::worker_channel_fd},
+                                   {control_fd.get(), worker::worker_control_fd}});
+    if (pid < 0) {
+        const int error = errno;
         ::munmap(page, sizeof(worker::ControlPage));
-        errno = spawned;
-        return internal("posix_spawn " + options_.binary);
+        errno = error;
+        return internal(options_.binary);
     }
     Spawned out;
     out.pid = pid;

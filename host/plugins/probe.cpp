@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-extern char **environ;
+#include "util/spawn_child.hpp"
 
 namespace taskhost::plugins {
 
@@ -54,41 +53,11 @@ ProbeResult probe_in_child(const ProbeOptions &options, const UniqueFd &image, c
     };
     int pipe_fds[2];
     if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return internal("pipe");
-    UniqueFd from_child(pipe_fds[0]), child_out(::fcntl(pipe_fds[1], F_DUPFD_CLOEXEC, 10));
-    ::close(pipe_fds[1]);
-    // Above the numbers the child receives them at, so that no dup2 below
-    // overwrites the source of another.
-    UniqueFd image_copy(::fcntl(image.get(), F_DUPFD_CLOEXEC, 10));
-    if (!child_out || !image_copy) return internal("fcntl");
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, image_copy.get(), probe_image_fd);
-    posix_spawn_file_actions_adddup2(&actions, child_out.get(), probe_report_fd);
-    // What the plugin prints goes where the host's own output goes, never
-    // into the report.
-    posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawnattr_t attributes;
-    posix_spawnattr_init(&attributes);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attributes, &none);  // the host's threads block its signals
-    posix_spawnattr_setsigdefault(&attributes, &all);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    std::vector<std::string> args = {options.binary, probe_mode_argument, std::to_string(probe_image_fd), file};
-    std::vector<char *> argv;
-    for (auto &a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    const int spawned = ::posix_spawn(&pid, options.binary.c_str(), &actions, &attributes, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attributes);
-    if (spawned != 0) {
-        errno = spawned;
-        return internal("cannot start " + options.binary);
-    }
+    UniqueFd from_child(pipe_fds[0]), child_out(pipe_fds[1]);
+    const pid_t pid = spawn_child(options.binary,
+                                  {options.binary, probe_mode_argument, std::to_string(probe_image_fd), file},
+                                  {{image.get(), probe_image_fd}, {child_out.get(), probe_report_fd}});
+    if (pid < 0) return internal("cannot start " + options.binary);
     child_out.reset();
 
     // Read its report until a verdict, its end, or the time is up. Lines
