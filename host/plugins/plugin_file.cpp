@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <sstream>
+#include <thread>
 
 namespace taskhost::plugins {
 
@@ -128,9 +130,15 @@ Result<UniqueFd> seal_in_memory(const std::string &name, const std::string &byte
         if (n < 0) return system_error("cannot write the in-memory copy");
         done += static_cast<size_t>(n);
     }
-    if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0)
-        return system_error("cannot seal the in-memory copy");
-    return fd;
+    // F_SEAL_WRITE answers EBUSY while the kernel still holds an extra
+    // reference to a page just written (seen once under load): the
+    // kernel's own wait for such pins is short, so a few tries suffice.
+    constexpr int seal_tries = 10;
+    for (int tried = 1;; ++tried) {
+        if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0) return fd;
+        if (errno != EBUSY || tried == seal_tries) return system_error("cannot seal the in-memory copy");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
 }
 
 std::string path_of(const UniqueFd &sealed) { return "/proc/self/fd/" + std::to_string(sealed.get()); }
