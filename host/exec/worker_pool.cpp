@@ -197,7 +197,10 @@ bool WorkerProcess::serve(HostApi &host_api, th_call &call, const Frame &frame) 
         } else if (const auto *n = std::get_if<notice::Progress>(&*fields)) {
             api.report_progress(&call, n->fraction, n->has_message ? n->message.c_str() : nullptr);
         } else if (const auto *n = std::get_if<notice::Log>(&*fields)) {
-            api.log(&call, static_cast<th_log_level>(n->level), n->message.c_str());
+            // A level the ABI does not name is logged at info, not cast into
+            // the enum (a value outside it is undefined behaviour).
+            const th_log_level level = n->level <= TH_LOG_ERROR ? static_cast<th_log_level>(n->level) : TH_LOG_INFO;
+            api.log(&call, level, n->message.c_str());
         }
         return true;
     }
@@ -314,7 +317,9 @@ model::TaskOutcome WorkerProcess::run(HostApi &host_api, const Target &target, c
                     error = "a malformed Done";
                     break;
                 }
-                done = static_cast<th_status>(*status);
+                // Any status but TH_OK fails the job; one the ABI does not
+                // name is not cast into the enum (undefined behaviour).
+                done = *status <= TH_UNSUPPORTED ? static_cast<th_status>(*status) : TH_ERROR;
             } else if (!serve(host_api, call, *frame)) {
                 error = "a malformed frame";
                 break;
