@@ -25,7 +25,6 @@
 namespace taskhost::exec {
 
 using worker::Frame;
-using worker::FrameReader;
 using worker::FrameType;
 using worker::FrameWriter;
 
@@ -176,115 +175,59 @@ th_sink sink_to(std::string &s) { return string_sink(s); }
 }  // namespace
 
 bool WorkerProcess::serve(HostApi &host_api, th_call &call, const Frame &frame) {
+    namespace notice = worker::notice;
+    namespace request = worker::call;
     const th_host_api &api = host_api.table();
-    FrameReader in(frame.body);
     if (frame.type == FrameType::notice) {
-        switch (static_cast<worker::Notice>(in.u8())) {
-            case worker::Notice::set_result: {
-                const std::string_view json = in.str();
-                if (!in.complete()) return false;
-                api.set_result(&call, json.data(), json.size());
-                return true;
+        const std::optional<worker::NoticeFields> fields = worker::decode_notice(frame.body);
+        if (!fields) return false;
+        if (const auto *n = std::get_if<notice::SetResult>(&*fields)) {
+            api.set_result(&call, n->json.data(), n->json.size());
+        } else if (const auto *n = std::get_if<notice::SetError>(&*fields)) {
+            api.set_error(&call, n->type.c_str(), n->message.c_str(), n->traceback.c_str());
+        } else if (const auto *n = std::get_if<notice::SetErrorFrames>(&*fields)) {
+            std::vector<th_frame> frames(n->frames.size());
+            for (size_t i = 0; i < frames.size(); ++i) {
+                frames[i].module = n->frames[i].module.c_str();
+                frames[i].build_id = n->frames[i].build_id.c_str();
+                frames[i].offset = n->frames[i].offset;
             }
-            case worker::Notice::set_error: {
-                const std::string type(in.str()), message(in.str()), traceback(in.str());
-                if (!in.complete()) return false;
-                api.set_error(&call, type.c_str(), message.c_str(), traceback.c_str());
-                return true;
-            }
-            case worker::Notice::set_error_frames: {
-                const std::string type(in.str()), message(in.str());
-                const uint32_t flags = in.u32();
-                const uint32_t n = in.u32();
-                if (!in.ok() || n > 4096) return false;
-                std::vector<std::string> text;  // module and build-id of each frame
-                std::vector<th_frame> frames(n);
-                text.reserve(2 * n);
-                for (uint32_t i = 0; i < n; ++i) {
-                    text.emplace_back(in.str());
-                    text.emplace_back(in.str());
-                    frames[i].offset = in.u64();
-                }
-                if (!in.complete()) return false;
-                for (uint32_t i = 0; i < n; ++i) {
-                    frames[i].module = text[2 * i].c_str();
-                    frames[i].build_id = text[2 * i + 1].c_str();
-                }
-                api.set_error_frames(&call, type.c_str(), message.c_str(), frames.data(), n, flags);
-                return true;
-            }
-            case worker::Notice::progress: {
-                const double fraction = in.f64();
-                const bool has_message = in.u8() != 0;
-                const std::string message(in.str());
-                if (!in.complete()) return false;
-                api.report_progress(&call, fraction, has_message ? message.c_str() : nullptr);
-                return true;
-            }
-            case worker::Notice::log: {
-                const uint32_t level = in.u32();
-                const std::string message(in.str());
-                if (!in.complete()) return false;
-                api.log(&call, static_cast<th_log_level>(level), message.c_str());
-                return true;
-            }
+            api.set_error_frames(&call, n->type.c_str(), n->message.c_str(), frames.data(), frames.size(), n->flags);
+        } else if (const auto *n = std::get_if<notice::Progress>(&*fields)) {
+            api.report_progress(&call, n->fraction, n->has_message ? n->message.c_str() : nullptr);
+        } else if (const auto *n = std::get_if<notice::Log>(&*fields)) {
+            // A level the ABI does not name is logged at info, not cast into
+            // the enum (a value outside it is undefined behaviour).
+            const th_log_level level = n->level <= TH_LOG_ERROR ? static_cast<th_log_level>(n->level) : TH_LOG_INFO;
+            api.log(&call, level, n->message.c_str());
         }
-        return false;
+        return true;
     }
     if (frame.type != FrameType::call) return false;
+    const std::optional<worker::CallFields> fields = worker::decode_call(frame.body);
+    if (!fields) return false;
     std::string out, err;
     th_sink out_sink = sink_to(out), err_sink = sink_to(err);
     th_status status = TH_INVALID;
-    switch (static_cast<worker::Service>(in.u8())) {
-        case worker::Service::artifact_save: {
-            const std::string_view data = in.str();
-            const std::string parent(in.str());
-            if (!in.complete()) return false;
-            char id[27] = {};
-            status = api.artifact_save(&call, data.data(), data.size(), parent.empty() ? nullptr : parent.c_str(), id,
-                                       &err_sink);
-            if (status == TH_OK) out = id;
-            break;
-        }
-        case worker::Service::artifact_get: {
-            const std::string id(in.str());
-            if (!in.complete()) return false;
-            status = api.artifact_get(&call, id.c_str(), &out_sink, &err_sink);
-            break;
-        }
-        case worker::Service::db_query: {
-            const std::string sql(in.str());
-            const bool has_params = in.u8() != 0;
-            const std::string params(in.str());
-            if (!in.complete()) return false;
-            status = api.db_query(&call, sql.c_str(), has_params ? params.c_str() : nullptr, &out_sink, &err_sink);
-            break;
-        }
-        case worker::Service::session_begin:
-            if (!in.complete()) return false;
-            status = api.session_begin(&call, &err_sink);
-            break;
-        case worker::Service::session_end: {
-            const int commit = in.u8();
-            if (!in.complete()) return false;
-            status = api.session_end(&call, commit, &err_sink);
-            break;
-        }
-        case worker::Service::schedule: {
-            const std::string task(in.str()), params(in.str());
-            if (!in.complete()) return false;
-            char id[27] = {};
-            status = api.schedule(&call, task.c_str(), params.c_str(), id, &err_sink);
-            if (status == TH_OK) out = id;
-            break;
-        }
-        case worker::Service::job_get: {
-            const std::string id(in.str());
-            if (!in.complete()) return false;
-            status = api.job_get(&call, id.c_str(), &out_sink, &err_sink);
-            break;
-        }
-        default: return false;
+    if (const auto *c = std::get_if<request::ArtifactSave>(&*fields)) {
+        char id[27] = {};
+        status = api.artifact_save(&call, c->data_json.data(), c->data_json.size(),
+                                   c->parent_id.empty() ? nullptr : c->parent_id.c_str(), id, &err_sink);
+        if (status == TH_OK) out = id;
+    } else if (const auto *c = std::get_if<request::ArtifactGet>(&*fields)) {
+        status = api.artifact_get(&call, c->id.c_str(), &out_sink, &err_sink);
+    } else if (const auto *c = std::get_if<request::DbQuery>(&*fields)) {
+        status = api.db_query(&call, c->sql.c_str(), c->has_params ? c->params.c_str() : nullptr, &out_sink, &err_sink);
+    } else if (std::holds_alternative<request::SessionBegin>(*fields)) {
+        status = api.session_begin(&call, &err_sink);
+    } else if (const auto *c = std::get_if<request::SessionEnd>(&*fields)) {
+        status = api.session_end(&call, c->commit ? 1 : 0, &err_sink);
+    } else if (const auto *c = std::get_if<request::Schedule>(&*fields)) {
+        char id[27] = {};
+        status = api.schedule(&call, c->task.c_str(), c->params.c_str(), id, &err_sink);
+        if (status == TH_OK) out = id;
+    } else if (const auto *c = std::get_if<request::JobGet>(&*fields)) {
+        status = api.job_get(&call, c->job_id.c_str(), &out_sink, &err_sink);
     }
     FrameWriter reply(FrameType::reply);
     reply.u32(static_cast<uint32_t>(status)).str(out).str(err);
@@ -327,12 +270,12 @@ Result<void> WorkerProcess::greet(HostApi &host_api, const Target &target, std::
             return {};
         }
         if (frame->type == FrameType::init_failed) {
-            FrameReader in(frame->body);
-            std::string reason(in.str());
-            host_api.close_call(call, TH_OK);
-            return fail(ErrorKind::invalid, "init failed in the worker process: " + reason);
+            if (const std::optional<std::string> reason = worker::decode_init_failed(frame->body)) {
+                host_api.close_call(call, TH_OK);
+                return fail(ErrorKind::invalid, "init failed in the worker process: " + *reason);
+            }
         }
-        if (!serve(host_api, call, *frame)) {
+        if (frame->type == FrameType::init_failed || !serve(host_api, call, *frame)) {
             ::kill(pid_, SIGKILL);
             host_api.close_call(call, TH_OK);
             return fail(ErrorKind::unavailable, "the worker process broke the protocol while starting");
@@ -368,13 +311,14 @@ model::TaskOutcome WorkerProcess::run(HostApi &host_api, const Target &target, c
             std::optional<Frame> frame = next_frame(max_frame, error);
             if (!frame) break;
             if (frame->type == FrameType::done) {
-                FrameReader in(frame->body);
-                const uint32_t status = in.u32();
-                if (!in.complete()) {
+                const std::optional<uint32_t> status = worker::decode_done(frame->body);
+                if (!status) {
                     error = "a malformed Done";
                     break;
                 }
-                done = static_cast<th_status>(status);
+                // Any status but TH_OK fails the job; one the ABI does not
+                // name is not cast into the enum (undefined behaviour).
+                done = *status <= TH_UNSUPPORTED ? static_cast<th_status>(*status) : TH_ERROR;
             } else if (!serve(host_api, call, *frame)) {
                 error = "a malformed frame";
                 break;
@@ -418,12 +362,9 @@ Result<void> WorkerProcess::validate(const Target &target, std::string_view para
     std::string error;
     if (worker::write_all(channel_.get(), request.finish())) {
         if (std::optional<Frame> frame = next_frame(max_frame, error); frame && frame->type == FrameType::validated) {
-            FrameReader in(frame->body);
-            const uint32_t status = in.u32();
-            const std::string_view message = in.str();
-            if (in.complete()) {
-                if (status == TH_OK) return {};
-                return fail(ErrorKind::invalid, message.empty() ? "invalid params" : std::string(message));
+            if (const std::optional<worker::Validated> v = worker::decode_validated(frame->body)) {
+                if (v->status == TH_OK) return {};
+                return fail(ErrorKind::invalid, v->message.empty() ? "invalid params" : std::string(v->message));
             }
         }
     }

@@ -26,6 +26,116 @@ bool read_exactly(int fd, char *into, size_t n, std::string *error) {
 
 }  // namespace
 
+std::optional<NoticeFields> decode_notice(std::string_view body) {
+    FrameReader in(body);
+    std::optional<NoticeFields> out;
+    switch (static_cast<Notice>(in.u8())) {
+        case Notice::set_result: out = notice::SetResult{in.str()}; break;
+        case Notice::set_error: {
+            notice::SetError e;
+            e.type = in.str();
+            e.message = in.str();
+            e.traceback = in.str();
+            out = std::move(e);
+            break;
+        }
+        case Notice::set_error_frames: {
+            notice::SetErrorFrames e;
+            e.type = in.str();
+            e.message = in.str();
+            e.flags = in.u32();
+            const uint32_t n = in.u32();
+            if (!in.ok() || n > max_error_frames) return std::nullopt;
+            // Each record takes at least 16 bytes: a count the body cannot
+            // hold is refused before anything is allocated for it.
+            if (n > in.left() / 16) return std::nullopt;
+            e.frames.resize(n);
+            for (notice::ErrorFrame &f : e.frames) {
+                f.module = in.str();
+                f.build_id = in.str();
+                f.offset = in.u64();
+            }
+            out = std::move(e);
+            break;
+        }
+        case Notice::progress: {
+            notice::Progress p;
+            p.fraction = in.f64();
+            p.has_message = in.u8() != 0;
+            p.message = in.str();
+            out = std::move(p);
+            break;
+        }
+        case Notice::log: {
+            notice::Log l;
+            l.level = in.u32();
+            l.message = in.str();
+            out = std::move(l);
+            break;
+        }
+    }
+    if (!in.complete()) return std::nullopt;
+    return out;
+}
+
+std::optional<CallFields> decode_call(std::string_view body) {
+    FrameReader in(body);
+    std::optional<CallFields> out;
+    switch (static_cast<Service>(in.u8())) {
+        case Service::artifact_save: {
+            call::ArtifactSave c;
+            c.data_json = in.str();
+            c.parent_id = in.str();
+            out = std::move(c);
+            break;
+        }
+        case Service::artifact_get: out = call::ArtifactGet{std::string(in.str())}; break;
+        case Service::db_query: {
+            call::DbQuery c;
+            c.sql = in.str();
+            c.has_params = in.u8() != 0;
+            c.params = in.str();
+            out = std::move(c);
+            break;
+        }
+        case Service::session_begin: out = call::SessionBegin{}; break;
+        case Service::session_end: out = call::SessionEnd{in.u8() != 0}; break;
+        case Service::schedule: {
+            call::Schedule c;
+            c.task = in.str();
+            c.params = in.str();
+            out = std::move(c);
+            break;
+        }
+        case Service::job_get: out = call::JobGet{std::string(in.str())}; break;
+    }
+    if (!in.complete()) return std::nullopt;
+    return out;
+}
+
+std::optional<uint32_t> decode_done(std::string_view body) {
+    FrameReader in(body);
+    const uint32_t status = in.u32();
+    if (!in.complete()) return std::nullopt;
+    return status;
+}
+
+std::optional<Validated> decode_validated(std::string_view body) {
+    FrameReader in(body);
+    Validated v;
+    v.status = in.u32();
+    v.message = in.str();
+    if (!in.complete()) return std::nullopt;
+    return v;
+}
+
+std::optional<std::string> decode_init_failed(std::string_view body) {
+    FrameReader in(body);
+    std::string reason(in.str());
+    if (!in.complete()) return std::nullopt;
+    return reason;
+}
+
 bool write_all(int fd, std::string_view bytes) {
     while (!bytes.empty()) {
         // MSG_NOSIGNAL: a peer that died is an answer, not a SIGPIPE.

@@ -22,6 +22,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
+#include <vector>
 
 namespace taskhost::exec::worker {
 
@@ -126,6 +128,8 @@ public:
         return s;
     }
     bool ok() const { return ok_; }
+    // Bytes not read yet.
+    size_t left() const { return body_.size() - at_; }
     // All fields read and nothing left over.
     bool complete() const { return ok_ && at_ == body_.size(); }
 
@@ -145,6 +149,86 @@ private:
     size_t at_ = 0;
     bool ok_ = true;
 };
+
+// ---- what the host reads from a worker ---------------------------------
+// A worker runs plugin code, so its frames are untrusted. Each decoder takes
+// one frame's body and returns its fields, or nullopt if the body is
+// malformed: short, with bytes left over, of an unknown kind, or announcing
+// more records than it may hold. Text the host hands to the C services is
+// copied (NUL-terminated); set_result's and artifact_save's JSON, which may
+// be large, are views into the body.
+
+// Most frames a set_error_frames may carry (the host shows fewer).
+inline constexpr uint32_t max_error_frames = 4096;
+
+namespace notice {
+struct SetResult {
+    std::string_view json;
+};
+struct SetError {
+    std::string type, message, traceback;
+};
+struct ErrorFrame {
+    std::string module, build_id;
+    uint64_t offset = 0;
+};
+struct SetErrorFrames {
+    std::string type, message;
+    uint32_t flags = 0;
+    std::vector<ErrorFrame> frames;
+};
+struct Progress {
+    double fraction = 0;
+    bool has_message = false;
+    std::string message;
+};
+struct Log {
+    uint32_t level = 0;  // not checked: the host maps unknown levels itself
+    std::string message;
+};
+}  // namespace notice
+using NoticeFields =
+    std::variant<notice::SetResult, notice::SetError, notice::SetErrorFrames, notice::Progress, notice::Log>;
+std::optional<NoticeFields> decode_notice(std::string_view body);
+
+namespace call {
+struct ArtifactSave {
+    std::string_view data_json;
+    std::string parent_id;
+};
+struct ArtifactGet {
+    std::string id;
+};
+struct DbQuery {
+    std::string sql;
+    bool has_params = false;
+    std::string params;
+};
+struct SessionBegin {};
+struct SessionEnd {
+    bool commit = false;
+};
+struct Schedule {
+    std::string task, params;
+};
+struct JobGet {
+    std::string job_id;
+};
+}  // namespace call
+using CallFields = std::variant<call::ArtifactSave, call::ArtifactGet, call::DbQuery, call::SessionBegin,
+                                call::SessionEnd, call::Schedule, call::JobGet>;
+std::optional<CallFields> decode_call(std::string_view body);
+
+// Done: the th_status the task returned (any value: the host treats every
+// status but TH_OK as a failure).
+std::optional<uint32_t> decode_done(std::string_view body);
+struct Validated {
+    uint32_t status = 0;
+    std::string_view message;
+};
+std::optional<Validated> decode_validated(std::string_view body);
+// InitFailed: the reason.
+std::optional<std::string> decode_init_failed(std::string_view body);
 
 // Blocking I/O on a channel end. write_all() sends a whole frame (false if
 // the peer is gone); read_frame() reads one, refusing a body over

@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:?build dir}
 mkdir -p "$out" && out=$(cd "$out" && pwd)
 seconds=${2:-20}
-targets=(fuzz_params fuzz_ulid fuzz_request_head)
+targets=(fuzz_params fuzz_ulid fuzz_request_head fuzz_worker_frames)
 CC=clang CXX=clang++ cmake -S "$root" -B "$out" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTASKHOST_SANITIZE=fuzzer \
   -DTASKHOST_BUILD_BENCH=OFF >/dev/null
 cmake --build "$out" -j"$(nproc)" --target "${targets[@]}"
