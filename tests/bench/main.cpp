@@ -1,11 +1,12 @@
-// taskhost-bench: closed-loop load driver for taskhost (issue 5).
+// taskhost-bench: closed-loop load driver for taskhost (issues 5 and 16).
 //
 // Starts its own hosts (fresh temp folder, file databases, --port 0), runs
-// the selected scenarios, and prints one table plus one JSON line per
-// scenario. It measures; it never decides whether a figure is good enough
-// (scripts/bench compares with the targets). The exit status is non-zero only
-// when something broke: a host that does not start, a seed that fails, or
-// (with --fail-on-errors) requests that did not succeed.
+// the selected scenarios, the job scenarios once per isolation mode, and
+// prints one table plus one JSON line per scenario and mode. It measures; it
+// never decides whether a figure is good enough (scripts/bench compares with
+// the targets). The exit status is non-zero only when something broke: a
+// host that does not start, a seed that fails, or (with --fail-on-errors)
+// requests that did not succeed.
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -63,6 +65,7 @@ struct Options {
     std::string binary = TASKHOST_BENCH_BINARY;
     std::string plugins = TASKHOST_BENCH_PLUGINS;
     std::string bench_plugin = TASKHOST_BENCH_PLUGIN;
+    std::string modes = "in-process,process";
     std::string workdir;
     bool keep = false;
     std::string json_out;
@@ -80,6 +83,7 @@ struct Options {
 };
 
 const std::vector<std::string> kScenarios = {"ceiling", "submit-only", "end-to-end", "one-request", "scale", "plugins"};
+const std::vector<std::string> kModes = {"in-process", "process"};
 
 // ---- output ----------------------------------------------------------------
 
@@ -97,6 +101,7 @@ struct TableRow {
     size_t errors = 0;
     std::optional<double> fraction;  // of the ceiling
     double host_us = -1;             // host CPU per operation
+    double worker_us = -1;           // worker processes' CPU per operation (process isolation)
     std::string note;
 };
 
@@ -104,8 +109,9 @@ struct Results {
     std::vector<TableRow> rows;
     std::vector<ojson> lines;
     std::vector<std::string> notes;
-    bool broke = false;         // infrastructure failure
-    size_t request_errors = 0;  // failed requests, all scenarios
+    std::vector<std::string> comparisons;  // side-by-side tables of host kinds
+    bool broke = false;                    // infrastructure failure
+    size_t request_errors = 0;             // failed requests, all scenarios
 };
 
 void log(const std::string &s) { std::cerr << "[bench] " << s << std::endl; }
@@ -119,15 +125,16 @@ std::string fmt(double v, int decimals = 3) {
 
 void print_table(const Results &res, std::ostream &out) {
     char line[512];
-    std::snprintf(line, sizeof line, "%-26s %10s %8s %10s %9s %9s %9s %9s %7s %8s %11s", "scenario", "requests",
-                  "seconds", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "ceiling", "host us/op");
+    std::snprintf(line, sizeof line, "%-36s %10s %8s %10s %9s %9s %9s %9s %7s %8s %11s %10s", "scenario", "requests",
+                  "seconds", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "ceiling", "host us/op",
+                  "wkr us/op");
     out << line << "\n" << std::string(std::strlen(line), '-') << "\n";
     for (const auto &r : res.rows) {
         std::string frac = r.fraction ? fmt(*r.fraction * 100, 1) + "%" : "-";
-        std::snprintf(line, sizeof line, "%-26s %10zu %8s %10s %9s %9s %9s %9s %7zu %8s %11s", r.name.c_str(),
+        std::snprintf(line, sizeof line, "%-36s %10zu %8s %10s %9s %9s %9s %9s %7zu %8s %11s %10s", r.name.c_str(),
                       r.requests, fmt(r.seconds, 2).c_str(), fmt(r.rps, 0).c_str(), fmt(r.p50).c_str(),
                       fmt(r.p95).c_str(), fmt(r.p99).c_str(), fmt(r.max).c_str(), r.errors, frac.c_str(),
-                      fmt(r.host_us, 1).c_str());
+                      fmt(r.host_us, 1).c_str(), fmt(r.worker_us, 1).c_str());
         out << line;
         if (!r.note.empty()) out << "  " << r.note;
         out << "\n";
@@ -226,11 +233,30 @@ void add_store_figures(ojson &line, const StoreWrites &before, const StoreWrites
     line["writes_per_commit"] = commits > 0 ? ojson(r1(static_cast<double>(writes) / commits)) : ojson(nullptr);
 }
 
-// CPU used by the host and by this driver over the measured phase of a loop:
-// per operation it is a steadier figure than the rate on a noisy machine.
+// The worker processes GET /api/v1/system lists (process isolation), with
+// the CPU each has used so far (seconds).
+std::map<pid_t, double> worker_cpu(uint16_t port) {
+    std::map<pid_t, double> cpu;
+    auto sys = get_json(port, "/api/v1/system");
+    if (!sys || !sys->is_object() || !sys->contains("worker_processes")) return cpu;
+    for (const auto &w : (*sys)["worker_processes"]) {
+        if (!w.is_object() || !w.contains("pid") || !w["pid"].is_number_integer()) continue;
+        const auto pid = static_cast<pid_t>(w["pid"].get<int64_t>());
+        if (double s = bench::process_cpu(pid).own_s; s >= 0) cpu[pid] = s;
+    }
+    return cpu;
+}
+
+// CPU used by the host, by its worker processes and by this driver over the
+// measured phase of a loop: per operation it is a steadier figure than the
+// rate on a noisy machine.
 struct CpuWindow {
-    const bench::HostProcess *host = nullptr;
+    explicit CpuWindow(const bench::HostProcess *h, bool workers = false) : host(h), with_workers(workers) {}
+    const bench::HostProcess *host;
+    bool with_workers;  // list and sample the host's worker processes too
     double host0 = -1, host1 = -1, self0 = 0, self1 = 0;
+    double reaped0 = 0, reaped1 = 0;  // the host's reaped children (workers that exited)
+    std::map<pid_t, double> workers0, workers1;
 
     static double self_seconds() {
         rusage u{};
@@ -239,21 +265,54 @@ struct CpuWindow {
         return s(u.ru_utime) + s(u.ru_stime);
     }
     void attach(bench::LoopConfig &c) {
+        // The worker list is read outside the host's readings, so the GET
+        // that lists them is not charged to the window.
         c.on_measure_start = [this] {
-            host0 = host->cpu_seconds();
+            if (with_workers) workers0 = worker_cpu(host->port());
+            const auto h = bench::process_cpu(host->pid());
+            host0 = h.own_s;
+            reaped0 = h.reaped_children_s;
             self0 = self_seconds();
         };
         c.on_measure_end = [this] {
-            host1 = host->cpu_seconds();
+            const auto h = bench::process_cpu(host->pid());
+            host1 = h.own_s;
+            reaped1 = h.reaped_children_s;
             self1 = self_seconds();
+            if (with_workers) workers1 = worker_cpu(host->port());
         };
+    }
+    // Workers' CPU in the window: the growth of each worker alive at the end
+    // (from 0 for one started inside the window), plus what workers that
+    // exited inside it used after the start (the host's reaped-children time
+    // holds their whole life; what they had used before the start is taken
+    // off). -1 when not sampled.
+    double workers_seconds() const {
+        if (!with_workers || host0 < 0 || host1 < 0) return -1;
+        double total = std::max(0.0, reaped1 - reaped0);
+        for (const auto &[pid, end] : workers1) {
+            auto start = workers0.find(pid);
+            total += std::max(0.0, end - (start == workers0.end() ? 0.0 : start->second));
+        }
+        for (const auto &[pid, start] : workers0)
+            if (!workers1.count(pid)) total -= start;
+        return std::max(0.0, total);
     }
     double host_us(size_t ops) const {
         return ops == 0 || host0 < 0 || host1 < 0 ? -1 : r1((host1 - host0) * 1e6 / static_cast<double>(ops));
     }
+    double worker_us(size_t ops) const {
+        const double w = workers_seconds();
+        return ops == 0 || w < 0 ? -1 : r1(w * 1e6 / static_cast<double>(ops));
+    }
     void add_to(ojson &line, size_t ops) const {
         if (host_us(ops) < 0) return;
         line["host_cpu_us_per_op"] = host_us(ops);
+        if (with_workers) {
+            line["worker_cpu_us_per_op"] = worker_us(ops);
+            line["host_and_worker_cpu_us_per_op"] = r1(host_us(ops) + std::max(0.0, worker_us(ops)));
+            line["worker_processes"] = workers1.size();
+        }
         line["client_cpu_us_per_op"] = r1((self1 - self0) * 1e6 / static_cast<double>(ops));
     }
 };
@@ -389,11 +448,38 @@ public:
                 selected.insert(item);
             }
         }
+        std::vector<std::string> modes;
+        {
+            std::stringstream ss(o_.modes);
+            std::string item;
+            while (std::getline(ss, item, ',')) {
+                if (item.empty() || std::find(modes.begin(), modes.end(), item) != modes.end()) continue;
+                if (std::find(kModes.begin(), kModes.end(), item) == kModes.end()) {
+                    std::cerr << "unknown mode '" << item << "' (known: in-process, process)\n";
+                    return 2;
+                }
+                modes.push_back(item);
+            }
+            if (modes.empty()) {
+                std::cerr << "--modes names no mode\n";
+                return 2;
+            }
+        }
         if (!setup_workdir()) return 2;
 
+        // The first mode runs every selected HTTP scenario (the issue-5
+        // figures); each further mode only the job scenarios, each on a fresh host, so the modes compare like for like.
         const bool http_block = selected.count("ceiling") || selected.count("submit-only") ||
                                 selected.count("end-to-end") || selected.count("one-request");
-        if (http_block) run_http_block(selected);
+        std::set<std::string> job_scenarios;
+        for (const char *name : {"end-to-end", "one-request"})
+            if (selected.count(name)) job_scenarios.insert(name);
+        for (size_t i = 0; i < modes.size(); ++i) {
+            const auto &only = i == 0 ? selected : job_scenarios;
+            if (i == 0 ? http_block : !job_scenarios.empty())
+                run_http_block(only, HostKind{modes[i], modes[i], o_.binary});
+        }
+        if (modes.size() > 1) compare_modes();
         if (selected.count("scale")) run_scale();
         if (selected.count("plugins")) run_plugins();
 
@@ -480,20 +566,41 @@ private:
 
     // ---- ceiling, submit-only, end-to-end, one-request ---------------------
 
-    void run_http_block(const std::set<std::string> &selected) {
+    // Which host a block of HTTP scenarios runs on.
+    struct HostKind {
+        std::string label;   // "in-process" or "process": tags its rows and lines
+        std::string mode;    // its --isolation
+        std::string binary;  // its executable
+    };
+
+    // The job scenarios' figures of one host kind, for the comparisons.
+    struct JobFigures {
+        double rps = -1, p50 = -1, host_us = -1, worker_us = -1;
+    };
+    struct KindFigures {
+        std::optional<JobFigures> end_to_end, one_request;
+    };
+
+    void run_http_block(const std::set<std::string> &selected, const HostKind &kind) {
         bench::HostProcess host;
-        auto h = host_options("http", o_.plugins, (workdir_ / "http.db").string());
+        auto h = host_options("http-" + kind.label, o_.plugins, (workdir_ / ("http-" + kind.label + ".db")).string());
+        h.binary = kind.binary;
         h.extra.push_back("--queue-size");
         h.extra.push_back(std::to_string(o_.queue_size));
-        if (!start_host(host, h, "http scenarios")) return;
+        h.extra.push_back("--isolation");
+        h.extra.push_back(kind.mode);
+        if (!start_host(host, h, "http scenarios [" + kind.label + "]")) return;
         const uint16_t port = host.port();
         const double drain_timeout = o_.quick ? 60 : 300;
         const bool ceiling = selected.count("ceiling") > 0;
         const bool others =
             selected.count("submit-only") || selected.count("end-to-end") || selected.count("one-request");
+        const std::string tag = " [" + kind.label + "]";
+        auto mark = [&](ojson &line) { line["mode"] = kind.mode; };
+        auto &figures = figures_[kind.label];
 
         auto run_ceiling = [&](const std::string &label) {
-            log("ceiling (" + label + "): GET /ping, " + std::to_string(o_.clients) + " clients");
+            log("ceiling (" + label + ")" + tag + ": GET /ping, " + std::to_string(o_.clients) + " clients");
             auto config = loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s);
             CpuWindow cpu{&host};
             cpu.attach(config);
@@ -502,7 +609,8 @@ private:
             auto line = line_of("ceiling", r);
             cpu.add_to(line, r.ops);
             line["run"] = label;
-            auto row = row_of("ceiling (" + label + ")", r);
+            mark(line);
+            auto row = row_of("ceiling (" + label + ")" + tag, r);
             row.host_us = cpu.host_us(r.ops);
             add(std::move(row), std::move(line), true);
         };
@@ -516,26 +624,28 @@ private:
             ojson line;
             int64_t backlog = 0;
             double drain = 0;
-            double host_us = -1;
+            double host_us = -1, worker_us = -1;
         };
         auto run_jobs = [&](const std::string &scenario, auto op) {
             JobRun j;
             auto w0 = store_writes(port);
             auto config = loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s);
-            CpuWindow cpu{&host};
+            CpuWindow cpu{&host, true};
             cpu.attach(config);
             j.r = bench::run_loop(config, op);
             j.line = line_of(scenario, j.r);
+            mark(j.line);
             cpu.add_to(j.line, j.r.ops);
             j.host_us = cpu.host_us(j.r.ops);
+            j.worker_us = cpu.worker_us(j.r.ops);
             j.drain = wait_idle(port, drain_timeout, &j.backlog);
             add_store_figures(j.line, w0, store_writes(port));
             return j;
         };
 
         if (selected.count("submit-only")) {
-            log("submit-only: POST hello/$execute, " + std::to_string(o_.clients) + " clients");
-            auto [r, line, backlog, drain, host_us] = run_jobs("submit-only", op_submit);
+            log("submit-only" + tag + ": POST hello/$execute, " + std::to_string(o_.clients) + " clients");
+            auto [r, line, backlog, drain, host_us, worker_us] = run_jobs("submit-only", op_submit);
             size_t s503 = 0;
             for (auto &[k, v] : r.error_kinds)
                 if (k.find("status 503") != std::string::npos) s503 += v;
@@ -545,8 +655,9 @@ private:
             line["backlog_after"] = backlog;
             line["drain_seconds"] = drain < 0 ? ojson(nullptr) : ojson(r3(drain));
             if (drain < 0) res_.notes.push_back("submit-only: the backlog did not drain in time");
-            auto row = row_of("submit-only", r);
+            auto row = row_of("submit-only" + tag, r);
             row.host_us = host_us;
+            row.worker_us = worker_us;
             if (s503)
                 row.note =
                     std::to_string(s503) + " answered 503 (queue full)" + (row.note.empty() ? "" : "; " + row.note);
@@ -555,32 +666,84 @@ private:
         }
 
         if (selected.count("end-to-end")) {
-            log("end-to-end: submit hello/add, wait until terminal, " + std::to_string(o_.clients) + " clients");
-            auto [r, line, backlog, drain, host_us] = run_jobs("end-to-end", op_end_to_end);
+            log("end-to-end" + tag + ": submit hello/add, wait until terminal, " + std::to_string(o_.clients) +
+                " clients");
+            auto [r, line, backlog, drain, host_us, worker_us] = run_jobs("end-to-end", op_end_to_end);
             line["unit"] = "jobs";
             line["http_requests"] = r.http_requests;
             line["http_rps"] = r1(r.seconds > 0 ? static_cast<double>(r.http_requests) / r.seconds : 0);
             line["latency"] = "submit to terminal";
-            auto row = row_of("end-to-end (jobs)", r);
+            auto row = row_of("end-to-end (jobs)" + tag, r);
             row.host_us = host_us;
+            row.worker_us = worker_us;
+            figures.end_to_end = JobFigures{r.rate(), r.percentile_ms(0.5), host_us, worker_us};
             add(std::move(row), std::move(line), true);
         }
 
         if (selected.count("one-request")) {
-            log("one-request: POST hello/$execute?wait=5, " + std::to_string(o_.clients) + " clients");
-            auto [r, line, backlog, drain, host_us] = run_jobs("one-request", op_one_request);
-            auto row = row_of("one-request", r);
+            log("one-request" + tag + ": POST hello/$execute?wait=5, " + std::to_string(o_.clients) + " clients");
+            auto [r, line, backlog, drain, host_us, worker_us] = run_jobs("one-request", op_one_request);
+            auto row = row_of("one-request" + tag, r);
             row.host_us = host_us;
+            row.worker_us = worker_us;
+            figures.one_request = JobFigures{r.rate(), r.percentile_ms(0.5), host_us, worker_us};
             add(std::move(row), std::move(line), true);
         }
 
         if (ceiling && others) run_ceiling("last");
         if (!host.running() || ::kill(host.pid(), 0) != 0) {
             res_.broke = true;
-            res_.notes.push_back("the host of the http scenarios died");
+            res_.notes.push_back("the host of the http scenarios" + tag + " died");
         }
         host.stop();
     }
+
+    // ---- isolation modes side by side ----------------------------------------
+
+    // One comparison of the job figures of two host kinds, `b` against `a`:
+    // a small table for stdout and a JSON line (`scenario` names it; keys end
+    // in each kind's label, and `_ratio` is b / a).
+    void compare(const std::string &scenario, const std::string &a, const std::string &b) {
+        auto fa = figures_.find(a), fb = figures_.find(b);
+        if (fa == figures_.end() || fb == figures_.end()) return;
+        auto key_of = [](std::string label) {
+            std::replace(label.begin(), label.end(), '-', '_');
+            return label;
+        };
+        ojson j;
+        j["scenario"] = scenario;
+        j["ratio"] = b + " / " + a;
+        std::ostringstream t;
+        char line[256];
+        std::snprintf(line, sizeof line, "%-34s %12s %12s %10s", scenario.c_str(), a.c_str(), b.c_str(),
+                      (b + "/" + a).c_str());
+        t << line << "\n" << std::string(std::strlen(line), '-') << "\n";
+        auto metric = [&](const std::string &name, const std::string &key, double va, double vb, int decimals) {
+            const double ratio = va > 0 && vb >= 0 ? vb / va : -1;
+            std::snprintf(line, sizeof line, "%-34s %12s %12s %10s", name.c_str(), fmt(va, decimals).c_str(),
+                          fmt(vb, decimals).c_str(), fmt(ratio, 2).c_str());
+            t << line << "\n";
+            j[key + "_" + key_of(a)] = num_or_null(va);
+            j[key + "_" + key_of(b)] = num_or_null(vb);
+            j[key + "_ratio"] = num_or_null(ratio);
+        };
+        auto job = [&](const std::string &name, const std::string &key, const std::optional<JobFigures> &x,
+                       const std::optional<JobFigures> &y) {
+            if (!x || !y) return;
+            auto sum = [](const JobFigures &f) { return f.host_us < 0 ? -1 : f.host_us + std::max(0.0, f.worker_us); };
+            metric(name + " rate (/s)", key + "_rps", x->rps, y->rps, 0);
+            metric(name + " p50 ms", key + "_p50_ms", x->p50, y->p50, 3);
+            metric(name + " host CPU us/job", key + "_host_cpu_us", x->host_us, y->host_us, 1);
+            metric(name + " worker CPU us/job", key + "_worker_cpu_us", x->worker_us, y->worker_us, 1);
+            metric(name + " host+worker us/job", key + "_cpu_us", sum(*x), sum(*y), 1);
+        };
+        job("end-to-end", "end_to_end", fa->second.end_to_end, fb->second.end_to_end);
+        job("one-request", "one_request", fa->second.one_request, fb->second.one_request);
+        res_.comparisons.push_back(t.str());
+        res_.lines.push_back(std::move(j));
+    }
+
+    void compare_modes() { compare("isolation", "in-process", "process"); }
 
     // ---- scale --------------------------------------------------------------
 
@@ -987,6 +1150,7 @@ private:
                                          : std::string("single run"))
                 << "); end-to-end is jobs/s against it (each job takes 2 requests or more)\n";
         for (const auto &n : res_.notes) out << n << "\n";
+        for (const auto &c : res_.comparisons) out << "\n" << c;
         out << "\n";
         std::ofstream json_file;
         if (!o_.json_out.empty()) json_file.open(o_.json_out, std::ios::app);
@@ -1009,6 +1173,7 @@ private:
     Results res_;
     std::vector<double> ceilings_;
     std::vector<Pending> pending_;
+    std::map<std::string, KindFigures> figures_;  // by host kind label
 };
 
 extern "C" void on_signal(int sig) {
@@ -1038,6 +1203,10 @@ int main(int argc, char **argv) {
     app.add_option("--binary", o.binary, "taskhost executable")->capture_default_str();
     app.add_option("--plugins", o.plugins, "Folder of the example plugins (hello, add)")->capture_default_str();
     app.add_option("--bench-plugin", o.bench_plugin, "The bench_plugin.so fixture")->capture_default_str();
+    app.add_option("--modes", o.modes,
+                   "Isolation modes, comma-separated: in-process, process. The first runs every selected HTTP "
+                   "scenario; each further one end-to-end and one-request on a fresh host")
+        ->capture_default_str();
     app.add_option("--workdir", o.workdir,
                    "Folder for databases, logs and plugin copies (default: a fresh temp folder)");
     app.add_flag("--keep", o.keep, "Keep the work folder and databases");
