@@ -9,9 +9,11 @@
 // requests that did not succeed.
 #include <signal.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -46,6 +48,9 @@
 #ifndef TASKHOST_BENCH_PLUGIN
 #define TASKHOST_BENCH_PLUGIN "bench_plugin.so"
 #endif
+#ifndef TASKHOST_BENCH_CRASH_PLUGIN
+#define TASKHOST_BENCH_CRASH_PLUGIN "crash_plugin.so"
+#endif
 
 namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
@@ -65,7 +70,9 @@ struct Options {
     std::string binary = TASKHOST_BENCH_BINARY;
     std::string plugins = TASKHOST_BENCH_PLUGINS;
     std::string bench_plugin = TASKHOST_BENCH_PLUGIN;
+    std::string crash_plugin = TASKHOST_BENCH_CRASH_PLUGIN;
     std::string modes = "in-process,process";
+    int crash_samples = 6;
     std::string workdir;
     bool keep = false;
     std::string json_out;
@@ -82,7 +89,8 @@ struct Options {
     bool seed_with_store = false;
 };
 
-const std::vector<std::string> kScenarios = {"ceiling", "submit-only", "end-to-end", "one-request", "scale", "plugins"};
+const std::vector<std::string> kScenarios = {"ceiling", "submit-only", "end-to-end", "one-request",
+                                             "crash",   "scale",       "plugins"};
 const std::vector<std::string> kModes = {"in-process", "process"};
 
 // ---- output ----------------------------------------------------------------
@@ -113,6 +121,14 @@ struct Results {
     bool broke = false;                    // infrastructure failure
     size_t request_errors = 0;             // failed requests, all scenarios
 };
+
+// The median (the mean of the middle two of an even count); -1 if empty.
+double median_of(std::vector<double> v) {
+    if (v.empty()) return -1;
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
 void log(const std::string &s) { std::cerr << "[bench] " << s << std::endl; }
 
@@ -442,7 +458,7 @@ public:
                 if (item.empty()) continue;
                 if (std::find(kScenarios.begin(), kScenarios.end(), item) == kScenarios.end()) {
                     std::cerr << "unknown scenario '" << item << "' (known: ceiling, submit-only, end-to-end, "
-                              << "one-request, scale, plugins)\n";
+                              << "one-request, crash, scale, plugins)\n";
                     return 2;
                 }
                 selected.insert(item);
@@ -480,6 +496,10 @@ public:
                 run_http_block(only, HostKind{modes[i], modes[i], o_.binary});
         }
         if (modes.size() > 1) compare_modes();
+        if (selected.count("crash")) {
+            if (std::find(modes.begin(), modes.end(), "process") != modes.end()) run_crash();
+            else if (!o_.only.empty()) log("crash: skipped (it needs the process mode in --modes)");
+        }
         if (selected.count("scale")) run_scale();
         if (selected.count("plugins")) run_plugins();
 
@@ -744,6 +764,202 @@ private:
     }
 
     void compare_modes() { compare("isolation", "in-process", "process"); }
+
+    // ---- crash (process isolation) -----------------------------------------
+
+    static int64_t monotonic_ns() {
+        timespec now{};
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        return static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+    }
+
+    // Pids of the worker processes of `plugin` in `state` ("" for any).
+    static std::set<int64_t> worker_pids(const nlohmann::json &system, const std::string &plugin,
+                                         const std::string &state = "") {
+        std::set<int64_t> pids;
+        if (!system.is_object() || !system.contains("worker_processes")) return pids;
+        for (const auto &w : system["worker_processes"]) {
+            if (!w.is_object() || w.value("plugin", std::string()) != plugin) continue;
+            if (!state.empty() && w.value("state", std::string()) != state) continue;
+            pids.insert(w.value("pid", int64_t{-1}));
+        }
+        return pids;
+    }
+
+    // Crashes one worker of each of `--crash-samples` copies of the crash
+    // fixture (each copy its own plugin and content hash: two crashes of one
+    // version would quarantine it, and crashes in a row of one generation
+    // delay its replacement). Per crash: the time from the task's stamp just
+    // before its segfault to the ?wait response that reports the failure,
+    // and to the first GET /api/v1/system (polled every ~1 ms) that lists a
+    // new idle worker of that plugin.
+    void run_crash() {
+        const int samples = o_.quick ? std::min(o_.crash_samples, 2) : o_.crash_samples;
+        const fs::path dir = workdir_ / "plugins-crash";
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+        fs::create_directories(dir);
+        std::string image;
+        {
+            std::ifstream in(o_.crash_plugin, std::ios::binary);
+            std::stringstream ss;
+            ss << in.rdbuf();
+            image = ss.str();
+        }
+        if (image.size() < 4 || image.compare(0, 4,
+                                              "\x7f"
+                                              "ELF") != 0) {
+            log("crash: cannot read the fixture " + o_.crash_plugin);
+            res_.broke = true;
+            res_.notes.push_back("crash: fixture " + o_.crash_plugin + " missing");
+            return;
+        }
+        for (int i = 0; i < samples; ++i) {
+            std::ofstream out(dir / ("c" + std::to_string(i) + ".so"), std::ios::binary);
+            out.write(image.data(), static_cast<std::streamsize>(image.size()));
+            const std::string trailer = "taskhost-bench crash copy " + std::to_string(i) + "\n";
+            out.write(trailer.data(), static_cast<std::streamsize>(trailer.size()));
+        }
+
+        bench::HostProcess host;
+        auto h = host_options("crash", dir.string(), (workdir_ / "crash.db").string());
+        h.extra.push_back("--isolation");
+        h.extra.push_back("process");
+        if (!start_host(host, h, "crash")) return;
+        const uint16_t port = host.port();
+
+        std::vector<double> failure_ms, ready_ms, started_ms;
+        size_t errors = 0;
+        std::map<std::string, size_t> error_kinds;
+        auto failed = [&](const std::string &why) {
+            ++errors;
+            ++error_kinds[why];
+            log("crash: " + why);
+        };
+        for (int i = 0; i < samples; ++i) {
+            const std::string plugin = "c" + std::to_string(i);
+            bench::Connection conn(port);
+            bench::Response res;
+            // A first job starts the plugin's params checker and one worker,
+            // which then waits idle for the crashing job.
+            if (!conn.post("/api/v1/tasks/" + plugin + "_ok/$execute?wait=5", "{}", res) || res.status != 200 ||
+                bench::json_string_field(res.body, "status") != "completed") {
+                failed("the warm-up job of " + plugin + " did not complete (status " + std::to_string(res.status) +
+                       ")");
+                continue;
+            }
+            auto before = get_json(port, "/api/v1/system");
+            const std::set<int64_t> known = before ? worker_pids(*before, plugin) : std::set<int64_t>{};
+
+            std::atomic<bool> stop{false};
+            // When a new worker of the plugin was first listed in any state
+            // (its process exists: the host is starting it), and as idle.
+            std::atomic<int64_t> started_at{-1}, ready_at{-1};
+            std::thread poller([&] {
+                bench::Connection c(port);
+                bench::Response r;
+                const int64_t give_up = monotonic_ns() + 10'000'000'000;
+                while (!stop.load() && monotonic_ns() < give_up) {
+                    if (c.get("/api/v1/system", r) && r.status == 200) {
+                        // The response's arrival: an upper bound of when the
+                        // new worker got there (by up to one poll).
+                        const int64_t seen = monotonic_ns();
+                        try {
+                            const auto system = nlohmann::json::parse(r.body);
+                            auto is_new = [&](int64_t pid) { return !known.count(pid); };
+                            const auto any = worker_pids(system, plugin);
+                            if (started_at.load() < 0 && std::any_of(any.begin(), any.end(), is_new)) started_at = seen;
+                            const auto idle = worker_pids(system, plugin, "idle");
+                            if (std::any_of(idle.begin(), idle.end(), is_new)) {
+                                ready_at = seen;
+                                return;
+                            }
+                        } catch (const std::exception &) {
+                        }
+                    }
+                    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                }
+            });
+            const fs::path stamp = workdir_ / ("crash-stamp-" + std::to_string(i));
+            fs::remove(stamp, ec);
+            const std::string body = nlohmann::json{{"params", {{"stamp_file", stamp.string()}}}}.dump();
+            const bool sent = conn.post("/api/v1/tasks/" + plugin + "_crash/$execute?wait=5", body, res);
+            const int64_t answered = monotonic_ns();
+            const bool crashed = sent && res.status == 200 &&
+                                 bench::json_string_field(res.body, "status") == "failed" &&
+                                 res.body.find("WorkerCrashed") != std::string::npos;
+            if (!crashed) stop = true;
+            poller.join();
+
+            int64_t stamped = -1, crashed_pid = -1;
+            {
+                std::ifstream in(stamp);
+                in >> stamped >> crashed_pid;
+            }
+            if (!crashed) {
+                failed("the crash job of " + plugin + " did not fail with WorkerCrashed (status " +
+                       std::to_string(res.status) + ")");
+                continue;
+            }
+            if (stamped <= 0 || !known.count(crashed_pid)) {
+                failed("no stamp from a known worker of " + plugin);
+                continue;
+            }
+            failure_ms.push_back(static_cast<double>(answered - stamped) / 1e6);
+            if (ready_at.load() < 0) {
+                failed("no replacement worker of " + plugin + " idle within 10 s");
+                continue;
+            }
+            ready_ms.push_back(static_cast<double>(ready_at.load() - stamped) / 1e6);
+            started_ms.push_back(static_cast<double>(started_at.load() - stamped) / 1e6);
+        }
+        if (!host.running() || ::kill(host.pid(), 0) != 0) {
+            res_.broke = true;
+            res_.notes.push_back("crash: the host died");
+        }
+        host.stop();
+
+        auto add_row = [&](const std::string &name, const std::vector<double> &v, const std::string &note) {
+            TableRow row;
+            row.name = name;
+            row.requests = v.size();
+            row.p50 = median_of(v);
+            row.max = v.empty() ? -1 : *std::max_element(v.begin(), v.end());
+            row.note = note;
+            res_.rows.push_back(std::move(row));
+        };
+        add_row("crash -> failure seen [process]", failure_ms, "ms, p50 column is the median; by the ?wait client");
+        add_row("crash -> worker ready [process]", ready_ms,
+                "ms, p50 column is the median; new idle worker in /system (first listed, starting: median " +
+                    fmt(median_of(started_ms), 1) + " ms)");
+        res_.rows.back().errors = errors;
+        res_.request_errors += errors;
+
+        auto all = [](const std::vector<double> &v) {
+            ojson a = ojson::array();
+            for (double x : v) a.push_back(r3(x));
+            return a;
+        };
+        ojson j;
+        j["scenario"] = "crash";
+        j["mode"] = "process";
+        j["samples"] = samples;
+        j["failure_visible_ms_median"] = num_or_null(median_of(failure_ms));
+        j["failure_visible_ms_max"] =
+            num_or_null(failure_ms.empty() ? -1 : *std::max_element(failure_ms.begin(), failure_ms.end()));
+        j["failure_visible_ms_all"] = all(failure_ms);
+        j["replacement_ready_ms_median"] = num_or_null(median_of(ready_ms));
+        j["replacement_ready_ms_max"] =
+            num_or_null(ready_ms.empty() ? -1 : *std::max_element(ready_ms.begin(), ready_ms.end()));
+        j["replacement_ready_ms_all"] = all(ready_ms);
+        // Crash to the replacement's process first listed (it is starting):
+        // what of the ready time is waiting to start it, not starting it.
+        j["replacement_listed_ms_median"] = num_or_null(median_of(started_ms));
+        j["replacement_listed_ms_all"] = all(started_ms);
+        j["errors"] = errors;
+        if (errors) j["error_kinds"] = error_kinds;
+        res_.lines.push_back(std::move(j));
+    }
 
     // ---- scale --------------------------------------------------------------
 
@@ -1190,7 +1406,7 @@ int main(int argc, char **argv) {
         "taskhost-bench: closed-loop load driver for taskhost (prints a table and one JSON line per scenario)"};
     app.add_option("--only", o.only,
                    "Scenarios to run, comma-separated: ceiling, submit-only, end-to-end, "
-                   "one-request, scale, plugins (default: all)");
+                   "one-request, crash, scale, plugins (default: all)");
     app.add_option("--clients", o.clients, "Keep-alive clients, one thread each")
         ->check(CLI::Range(1, 4096))
         ->capture_default_str();
@@ -1203,9 +1419,13 @@ int main(int argc, char **argv) {
     app.add_option("--binary", o.binary, "taskhost executable")->capture_default_str();
     app.add_option("--plugins", o.plugins, "Folder of the example plugins (hello, add)")->capture_default_str();
     app.add_option("--bench-plugin", o.bench_plugin, "The bench_plugin.so fixture")->capture_default_str();
+    app.add_option("--crash-plugin", o.crash_plugin, "The crash_plugin.so fixture")->capture_default_str();
     app.add_option("--modes", o.modes,
                    "Isolation modes, comma-separated: in-process, process. The first runs every selected HTTP "
                    "scenario; each further one end-to-end and one-request on a fresh host")
+        ->capture_default_str();
+    app.add_option("--crash-samples", o.crash_samples, "Worker crashes timed by the crash scenario")
+        ->check(CLI::Range(1, 100))
         ->capture_default_str();
     app.add_option("--workdir", o.workdir,
                    "Folder for databases, logs and plugin copies (default: a fresh temp folder)");
