@@ -1,12 +1,12 @@
 // taskhost-bench: closed-loop load driver for taskhost (issues 5 and 16).
 //
 // Starts its own hosts (fresh temp folder, file databases, --port 0), runs
-// the selected scenarios, the job scenarios once per isolation mode, and
-// prints one table plus one JSON line per scenario and mode. It measures; it
-// never decides whether a figure is good enough (scripts/bench compares with
-// the targets). The exit status is non-zero only when something broke: a
-// host that does not start, a seed that fails, or (with --fail-on-errors)
-// requests that did not succeed.
+// the selected scenarios, the job scenarios once per isolation mode (and
+// once more against a baseline binary, if given), and prints one table plus
+// one JSON line per scenario and mode. It measures; it never decides whether
+// a figure is good enough (scripts/bench compares with the targets). The exit
+// status is non-zero only when something broke: a host that does not start,
+// a seed that fails, or (with --fail-on-errors) requests that did not succeed.
 #include <signal.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -72,6 +72,7 @@ struct Options {
     std::string bench_plugin = TASKHOST_BENCH_PLUGIN;
     std::string crash_plugin = TASKHOST_BENCH_CRASH_PLUGIN;
     std::string modes = "in-process,process";
+    std::string baseline_binary;
     int crash_samples = 6;
     std::string workdir;
     bool keep = false;
@@ -484,7 +485,8 @@ public:
         if (!setup_workdir()) return 2;
 
         // The first mode runs every selected HTTP scenario (the issue-5
-        // figures); each further mode only the job scenarios, each on a fresh host, so the modes compare like for like.
+        // figures); each further mode, and the baseline binary, only the job
+        // scenarios, each on a fresh host, so the modes compare like for like.
         const bool http_block = selected.count("ceiling") || selected.count("submit-only") ||
                                 selected.count("end-to-end") || selected.count("one-request");
         std::set<std::string> job_scenarios;
@@ -494,8 +496,15 @@ public:
             const auto &only = i == 0 ? selected : job_scenarios;
             if (i == 0 ? http_block : !job_scenarios.empty())
                 run_http_block(only, HostKind{modes[i], modes[i], o_.binary});
+            // The baseline next to the in-process run of this build, so both
+            // meet the machine in about the same state.
+            if (modes[i] == "in-process" && !o_.baseline_binary.empty() && !job_scenarios.empty())
+                run_http_block(job_scenarios, HostKind{"baseline", "in-process", o_.baseline_binary});
         }
-        if (modes.size() > 1) compare_modes();
+        if (std::find(modes.begin(), modes.end(), "in-process") == modes.end() && !o_.baseline_binary.empty() &&
+            !job_scenarios.empty())
+            run_http_block(job_scenarios, HostKind{"baseline", "in-process", o_.baseline_binary});
+        if (modes.size() > 1 || !o_.baseline_binary.empty()) compare_modes();
         if (selected.count("crash")) {
             if (std::find(modes.begin(), modes.end(), "process") != modes.end()) run_crash();
             else if (!o_.only.empty()) log("crash: skipped (it needs the process mode in --modes)");
@@ -588,9 +597,10 @@ private:
 
     // Which host a block of HTTP scenarios runs on.
     struct HostKind {
-        std::string label;   // "in-process" or "process": tags its rows and lines
+        std::string label;   // "in-process", "process" or "baseline": tags its rows and lines
         std::string mode;    // its --isolation
         std::string binary;  // its executable
+        bool baseline() const { return label == "baseline"; }
     };
 
     // The job scenarios' figures of one host kind, for the comparisons.
@@ -607,8 +617,11 @@ private:
         h.binary = kind.binary;
         h.extra.push_back("--queue-size");
         h.extra.push_back(std::to_string(o_.queue_size));
-        h.extra.push_back("--isolation");
-        h.extra.push_back(kind.mode);
+        // A baseline build may predate --isolation; its default is in-process.
+        if (!kind.baseline()) {
+            h.extra.push_back("--isolation");
+            h.extra.push_back(kind.mode);
+        }
         if (!start_host(host, h, "http scenarios [" + kind.label + "]")) return;
         const uint16_t port = host.port();
         const double drain_timeout = o_.quick ? 60 : 300;
@@ -616,7 +629,13 @@ private:
         const bool others =
             selected.count("submit-only") || selected.count("end-to-end") || selected.count("one-request");
         const std::string tag = " [" + kind.label + "]";
-        auto mark = [&](ojson &line) { line["mode"] = kind.mode; };
+        auto mark = [&](ojson &line) {
+            line["mode"] = kind.mode;
+            if (kind.baseline()) {
+                line["build"] = "baseline";
+                line["binary"] = kind.binary;
+            }
+        };
         auto &figures = figures_[kind.label];
 
         auto run_ceiling = [&](const std::string &label) {
@@ -718,7 +737,7 @@ private:
         host.stop();
     }
 
-    // ---- isolation modes side by side ----------------------------------------
+    // ---- isolation modes (and the baseline) side by side -------------------
 
     // One comparison of the job figures of two host kinds, `b` against `a`:
     // a small table for stdout and a JSON line (`scenario` names it; keys end
@@ -763,7 +782,10 @@ private:
         res_.lines.push_back(std::move(j));
     }
 
-    void compare_modes() { compare("isolation", "in-process", "process"); }
+    void compare_modes() {
+        compare("isolation", "in-process", "process");
+        compare("baseline", "baseline", "in-process");
+    }
 
     // ---- crash (process isolation) -----------------------------------------
 
@@ -1424,6 +1446,10 @@ int main(int argc, char **argv) {
                    "Isolation modes, comma-separated: in-process, process. The first runs every selected HTTP "
                    "scenario; each further one end-to-end and one-request on a fresh host")
         ->capture_default_str();
+    app.add_option("--baseline-binary", o.baseline_binary,
+                   "Also run end-to-end and one-request (in-process) against this taskhost binary, e.g. an older "
+                   "build, and compare it with --binary")
+        ->check(CLI::ExistingFile);
     app.add_option("--crash-samples", o.crash_samples, "Worker crashes timed by the crash scenario")
         ->check(CLI::Range(1, 100))
         ->capture_default_str();
