@@ -171,19 +171,27 @@ void HostProcess::stop(double grace_s) {
     port_ = 0;
 }
 
-double HostProcess::cpu_seconds() const {
-    // Fields 14 and 15 of /proc/<pid>/stat, after the parenthesised name.
-    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+ProcessCpu process_cpu(pid_t pid) {
+    ProcessCpu cpu;
+    if (pid <= 0) return cpu;
+    // Fields 14-17 of /proc/<pid>/stat (utime, stime, cutime, cstime), after
+    // the parenthesised name (which may hold spaces).
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     size_t close = text.rfind(')');
-    if (close == std::string::npos) return -1;
+    if (close == std::string::npos || close + 2 > text.size()) return cpu;
     std::istringstream fields(text.substr(close + 2));
     std::string skip;
     for (int i = 3; i < 14; ++i) fields >> skip;
-    long long utime = 0, stime = 0;
-    if (!(fields >> utime >> stime)) return -1;
-    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    long long utime = 0, stime = 0, cutime = 0, cstime = 0;
+    if (!(fields >> utime >> stime >> cutime >> cstime)) return cpu;
+    const auto ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    cpu.own_s = static_cast<double>(utime + stime) / ticks;
+    cpu.reaped_children_s = static_cast<double>(cutime + cstime) / ticks;
+    return cpu;
 }
+
+double HostProcess::cpu_seconds() const { return process_cpu(pid_).own_s; }
 
 MemoryFigures HostProcess::memory() const {
     MemoryFigures m;

@@ -66,6 +66,15 @@ private:
     std::string log_path_;
 };
 
+// CPU time of any process from /proc/<pid>/stat, seconds: its own (utime +
+// stime) and that of its children it has reaped (cutime + cstime). Both -1
+// if the process is gone.
+struct ProcessCpu {
+    double own_s = -1;
+    double reaped_children_s = -1;
+};
+ProcessCpu process_cpu(pid_t pid);
+
 // Every host still running is sent SIGTERM (used from signal handlers and
 // at exit; async-signal-safe).
 void terminate_all_hosts() noexcept;

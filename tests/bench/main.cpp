@@ -1,16 +1,19 @@
-// taskhost-bench: closed-loop load driver for taskhost (issue 5).
+// taskhost-bench: closed-loop load driver for taskhost (issues 5 and 16).
 //
 // Starts its own hosts (fresh temp folder, file databases, --port 0), runs
-// the selected scenarios, and prints one table plus one JSON line per
-// scenario. It measures; it never decides whether a figure is good enough
-// (scripts/bench compares with the targets). The exit status is non-zero only
-// when something broke: a host that does not start, a seed that fails, or
-// (with --fail-on-errors) requests that did not succeed.
+// the selected scenarios, the job scenarios once per isolation mode (and
+// once more against a baseline binary, if given), and prints one table plus
+// one JSON line per scenario and mode. It measures; it never decides whether
+// a figure is good enough (scripts/bench compares with the targets). The exit
+// status is non-zero only when something broke: a host that does not start,
+// a seed that fails, or (with --fail-on-errors) requests that did not succeed.
 #include <signal.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -20,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -44,6 +48,9 @@
 #ifndef TASKHOST_BENCH_PLUGIN
 #define TASKHOST_BENCH_PLUGIN "bench_plugin.so"
 #endif
+#ifndef TASKHOST_BENCH_CRASH_PLUGIN
+#define TASKHOST_BENCH_CRASH_PLUGIN "crash_plugin.so"
+#endif
 
 namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
@@ -63,6 +70,10 @@ struct Options {
     std::string binary = TASKHOST_BENCH_BINARY;
     std::string plugins = TASKHOST_BENCH_PLUGINS;
     std::string bench_plugin = TASKHOST_BENCH_PLUGIN;
+    std::string crash_plugin = TASKHOST_BENCH_CRASH_PLUGIN;
+    std::string modes = "in-process,process";
+    std::string baseline_binary;
+    int crash_samples = 6;
     std::string workdir;
     bool keep = false;
     std::string json_out;
@@ -79,7 +90,9 @@ struct Options {
     bool seed_with_store = false;
 };
 
-const std::vector<std::string> kScenarios = {"ceiling", "submit-only", "end-to-end", "one-request", "scale", "plugins"};
+const std::vector<std::string> kScenarios = {"ceiling", "submit-only", "end-to-end", "one-request",
+                                             "crash",   "scale",       "plugins"};
+const std::vector<std::string> kModes = {"in-process", "process"};
 
 // ---- output ----------------------------------------------------------------
 
@@ -97,6 +110,7 @@ struct TableRow {
     size_t errors = 0;
     std::optional<double> fraction;  // of the ceiling
     double host_us = -1;             // host CPU per operation
+    double worker_us = -1;           // worker processes' CPU per operation (process isolation)
     std::string note;
 };
 
@@ -104,9 +118,18 @@ struct Results {
     std::vector<TableRow> rows;
     std::vector<ojson> lines;
     std::vector<std::string> notes;
-    bool broke = false;         // infrastructure failure
-    size_t request_errors = 0;  // failed requests, all scenarios
+    std::vector<std::string> comparisons;  // side-by-side tables of host kinds
+    bool broke = false;                    // infrastructure failure
+    size_t request_errors = 0;             // failed requests, all scenarios
 };
+
+// The median (the mean of the middle two of an even count); -1 if empty.
+double median_of(std::vector<double> v) {
+    if (v.empty()) return -1;
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
 void log(const std::string &s) { std::cerr << "[bench] " << s << std::endl; }
 
@@ -119,15 +142,16 @@ std::string fmt(double v, int decimals = 3) {
 
 void print_table(const Results &res, std::ostream &out) {
     char line[512];
-    std::snprintf(line, sizeof line, "%-26s %10s %8s %10s %9s %9s %9s %9s %7s %8s %11s", "scenario", "requests",
-                  "seconds", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "ceiling", "host us/op");
+    std::snprintf(line, sizeof line, "%-36s %10s %8s %10s %9s %9s %9s %9s %7s %8s %11s %10s", "scenario", "requests",
+                  "seconds", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "ceiling", "host us/op",
+                  "wkr us/op");
     out << line << "\n" << std::string(std::strlen(line), '-') << "\n";
     for (const auto &r : res.rows) {
         std::string frac = r.fraction ? fmt(*r.fraction * 100, 1) + "%" : "-";
-        std::snprintf(line, sizeof line, "%-26s %10zu %8s %10s %9s %9s %9s %9s %7zu %8s %11s", r.name.c_str(),
+        std::snprintf(line, sizeof line, "%-36s %10zu %8s %10s %9s %9s %9s %9s %7zu %8s %11s %10s", r.name.c_str(),
                       r.requests, fmt(r.seconds, 2).c_str(), fmt(r.rps, 0).c_str(), fmt(r.p50).c_str(),
                       fmt(r.p95).c_str(), fmt(r.p99).c_str(), fmt(r.max).c_str(), r.errors, frac.c_str(),
-                      fmt(r.host_us, 1).c_str());
+                      fmt(r.host_us, 1).c_str(), fmt(r.worker_us, 1).c_str());
         out << line;
         if (!r.note.empty()) out << "  " << r.note;
         out << "\n";
@@ -226,11 +250,30 @@ void add_store_figures(ojson &line, const StoreWrites &before, const StoreWrites
     line["writes_per_commit"] = commits > 0 ? ojson(r1(static_cast<double>(writes) / commits)) : ojson(nullptr);
 }
 
-// CPU used by the host and by this driver over the measured phase of a loop:
-// per operation it is a steadier figure than the rate on a noisy machine.
+// The worker processes GET /api/v1/system lists (process isolation), with
+// the CPU each has used so far (seconds).
+std::map<pid_t, double> worker_cpu(uint16_t port) {
+    std::map<pid_t, double> cpu;
+    auto sys = get_json(port, "/api/v1/system");
+    if (!sys || !sys->is_object() || !sys->contains("worker_processes")) return cpu;
+    for (const auto &w : (*sys)["worker_processes"]) {
+        if (!w.is_object() || !w.contains("pid") || !w["pid"].is_number_integer()) continue;
+        const auto pid = static_cast<pid_t>(w["pid"].get<int64_t>());
+        if (double s = bench::process_cpu(pid).own_s; s >= 0) cpu[pid] = s;
+    }
+    return cpu;
+}
+
+// CPU used by the host, by its worker processes and by this driver over the
+// measured phase of a loop: per operation it is a steadier figure than the
+// rate on a noisy machine.
 struct CpuWindow {
-    const bench::HostProcess *host = nullptr;
+    explicit CpuWindow(const bench::HostProcess *h, bool workers = false) : host(h), with_workers(workers) {}
+    const bench::HostProcess *host;
+    bool with_workers;  // list and sample the host's worker processes too
     double host0 = -1, host1 = -1, self0 = 0, self1 = 0;
+    double reaped0 = 0, reaped1 = 0;  // the host's reaped children (workers that exited)
+    std::map<pid_t, double> workers0, workers1;
 
     static double self_seconds() {
         rusage u{};
@@ -239,21 +282,54 @@ struct CpuWindow {
         return s(u.ru_utime) + s(u.ru_stime);
     }
     void attach(bench::LoopConfig &c) {
+        // The worker list is read outside the host's readings, so the GET
+        // that lists them is not charged to the window.
         c.on_measure_start = [this] {
-            host0 = host->cpu_seconds();
+            if (with_workers) workers0 = worker_cpu(host->port());
+            const auto h = bench::process_cpu(host->pid());
+            host0 = h.own_s;
+            reaped0 = h.reaped_children_s;
             self0 = self_seconds();
         };
         c.on_measure_end = [this] {
-            host1 = host->cpu_seconds();
+            const auto h = bench::process_cpu(host->pid());
+            host1 = h.own_s;
+            reaped1 = h.reaped_children_s;
             self1 = self_seconds();
+            if (with_workers) workers1 = worker_cpu(host->port());
         };
+    }
+    // Workers' CPU in the window: the growth of each worker alive at the end
+    // (from 0 for one started inside the window), plus what workers that
+    // exited inside it used after the start (the host's reaped-children time
+    // holds their whole life; what they had used before the start is taken
+    // off). -1 when not sampled.
+    double workers_seconds() const {
+        if (!with_workers || host0 < 0 || host1 < 0) return -1;
+        double total = std::max(0.0, reaped1 - reaped0);
+        for (const auto &[pid, end] : workers1) {
+            auto start = workers0.find(pid);
+            total += std::max(0.0, end - (start == workers0.end() ? 0.0 : start->second));
+        }
+        for (const auto &[pid, start] : workers0)
+            if (!workers1.count(pid)) total -= start;
+        return std::max(0.0, total);
     }
     double host_us(size_t ops) const {
         return ops == 0 || host0 < 0 || host1 < 0 ? -1 : r1((host1 - host0) * 1e6 / static_cast<double>(ops));
     }
+    double worker_us(size_t ops) const {
+        const double w = workers_seconds();
+        return ops == 0 || w < 0 ? -1 : r1(w * 1e6 / static_cast<double>(ops));
+    }
     void add_to(ojson &line, size_t ops) const {
         if (host_us(ops) < 0) return;
         line["host_cpu_us_per_op"] = host_us(ops);
+        if (with_workers) {
+            line["worker_cpu_us_per_op"] = worker_us(ops);
+            line["host_and_worker_cpu_us_per_op"] = r1(host_us(ops) + std::max(0.0, worker_us(ops)));
+            line["worker_processes"] = workers1.size();
+        }
         line["client_cpu_us_per_op"] = r1((self1 - self0) * 1e6 / static_cast<double>(ops));
     }
 };
@@ -383,17 +459,56 @@ public:
                 if (item.empty()) continue;
                 if (std::find(kScenarios.begin(), kScenarios.end(), item) == kScenarios.end()) {
                     std::cerr << "unknown scenario '" << item << "' (known: ceiling, submit-only, end-to-end, "
-                              << "one-request, scale, plugins)\n";
+                              << "one-request, crash, scale, plugins)\n";
                     return 2;
                 }
                 selected.insert(item);
             }
         }
+        std::vector<std::string> modes;
+        {
+            std::stringstream ss(o_.modes);
+            std::string item;
+            while (std::getline(ss, item, ',')) {
+                if (item.empty() || std::find(modes.begin(), modes.end(), item) != modes.end()) continue;
+                if (std::find(kModes.begin(), kModes.end(), item) == kModes.end()) {
+                    std::cerr << "unknown mode '" << item << "' (known: in-process, process)\n";
+                    return 2;
+                }
+                modes.push_back(item);
+            }
+            if (modes.empty()) {
+                std::cerr << "--modes names no mode\n";
+                return 2;
+            }
+        }
         if (!setup_workdir()) return 2;
 
+        // The first mode runs every selected HTTP scenario (the issue-5
+        // figures); each further mode, and the baseline binary, only the job
+        // scenarios, each on a fresh host, so the modes compare like for like.
         const bool http_block = selected.count("ceiling") || selected.count("submit-only") ||
                                 selected.count("end-to-end") || selected.count("one-request");
-        if (http_block) run_http_block(selected);
+        std::set<std::string> job_scenarios;
+        for (const char *name : {"end-to-end", "one-request"})
+            if (selected.count(name)) job_scenarios.insert(name);
+        for (size_t i = 0; i < modes.size(); ++i) {
+            const auto &only = i == 0 ? selected : job_scenarios;
+            if (i == 0 ? http_block : !job_scenarios.empty())
+                run_http_block(only, HostKind{modes[i], modes[i], o_.binary});
+            // The baseline next to the in-process run of this build, so both
+            // meet the machine in about the same state.
+            if (modes[i] == "in-process" && !o_.baseline_binary.empty() && !job_scenarios.empty())
+                run_http_block(job_scenarios, HostKind{"baseline", "in-process", o_.baseline_binary});
+        }
+        if (std::find(modes.begin(), modes.end(), "in-process") == modes.end() && !o_.baseline_binary.empty() &&
+            !job_scenarios.empty())
+            run_http_block(job_scenarios, HostKind{"baseline", "in-process", o_.baseline_binary});
+        if (modes.size() > 1 || !o_.baseline_binary.empty()) compare_modes();
+        if (selected.count("crash")) {
+            if (std::find(modes.begin(), modes.end(), "process") != modes.end()) run_crash();
+            else if (!o_.only.empty()) log("crash: skipped (it needs the process mode in --modes)");
+        }
         if (selected.count("scale")) run_scale();
         if (selected.count("plugins")) run_plugins();
 
@@ -480,20 +595,51 @@ private:
 
     // ---- ceiling, submit-only, end-to-end, one-request ---------------------
 
-    void run_http_block(const std::set<std::string> &selected) {
+    // Which host a block of HTTP scenarios runs on.
+    struct HostKind {
+        std::string label;   // "in-process", "process" or "baseline": tags its rows and lines
+        std::string mode;    // its --isolation
+        std::string binary;  // its executable
+        bool baseline() const { return label == "baseline"; }
+    };
+
+    // The job scenarios' figures of one host kind, for the comparisons.
+    struct JobFigures {
+        double rps = -1, p50 = -1, host_us = -1, worker_us = -1;
+    };
+    struct KindFigures {
+        std::optional<JobFigures> end_to_end, one_request;
+    };
+
+    void run_http_block(const std::set<std::string> &selected, const HostKind &kind) {
         bench::HostProcess host;
-        auto h = host_options("http", o_.plugins, (workdir_ / "http.db").string());
+        auto h = host_options("http-" + kind.label, o_.plugins, (workdir_ / ("http-" + kind.label + ".db")).string());
+        h.binary = kind.binary;
         h.extra.push_back("--queue-size");
         h.extra.push_back(std::to_string(o_.queue_size));
-        if (!start_host(host, h, "http scenarios")) return;
+        // A baseline build may predate --isolation; its default is in-process.
+        if (!kind.baseline()) {
+            h.extra.push_back("--isolation");
+            h.extra.push_back(kind.mode);
+        }
+        if (!start_host(host, h, "http scenarios [" + kind.label + "]")) return;
         const uint16_t port = host.port();
         const double drain_timeout = o_.quick ? 60 : 300;
         const bool ceiling = selected.count("ceiling") > 0;
         const bool others =
             selected.count("submit-only") || selected.count("end-to-end") || selected.count("one-request");
+        const std::string tag = " [" + kind.label + "]";
+        auto mark = [&](ojson &line) {
+            line["mode"] = kind.mode;
+            if (kind.baseline()) {
+                line["build"] = "baseline";
+                line["binary"] = kind.binary;
+            }
+        };
+        auto &figures = figures_[kind.label];
 
         auto run_ceiling = [&](const std::string &label) {
-            log("ceiling (" + label + "): GET /ping, " + std::to_string(o_.clients) + " clients");
+            log("ceiling (" + label + ")" + tag + ": GET /ping, " + std::to_string(o_.clients) + " clients");
             auto config = loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s);
             CpuWindow cpu{&host};
             cpu.attach(config);
@@ -502,7 +648,8 @@ private:
             auto line = line_of("ceiling", r);
             cpu.add_to(line, r.ops);
             line["run"] = label;
-            auto row = row_of("ceiling (" + label + ")", r);
+            mark(line);
+            auto row = row_of("ceiling (" + label + ")" + tag, r);
             row.host_us = cpu.host_us(r.ops);
             add(std::move(row), std::move(line), true);
         };
@@ -516,26 +663,28 @@ private:
             ojson line;
             int64_t backlog = 0;
             double drain = 0;
-            double host_us = -1;
+            double host_us = -1, worker_us = -1;
         };
         auto run_jobs = [&](const std::string &scenario, auto op) {
             JobRun j;
             auto w0 = store_writes(port);
             auto config = loop_config(port, o_.clients, o_.seconds, o_.max_requests, o_.warmup_s);
-            CpuWindow cpu{&host};
+            CpuWindow cpu{&host, true};
             cpu.attach(config);
             j.r = bench::run_loop(config, op);
             j.line = line_of(scenario, j.r);
+            mark(j.line);
             cpu.add_to(j.line, j.r.ops);
             j.host_us = cpu.host_us(j.r.ops);
+            j.worker_us = cpu.worker_us(j.r.ops);
             j.drain = wait_idle(port, drain_timeout, &j.backlog);
             add_store_figures(j.line, w0, store_writes(port));
             return j;
         };
 
         if (selected.count("submit-only")) {
-            log("submit-only: POST hello/$execute, " + std::to_string(o_.clients) + " clients");
-            auto [r, line, backlog, drain, host_us] = run_jobs("submit-only", op_submit);
+            log("submit-only" + tag + ": POST hello/$execute, " + std::to_string(o_.clients) + " clients");
+            auto [r, line, backlog, drain, host_us, worker_us] = run_jobs("submit-only", op_submit);
             size_t s503 = 0;
             for (auto &[k, v] : r.error_kinds)
                 if (k.find("status 503") != std::string::npos) s503 += v;
@@ -545,8 +694,9 @@ private:
             line["backlog_after"] = backlog;
             line["drain_seconds"] = drain < 0 ? ojson(nullptr) : ojson(r3(drain));
             if (drain < 0) res_.notes.push_back("submit-only: the backlog did not drain in time");
-            auto row = row_of("submit-only", r);
+            auto row = row_of("submit-only" + tag, r);
             row.host_us = host_us;
+            row.worker_us = worker_us;
             if (s503)
                 row.note =
                     std::to_string(s503) + " answered 503 (queue full)" + (row.note.empty() ? "" : "; " + row.note);
@@ -555,31 +705,282 @@ private:
         }
 
         if (selected.count("end-to-end")) {
-            log("end-to-end: submit hello/add, wait until terminal, " + std::to_string(o_.clients) + " clients");
-            auto [r, line, backlog, drain, host_us] = run_jobs("end-to-end", op_end_to_end);
+            log("end-to-end" + tag + ": submit hello/add, wait until terminal, " + std::to_string(o_.clients) +
+                " clients");
+            auto [r, line, backlog, drain, host_us, worker_us] = run_jobs("end-to-end", op_end_to_end);
             line["unit"] = "jobs";
             line["http_requests"] = r.http_requests;
             line["http_rps"] = r1(r.seconds > 0 ? static_cast<double>(r.http_requests) / r.seconds : 0);
             line["latency"] = "submit to terminal";
-            auto row = row_of("end-to-end (jobs)", r);
+            auto row = row_of("end-to-end (jobs)" + tag, r);
             row.host_us = host_us;
+            row.worker_us = worker_us;
+            figures.end_to_end = JobFigures{r.rate(), r.percentile_ms(0.5), host_us, worker_us};
             add(std::move(row), std::move(line), true);
         }
 
         if (selected.count("one-request")) {
-            log("one-request: POST hello/$execute?wait=5, " + std::to_string(o_.clients) + " clients");
-            auto [r, line, backlog, drain, host_us] = run_jobs("one-request", op_one_request);
-            auto row = row_of("one-request", r);
+            log("one-request" + tag + ": POST hello/$execute?wait=5, " + std::to_string(o_.clients) + " clients");
+            auto [r, line, backlog, drain, host_us, worker_us] = run_jobs("one-request", op_one_request);
+            auto row = row_of("one-request" + tag, r);
             row.host_us = host_us;
+            row.worker_us = worker_us;
+            figures.one_request = JobFigures{r.rate(), r.percentile_ms(0.5), host_us, worker_us};
             add(std::move(row), std::move(line), true);
         }
 
         if (ceiling && others) run_ceiling("last");
         if (!host.running() || ::kill(host.pid(), 0) != 0) {
             res_.broke = true;
-            res_.notes.push_back("the host of the http scenarios died");
+            res_.notes.push_back("the host of the http scenarios" + tag + " died");
         }
         host.stop();
+    }
+
+    // ---- isolation modes (and the baseline) side by side -------------------
+
+    // One comparison of the job figures of two host kinds, `b` against `a`:
+    // a small table for stdout and a JSON line (`scenario` names it; keys end
+    // in each kind's label, and `_ratio` is b / a).
+    void compare(const std::string &scenario, const std::string &a, const std::string &b) {
+        auto fa = figures_.find(a), fb = figures_.find(b);
+        if (fa == figures_.end() || fb == figures_.end()) return;
+        auto key_of = [](std::string label) {
+            std::replace(label.begin(), label.end(), '-', '_');
+            return label;
+        };
+        ojson j;
+        j["scenario"] = scenario;
+        j["ratio"] = b + " / " + a;
+        std::ostringstream t;
+        char line[256];
+        std::snprintf(line, sizeof line, "%-34s %12s %12s %10s", scenario.c_str(), a.c_str(), b.c_str(),
+                      (b + "/" + a).c_str());
+        t << line << "\n" << std::string(std::strlen(line), '-') << "\n";
+        auto metric = [&](const std::string &name, const std::string &key, double va, double vb, int decimals) {
+            const double ratio = va > 0 && vb >= 0 ? vb / va : -1;
+            std::snprintf(line, sizeof line, "%-34s %12s %12s %10s", name.c_str(), fmt(va, decimals).c_str(),
+                          fmt(vb, decimals).c_str(), fmt(ratio, 2).c_str());
+            t << line << "\n";
+            j[key + "_" + key_of(a)] = num_or_null(va);
+            j[key + "_" + key_of(b)] = num_or_null(vb);
+            j[key + "_ratio"] = num_or_null(ratio);
+        };
+        auto job = [&](const std::string &name, const std::string &key, const std::optional<JobFigures> &x,
+                       const std::optional<JobFigures> &y) {
+            if (!x || !y) return;
+            auto sum = [](const JobFigures &f) { return f.host_us < 0 ? -1 : f.host_us + std::max(0.0, f.worker_us); };
+            metric(name + " rate (/s)", key + "_rps", x->rps, y->rps, 0);
+            metric(name + " p50 ms", key + "_p50_ms", x->p50, y->p50, 3);
+            metric(name + " host CPU us/job", key + "_host_cpu_us", x->host_us, y->host_us, 1);
+            metric(name + " worker CPU us/job", key + "_worker_cpu_us", x->worker_us, y->worker_us, 1);
+            metric(name + " host+worker us/job", key + "_cpu_us", sum(*x), sum(*y), 1);
+        };
+        job("end-to-end", "end_to_end", fa->second.end_to_end, fb->second.end_to_end);
+        job("one-request", "one_request", fa->second.one_request, fb->second.one_request);
+        res_.comparisons.push_back(t.str());
+        res_.lines.push_back(std::move(j));
+    }
+
+    void compare_modes() {
+        compare("isolation", "in-process", "process");
+        compare("baseline", "baseline", "in-process");
+    }
+
+    // ---- crash (process isolation) -----------------------------------------
+
+    static int64_t monotonic_ns() {
+        timespec now{};
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        return static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+    }
+
+    // Pids of the worker processes of `plugin` in `state` ("" for any).
+    static std::set<int64_t> worker_pids(const nlohmann::json &system, const std::string &plugin,
+                                         const std::string &state = "") {
+        std::set<int64_t> pids;
+        if (!system.is_object() || !system.contains("worker_processes")) return pids;
+        for (const auto &w : system["worker_processes"]) {
+            if (!w.is_object() || w.value("plugin", std::string()) != plugin) continue;
+            if (!state.empty() && w.value("state", std::string()) != state) continue;
+            pids.insert(w.value("pid", int64_t{-1}));
+        }
+        return pids;
+    }
+
+    // Crashes one worker of each of `--crash-samples` copies of the crash
+    // fixture (each copy its own plugin and content hash: two crashes of one
+    // version would quarantine it, and crashes in a row of one generation
+    // delay its replacement). Per crash: the time from the task's stamp just
+    // before its segfault to the ?wait response that reports the failure,
+    // and to the first GET /api/v1/system (polled every ~1 ms) that lists a
+    // new idle worker of that plugin.
+    void run_crash() {
+        const int samples = o_.quick ? std::min(o_.crash_samples, 2) : o_.crash_samples;
+        const fs::path dir = workdir_ / "plugins-crash";
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+        fs::create_directories(dir);
+        std::string image;
+        {
+            std::ifstream in(o_.crash_plugin, std::ios::binary);
+            std::stringstream ss;
+            ss << in.rdbuf();
+            image = ss.str();
+        }
+        if (image.size() < 4 || image.compare(0, 4,
+                                              "\x7f"
+                                              "ELF") != 0) {
+            log("crash: cannot read the fixture " + o_.crash_plugin);
+            res_.broke = true;
+            res_.notes.push_back("crash: fixture " + o_.crash_plugin + " missing");
+            return;
+        }
+        for (int i = 0; i < samples; ++i) {
+            std::ofstream out(dir / ("c" + std::to_string(i) + ".so"), std::ios::binary);
+            out.write(image.data(), static_cast<std::streamsize>(image.size()));
+            const std::string trailer = "taskhost-bench crash copy " + std::to_string(i) + "\n";
+            out.write(trailer.data(), static_cast<std::streamsize>(trailer.size()));
+        }
+
+        bench::HostProcess host;
+        auto h = host_options("crash", dir.string(), (workdir_ / "crash.db").string());
+        h.extra.push_back("--isolation");
+        h.extra.push_back("process");
+        if (!start_host(host, h, "crash")) return;
+        const uint16_t port = host.port();
+
+        std::vector<double> failure_ms, ready_ms, started_ms;
+        size_t errors = 0;
+        std::map<std::string, size_t> error_kinds;
+        auto failed = [&](const std::string &why) {
+            ++errors;
+            ++error_kinds[why];
+            log("crash: " + why);
+        };
+        for (int i = 0; i < samples; ++i) {
+            const std::string plugin = "c" + std::to_string(i);
+            bench::Connection conn(port);
+            bench::Response res;
+            // A first job starts the plugin's params checker and one worker,
+            // which then waits idle for the crashing job.
+            if (!conn.post("/api/v1/tasks/" + plugin + "_ok/$execute?wait=5", "{}", res) || res.status != 200 ||
+                bench::json_string_field(res.body, "status") != "completed") {
+                failed("the warm-up job of " + plugin + " did not complete (status " + std::to_string(res.status) +
+                       ")");
+                continue;
+            }
+            auto before = get_json(port, "/api/v1/system");
+            const std::set<int64_t> known = before ? worker_pids(*before, plugin) : std::set<int64_t>{};
+
+            std::atomic<bool> stop{false};
+            // When a new worker of the plugin was first listed in any state
+            // (its process exists: the host is starting it), and as idle.
+            std::atomic<int64_t> started_at{-1}, ready_at{-1};
+            std::thread poller([&] {
+                bench::Connection c(port);
+                bench::Response r;
+                const int64_t give_up = monotonic_ns() + 10'000'000'000;
+                while (!stop.load() && monotonic_ns() < give_up) {
+                    if (c.get("/api/v1/system", r) && r.status == 200) {
+                        // The response's arrival: an upper bound of when the
+                        // new worker got there (by up to one poll).
+                        const int64_t seen = monotonic_ns();
+                        try {
+                            const auto system = nlohmann::json::parse(r.body);
+                            auto is_new = [&](int64_t pid) { return !known.count(pid); };
+                            const auto any = worker_pids(system, plugin);
+                            if (started_at.load() < 0 && std::any_of(any.begin(), any.end(), is_new)) started_at = seen;
+                            const auto idle = worker_pids(system, plugin, "idle");
+                            if (std::any_of(idle.begin(), idle.end(), is_new)) {
+                                ready_at = seen;
+                                return;
+                            }
+                        } catch (const std::exception &) {
+                        }
+                    }
+                    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                }
+            });
+            const fs::path stamp = workdir_ / ("crash-stamp-" + std::to_string(i));
+            fs::remove(stamp, ec);
+            const std::string body = nlohmann::json{{"params", {{"stamp_file", stamp.string()}}}}.dump();
+            const bool sent = conn.post("/api/v1/tasks/" + plugin + "_crash/$execute?wait=5", body, res);
+            const int64_t answered = monotonic_ns();
+            const bool crashed = sent && res.status == 200 &&
+                                 bench::json_string_field(res.body, "status") == "failed" &&
+                                 res.body.find("WorkerCrashed") != std::string::npos;
+            if (!crashed) stop = true;
+            poller.join();
+
+            int64_t stamped = -1, crashed_pid = -1;
+            {
+                std::ifstream in(stamp);
+                in >> stamped >> crashed_pid;
+            }
+            if (!crashed) {
+                failed("the crash job of " + plugin + " did not fail with WorkerCrashed (status " +
+                       std::to_string(res.status) + ")");
+                continue;
+            }
+            if (stamped <= 0 || !known.count(crashed_pid)) {
+                failed("no stamp from a known worker of " + plugin);
+                continue;
+            }
+            failure_ms.push_back(static_cast<double>(answered - stamped) / 1e6);
+            if (ready_at.load() < 0) {
+                failed("no replacement worker of " + plugin + " idle within 10 s");
+                continue;
+            }
+            ready_ms.push_back(static_cast<double>(ready_at.load() - stamped) / 1e6);
+            started_ms.push_back(static_cast<double>(started_at.load() - stamped) / 1e6);
+        }
+        if (!host.running() || ::kill(host.pid(), 0) != 0) {
+            res_.broke = true;
+            res_.notes.push_back("crash: the host died");
+        }
+        host.stop();
+
+        auto add_row = [&](const std::string &name, const std::vector<double> &v, const std::string &note) {
+            TableRow row;
+            row.name = name;
+            row.requests = v.size();
+            row.p50 = median_of(v);
+            row.max = v.empty() ? -1 : *std::max_element(v.begin(), v.end());
+            row.note = note;
+            res_.rows.push_back(std::move(row));
+        };
+        add_row("crash -> failure seen [process]", failure_ms, "ms, p50 column is the median; by the ?wait client");
+        add_row("crash -> worker ready [process]", ready_ms,
+                "ms, p50 column is the median; new idle worker in /system (first listed, starting: median " +
+                    fmt(median_of(started_ms), 1) + " ms)");
+        res_.rows.back().errors = errors;
+        res_.request_errors += errors;
+
+        auto all = [](const std::vector<double> &v) {
+            ojson a = ojson::array();
+            for (double x : v) a.push_back(r3(x));
+            return a;
+        };
+        ojson j;
+        j["scenario"] = "crash";
+        j["mode"] = "process";
+        j["samples"] = samples;
+        j["failure_visible_ms_median"] = num_or_null(median_of(failure_ms));
+        j["failure_visible_ms_max"] =
+            num_or_null(failure_ms.empty() ? -1 : *std::max_element(failure_ms.begin(), failure_ms.end()));
+        j["failure_visible_ms_all"] = all(failure_ms);
+        j["replacement_ready_ms_median"] = num_or_null(median_of(ready_ms));
+        j["replacement_ready_ms_max"] =
+            num_or_null(ready_ms.empty() ? -1 : *std::max_element(ready_ms.begin(), ready_ms.end()));
+        j["replacement_ready_ms_all"] = all(ready_ms);
+        // Crash to the replacement's process first listed (it is starting):
+        // what of the ready time is waiting to start it, not starting it.
+        j["replacement_listed_ms_median"] = num_or_null(median_of(started_ms));
+        j["replacement_listed_ms_all"] = all(started_ms);
+        j["errors"] = errors;
+        if (errors) j["error_kinds"] = error_kinds;
+        res_.lines.push_back(std::move(j));
     }
 
     // ---- scale --------------------------------------------------------------
@@ -987,6 +1388,7 @@ private:
                                          : std::string("single run"))
                 << "); end-to-end is jobs/s against it (each job takes 2 requests or more)\n";
         for (const auto &n : res_.notes) out << n << "\n";
+        for (const auto &c : res_.comparisons) out << "\n" << c;
         out << "\n";
         std::ofstream json_file;
         if (!o_.json_out.empty()) json_file.open(o_.json_out, std::ios::app);
@@ -1009,6 +1411,7 @@ private:
     Results res_;
     std::vector<double> ceilings_;
     std::vector<Pending> pending_;
+    std::map<std::string, KindFigures> figures_;  // by host kind label
 };
 
 extern "C" void on_signal(int sig) {
@@ -1025,7 +1428,7 @@ int main(int argc, char **argv) {
         "taskhost-bench: closed-loop load driver for taskhost (prints a table and one JSON line per scenario)"};
     app.add_option("--only", o.only,
                    "Scenarios to run, comma-separated: ceiling, submit-only, end-to-end, "
-                   "one-request, scale, plugins (default: all)");
+                   "one-request, crash, scale, plugins (default: all)");
     app.add_option("--clients", o.clients, "Keep-alive clients, one thread each")
         ->check(CLI::Range(1, 4096))
         ->capture_default_str();
@@ -1038,6 +1441,18 @@ int main(int argc, char **argv) {
     app.add_option("--binary", o.binary, "taskhost executable")->capture_default_str();
     app.add_option("--plugins", o.plugins, "Folder of the example plugins (hello, add)")->capture_default_str();
     app.add_option("--bench-plugin", o.bench_plugin, "The bench_plugin.so fixture")->capture_default_str();
+    app.add_option("--crash-plugin", o.crash_plugin, "The crash_plugin.so fixture")->capture_default_str();
+    app.add_option("--modes", o.modes,
+                   "Isolation modes, comma-separated: in-process, process. The first runs every selected HTTP "
+                   "scenario; each further one end-to-end and one-request on a fresh host")
+        ->capture_default_str();
+    app.add_option("--baseline-binary", o.baseline_binary,
+                   "Also run end-to-end and one-request (in-process) against this taskhost binary, e.g. an older "
+                   "build, and compare it with --binary")
+        ->check(CLI::ExistingFile);
+    app.add_option("--crash-samples", o.crash_samples, "Worker crashes timed by the crash scenario")
+        ->check(CLI::Range(1, 100))
+        ->capture_default_str();
     app.add_option("--workdir", o.workdir,
                    "Folder for databases, logs and plugin copies (default: a fresh temp folder)");
     app.add_flag("--keep", o.keep, "Keep the work folder and databases");
