@@ -446,7 +446,11 @@ void WorkerPool::spawner_loop() {
             std::unique_lock lock(spawn_mu_);
             auto wake = std::chrono::steady_clock::now() + std::chrono::seconds(1);
             for (const auto &[generation, r] : replacements_) wake = std::min(wake, r->due);
-            spawn_cv_.wait_until(lock, wake, [&] { return spawner_stop_ || !spawn_queue_.empty(); });
+            // A replacement added meanwhile may be due before `wake`: look again.
+            const uint64_t replacements_seen = replacements_added_;
+            spawn_cv_.wait_until(lock, wake, [&] {
+                return spawner_stop_ || !spawn_queue_.empty() || replacements_added_ != replacements_seen;
+            });
             if (spawner_stop_) {
                 for (SpawnRequest *r : spawn_queue_)
                     r->result.set_value(fail(ErrorKind::unavailable, "the host is shutting down"));
@@ -481,6 +485,7 @@ void WorkerPool::replace_after_crash(const Target &target) {
         std::lock_guard lock(spawn_mu_);
         if (spawner_stop_) return;
         replacements_[target.generation] = std::move(replacement);
+        ++replacements_added_;
     }
     spawn_cv_.notify_one();
 }

@@ -120,6 +120,7 @@ private:
     // (holding its generation) and when it may start.
     struct Replacement;
     std::map<uint64_t, std::shared_ptr<Replacement>> replacements_;
+    uint64_t replacements_added_ = 0;  // wakes the spawner for a replacement due at once
     std::map<uint64_t, int> crash_streak_;  // crashes in a row, by generation (mu_)
     bool spawner_stop_ = false;
     std::thread spawner_;
