@@ -641,11 +641,14 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     model::TaskOutcome out = executor_.invoke(target_of(task), r.id, r.params_json, call);
     count_out(*job);
     if (out.given_up) return;  // give_up() killed its worker and records its end
-    job->stats->record_run(now_us() - invoked_at);
+    const auto reason = static_cast<CancelReason>(job->cancel.load());
+    // A run cut short by a cancel says when the cancel came, not how long
+    // the task takes: counted, a task that sleeps for an hour could pass
+    // for quick and run on a submitter's thread.
+    if (reason == CancelReason::none) job->stats->record_run(now_us() - invoked_at);
 
     JobStatus status = JobStatus::completed;
     std::optional<std::string> error, traceback;
-    const auto reason = static_cast<CancelReason>(job->cancel.load());
     if (reason == CancelReason::timeout) {
         status = JobStatus::failed;
         error = "timed out after " + format_seconds(r.timeout_s) + " s";

@@ -72,6 +72,7 @@ struct Gate {
 } *gate = nullptr;
 
 th_status gated_invoke(const th_host_api *host, th_call *call, const char *, size_t) {
+    last_thread.store(std::this_thread::get_id());
     std::unique_lock lock(gate->mu);
     ++gate->inside;
     gate->cv.notify_all();
@@ -331,6 +332,27 @@ TEST_CASE("quick tasks run on the submitting thread; the statistics survive a re
     h.registry.publish(snapshot_of(plugin(2), 3));
     REQUIRE(h.jobs.execute(h.task("echo"), "{}", 0, 5.0));
     CHECK(last_thread.load() != std::this_thread::get_id());
+}
+
+TEST_CASE("runs cut short by a cancel do not make a task quick") {
+    Gate g;
+    gate = &g;
+    Host h;
+    // Each run ends as soon as it is canceled: a few milliseconds, which
+    // would pass for quick under a 5 s wait.
+    for (int i = 1; i <= 3; ++i) {
+        auto running = h.jobs.execute(h.task("gated"), "{}", 0, std::nullopt);
+        REQUIRE(running);
+        g.wait_inside(i);
+        REQUIRE(h.jobs.cancel(running->job_id));
+        CHECK(h.wait_end(running->job_id).status == model::JobStatus::canceled);
+    }
+    g.release();
+    auto waited = h.jobs.execute(h.task("gated"), "{}", 0, 5.0);
+    REQUIRE(waited);
+    REQUIRE(waited->finished);
+    CHECK(last_thread.load() != std::this_thread::get_id());  // still unknown: a worker ran it
+    gate = nullptr;
 }
 
 TEST_CASE("a job scheduled by a task is queued and runs, even when its task is quick") {
