@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -333,6 +334,7 @@ int run_worker_child(int, char **argv) {
             const std::string_view params = in.str();
             if (!in.complete()) break;
             th_status status = TH_ERROR;
+            const auto invoked = std::chrono::steady_clock::now();
             if (auto it = tasks.find(task_name); it != tasks.end()) {
                 if (cpu_seconds > 0) allow_cpu(cpu_seconds);
                 status = it->second->invoke(&api, as_call(call), params.data(), params.size());
@@ -340,7 +342,9 @@ int run_worker_child(int, char **argv) {
                 set_error(as_call(call), "taskhost::UnknownTask", "the worker's plugin has no such task", "");
             }
             w::FrameWriter done(w::FrameType::done);
-            done.u32(static_cast<uint32_t>(status));
+            const auto ran = std::chrono::steady_clock::now() - invoked;
+            done.u32(static_cast<uint32_t>(status))
+                .u64(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(ran).count()));
             send_now(done);
         } else if (frame->type == w::FrameType::validate) {
             const std::string_view task_name = in.str();

@@ -295,6 +295,7 @@ model::TaskOutcome WorkerProcess::run(HostApi &host_api, const Target &target, c
     std::string error;
     bool cancel_sent = false;
     std::optional<th_status> done;
+    uint64_t run_us = 0;
     if (worker::write_all(channel_.get(), invoke.finish())) {
         while (!done) {
             if (!cancel_sent) {
@@ -311,21 +312,28 @@ model::TaskOutcome WorkerProcess::run(HostApi &host_api, const Target &target, c
             std::optional<Frame> frame = next_frame(max_frame, error);
             if (!frame) break;
             if (frame->type == FrameType::done) {
-                const std::optional<uint32_t> status = worker::decode_done(frame->body);
-                if (!status) {
+                const std::optional<worker::Done> ended = worker::decode_done(frame->body);
+                if (!ended) {
                     error = "a malformed Done";
                     break;
                 }
                 // Any status but TH_OK fails the job; one the ABI does not
                 // name is not cast into the enum (undefined behaviour).
-                done = *status <= TH_UNSUPPORTED ? static_cast<th_status>(*status) : TH_ERROR;
+                done = ended->status <= TH_UNSUPPORTED ? static_cast<th_status>(ended->status) : TH_ERROR;
+                run_us = ended->run_us;
             } else if (!serve(host_api, call, *frame)) {
                 error = "a malformed frame";
                 break;
             }
         }
     }
-    if (done) return host_api.close_call(call, *done);
+    if (done) {
+        model::TaskOutcome out = host_api.close_call(call, *done);
+        // The worker's word, bounded: it only decides whether a submitter
+        // may run the next job of this task on its own thread.
+        out.code_us = static_cast<int64_t>(std::min<uint64_t>(run_us, uint64_t{1} << 40));
+        return out;
+    }
 
     // Gone (or broke the protocol): the job fails with how it ended.
     died = true;

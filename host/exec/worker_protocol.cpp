@@ -113,11 +113,13 @@ std::optional<CallFields> decode_call(std::string_view body) {
     return out;
 }
 
-std::optional<uint32_t> decode_done(std::string_view body) {
+std::optional<Done> decode_done(std::string_view body) {
     FrameReader in(body);
-    const uint32_t status = in.u32();
+    Done done;
+    done.status = in.u32();
+    done.run_us = in.u64();
     if (!in.complete()) return std::nullopt;
-    return status;
+    return done;
 }
 
 std::optional<Validated> decode_validated(std::string_view body) {

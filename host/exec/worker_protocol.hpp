@@ -44,7 +44,7 @@ enum class FrameType : uint8_t {
     init_failed = 11,  // str reason
     call = 12,         // u8 Service, then its fields (below)
     notice = 13,       // u8 Notice, then its fields (below)
-    done = 14,         // u32 status (th_status of invoke)
+    done = 14,         // u32 status (th_status of invoke), u64 run_us (the task's own time)
     validated = 15,    // u32 status, str message
 };
 
@@ -220,8 +220,13 @@ using CallFields = std::variant<call::ArtifactSave, call::ArtifactGet, call::DbQ
 std::optional<CallFields> decode_call(std::string_view body);
 
 // Done: the th_status the task returned (any value: the host treats every
-// status but TH_OK as a failure).
-std::optional<uint32_t> decode_done(std::string_view body);
+// status but TH_OK as a failure) and how long its code ran, in the worker's
+// clock, so the host can tell a quick task from a slow hand-off.
+struct Done {
+    uint32_t status = 0;
+    uint64_t run_us = 0;
+};
+std::optional<Done> decode_done(std::string_view body);
 struct Validated {
     uint32_t status = 0;
     std::string_view message;

@@ -645,7 +645,7 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     // A run cut short by a cancel says when the cancel came, not how long
     // the task takes: counted, a task that sleeps for an hour could pass
     // for quick and run on a submitter's thread.
-    if (reason == CancelReason::none) job->stats->record_run(now_us() - invoked_at);
+    if (reason == CancelReason::none) job->stats->record_run(out.code_us.value_or(now_us() - invoked_at));
 
     JobStatus status = JobStatus::completed;
     std::optional<std::string> error, traceback;

@@ -2,6 +2,8 @@
 // stores for it.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,6 +17,10 @@ struct TaskOutcome {
     // Its worker process was killed because the job was given up on
     // (Executor::write_off): the job's end is the giver-up's to record.
     bool given_up = false;
+    // The task's own run time in microseconds, where it was measured apart
+    // from the hand-off to where it ran (in a worker process); otherwise the
+    // caller's clock is all there is.
+    std::optional<int64_t> code_us;
 };
 
 // {"task_name", "params", "result", "error": {"type", "message", "traceback"}}

@@ -100,9 +100,9 @@ void decode(FrameType type, std::string_view body) {
             if (const std::optional<CallFields> fields = decode_call(body)) check_round_trip(body, *fields, decode_call);
             break;
         case FrameType::done:
-            if (const std::optional<uint32_t> status = decode_done(body)) {
+            if (const std::optional<Done> done = decode_done(body)) {
                 FrameWriter f(FrameType::done);
-                f.u32(*status);
+                f.u32(done->status).u64(done->run_us);
                 require(body_of(f) == body);
             }
             break;
