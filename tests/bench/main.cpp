@@ -593,6 +593,23 @@ private:
         res_.lines.push_back(std::move(line));
     }
 
+    // A plugin fixture's bytes, to copy under other names; empty (and the
+    // run marked broken) when it is not there or not an ELF file.
+    std::string read_fixture_image(const std::string &path, const std::string &scenario) {
+        std::ifstream in(path, std::ios::binary);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        std::string image = ss.str();
+        if (image.size() >= 4 && image.compare(0, 4,
+                                               "\x7f"
+                                               "ELF") == 0)
+            return image;
+        log(scenario + ": cannot read the fixture " + path);
+        res_.broke = true;
+        res_.notes.push_back(scenario + ": fixture " + path + " missing");
+        return {};
+    }
+
     // ---- ceiling, submit-only, end-to-end, one-request ---------------------
 
     // Which host a block of HTTP scenarios runs on.
@@ -821,21 +838,8 @@ private:
         std::error_code ec;
         fs::remove_all(dir, ec);
         fs::create_directories(dir);
-        std::string image;
-        {
-            std::ifstream in(o_.crash_plugin, std::ios::binary);
-            std::stringstream ss;
-            ss << in.rdbuf();
-            image = ss.str();
-        }
-        if (image.size() < 4 || image.compare(0, 4,
-                                              "\x7f"
-                                              "ELF") != 0) {
-            log("crash: cannot read the fixture " + o_.crash_plugin);
-            res_.broke = true;
-            res_.notes.push_back("crash: fixture " + o_.crash_plugin + " missing");
-            return;
-        }
+        const std::string image = read_fixture_image(o_.crash_plugin, "crash");
+        if (image.empty()) return;
         for (int i = 0; i < samples; ++i) {
             std::ofstream out(dir / ("c" + std::to_string(i) + ".so"), std::ios::binary);
             out.write(image.data(), static_cast<std::streamsize>(image.size()));
@@ -1171,21 +1175,8 @@ private:
         std::error_code ec;
         fs::remove_all(dir, ec);
         fs::create_directories(dir);
-        std::string image;
-        {
-            std::ifstream in(o_.bench_plugin, std::ios::binary);
-            std::stringstream ss;
-            ss << in.rdbuf();
-            image = ss.str();
-        }
-        if (image.size() < 4 || image.compare(0, 4,
-                                              "\x7f"
-                                              "ELF") != 0) {
-            log("plugins: cannot read the fixture " + o_.bench_plugin);
-            res_.broke = true;
-            res_.notes.push_back("plugins: fixture " + o_.bench_plugin + " missing");
-            return;
-        }
+        const std::string image = read_fixture_image(o_.bench_plugin, "plugins");
+        if (image.empty()) return;
         auto file_name = [](int i) {
             char buf[32];
             std::snprintf(buf, sizeof buf, "p%03d.so", i);
