@@ -640,12 +640,17 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     const int64_t invoked_at = now_us();  // the task's own time, without the wait for its start's commit
     model::TaskOutcome out = executor_.invoke(target_of(task), r.id, r.params_json, call);
     count_out(*job);
-    if (out.given_up) return;  // give_up() killed its worker and records its end
+    const int64_t wall_us = now_us() - invoked_at;
+    if (out.given_up) {  // give_up() killed its worker and records its end
+        job->stats->record_cut_short(wall_us);
+        return;
+    }
     const auto reason = static_cast<CancelReason>(job->cancel.load());
-    // A run cut short by a cancel says when the cancel came, not how long
-    // the task takes: counted, a task that sleeps for an hour could pass
-    // for quick and run on a submitter's thread.
-    if (reason == CancelReason::none) job->stats->record_run(out.code_us.value_or(now_us() - invoked_at));
+    // A run cut short by a cancel or timeout says when that came, not how
+    // long the task takes: as a sample, a task that sleeps for an hour could
+    // pass for quick and run on a submitter's thread.
+    if (reason == CancelReason::none) job->stats->record_run(out.code_us.value_or(wall_us), wall_us);
+    else job->stats->record_cut_short(wall_us);
 
     JobStatus status = JobStatus::completed;
     std::optional<std::string> error, traceback;

@@ -12,8 +12,13 @@ bool TaskStats::quick(std::optional<double> wait_s) const {
     return recent <= kWaitedRunMaxUs && static_cast<double>(recent) * 100 <= *wait_s * 1e6;
 }
 
-void TaskStats::record_run(int64_t us) {
-    if (us >= kLongRunUs) long_run_seen_.store(true, std::memory_order_relaxed);
+void TaskStats::record_cut_short(int64_t wall_us) {
+    if (wall_us >= kLongRunUs) long_run_seen_.store(true, std::memory_order_relaxed);
+}
+
+void TaskStats::record_run(int64_t code_us, int64_t wall_us) {
+    record_cut_short(wall_us);
+    const int64_t us = std::min(code_us, wall_us);
     int64_t old = recent_run_us_.load(std::memory_order_relaxed), next;
     do {
         next = old == kUnknown ? us : std::max(us, old - old / 16);

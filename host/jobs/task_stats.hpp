@@ -30,9 +30,17 @@ public:
     // a run took 100 ms or more: params can make any task slow, so a
     // submitter waits for a long run at most once per task and version.
     bool quick(std::optional<double> wait_s) const;
-    // A run of the task's code took `us` microseconds. The recent slowest
-    // decays by 1/16 per run, so a run slowed by the scheduler is forgiven.
-    void record_run(int64_t us);
+    // A run of the task's code took `code_us` microseconds by the clock of
+    // where it ran, `wall_us` by the host's (with the hand-off to a worker
+    // process, and any start of one). The recent slowest (of the smaller)
+    // decays by 1/16 per run, so a run slowed by the scheduler is forgiven;
+    // a long run is judged by the host's clock alone, so a worker that
+    // under-reports cannot make a slow task pass for quick.
+    void record_run(int64_t code_us, int64_t wall_us);
+    // A run cut short (canceled, timed out, given up on) after `wall_us`:
+    // not a sample of the task's time, but a long one still shows that
+    // params can make the task slow.
+    void record_cut_short(int64_t wall_us);
     // Runs of another generation of the task's plugin were other code:
     // its statistics start afresh when a job of a new generation comes.
     void use_generation(uint64_t generation);
