@@ -42,6 +42,7 @@ pid_t spawn_child(const std::string &binary, const std::vector<std::string> &arg
     const int spawned = ::posix_spawn(&pid, binary.c_str(), &actions, &attributes, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attributes);
+    sources.clear();  // closed before errno is set, so no close() can change it
     if (spawned != 0) {
         errno = spawned;
         return -1;
