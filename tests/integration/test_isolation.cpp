@@ -140,7 +140,7 @@ TEST_CASE("a task past its timeout that ignores it is killed after the grace; th
     CHECK(job["status"] == "failed");
     CHECK(job["error"] == "killed 0.5 s after its timeout: it did not stop");
     // Killed, not stuck: the host reports no stuck worker.
-    CHECK(get_json(cli, "/health")["checks"]["workers"]["status"] != "degraded");
+    CHECK_FALSE(get_json(cli, "/health")["checks"].contains("workers"));
     CHECK(run_task(cli, "whoami").artifact["data"]["result"]["pid"] == before);  // another plugin's worker
     // A canceled job that ignores it is killed too.
     auto submitted = post_json(cli, "/api/v1/tasks/spin/$execute", {{"params", {{"seconds", 3600}}}});
