@@ -470,9 +470,10 @@ void PluginManager::publish_snapshot() {
 
 void PluginManager::reload_started() {
     std::lock_guard lock(progress_mu_);
-    progress_.running.emplace();
-    progress_.running->started_at_us = now_us();
-    progress_.running->started = std::chrono::steady_clock::now();
+    ReloadProgress::Running running;
+    running.started_at_us = now_us();
+    running.started = std::chrono::steady_clock::now();
+    progress_.running = std::move(running);
 }
 
 void PluginManager::reload_finished() {

@@ -204,7 +204,7 @@ TEST_CASE("$schema: the JSON Schema of ArtifactOut, and it describes a real arti
     REQUIRE_STATUS(created, 201);
     json artifact = body_json(created);
     // Every field of a real artifact is described, and every required one is present.
-    for (const auto &[key, value] : artifact.items()) CHECK_MESSAGE(schema["properties"].contains(key), key);
+    for (const auto &item : artifact.items()) CHECK_MESSAGE(schema["properties"].contains(item.key()), item.key());
     for (const auto &key : schema["required"]) CHECK_MESSAGE(artifact.contains(key.get<std::string>()), key);
     CHECK(schema["properties"].size() == artifact.size());
     check_problem(svc.cli().Delete("/api/v1/artifacts/$schema"), 405);

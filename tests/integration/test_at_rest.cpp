@@ -83,7 +83,9 @@ TEST_CASE("TASKHOST_UMASK is read too") {
 TEST_CASE("a mask that is not octal, or above 0777, refuses to start") {
     for (const char *bad : {"089", "1777", "-1", "0x1f", "7a"}) {
         CAPTURE(bad);
-        const auto [status, out] = run_host_to_exit(std::string("--umask ") + bad);
+        int status = 0;
+        std::string out;
+        std::tie(status, out) = run_host_to_exit(std::string("--umask ") + bad);
         CHECK(status != 0);
         CHECK_CONTAINS(out, "umask");
     }

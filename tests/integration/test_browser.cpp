@@ -81,7 +81,9 @@ TEST_CASE("Host: --allowed-hosts (and TASKHOST_ALLOWED_HOSTS) adds names; * any;
         CHECK_STATUS(svc.cli().Get("/api/v1/tasks", Headers{{"Host", "api.example"}, {"X-API-Key", "k"}}), 200);
     }
     // Entries that are not host names stop the start.
-    auto [status, out] = run_host_to_exit("--allowed-hosts http://evil.example");
+    int status = 0;
+    std::string out;
+    std::tie(status, out) = run_host_to_exit("--allowed-hosts http://evil.example");
     CHECK(status != 0);
     CHECK_CONTAINS(out, "not a host name");
 }
@@ -206,7 +208,9 @@ TEST_CASE("CORS: --cors-origins pages may call it (preflight answered); other or
     CHECK(res->get_header_value("Allow") == "POST");
 
     // Origins that are not origins stop the start.
-    auto [status, out] = run_host_to_exit("--cors-origins '*'");
+    int status = 0;
+    std::string out;
+    std::tie(status, out) = run_host_to_exit("--cors-origins '*'");
     CHECK(status != 0);
     CHECK_CONTAINS(out, "not an origin");
 }

@@ -110,8 +110,14 @@ TEST_CASE("a crash costs its job only: the host stays up, other jobs complete, t
 #else
     const std::string segv_cause = "SIGSEGV";
 #endif
-    for (const auto &[task, cause, params] : std::vector<std::tuple<std::string, std::string, json>>{
-             {"segfault", segv_cause, json::object()}, {"exit_now", "exit status 3", json{{"code", 3}}}}) {
+    struct Crash {
+        std::string task, cause;
+        json params;
+    };
+    for (const Crash &crash : std::vector<Crash>{{"segfault", segv_cause, json::object()},
+                                                 {"exit_now", "exit status 3", json{{"code", 3}}}}) {
+        const std::string &task = crash.task, &cause = crash.cause;
+        const json &params = crash.params;
         CAPTURE(task);
         const Finished crashed = run_task(cli, task, params, "failed");
         CHECK(crashed.job["error"] == "taskhost::WorkerCrashed: worker crashed: " + cause + " while running task '" +

@@ -80,12 +80,16 @@ TEST_CASE("--in-process-plugins: the plugins named are mapped in the host, and o
 
 TEST_CASE("--isolation: a bad value, or process isolation without a trial process, refuses to start") {
     {
-        const auto [status, out] = run_host_to_exit("--isolation threads");
+        int status = 0;
+        std::string out;
+        std::tie(status, out) = run_host_to_exit("--isolation threads");
         CHECK(status != 0);
         CHECK_CONTAINS(out, "must be process or in-process, not 'threads'");
     }
     {
-        const auto [status, out] = run_host_to_exit("--isolation process --probe-timeout-s 0");
+        int status = 0;
+        std::string out;
+        std::tie(status, out) = run_host_to_exit("--isolation process --probe-timeout-s 0");
         CHECK(status != 0);
         CHECK_CONTAINS(out, "--probe-timeout-s");
         CHECK_CONTAINS(out, "must be above 0 with --isolation process (the default)");

@@ -190,7 +190,7 @@ TEST_CASE("/api/v1/system/apps: the landing page, and its schema") {
     json schema = get_json(svc.cli(), "/api/v1/system/apps/$schema");
     CHECK(schema["type"] == "array");
     const json &app = schema["$defs"]["AppInfo"];
-    for (const auto &[key, value] : apps[0].items()) CHECK_MESSAGE(app["properties"].contains(key), key);
+    for (const auto &item : apps[0].items()) CHECK_MESSAGE(app["properties"].contains(item.key()), item.key());
     for (const auto &key : app["required"]) CHECK_MESSAGE(apps[0].contains(key.get<std::string>()), key);
     // The landing page the entry names is served.
     REQUIRE_STATUS(svc.cli().Get("/"), 200);

@@ -77,8 +77,8 @@ TEST_CASE("list tasks: every example task, sorted by name, with full TaskInfo") 
     // greet_user exactly as the SDK describes `json greet_user(std::string name)`
     // with .param("name", "World").
     json greet = find_task(tasks, "greet_user");
-    for (const auto &[key, value] : kGreetUserInfo.items())
-        CHECK_MESSAGE(greet[key] == value, key << ": " << greet[key].dump());
+    for (const auto &item : kGreetUserInfo.items())
+        CHECK_MESSAGE(greet[item.key()] == item.value(), item.key() << ": " << greet[item.key()].dump());
 
     json add = find_task(tasks, "add");
     CHECK(add["docstring"] == "Add two numbers.");
@@ -147,7 +147,7 @@ TEST_CASE("list tasks: ?tags= filter (AND, trimmed, exact)") {
 TEST_CASE("get one task") {
     Service svc;
     json t = get_json(svc.cli(), "/api/v1/tasks/greet_user");
-    for (const auto &[key, value] : kGreetUserInfo.items()) CHECK_MESSAGE(t[key] == value, key);
+    for (const auto &item : kGreetUserInfo.items()) CHECK_MESSAGE(t[item.key()] == item.value(), item.key());
     json listed = find_task(get_json(svc.cli(), "/api/v1/tasks"), "greet_user");
     CHECK(t == listed);
 
@@ -205,7 +205,9 @@ TEST_CASE("execute: absent body, {}, {\"params\":null} and null all mean no para
     cases.emplace_back("{\"params\":null}", cli.Post(path.c_str(), R"({"params":null})", "application/json"));
     cases.emplace_back("null", cli.Post(path.c_str(), "null", "application/json"));
     cases.emplace_back("{\"params\":{}}", cli.Post(path.c_str(), R"({"params":{}})", "application/json"));
-    for (auto &[label, res] : cases) {
+    for (auto &entry : cases) {
+        const std::string &label = entry.first;
+        auto &res = entry.second;
         INFO("body: " << label);
         REQUIRE_STATUS(res, 202);
         std::string id = body_json(res)["job_id"];

@@ -455,7 +455,9 @@ TEST_CASE("a job canceled while pending never runs, however close a worker was t
         auto canceled = h.jobs.cancel(executed->job_id);  // races the worker taking it
         outcomes.emplace_back(executed->job_id, canceled && canceled->done);
     }
-    for (const auto &[id, canceled_first] : outcomes) {
+    for (const auto &outcome : outcomes) {
+        const std::string &id = outcome.first;
+        const bool canceled_first = outcome.second;
         const model::Job job = h.wait_end(id);
         std::lock_guard lock(ran_mu);
         if (canceled_first) {

@@ -805,7 +805,9 @@ TEST_CASE("plugin manager: a plugin that runs out of process is served from the 
         CHECK(local_init.calls.size() == 1);  // storage's
         const auto local_tasks = tasks_of(local_registry);
         REQUIRE(local_tasks.size() == remote_tasks.size());
-        for (const auto &[name, task] : local_tasks) {
+        for (const auto &entry : local_tasks) {
+            const std::string &name = entry.first;
+            const auto &task = entry.second;
             CAPTURE(name);
             REQUIRE(remote_tasks.count(name));
             const registry::Task &remote = *remote_tasks.at(name);

@@ -519,7 +519,9 @@ TEST_CASE("annotations and schemas of every supported type") {
         {"m", {"std::map<std::string, double>", R"({"type":"object","additionalProperties":{"type":"number"}})"}},
     };
     REQUIRE(t.param_count == expected.size());
-    for (const auto &[name, want] : expected) {
+    for (const auto &entry : expected) {
+        const auto &name = entry.first;
+        const auto &want = entry.second;
         CAPTURE(name);
         const auto &p = param_of(t, name);
         CHECK(std::string(p.annotation) == want.first);
@@ -871,7 +873,9 @@ TEST_CASE("exceptions: demangled type, message, traceback") {
         {"throws_int", {"int", "unknown exception"}},
         {"throws_string", {"std::string", "a thrown string"}},
     };
-    for (const auto &[task, want] : cases) {
+    for (const auto &entry : cases) {
+        const auto &task = entry.first;
+        const auto &want = entry.second;
         CAPTURE(task);
         Fake f;
         CHECK(invoke(task_of(errors(), task), f, "{}") == TH_ERROR);

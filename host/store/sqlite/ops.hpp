@@ -92,5 +92,9 @@ template <class... F>
 struct Overloaded : F... {
     using F::operator()...;
 };
+// Spelled out for clang 14 (the sanitizer builds), which does not deduce
+// an aggregate's template arguments by itself.
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
 
 }  // namespace taskhost::store::sqlite

@@ -30,7 +30,7 @@ WriteQueue::~WriteQueue() {
 
 void WriteQueue::post(Op &&op) {
     std::unique_lock lock(mu_);
-    queue_.emplace_back(std::move(op));
+    queue_.push_back(Write{std::move(op)});
     wake_writer_locked();
 }
 
@@ -41,7 +41,7 @@ void WriteQueue::call(Op &&op) {
     Waiter w;
     std::unique_lock lock(mu_);
     w.batch = batches_taken_ + 1;
-    queue_.emplace_back(std::move(op), &w);
+    queue_.push_back(Write{std::move(op), &w});
     wake_writer_locked();
     done_cv_[w.batch & 1].wait(lock, [&] { return w.done; });
     if (w.error) std::rethrow_exception(w.error);
