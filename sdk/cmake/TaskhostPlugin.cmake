@@ -60,6 +60,11 @@ function(taskhost_add_plugin name)
   target_compile_options(${name} PRIVATE $<$<COMPILE_LANG_AND_ID:CXX,GNU>:-fno-gnu-unique>)
   # Unresolved symbols are a build error, not a load-time surprise; the
   # version script keeps std template instantiations out of the dynamic table.
-  target_link_options(${name} PRIVATE -Wl,--no-undefined
-    -Wl,--version-script=${version_script})
+  # Not in taskhost's own clang sanitizer builds: clang links the sanitizer
+  # runtime into the executable only, where the plugin finds it when loaded.
+  set(no_undefined -Wl,--no-undefined)
+  if(TASKHOST_SANITIZE AND CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    set(no_undefined "")
+  endif()
+  target_link_options(${name} PRIVATE ${no_undefined} -Wl,--version-script=${version_script})
 endfunction()
