@@ -60,9 +60,11 @@ class WorkerProcess {
 public:
     enum class State { starting, idle, busy };
 
-    WorkerProcess(pid_t pid, UniqueFd channel, UniqueFd control_fd, worker::ControlPage *control, const Target &target)
+    WorkerProcess(pid_t pid, UniqueFd channel, UniqueFd control_fd, worker::ControlPage *control, const Target &target,
+                  size_t max_frame)
         : pid_(pid),
           channel_(std::move(channel)),
+          inbox_(max_frame),
           control_fd_(std::move(control_fd)),
           control_(control),
           generation_(target.generation),
@@ -100,12 +102,12 @@ public:
     uint64_t jobs_served() const { return jobs_served_.load(std::memory_order_relaxed); }
 
     // Waits for Ready, serving what init() calls meanwhile; why not.
-    Result<void> greet(HostApi &host_api, const Target &target, std::chrono::milliseconds timeout, size_t max_frame);
+    Result<void> greet(HostApi &host_api, const Target &target, std::chrono::milliseconds timeout);
 
     // Runs one job on it; `died` says whether the worker is gone after.
     model::TaskOutcome run(HostApi &host_api, const Target &target, const std::string &job_id,
-                           std::string_view params_json, JobContext &job, size_t max_frame, bool &died);
-    Result<void> validate(const Target &target, std::string_view params_json, size_t max_frame, bool &died);
+                           std::string_view params_json, JobContext &job, bool &died);
+    Result<void> validate(const Target &target, std::string_view params_json, bool &died);
 
     // Kills it (any thread); the thread running a job on it sees it end.
     // `given_up`: the job was given up on (its end is recorded elsewhere).
@@ -147,11 +149,13 @@ public:
 private:
     // Serves one Call or Notice frame for `call`; false on a malformed one.
     bool serve(HostApi &host_api, th_call &call, const Frame &frame);
-    // Reads the next frame, waking every `tick` (if set) to run `on_tick`.
-    std::optional<Frame> next_frame(size_t max_frame, std::string &error);
+    std::optional<Frame> next_frame(std::string &error) { return inbox_.read(channel_.get(), &error); }
+    // Waits up to `timeout_ms` for a frame; false if none came.
+    bool frame_within(int timeout_ms);
 
     const pid_t pid_;
     UniqueFd channel_;
+    worker::FrameInbox inbox_;
     UniqueFd control_fd_;
     worker::ControlPage *control_;
     const uint64_t generation_;
@@ -236,12 +240,14 @@ bool WorkerProcess::serve(HostApi &host_api, th_call &call, const Frame &frame) 
     return true;
 }
 
-std::optional<Frame> WorkerProcess::next_frame(size_t max_frame, std::string &error) {
-    return worker::read_frame(channel_.get(), max_frame, &error);
+bool WorkerProcess::frame_within(int timeout_ms) {
+    if (inbox_.has_frame()) return true;
+    pollfd p{channel_.get(), POLLIN, 0};
+    const int ready = ::poll(&p, 1, timeout_ms);
+    return ready > 0 || (ready < 0 && errno != EINTR);  // an error shows at the read
 }
 
-Result<void> WorkerProcess::greet(HostApi &host_api, const Target &target, std::chrono::milliseconds timeout,
-                                  size_t max_frame) {
+Result<void> WorkerProcess::greet(HostApi &host_api, const Target &target, std::chrono::milliseconds timeout) {
     th_call call;
     host_api.open_call(call, target, "", nullptr);
     call.log_name = target.file;
@@ -249,17 +255,15 @@ Result<void> WorkerProcess::greet(HostApi &host_api, const Target &target, std::
     for (;;) {
         const auto left =
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        pollfd p{channel_.get(), POLLIN, 0};
-        const int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
-        if (ready < 0 && errno == EINTR) continue;
-        if (ready == 0) {
+        if (left.count() <= 0 || !frame_within(static_cast<int>(left.count()))) {
+            if (std::chrono::steady_clock::now() < deadline) continue;  // woken by a signal
             kill("it did not start within " + std::to_string(timeout.count()) + " ms");
             host_api.close_call(call, TH_OK);
             return fail(ErrorKind::unavailable, "the worker process did not start within " +
                                                     std::to_string(timeout.count()) + " ms (loading or init())");
         }
         std::string error;
-        std::optional<Frame> frame = next_frame(max_frame, error);
+        std::optional<Frame> frame = next_frame(error);
         if (!frame) {
             ::kill(pid_, SIGKILL);
             host_api.close_call(call, TH_OK);
@@ -284,7 +288,7 @@ Result<void> WorkerProcess::greet(HostApi &host_api, const Target &target, std::
 }
 
 model::TaskOutcome WorkerProcess::run(HostApi &host_api, const Target &target, const std::string &job_id,
-                                      std::string_view params_json, JobContext &job, size_t max_frame, bool &died) {
+                                      std::string_view params_json, JobContext &job, bool &died) {
     died = false;
     ++jobs_served_;
     const uint64_t seq = ++next_seq_;
@@ -302,14 +306,11 @@ model::TaskOutcome WorkerProcess::run(HostApi &host_api, const Target &target, c
                 if (job.cancelled()) {
                     control_->cancel_seq.store(seq, std::memory_order_relaxed);
                     cancel_sent = true;
-                } else {
-                    // Cancellation is polled from the job: look again every tick.
-                    pollfd p{channel_.get(), POLLIN, 0};
-                    const int ready = ::poll(&p, 1, 20);
-                    if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
+                } else if (!frame_within(20)) {
+                    continue;  // cancellation is polled from the job: look again every tick
                 }
             }
-            std::optional<Frame> frame = next_frame(max_frame, error);
+            std::optional<Frame> frame = next_frame(error);
             if (!frame) break;
             if (frame->type == FrameType::done) {
                 const std::optional<worker::Done> ended = worker::decode_done(frame->body);
@@ -362,14 +363,13 @@ model::TaskOutcome WorkerProcess::run(HostApi &host_api, const Target &target, c
     return out;
 }
 
-Result<void> WorkerProcess::validate(const Target &target, std::string_view params_json, size_t max_frame,
-                                     bool &died) {
+Result<void> WorkerProcess::validate(const Target &target, std::string_view params_json, bool &died) {
     died = false;
     FrameWriter request(FrameType::validate);
     request.str(target.task).str(params_json);
     std::string error;
     if (worker::write_all(channel_.get(), request.finish())) {
-        if (std::optional<Frame> frame = next_frame(max_frame, error); frame && frame->type == FrameType::validated) {
+        if (std::optional<Frame> frame = next_frame(error); frame && frame->type == FrameType::validated) {
             if (const std::optional<worker::Validated> v = worker::decode_validated(frame->body)) {
                 if (v->status == TH_OK) return {};
                 return fail(ErrorKind::invalid, v->message.empty() ? "invalid params" : std::string(v->message));
@@ -578,13 +578,14 @@ Result<std::shared_ptr<WorkerProcess>> WorkerPool::start(const Target &target, b
     }
     if (!spawned) return std::move(spawned).error();
     auto worker = std::make_shared<WorkerProcess>(spawned->pid, std::move(spawned->channel),
-                                                  std::move(spawned->control_fd), spawned->control, target);
+                                                  std::move(spawned->control_fd), spawned->control, target,
+                                                  options_.max_frame);
     {
         std::lock_guard lock(mu_);
         ++stats_.started;
         starting_.push_back(worker);
     }
-    Result<void> greeted = worker->greet(host_api_, target, options_.start_timeout, options_.max_frame);
+    Result<void> greeted = worker->greet(host_api_, target, options_.start_timeout);
     {
         std::lock_guard lock(mu_);
         std::erase(starting_, worker);
@@ -672,7 +673,7 @@ model::TaskOutcome WorkerPool::invoke(const Target &target, const std::string &j
         busy_[job_id] = worker;
     }
     bool died = false;
-    model::TaskOutcome out = worker->run(host_api_, target, job_id, params_json, job, options_.max_frame, died);
+    model::TaskOutcome out = worker->run(host_api_, target, job_id, params_json, job, died);
     {
         std::lock_guard lock(mu_);
         busy_.erase(job_id);
@@ -727,7 +728,7 @@ Result<void> WorkerPool::validate(const Target &target, std::string_view params_
         validator->worker = std::move(*started);
     }
     bool died = false;
-    Result<void> checked = validator->worker->validate(target, params_json, options_.max_frame, died);
+    Result<void> checked = validator->worker->validate(target, params_json, died);
     if (died) {
         {
             std::lock_guard lock(mu_);

@@ -165,4 +165,60 @@ std::optional<Frame> read_frame(int fd, size_t max_body, std::string *error) {
     return frame;
 }
 
+uint32_t FrameInbox::next_length() const {
+    uint32_t length = 0;
+    std::memcpy(&length, buffer_.get() + start_, sizeof length);
+    return length;
+}
+
+bool FrameInbox::has_frame() const {
+    if (buffered() < frame_header_size) return false;
+    const uint32_t length = next_length();
+    return length <= max_body_ && buffered() - frame_header_size >= length;
+}
+
+std::optional<Frame> FrameInbox::read(int fd, std::string *error) {
+    for (;;) {
+        if (buffered() >= frame_header_size) {
+            const uint32_t length = next_length();
+            if (length > max_body_) {
+                if (error) *error = "a frame of " + std::to_string(length) + " bytes, more than " + std::to_string(max_body_);
+                return std::nullopt;
+            }
+            Frame frame;
+            frame.type = static_cast<FrameType>(static_cast<uint8_t>(buffer_[start_ + 4]));
+            const char *body = buffer_.get() + start_ + frame_header_size;
+            const size_t have = buffered() - frame_header_size;
+            if (have >= length) {
+                frame.body.assign(body, length);
+                start_ += frame_header_size + length;
+                if (start_ == end_) start_ = end_ = 0;
+                return frame;
+            }
+            if (length > chunk) {
+                frame.body.resize(length);
+                std::memcpy(frame.body.data(), body, have);
+                start_ = end_ = 0;
+                if (!read_exactly(fd, frame.body.data() + have, length - have, error)) return std::nullopt;
+                return frame;
+            }
+        }
+        // A frame that fits the buffer but not after start_: move it to the front.
+        if (start_ > 0 && end_ == capacity) {
+            std::memmove(buffer_.get(), buffer_.get() + start_, buffered());
+            end_ -= start_;
+            start_ = 0;
+        }
+        ssize_t got;
+        do {
+            got = ::recv(fd, buffer_.get() + end_, capacity - end_, 0);
+        } while (got < 0 && errno == EINTR);
+        if (got <= 0) {
+            if (error) *error = got == 0 ? "the channel closed" : std::string("recv: ") + std::strerror(errno);
+            return std::nullopt;
+        }
+        end_ += static_cast<size_t>(got);
+    }
+}
+
 }  // namespace taskhost::exec::worker

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -245,5 +246,29 @@ struct Frame {
     std::string body;
 };
 std::optional<Frame> read_frame(int fd, size_t max_body, std::string *error = nullptr);
+
+// Reads frames through a buffer: one recv takes whatever the peer has sent,
+// often several frames (a worker sends a job's result and its Done in one
+// write), where read_frame() needs two system calls per frame. A body
+// larger than the buffer is read straight into its frame. One reader per
+// channel end, used by one thread at a time.
+class FrameInbox {
+public:
+    explicit FrameInbox(size_t max_body) : max_body_(max_body), buffer_(new char[capacity]) {}
+    // A whole frame is buffered: read() will not block.
+    bool has_frame() const;
+    std::optional<Frame> read(int fd, std::string *error = nullptr);
+
+private:
+    // A body up to `chunk` bytes is read through the buffer, a larger one
+    // straight into its frame.
+    static constexpr size_t chunk = 64 * 1024;
+    static constexpr size_t capacity = chunk + frame_header_size;
+    size_t buffered() const { return end_ - start_; }
+    uint32_t next_length() const;  // of the frame at start_ (its header is buffered)
+    const size_t max_body_;
+    std::unique_ptr<char[]> buffer_;
+    size_t start_ = 0, end_ = 0;  // the unread bytes
+};
 
 }  // namespace taskhost::exec::worker

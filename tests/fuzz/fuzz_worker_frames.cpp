@@ -4,7 +4,9 @@
 // never crash, overflow or allocate beyond what the input holds.
 //
 // The input is the byte stream a worker writes: it goes through a real
-// socketpair into read_frame(), and each frame read is decoded by its type.
+// socketpair into a FrameInbox (as the host reads it), and each frame read
+// is decoded by its type. read_frame(), the unbuffered reader, must read
+// the same frames from the same bytes.
 // The input after its first byte is also decoded as one body, by the type
 // that byte picks (of those the host decodes), so the decoders are reached without a valid header.
 // Every frame read must be the input's own bytes, and every body a decoder
@@ -124,16 +126,25 @@ void decode(FrameType type, std::string_view body) {
     }
 }
 
-// Reads every frame of `input` through a socketpair, as the host reads a
-// worker's channel, and decodes each.
-void read_stream(std::string_view input) {
+// A socket to read `input` from, its writing end shut.
+int stream_of(std::string_view input) {
     int pair[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) __builtin_trap();
     require(write_all(pair[1], input));
-    ::shutdown(pair[1], SHUT_WR);
+    ::close(pair[1]);
+    return pair[0];
+}
+
+// Reads every frame of `input` through a socketpair, as the host reads a
+// worker's channel, and decodes each.
+void read_stream(std::string_view input) {
+    const int fd = stream_of(input), plain_fd = stream_of(input);
+    FrameInbox inbox(max_body);
     size_t at = 0;
-    std::string error;
-    while (std::optional<Frame> frame = read_frame(pair[0], max_body, &error)) {
+    std::string error, plain_error;
+    while (std::optional<Frame> frame = inbox.read(fd, &error)) {
+        const std::optional<Frame> plain = read_frame(plain_fd, max_body, &plain_error);
+        require(plain && plain->type == frame->type && plain->body == frame->body);
         require(frame->body.size() <= max_body);
         // What was read is the input's next frame, byte for byte.
         const uint32_t length = static_cast<uint32_t>(frame->body.size());
@@ -145,10 +156,11 @@ void read_stream(std::string_view input) {
         decode(frame->type, frame->body);
     }
     // It stopped for a reason, and only before the input's end if a frame
-    // was cut short or too large.
+    // was cut short or too large; so did the plain reader.
     require(!error.empty());
-    ::close(pair[0]);
-    ::close(pair[1]);
+    require(!read_frame(plain_fd, max_body, &plain_error) && plain_error == error);
+    ::close(fd);
+    ::close(plain_fd);
 }
 
 }  // namespace
