@@ -19,6 +19,7 @@
 
 #include <taskhost/abi.h>
 
+#include "exec/host_api.hpp"
 #include "exec/worker_protocol.hpp"
 #include "plugins/descriptor.hpp"
 
@@ -259,6 +260,15 @@ void allow_cpu(uint64_t seconds) {
     ::setrlimit(RLIMIT_CPU, &limit);
 }
 
+// Runs the task's validate(), if it has one: why the params are refused.
+std::optional<std::string> check(const th_task_desc &task, std::string_view params) {
+    if (task.validate == nullptr) return std::nullopt;
+    std::string message;
+    th_sink err = exec::string_sink(message);
+    if (task.validate(params.data(), params.size(), &err) == TH_OK) return std::nullopt;
+    return message.empty() ? "invalid params" : message;
+}
+
 }  // namespace
 
 bool is_worker_child(int argc, char **argv) { return argc == 8 && std::strcmp(argv[1], w::mode_argument) == 0; }
@@ -307,9 +317,7 @@ int run_worker_child(int, char **argv) {
     if (desc.init != nullptr) {
         WorkerCall init_call;
         std::string error;
-        th_sink err{&error, [](void *opaque, const char *data, size_t len) {
-                        if (data != nullptr) static_cast<std::string *>(opaque)->append(data, len);
-                    }};
+        th_sink err = exec::string_sink(error);
         if (desc.init(&api, as_call(init_call), &err) != TH_OK)
             refuse(error.empty() ? "init returned an error without a message" : error);
     }
@@ -329,15 +337,25 @@ int run_worker_child(int, char **argv) {
         if (frame->type == w::FrameType::invoke) {
             WorkerCall call;
             call.seq = in.u64();
+            const bool check_params = in.u8() != 0;
             const std::string_view task_name = in.str();
             call.job_id.assign(in.str());
             const std::string_view params = in.str();
             if (!in.complete()) break;
+            const auto task = tasks.find(task_name);
+            if (check_params && task != tasks.end()) {
+                if (std::optional<std::string> refused = check(*task->second, params)) {
+                    w::FrameWriter validated(w::FrameType::validated);
+                    validated.u32(static_cast<uint32_t>(TH_INVALID)).str(*refused);
+                    send_now(validated);
+                    continue;
+                }
+            }
             th_status status = TH_ERROR;
             const auto invoked = std::chrono::steady_clock::now();
-            if (auto it = tasks.find(task_name); it != tasks.end()) {
+            if (task != tasks.end()) {
                 if (cpu_seconds > 0) allow_cpu(cpu_seconds);
-                status = it->second->invoke(&api, as_call(call), params.data(), params.size());
+                status = task->second->invoke(&api, as_call(call), params.data(), params.size());
             } else {
                 set_error(as_call(call), "taskhost::UnknownTask", "the worker's plugin has no such task", "");
             }
@@ -350,15 +368,10 @@ int run_worker_child(int, char **argv) {
             const std::string_view task_name = in.str();
             const std::string_view params = in.str();
             if (!in.complete()) break;
-            std::string message;
-            th_sink err{&message, [](void *opaque, const char *data, size_t len) {
-                            if (data != nullptr) static_cast<std::string *>(opaque)->append(data, len);
-                        }};
-            th_status status = TH_OK;
-            if (auto it = tasks.find(task_name); it != tasks.end() && it->second->validate != nullptr)
-                status = it->second->validate(params.data(), params.size(), &err);
+            std::optional<std::string> refused;
+            if (auto it = tasks.find(task_name); it != tasks.end()) refused = check(*it->second, params);
             w::FrameWriter validated(w::FrameType::validated);
-            validated.u32(static_cast<uint32_t>(status)).str(message);
+            validated.u32(static_cast<uint32_t>(refused ? TH_INVALID : TH_OK)).str(refused.value_or(""));
             send_now(validated);
         } else {
             break;

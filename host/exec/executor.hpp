@@ -54,6 +54,12 @@ public:
     virtual Result<std::string> job_json(std::string_view id) = 0;
 };
 
+// Whether invoke() first checks the params, as validate() would. A job its
+// submitter runs at once has them checked in the same call: for a worker
+// process, one round trip instead of two. A refusal comes back as the
+// outcome's params_refused, the task not having run.
+enum class ParamsCheck { done, first };
+
 // A unit of work an executor runs for the jobs layer (one job).
 class Work {
 public:
@@ -104,7 +110,7 @@ public:
     virtual Result<void> validate(const Target &target, std::string_view params_json) = 0;
     // Runs the task for job `job_id` and collects what it reported.
     virtual model::TaskOutcome invoke(const Target &target, const std::string &job_id, std::string_view params_json,
-                                      JobContext &job) = 0;
+                                      JobContext &job, ParamsCheck check = ParamsCheck::done) = 0;
     // Runs a plugin's init() with the host's services. `file` and `hash`
     // name the plugin version.
     virtual Result<void> run_init(const th_plugin_desc &desc, const std::string &file, const std::string &hash) = 0;

@@ -182,7 +182,14 @@ Result<void> InProcessExecutor::validate(const Target &target, std::string_view 
 }
 
 model::TaskOutcome InProcessExecutor::invoke(const Target &target, const std::string &job_id,
-                                             std::string_view params_json, JobContext &job) {
+                                             std::string_view params_json, JobContext &job, ParamsCheck check) {
+    if (check == ParamsCheck::first) {
+        if (Result<void> valid = InProcessExecutor::validate(target, params_json); !valid) {
+            model::TaskOutcome refused;
+            refused.params_refused = std::move(valid).error().message;
+            return refused;
+        }
+    }
     CrashRecord::Running running(target, job_id);
     return host_api_.invoke(target, job_id, params_json, job);
 }

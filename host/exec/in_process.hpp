@@ -35,7 +35,7 @@ public:
 
     Result<void> validate(const Target &target, std::string_view params_json) override;
     model::TaskOutcome invoke(const Target &target, const std::string &job_id, std::string_view params_json,
-                              JobContext &job) override;
+                              JobContext &job, ParamsCheck check = ParamsCheck::done) override;
     Result<void> run_init(const th_plugin_desc &desc, const std::string &file, const std::string &hash) override;
 
     WriteOff write_off(const Work &work) override;

@@ -18,13 +18,13 @@ Result<void> ProcessExecutor::validate(const Target &target, std::string_view pa
 }
 
 model::TaskOutcome ProcessExecutor::invoke(const Target &target, const std::string &job_id,
-                                           std::string_view params_json, JobContext &job) {
-    if (target.in_process) return InProcessExecutor::invoke(target, job_id, params_json, job);
+                                           std::string_view params_json, JobContext &job, ParamsCheck check) {
+    if (target.in_process) return InProcessExecutor::invoke(target, job_id, params_json, job, check);
     if (current_runner_ != nullptr) {
         std::lock_guard lock(mu_);
         current_runner_->job_id = job_id;  // how write_off() finds its worker
     }
-    return pool_.invoke(target, job_id, params_json, job);
+    return pool_.invoke(target, job_id, params_json, job, check == ParamsCheck::first && target.has_validate);
 }
 
 bool ProcessExecutor::force_stop(const std::string &job_id) { return pool_.kill_job(job_id, "given up on"); }

@@ -20,7 +20,7 @@ public:
 
     Result<void> validate(const Target &target, std::string_view params_json) override;
     model::TaskOutcome invoke(const Target &target, const std::string &job_id, std::string_view params_json,
-                              JobContext &job) override;
+                              JobContext &job, ParamsCheck check = ParamsCheck::done) override;
     void stop() override;
     std::string workers_json() const override { return pool_.describe_json(); }
     WorkerStats worker_stats() const override { return pool_.stats(); }

@@ -106,7 +106,7 @@ public:
 
     // Runs one job on it; `died` says whether the worker is gone after.
     model::TaskOutcome run(HostApi &host_api, const Target &target, const std::string &job_id,
-                           std::string_view params_json, JobContext &job, bool &died);
+                           std::string_view params_json, bool check_params, JobContext &job, bool &died);
     Result<void> validate(const Target &target, std::string_view params_json, bool &died);
 
     // Kills it (any thread); the thread running a job on it sees it end.
@@ -288,14 +288,14 @@ Result<void> WorkerProcess::greet(HostApi &host_api, const Target &target, std::
 }
 
 model::TaskOutcome WorkerProcess::run(HostApi &host_api, const Target &target, const std::string &job_id,
-                                      std::string_view params_json, JobContext &job, bool &died) {
+                                      std::string_view params_json, bool check_params, JobContext &job,
+                                      bool &died) {
     died = false;
-    ++jobs_served_;
     const uint64_t seq = ++next_seq_;
     th_call call;
     host_api.open_call(call, target, job_id, &job);
     FrameWriter invoke(FrameType::invoke);
-    invoke.u64(seq).str(target.task).str(job_id).str(params_json);
+    invoke.u64(seq).u8(check_params ? 1 : 0).str(target.task).str(job_id).str(params_json);
     std::string error;
     bool cancel_sent = false;
     std::optional<th_status> done;
@@ -322,12 +322,24 @@ model::TaskOutcome WorkerProcess::run(HostApi &host_api, const Target &target, c
                 // name is not cast into the enum (undefined behaviour).
                 done = ended->status <= TH_UNSUPPORTED ? static_cast<th_status>(ended->status) : TH_ERROR;
                 run_us = ended->run_us;
+            } else if (frame->type == FrameType::validated && check_params) {
+                // The params were refused: the task did not run.
+                const std::optional<worker::Validated> refused = worker::decode_validated(frame->body);
+                if (!refused || refused->status == TH_OK) {
+                    error = "a malformed Validated";
+                    break;
+                }
+                host_api.close_call(call, TH_OK);
+                model::TaskOutcome out;
+                out.params_refused = refused->message.empty() ? "invalid params" : std::string(refused->message);
+                return out;
             } else if (!serve(host_api, call, *frame)) {
                 error = "a malformed frame";
                 break;
             }
         }
     }
+    ++jobs_served_;  // (a job whose params it refused is not one)
     if (done) {
         model::TaskOutcome out = host_api.close_call(call, *done);
         // The worker's word, bounded: it only decides whether a submitter
@@ -653,7 +665,7 @@ void WorkerPool::sweep() {
 }
 
 model::TaskOutcome WorkerPool::invoke(const Target &target, const std::string &job_id, std::string_view params_json,
-                                      JobContext &job) {
+                                      JobContext &job, bool check_params) {
     std::shared_ptr<WorkerProcess> worker = take_idle(target);
     if (!worker) {
         Result<std::shared_ptr<WorkerProcess>> started = start(target);
@@ -673,7 +685,7 @@ model::TaskOutcome WorkerPool::invoke(const Target &target, const std::string &j
         busy_[job_id] = worker;
     }
     bool died = false;
-    model::TaskOutcome out = worker->run(host_api_, target, job_id, params_json, job, died);
+    model::TaskOutcome out = worker->run(host_api_, target, job_id, params_json, check_params, job, died);
     {
         std::lock_guard lock(mu_);
         busy_.erase(job_id);

@@ -59,10 +59,11 @@ public:
     WorkerPool &operator=(const WorkerPool &) = delete;
 
     // Runs `target` for `job_id` in a worker of its generation (an idle one,
-    // or one started now). Never throws: a worker that cannot start, dies or
-    // is killed fails the job with why.
+    // or one started now), with `check_params` first checking the params
+    // there (a refusal: the outcome's params_refused). Never throws: a worker
+    // that cannot start, dies or is killed fails the job with why.
     model::TaskOutcome invoke(const Target &target, const std::string &job_id, std::string_view params_json,
-                              JobContext &job);
+                              JobContext &job, bool check_params);
     // Checks params in a worker of the target's generation.
     Result<void> validate(const Target &target, std::string_view params_json);
     // Kills the worker running job `job_id` now (its invoke() returns at

@@ -37,7 +37,7 @@ inline constexpr const char *worker_image_path = "/proc/self/fd/3";
 
 enum class FrameType : uint8_t {
     // host -> worker
-    invoke = 1,    // u64 seq, str task, str job_id, str params
+    invoke = 1,    // u64 seq, u8 check_params, str task, str job_id, str params
     validate = 2,  // str task, str params
     reply = 3,     // u32 status, str out, str err
     // worker -> host
@@ -46,7 +46,7 @@ enum class FrameType : uint8_t {
     call = 12,         // u8 Service, then its fields (below)
     notice = 13,       // u8 Notice, then its fields (below)
     done = 14,         // u32 status (th_status of invoke), u64 run_us (the task's own time)
-    validated = 15,    // u32 status, str message
+    validated = 15,    // u32 status, str message (also instead of Done: an Invoke's params refused)
 };
 
 // Services that answer (Call): fields after the service byte.

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "exec/executor.hpp"
@@ -55,6 +56,10 @@ struct ActiveJob final : exec::Work, std::enable_shared_from_this<ActiveJob> {
     registry::TaskLease task;       // held until its code has returned, or it will never run
     TaskStats *stats = nullptr;     // its task's, looked up once (they outlive jobs)
     bool recovered = false;         // requeued at start: its queue wait spans the downtime
+    // Its params are checked in the call that runs it (exec::ParamsCheck),
+    // and if they are refused, why: the job is then undone, never stored (mu).
+    bool check_params_first = false;
+    std::optional<std::string> params_refused;
     std::atomic<int> cancel{0};     // CancelReason
     // Given up on: its end is recorded, though its code may still run.
     std::atomic<bool> abandoned{false};

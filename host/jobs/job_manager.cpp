@@ -285,7 +285,13 @@ Result<JobManager::Executed> JobManager::execute(std::shared_ptr<const registry:
     const bool deferred = wait_s || here.here();
     std::optional<Clock::time_point> deadline;
     if (wait_s) deadline = deadline_after(*wait_s);
-    if (here.here()) executor_.dispatch(std::move(here), job);  // a quick task, run before the answer
+    if (here.here()) {
+        executor_.dispatch(std::move(here), job);  // a quick task, run before the answer
+        std::lock_guard lock(job->mu);
+        if (job->params_refused)
+            return fail(ErrorKind::invalid,
+                        "Invalid params for task '" + job->record.task_name + "': " + *job->params_refused);
+    }
     std::optional<JobView> view;
     if (deadline) view = wait_terminal(job, *deadline, abandon);
     // A job not stored yet must be durable before the answer: its end is on
@@ -325,12 +331,21 @@ Result<std::string> JobManager::schedule(std::string_view task_name, std::string
 Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry::Task> task, std::string params_json,
                                                   double timeout_s, std::optional<double> wait_s, bool may_run_here) {
     TaskStats &stats = task_stats_.of(task->name);
-    if (auto valid = check_params(executor_, *task, params_json); !valid) {
-        stats.counters.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
-        return fail(ErrorKind::invalid, "Invalid params for task '" + task->name + "': " + valid.error().message);
-    }
     stats.use_generation(task->plugin->generation_number);
-    auto admitted = executor_.admit(may_run_here && stats.quick(wait_s));
+    // A job its submitter may run at once has its params checked by its task
+    // in the call that runs it (exec::ParamsCheck): one call into plugin code,
+    // one round trip to a worker process, instead of two.
+    const bool run_here = may_run_here && stats.quick(wait_s);
+    const bool check_in_run = run_here && task->has_validate;
+    auto refused = [&]() -> std::optional<Error> {
+        auto valid = check_params(executor_, *task, params_json);
+        if (valid) return std::nullopt;
+        stats.counters.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
+        return Error{ErrorKind::invalid, "Invalid params for task '" + task->name + "': " + valid.error().message};
+    };
+    if (!check_in_run)
+        if (auto why = refused()) return std::move(*why);
+    auto admitted = executor_.admit(run_here);
     if (!admitted) {
         Error error = std::move(admitted).error();
         if (error.kind == ErrorKind::overloaded)
@@ -339,6 +354,8 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
         return error;
     }
     exec::Admission admission = std::move(*admitted);
+    if (check_in_run && !admission.here())  // queued after all: checked now
+        if (auto why = refused()) return std::move(*why);
 
     const bool defer_store = admission.here() || wait_s.has_value();
     auto job = std::make_shared<ActiveJob>(*this);
@@ -351,6 +368,7 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
     job->task = registry::TaskLease(std::move(task));
     job->stats = &stats;
     job->stored = !defer_store;
+    job->check_params_first = check_in_run && admission.here();
     add_active(job);
     if (!defer_store) {
         try {
@@ -360,7 +378,8 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
             return fail(ErrorKind::unavailable, std::string("The job could not be stored: ") + e.what());
         }
     }
-    stats.counters.submitted.fetch_add(1, std::memory_order_relaxed);
+    // One whose params are yet to be checked counts once they pass.
+    if (!job->check_params_first) stats.counters.submitted.fetch_add(1, std::memory_order_relaxed);
     if (admission.here()) return Submission{std::move(job), std::move(admission)};
     executor_.dispatch(std::move(admission), job);
     return Submission{std::move(job), {}};
@@ -633,13 +652,20 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     const model::Job &r = job->record;
     const registry::Task &task = *held;
     const int64_t started_at = r.started_at;
-    if (!job->recovered) job->stats->counters.queue_wait.observe_us(started_at - r.submitted_at);
     if (r.timeout_s > 0) timeouts_.add(deadline_after(r.timeout_s), job, Deadlines::Kind::timeout);
 
     TaskCall call(*this, *job);
     const int64_t invoked_at = now_us();  // the task's own time, without the wait for its start's commit
-    model::TaskOutcome out = executor_.invoke(target_of(task), r.id, r.params_json, call);
+    model::TaskOutcome out =
+        executor_.invoke(target_of(task), r.id, r.params_json, call,
+                         job->check_params_first ? exec::ParamsCheck::first : exec::ParamsCheck::done);
     count_out(*job);
+    if (out.params_refused) {
+        undo_refused(job, std::move(*out.params_refused));
+        return;
+    }
+    if (job->check_params_first) job->stats->counters.submitted.fetch_add(1, std::memory_order_relaxed);
+    if (!job->recovered) job->stats->counters.queue_wait.observe_us(started_at - r.submitted_at);
     const int64_t wall_us = now_us() - invoked_at;
     if (out.given_up) {  // give_up() killed its worker and records its end
         job->stats->record_cut_short(wall_us);
@@ -679,6 +705,22 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
         std::lock_guard lock(job->mu);
         job->task.release();
     }
+}
+
+void JobManager::undo_refused(const std::shared_ptr<ActiveJob> &job, std::string why) {
+    // Never stored and its id never given out: the submitter answers 400
+    // as if the params had been checked before the job was made.
+    registry::TaskLease task;
+    {
+        std::lock_guard lock(job->mu);
+        job->params_refused = std::move(why);
+        job->record.status = JobStatus::failed;  // no deadline or give-up acts on it now
+        job->deleted = true;
+        task = std::move(job->task);
+    }
+    task.release();
+    job->stats->counters.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
+    forget(job->record.id);
 }
 
 void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status, std::optional<std::string> error,

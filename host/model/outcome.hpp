@@ -21,6 +21,9 @@ struct TaskOutcome {
     // from the hand-off to where it ran (in a worker process); otherwise the
     // caller's clock is all there is.
     std::optional<int64_t> code_us;
+    // Asked to check the params first (exec::ParamsCheck::first), it found
+    // them invalid and did not run the task: why.
+    std::optional<std::string> params_refused;
 };
 
 // {"task_name", "params", "result", "error": {"type", "message", "traceback"}}

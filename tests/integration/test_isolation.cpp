@@ -75,6 +75,25 @@ TEST_CASE("a task runs in a worker process, not in the host") {
     CHECK(workers[0]["rss_bytes"].get<int64_t>() > 0);
 }
 
+TEST_CASE("params a quick task refuses in the worker that would run it: the same 400, no job") {
+    Service svc(isolated({}));
+    auto &cli = svc.cli();
+    const std::string execute = "/api/v1/tasks/greet_user/$execute?wait=5";
+    const json bad = {{"params", {{"name", 5}}}};
+    // Before any run: checked first, by the worker that checks params.
+    const json cold = check_problem(post_json(cli, execute, bad), 400, "Invalid params for task 'greet_user'");
+    // Known to be quick now: checked in the call that runs the job.
+    for (int i = 0; i < 2; ++i) run_task(cli, "greet_user", {{"name", "Ada"}});
+    for (int i = 0; i < 2; ++i) CHECK(check_problem(post_json(cli, execute, bad), 400)["detail"] == cold["detail"]);
+    CHECK(get_json(cli, "/api/v1/jobs").size() == 2);
+    // The worker that refused them ran no job for them, and runs the next.
+    const json workers = workers_of(cli);
+    REQUIRE(workers.size() == 1);
+    CHECK(workers[0]["jobs_served"] == 2);
+    const json result = run_task(cli, "greet_user", {{"name", "Bo"}}).artifact["data"]["result"];
+    CHECK(result.dump().find("Bo") != std::string::npos);
+}
+
 TEST_CASE("every host service works from a worker: artifacts, database, session, scheduler, progress") {
     Service svc(isolated({}));
     auto &cli = svc.cli();

@@ -132,11 +132,27 @@ std::shared_ptr<const registry::Snapshot> snapshot_of(const std::shared_ptr<regi
         auto t = std::make_shared<registry::Task>();
         t->name = d->name;
         t->desc = d;
+        t->has_validate = d->validate != nullptr;
         t->plugin = p;
         s->tasks.emplace(t->name, std::move(t));
     }
     return s;
 }
+
+// The in-process executor, counting where params were checked.
+struct CountingExecutor final : exec::InProcessExecutor {
+    using InProcessExecutor::InProcessExecutor;
+    std::atomic<int> validated{0}, checked_in_run{0};
+    Result<void> validate(const exec::Target &target, std::string_view params) override {
+        ++validated;
+        return InProcessExecutor::validate(target, params);
+    }
+    model::TaskOutcome invoke(const exec::Target &target, const std::string &job_id, std::string_view params,
+                              exec::JobContext &job, exec::ParamsCheck check) override {
+        if (check == exec::ParamsCheck::first) ++checked_in_run;
+        return InProcessExecutor::invoke(target, job_id, params, job, check);
+    }
+};
 
 struct Host {
     explicit Host(exec::InProcessExecutor::Options options = {2, 100}) : executor(store, options) {
@@ -155,7 +171,7 @@ struct Host {
     registry::Registry registry;
     metrics::Metrics metrics;
     std::shared_ptr<registry::PluginInstance> generation1 = plugin(1);
-    exec::InProcessExecutor executor;
+    CountingExecutor executor;
     jobs::JobManager jobs{store, registry, executor, metrics};
 };
 
@@ -177,8 +193,8 @@ public:
     }
     void requeue(std::shared_ptr<exec::Work> work) override { work->run(); }
     Result<void> validate(const exec::Target &, std::string_view) override { return {}; }
-    model::TaskOutcome invoke(const exec::Target &, const std::string &, std::string_view params,
-                              exec::JobContext &) override {
+    model::TaskOutcome invoke(const exec::Target &, const std::string &, std::string_view params, exec::JobContext &,
+                              exec::ParamsCheck) override {
         model::TaskOutcome out;
         out.has_result = true;
         out.result_json = params;
@@ -237,6 +253,35 @@ TEST_CASE("params the task refuses: invalid, naming the task; no job") {
     CHECK(h.store.count_jobs(std::nullopt) == 0);
     CHECK(h.metrics.task("even").rejected_invalid.load() == 1);
     CHECK(h.jobs.execute(h.task("even"), R"({"n":4})", 0, 5.0));
+}
+
+TEST_CASE("a quick job's params are checked in the call that runs it; refused, it leaves no trace") {
+    Host h;
+    auto &counters = h.metrics.task("even");
+    // Not known to be quick yet: checked first (validate), then run.
+    REQUIRE(h.jobs.execute(h.task("even"), R"({"n":2})", 0, 5.0));
+    CHECK(h.executor.validated.load() == 1);
+    CHECK(h.executor.checked_in_run.load() == 0);
+    // Quick now: checked in the run, in one call.
+    auto ran = h.jobs.execute(h.task("even"), R"({"n":4})", 0, 5.0);
+    REQUIRE(ran);
+    REQUIRE(ran->finished);
+    CHECK(ran->finished->record.status == model::JobStatus::completed);
+    CHECK(h.executor.validated.load() == 1);
+    CHECK(h.executor.checked_in_run.load() == 1);
+    // Refused there: the same answer as a check before, and no job.
+    for (std::optional<double> wait : {std::optional<double>(5.0), std::optional<double>()}) {
+        auto refused = h.jobs.execute(h.task("even"), R"({"n":3})", 0, wait);
+        REQUIRE_FALSE(refused);
+        CHECK(refused.error().kind == ErrorKind::invalid);
+        CHECK(refused.error().message == "Invalid params for task 'even': n must be even");
+    }
+    CHECK(h.executor.checked_in_run.load() == 3);
+    CHECK(h.executor.validated.load() == 1);
+    CHECK(h.store.count_jobs(std::nullopt) == 2);
+    CHECK(counters.rejected_invalid.load() == 2);
+    CHECK(counters.submitted.load() == 2);
+    CHECK(h.jobs.load().running == 0);
 }
 
 TEST_CASE("a full queue: overloaded, counted, nothing stored") {
