@@ -496,14 +496,11 @@ public:
             const auto &only = i == 0 ? selected : job_scenarios;
             if (i == 0 ? http_block : !job_scenarios.empty())
                 run_http_block(only, HostKind{modes[i], modes[i], o_.binary});
-            // The baseline next to the in-process run of this build, so both
+            // The baseline in the same mode next to this build's run, so both
             // meet the machine in about the same state.
-            if (modes[i] == "in-process" && !o_.baseline_binary.empty() && !job_scenarios.empty())
-                run_http_block(job_scenarios, HostKind{"baseline", "in-process", o_.baseline_binary});
+            if (!o_.baseline_binary.empty() && !job_scenarios.empty())
+                run_http_block(job_scenarios, HostKind{baseline_label(modes[i]), modes[i], o_.baseline_binary});
         }
-        if (std::find(modes.begin(), modes.end(), "in-process") == modes.end() && !o_.baseline_binary.empty() &&
-            !job_scenarios.empty())
-            run_http_block(job_scenarios, HostKind{"baseline", "in-process", o_.baseline_binary});
         if (modes.size() > 1 || !o_.baseline_binary.empty()) compare_modes();
         if (selected.count("crash")) {
             if (std::find(modes.begin(), modes.end(), "process") != modes.end()) run_crash();
@@ -614,11 +611,16 @@ private:
 
     // Which host a block of HTTP scenarios runs on.
     struct HostKind {
-        std::string label;   // "in-process", "process" or "baseline": tags its rows and lines
+        std::string label;   // "in-process", "process", "baseline" or "baseline-process": tags its rows and lines
         std::string mode;    // its --isolation
         std::string binary;  // its executable
-        bool baseline() const { return label == "baseline"; }
+        bool baseline() const { return label.starts_with("baseline"); }
     };
+    // The baseline binary's label in `mode`: "baseline" in process, as before
+    // there were modes.
+    static std::string baseline_label(const std::string &mode) {
+        return mode == "in-process" ? "baseline" : "baseline-" + mode;
+    }
 
     // The job scenarios' figures of one host kind, for the comparisons.
     struct JobFigures {
@@ -634,11 +636,10 @@ private:
         h.binary = kind.binary;
         h.extra.push_back("--queue-size");
         h.extra.push_back(std::to_string(o_.queue_size));
-        // A baseline build may predate --isolation; its default is in-process.
-        if (!kind.baseline()) {
-            h.extra.push_back("--isolation");
-            h.extra.push_back(kind.mode);
-        }
+        // Always said: the default changed (issue 16). A baseline must know
+        // the flag (any build since then).
+        h.extra.push_back("--isolation");
+        h.extra.push_back(kind.mode);
         if (!start_host(host, h, "http scenarios [" + kind.label + "]")) return;
         const uint16_t port = host.port();
         const double drain_timeout = o_.quick ? 60 : 300;
@@ -802,6 +803,7 @@ private:
     void compare_modes() {
         compare("isolation", "in-process", "process");
         compare("baseline", "baseline", "in-process");
+        compare("baseline process", baseline_label("process"), "process");
     }
 
     // ---- crash (process isolation) -----------------------------------------
@@ -1438,8 +1440,8 @@ int main(int argc, char **argv) {
                    "scenario; each further one end-to-end and one-request on a fresh host")
         ->capture_default_str();
     app.add_option("--baseline-binary", o.baseline_binary,
-                   "Also run end-to-end and one-request (in-process) against this taskhost binary, e.g. an older "
-                   "build, and compare it with --binary")
+                   "Also run end-to-end and one-request against this taskhost binary, e.g. an older build, in "
+                   "each of --modes, and compare it with --binary")
         ->check(CLI::ExistingFile);
     app.add_option("--crash-samples", o.crash_samples, "Worker crashes timed by the crash scenario")
         ->check(CLI::Range(1, 100))
