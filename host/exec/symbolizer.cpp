@@ -62,6 +62,17 @@ std::string full_path(const char *comp_dir, const char *file) {
     return path.lexically_normal().string();
 }
 
+// The compile unit whose code is at `address`. libdw finds it through
+// .debug_aranges, which clang does not write unless asked to
+// (-gdwarf-aranges): then each unit's own address ranges are looked at.
+Dwarf_Die *unit_at(Dwfl_Module *module, Dwarf_Addr address, Dwarf_Addr &bias) {
+    if (Dwarf_Die *cu = dwfl_module_addrdie(module, address, &bias)) return cu;
+    Dwarf_Die *cu = nullptr;
+    while ((cu = dwfl_module_nextcu(module, cu, &bias)) != nullptr)
+        if (dwarf_haspc(cu, address - bias) > 0) return cu;
+    return nullptr;
+}
+
 }  // namespace
 
 ModuleSymbols::ModuleSymbols(const std::string &path, std::string_view build_id) {
@@ -93,18 +104,22 @@ std::vector<SourceLocation> ModuleSymbols::at(std::uint64_t offset) const {
     const Dwarf_Addr address = bias_ + offset;
     const char *symbol = dwfl_module_addrname(module_, address);
 
+    Dwarf_Addr cu_bias = 0;
+    Dwarf_Die *cu = unit_at(module_, address, cu_bias);
+    Dwarf_Attribute attr;
+    const char *comp_dir = cu != nullptr ? dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &attr)) : nullptr;
+
     // The line table names the innermost code, inlined or not.
     std::string file;
     int line = 0;
-    if (Dwfl_Line *source = dwfl_module_getsrc(module_, address)) {
-        if (const char *name = dwfl_lineinfo(source, nullptr, &line, nullptr, nullptr, nullptr))
-            file = full_path(dwfl_line_comp_dir(source), name);
+    if (Dwarf_Line *source = cu != nullptr ? dwarf_getsrc_die(cu, address - cu_bias) : nullptr) {
+        if (const char *name = dwarf_linesrc(source, nullptr, nullptr)) {
+            file = full_path(comp_dir, name);
+            dwarf_lineno(source, &line);
+        }
     }
 
-    Dwarf_Addr cu_bias = 0;
-    if (Dwarf_Die *cu = dwfl_module_addrdie(module_, address, &cu_bias)) {
-        Dwarf_Attribute attr;
-        const char *comp_dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &attr));
+    if (cu != nullptr) {
         Dwarf_Files *files = nullptr;
         size_t file_count = 0;
         if (dwarf_getsrcfiles(cu, &files, &file_count) != 0) files = nullptr;
