@@ -288,8 +288,7 @@ Result<void> WorkerProcess::greet(HostApi &host_api, const Target &target, std::
 }
 
 model::TaskOutcome WorkerProcess::run(HostApi &host_api, const Target &target, const std::string &job_id,
-                                      std::string_view params_json, bool check_params, JobContext &job,
-                                      bool &died) {
+                                      std::string_view params_json, bool check_params, JobContext &job, bool &died) {
     died = false;
     const uint64_t seq = ++next_seq_;
     th_call call;

@@ -182,7 +182,8 @@ std::optional<Frame> FrameInbox::read(int fd, std::string *error) {
         if (buffered() >= frame_header_size) {
             const uint32_t length = next_length();
             if (length > max_body_) {
-                if (error) *error = "a frame of " + std::to_string(length) + " bytes, more than " + std::to_string(max_body_);
+                if (error)
+                    *error = "a frame of " + std::to_string(length) + " bytes, more than " + std::to_string(max_body_);
                 return std::nullopt;
             }
             Frame frame;

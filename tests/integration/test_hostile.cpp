@@ -173,17 +173,9 @@ void crash_costs_one_job(const CrashCase &c) {
     CHECK_CONTAINS(scraped->body, "\ntaskhost_previous_run_crashed 0\n");
 }
 
-// AddressSanitizer handles SIGSEGV itself (a stack overflow included): it
-// reports, then exits 1.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr const char *worker_segv = "exit status 1";
-#else
-constexpr const char *worker_segv = "SIGSEGV";
-#endif
-
-const CrashCase segfault{"segfault", json::object(), "SIGSEGV (signal 11)", SIGSEGV, 0, worker_segv};
+const CrashCase segfault{"segfault", json::object(), "SIGSEGV (signal 11)", SIGSEGV, 0, worker_segv_cause};
 const CrashCase abort_now{"abort_now", json::object(), "SIGABRT (signal 6)", SIGABRT, 0, "SIGABRT"};
-const CrashCase stack_overflow{"stack_overflow", json::object(), "SIGSEGV (signal 11)", SIGSEGV, 0, worker_segv};
+const CrashCase stack_overflow{"stack_overflow", json::object(), "SIGSEGV (signal 11)", SIGSEGV, 0, worker_segv_cause};
 const CrashCase exit_3{"exit_now", {{"code", 3}}, "exit() called by plugin code", 0, 70, "exit status 3"};
 const CrashCase exit_0{"exit_now", {{"code", 0}}, "exit() called by plugin code", 0, 70, "exit status 0"};
 const CrashCase underscore_exit_0{"underscore_exit", {{"code", 0}}, "", 0, 0, "exit status 0"};

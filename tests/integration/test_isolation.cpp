@@ -123,17 +123,11 @@ TEST_CASE("a crash costs its job only: the host stays up, other jobs complete, t
     // A job beside the crash, on another worker, runs through it.
     const std::string beside = submit(cli, "slow_task", {{"seconds", 1}});
     wait_status(cli, beside, "running");
-#if defined(__SANITIZE_ADDRESS__)
-    // AddressSanitizer catches the SIGSEGV itself, reports it and exits 1.
-    const std::string segv_cause = "exit status 1";
-#else
-    const std::string segv_cause = "SIGSEGV";
-#endif
     struct Crash {
         std::string task, cause;
         json params;
     };
-    for (const Crash &crash : std::vector<Crash>{{"segfault", segv_cause, json::object()},
+    for (const Crash &crash : std::vector<Crash>{{"segfault", worker_segv_cause, json::object()},
                                                  {"exit_now", "exit status 3", json{{"code", 3}}}}) {
         const std::string &task = crash.task, &cause = crash.cause;
         const json &params = crash.params;
@@ -200,7 +194,7 @@ TEST_CASE("a cooperative task in a worker sees its cancel without a kill") {
 }
 
 TEST_CASE("a memory hog under --worker-memory fails alone, naming the limit") {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(TH_TEST_ASAN)
     // AddressSanitizer's shadow memory alone is terabytes of address space:
     // under RLIMIT_AS an instrumented worker cannot allocate at all.
     MESSAGE("skipped under AddressSanitizer");

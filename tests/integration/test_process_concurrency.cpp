@@ -15,16 +15,6 @@ using namespace th_test;
 
 namespace {
 
-// Under a sanitizer the worker's SIGSEGV is caught, reported and turned
-// into the sanitizer's exit status.
-#if defined(__SANITIZE_THREAD__)
-const std::string segv_cause = "exit status 66";
-#elif defined(__SANITIZE_ADDRESS__)
-const std::string segv_cause = "exit status 1";
-#else
-const std::string segv_cause = "SIGSEGV";
-#endif
-
 // Long enough for instrumented workers on a shared machine; waits end as
 // soon as their condition holds.
 constexpr double job_deadline_s = 120;
@@ -151,7 +141,7 @@ TEST_CASE("process isolation: submits, cancels, a crash, a kill and a reload at 
     clients.emplace_back([&] {
         Submitter s(svc.host());
         keep(s, {{s.submit("segfault", json::object()), "segfault", "failed",
-                  "taskhost::WorkerCrashed: worker crashed: " + segv_cause +
+                  std::string("taskhost::WorkerCrashed: worker crashed: ") + worker_segv_cause +
                       " while running task 'segfault' of plugin crashers 1.0.0"},
                  {s.submit("stubborn_sleep", {{"seconds", 3600}}), "stubborn_sleep", "failed",
                   "killed 2 s after its timeout: it did not stop"}});

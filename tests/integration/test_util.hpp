@@ -17,10 +17,34 @@
 
 #include "host_process.hpp"
 
+// The sanitizer this build has: gcc says __SANITIZE_*__, clang __has_feature.
+#if defined(__SANITIZE_ADDRESS__)
+#define TH_TEST_ASAN 1
+#elif defined(__SANITIZE_THREAD__)
+#define TH_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TH_TEST_ASAN 1
+#elif __has_feature(thread_sanitizer)
+#define TH_TEST_TSAN 1
+#endif
+#endif
+
 namespace th_test {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
+
+// How a worker that segfaults is said to have ended. A sanitizer handles
+// the SIGSEGV itself (a stack overflow included): it reports, then exits
+// with its own status.
+#if defined(TH_TEST_TSAN)
+inline constexpr const char *worker_segv_cause = "exit status 66";
+#elif defined(TH_TEST_ASAN)
+inline constexpr const char *worker_segv_cause = "exit status 1";
+#else
+inline constexpr const char *worker_segv_cause = "SIGSEGV";
+#endif
 
 inline bool contains(const std::string &haystack, const std::string &needle) {
     return haystack.find(needle) != std::string::npos;

@@ -426,7 +426,11 @@ TEST_CASE("descriptor header: magic, ABI, names, build info") {
     const std::string info = str_or(p->build_info);
     CHECK(info.find("ABI " + std::to_string(TH_ABI_MAJOR) + '.' + std::to_string(TH_ABI_MINOR)) != std::string::npos);
     CHECK(info.find("nlohmann_json 3.") != std::string::npos);
+#if defined(__clang__)
+    CHECK(info.find("clang " __clang_version__) != std::string::npos);
+#else
     CHECK(info.find(__VERSION__) != std::string::npos);
+#endif
     for (std::uint32_t i = 0; i < p->task_count; ++i) {
         CHECK(p->tasks[i].struct_size == sizeof(th_task_desc));
         CHECK((p->tasks[i].invoke != nullptr));
