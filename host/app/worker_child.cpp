@@ -343,6 +343,8 @@ int run_worker_child(int, char **argv) {
             const std::string_view params = in.str();
             if (!in.complete()) break;
             const auto task = tasks.find(task_name);
+            // The check is the job's code too: under its CPU allowance.
+            if (cpu_seconds > 0 && task != tasks.end()) allow_cpu(cpu_seconds);
             if (check_params && task != tasks.end()) {
                 if (std::optional<std::string> refused = check(*task->second, params)) {
                     w::FrameWriter validated(w::FrameType::validated);
@@ -354,7 +356,6 @@ int run_worker_child(int, char **argv) {
             th_status status = TH_ERROR;
             const auto invoked = std::chrono::steady_clock::now();
             if (task != tasks.end()) {
-                if (cpu_seconds > 0) allow_cpu(cpu_seconds);
                 status = task->second->invoke(&api, as_call(call), params.data(), params.size());
             } else {
                 set_error(as_call(call), "taskhost::UnknownTask", "the worker's plugin has no such task", "");

@@ -253,9 +253,8 @@ Result<void> WorkerProcess::greet(HostApi &host_api, const Target &target, std::
     call.log_name = target.file;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0 || !frame_within(static_cast<int>(left.count()))) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (!frame_within(static_cast<int>(std::max<int64_t>(left.count(), 0)))) {
             if (std::chrono::steady_clock::now() < deadline) continue;  // woken by a signal
             kill("it did not start within " + std::to_string(timeout.count()) + " ms");
             host_api.close_call(call, TH_OK);
@@ -299,6 +298,7 @@ model::TaskOutcome WorkerProcess::run(HostApi &host_api, const Target &target, c
     bool cancel_sent = false;
     std::optional<th_status> done;
     uint64_t run_us = 0;
+    bool first_frame = true;  // a refusal of the params comes first, or not at all
     if (worker::write_all(channel_.get(), invoke.finish())) {
         while (!done) {
             if (!cancel_sent) {
@@ -321,13 +321,14 @@ model::TaskOutcome WorkerProcess::run(HostApi &host_api, const Target &target, c
                 // name is not cast into the enum (undefined behaviour).
                 done = ended->status <= TH_UNSUPPORTED ? static_cast<th_status>(ended->status) : TH_ERROR;
                 run_us = ended->run_us;
-            } else if (frame->type == FrameType::validated && check_params) {
+            } else if (frame->type == FrameType::validated && check_params && first_frame) {
                 // The params were refused: the task did not run.
                 const std::optional<worker::Validated> refused = worker::decode_validated(frame->body);
                 if (!refused || refused->status == TH_OK) {
                     error = "a malformed Validated";
                     break;
                 }
+                if (!kill_reason().empty()) break;  // given up on meanwhile: it ends killed
                 host_api.close_call(call, TH_OK);
                 model::TaskOutcome out;
                 out.params_refused = refused->message.empty() ? "invalid params" : std::string(refused->message);
@@ -336,10 +337,13 @@ model::TaskOutcome WorkerProcess::run(HostApi &host_api, const Target &target, c
                 error = "a malformed frame";
                 break;
             }
+            first_frame = false;
         }
     }
     ++jobs_served_;  // (a job whose params it refused is not one)
-    if (done) {
+    // Done, unless it was killed meanwhile (given up on): then the giver-up
+    // records the end, and the worker is not used again.
+    if (done && kill_reason().empty()) {
         model::TaskOutcome out = host_api.close_call(call, *done);
         // The worker's word, bounded: it only decides whether a submitter
         // may run the next job of this task on its own thread.

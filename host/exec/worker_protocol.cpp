@@ -174,7 +174,7 @@ uint32_t FrameInbox::next_length() const {
 bool FrameInbox::has_frame() const {
     if (buffered() < frame_header_size) return false;
     const uint32_t length = next_length();
-    return length <= max_body_ && buffered() - frame_header_size >= length;
+    return length > max_body_ || buffered() - frame_header_size >= length;  // (too large: read() refuses it)
 }
 
 std::optional<Frame> FrameInbox::read(int fd, std::string *error) {

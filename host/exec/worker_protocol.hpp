@@ -255,7 +255,8 @@ std::optional<Frame> read_frame(int fd, size_t max_body, std::string *error = nu
 class FrameInbox {
 public:
     explicit FrameInbox(size_t max_body) : max_body_(max_body), buffer_(new char[capacity]) {}
-    // A whole frame is buffered: read() will not block.
+    // read() will not block: a whole frame is buffered, or a header it
+    // refuses (a body over max_body).
     bool has_frame() const;
     std::optional<Frame> read(int fd, std::string *error = nullptr);
 

@@ -56,9 +56,11 @@ struct ActiveJob final : exec::Work, std::enable_shared_from_this<ActiveJob> {
     registry::TaskLease task;       // held until its code has returned, or it will never run
     TaskStats *stats = nullptr;     // its task's, looked up once (they outlive jobs)
     bool recovered = false;         // requeued at start: its queue wait spans the downtime
-    // Its params are checked in the call that runs it (exec::ParamsCheck),
-    // and if they are refused, why: the job is then undone, never stored (mu).
+    // Its params are checked in the call that runs it (exec::ParamsCheck);
+    // whether that call has checked them, and if they were refused, why: the
+    // job is then undone, never stored (mu).
     bool check_params_first = false;
+    bool params_checked = false;
     std::optional<std::string> params_refused;
     std::atomic<int> cancel{0};     // CancelReason
     // Given up on: its end is recorded, though its code may still run.

@@ -287,10 +287,20 @@ Result<JobManager::Executed> JobManager::execute(std::shared_ptr<const registry:
     if (wait_s) deadline = deadline_after(*wait_s);
     if (here.here()) {
         executor_.dispatch(std::move(here), job);  // a quick task, run before the answer
-        std::lock_guard lock(job->mu);
-        if (job->params_refused)
-            return fail(ErrorKind::invalid,
-                        "Invalid params for task '" + job->record.task_name + "': " + *job->params_refused);
+        std::optional<std::string> refused;
+        std::shared_ptr<const registry::Task> unchecked;  // it did not run (a stop came first)
+        {
+            std::lock_guard lock(job->mu);
+            refused = job->params_refused;
+            if (job->check_params_first && !job->params_checked && !job->deleted) unchecked = job->task.shared();
+        }
+        // Never stored without its params checked: a restart would run it.
+        if (unchecked) {
+            auto valid = check_params(executor_, *unchecked, job->record.params_json);
+            if (!valid && undo_refused(job, valid.error().message)) refused = valid.error().message;
+            else job->stats->counters.submitted.fetch_add(1, std::memory_order_relaxed);  // a job now
+        }
+        if (refused) return fail(ErrorKind::invalid, "Invalid params for task '" + job->record.task_name + "': " + *refused);
     }
     std::optional<JobView> view;
     if (deadline) view = wait_terminal(job, *deadline, abandon);
@@ -347,6 +357,8 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
         if (auto why = refused()) return std::move(*why);
     auto admitted = executor_.admit(run_here);
     if (!admitted) {
+        if (check_in_run)  // invalid params are a 400 whether or not there is room
+            if (auto why = refused()) return std::move(*why);
         Error error = std::move(admitted).error();
         if (error.kind == ErrorKind::overloaded)
             stats.counters.rejected_queue_full.fetch_add(1, std::memory_order_relaxed);
@@ -652,6 +664,8 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     const model::Job &r = job->record;
     const registry::Task &task = *held;
     const int64_t started_at = r.started_at;
+    if (!job->recovered && !job->check_params_first)
+        job->stats->counters.queue_wait.observe_us(started_at - r.submitted_at);
     if (r.timeout_s > 0) timeouts_.add(deadline_after(r.timeout_s), job, Deadlines::Kind::timeout);
 
     TaskCall call(*this, *job);
@@ -660,12 +674,22 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
         executor_.invoke(target_of(task), r.id, r.params_json, call,
                          job->check_params_first ? exec::ParamsCheck::first : exec::ParamsCheck::done);
     count_out(*job);
-    if (out.params_refused) {
-        undo_refused(job, std::move(*out.params_refused));
-        return;
+    if (job->check_params_first) {
+        {
+            std::lock_guard lock(job->mu);
+            job->params_checked = true;
+        }
+        if (out.params_refused) {
+            if (undo_refused(job, *out.params_refused)) return;
+            // Canceled, deleted or given up on meanwhile (by its id): it is a
+            // job now, and it fails with the refusal.
+            out.has_error = true;
+            out.error_type.clear();
+            out.error_message = "Invalid params for task '" + r.task_name + "': " + *out.params_refused;
+        }
+        job->stats->counters.submitted.fetch_add(1, std::memory_order_relaxed);
+        if (!job->recovered) job->stats->counters.queue_wait.observe_us(started_at - r.submitted_at);
     }
-    if (job->check_params_first) job->stats->counters.submitted.fetch_add(1, std::memory_order_relaxed);
-    if (!job->recovered) job->stats->counters.queue_wait.observe_us(started_at - r.submitted_at);
     const int64_t wall_us = now_us() - invoked_at;
     if (out.given_up) {  // give_up() killed its worker and records its end
         job->stats->record_cut_short(wall_us);
@@ -707,20 +731,29 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     }
 }
 
-void JobManager::undo_refused(const std::shared_ptr<ActiveJob> &job, std::string why) {
-    // Never stored and its id never given out: the submitter answers 400
-    // as if the params had been checked before the job was made.
+bool JobManager::undo_refused(const std::shared_ptr<ActiveJob> &job, const std::string &why) {
+    // Never stored and its id not given to its submitter: it answers 400 as
+    // if the params had been checked before the job was made. Unless someone
+    // acted on it by its id meanwhile (it shows in /api/v1/system while it
+    // runs), or it was given up on: then it has been counted as a job.
     registry::TaskLease task;
     {
         std::lock_guard lock(job->mu);
-        job->params_refused = std::move(why);
+        if (job->end != EndState::none || job->deleted || job->cancel.load() != 0 || job->abandoned.load())
+            return false;
+        job->params_refused = why;
         job->record.status = JobStatus::failed;  // no deadline or give-up acts on it now
         job->deleted = true;
+        job->settled.store(true, std::memory_order_release);
+        ++job->version;
         task = std::move(job->task);
     }
+    job->changed.notify_all();
+    job->ended.notify_all();
     task.release();
     job->stats->counters.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
     forget(job->record.id);
+    return true;
 }
 
 void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status, std::optional<std::string> error,

@@ -200,8 +200,9 @@ private:
     // The job no longer counts as running (once, whoever gets there first).
     void count_out(ActiveJob &job);
     // A job whose params its task refused when it was to run (checked in
-    // that call): it is forgotten as if it had never been made.
-    void undo_refused(const std::shared_ptr<ActiveJob> &job, std::string why);
+    // that call): it is forgotten as if it had never been made. False if it
+    // was acted on meanwhile (canceled, deleted, given up on): then it stays.
+    bool undo_refused(const std::shared_ptr<ActiveJob> &job, const std::string &why);
     // Hands a job's end to the store; it becomes visible once committed.
     void finish(const std::shared_ptr<ActiveJob> &job, model::JobStatus status, std::optional<std::string> error,
                 std::optional<std::string> traceback, std::optional<model::Artifact> artifact);

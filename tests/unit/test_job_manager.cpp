@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -143,13 +144,17 @@ std::shared_ptr<const registry::Snapshot> snapshot_of(const std::shared_ptr<regi
 struct CountingExecutor final : exec::InProcessExecutor {
     using InProcessExecutor::InProcessExecutor;
     std::atomic<int> validated{0}, checked_in_run{0};
+    std::function<void(const std::string &job_id)> on_check_in_run;  // runs before such a check
     Result<void> validate(const exec::Target &target, std::string_view params) override {
         ++validated;
         return InProcessExecutor::validate(target, params);
     }
     model::TaskOutcome invoke(const exec::Target &target, const std::string &job_id, std::string_view params,
                               exec::JobContext &job, exec::ParamsCheck check) override {
-        if (check == exec::ParamsCheck::first) ++checked_in_run;
+        if (check == exec::ParamsCheck::first) {
+            ++checked_in_run;
+            if (on_check_in_run) on_check_in_run(job_id);
+        }
         return InProcessExecutor::invoke(target, job_id, params, job, check);
     }
 };
@@ -283,6 +288,23 @@ TEST_CASE("a quick job's params are checked in the call that runs it; refused, i
     CHECK(counters.rejected_invalid.load() == 2);
     CHECK(counters.submitted.load() == 2);
     CHECK(h.jobs.load().running == 0);
+}
+
+TEST_CASE("a quick job canceled by its id while its params are checked stays a job: it ends canceled") {
+    Host h;
+    REQUIRE(h.jobs.execute(h.task("even"), R"({"n":2})", 0, 5.0));  // known to be quick now
+    // Its id shows (GET /api/v1/system lists a busy worker's job) while it runs.
+    h.executor.on_check_in_run = [&](const std::string &id) { CHECK(h.jobs.cancel(id)); };
+    auto executed = h.jobs.execute(h.task("even"), R"({"n":3})", 0, 5.0);
+    h.executor.on_check_in_run = nullptr;
+    REQUIRE(executed);
+    REQUIRE(executed->finished);
+    CHECK(executed->finished->record.status == model::JobStatus::canceled);
+    auto &counters = h.metrics.task("even");
+    CHECK(counters.submitted.load() == 2);
+    CHECK(counters.rejected_invalid.load() == 0);
+    CHECK(counters.finished[static_cast<size_t>(metrics::Metrics::End::canceled)].load() == 1);
+    CHECK(h.store.count_jobs(std::nullopt) == 2);
 }
 
 TEST_CASE("a full queue: overloaded, counted, nothing stored") {
