@@ -37,12 +37,16 @@ int Checkpointer::on_wal_commit(void *arg, sqlite3 *db, const char *name, int fr
     if (frames < c.wal_frames_seen_) c.wal_backfilled_.store(0);  // the WAL restarted from its start
     c.wal_frames_seen_ = frames;
     const int left = frames - c.wal_backfilled_.load();  // frames no checkpoint has copied yet
-    if (frames >= c.wal_cap_pages_ && !c.running_.load()) {
-        // No commit can come in between: this checkpoint catches up, and
-        // the next commit restarts the WAL. Usually the background one
-        // has just copied all but the last few frames. (If it started
-        // meanwhile, this one is refused as busy and the next commit
-        // tries again.)
+    if (frames >= c.wal_cap_pages_) {
+        // The cap holds even when the background checkpoint is slow: the
+        // writer waits for it rather than appending past the cap. No
+        // commit can come in between: this checkpoint catches up, and the
+        // next commit restarts the WAL. Usually the background one has
+        // just copied all but the last few frames.
+        if (c.running_.load()) {
+            std::unique_lock lock(c.mu_);
+            c.idle_cv_.wait(lock, [&] { return !c.running_.load(); });
+        }
         int log = 0, copied = 0;
         if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) == SQLITE_OK) {
             c.wal_backfilled_.store(copied);
@@ -65,8 +69,8 @@ void Checkpointer::run() {
         cv_.wait(lock, [&] { return wanted_ || stop_; });
         if (stop_) return;
         wanted_ = false;
-        lock.unlock();
         running_.store(true);
+        lock.unlock();
         int log = 0, copied = 0;
         const int rc = sqlite3_wal_checkpoint_v2(conn_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
         if (rc == SQLITE_OK) {
@@ -75,8 +79,9 @@ void Checkpointer::run() {
         } else if (rc != SQLITE_BUSY) {
             report_(std::string("WAL checkpoint failed: ") + sqlite3_errmsg(conn_->handle()));
         }
-        running_.store(false);
         lock.lock();
+        running_.store(false);
+        idle_cv_.notify_all();
     }
 }
 

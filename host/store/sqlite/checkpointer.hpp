@@ -2,7 +2,8 @@
 // checkpoints inline every 1,000 pages: under load a commit waited for a
 // checkpoint's copying and two fsyncs every ~20 ms (one-request p99 3.3 ms).
 // Here a connection of its own does it, asked by the writer's WAL hook; the
-// writer checkpoints itself only once the WAL reaches its cap.
+// writer checkpoints itself only once the WAL reaches its cap, waiting for
+// a background checkpoint in progress so that the cap is a bound.
 #pragma once
 
 #include <atomic>
@@ -50,12 +51,14 @@ private:
     int wal_frames_seen_ = 0;   // the WAL's size at the last commit (writer thread only)
     // Frames the last checkpoint copied; 0 once the WAL restarted.
     std::atomic<int> wal_backfilled_{0};
-    std::atomic<bool> running_{false};  // the background connection is checkpointing
+    // The background connection is checkpointing (written under mu_).
+    std::atomic<bool> running_{false};
     std::atomic<uint64_t> checkpoints_{0}, writer_checkpoints_{0};
 
     std::unique_ptr<Connection> conn_;  // the background connection
     std::mutex mu_;
-    std::condition_variable cv_;
+    std::condition_variable cv_;       // wakes the background thread
+    std::condition_variable idle_cv_;  // running_ became false
     bool wanted_ = false;  // guarded by mu_
     bool stop_ = false;    // guarded by mu_
     std::thread thread_;   // last: starts once the rest is ready
