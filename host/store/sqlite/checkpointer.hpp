@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "store/sqlite/connection.hpp"
-#include "store/sqlite/report.hpp"
+#include "store/report.hpp"
 
 namespace taskhost::store::sqlite {
 

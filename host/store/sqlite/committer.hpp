@@ -19,8 +19,8 @@
 #include "store/sqlite/checkpointer.hpp"
 #include "store/sqlite/connection.hpp"
 #include "store/sqlite/read_pool.hpp"
-#include "store/sqlite/report.hpp"
-#include "store/sqlite/write_queue.hpp"
+#include "store/report.hpp"
+#include "store/write_queue.hpp"
 
 namespace taskhost::store::sqlite {
 

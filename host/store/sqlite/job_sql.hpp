@@ -13,7 +13,7 @@
 
 #include "model/job.hpp"
 #include "store/sqlite/connection.hpp"
-#include "store/sqlite/report.hpp"
+#include "store/report.hpp"
 #include "store/store.hpp"
 
 namespace taskhost::store::sqlite {

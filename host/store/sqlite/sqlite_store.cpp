@@ -12,9 +12,9 @@
 #include "store/sqlite/job_sql.hpp"
 #include "store/sqlite/plugin_fault_sql.hpp"
 #include "store/sqlite/read_pool.hpp"
-#include "store/sqlite/report.hpp"
+#include "store/report.hpp"
 #include "store/sqlite/schema.hpp"
-#include "store/sqlite/write_queue.hpp"
+#include "store/write_queue.hpp"
 #include "util/ulid.hpp"
 
 namespace taskhost::store {

@@ -1,4 +1,4 @@
-#include "store/sqlite/write_queue.hpp"
+#include "store/write_queue.hpp"
 
 #include <algorithm>
 #include <iterator>
@@ -10,7 +10,7 @@
 #include "store/store.hpp"
 #include "util/thread_name.hpp"
 
-namespace taskhost::store::sqlite {
+namespace taskhost::store {
 
 WriteQueue::WriteQueue(BatchApplier &applier, const Reporter &report, size_t max_batch)
     : applier_(applier), report_(report), max_batch_(max_batch ? max_batch : 1) {
@@ -138,4 +138,4 @@ void WriteQueue::run_callbacks() {
     callbacks_.clear();
 }
 
-}  // namespace taskhost::store::sqlite
+}  // namespace taskhost::store

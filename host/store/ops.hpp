@@ -18,7 +18,7 @@
 #include "model/plugin_faults.hpp"
 #include "store/store.hpp"
 
-namespace taskhost::store::sqlite {
+namespace taskhost::store {
 
 // ---- blocking ----
 struct InsertJob {
@@ -97,4 +97,4 @@ struct Overloaded : F... {
 template <class... F>
 Overloaded(F...) -> Overloaded<F...>;
 
-}  // namespace taskhost::store::sqlite
+}  // namespace taskhost::store

@@ -13,10 +13,10 @@
 #include <thread>
 #include <vector>
 
-#include "store/sqlite/ops.hpp"
-#include "store/sqlite/report.hpp"
+#include "store/ops.hpp"
+#include "store/report.hpp"
 
-namespace taskhost::store::sqlite {
+namespace taskhost::store {
 
 // Lives on a blocked caller's stack; written by the writer thread, read by
 // the caller once `done` is seen under the queue mutex.
@@ -92,4 +92,4 @@ private:
     std::thread writer_;  // last: starts once the rest is ready
 };
 
-}  // namespace taskhost::store::sqlite
+}  // namespace taskhost::store

@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-namespace taskhost::store::sqlite {
+namespace taskhost::store {
 
 class Reporter {
 public:
@@ -28,4 +28,4 @@ private:
     std::function<void(const std::string &)> sink_;
 };
 
-}  // namespace taskhost::store::sqlite
+}  // namespace taskhost::store
