@@ -12,6 +12,40 @@
 
 namespace taskhost::store {
 
+std::string message_of(std::exception_ptr error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception &e) {
+        return e.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
+void fail_write(Write &write, std::exception_ptr error, const Reporter &report) {
+    if (write.waiter) {
+        write.waiter->error = error;
+        return;
+    }
+    const std::string what = message_of(error);
+    std::visit(Overloaded{
+                   [&](UpdateProgress &op) { report("update_progress(" + op.id + ") failed: " + what); },
+                   [&](Probe &) { report("probe() failed: " + what); },
+                   [&](FinishJob &op) {
+                       report("finish_job(" + op.id + ") failed: " + what);
+                       if (!op.data->on_failed) return;
+                       auto on_failed = std::exchange(op.data->on_failed, nullptr);
+                       try {
+                           on_failed(what);
+                       } catch (...) {
+                           report("on_failed callback threw");
+                       }
+                   },
+                   [](auto &) {},  // the other kinds are blocking: their caller has the error
+               },
+               write.op);
+}
+
 WriteQueue::WriteQueue(BatchApplier &applier, const Reporter &report, size_t max_batch)
     : applier_(applier), report_(report), max_batch_(max_batch ? max_batch : 1) {
     batch_.reserve(max_batch_);

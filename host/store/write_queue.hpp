@@ -10,6 +10,7 @@
 #include <functional>
 #include <mutex>
 #include <span>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -42,6 +43,16 @@ public:
 protected:
     ~BatchApplier() = default;
 };
+
+// The text of an exception, for reports.
+std::string message_of(std::exception_ptr error);
+
+// A write that failed, alone or with its batch: a blocking op's caller gets
+// the error; one nobody waits for is reported, and a job end's on_failed
+// runs (once, though a batch that fails after the op failed on its own
+// calls this again). It runs inside the batch, mid-transaction: on_failed
+// must not read from the store.
+void fail_write(Write &write, std::exception_ptr error, const Reporter &report);
 
 class WriteQueue {
 public:

@@ -15,16 +15,6 @@ namespace {
 constexpr char kBegin[] = "BEGIN IMMEDIATE";
 constexpr char kCommit[] = "COMMIT";
 
-std::string message_of(std::exception_ptr error) {
-    try {
-        std::rethrow_exception(error);
-    } catch (const std::exception &e) {
-        return e.what();
-    } catch (...) {
-        return "unknown error";
-    }
-}
-
 }  // namespace
 
 Committer::Committer(Connection &writer, RwGate *gate, const Checkpointer *wal, const Reporter &report)
@@ -126,33 +116,6 @@ void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable)
                op);
 }
 
-void Committer::op_failed(Write &write, std::exception_ptr error) {
-    if (write.waiter) {
-        write.waiter->error = error;
-        return;
-    }
-    const std::string what = message_of(error);
-    std::visit(Overloaded{
-                   [&](UpdateProgress &op) { report_("update_progress(" + op.id + ") failed: " + what); },
-                   [&](Probe &) { report_("probe() failed: " + what); },
-                   [&](FinishJob &op) {
-                       report_("finish_job(" + op.id + ") failed: " + what);
-                       // Once per op, though a batch that fails after the op
-                       // failed on its own calls this again. It runs inside
-                       // run_batch (mid-transaction, and for a memory
-                       // database under the exclusive gate): the callback
-                       // must not read from the store.
-                       if (!op.data->on_failed) return;
-                       auto on_failed = std::exchange(op.data->on_failed, nullptr);
-                       try {
-                           on_failed(what);
-                       } catch (...) {
-                           report_("on_failed callback threw");
-                       }
-                   },
-                   [](auto &) {},  // the other kinds are blocking: their caller has the error
-               },
-               write.op);
-}
+void Committer::op_failed(Write &write, std::exception_ptr error) { fail_write(write, error, report_); }
 
 }  // namespace taskhost::store::sqlite
