@@ -1,0 +1,104 @@
+#include "store/postgres/committer.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "store/postgres/artifact_sql.hpp"
+#include "store/postgres/job_sql.hpp"
+#include "store/postgres/plugin_fault_sql.hpp"
+#include "store/postgres/schema.hpp"
+
+namespace taskhost::store::postgres {
+
+Committer::Committer(Connection &writer, const Reporter &report) : writer_(writer), report_(report) {}
+
+std::string Committer::failure() const {
+    if (!failing_.load(std::memory_order_acquire)) return {};
+    std::lock_guard lock(failure_mu_);
+    return last_failure_;
+}
+
+void Committer::set_failure(std::string what) {
+    std::lock_guard lock(failure_mu_);
+    failing_.store(!what.empty(), std::memory_order_release);
+    last_failure_ = std::move(what);
+}
+
+void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) {
+    Connection &w = writer_;
+    std::exception_ptr batch_error;
+    try {
+        if (w.broken() && !w.reset())
+            throw StoreError(StoreError::Kind::unavailable,
+                             "PostgreSQL is unreachable: " + std::string(PQerrorMessage(w.handle())));
+        w.exec("BEGIN");
+    } catch (...) {
+        batch_error = std::current_exception();
+    }
+    if (!batch_error) {
+        for (Write &write : batch) {
+            try {
+                apply_op(write.op, on_durable);
+            } catch (...) {
+                // An op that failed outside a savepoint (or a lost
+                // connection) aborted the transaction: nothing stands.
+                if (w.broken() || PQtransactionStatus(w.handle()) != PQTRANS_INTRANS) {
+                    batch_error = std::current_exception();
+                    break;
+                }
+                op_failed(write, std::current_exception());
+            }
+        }
+    }
+    if (!batch_error) {
+        try {
+            w.commit();
+        } catch (...) {
+            batch_error = std::current_exception();
+        }
+    }
+    if (probe_pending_.load(std::memory_order_relaxed) &&
+        std::any_of(batch.begin(), batch.end(), [](const Write &wr) { return std::holds_alternative<Probe>(wr.op); }))
+        probe_pending_.store(false, std::memory_order_relaxed);
+    if (batch_error) {
+        if (!w.broken() && w.in_transaction()) PQclear(PQexec(w.handle(), "ROLLBACK"));
+        on_durable.clear();  // nothing became durable
+        set_failure(message_of(batch_error));
+        for (Write &write : batch) op_failed(write, batch_error);
+        return;
+    }
+    // Every commit reaches the server (unlike SQLite's, which may write
+    // nothing), so any commit shows that commits work again.
+    if (failing_.load(std::memory_order_relaxed)) set_failure({});
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    writes_.fetch_add(batch.size(), std::memory_order_relaxed);
+}
+
+void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable) {
+    Connection &w = writer_;
+    std::visit(Overloaded{
+                   [&](InsertJob &o) { insert_job_row(w, *o.job); },
+                   [&](StartJob &o) { *o.started = start_job(w, *o.id, o.started_at); },
+                   [&](UpdateProgress &o) { update_progress(w, o.id, o.fraction, o.message); },
+                   [&](FinishJob &o) {
+                       finish_job(w, o.id, o.data->end, report_);
+                       if (o.data->on_durable) on_durable.push_back(std::move(o.data->on_durable));
+                   },
+                   [&](DeleteJob &o) { *o.deleted = delete_job(w, *o.id); },
+                   [&](Recover &o) { *o.pending = recover(w, *o.running_error, o.now); },
+                   [&](FailJobs &o) { fail_jobs(w, *o.errors, o.now); },
+                   [&](RecordPluginFault &o) {
+                       *o.after = record_plugin_fault(w, *o.plugin, o.kind, *o.reason, *o.thresholds, o.now);
+                   },
+                   [&](SaveArtifact &o) { *o.saved = save_artifact(w, *o.input); },
+                   [&](UpdateArtifact &o) { *o.updated = update_artifact(w, *o.id, *o.input); },
+                   [&](DeleteArtifact &o) { *o.deleted = delete_artifact(w, *o.id); },
+                   [](Flush &) {},
+                   [&](Probe &) { w.run(kProbeWrite); },
+               },
+               op);
+}
+
+void Committer::op_failed(Write &write, std::exception_ptr error) { fail_write(write, error, report_); }
+
+}  // namespace taskhost::store::postgres

@@ -1,0 +1,53 @@
+// Commits each batch of queued writes in one transaction on the write
+// connection. An op that can fail on its own runs in a savepoint, so only
+// its caller sees the error; when the transaction or the connection is
+// lost, every op of the batch fails, and the next batch reconnects first.
+// Also tracks whether commits work, for the health check.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "store/postgres/connection.hpp"
+#include "store/report.hpp"
+#include "store/write_queue.hpp"
+
+namespace taskhost::store::postgres {
+
+class Committer final : public BatchApplier {
+public:
+    Committer(Connection &writer, const Reporter &report);
+
+    void apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) override;
+
+    // Why the last commit failed; empty once one succeeds again.
+    std::string failure() const;
+    // True when the caller is to queue a Probe; false while one is queued.
+    bool want_probe() { return !probe_pending_.exchange(true); }
+
+    uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+    uint64_t writes() const { return writes_.load(std::memory_order_relaxed); }
+
+private:
+    void apply_op(Op &op, std::vector<std::function<void()>> &on_durable);
+    void op_failed(Write &write, std::exception_ptr error);
+    void set_failure(std::string what);
+
+    Connection &writer_;
+    const Reporter &report_;
+
+    std::atomic<uint64_t> commits_{0}, writes_{0};
+
+    mutable std::mutex failure_mu_;
+    std::string last_failure_;                // guarded by failure_mu_
+    std::atomic<bool> failing_{false};        // !last_failure_.empty()
+    std::atomic<bool> probe_pending_{false};  // a probe is queued (at most one)
+};
+
+}  // namespace taskhost::store::postgres

@@ -1,0 +1,146 @@
+#include "store/postgres/connection.hpp"
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+
+namespace taskhost::store::postgres {
+
+namespace {
+
+// libpq prints notices (e.g. "relation already exists, skipping") to stderr
+// by default; the store has nothing to tell an operator from them.
+void ignore_notice(void *, const char *) {}
+
+std::string trimmed(const char *message) {
+    std::string s = message ? message : "";
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+}  // namespace
+
+int64_t Rows::affected() const {
+    const char *n = PQcmdTuples(result_);
+    int64_t v = 0;
+    if (n && *n) std::from_chars(n, n + std::char_traits<char>::length(n), v);
+    return v;
+}
+
+int64_t Rows::i64(int row, int col) const {
+    if (is_null(row, col)) return 0;
+    const char *p = PQgetvalue(result_, row, col);
+    int64_t v = 0;
+    std::from_chars(p, p + PQgetlength(result_, row, col), v);
+    return v;
+}
+
+double Rows::f64(int row, int col) const {
+    if (is_null(row, col)) return 0;
+    return std::strtod(PQgetvalue(result_, row, col), nullptr);
+}
+
+Params &Params::add(std::string_view text) {
+    values_.emplace_back(std::string(text));
+    return *this;
+}
+
+Params &Params::add(const std::optional<std::string> &text) {
+    values_.push_back(text);
+    return *this;
+}
+
+Params &Params::add(int64_t value) {
+    values_.emplace_back(std::to_string(value));
+    return *this;
+}
+
+Params &Params::add(double value) {
+    char buf[32];
+    // %.17g reads back as the same double.
+    const int n = std::snprintf(buf, sizeof buf, "%.17g", value);
+    values_.emplace_back(std::string(buf, static_cast<size_t>(n)));
+    return *this;
+}
+
+Params &Params::add_null() {
+    values_.emplace_back(std::nullopt);
+    return *this;
+}
+
+const char *const *Params::values() {
+    pointers_.clear();
+    for (const auto &v : values_) pointers_.push_back(v ? v->c_str() : nullptr);
+    return pointers_.data();
+}
+
+StoreError error_of(PGconn *conn, PGresult *result) {
+    const char *state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+    std::string message = trimmed(result ? PQresultErrorMessage(result) : nullptr);
+    if (message.empty()) message = trimmed(PQerrorMessage(conn));
+    if (message.empty()) message = "PostgreSQL gave no result";
+    StoreError::Kind kind = StoreError::Kind::internal;
+    const std::string_view code = state ? state : "";
+    // Class 23: integrity constraint; 22: data exception (bad JSON, a value
+    // out of range); 42: syntax or access rule (task SQL).
+    if (code.starts_with("23") || code.starts_with("22") || code.starts_with("42"))
+        kind = StoreError::Kind::invalid;
+    // Class 08: connection exception; 57P: the server shutting down;
+    // no SQLSTATE and a dead connection: the server is gone.
+    else if (code.starts_with("08") || code.starts_with("57P") || PQstatus(conn) != CONNECTION_OK)
+        kind = StoreError::Kind::unavailable;
+    return StoreError(kind, message);
+}
+
+Connection::Connection(const std::string &url) : conn_(PQconnectdb(url.c_str())) {
+    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+        std::string why = conn_ ? trimmed(PQerrorMessage(conn_)) : "out of memory";
+        PQfinish(conn_);
+        throw StoreError(StoreError::Kind::unavailable, "cannot connect to PostgreSQL: " + why);
+    }
+    PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
+}
+
+Connection::~Connection() { PQfinish(conn_); }
+
+Rows Connection::run(const char *sql, Params &params) {
+    PGresult *r = PQexecParams(conn_, sql, params.size(), nullptr, params.values(), nullptr, nullptr, 0);
+    const auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    // PGRES_EMPTY_QUERY: text with only comments or whitespace, no rows.
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK && status != PGRES_EMPTY_QUERY) {
+        StoreError e = error_of(conn_, r);
+        PQclear(r);
+        throw e;
+    }
+    return Rows(r);
+}
+
+void Connection::exec(const char *sql) {
+    PGresult *r = PQexec(conn_, sql);
+    const auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+        StoreError e = error_of(conn_, r);
+        PQclear(r);
+        throw e;
+    }
+    PQclear(r);
+}
+
+void Connection::commit() {
+    Params none;
+    Rows r = run("COMMIT", none);
+    if (std::string_view(PQcmdStatus(r.handle())) == "ROLLBACK")
+        throw StoreError(StoreError::Kind::invalid, "the transaction was rolled back: an earlier statement failed");
+}
+
+bool Connection::in_transaction() const {
+    const auto s = PQtransactionStatus(conn_);
+    return s == PQTRANS_INTRANS || s == PQTRANS_INERROR || s == PQTRANS_ACTIVE;
+}
+
+bool Connection::reset() {
+    PQreset(conn_);
+    return PQstatus(conn_) == CONNECTION_OK;
+}
+
+}  // namespace taskhost::store::postgres

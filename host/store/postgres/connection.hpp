@@ -1,0 +1,103 @@
+// A libpq connection and the results of its statements. Statements take
+// text parameters ($1, $2 …) and come back as text; failures are thrown as
+// StoreError, their kind from the SQLSTATE: a constraint or bad data is the
+// caller's (invalid), a lost server is unavailable, the rest internal.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <libpq-fe.h>
+
+#include "store/store.hpp"
+
+namespace taskhost::store::postgres {
+
+// A statement's result: rows of text cells.
+class Rows {
+public:
+    explicit Rows(PGresult *result) : result_(result) {}
+    ~Rows() { PQclear(result_); }
+    Rows(Rows &&other) noexcept : result_(std::exchange(other.result_, nullptr)) {}
+    Rows &operator=(Rows &&) = delete;
+    Rows(const Rows &) = delete;
+
+    int size() const { return PQntuples(result_); }
+    // Rows an INSERT, UPDATE or DELETE changed.
+    int64_t affected() const;
+    bool is_null(int row, int col) const { return PQgetisnull(result_, row, col) != 0; }
+    std::string text(int row, int col) const {
+        return {PQgetvalue(result_, row, col), static_cast<size_t>(PQgetlength(result_, row, col))};
+    }
+    std::optional<std::string> opt_text(int row, int col) const {
+        if (is_null(row, col)) return std::nullopt;
+        return text(row, col);
+    }
+    int64_t i64(int row, int col) const;  // NULL reads as 0
+    double f64(int row, int col) const;   // NULL reads as 0
+    PGresult *handle() const { return result_; }
+
+private:
+    PGresult *result_;
+};
+
+// The parameters of one statement, owned until it has run.
+class Params {
+public:
+    Params &add(std::string_view text);
+    Params &add(const std::optional<std::string> &text);  // nullopt: NULL
+    Params &add(int64_t value);
+    Params &add(double value);
+    Params &add_null();
+    // A time in µs, 0 meaning "not yet": NULL.
+    Params &add_time(int64_t us) { return us ? add(us) : add_null(); }
+
+    int size() const { return static_cast<int>(values_.size()); }
+    // One pointer per parameter (NULL for SQL NULL), valid until the next add.
+    const char *const *values();
+
+private:
+    std::vector<std::optional<std::string>> values_;
+    std::vector<const char *> pointers_;
+};
+
+class Connection {
+public:
+    // Connects; throws StoreError(unavailable) with libpq's reason.
+    explicit Connection(const std::string &url);
+    ~Connection();
+    Connection(const Connection &) = delete;
+    Connection &operator=(const Connection &) = delete;
+
+    // One statement with parameters. Throws StoreError.
+    Rows run(const char *sql, Params &params);
+    Rows run(const char *sql) {
+        Params none;
+        return run(sql, none);
+    }
+    // Text without parameters, which may hold several statements.
+    void exec(const char *sql);
+
+    // COMMIT, which PostgreSQL answers with a ROLLBACK (and no error) when
+    // an earlier statement aborted the transaction: then this throws.
+    void commit();
+
+    // Whether the server is still there, as far as libpq knows.
+    bool broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+    // Inside a transaction (or a failed one, until ROLLBACK).
+    bool in_transaction() const;
+    // Reconnects a broken connection; false if the server is not back.
+    bool reset();
+    PGconn *handle() const { return conn_; }
+
+private:
+    PGconn *conn_;
+};
+
+// The StoreError for a failed result (its SQLSTATE picks the kind).
+StoreError error_of(PGconn *conn, PGresult *result);
+
+}  // namespace taskhost::store::postgres

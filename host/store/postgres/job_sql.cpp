@@ -1,0 +1,188 @@
+#include "store/postgres/job_sql.hpp"
+
+#include <utility>
+
+#include "store/postgres/artifact_sql.hpp"
+
+namespace taskhost::store::postgres {
+
+using model::Job;
+using model::JobStatus;
+
+namespace {
+
+#define JOB_COLS                                                                                     \
+    "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
+    "artifact_id, progress, progress_message, timeout_s, attempts"
+
+// A duplicate id inserts nothing instead of failing: a failed statement
+// would abort the whole batch's transaction.
+constexpr char kInsertJob[] =
+    "INSERT INTO jobs (" JOB_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+    "ON CONFLICT DO NOTHING";
+// Only a pending job starts: a cancel or delete that came first must stick.
+constexpr char kStartJob[] =
+    "UPDATE jobs SET status = 'running', started_at = $2, attempts = attempts + 1 "
+    "WHERE id = $1 AND status = 'pending'";
+constexpr char kUpdateProgress[] = "UPDATE jobs SET progress = $2, progress_message = $3 WHERE id = $1";
+constexpr char kFinishJob[] =
+    "UPDATE jobs SET status = $2, finished_at = $3, error = $4, error_traceback = $5, "
+    "artifact_id = coalesce($6, artifact_id), started_at = coalesce(started_at, $7) WHERE id = $1";
+constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = $1";
+constexpr char kGetJob[] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1";
+// Job ids are time-ordered ULIDs: id order is submission order.
+constexpr char kListJobs[] = "SELECT " JOB_COLS " FROM jobs ORDER BY id DESC LIMIT $1 OFFSET $2";
+constexpr char kListJobsByStatus[] =
+    "SELECT " JOB_COLS " FROM jobs WHERE status = $3 ORDER BY id DESC LIMIT $1 OFFSET $2";
+constexpr char kCountJobs[] = "SELECT count(*) FROM jobs";
+constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = $1";
+constexpr char kFailRunning[] =
+    "UPDATE jobs SET status = 'failed', error = $1, finished_at = $2 WHERE status = 'running'";
+constexpr char kPendingOldestFirst[] = "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' ORDER BY id";
+constexpr char kFailJob[] =
+    "UPDATE jobs SET status = 'failed', error = $2, finished_at = $3 "
+    "WHERE id = $1 AND status IN ('pending', 'running')";
+
+#undef JOB_COLS
+
+Job read_job(const Rows &r, int i) {
+    Job j;
+    j.id = r.text(i, 0);
+    j.task_name = r.text(i, 1);
+    j.params_json = r.text(i, 2);
+    j.status = model::parse_job_status(r.text(i, 3)).value_or(JobStatus::failed);
+    j.submitted_at = r.i64(i, 4);  // NULL reads as 0 = "not yet"
+    j.started_at = r.i64(i, 5);
+    j.finished_at = r.i64(i, 6);
+    j.error = r.opt_text(i, 7);
+    j.error_traceback = r.opt_text(i, 8);
+    j.artifact_id = r.opt_text(i, 9);
+    j.progress = r.is_null(i, 10) ? -1 : r.f64(i, 10);
+    j.progress_message = r.text(i, 11);
+    j.timeout_s = r.is_null(i, 12) ? 0 : r.f64(i, 12);
+    j.attempts = static_cast<int>(r.i64(i, 13));
+    return j;
+}
+
+std::vector<Job> read_jobs(const Rows &r) {
+    std::vector<Job> out;
+    out.reserve(static_cast<size_t>(r.size()));
+    for (int i = 0; i < r.size(); ++i) out.push_back(read_job(r, i));
+    return out;
+}
+
+// LIMIT takes a bigint: "no limit" is its largest value.
+int64_t as_count(size_t n) { return n > static_cast<size_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(n); }
+
+}  // namespace
+
+// ---- writes ----
+
+void insert_job_row(Connection &w, const Job &j) {
+    Params p;
+    p.add(std::string_view(j.id)).add(std::string_view(j.task_name)).add(std::string_view(j.params_json));
+    p.add(to_string(j.status)).add_time(j.submitted_at).add_time(j.started_at).add_time(j.finished_at);
+    p.add(j.error).add(j.error_traceback).add(j.artifact_id);
+    if (j.progress < 0) p.add_null();
+    else p.add(j.progress);
+    p.add(std::string_view(j.progress_message));
+    if (j.timeout_s > 0) p.add(j.timeout_s);
+    else p.add_null();
+    p.add(static_cast<int64_t>(j.attempts));
+    if (w.run(kInsertJob, p).affected() == 0)
+        throw StoreError(StoreError::Kind::invalid, "UNIQUE constraint failed: jobs.id (" + j.id + ")");
+}
+
+bool start_job(Connection &w, const std::string &id, int64_t started_at) {
+    Params p;
+    p.add(std::string_view(id)).add(started_at);
+    return w.run(kStartJob, p).affected() > 0;
+}
+
+void update_progress(Connection &w, const std::string &id, double fraction, const std::string &message) {
+    Params p;
+    p.add(std::string_view(id)).add(fraction).add(std::string_view(message));
+    w.run(kUpdateProgress, p);
+}
+
+void finish_job(Connection &w, const std::string &id, Store::JobEnd &f, const Reporter &report) {
+    std::optional<std::string> artifact_id;
+    std::optional<std::string> error = std::move(f.error);
+    JobStatus status = f.status;
+    if (f.result_artifact) {
+        // No savepoint: what insert_result_artifact refuses, it refuses
+        // before writing, by a check of its own.
+        try {
+            artifact_id = insert_result_artifact(w, *f.result_artifact);
+        } catch (const StoreError &e) {
+            if (w.broken() || PQtransactionStatus(w.handle()) != PQTRANS_INTRANS) throw;  // the batch is gone
+            // The result could not be stored (e.g. its parent vanished):
+            // the job must still end, so it ends failed and says why.
+            report("finish_job(" + id + "): result artifact not stored: " + e.what());
+            status = JobStatus::failed;
+            error = std::string("result could not be stored: ") + e.what();
+        }
+    }
+    if (f.insert_first) {
+        Job &j = *f.insert_first;
+        j.status = status;
+        j.finished_at = f.finished_at;
+        if (!j.started_at) j.started_at = f.started_at;
+        j.error = std::move(error);
+        j.error_traceback = std::move(f.traceback);
+        if (artifact_id) j.artifact_id = std::move(artifact_id);
+        insert_job_row(w, j);
+    } else {
+        Params p;
+        p.add(std::string_view(id)).add(to_string(status)).add_time(f.finished_at);
+        p.add(error).add(f.traceback).add(artifact_id).add_time(f.started_at);
+        w.run(kFinishJob, p);
+    }
+}
+
+bool delete_job(Connection &w, const std::string &id) {
+    Params p;
+    p.add(std::string_view(id));
+    return w.run(kDeleteJob, p).affected() > 0;
+}
+
+std::vector<Job> recover(Connection &w, const std::string &running_error, int64_t now) {
+    Params p;
+    p.add(std::string_view(running_error)).add(now);
+    w.run(kFailRunning, p);
+    return read_jobs(w.run(kPendingOldestFirst));
+}
+
+void fail_jobs(Connection &w, const std::vector<std::pair<std::string, std::string>> &errors, int64_t now) {
+    for (const auto &[id, error] : errors) {
+        Params p;
+        p.add(std::string_view(id)).add(std::string_view(error)).add(now);
+        w.run(kFailJob, p);
+    }
+}
+
+// ---- reads ----
+
+std::optional<Job> get_job(Connection &r, const std::string &id) {
+    Params p;
+    p.add(std::string_view(id));
+    Rows rows = r.run(kGetJob, p);
+    if (!rows.size()) return std::nullopt;
+    return read_job(rows, 0);
+}
+
+std::vector<Job> list_jobs(Connection &r, std::optional<JobStatus> status, size_t limit, size_t offset) {
+    Params p;
+    p.add(as_count(limit)).add(as_count(offset));
+    if (status) p.add(to_string(*status));
+    return read_jobs(r.run(status ? kListJobsByStatus : kListJobs, p));
+}
+
+size_t count_jobs(Connection &r, std::optional<JobStatus> status) {
+    Params p;
+    if (status) p.add(to_string(*status));
+    Rows rows = r.run(status ? kCountJobsByStatus : kCountJobs, p);
+    return rows.size() ? static_cast<size_t>(rows.i64(0, 0)) : 0;
+}
+
+}  // namespace taskhost::store::postgres

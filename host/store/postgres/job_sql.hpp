@@ -1,0 +1,53 @@
+// The jobs table on PostgreSQL: the store's job writes and reads. The
+// writes run on the write connection inside the batch's transaction; those
+// that can fail on their own run in a savepoint, since any error aborts a
+// PostgreSQL transaction as a whole.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "model/job.hpp"
+#include "store/postgres/connection.hpp"
+#include "store/report.hpp"
+#include "store/store.hpp"
+
+namespace taskhost::store::postgres {
+
+// Runs fn in a savepoint: if it throws, what it did is undone and the
+// transaction goes on; the error is rethrown.
+template <class Fn>
+void in_savepoint(Connection &conn, Fn &&fn) {
+    conn.exec("SAVEPOINT op");
+    try {
+        fn();
+    } catch (...) {
+        if (!conn.broken()) PQclear(PQexec(conn.handle(), "ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op"));
+        throw;
+    }
+    conn.exec("RELEASE SAVEPOINT op");
+}
+
+// ---- writes ----
+void insert_job_row(Connection &conn, const model::Job &job);
+bool start_job(Connection &conn, const std::string &id, int64_t started_at);
+void update_progress(Connection &conn, const std::string &id, double fraction, const std::string &message);
+// Stores the end of a job with its result artifact. If that artifact cannot
+// be stored, the job ends `failed` saying why (also told to `report`).
+void finish_job(Connection &conn, const std::string &id, Store::JobEnd &end, const Reporter &report);
+bool delete_job(Connection &conn, const std::string &id);
+std::vector<model::Job> recover(Connection &conn, const std::string &running_error, int64_t now);
+void fail_jobs(Connection &conn, const std::vector<std::pair<std::string, std::string>> &errors, int64_t now);
+
+// ---- reads ----
+std::optional<model::Job> get_job(Connection &conn, const std::string &id);
+std::vector<model::Job> list_jobs(Connection &conn, std::optional<model::JobStatus> status, size_t limit,
+                                  size_t offset);
+size_t count_jobs(Connection &conn, std::optional<model::JobStatus> status);
+
+}  // namespace taskhost::store::postgres

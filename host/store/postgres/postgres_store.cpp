@@ -1,0 +1,229 @@
+// PostgresStore: the write connection and its writer thread (write_queue,
+// committer) and the read pool, put together.
+#include "store/postgres/postgres_store.hpp"
+
+#include <utility>
+
+#include "store/ops.hpp"
+#include "store/postgres/artifact_sql.hpp"
+#include "store/postgres/committer.hpp"
+#include "store/postgres/connection.hpp"
+#include "store/postgres/job_sql.hpp"
+#include "store/postgres/plugin_fault_sql.hpp"
+#include "store/postgres/read_pool.hpp"
+#include "store/postgres/schema.hpp"
+#include "store/postgres/task_connection.hpp"
+#include "store/report.hpp"
+#include "store/write_queue.hpp"
+
+namespace taskhost::store {
+
+using model::Artifact;
+using model::ArtifactInput;
+using model::Job;
+using model::JobStatus;
+using namespace postgres;
+
+namespace {
+
+// The URL without its password, for logs and /health.
+std::string redacted(const std::string &url) {
+    const auto scheme = url.find("://");
+    if (scheme == std::string::npos) return url;
+    const auto authority = scheme + 3;
+    const auto at = url.find('@', authority);
+    const auto slash = url.find('/', authority);
+    if (at == std::string::npos || (slash != std::string::npos && slash < at)) return url;
+    const auto colon = url.find(':', authority);
+    if (colon == std::string::npos || colon > at) return url;
+    return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
+std::unique_ptr<Connection> open_writer(const PostgresStore::Options &options) {
+    auto conn = std::make_unique<Connection>(options.url);
+    if (options.migrate) postgres::migrate(*conn);
+    else require_current_schema(*conn);
+    return conn;
+}
+
+}  // namespace
+
+bool is_postgres_url(const std::string &db) {
+    return db.starts_with("postgresql://") || db.starts_with("postgres://");
+}
+
+// Members in construction order; destroyed in reverse, so the writer thread
+// drains the queue first and the write connection closes last.
+struct PostgresStore::Impl {
+    explicit Impl(Options options)
+        : url(options.url),
+          shown_url(redacted(options.url)),
+          report(std::move(options.on_write_error)),
+          writer(open_writer(options)),
+          reads(options.url, options.read_connections),
+          committer(*writer, report),
+          queue(committer, report, options.max_batch) {}
+
+    // Runs fn on a read connection. A connection that broke while idle
+    // (the server restarted) fails once: the read is tried again on a
+    // fresh one.
+    template <class Fn>
+    auto read(Fn &&fn) {
+        try {
+            ReadPool::Lease lease(reads);
+            return fn(*lease);
+        } catch (const StoreError &e) {
+            if (e.kind != StoreError::Kind::unavailable) throw;
+        }
+        ReadPool::Lease lease(reads);
+        return fn(*lease);
+    }
+
+    const std::string url, shown_url;
+    const Reporter report;
+    const std::unique_ptr<Connection> writer;  // the writer thread's, once it runs
+    ReadPool reads;
+    Committer committer;
+    WriteQueue queue;
+};
+
+PostgresStore::PostgresStore(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+PostgresStore::~PostgresStore() = default;
+
+int PostgresStore::migrate(const std::string &url) {
+    Connection conn(url);
+    return postgres::migrate(conn);
+}
+
+const std::string &PostgresStore::url() const { return impl_->shown_url; }
+
+Result<void> PostgresStore::check() const {
+    try {
+        Rows r = impl_->read([](Connection &c) { return c.run("SELECT 1"); });
+        if (!r.size() || r.i64(0, 0) != 1) return fail(ErrorKind::internal, "SELECT 1 returned no row");
+    } catch (const std::exception &e) {
+        return fail(ErrorKind::unavailable, e.what());
+    }
+    const std::string failure = impl_->committer.failure();
+    if (failure.empty()) return {};
+    // The last commit failed: queue one small commit (never waited for
+    // here), so the check turns healthy once commits work again.
+    if (impl_->committer.want_probe()) impl_->queue.post(Probe{});
+    return fail(ErrorKind::unavailable, "the last commit failed: " + failure);
+}
+
+// ---- job writes ----
+
+void PostgresStore::insert_job(const Job &job) { impl_->queue.call(InsertJob{&job}); }
+
+bool PostgresStore::start_job(const std::string &id, int64_t started_at) {
+    bool started = false;
+    impl_->queue.call(StartJob{&id, started_at, &started});
+    return started;
+}
+
+void PostgresStore::update_progress(const std::string &id, double fraction, const std::string &message) {
+    impl_->queue.post(UpdateProgress{id, fraction, message});
+}
+
+void PostgresStore::finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable,
+                               std::function<void(const std::string &)> on_failed) {
+    impl_->queue.post(FinishJob{id, std::make_unique<FinishJob::Data>(
+                                        FinishJob::Data{std::move(end), std::move(on_durable), std::move(on_failed)})});
+}
+
+bool PostgresStore::delete_job(const std::string &id) {
+    bool deleted = false;
+    impl_->queue.call(DeleteJob{&id, &deleted});
+    return deleted;
+}
+
+void PostgresStore::flush() { impl_->queue.flush(); }
+
+size_t PostgresStore::pending_writes() const { return impl_->queue.pending(); }
+
+Store::WriteStats PostgresStore::write_stats() const {
+    return {impl_->committer.commits(), impl_->committer.writes(), 0, 0};
+}
+
+std::vector<Job> PostgresStore::recover(const std::string &running_error, int64_t now) {
+    std::vector<Job> pending;
+    impl_->queue.call(Recover{&running_error, now, &pending});
+    return pending;
+}
+
+void PostgresStore::fail_jobs(const std::vector<std::pair<std::string, std::string>> &errors, int64_t now) {
+    if (!errors.empty()) impl_->queue.call(FailJobs{&errors, now});
+}
+
+// ---- plugin faults ----
+
+model::PluginFaults PostgresStore::record_plugin_fault(const model::PluginFaults &plugin,
+                                                       model::PluginFaultKind kind, const std::string &reason,
+                                                       const model::QuarantineThresholds &thresholds, int64_t now) {
+    model::PluginFaults after;
+    impl_->queue.call(RecordPluginFault{&plugin, kind, &reason, &thresholds, now, &after});
+    return after;
+}
+
+std::vector<model::PluginFaults> PostgresStore::quarantined_plugins() const {
+    return impl_->read([](Connection &c) { return postgres::quarantined_plugins(c); });
+}
+
+// ---- job reads ----
+
+std::optional<Job> PostgresStore::get_job(const std::string &id) const {
+    return impl_->read([&](Connection &c) { return postgres::get_job(c, id); });
+}
+
+std::vector<Job> PostgresStore::list_jobs(std::optional<JobStatus> status, size_t limit, size_t offset) const {
+    return impl_->read([&](Connection &c) { return postgres::list_jobs(c, status, limit, offset); });
+}
+
+size_t PostgresStore::count_jobs(std::optional<JobStatus> status) const {
+    return impl_->read([&](Connection &c) { return postgres::count_jobs(c, status); });
+}
+
+// ---- artifact writes ----
+
+Artifact PostgresStore::save_artifact(const ArtifactInput &input) {
+    if (!input.data_json) throw StoreError(StoreError::Kind::invalid, "data is required");
+    Artifact saved;
+    impl_->queue.call(SaveArtifact{&input, &saved});
+    return saved;
+}
+
+std::optional<Artifact> PostgresStore::update_artifact(const std::string &id, const ArtifactInput &input) {
+    std::optional<Artifact> updated;
+    impl_->queue.call(UpdateArtifact{&id, &input, &updated});
+    return updated;
+}
+
+bool PostgresStore::delete_artifact(const std::string &id) {
+    bool deleted = false;
+    impl_->queue.call(DeleteArtifact{&id, &deleted});
+    return deleted;
+}
+
+// ---- artifact reads ----
+
+std::optional<Artifact> PostgresStore::get_artifact(const std::string &id) const {
+    return impl_->read([&](Connection &c) { return postgres::get_artifact(c, id); });
+}
+
+std::vector<Artifact> PostgresStore::list_artifacts(size_t limit, size_t offset) const {
+    return impl_->read([&](Connection &c) { return postgres::list_artifacts(c, limit, offset); });
+}
+
+size_t PostgresStore::count_artifacts() const {
+    return impl_->read([](Connection &c) { return postgres::count_artifacts(c); });
+}
+
+std::vector<Artifact> PostgresStore::artifact_subtree(const std::string &root_id) const {
+    return impl_->read([&](Connection &c) { return postgres::artifact_subtree(c, root_id); });
+}
+
+std::unique_ptr<TaskConnection> PostgresStore::task_connection() { return make_task_connection(impl_->url); }
+
+}  // namespace taskhost::store

@@ -1,0 +1,82 @@
+// The fleet's store: PostgreSQL (--db postgresql://…). The same contract as
+// the embedded store: one writer thread commits queued writes in groups
+// (one transaction per batch, synchronous_commit as the server has it: on
+// by default, so a write a caller waited for is on the server's disk), and
+// reads use a small pool of connections of their own.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "store/store.hpp"
+
+namespace taskhost::store {
+
+class PostgresStore final : public Store {
+public:
+    struct Options {
+        std::string url;  // postgresql://user@host:port/db (libpq's URI or key=value form)
+        size_t max_batch = 1024;     // writes per transaction at most
+        size_t read_connections = 8;  // kept open; more open while all are busy
+        // false: the schema must already be current (`taskhost migrate`).
+        bool migrate = true;
+        // Failures of the writes nobody waits for; stderr when empty.
+        std::function<void(const std::string &)> on_write_error;
+    };
+
+    // Connects and migrates (or checks the schema). Throws StoreError.
+    explicit PostgresStore(Options options);
+    ~PostgresStore() override;  // drains pending writes, then closes
+    PostgresStore(const PostgresStore &) = delete;
+    PostgresStore &operator=(const PostgresStore &) = delete;
+
+    // Brings the schema of the database at `url` to this build's version;
+    // returns the version it found. Throws StoreError.
+    static int migrate(const std::string &url);
+
+    const std::string &url() const override;
+    Result<void> check() const override;
+
+    void insert_job(const model::Job &job) override;
+    bool start_job(const std::string &id, int64_t started_at) override;
+    void update_progress(const std::string &id, double fraction, const std::string &message) override;
+    void finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable = {},
+                    std::function<void(const std::string &)> on_failed = {}) override;
+    bool delete_job(const std::string &id) override;
+    void flush() override;
+    size_t pending_writes() const override;
+    WriteStats write_stats() const override;
+
+    std::optional<model::Job> get_job(const std::string &id) const override;
+    std::vector<model::Job> list_jobs(std::optional<model::JobStatus> status, size_t limit,
+                                      size_t offset) const override;
+    size_t count_jobs(std::optional<model::JobStatus> status) const override;
+    std::vector<model::Job> recover(const std::string &running_error, int64_t now) override;
+    void fail_jobs(const std::vector<std::pair<std::string, std::string>> &errors, int64_t now) override;
+
+    model::PluginFaults record_plugin_fault(const model::PluginFaults &plugin, model::PluginFaultKind kind,
+                                            const std::string &reason, const model::QuarantineThresholds &thresholds,
+                                            int64_t now) override;
+    std::vector<model::PluginFaults> quarantined_plugins() const override;
+
+    model::Artifact save_artifact(const model::ArtifactInput &input) override;
+    std::optional<model::Artifact> update_artifact(const std::string &id, const model::ArtifactInput &input) override;
+    bool delete_artifact(const std::string &id) override;
+    std::optional<model::Artifact> get_artifact(const std::string &id) const override;
+    std::vector<model::Artifact> list_artifacts(size_t limit, size_t offset) const override;
+    size_t count_artifacts() const override;
+    std::vector<model::Artifact> artifact_subtree(const std::string &root_id) const override;
+
+    std::unique_ptr<TaskConnection> task_connection() override;
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+// Whether `db` names a PostgreSQL database (postgresql:// or postgres://).
+bool is_postgres_url(const std::string &db);
+
+}  // namespace taskhost::store

@@ -1,0 +1,116 @@
+#include "store/postgres/schema.hpp"
+
+#include <iterator>
+#include <string>
+
+namespace taskhost::store::postgres {
+
+namespace {
+
+// Migration N takes the schema from version N-1 to N. Append only: never
+// edit a migration that has shipped. Times are µs since the epoch (bigint),
+// as in the SQLite store; artifacts' data and tags are jsonb.
+const char *const kMigrations[] = {
+    // 1: jobs, artifacts, plugin faults.
+    R"sql(
+    CREATE TABLE jobs (
+        id               text PRIMARY KEY,
+        task_name        text NOT NULL,
+        params           text NOT NULL DEFAULT '{}',
+        status           text NOT NULL,
+        submitted_at     bigint,
+        started_at       bigint,
+        finished_at      bigint,
+        error            text,
+        error_traceback  text,
+        artifact_id      text,
+        progress         double precision,
+        progress_message text NOT NULL DEFAULT '',
+        timeout_s        double precision,
+        attempts         integer NOT NULL DEFAULT 0
+    );
+    -- Job ids are time-ordered ULIDs: (status, id) serves the filtered
+    -- listing newest first and its count.
+    CREATE INDEX jobs_status ON jobs (status, id);
+
+    CREATE TABLE artifacts (
+        seq         bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        id          text PRIMARY KEY,
+        parent_id   text REFERENCES artifacts (id) ON DELETE SET NULL,
+        level       integer NOT NULL DEFAULT 0,
+        data        jsonb NOT NULL,
+        tags        jsonb NOT NULL DEFAULT '[]',
+        created_at  bigint NOT NULL,
+        updated_at  bigint NOT NULL
+    );
+    -- Result artifacts have no parent: the index leaves NULLs out.
+    CREATE INDEX artifacts_parent ON artifacts (parent_id) WHERE parent_id IS NOT NULL;
+
+    CREATE TABLE plugin_faults (
+        hash            text PRIMARY KEY,
+        file            text NOT NULL,
+        name            text NOT NULL DEFAULT '',
+        version         text NOT NULL DEFAULT '',
+        tasks           text NOT NULL DEFAULT '[]',
+        crashes         bigint NOT NULL DEFAULT 0,
+        load_failures   bigint NOT NULL DEFAULT 0,
+        hangs           bigint NOT NULL DEFAULT 0,
+        last_reason     text NOT NULL DEFAULT '',
+        last_at         bigint NOT NULL,
+        quarantined_at  bigint
+    );
+    )sql",
+};
+static_assert(std::size(kMigrations) == kSchemaVersion);
+
+// Any key will do, as long as no other program on the database uses it:
+// "taskhost" read as a number, in base 36.
+constexpr char kLock[] = "SELECT pg_advisory_xact_lock(2296056052685)";
+
+[[noreturn]] void too_new(int version) {
+    throw StoreError(StoreError::Kind::internal, "database schema version " + std::to_string(version) +
+                                                     " is newer than this build understands (" +
+                                                     std::to_string(kSchemaVersion) + ")");
+}
+
+}  // namespace
+
+int schema_version(Connection &conn) {
+    Rows exists = conn.run("SELECT to_regclass('taskhost_schema') IS NOT NULL");
+    if (exists.text(0, 0) != "t") return 0;
+    Rows v = conn.run("SELECT version FROM taskhost_schema");
+    return v.size() ? static_cast<int>(v.i64(0, 0)) : 0;
+}
+
+int migrate(Connection &conn) {
+    conn.exec("BEGIN");
+    try {
+        conn.run(kLock);
+        conn.exec("CREATE TABLE IF NOT EXISTS taskhost_schema (version integer NOT NULL)");
+        const int version = schema_version(conn);
+        if (version > kSchemaVersion) too_new(version);
+        for (int v = version; v < kSchemaVersion; ++v) conn.exec(kMigrations[v]);
+        if (version != kSchemaVersion) {
+            conn.exec("DELETE FROM taskhost_schema");
+            Params p;
+            p.add(int64_t{kSchemaVersion});
+            conn.run("INSERT INTO taskhost_schema (version) VALUES ($1)", p);
+        }
+        conn.exec("COMMIT");
+        return version;
+    } catch (...) {
+        PQclear(PQexec(conn.handle(), "ROLLBACK"));
+        throw;
+    }
+}
+
+void require_current_schema(Connection &conn) {
+    const int version = schema_version(conn);
+    if (version > kSchemaVersion) too_new(version);
+    if (version < kSchemaVersion)
+        throw StoreError(StoreError::Kind::unavailable,
+                         "database schema version " + std::to_string(version) + " is older than this build's (" +
+                             std::to_string(kSchemaVersion) + "): run `taskhost migrate --db URL` first");
+}
+
+}  // namespace taskhost::store::postgres

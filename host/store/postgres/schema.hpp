@@ -1,0 +1,27 @@
+// The PostgreSQL schema: its migrations and its version (one row in
+// taskhost_schema). Hosts of a fleet may start together: migrations run
+// under an advisory lock, so one migrates and the others see the result.
+#pragma once
+
+#include "store/postgres/connection.hpp"
+
+namespace taskhost::store::postgres {
+
+inline constexpr int kSchemaVersion = 1;
+
+// The schema's version in the database; 0 when it has none yet.
+int schema_version(Connection &conn);
+
+// Brings the schema to the current version; returns the version it found.
+// Throws StoreError if the database is newer than this build.
+int migrate(Connection &conn);
+
+// Throws StoreError(unavailable) unless the schema is at the current
+// version (for --no-migrate: the operator runs `taskhost migrate`).
+void require_current_schema(Connection &conn);
+
+// A statement that writes without changing anything: to see whether
+// commits work again.
+inline constexpr char kProbeWrite[] = "UPDATE taskhost_schema SET version = version";
+
+}  // namespace taskhost::store::postgres

@@ -1,0 +1,13 @@
+// The Database and Session services' connection on PostgreSQL.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/store.hpp"
+
+namespace taskhost::store::postgres {
+
+std::unique_ptr<TaskConnection> make_task_connection(const std::string &url);
+
+}  // namespace taskhost::store::postgres
