@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/sqlite/sqlite_store.hpp"
+#include "store_under_test.hpp"
 #include "util/clock.hpp"
 #include "util/ulid.hpp"
 
@@ -22,7 +23,10 @@ using namespace taskhost;
 using namespace taskhost::model;
 using taskhost::store::StoreError;
 using taskhost::store::TaskConnection;
-using Store = taskhost::store::SqliteStore;  // this suite tests the embedded store
+using taskhost::store::SqliteStore;
+using taskhost::store::Store;
+using taskhost::testing::StoreUnderTest;
+using taskhost::testing::StoreUnderTestOptions;
 using nlohmann::json;
 
 namespace {
@@ -39,6 +43,10 @@ void end_job(Store &store, const std::string &id, JobStatus status, int64_t fini
     end.result_artifact = std::move(artifact);
     store.finish_job(id, std::move(end), std::move(on_durable));
 }
+
+// The same JSON value: PostgreSQL's jsonb gives back its own spacing and
+// key order.
+bool same_json(const std::string &a, const std::string &b) { return json::parse(a) == json::parse(b); }
 
 Job make_job(const std::string &task = "add", std::string params = R"({"a":1,"b":2})") {
     Job j;
@@ -72,8 +80,8 @@ struct TempDir {
     std::string file(const std::string &name) const { return (path / name).string(); }
 };
 
-Store::Options memory_options() {
-    Store::Options o;
+SqliteStore::Options memory_options() {
+    SqliteStore::Options o;
     o.path = ":memory:";
     return o;
 }
@@ -126,7 +134,8 @@ TEST_CASE("store: job status names") {
 }
 
 TEST_CASE("store: insert and get a job, every field round trips") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Job j = make_job("greet_user", R"({"name":"Ada"})");
     j.timeout_s = 2.5;
     store.insert_job(j);
@@ -161,7 +170,8 @@ TEST_CASE("store: insert and get a job, every field round trips") {
 }
 
 TEST_CASE("store: list jobs newest first, filter, count, paging") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     std::vector<std::string> ids;
     for (int i = 0; i < 10; ++i) {
         Job j = make_job("t" + std::to_string(i));
@@ -201,7 +211,8 @@ TEST_CASE("store: list jobs newest first, filter, count, paging") {
 }
 
 TEST_CASE("store: start_job and progress are applied in order") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Job j = make_job();
     store.insert_job(j);
     const int64_t started = now_us();
@@ -231,7 +242,8 @@ TEST_CASE("store: flush returns only after the callbacks of the writes before it
           doctest::test_suite("concurrency")) {
     // ~JobManager relies on this: the callbacks use it, so it must not go
     // away while one is still to run.
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Job j = make_job();
     store.insert_job(j);
     WriterGate gate;  // holds the writer so that j's end and the flush share a batch
@@ -267,7 +279,8 @@ TEST_CASE("store: flush returns only after the callbacks of the writes before it
 }
 
 TEST_CASE("store: finish_job stores the artifact and the job together, then on_durable") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Job j = make_job();
     store.insert_job(j);
     store.start_job(j.id, now_us());
@@ -295,7 +308,7 @@ TEST_CASE("store: finish_job stores the artifact and the job together, then on_d
 
     auto a = store.get_artifact(result.id);
     REQUIRE(a);
-    CHECK(a->data_json == result.data_json);
+    CHECK(same_json(a->data_json, result.data_json));
     CHECK(a->level == 0);
     CHECK_FALSE(a->parent_id);
     CHECK(a->tags_json == "[]");
@@ -315,7 +328,8 @@ TEST_CASE("store: finish_job stores the artifact and the job together, then on_d
 }
 
 TEST_CASE("store: a job never stored is inserted with its end in one write") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Job j = make_job();
     j.status = JobStatus::running;
     j.started_at = now_us();
@@ -349,11 +363,12 @@ TEST_CASE("store: a job never stored is inserted with its end in one write") {
     CHECK(got->progress_message == "halfway");
     REQUIRE(got->artifact_id);
     CHECK(*got->artifact_id == result.id);
-    CHECK(store.get_artifact(result.id)->data_json == result.data_json);
+    CHECK(same_json(store.get_artifact(result.id)->data_json, result.data_json));
 }
 
 TEST_CASE("store: the end stores started_at when no running mark did, and keeps one that did") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Job a = make_job(), b = make_job();
     store.insert_job(a);
     store.insert_job(b);
@@ -377,7 +392,8 @@ TEST_CASE("store: the end stores started_at when no running mark did, and keeps 
 }
 
 TEST_CASE("store: finish_job failed without artifact keeps error and traceback") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Job j = make_job();
     store.insert_job(j);
     end_job(store, j.id, JobStatus::failed, now_us(), "ValueError: boom", "Traceback...\nValueError: boom",
@@ -395,12 +411,13 @@ TEST_CASE("store: finish_job failed without artifact keeps error and traceback")
 TEST_CASE("store: finish_job whose artifact cannot be stored ends the job failed and reports it") {
     std::mutex mu;
     std::vector<std::string> errors;
-    Store::Options o = memory_options();
+    StoreUnderTestOptions o;
     o.on_write_error = [&](const std::string &e) {
         std::lock_guard lock(mu);
         errors.push_back(e);
     };
-    Store store(o);
+    StoreUnderTest owned(o);
+    Store &store = *owned;
     Job j = make_job();
     store.insert_job(j);
     Artifact bad;
@@ -423,9 +440,10 @@ TEST_CASE("store: finish_job whose artifact cannot be stored ends the job failed
 }
 
 TEST_CASE("store: a job never stored whose result cannot be stored is inserted failed, in one write") {
-    Store::Options o = memory_options();
+    StoreUnderTestOptions o;
     o.on_write_error = [](const std::string &) {};
-    Store store(o);
+    StoreUnderTest owned(o);
+    Store &store = *owned;
     Artifact existing = store.save_artifact(art("1"));
     for (int variant = 0; variant < 2; ++variant) {
         Job j = make_job();
@@ -460,7 +478,8 @@ TEST_CASE("store: a job never stored whose result cannot be stored is inserted f
 }
 
 TEST_CASE("store: delete_job and flush") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Job j = make_job();
     store.insert_job(j);
     CHECK(store.delete_job(j.id));
@@ -477,7 +496,8 @@ TEST_CASE("store: delete_job and flush") {
 }
 
 TEST_CASE("store: a failing op in a batch fails alone") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Job existing = make_job();
     store.insert_job(existing);
     Artifact root = store.save_artifact(art(R"({"root":true})"));
@@ -521,7 +541,8 @@ TEST_CASE("store: a failing op in a batch fails alone") {
 }
 
 TEST_CASE("store: recover fails running jobs and returns pending ones oldest first") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     std::vector<Job> jobs;
     for (int i = 0; i < 5; ++i) {
         jobs.push_back(make_job("t" + std::to_string(i)));
@@ -549,7 +570,8 @@ TEST_CASE("store: recover fails running jobs and returns pending ones oldest fir
 }
 
 TEST_CASE("store: artifact create, level, validation, upsert") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Artifact root = store.save_artifact(art(R"({"name":"root"})"));
     CHECK(is_valid_ulid(root.id));
     CHECK(root.level == 0);
@@ -568,8 +590,8 @@ TEST_CASE("store: artifact create, level, validation, upsert") {
 
     auto got = store.get_artifact(child.id);
     REQUIRE(got);
-    CHECK(got->data_json == R"({"name":"child"})");
-    CHECK(got->tags_json == R"(["a","b"])");
+    CHECK(same_json(got->data_json, R"({"name":"child"})"));
+    CHECK(same_json(got->tags_json, R"(["a","b"])"));
     CHECK(got->level == 1);
     CHECK(got->parent_id == root.id);
     CHECK(got->created_at == child.created_at);
@@ -607,17 +629,18 @@ TEST_CASE("store: artifact create, level, validation, upsert") {
     auto listed = store.list_artifacts(Store::no_limit, 0);
     REQUIRE(listed.size() == 4);
     CHECK(listed[1].id == child.id);
-    CHECK(listed[1].data_json == R"({"name":"child v2"})");
+    CHECK(same_json(listed[1].data_json, R"({"name":"child v2"})"));
     CHECK(listed[1].updated_at == up.updated_at);
 
     // An upsert may not make an artifact its own ancestor.
     CHECK_THROWS_AS(store.save_artifact(art("1", grandchild.id, root.id)), StoreError);
     CHECK_THROWS_AS(store.save_artifact(art("1", root.id, root.id)), StoreError);
-    CHECK(store.get_artifact(root.id)->data_json == R"({"name":"root"})");
+    CHECK(same_json(store.get_artifact(root.id)->data_json, R"({"name":"root"})"));
 }
 
 TEST_CASE("store: update_artifact cascades levels") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Artifact root = store.save_artifact(art("\"root\""));
     Artifact child = store.save_artifact(art("\"child\"", root.id));
     Artifact grandchild = store.save_artifact(art("\"grandchild\"", child.id));
@@ -685,7 +708,8 @@ TEST_CASE("store: update_artifact cascades levels") {
 }
 
 TEST_CASE("store: delete_artifact orphans children, keeping their level") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Artifact root = store.save_artifact(art("0"));
     Artifact child = store.save_artifact(art("1", root.id));
     Artifact grandchild = store.save_artifact(art("2", child.id));
@@ -706,7 +730,8 @@ TEST_CASE("store: delete_artifact orphans children, keeping their level") {
 }
 
 TEST_CASE("store: artifact subtree and list paging") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Artifact r = store.save_artifact(art("\"r\""));
     Artifact a = store.save_artifact(art("\"a\"", r.id));
     Artifact other = store.save_artifact(art("\"other\""));
@@ -746,15 +771,15 @@ TEST_CASE("store: artifact subtree and list paging") {
     CHECK(store.list_artifacts(3, 9).empty());
 }
 
-TEST_CASE("store: file database persists across Store instances") {
+TEST_CASE("store (sqlite): file database persists across Store instances") {
     TempDir dir;
     const std::string path = dir.file("taskhost.db");
     Job j = make_job();
     std::string artifact_id;
     {
-        Store::Options o;
+        SqliteStore::Options o;
         o.path = path;
-        Store store(o);
+        SqliteStore store(o);
         CHECK(store.url() == "sqlite:///" + std::filesystem::absolute(path).lexically_normal().string());
         CHECK(store.check());
         store.insert_job(j);
@@ -765,9 +790,9 @@ TEST_CASE("store: file database persists across Store instances") {
     }
     CHECK(std::filesystem::exists(path));
     {
-        Store::Options o;
+        SqliteStore::Options o;
         o.path = path;
-        Store store(o);
+        SqliteStore store(o);
         auto got = store.get_job(j.id);
         REQUIRE(got);
         CHECK(got->status == JobStatus::running);
@@ -788,7 +813,7 @@ TEST_CASE("store: file database persists across Store instances") {
     }
 }
 
-TEST_CASE("store: a version-1 database is migrated with every job and artifact kept") {
+TEST_CASE("store (sqlite): a version-1 database is migrated with every job and artifact kept") {
     TempDir dir;
     const std::string path = dir.file("v1.db");
     {
@@ -823,9 +848,9 @@ TEST_CASE("store: a version-1 database is migrated with every job and artifact k
         sqlite3_close(db);
         REQUIRE(rc == SQLITE_OK);
     }
-    Store::Options o;
+    SqliteStore::Options o;
     o.path = path;
-    Store store(o);
+    SqliteStore store(o);
     auto conn = store.task_connection();
     CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 3);
 
@@ -892,14 +917,14 @@ uintmax_t wal_bytes(const std::string &db) {
 
 constexpr uintmax_t kFrameBytes = 4096 + 24;  // default page size + WAL frame header
 
-TEST_CASE("store: a background connection checkpoints the WAL, which stays bounded" *
+TEST_CASE("store (sqlite): a background connection checkpoints the WAL, which stays bounded" *
           doctest::test_suite("concurrency")) {
     TempDir dir;
-    Store::Options o;
+    SqliteStore::Options o;
     o.path = dir.file("ckpt.db");
     o.checkpoint_pages = 20;
     o.wal_cap_pages = 400;
-    Store store(o);
+    SqliteStore store(o);
     for (int round = 0; round < 10; ++round) write_finished_jobs(store, 300);
     // The checkpointer was asked long ago; wait (bounded) until it has run.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -912,13 +937,13 @@ TEST_CASE("store: a background connection checkpoints the WAL, which stays bound
     CHECK(store.count_artifacts() == 3000);
 }
 
-TEST_CASE("store: the writer checkpoints itself at wal_cap_pages") {
+TEST_CASE("store (sqlite): the writer checkpoints itself at wal_cap_pages") {
     TempDir dir;
-    Store::Options o;
+    SqliteStore::Options o;
     o.path = dir.file("cap.db");
     o.background_checkpoints = false;
     o.wal_cap_pages = 200;
-    Store store(o);
+    SqliteStore store(o);
     for (int round = 0; round < 10; ++round) write_finished_jobs(store, 300);
     const auto stats = store.write_stats();
     CHECK(stats.checkpoints == 0);
@@ -927,15 +952,15 @@ TEST_CASE("store: the writer checkpoints itself at wal_cap_pages") {
     CHECK(store.count_jobs(JobStatus::completed) == 3000);
 }
 
-TEST_CASE("store: opening a missing directory fails with StoreError") {
+TEST_CASE("store (sqlite): opening a missing directory fails with StoreError") {
     TempDir dir;
-    Store::Options o;
+    SqliteStore::Options o;
     o.path = dir.file("no/such/dir/x.db");
-    CHECK_THROWS_AS(Store{o}, StoreError);
+    CHECK_THROWS_AS(SqliteStore{o}, StoreError);
 }
 
-TEST_CASE("store: memory database is shared by writer, readers and task connections") {
-    Store store(memory_options());
+TEST_CASE("store (sqlite): memory database is shared by writer, readers and task connections") {
+    SqliteStore store(memory_options());
     CHECK(store.url() == "sqlite://:memory:");
     CHECK(store.check());
 
@@ -952,7 +977,7 @@ TEST_CASE("store: memory database is shared by writer, readers and task connecti
     CHECK(json::parse(conn2->query("SELECT n FROM notes", ""))[0]["n"] == "hello");
 
     // Another memory store is a different database.
-    Store other(memory_options());
+    SqliteStore other(memory_options());
     CHECK_FALSE(other.get_job(j.id));
     CHECK(other.count_jobs(std::nullopt) == 0);
 
@@ -1023,24 +1048,25 @@ void concurrent_inserts(Store &store) {
 }
 }  // namespace
 
-TEST_CASE("store: 16 threads insert jobs concurrently (file)" * doctest::test_suite("concurrency")) {
+TEST_CASE("store (sqlite): 16 threads insert jobs concurrently (file)" * doctest::test_suite("concurrency")) {
     TempDir dir;
-    Store::Options o;
+    SqliteStore::Options o;
     o.path = dir.file("c.db");
-    Store store(o);
+    SqliteStore store(o);
     concurrent_inserts(store);
 }
 
-TEST_CASE("store: 16 threads insert jobs concurrently (memory, small batches)" * doctest::test_suite("concurrency")) {
-    Store::Options o = memory_options();
+TEST_CASE("store: 16 threads insert jobs concurrently (small batches)" * doctest::test_suite("concurrency")) {
+    StoreUnderTestOptions o;
     o.max_batch = 4;
     o.read_connections = 1;
-    Store store(o);
+    StoreUnderTest owned(o);
+    Store &store = *owned;
     concurrent_inserts(store);
 }
 
-TEST_CASE("store: TaskConnection query, binds, transactions, errors") {
-    Store store(memory_options());
+TEST_CASE("store (sqlite): TaskConnection query, binds, transactions, errors") {
+    SqliteStore store(memory_options());
     auto conn = store.task_connection();
     CHECK(conn->query("CREATE TABLE t (id INTEGER PRIMARY KEY, b INTEGER, r REAL, s TEXT, j TEXT, x BLOB)", "") ==
           "[]");
@@ -1111,7 +1137,8 @@ TEST_CASE("store: TaskConnection query, binds, transactions, errors") {
 }
 
 TEST_CASE("store: a task transaction left open is rolled back when the connection goes") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     {
         auto conn = store.task_connection();
         conn->query("CREATE TABLE t (n INTEGER)", "");
@@ -1126,7 +1153,8 @@ TEST_CASE("store: a task transaction left open is rolled back when the connectio
 }
 
 TEST_CASE("store: a blocking write from on_durable is refused instead of deadlocking") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Job j = make_job();
     store.insert_job(j);
     std::promise<std::string> outcome;
@@ -1148,7 +1176,8 @@ TEST_CASE("store: a blocking write from on_durable is refused instead of deadloc
 }
 
 TEST_CASE("store: start_job commits the start and counts attempts; only a pending job starts") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Job j = make_job();
     store.insert_job(j);
     CHECK(store.start_job(j.id, 1234));  // durable when it returns: no flush needed
@@ -1163,7 +1192,8 @@ TEST_CASE("store: start_job commits the start and counts attempts; only a pendin
 }
 
 TEST_CASE("store: fail_jobs fails the jobs not ended, each with its own error") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     Job pending = make_job(), running = make_job(), done = make_job();
     for (Job *j : {&pending, &running, &done}) store.insert_job(*j);
     REQUIRE(store.start_job(running.id, now_us()));
@@ -1179,7 +1209,8 @@ TEST_CASE("store: fail_jobs fails the jobs not ended, each with its own error") 
 }
 
 TEST_CASE("store: plugin faults add up per version and quarantine at their threshold") {
-    Store store(memory_options());
+    StoreUnderTest owned;
+    Store &store = *owned;
     const model::QuarantineThresholds thresholds;  // crashes 2, load failures 1, hangs 2
     model::PluginFaults v1;
     v1.hash = std::string(64, 'a');

@@ -1,0 +1,232 @@
+// What only the PostgreSQL store has: migrations shared by a fleet, jsonb,
+// task SQL in PostgreSQL's dialect, and a server that goes away. The
+// generic store tests run against it too (test_store.cpp, ctest entry
+// unit-store-postgres); these need TASKHOST_TEST_PG_URL.
+#include <doctest/doctest.h>
+
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "store/postgres/connection.hpp"
+#include "store/postgres/postgres_store.hpp"
+#include "store/postgres/schema.hpp"
+#include "store_under_test.hpp"
+#include "util/clock.hpp"
+#include "util/ulid.hpp"
+
+using namespace taskhost;
+using namespace taskhost::model;
+using taskhost::store::PostgresStore;
+using taskhost::store::StoreError;
+using nlohmann::json;
+
+namespace {
+
+// A schema of its own for one test, dropped afterwards.
+struct Schema {
+    std::string name = testing::create_postgres_schema();
+    std::string url = testing::postgres_url_for(name);
+    ~Schema() { testing::drop_postgres_schema(name); }
+};
+
+PostgresStore::Options options_for(const std::string &url) {
+    PostgresStore::Options o;
+    o.url = url;
+    return o;
+}
+
+Job make_job() {
+    Job j;
+    j.id = new_ulid_string();
+    j.task_name = "add";
+    j.params_json = R"({"a":1,"b":2})";
+    j.submitted_at = now_us();
+    return j;
+}
+
+}  // namespace
+
+TEST_CASE("store (postgres): the schema is migrated once, by one of several hosts starting together") {
+    Schema schema;
+    // Four "hosts" migrate at once: the advisory lock lets one do it.
+    std::vector<std::future<int>> found;
+    for (int i = 0; i < 4; ++i)
+        found.push_back(std::async(std::launch::async, [&] { return PostgresStore::migrate(schema.url); }));
+    int from_zero = 0;
+    for (auto &f : found) {
+        const int v = f.get();
+        CHECK((v == 0 || v == store::postgres::kSchemaVersion));
+        from_zero += v == 0;
+    }
+    CHECK(from_zero == 1);
+    store::postgres::Connection conn(schema.url);
+    CHECK(store::postgres::schema_version(conn) == store::postgres::kSchemaVersion);
+    CHECK(conn.run("SELECT count(*) FROM taskhost_schema").i64(0, 0) == 1);
+    // Again: nothing to do.
+    CHECK(PostgresStore::migrate(schema.url) == store::postgres::kSchemaVersion);
+}
+
+TEST_CASE("store (postgres): without migrations an old schema is refused, naming the command") {
+    Schema schema;
+    auto o = options_for(schema.url);
+    o.migrate = false;
+    try {
+        PostgresStore store(o);
+        FAIL("an empty database must be refused without migrations");
+    } catch (const StoreError &e) {
+        CHECK(e.kind == StoreError::Kind::unavailable);
+        CHECK(std::string(e.what()).find("taskhost migrate") != std::string::npos);
+    }
+    PostgresStore::migrate(schema.url);
+    PostgresStore store(o);  // current now
+    CHECK(store.check().ok());
+}
+
+TEST_CASE("store (postgres): a schema newer than this build is refused") {
+    Schema schema;
+    PostgresStore::migrate(schema.url);
+    {
+        store::postgres::Connection conn(schema.url);
+        conn.exec("UPDATE taskhost_schema SET version = version + 1");
+    }
+    try {
+        PostgresStore store(options_for(schema.url));
+        FAIL("a newer schema must be refused");
+    } catch (const StoreError &e) {
+        CHECK(std::string(e.what()).find("newer than this build") != std::string::npos);
+    }
+}
+
+TEST_CASE("store (postgres): artifacts are jsonb; \\u0000 is refused alone, the batch goes on") {
+    Schema schema;
+    PostgresStore store(options_for(schema.url));
+    ArtifactInput in;
+    in.data_json = R"({"b":[1,2.5,"x"],"a":{"n":null}})";
+    Artifact a = store.save_artifact(in);
+    auto got = store.get_artifact(a.id);
+    REQUIRE(got);
+    CHECK(json::parse(got->data_json) == json::parse(*in.data_json));
+    store::postgres::Connection conn(schema.url);
+    CHECK(conn.run("SELECT data->'b'->>1 FROM artifacts").text(0, 0) == "2.5");
+
+    ArtifactInput nul;
+    nul.data_json = R"({"s":"a\u0000b"})";
+    CHECK_THROWS_AS(store.save_artifact(nul), StoreError);
+    ArtifactInput escaped;  // a backslash, then the text u0000: storable
+    escaped.data_json = R"({"s":"a\\u0000b"})";
+    auto kept = store.save_artifact(escaped);
+    CHECK(json::parse(store.get_artifact(kept.id)->data_json)["s"] == "a\\u0000b");
+
+    // A job's result with \u0000 ends the job failed, saying why.
+    Job j = make_job();
+    store.insert_job(j);
+    store::Store::JobEnd end;
+    end.finished_at = now_us();
+    Artifact result;
+    result.data_json = R"({"result":"\u0000"})";
+    end.result_artifact = result;
+    std::promise<void> durable;
+    store.finish_job(j.id, std::move(end), [&] { durable.set_value(); });
+    REQUIRE(durable.get_future().wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    auto ended = store.get_job(j.id);
+    REQUIRE(ended);
+    CHECK(ended->status == JobStatus::failed);
+    CHECK(ended->error->find("U+0000") != std::string::npos);
+}
+
+TEST_CASE("store (postgres): the URL shown has no password") {
+    Schema schema;
+    PostgresStore store(options_for(schema.url));
+    CHECK(store.url() == schema.url);  // the test cluster's has none
+    CHECK(store::is_postgres_url("postgresql://u@h/db"));
+    CHECK(store::is_postgres_url("postgres://u@h/db"));
+    CHECK_FALSE(store::is_postgres_url("taskhost.db"));
+    CHECK_FALSE(store::is_postgres_url("sqlite:///x.db"));
+}
+
+TEST_CASE("store (postgres): TaskConnection speaks PostgreSQL, typed cells, one statement, transactions") {
+    Schema schema;
+    PostgresStore store(options_for(schema.url));
+    auto conn = store.task_connection();
+    conn->query("CREATE TABLE t (id serial PRIMARY KEY, b boolean, r double precision, s text, j jsonb, "
+                "n numeric, x bytea)", "");
+    conn->query("INSERT INTO t (b, r, s, j, n) VALUES ($1, $2, $3, $4, $5)",
+                R"([true, 1.5, "héllo", {"k":[1,2]}, 12.25])");
+    conn->query("INSERT INTO t (b, r, s, j, x) VALUES ($1, $2, $3, $4, '\\x00ff10')", R"([false, -2, "b", [3]])");
+    auto rows = json::parse(conn->query("SELECT * FROM t ORDER BY id", "[]"));
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0]["id"] == 1);
+    CHECK(rows[0]["b"] == true);
+    CHECK(rows[0]["r"] == 1.5);
+    CHECK(rows[0]["s"] == "héllo");
+    CHECK(rows[0]["j"] == json{{"k", {1, 2}}});
+    CHECK(rows[0]["n"] == 12.25);
+    CHECK(rows[0]["x"].is_null());
+    CHECK(rows[1]["b"] == false);
+    CHECK(rows[1]["j"] == json::array({3}));
+    CHECK(rows[1]["x"] == "\\x00ff10");
+
+    auto expect_invalid = [&](const std::string &sql, const std::string &params, const std::string &needle) {
+        try {
+            conn->query(sql, params);
+            FAIL("expected an error for: " << sql);
+        } catch (const StoreError &e) {
+            CHECK(e.kind == StoreError::Kind::invalid);
+            CHECK_MESSAGE(std::string(e.what()).find(needle) != std::string::npos, e.what());
+        }
+    };
+    expect_invalid("SELEC 1", "", "syntax error");
+    expect_invalid("SELECT * FROM missing_table", "", "does not exist");
+    expect_invalid("SELECT 1; SELECT 2", "", "one SQL statement");
+    expect_invalid("SELECT $1", R"({"a":1})", "JSON array");
+    expect_invalid("INSERT INTO t (id) VALUES (1)", "", "duplicate key");
+    CHECK(conn->query("-- nothing", "") == "[]");
+
+    // A failed statement aborts the transaction; its commit says so.
+    conn->begin();
+    conn->query("INSERT INTO t (s) VALUES ('lost')", "");
+    CHECK_THROWS_AS(conn->query("SELECT * FROM missing_table", ""), StoreError);
+    CHECK_THROWS_AS(conn->commit(), StoreError);
+    CHECK_FALSE(conn->in_transaction());
+    CHECK(json::parse(conn->query("SELECT count(*) AS n FROM t", ""))[0]["n"] == 2);
+    CHECK_THROWS_AS(conn->commit(), StoreError);  // nothing open
+
+    conn->begin();
+    conn->query("INSERT INTO t (s) VALUES ('kept')", "");
+    conn->commit();
+    auto other = store.task_connection();
+    CHECK(json::parse(other->query("SELECT count(*) AS n FROM t", ""))[0]["n"] == 3);
+}
+
+TEST_CASE("store (postgres): a connection the server dropped is replaced; writes and reads go on") {
+    Schema schema;
+    auto o = options_for(schema.url);
+    o.on_write_error = [](const std::string &) {};
+    PostgresStore store(o);
+    Job before = make_job();
+    store.insert_job(before);
+    REQUIRE(store.get_job(before.id));
+    // Every connection of this database but the one doing it is ended, as
+    // a server restart would.
+    store::postgres::Connection admin(schema.url);
+    admin.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+              "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    // The read pool retries once on a fresh connection.
+    CHECK(store.get_job(before.id));
+    // The writer's next batch may fail once (the server's goodbye is seen
+    // only when the connection is used), then it reconnects.
+    Job after = make_job();
+    try {
+        store.insert_job(after);
+    } catch (const StoreError &e) {
+        CHECK(e.kind == StoreError::Kind::unavailable);
+        CHECK_FALSE(store.check().ok());
+        store.insert_job(after);
+    }
+    CHECK(store.get_job(after.id));
+    CHECK(store.check().ok());
+}
