@@ -303,7 +303,7 @@ Result<JobManager::Executed> JobManager::execute(std::shared_ptr<const registry:
         if (refused) return fail(ErrorKind::invalid, "Invalid params for task '" + job->record.task_name + "': " + *refused);
     }
     std::optional<JobView> view;
-    if (deadline) view = wait_terminal(job, *deadline, abandon);
+    if (deadline) view = wait_terminal(job, *deadline, abandon, /*requester=*/true);
     // A job not stored yet must be durable before the answer: its end is on
     // its way to the store (it ran here, or ended within the wait), or the
     // wait ran out and it is stored now.
@@ -478,11 +478,11 @@ std::optional<JobView> JobManager::wait_terminal(const std::string &id, Clock::t
                                                  std::stop_token abandon) const {
     auto job = active(id);
     if (!job) return get(id);
-    return wait_terminal(job, deadline, abandon);
+    return wait_terminal(job, deadline, abandon, /*requester=*/false);
 }
 
 std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob> &job, Clock::time_point deadline,
-                                                 std::stop_token abandon) const {
+                                                 std::stop_token abandon, bool requester) const {
     WaitingCount counted(waiting_);
     // Declared before the lock: a stop wakes the waiter under the job's lock,
     // and the callback is unregistered only once the lock is released.
@@ -494,7 +494,7 @@ std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob
     yield_while_committing(*job, lock);
     // An end that fails to commit wakes those already waiting; later calls
     // wait as usual (the job stays as last stored).
-    const bool lost_before = job->end == EndState::lost;
+    const bool lost_before = !requester && job->end == EndState::lost;
     job->ended.wait_until(lock, deadline, [&] {
         return job->end == EndState::committed || job->deleted || (!lost_before && job->end == EndState::lost) ||
                waiters_released_.load() || abandon.stop_requested();
@@ -566,7 +566,7 @@ Result<JobManager::Canceled> JobManager::cancel(const std::string &id) {
         lock.unlock();
         finish(job, JobStatus::canceled, std::nullopt, std::nullopt, std::nullopt);
         // Answered with the committed record.
-        auto view = wait_terminal(job, deadline_after(5));
+        auto view = wait_terminal(job, deadline_after(5), {}, /*requester=*/true);
         if (!view) return fail(ErrorKind::not_found, "Job not found");
         return Canceled{true, std::move(*view)};
     }

@@ -171,9 +171,12 @@ private:
     // its end is already on its way to the store, waits for that. A job that
     // cannot be stored is canceled and forgotten.
     Result<JobView> persist(const std::shared_ptr<ActiveJob> &job);
+    // `requester`: the wait of the request the end comes from (its submit,
+    // its cancel), which an end that failed to commit ends however early it
+    // failed (other waiters that come after such an end wait as usual).
     std::optional<JobView> wait_terminal(const std::shared_ptr<ActiveJob> &job,
-                                         std::chrono::steady_clock::time_point deadline,
-                                         std::stop_token abandon = {}) const;
+                                         std::chrono::steady_clock::time_point deadline, std::stop_token abandon,
+                                         bool requester) const;
     std::shared_ptr<ActiveJob> active(const std::string &id) const;
     void add_active(const std::shared_ptr<ActiveJob> &job);
 
