@@ -13,14 +13,15 @@ using namespace taskhost;
 
 namespace {
 
-// Runs at load: the table count_users reads, seeded once. A single statement
-// seeds it, so two generations loading at once cannot both insert.
+// Runs at load: the table count_users reads, seeded once. SQL that SQLite
+// and PostgreSQL both take. Names are the key, so two generations (or two
+// hosts of a fleet) loading at once cannot both insert them.
 void init(Database &database) {
-    database.exec("CREATE TABLE IF NOT EXISTS example_users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)");
+    database.exec("CREATE TABLE IF NOT EXISTS example_users (name TEXT PRIMARY KEY)");
     database.exec(
         "INSERT INTO example_users (name) "
-        "SELECT name FROM (SELECT 'Alice' AS name UNION ALL SELECT 'Bob' UNION ALL SELECT 'Carol') "
-        "WHERE NOT EXISTS (SELECT 1 FROM example_users)");
+        "SELECT name FROM (SELECT 'Alice' AS name UNION ALL SELECT 'Bob' UNION ALL SELECT 'Carol') AS seed "
+        "WHERE NOT EXISTS (SELECT 1 FROM example_users) ON CONFLICT DO NOTHING");
 }
 
 json store_result(Artifacts &artifacts, json data) { return {{"artifact_id", artifacts.save(data)}}; }
