@@ -9,6 +9,7 @@
 
 #include "app/config.hpp"
 #include "app/host.hpp"
+#include "app/migrate_command.hpp"
 #include "app/plugin_tools.hpp"
 #include "app/probe_child.hpp"
 #include "app/signals.hpp"
@@ -23,6 +24,7 @@ int main(int argc, char **argv) {
     if (taskhost::app::is_worker_child(argc, argv)) return taskhost::app::run_worker_child(argc, argv);
     if (taskhost::app::is_probe_child(argc, argv)) return taskhost::app::run_probe_child(argc, argv);
     if (taskhost::app::is_plugin_command(argc, argv)) return taskhost::app::run_plugin_command(argc, argv);
+    if (taskhost::app::is_migrate_command(argc, argv)) return taskhost::app::run_migrate_command(argc, argv);
     auto config = taskhost::app::read_config(argc, argv);
     if (const int *exit_status = std::get_if<int>(&config)) return *exit_status;
     auto &cfg = std::get<taskhost::app::Config>(config);

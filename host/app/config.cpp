@@ -1,6 +1,7 @@
 #include "app/config.hpp"
 
 #include <httplib.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <taskhost/abi.h>
 #include <CLI/CLI.hpp>
@@ -28,22 +29,41 @@ std::optional<unsigned> parse_umask(std::string_view text) {
     return value;
 }
 
+std::string sqlite_path(const std::string &db) {
+    constexpr std::string_view scheme = "sqlite://";
+    if (!db.starts_with(scheme)) return db;
+    return db.substr(scheme.size());  // "sqlite:///abs" keeps its leading slash
+}
+
 std::variant<Config, int> read_config(int argc, char **argv) {
     Config cfg;
     CLI::App app{"taskhost: serves the tasks of compiled plugins over HTTP as durable jobs"};
     app.footer(
         "Plugin authors: `taskhost plugin new NAME` writes a ready-to-build plugin project; `taskhost plugin check "
-        "FILE.so` says whether a host would load a plugin, and its tasks (taskhost plugin --help).");
+        "FILE.so` says whether a host would load a plugin, and its tasks (taskhost plugin --help). Operators: "
+        "`taskhost migrate --db DB` brings a database's schema to this build's version (for --no-migrate).");
     app.set_version_flag("--version", std::string("taskhost ") + TASKHOST_VERSION + " (plugin ABI " +
                                           std::to_string(TH_ABI_MAJOR) + "." + std::to_string(TH_ABI_MINOR) +
-                                          ", SQLite " + sqlite3_libversion() + ", cpp-httplib " + CPPHTTPLIB_VERSION +
+                                          ", SQLite " + sqlite3_libversion() + ", libpq " + std::to_string(PQlibVersion() / 10000) + "." +
+                                          std::to_string(PQlibVersion() % 100) + ", cpp-httplib " + CPPHTTPLIB_VERSION +
                                           ")");
     app.add_option("--plugins", cfg.plugins_dir, "Folder scanned for plugin .so files")
         ->envname("TASKHOST_PLUGINS")
         ->capture_default_str();
-    app.add_option("--db", cfg.store.path, "SQLite database file, or :memory:")
+    app.add_option("--db", cfg.db,
+                   "Where jobs and artifacts are kept: a SQLite file (or sqlite:// URL, or :memory:), or "
+                   "postgresql://user@host:port/dbname for a fleet of hosts on one PostgreSQL")
         ->envname("TASKHOST_DB")
         ->capture_default_str();
+    bool no_migrate = false;
+    app.add_flag("--no-migrate", no_migrate,
+                 "Do not migrate the database schema at start-up: refuse to start unless it is current "
+                 "(run `taskhost migrate` first)")
+        ->envname("TASKHOST_NO_MIGRATE");
+    app.add_option("--crash-record", cfg.crash_record,
+                   "File recording a crash of the host inside a plugin, read at the next start (default: beside "
+                   "a SQLite file; none with :memory: or PostgreSQL)")
+        ->envname("TASKHOST_CRASH_RECORD");
     app.add_option("--host", cfg.http.host, "Address to listen on")->envname("TASKHOST_HOST")->capture_default_str();
     app.add_option("--port", cfg.http.port, "Port to listen on (0 = any free port)")
         ->envname("TASKHOST_PORT")
@@ -244,6 +264,9 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         return app.exit(e);
     }
     cfg.umask = *parse_umask(umask_text);
+    if (store::is_postgres_url(cfg.db)) cfg.postgres_store.url = cfg.db;
+    else cfg.store.path = sqlite_path(cfg.db);
+    cfg.postgres_store.migrate = cfg.store.migrate = !no_migrate;
     // What the browser rules need to know of the other settings: the
     // address listened on names the host, and with API keys (run() refuses
     // to start when these give none) the key is what a page cannot forge.

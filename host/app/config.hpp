@@ -13,6 +13,7 @@
 #include "http/server.hpp"
 #include "jobs/job_manager.hpp"
 #include "exec/worker_pool.hpp"
+#include "store/postgres/postgres_store.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace taskhost::app {
@@ -40,6 +41,14 @@ struct Config {
     // --umask: the process's file mode creation mask, set before any file is
     // created (database, -wal, -shm, crash record): 077 makes them 0600.
     unsigned umask = 077;
+    // --db: a SQLite file (or sqlite:// URL, or :memory:), or a PostgreSQL
+    // URL; read_config() fills in the options of the store it names.
+    std::string db = "taskhost.db";
+    bool postgres() const { return !postgres_store.url.empty(); }
+    store::PostgresStore::Options postgres_store;
+    // --crash-record: where a crash of this host is recorded; empty: beside
+    // a SQLite file, none with a memory database or PostgreSQL.
+    std::string crash_record;
     store::SqliteStore::Options store = [] {
         store::SqliteStore::Options o;
         o.path = "taskhost.db";  // the store's own default is a memory database
@@ -54,6 +63,10 @@ struct Config {
 // An octal umask as text ("077", "0027"): its bits, or nullopt if it is not
 // 1 to 4 octal digits with a value of at most 0777.
 std::optional<unsigned> parse_umask(std::string_view text);
+
+// The SQLite path a --db value names: a path, ":memory:", or a sqlite://
+// URL ("sqlite:///abs/file.db", "sqlite://rel.db", "sqlite://:memory:").
+std::string sqlite_path(const std::string &db);
 
 // Reads flags and TASKHOST_* variables. Returns the configuration, or the
 // exit status when the process should stop now (--help, --version, a bad

@@ -31,6 +31,7 @@
 #include "plugins/manager.hpp"
 #include "plugins/watcher.hpp"
 #include "registry/registry.hpp"
+#include "store/postgres/postgres_store.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "util/clock.hpp"
 
@@ -115,7 +116,13 @@ private:
 // Where a crash of this host is recorded: beside a database file (a memory
 // database does not outlive the process, so its crashes only go to stderr).
 std::string crash_record_path(const Config &cfg) {
-    return cfg.store.path == ":memory:" ? std::string() : cfg.store.path + ".crash";
+    if (!cfg.crash_record.empty()) return cfg.crash_record;
+    return cfg.postgres() || cfg.store.path == ":memory:" ? std::string() : cfg.store.path + ".crash";
+}
+
+std::unique_ptr<store::Store> open_store(const Config &cfg) {
+    if (cfg.postgres()) return std::make_unique<store::PostgresStore>(cfg.postgres_store);
+    return std::make_unique<store::SqliteStore>(cfg.store);
 }
 
 // Files the host creates (the database, its -wal and -shm, the crash record)
@@ -127,7 +134,7 @@ std::string crash_record_path(const Config &cfg) {
 void protect_data_at_rest(const Config &cfg) {
     const auto mask = static_cast<mode_t>(cfg.umask);
     ::umask(mask);
-    if (cfg.store.path == ":memory:") return;
+    if (cfg.postgres() || cfg.store.path == ":memory:") return;
     std::error_code ec;
     const fs::path file = fs::absolute(cfg.store.path, ec).lexically_normal();
     if (ec || !file.has_parent_path()) return;
@@ -206,7 +213,7 @@ int run(Config cfg) {
     if (crash) log_crash(*crash);
 
     // ---- start: each component uses only those started before it ----------
-    auto store = std::make_unique<store::SqliteStore>(cfg.store);
+    std::unique_ptr<store::Store> store = open_store(cfg);
     registry::Registry registry;
     // A worker process that crashes charges its plugin version, as a crash
     // of the host would (set once the plugin manager exists).

@@ -92,7 +92,19 @@ StoreError error_of(PGconn *conn, PGresult *result) {
     return StoreError(kind, message);
 }
 
-Connection::Connection(const std::string &url) : conn_(PQconnectdb(url.c_str())) {
+namespace {
+
+// libpq waits for a connection without limit by default: a server that does
+// not answer would hold the writer, and every health check, for minutes.
+std::string with_connect_timeout(const std::string &url) {
+    if (url.find("connect_timeout") != std::string::npos) return url;
+    if (url.find("://") == std::string::npos) return url + " connect_timeout=5";  // key=value form
+    return url + (url.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=5";
+}
+
+}  // namespace
+
+Connection::Connection(const std::string &url) : conn_(PQconnectdb(with_connect_timeout(url).c_str())) {
     if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
         std::string why = conn_ ? trimmed(PQerrorMessage(conn_)) : "out of memory";
         PQfinish(conn_);

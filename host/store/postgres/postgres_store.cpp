@@ -96,6 +96,8 @@ int PostgresStore::migrate(const std::string &url) {
     return postgres::migrate(conn);
 }
 
+int PostgresStore::schema_version() { return kSchemaVersion; }
+
 const std::string &PostgresStore::url() const { return impl_->shown_url; }
 
 Result<void> PostgresStore::check() const {

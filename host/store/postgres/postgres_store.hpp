@@ -34,6 +34,7 @@ public:
     // Brings the schema of the database at `url` to this build's version;
     // returns the version it found. Throws StoreError.
     static int migrate(const std::string &url);
+    static int schema_version();  // this build's
 
     const std::string &url() const override;
     Result<void> check() const override;

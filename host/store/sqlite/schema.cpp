@@ -106,6 +106,12 @@ const char *const kMigrations[] = {
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
+[[noreturn]] void too_new(int version) {
+    throw StoreError(StoreError::Kind::internal, "database schema version " + std::to_string(version) +
+                                                     " is newer than this build understands (" +
+                                                     std::to_string(kSchemaVersion) + ")");
+}
+
 int user_version(Connection &conn) {
     Stmt s(conn, "PRAGMA user_version");
     return s.step() ? static_cast<int>(s.i64(0)) : 0;
@@ -113,14 +119,11 @@ int user_version(Connection &conn) {
 
 }  // namespace
 
-void migrate(Connection &conn) {
+int migrate(Connection &conn) {
     conn.exec("BEGIN IMMEDIATE");
     try {
         const int version = user_version(conn);
-        if (version > kSchemaVersion)
-            throw StoreError(StoreError::Kind::internal, "database schema version " + std::to_string(version) +
-                                                             " is newer than this build understands (" +
-                                                             std::to_string(kSchemaVersion) + ")");
+        if (version > kSchemaVersion) too_new(version);
         for (int v = version; v < kSchemaVersion; ++v) conn.exec(kMigrations[v]);
         if (version != kSchemaVersion) {
             // PRAGMA takes no bind parameters; the value is our own integer.
@@ -128,10 +131,20 @@ void migrate(Connection &conn) {
             conn.exec(set.c_str());
         }
         conn.exec("COMMIT");
+        return version;
     } catch (...) {
         sqlite3_exec(conn.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
         throw;
     }
+}
+
+void require_current_schema(Connection &conn) {
+    const int version = user_version(conn);
+    if (version > kSchemaVersion) too_new(version);
+    if (version < kSchemaVersion)
+        throw StoreError(StoreError::Kind::unavailable,
+                         "database schema version " + std::to_string(version) + " is older than this build's (" +
+                             std::to_string(kSchemaVersion) + "): run `taskhost migrate --db FILE` first");
 }
 
 void rewrite_schema_version(Connection &conn) {

@@ -54,9 +54,12 @@ Location locate(const std::string &path) {
 
 // The write connection, its schema brought up to date before any other
 // connection opens.
-std::unique_ptr<Connection> open_writer(const Location &location) {
+std::unique_ptr<Connection> open_writer(const Location &location, bool migrate_schema) {
     auto conn = std::make_unique<Connection>(location.open_name, location.memory, Connection::Role::writer);
-    migrate(*conn);
+    // A memory database starts empty: there is nothing an operator could
+    // have migrated beforehand.
+    if (migrate_schema || location.memory) migrate(*conn);
+    else require_current_schema(*conn);
     return conn;
 }
 
@@ -68,7 +71,7 @@ struct SqliteStore::Impl {
     explicit Impl(Options options)
         : location(locate(options.path)),
           report(std::move(options.on_write_error)),
-          writer(open_writer(location)),
+          writer(open_writer(location, options.migrate)),
           reads(location.open_name, location.memory, options.read_connections),
           checkpointer(location.memory ? nullptr  // memdb has no WAL
                                        : std::make_unique<Checkpointer>(
@@ -91,6 +94,14 @@ struct SqliteStore::Impl {
 SqliteStore::SqliteStore(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 SqliteStore::~SqliteStore() = default;
+
+int SqliteStore::migrate(const std::string &path) {
+    const Location location = locate(path);
+    Connection conn(location.open_name, location.memory, Connection::Role::writer);
+    return sqlite::migrate(conn);
+}
+
+int SqliteStore::schema_version() { return kSchemaVersion; }
 
 const std::string &SqliteStore::url() const { return impl_->location.url; }
 

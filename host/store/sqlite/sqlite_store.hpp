@@ -32,6 +32,8 @@ public:
         // not running: usually only the last few frames are left, so the
         // commit that waits for it waits briefly, and the WAL stays bounded.
         size_t wal_cap_pages = 10000;
+        // false: the schema must already be current (`taskhost migrate`).
+        bool migrate = true;
         bool background_checkpoints = true;  // false: the writer alone, at wal_cap_pages (tests)
         // Failures of the writes nobody waits for (update_progress,
         // finish_job). Runs on the writer thread; when empty the message
@@ -43,6 +45,11 @@ public:
     ~SqliteStore() override;  // drains pending writes, then closes
     SqliteStore(const SqliteStore &) = delete;
     SqliteStore &operator=(const SqliteStore &) = delete;
+
+    // Brings the schema of the database file at `path` to this build's
+    // version; returns the version it found. Throws StoreError.
+    static int migrate(const std::string &path);
+    static int schema_version();  // this build's
 
     const std::string &url() const override;
     // Runs a trivial query on a read connection; while the last commit has
