@@ -1,5 +1,7 @@
 #include "test_util.hpp"
 
+#include "pg_cluster.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -32,7 +34,13 @@ bool is_terminal(const std::string &status) {
 
 Service::Service(ServiceOptions options) {
     assemble_plugins(plugins_dir(), options.plugins);
-    db_ = options.file_db ? (tmp_.path() / "taskhost.db").string() : ":memory:";
+    if (options.file_db && options.db_url.empty() && testing_postgres()) {
+        schema_ = std::make_unique<PgSchema>();
+        options.db_url = schema_->url();
+    }
+    db_ = !options.db_url.empty() ? options.db_url
+          : options.file_db       ? (tmp_.path() / "taskhost.db").string()
+                                  : ":memory:";
     HostOptions ho;
     ho.plugins_dir = plugins_dir();
     ho.db = db_;
@@ -44,7 +52,12 @@ Service::Service(ServiceOptions options) {
 
 Service::~Service() {
     cli_.reset();
-    host_.reset();
+    host_.reset();  // before its schema goes
+}
+
+bool testing_postgres() {
+    const char *kind = std::getenv("TASKHOST_TEST_STORE");
+    return kind && std::string(kind) == "postgres";
 }
 
 void Service::connect() { cli_ = host_->make_client(); }

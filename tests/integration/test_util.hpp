@@ -76,6 +76,7 @@ struct ServiceOptions {
     std::vector<fs::path> plugins = example_plugins();
     std::vector<std::string> extra;
     bool file_db = false;  // a SQLite file in the temp folder instead of :memory:
+    std::string db_url = {};  // a database URL (PostgreSQL) instead of either
 
     // Only some of the example plugins (by file name): starts faster.
     static ServiceOptions examples(std::vector<std::string> files) {
@@ -95,11 +96,22 @@ struct ServiceOptions {
         file_db = true;
         return *this;
     }
+    ServiceOptions &with_db_url(std::string url) {
+        db_url = std::move(url);
+        return *this;
+    }
     ServiceOptions &with_plugin(fs::path file) {
         plugins.push_back(std::move(file));
         return *this;
     }
 };
+
+class PgSchema;
+
+// Whether the suites that keep data across restarts run on PostgreSQL
+// (TASKHOST_TEST_STORE=postgres, the ctest entry integration-postgres):
+// then with_file_db() gives the host a PostgreSQL schema of its own.
+bool testing_postgres();
 
 // A taskhost started for one test: its own temp folder, plugin folder and db.
 class Service {
@@ -124,6 +136,7 @@ private:
     void connect();
 
     TempDir tmp_;
+    std::unique_ptr<PgSchema> schema_;  // with_file_db() on PostgreSQL
     std::string db_;
     std::unique_ptr<HostProcess> host_;
     std::unique_ptr<httplib::Client> cli_;

@@ -1,0 +1,92 @@
+// The host on PostgreSQL (--db postgresql://…). The durability suite also
+// runs on it (ctest entry integration-postgres); these are the cases only
+// PostgreSQL has: its URL, migrations as an operator's step, task SQL, and
+// a database server that stops and comes back.
+#include "pg_cluster.hpp"
+#include "test_util.hpp"
+
+using namespace th_test;
+
+TEST_SUITE("postgres") {
+
+TEST_CASE("postgres: jobs, results, artifacts and task SQL through a host on PostgreSQL") {
+    PgSchema schema;
+    Service svc(ServiceOptions().with_db_url(schema.url()));
+    auto &cli = svc.cli();
+    auto greet = run_task(cli, "greet_user", {{"name", "Ada"}});
+    CHECK(greet.artifact["data"]["result"] == json{{"message", "Hello, Ada!"}});
+    CHECK(greet.artifact["data"]["params"] == json{{"name", "Ada"}});
+    auto failed = run_task(cli, "failing_task", json::object(), "failed");
+    CHECK(contains(failed.job["error"].get<std::string>(), "Something went wrong"));
+    CHECK(failed.job["error_traceback"].is_string());
+    // The Database service runs the plugin's SQL on PostgreSQL.
+    CHECK(run_task(cli, "count_users").artifact["data"]["result"] == json{{"user_count", 3}});
+
+    json root = body_json(post_json(cli, "/api/v1/artifacts", {{"data", {{"name", "root"}, {"n", 1.5}}}}));
+    json child =
+        body_json(post_json(cli, "/api/v1/artifacts", {{"data", {{"name", "child"}}}, {"parent_id", root["id"]}}));
+    CHECK(child["level"] == 1);
+    json tree = get_json(cli, "/api/v1/artifacts/" + root["id"].get<std::string>() + "/$tree");
+    REQUIRE(tree["children"].size() == 1);
+    CHECK(tree["children"][0]["id"] == child["id"]);
+    CHECK(get_artifact(cli, root["id"])["data"] == json{{"name", "root"}, {"n", 1.5}});
+
+    json failed_list = get_json(cli, "/api/v1/jobs?status_filter=failed");
+    REQUIRE(failed_list.size() == 1);
+    CHECK(failed_list[0]["id"] == failed.job["id"]);
+    CHECK(get_json(cli, "/api/v1/jobs").size() == 3);
+    // The rows are where the operator looks for them.
+    CHECK(schema.query("SELECT count(*) FROM jobs") == "3");
+    CHECK(schema.query("SELECT data->'result'->>'message' FROM artifacts WHERE id = '" +
+                       greet.artifact["id"].get<std::string>() + "'") == "Hello, Ada!");
+    CHECK(contains(get_json(cli, "/api/v1/system")["database"].get<std::string>(), "postgresql://"));
+}
+
+TEST_CASE("postgres: --no-migrate refuses a database without the schema; taskhost migrate brings it") {
+    PgSchema schema;
+    auto [status, out] = run_host_to_exit("--no-migrate", schema.url());
+    CHECK(status != 0);
+    CHECK_MESSAGE(contains(out, "taskhost migrate"), out);
+    CHECK(schema.query("SELECT to_regclass('jobs') IS NULL") == "t");  // nothing created
+
+    const std::string migrate = std::string(TASKHOST_BINARY) + " migrate --db '" + schema.url() + "' 2>&1";
+    for (const char *expected : {"migrated from 0", "already current"}) {
+        FILE *p = ::popen(migrate.c_str(), "r");
+        REQUIRE(p != nullptr);
+        std::string said;
+        char buf[512];
+        while (size_t n = std::fread(buf, 1, sizeof buf, p)) said.append(buf, n);
+        CHECK(::pclose(p) == 0);
+        CHECK_MESSAGE(contains(said, expected), said);
+    }
+    Service svc(ServiceOptions::examples({"demo.so"}).with_db_url(schema.url()).flags({"--no-migrate"}));
+    CHECK(run_task(svc.cli(), "hello").job["status"] == "completed");
+}
+
+TEST_CASE("postgres: the server stops: 503s that say why, /health unhealthy; it comes back: nothing lost") {
+    PgCluster cluster;
+    Service svc(ServiceOptions::examples({"demo.so"}).with_db_url(cluster.url()));
+    auto &cli = svc.cli();
+    std::vector<std::string> before;
+    for (int i = 0; i < 5; ++i) before.push_back(run_task(cli, "hello").job["id"].get<std::string>());
+
+    cluster.stop();
+    for (const std::string path : {"/api/v1/tasks/hello/$execute?wait=10", "/api/v1/tasks/hello/$execute"}) {
+        CAPTURE(path);
+        const auto started = std::chrono::steady_clock::now();
+        json p = check_problem(cli.Post(path, "{}", "application/json"), 503, "could not be stored");
+        CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));  // at once, not timed out
+    }
+    json h = get_json(cli, "/health");
+    CHECK(h["status"] == "unhealthy");
+    CHECK(h["checks"]["database"]["message"].is_string());
+    CHECK(svc.host().is_alive());
+
+    cluster.resume();
+    CHECK(eventually([&] { return get_json(cli, "/health")["status"] == "healthy"; }));
+    CHECK(run_task(cli, "hello").job["status"] == "completed");
+    for (const auto &id : before) CHECK(get_job(cli, id)["status"] == "completed");
+    CHECK(get_json(cli, "/api/v1/jobs").size() == before.size() + 1);
+}
+
+}  // TEST_SUITE("postgres")
