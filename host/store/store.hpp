@@ -1,6 +1,6 @@
 // The store: where jobs and artifacts are kept. One interface; sqlite/ is the
-// embedded implementation (the default), and a PostgreSQL one for a fleet
-// will be the second.
+// embedded implementation (the default), postgres/ the one a fleet of hosts
+// shares.
 //
 // Writes a caller waits for are durable (committed) when they return;
 // the others (a job's running mark, progress, its end) are queued in order
@@ -150,6 +150,23 @@ public:
     // The artifact and all its descendants: root first, then in insertion
     // order. Empty if the root does not exist.
     virtual std::vector<model::Artifact> artifact_subtree(const std::string &root_id) const = 0;
+
+    // ---- a fleet (hosts sharing one database) ------------------------------
+    // What the hosts table shows of a host.
+    struct HostRecord {
+        std::string id, address, version;
+        std::string plugins_json = "[]";  // [{"name", "version", "tasks": [...]}]
+        int64_t started_at = 0, heartbeat_at = 0;  // µs since the epoch
+    };
+    // What this host says of itself from now on (its address once bound,
+    // its plugins after each reload).
+    virtual void describe_host(const std::string &address, const std::string &version,
+                               const std::string &plugins_json) = 0;
+    // The live hosts (heard of within one lease), this one included; a
+    // store of one host lists just it.
+    virtual std::vector<HostRecord> hosts() const = 0;
+    // This host's id in hosts().
+    virtual std::string describing_host() const = 0;
 
     // ---- task code -----------------------------------------------------
     // A connection of its own for the Database and Session services.

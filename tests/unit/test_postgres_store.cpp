@@ -230,3 +230,82 @@ TEST_CASE("store (postgres): a connection the server dropped is replaced; writes
     CHECK(store.get_job(after.id));
     CHECK(store.check().ok());
 }
+
+namespace {
+
+PostgresStore::Options host_options(const std::string &url, const std::string &id, double lease_s) {
+    PostgresStore::Options o = options_for(url);
+    o.host_id = id;
+    o.lease_s = lease_s;
+    o.on_write_error = [](const std::string &) {};
+    return o;
+}
+
+template <class Pred>
+bool within(std::chrono::milliseconds limit, Pred pred) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("store (postgres): a running job holds its host's lease; once a lost host's runs out, another fails it") {
+    Schema schema;
+    store::postgres::Connection sql(schema.url);
+    auto a = std::make_unique<PostgresStore>(host_options(schema.url, "host-a", 0.3));
+    PostgresStore b(host_options(schema.url, "host-b", 0.3));
+    Job j = make_job();
+    a->insert_job(j);
+    REQUIRE(a->start_job(j.id, now_us()));
+    CHECK_FALSE(b.start_job(j.id, now_us()));  // started once
+    CHECK(sql.run(("SELECT run_by FROM jobs WHERE id = '" + j.id + "'").c_str()).text(0, 0) == "host-a");
+
+    // While host-a beats, its job runs on past several leases.
+    const auto hosts = b.hosts();
+    REQUIRE(hosts.size() == 2);
+    CHECK(hosts[0].id == "host-a");
+    CHECK(hosts[1].id == "host-b");
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));  // three leases: what is checked is that nothing happens
+    CHECK(b.get_job(j.id)->status == JobStatus::running);
+
+    a.reset();  // host-a is gone without ending its job
+    REQUIRE(within(std::chrono::seconds(10), [&] { return b.get_job(j.id)->status == JobStatus::failed; }));
+    auto lost = b.get_job(j.id);
+    REQUIRE(lost->error);
+    CHECK(*lost->error == "host host-a was lost while running this job");
+    CHECK(lost->finished_at > 0);
+    CHECK(b.hosts().size() == 1);  // host-a not heard of within a lease
+
+    // A late end (host-a was only slow) does not undo the verdict.
+    store::Store::JobEnd end;
+    end.finished_at = now_us();
+    end.status = JobStatus::completed;
+    b.finish_job(j.id, std::move(end));
+    b.flush();
+    CHECK(b.get_job(j.id)->status == JobStatus::failed);
+}
+
+TEST_CASE("store (postgres): a host restarted with its id fails its own interrupted jobs, not a live host's") {
+    Schema schema;
+    auto a = std::make_unique<PostgresStore>(host_options(schema.url, "host-a", 30));
+    PostgresStore b(host_options(schema.url, "host-b", 30));
+    Job mine = make_job(), theirs = make_job(), waiting = make_job();
+    a->insert_job(mine);
+    a->insert_job(theirs);
+    a->insert_job(waiting);
+    REQUIRE(a->start_job(mine.id, now_us()));
+    REQUIRE(b.start_job(theirs.id, now_us()));
+    a.reset();
+    PostgresStore again(host_options(schema.url, "host-a", 30));
+    const auto pending = again.recover("the host stopped while this job was running", now_us());
+    REQUIRE(pending.size() == 1);
+    CHECK(pending[0].id == waiting.id);
+    auto failed = again.get_job(mine.id);
+    CHECK(failed->status == JobStatus::failed);
+    CHECK(*failed->error == "the host stopped while this job was running");
+    CHECK(again.get_job(theirs.id)->status == JobStatus::running);
+}

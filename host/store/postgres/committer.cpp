@@ -10,7 +10,8 @@
 
 namespace taskhost::store::postgres {
 
-Committer::Committer(Connection &writer, const Reporter &report) : writer_(writer), report_(report) {}
+Committer::Committer(Connection &writer, HostLease lease, const Reporter &report)
+    : writer_(writer), lease_(std::move(lease)), report_(report) {}
 
 std::string Committer::failure() const {
     if (!failing_.load(std::memory_order_acquire)) return {};
@@ -78,14 +79,14 @@ void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable)
     Connection &w = writer_;
     std::visit(Overloaded{
                    [&](InsertJob &o) { insert_job_row(w, *o.job); },
-                   [&](StartJob &o) { *o.started = start_job(w, *o.id, o.started_at); },
+                   [&](StartJob &o) { *o.started = start_job(w, *o.id, o.started_at, lease_); },
                    [&](UpdateProgress &o) { update_progress(w, o.id, o.fraction, o.message); },
                    [&](FinishJob &o) {
-                       finish_job(w, o.id, o.data->end, report_);
+                       finish_job(w, o.id, o.data->end, report_, lease_);
                        if (o.data->on_durable) on_durable.push_back(std::move(o.data->on_durable));
                    },
                    [&](DeleteJob &o) { *o.deleted = delete_job(w, *o.id); },
-                   [&](Recover &o) { *o.pending = recover(w, *o.running_error, o.now); },
+                   [&](Recover &o) { *o.pending = recover(w, *o.running_error, o.now, lease_); },
                    [&](FailJobs &o) { fail_jobs(w, *o.errors, o.now); },
                    [&](RecordPluginFault &o) {
                        *o.after = record_plugin_fault(w, *o.plugin, o.kind, *o.reason, *o.thresholds, o.now);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "store/postgres/connection.hpp"
+#include "store/postgres/job_sql.hpp"
 #include "store/report.hpp"
 #include "store/write_queue.hpp"
 
@@ -22,7 +23,7 @@ namespace taskhost::store::postgres {
 
 class Committer final : public BatchApplier {
 public:
-    Committer(Connection &writer, const Reporter &report);
+    Committer(Connection &writer, HostLease lease, const Reporter &report);
 
     void apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) override;
 
@@ -40,6 +41,7 @@ private:
     void set_failure(std::string what);
 
     Connection &writer_;
+    const HostLease lease_;
     const Reporter &report_;
 
     std::atomic<uint64_t> commits_{0}, writes_{0};

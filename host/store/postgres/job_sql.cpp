@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "store/postgres/artifact_sql.hpp"
+#include "store/postgres/schema.hpp"
 
 namespace taskhost::store::postgres {
 
@@ -18,16 +19,20 @@ namespace {
 // A duplicate id inserts nothing instead of failing: a failed statement
 // would abort the whole batch's transaction.
 constexpr char kInsertJob[] =
-    "INSERT INTO jobs (" JOB_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
-    "ON CONFLICT DO NOTHING";
-// Only a pending job starts: a cancel or delete that came first must stick.
+    "INSERT INTO jobs (" JOB_COLS ", run_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+    "$15) ON CONFLICT DO NOTHING";
+// Only a pending job starts: a cancel or delete that came first must stick,
+// and of two hosts that try, one does. The job then holds a lease.
 constexpr char kStartJob[] =
-    "UPDATE jobs SET status = 'running', started_at = $2, attempts = attempts + 1 "
-    "WHERE id = $1 AND status = 'pending'";
+    "UPDATE jobs SET status = 'running', started_at = $2, attempts = attempts + 1, run_by = $3, "
+    "lease_until = " TASKHOST_PG_NOW_US " + $4 WHERE id = $1 AND status = 'pending'";
 constexpr char kUpdateProgress[] = "UPDATE jobs SET progress = $2, progress_message = $3 WHERE id = $1";
+// Only a job not ended yet: one whose lease ran out was failed by another
+// host (its host was lost), and a late end must not undo that.
 constexpr char kFinishJob[] =
     "UPDATE jobs SET status = $2, finished_at = $3, error = $4, error_traceback = $5, "
-    "artifact_id = coalesce($6, artifact_id), started_at = coalesce(started_at, $7) WHERE id = $1";
+    "artifact_id = coalesce($6, artifact_id), started_at = coalesce(started_at, $7), lease_until = NULL "
+    "WHERE id = $1 AND status IN ('pending', 'running')";
 constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = $1";
 constexpr char kGetJob[] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1";
 // Job ids are time-ordered ULIDs: id order is submission order.
@@ -36,8 +41,12 @@ constexpr char kListJobsByStatus[] =
     "SELECT " JOB_COLS " FROM jobs WHERE status = $3 ORDER BY id DESC LIMIT $1 OFFSET $2";
 constexpr char kCountJobs[] = "SELECT count(*) FROM jobs";
 constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = $1";
+// At start-up: the jobs this host ran before it restarted (same host id),
+// and those whose host's lease ran out; not those of live hosts.
 constexpr char kFailRunning[] =
-    "UPDATE jobs SET status = 'failed', error = $1, finished_at = $2 WHERE status = 'running'";
+    "UPDATE jobs SET status = 'failed', finished_at = $2, lease_until = NULL, error = CASE "
+    "WHEN run_by IS NULL OR run_by = $3 THEN $1 ELSE 'host ' || run_by || ' was lost while running this job' END "
+    "WHERE status = 'running' AND (run_by IS NULL OR run_by = $3 OR lease_until < " TASKHOST_PG_NOW_US ")";
 constexpr char kPendingOldestFirst[] = "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' ORDER BY id";
 constexpr char kFailJob[] =
     "UPDATE jobs SET status = 'failed', error = $2, finished_at = $3 "
@@ -78,7 +87,7 @@ int64_t as_count(size_t n) { return n > static_cast<size_t>(INT64_MAX) ? INT64_M
 
 // ---- writes ----
 
-void insert_job_row(Connection &w, const Job &j) {
+void insert_job_row(Connection &w, const Job &j, const std::string *run_by) {
     Params p;
     p.add(std::string_view(j.id)).add(std::string_view(j.task_name)).add(std::string_view(j.params_json));
     p.add(to_string(j.status)).add_time(j.submitted_at).add_time(j.started_at).add_time(j.finished_at);
@@ -89,13 +98,15 @@ void insert_job_row(Connection &w, const Job &j) {
     if (j.timeout_s > 0) p.add(j.timeout_s);
     else p.add_null();
     p.add(static_cast<int64_t>(j.attempts));
+    if (run_by) p.add(std::string_view(*run_by));
+    else p.add_null();
     if (w.run(kInsertJob, p).affected() == 0)
         throw StoreError(StoreError::Kind::invalid, "UNIQUE constraint failed: jobs.id (" + j.id + ")");
 }
 
-bool start_job(Connection &w, const std::string &id, int64_t started_at) {
+bool start_job(Connection &w, const std::string &id, int64_t started_at, const HostLease &lease) {
     Params p;
-    p.add(std::string_view(id)).add(started_at);
+    p.add(std::string_view(id)).add(started_at).add(std::string_view(lease.host_id)).add(lease.lease_us);
     return w.run(kStartJob, p).affected() > 0;
 }
 
@@ -105,7 +116,8 @@ void update_progress(Connection &w, const std::string &id, double fraction, cons
     w.run(kUpdateProgress, p);
 }
 
-void finish_job(Connection &w, const std::string &id, Store::JobEnd &f, const Reporter &report) {
+void finish_job(Connection &w, const std::string &id, Store::JobEnd &f, const Reporter &report,
+                const HostLease &lease) {
     std::optional<std::string> artifact_id;
     std::optional<std::string> error = std::move(f.error);
     JobStatus status = f.status;
@@ -131,7 +143,7 @@ void finish_job(Connection &w, const std::string &id, Store::JobEnd &f, const Re
         j.error = std::move(error);
         j.error_traceback = std::move(f.traceback);
         if (artifact_id) j.artifact_id = std::move(artifact_id);
-        insert_job_row(w, j);
+        insert_job_row(w, j, j.started_at ? &lease.host_id : nullptr);  // it ran here, unless canceled first
     } else {
         Params p;
         p.add(std::string_view(id)).add(to_string(status)).add_time(f.finished_at);
@@ -146,9 +158,9 @@ bool delete_job(Connection &w, const std::string &id) {
     return w.run(kDeleteJob, p).affected() > 0;
 }
 
-std::vector<Job> recover(Connection &w, const std::string &running_error, int64_t now) {
+std::vector<Job> recover(Connection &w, const std::string &running_error, int64_t now, const HostLease &lease) {
     Params p;
-    p.add(std::string_view(running_error)).add(now);
+    p.add(std::string_view(running_error)).add(now).add(std::string_view(lease.host_id));
     w.run(kFailRunning, p);
     return read_jobs(w.run(kPendingOldestFirst));
 }

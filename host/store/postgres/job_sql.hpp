@@ -33,15 +33,27 @@ void in_savepoint(Connection &conn, Fn &&fn) {
     conn.exec("RELEASE SAVEPOINT op");
 }
 
+// Who runs the jobs this store starts, and for how long a start holds
+// without a heartbeat.
+struct HostLease {
+    std::string host_id;
+    int64_t lease_us;
+};
+
 // ---- writes ----
-void insert_job_row(Connection &conn, const model::Job &job);
-bool start_job(Connection &conn, const std::string &id, int64_t started_at);
+// `run_by`: the host that ran it (a job stored only at its end), or null.
+void insert_job_row(Connection &conn, const model::Job &job, const std::string *run_by = nullptr);
+bool start_job(Connection &conn, const std::string &id, int64_t started_at, const HostLease &lease);
 void update_progress(Connection &conn, const std::string &id, double fraction, const std::string &message);
 // Stores the end of a job with its result artifact. If that artifact cannot
 // be stored, the job ends `failed` saying why (also told to `report`).
-void finish_job(Connection &conn, const std::string &id, Store::JobEnd &end, const Reporter &report);
+void finish_job(Connection &conn, const std::string &id, Store::JobEnd &end, const Reporter &report,
+                const HostLease &lease);
 bool delete_job(Connection &conn, const std::string &id);
-std::vector<model::Job> recover(Connection &conn, const std::string &running_error, int64_t now);
+// Fails the running jobs of this host's last run and those whose lease ran
+// out; returns the pending ones, oldest first.
+std::vector<model::Job> recover(Connection &conn, const std::string &running_error, int64_t now,
+                                const HostLease &lease);
 void fail_jobs(Connection &conn, const std::vector<std::pair<std::string, std::string>> &errors, int64_t now);
 
 // ---- reads ----

@@ -2,12 +2,15 @@
 // committer) and the read pool, put together.
 #include "store/postgres/postgres_store.hpp"
 
+#include <unistd.h>
+
 #include <utility>
 
 #include "store/ops.hpp"
 #include "store/postgres/artifact_sql.hpp"
 #include "store/postgres/committer.hpp"
 #include "store/postgres/connection.hpp"
+#include "store/postgres/heartbeat.hpp"
 #include "store/postgres/job_sql.hpp"
 #include "store/postgres/plugin_fault_sql.hpp"
 #include "store/postgres/read_pool.hpp"
@@ -15,6 +18,7 @@
 #include "store/postgres/task_connection.hpp"
 #include "store/report.hpp"
 #include "store/write_queue.hpp"
+#include "util/ulid.hpp"
 
 namespace taskhost::store {
 
@@ -39,6 +43,20 @@ std::string redacted(const std::string &url) {
     return url.substr(0, colon + 1) + "***" + url.substr(at);
 }
 
+HostLease lease_of(const PostgresStore::Options &options) {
+    std::string id = options.host_id;
+    if (id.empty()) {
+        char name[256] = {};
+        ::gethostname(name, sizeof name - 1);
+        id = std::string(name) + "-" + std::to_string(::getpid()) + "-" + new_ulid_string().substr(0, 10);
+    }
+    return {std::move(id), static_cast<int64_t>(options.lease_s * 1e6)};
+}
+
+constexpr char kHosts[] =
+    "SELECT id, address, version, plugins::text, started_at, heartbeat_at FROM hosts "
+    "WHERE heartbeat_at >= " TASKHOST_PG_NOW_US " - $1 ORDER BY id";
+
 std::unique_ptr<Connection> open_writer(const PostgresStore::Options &options) {
     auto conn = std::make_unique<Connection>(options.url);
     if (options.migrate) postgres::migrate(*conn);
@@ -59,10 +77,12 @@ struct PostgresStore::Impl {
         : url(options.url),
           shown_url(redacted(options.url)),
           report(std::move(options.on_write_error)),
+          lease(lease_of(options)),
           writer(open_writer(options)),
           reads(options.url, options.read_connections),
-          committer(*writer, report),
-          queue(committer, report, options.max_batch) {}
+          committer(*writer, lease, report),
+          queue(committer, report, options.max_batch),
+          heartbeat(options.url, lease, report) {}
 
     // Runs fn on a read connection. A connection that broke while idle
     // (the server restarted) fails once: the read is tried again on a
@@ -81,10 +101,12 @@ struct PostgresStore::Impl {
 
     const std::string url, shown_url;
     const Reporter report;
+    const HostLease lease;
     const std::unique_ptr<Connection> writer;  // the writer thread's, once it runs
     ReadPool reads;
     Committer committer;
     WriteQueue queue;
+    Heartbeat heartbeat;
 };
 
 PostgresStore::PostgresStore(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -225,6 +247,27 @@ size_t PostgresStore::count_artifacts() const {
 std::vector<Artifact> PostgresStore::artifact_subtree(const std::string &root_id) const {
     return impl_->read([&](Connection &c) { return postgres::artifact_subtree(c, root_id); });
 }
+
+// ---- a fleet ----
+
+void PostgresStore::describe_host(const std::string &address, const std::string &version,
+                                  const std::string &plugins_json) {
+    impl_->heartbeat.describe(address, version, plugins_json);
+}
+
+std::vector<Store::HostRecord> PostgresStore::hosts() const {
+    return impl_->read([&](Connection &c) {
+        Params p;
+        p.add(impl_->lease.lease_us);
+        Rows r = c.run(kHosts, p);
+        std::vector<HostRecord> out;
+        for (int i = 0; i < r.size(); ++i)
+            out.push_back({r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), r.i64(i, 4), r.i64(i, 5)});
+        return out;
+    });
+}
+
+std::string PostgresStore::describing_host() const { return impl_->lease.host_id; }
 
 std::unique_ptr<TaskConnection> PostgresStore::task_connection() { return make_task_connection(impl_->url); }
 

@@ -21,6 +21,13 @@ public:
         size_t read_connections = 8;  // kept open; more open while all are busy
         // false: the schema must already be current (`taskhost migrate`).
         bool migrate = true;
+        // This host in the fleet: the jobs it runs carry it. The same id
+        // after a restart lets the host fail its own interrupted jobs at
+        // once; empty: a fresh one (hostname, pid, time).
+        std::string host_id;
+        // A running job's lease, renewed every third of it: a host not
+        // heard of for this long is lost, and its running jobs fail.
+        double lease_s = 30;
         // Failures of the writes nobody waits for; stderr when empty.
         std::function<void(const std::string &)> on_write_error;
     };
@@ -68,6 +75,11 @@ public:
     std::vector<model::Artifact> list_artifacts(size_t limit, size_t offset) const override;
     size_t count_artifacts() const override;
     std::vector<model::Artifact> artifact_subtree(const std::string &root_id) const override;
+
+    void describe_host(const std::string &address, const std::string &version,
+                       const std::string &plugins_json) override;
+    std::vector<HostRecord> hosts() const override;
+    std::string describing_host() const override;
 
     std::unique_ptr<TaskConnection> task_connection() override;
 

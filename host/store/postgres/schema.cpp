@@ -60,6 +60,22 @@ const char *const kMigrations[] = {
         quarantined_at  bigint
     );
     )sql",
+    // 2: a fleet. A running job carries the host that runs it and a lease
+    // that host renews; any host fails a job whose lease ran out. Hosts
+    // say who they are, and when they were last heard of.
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN run_by text, ADD COLUMN lease_until bigint;
+    CREATE INDEX jobs_leases ON jobs (lease_until) WHERE status = 'running';
+
+    CREATE TABLE hosts (
+        id            text PRIMARY KEY,
+        address       text NOT NULL DEFAULT '',
+        version       text NOT NULL DEFAULT '',
+        plugins       jsonb NOT NULL DEFAULT '[]',
+        started_at    bigint NOT NULL,
+        heartbeat_at  bigint NOT NULL
+    );
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

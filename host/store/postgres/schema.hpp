@@ -7,7 +7,7 @@
 
 namespace taskhost::store::postgres {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // The schema's version in the database; 0 when it has none yet.
 int schema_version(Connection &conn);
@@ -23,5 +23,9 @@ void require_current_schema(Connection &conn);
 // A statement that writes without changing anything: to see whether
 // commits work again.
 inline constexpr char kProbeWrite[] = "UPDATE taskhost_schema SET version = version";
+
+// The database's clock in µs since the epoch: leases are set and compared
+// by it alone, so the hosts' clocks may disagree.
+#define TASKHOST_PG_NOW_US "(extract(epoch from clock_timestamp()) * 1000000)::bigint"
 
 }  // namespace taskhost::store::postgres

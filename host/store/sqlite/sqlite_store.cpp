@@ -2,7 +2,10 @@
 // committer), the WAL checkpointer, and the read pool, put together.
 #include "store/sqlite/sqlite_store.hpp"
 
+#include <unistd.h>
+
 #include <filesystem>
+#include <mutex>
 #include <utility>
 
 #include "store/sqlite/artifact_sql.hpp"
@@ -15,6 +18,7 @@
 #include "store/report.hpp"
 #include "store/sqlite/schema.hpp"
 #include "store/write_queue.hpp"
+#include "util/clock.hpp"
 #include "util/ulid.hpp"
 
 namespace taskhost::store {
@@ -89,6 +93,9 @@ struct SqliteStore::Impl {
     const std::unique_ptr<Checkpointer> checkpointer;
     Committer committer;
     WriteQueue queue;
+
+    mutable std::mutex host_mu;
+    HostRecord host;  // this one, the only one (guarded by host_mu)
 };
 
 SqliteStore::SqliteStore(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -243,6 +250,32 @@ size_t SqliteStore::count_artifacts() const {
 std::vector<Artifact> SqliteStore::artifact_subtree(const std::string &root_id) const {
     ReadPool::Lease lease(impl_->reads);
     return sqlite::artifact_subtree(*lease, root_id);
+}
+
+void SqliteStore::describe_host(const std::string &address, const std::string &version,
+                                const std::string &plugins_json) {
+    std::lock_guard lock(impl_->host_mu);
+    HostRecord &h = impl_->host;
+    if (!h.started_at) h.started_at = now_us();
+    char name[256] = {};
+    ::gethostname(name, sizeof name - 1);
+    h.id = name;
+    h.address = address;
+    h.version = version;
+    h.plugins_json = plugins_json;
+}
+
+std::vector<Store::HostRecord> SqliteStore::hosts() const {
+    std::lock_guard lock(impl_->host_mu);
+    if (impl_->host.id.empty()) return {};
+    HostRecord h = impl_->host;
+    h.heartbeat_at = now_us();  // it is the one answering
+    return {h};
+}
+
+std::string SqliteStore::describing_host() const {
+    std::lock_guard lock(impl_->host_mu);
+    return impl_->host.id;
 }
 
 std::unique_ptr<TaskConnection> SqliteStore::task_connection() {

@@ -1,0 +1,94 @@
+#include "store/postgres/heartbeat.hpp"
+
+#include <chrono>
+#include <utility>
+
+#include "store/postgres/schema.hpp"
+#include "util/clock.hpp"
+#include "util/thread_name.hpp"
+
+namespace taskhost::store::postgres {
+
+namespace {
+
+constexpr char kAlive[] =
+    "INSERT INTO hosts (id, address, version, plugins, started_at, heartbeat_at) "
+    "VALUES ($1, $2, $3, $4, $5, " TASKHOST_PG_NOW_US ") ON CONFLICT (id) DO UPDATE SET "
+    "address = excluded.address, version = excluded.version, plugins = excluded.plugins, "
+    "heartbeat_at = excluded.heartbeat_at";
+constexpr char kRenew[] =
+    "UPDATE jobs SET lease_until = " TASKHOST_PG_NOW_US " + $2 WHERE run_by = $1 AND status = 'running'";
+constexpr char kReap[] =
+    "UPDATE jobs SET status = 'failed', finished_at = " TASKHOST_PG_NOW_US ", lease_until = NULL, "
+    "error = 'host ' || run_by || ' was lost while running this job' "
+    "WHERE status = 'running' AND lease_until < " TASKHOST_PG_NOW_US;
+
+}  // namespace
+
+Heartbeat::Heartbeat(std::string url, HostLease lease, const Reporter &report)
+    : url_(std::move(url)), lease_(std::move(lease)), report_(report), started_at_(now_us()) {
+    beat();
+    thread_ = std::thread([this] { run(); });
+}
+
+Heartbeat::~Heartbeat() {
+    {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+}
+
+void Heartbeat::describe(std::string address, std::string version, std::string plugins_json) {
+    {
+        std::lock_guard lock(mu_);
+        address_ = std::move(address);
+        version_ = std::move(version);
+        plugins_json_ = std::move(plugins_json);
+        beat_now_ = true;  // the fleet learns of a new address or plugins at once
+    }
+    cv_.notify_one();
+}
+
+void Heartbeat::beat() {
+    Params alive;
+    {
+        std::lock_guard lock(mu_);
+        alive.add(std::string_view(lease_.host_id)).add(std::string_view(address_)).add(std::string_view(version_));
+        alive.add(std::string_view(plugins_json_)).add(started_at_);
+    }
+    try {
+        if (!conn_ || conn_->broken()) conn_ = std::make_unique<Connection>(url_);
+        conn_->run(kAlive, alive);
+        Params renew;
+        renew.add(std::string_view(lease_.host_id)).add(lease_.lease_us);
+        conn_->run(kRenew, renew);
+        reaped_.fetch_add(static_cast<uint64_t>(conn_->run(kReap).affected()));
+        beats_.fetch_add(1);
+        if (failing_) report_("heartbeat: the database answers again");
+        failing_ = false;
+    } catch (const std::exception &e) {
+        // The next beat tries again; the leases of this host's jobs run out
+        // if none gets through in time, and other hosts fail them.
+        if (!failing_) report_(std::string("heartbeat failed: ") + e.what());
+        failing_ = true;
+        conn_.reset();
+    }
+}
+
+void Heartbeat::run() {
+    name_this_thread("th-heartbeat");
+    const auto every = std::chrono::microseconds(lease_.lease_us / 3);
+    std::unique_lock lock(mu_);
+    for (;;) {
+        cv_.wait_for(lock, every, [&] { return stop_ || beat_now_; });
+        if (stop_) return;
+        beat_now_ = false;
+        lock.unlock();
+        beat();
+        lock.lock();
+    }
+}
+
+}  // namespace taskhost::store::postgres
