@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <taskhost/abi.h>
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
 namespace taskhost::app {
 
@@ -60,6 +61,15 @@ std::variant<Config, int> read_config(int argc, char **argv) {
                  "Do not migrate the database schema at start-up: refuse to start unless it is current "
                  "(run `taskhost migrate` first)")
         ->envname("TASKHOST_NO_MIGRATE");
+    app.add_option("--host-id", cfg.postgres_store.host_id,
+                   "This host's name in a fleet (PostgreSQL): the jobs it runs carry it. Keep it across restarts, "
+                   "so a restarted host fails its own interrupted jobs at once (default: hostname:port)")
+        ->envname("TASKHOST_HOST_ID");
+    app.add_option("--lease-s", cfg.postgres_store.lease_s,
+                   "Seconds a fleet host may go unheard (PostgreSQL) before another fails its running jobs")
+        ->envname("TASKHOST_LEASE_S")
+        ->check(CLI::Range(0.3, 3600.0))
+        ->capture_default_str();
     app.add_option("--crash-record", cfg.crash_record,
                    "File recording a crash of the host inside a plugin, read at the next start (default: beside "
                    "a SQLite file; none with :memory: or PostgreSQL)")
@@ -265,6 +275,13 @@ std::variant<Config, int> read_config(int argc, char **argv) {
     }
     cfg.umask = *parse_umask(umask_text);
     if (store::is_postgres_url(cfg.db)) cfg.postgres_store.url = cfg.db;
+    // hostname:port names a host that keeps its port; with --port 0 the
+    // store makes a fresh id.
+    if (cfg.postgres_store.host_id.empty() && cfg.http.port != 0) {
+        char name[256] = {};
+        ::gethostname(name, sizeof name - 1);
+        cfg.postgres_store.host_id = std::string(name) + ":" + std::to_string(cfg.http.port);
+    }
     else cfg.store.path = sqlite_path(cfg.db);
     cfg.postgres_store.migrate = cfg.store.migrate = !no_migrate;
     // What the browser rules need to know of the other settings: the

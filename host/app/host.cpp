@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include <set>
 #include <string>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
@@ -118,6 +120,20 @@ private:
 std::string crash_record_path(const Config &cfg) {
     if (!cfg.crash_record.empty()) return cfg.crash_record;
     return cfg.postgres() || cfg.store.path == ":memory:" ? std::string() : cfg.store.path + ".crash";
+}
+
+// The plugins whose tasks this host runs: [{"name", "version", "tasks"}].
+std::string plugins_json(const registry::Snapshot &snapshot) {
+    std::map<std::string, std::pair<std::string, std::vector<std::string>>> plugins;
+    for (const auto &[name, task] : snapshot.tasks) {
+        auto &entry = plugins[task->plugin->name];
+        entry.first = task->plugin->version;
+        entry.second.push_back(name);
+    }
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto &[name, entry] : plugins)
+        out.push_back({{"name", name}, {"version", entry.first}, {"tasks", entry.second}});
+    return out.dump();
 }
 
 std::unique_ptr<store::Store> open_store(const Config &cfg) {
@@ -264,6 +280,17 @@ int run(Config cfg) {
     spdlog::info("loaded {} plugin(s), refused {}, {} task(s) in {:.1f} ms", loaded.added.size(), loaded.refused.size(),
                  registry.snapshot()->tasks.size(), loaded.duration_ms);
 
+    // What the fleet's hosts table shows of this host: from when the server
+    // is bound (its address), and again after each reload (its plugins).
+    std::mutex address_mu;
+    std::string address;  // guarded by address_mu
+    const auto describe_host = [&] {
+        std::unique_lock lock(address_mu);
+        if (address.empty()) return;
+        const std::string bound = address;
+        lock.unlock();
+        store->describe_host(bound, TASKHOST_VERSION, plugins_json(*registry.snapshot()));
+    };
     auto reloader = std::make_unique<Reloader>([&] {
         if (api_keys && !cfg.api_keys_file.empty()) {
             try {
@@ -283,6 +310,7 @@ int run(Config cfg) {
                              ? fmt::format("; slowest: {} ({:.1f} s)", last->slowest_file, last->slowest_s)
                              : std::string());
         }
+        describe_host();
         return r.to_json();
     });
 
@@ -348,6 +376,12 @@ int run(Config cfg) {
                                          "the HTTP server's threads (a request in plugin code, or an idle "
                                          "keep-alive connection)");
         });
+
+    {
+        std::lock_guard lock(address_mu);
+        address = fmt::format("http://{}:{}", cfg.http.host, server->port());
+    }
+    describe_host();
 
     // Tests and scripts read this line to learn the port (with --port 0).
     std::printf("taskhost listening on http://%s:%d\n", cfg.http.host.c_str(), server->port());

@@ -58,6 +58,7 @@ public:
     void health_stream(const httplib::Request &req, httplib::Response &res);
     void info(const httplib::Request &req, httplib::Response &res);
     void system(const httplib::Request &req, httplib::Response &res);
+    void system_hosts(const httplib::Request &req, httplib::Response &res);
     // The built-in web apps (the landing page), or with `schema` their JSON Schema.
     void system_apps(const httplib::Request &req, httplib::Response &res, bool schema);
     void plugins(const httplib::Request &req, httplib::Response &res);

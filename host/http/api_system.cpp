@@ -274,6 +274,30 @@ void Api::system(const httplib::Request &, httplib::Response &res) {
     json_response(res, 200, std::move(body));
 }
 
+void Api::system_hosts(const httplib::Request &req, httplib::Response &res) {
+    std::vector<store::Store::HostRecord> hosts;
+    try {
+        hosts = s_.store.hosts();
+    } catch (const std::exception &e) {
+        return problem(res, 503, std::string("The hosts could not be read: ") + e.what(), req.path);
+    }
+    const auto self = s_.store.describing_host();
+    std::string body = "[";
+    for (const auto &h : hosts) {
+        if (body.size() > 1) body += ',';
+        json_text::Object o(body);
+        o.str("id", h.id);
+        o.str("address", h.address);
+        o.str("version", h.version);
+        o.raw("plugins", h.plugins_json);
+        o.str("started_at", iso8601_utc(h.started_at));
+        o.str("heartbeat_at", iso8601_utc(h.heartbeat_at));
+        o.boolean("self", h.id == self);
+    }
+    body += ']';
+    json_response(res, 200, std::move(body));
+}
+
 void Api::system_apps(const httplib::Request &, httplib::Response &res, bool schema) {
     if (schema) return json_response(res, 200, document_.app_list_schema());
     std::string body = "[";

@@ -60,6 +60,7 @@ bool Api::dispatch(const httplib::Request &req, httplib::Response &res) {
     if (top == "system") {
         if (n == 1) return only("GET", "GET", [&] { system(req, res); });
         if (n == 2 && seg[1] == "apps") return only("GET", "GET", [&] { system_apps(req, res, false); });
+        if (n == 2 && seg[1] == "hosts") return only("GET", "GET", [&] { system_hosts(req, res); });
         if (n == 3 && seg[1] == "apps" && seg[2] == "$schema")
             return only("GET", "GET", [&] { system_apps(req, res, true); });
         return false;

@@ -485,6 +485,7 @@ def exercise(host, c, stuck):
     ex("GET", "/api/v1/info")
     ex("GET", "/api/v1/system")
     ex("GET", "/api/v1/system/apps")
+    ex("GET", "/api/v1/system/hosts")
     check_schema_route(host, c, ex, "/api/v1/system/apps/$schema", "/api/v1/system/apps")
     check_browser_rules(host, c)
 

@@ -100,6 +100,7 @@ void HostProcess::start() {
                                      options_.db,
                                      "--log-level",
                                      log_level()};
+    args.insert(args.end(), options_.kept.begin(), options_.kept.end());
     args.insert(args.end(), options_.extra.begin(), options_.extra.end());
     std::vector<char *> argv;
     for (auto &a : args) argv.push_back(a.data());

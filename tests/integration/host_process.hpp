@@ -47,6 +47,7 @@ struct HostOptions {
     fs::path plugins_dir;
     std::string db = ":memory:";
     std::vector<std::string> extra;  // more flags
+    std::vector<std::string> kept;   // more flags that restart(extra) keeps
     fs::path work_dir;               // stderr logs go here
     std::chrono::milliseconds ready_timeout{20000};
 };

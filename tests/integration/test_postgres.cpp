@@ -90,3 +90,30 @@ TEST_CASE("postgres: the server stops: 503s that say why, /health unhealthy; it 
 }
 
 }  // TEST_SUITE("postgres")
+
+TEST_SUITE("postgres") {
+
+TEST_CASE("postgres: hosts sharing a database list each other, with their plugins") {
+    PgSchema schema;
+    Service a(ServiceOptions::examples({"demo.so"}).with_db_url(schema.url()).flags({"--host-id", "host-a"}));
+    Service b(ServiceOptions::examples({"math.so"}).with_db_url(schema.url()).flags({"--host-id", "host-b"}));
+    for (Service *svc : {&a, &b}) {
+        json hosts = get_json(svc->cli(), "/api/v1/system/hosts");
+        REQUIRE(hosts.size() == 2);
+        CHECK(hosts[0]["id"] == "host-a");
+        CHECK(hosts[1]["id"] == "host-b");
+        CHECK(hosts[0]["self"] == (svc == &a));
+        CHECK(hosts[1]["self"] == (svc == &b));
+        CHECK(hosts[0]["plugins"][0]["name"] == "demo");
+        CHECK(hosts[1]["plugins"][0]["name"] == "math");
+        CHECK(contains(hosts[1]["plugins"][0]["tasks"].dump(), "\"add\""));
+        CHECK(contains(hosts[0]["address"].get<std::string>(), "http://127.0.0.1:"));
+        CHECK(is_iso_utc(hosts[0]["heartbeat_at"]));
+    }
+    // A job run on host-a carries it.
+    auto done = run_task(a.cli(), "slow_task", {{"seconds", 0}});
+    CHECK(schema.query("SELECT run_by FROM jobs WHERE id = '" + done.job["id"].get<std::string>() + "'") ==
+          "host-a");
+}
+
+}  // TEST_SUITE("postgres")

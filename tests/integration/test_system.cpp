@@ -320,3 +320,14 @@ TEST_CASE("landing page, request ids and the jobs schema") {
         CHECK(schema["$defs"]["JobRecord"]["properties"].contains(key));
     CHECK(schema["$defs"]["JobRecord"]["required"][0] == "id");
 }
+
+TEST_CASE("/api/v1/system/hosts on SQLite: this host alone, with its plugins") {
+    Service svc(ServiceOptions::examples({"demo.so"}));
+    json hosts = get_json(svc.cli(), "/api/v1/system/hosts");
+    REQUIRE(hosts.size() == 1);
+    CHECK(hosts[0]["self"] == true);
+    CHECK(hosts[0]["address"] == "http://127.0.0.1:" + std::to_string(svc.host().port()));
+    CHECK(hosts[0]["plugins"].size() == 1);
+    CHECK(hosts[0]["plugins"][0]["name"] == "demo");
+    CHECK(is_iso_utc(hosts[0]["started_at"]));
+}
