@@ -4,6 +4,7 @@
 // unit-store-postgres); these need TASKHOST_TEST_PG_URL.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <future>
 #include <string>
 #include <thread>
@@ -308,4 +309,56 @@ TEST_CASE("store (postgres): a host restarted with its id fails its own interrup
     CHECK(failed->status == JobStatus::failed);
     CHECK(*failed->error == "the host stopped while this job was running");
     CHECK(again.get_job(theirs.id)->status == JobStatus::running);
+}
+
+TEST_CASE("store (postgres): a starting host takes the pending jobs of its last run and of lost hosts only") {
+    Schema schema;
+    auto a = std::make_unique<PostgresStore>(host_options(schema.url, "host-a", 0.3));
+    PostgresStore b(host_options(schema.url, "host-b", 0.3));
+    Job queued_by_a = make_job(), queued_by_b = make_job();
+    a->insert_job(queued_by_a);
+    b.insert_job(queued_by_b);
+
+    // host-c starts while both beat: their queues are their own.
+    {
+        PostgresStore c(host_options(schema.url, "host-c", 0.3));
+        CHECK(c.recover("stopped", now_us()).empty());
+    }
+    // host-b restarted (its id again) takes its own back.
+    {
+        PostgresStore b_again(host_options(schema.url, "host-b", 0.3));
+        const auto mine = b_again.recover("stopped", now_us());
+        REQUIRE(mine.size() == 1);
+        CHECK(mine[0].id == queued_by_b.id);
+    }
+    // host-a is lost: after its lease, a starting host takes its queue.
+    a.reset();
+    std::vector<Job> adopted;
+    REQUIRE(within(std::chrono::seconds(10), [&] {
+        PostgresStore d(host_options(schema.url, "host-d", 0.3));
+        adopted = d.recover("stopped", now_us());
+        return std::any_of(adopted.begin(), adopted.end(), [&](const Job &j) { return j.id == queued_by_a.id; });
+    }));
+}
+
+TEST_CASE("store (postgres): the end written by a host that lost the race to start a job changes nothing") {
+    Schema schema;
+    PostgresStore a(host_options(schema.url, "host-a", 30));
+    PostgresStore b(host_options(schema.url, "host-b", 30));
+    Job j = make_job();
+    a.insert_job(j);
+    REQUIRE(b.start_job(j.id, now_us()));
+    CHECK_FALSE(a.start_job(j.id, now_us()));
+    store::Store::JobEnd lost;
+    lost.status = JobStatus::failed;
+    lost.finished_at = now_us();
+    lost.error = "the job did not start: it was no longer pending";
+    a.finish_job(j.id, std::move(lost));
+    a.flush();
+    CHECK(b.get_job(j.id)->status == JobStatus::running);
+    store::Store::JobEnd done;
+    done.finished_at = now_us();
+    b.finish_job(j.id, std::move(done));
+    b.flush();
+    CHECK(b.get_job(j.id)->status == JobStatus::completed);
 }

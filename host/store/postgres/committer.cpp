@@ -78,7 +78,7 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
 void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable) {
     Connection &w = writer_;
     std::visit(Overloaded{
-                   [&](InsertJob &o) { insert_job_row(w, *o.job); },
+                   [&](InsertJob &o) { insert_job_row(w, *o.job, lease_.host_id, false); },
                    [&](StartJob &o) { *o.started = start_job(w, *o.id, o.started_at, lease_); },
                    [&](UpdateProgress &o) { update_progress(w, o.id, o.fraction, o.message); },
                    [&](FinishJob &o) {

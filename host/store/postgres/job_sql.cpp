@@ -19,20 +19,21 @@ namespace {
 // A duplicate id inserts nothing instead of failing: a failed statement
 // would abort the whole batch's transaction.
 constexpr char kInsertJob[] =
-    "INSERT INTO jobs (" JOB_COLS ", run_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-    "$15) ON CONFLICT DO NOTHING";
+    "INSERT INTO jobs (" JOB_COLS ", run_by, queued_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+    "$13, $14, $15, $16) ON CONFLICT DO NOTHING";
 // Only a pending job starts: a cancel or delete that came first must stick,
 // and of two hosts that try, one does. The job then holds a lease.
 constexpr char kStartJob[] =
     "UPDATE jobs SET status = 'running', started_at = $2, attempts = attempts + 1, run_by = $3, "
     "lease_until = " TASKHOST_PG_NOW_US " + $4 WHERE id = $1 AND status = 'pending'";
 constexpr char kUpdateProgress[] = "UPDATE jobs SET progress = $2, progress_message = $3 WHERE id = $1";
-// Only a job not ended yet: one whose lease ran out was failed by another
-// host (its host was lost), and a late end must not undo that.
+// Only a job not ended yet (one whose lease ran out was failed by another
+// host, and a late end must not undo that), and not one another host runs
+// (this host lost the race to start it: its end says nothing).
 constexpr char kFinishJob[] =
     "UPDATE jobs SET status = $2, finished_at = $3, error = $4, error_traceback = $5, "
     "artifact_id = coalesce($6, artifact_id), started_at = coalesce(started_at, $7), lease_until = NULL "
-    "WHERE id = $1 AND status IN ('pending', 'running')";
+    "WHERE id = $1 AND status IN ('pending', 'running') AND (run_by IS NULL OR run_by = $8)";
 constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = $1";
 constexpr char kGetJob[] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1";
 // Job ids are time-ordered ULIDs: id order is submission order.
@@ -47,7 +48,12 @@ constexpr char kFailRunning[] =
     "UPDATE jobs SET status = 'failed', finished_at = $2, lease_until = NULL, error = CASE "
     "WHEN run_by IS NULL OR run_by = $3 THEN $1 ELSE 'host ' || run_by || ' was lost while running this job' END "
     "WHERE status = 'running' AND (run_by IS NULL OR run_by = $3 OR lease_until < " TASKHOST_PG_NOW_US ")";
-constexpr char kPendingOldestFirst[] = "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' ORDER BY id";
+// The pending jobs this host queued before it restarted, and those of
+// hosts no longer heard of; not those a live host has queued.
+constexpr char kPendingOldestFirst[] =
+    "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' AND (queued_by IS NULL OR queued_by = $1 OR NOT EXISTS "
+    "(SELECT 1 FROM hosts h WHERE h.id = jobs.queued_by AND h.heartbeat_at >= " TASKHOST_PG_NOW_US " - $2)) "
+    "ORDER BY id";
 constexpr char kFailJob[] =
     "UPDATE jobs SET status = 'failed', error = $2, finished_at = $3 "
     "WHERE id = $1 AND status IN ('pending', 'running')";
@@ -87,7 +93,7 @@ int64_t as_count(size_t n) { return n > static_cast<size_t>(INT64_MAX) ? INT64_M
 
 // ---- writes ----
 
-void insert_job_row(Connection &w, const Job &j, const std::string *run_by) {
+void insert_job_row(Connection &w, const Job &j, const std::string &host_id, bool ran_here) {
     Params p;
     p.add(std::string_view(j.id)).add(std::string_view(j.task_name)).add(std::string_view(j.params_json));
     p.add(to_string(j.status)).add_time(j.submitted_at).add_time(j.started_at).add_time(j.finished_at);
@@ -98,8 +104,9 @@ void insert_job_row(Connection &w, const Job &j, const std::string *run_by) {
     if (j.timeout_s > 0) p.add(j.timeout_s);
     else p.add_null();
     p.add(static_cast<int64_t>(j.attempts));
-    if (run_by) p.add(std::string_view(*run_by));
+    if (ran_here) p.add(std::string_view(host_id));  // run_by
     else p.add_null();
+    p.add(std::string_view(host_id));  // queued_by
     if (w.run(kInsertJob, p).affected() == 0)
         throw StoreError(StoreError::Kind::invalid, "UNIQUE constraint failed: jobs.id (" + j.id + ")");
 }
@@ -143,11 +150,11 @@ void finish_job(Connection &w, const std::string &id, Store::JobEnd &f, const Re
         j.error = std::move(error);
         j.error_traceback = std::move(f.traceback);
         if (artifact_id) j.artifact_id = std::move(artifact_id);
-        insert_job_row(w, j, j.started_at ? &lease.host_id : nullptr);  // it ran here, unless canceled first
+        insert_job_row(w, j, lease.host_id, j.started_at != 0);  // it ran here, unless canceled first
     } else {
         Params p;
         p.add(std::string_view(id)).add(to_string(status)).add_time(f.finished_at);
-        p.add(error).add(f.traceback).add(artifact_id).add_time(f.started_at);
+        p.add(error).add(f.traceback).add(artifact_id).add_time(f.started_at).add(std::string_view(lease.host_id));
         w.run(kFinishJob, p);
     }
 }
@@ -162,7 +169,9 @@ std::vector<Job> recover(Connection &w, const std::string &running_error, int64_
     Params p;
     p.add(std::string_view(running_error)).add(now).add(std::string_view(lease.host_id));
     w.run(kFailRunning, p);
-    return read_jobs(w.run(kPendingOldestFirst));
+    Params mine;
+    mine.add(std::string_view(lease.host_id)).add(lease.lease_us);
+    return read_jobs(w.run(kPendingOldestFirst, mine));
 }
 
 void fail_jobs(Connection &w, const std::vector<std::pair<std::string, std::string>> &errors, int64_t now) {

@@ -41,8 +41,9 @@ struct HostLease {
 };
 
 // ---- writes ----
-// `run_by`: the host that ran it (a job stored only at its end), or null.
-void insert_job_row(Connection &conn, const model::Job &job, const std::string *run_by = nullptr);
+// Queued by `host_id`; `ran_here`: also run by it (a job stored only at
+// its end).
+void insert_job_row(Connection &conn, const model::Job &job, const std::string &host_id, bool ran_here);
 bool start_job(Connection &conn, const std::string &id, int64_t started_at, const HostLease &lease);
 void update_progress(Connection &conn, const std::string &id, double fraction, const std::string &message);
 // Stores the end of a job with its result artifact. If that artifact cannot
@@ -51,7 +52,8 @@ void finish_job(Connection &conn, const std::string &id, Store::JobEnd &end, con
                 const HostLease &lease);
 bool delete_job(Connection &conn, const std::string &id);
 // Fails the running jobs of this host's last run and those whose lease ran
-// out; returns the pending ones, oldest first.
+// out; returns the pending ones it queued before and those of hosts no
+// longer heard of, oldest first.
 std::vector<model::Job> recover(Connection &conn, const std::string &running_error, int64_t now,
                                 const HostLease &lease);
 void fail_jobs(Connection &conn, const std::vector<std::pair<std::string, std::string>> &errors, int64_t now);

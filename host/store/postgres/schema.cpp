@@ -61,10 +61,11 @@ const char *const kMigrations[] = {
     );
     )sql",
     // 2: a fleet. A running job carries the host that runs it and a lease
-    // that host renews; any host fails a job whose lease ran out. Hosts
-    // say who they are, and when they were last heard of.
+    // that host renews; any host fails a job whose lease ran out. A pending
+    // job carries the host that queued it. Hosts say who they are, and
+    // when they were last heard of.
     R"sql(
-    ALTER TABLE jobs ADD COLUMN run_by text, ADD COLUMN lease_until bigint;
+    ALTER TABLE jobs ADD COLUMN run_by text, ADD COLUMN lease_until bigint, ADD COLUMN queued_by text;
     CREATE INDEX jobs_leases ON jobs (lease_until) WHERE status = 'running';
 
     CREATE TABLE hosts (
