@@ -13,18 +13,6 @@ namespace taskhost::store::postgres {
 Committer::Committer(Connection &writer, HostLease lease, const Reporter &report)
     : writer_(writer), lease_(std::move(lease)), report_(report) {}
 
-std::string Committer::failure() const {
-    if (!failing_.load(std::memory_order_acquire)) return {};
-    std::lock_guard lock(failure_mu_);
-    return last_failure_;
-}
-
-void Committer::set_failure(std::string what) {
-    std::lock_guard lock(failure_mu_);
-    failing_.store(!what.empty(), std::memory_order_release);
-    last_failure_ = std::move(what);
-}
-
 void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) {
     Connection &w = writer_;
     std::exception_ptr batch_error;
@@ -58,19 +46,17 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
             batch_error = std::current_exception();
         }
     }
-    if (probe_pending_.load(std::memory_order_relaxed) &&
-        std::any_of(batch.begin(), batch.end(), [](const Write &wr) { return std::holds_alternative<Probe>(wr.op); }))
-        probe_pending_.store(false, std::memory_order_relaxed);
+    health_.batch_done(batch);
     if (batch_error) {
         if (!w.broken() && w.in_transaction()) PQclear(PQexec(w.handle(), "ROLLBACK"));
         on_durable.clear();  // nothing became durable
-        set_failure(message_of(batch_error));
+        health_.set_failure(message_of(batch_error));
         for (Write &write : batch) op_failed(write, batch_error);
         return;
     }
     // Every commit reaches the server (unlike SQLite's, which may write
     // nothing), so any commit shows that commits work again.
-    if (failing_.load(std::memory_order_relaxed)) set_failure({});
+    if (health_.failing()) health_.set_failure({});
     commits_.fetch_add(1, std::memory_order_relaxed);
     writes_.fetch_add(batch.size(), std::memory_order_relaxed);
 }

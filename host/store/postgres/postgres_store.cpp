@@ -129,11 +129,11 @@ Result<void> PostgresStore::check() const {
     } catch (const std::exception &e) {
         return fail(ErrorKind::unavailable, e.what());
     }
-    const std::string failure = impl_->committer.failure();
+    const std::string failure = impl_->committer.health().failure();
     if (failure.empty()) return {};
     // The last commit failed: queue one small commit (never waited for
     // here), so the check turns healthy once commits work again.
-    if (impl_->committer.want_probe()) impl_->queue.post(Probe{});
+    if (impl_->committer.health().want_probe()) impl_->queue.post(Probe{});
     return fail(ErrorKind::unavailable, "the last commit failed: " + failure);
 }
 

@@ -20,25 +20,11 @@ constexpr char kCommit[] = "COMMIT";
 Committer::Committer(Connection &writer, RwGate *gate, const Checkpointer *wal, const Reporter &report)
     : writer_(writer), gate_(gate), wal_(wal), report_(report) {}
 
-std::string Committer::failure() const {
-    if (!failing_.load(std::memory_order_acquire)) return {};
-    std::lock_guard lock(failure_mu_);
-    return last_failure_;
-}
-
-void Committer::set_failure(std::string what) {
-    std::lock_guard lock(failure_mu_);
-    failing_.store(!what.empty(), std::memory_order_release);
-    last_failure_ = std::move(what);
-}
-
 void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) {
     if (gate_) gate_->lock();  // memory mode: readers wait for the whole batch (see RwGate)
     run_batch(batch, on_durable);
     if (gate_) gate_->unlock();
-    if (probe_pending_.load(std::memory_order_relaxed) &&
-        std::any_of(batch.begin(), batch.end(), [](const Write &w) { return std::holds_alternative<Probe>(w.op); }))
-        probe_pending_.store(false, std::memory_order_relaxed);
+    health_.batch_done(batch);
 }
 
 void Committer::run_batch(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) {
@@ -75,18 +61,18 @@ void Committer::run_batch(std::span<Write> batch, std::vector<std::function<void
     if (batch_error) {
         if (!sqlite3_get_autocommit(w.handle())) sqlite3_exec(w.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
         on_durable.clear();  // nothing became durable
-        set_failure(message_of(batch_error));
+        health_.set_failure(message_of(batch_error));
         for (Write &write : batch) op_failed(write, batch_error);
         return;
     }
     // Commits work again, if this one wrote something: one that changed
     // no page (a flush, a delete of nothing) proves nothing. Without a
     // WAL (memory), any op but a flush counts.
-    if (failing_.load(std::memory_order_relaxed) &&
+    if (health_.failing() &&
         (wal_ ? wal_->wal_commits() != wal_commits_before : std::any_of(batch.begin(), batch.end(), [](const Write &w) {
             return !std::holds_alternative<Flush>(w.op);
         })))
-        set_failure({});
+        health_.set_failure({});
     commits_.fetch_add(1, std::memory_order_relaxed);
     writes_.fetch_add(batch.size(), std::memory_order_relaxed);
 }

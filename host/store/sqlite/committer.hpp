@@ -19,6 +19,7 @@
 #include "store/sqlite/checkpointer.hpp"
 #include "store/sqlite/connection.hpp"
 #include "store/sqlite/read_pool.hpp"
+#include "store/commit_health.hpp"
 #include "store/report.hpp"
 #include "store/write_queue.hpp"
 
@@ -32,12 +33,9 @@ public:
 
     void apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) override;
 
-    // Why the last commit that should have written failed; empty once one
-    // succeeds again.
-    std::string failure() const;
-    // True when the caller is to queue a Probe (counted as queued from now
-    // on); false while one is queued.
-    bool want_probe() { return !probe_pending_.exchange(true); }
+    // Whether commits work, for the health check.
+    CommitHealth &health() { return health_; }
+    const CommitHealth &health() const { return health_; }
 
     uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
     uint64_t writes() const { return writes_.load(std::memory_order_relaxed); }
@@ -46,7 +44,6 @@ private:
     void run_batch(std::span<Write> batch, std::vector<std::function<void()>> &on_durable);
     void apply_op(Op &op, std::vector<std::function<void()>> &on_durable);
     void op_failed(Write &write, std::exception_ptr error);
-    void set_failure(std::string what);
 
     Connection &writer_;
     RwGate *const gate_;
@@ -55,10 +52,7 @@ private:
 
     std::atomic<uint64_t> commits_{0}, writes_{0};
 
-    mutable std::mutex failure_mu_;
-    std::string last_failure_;                // guarded by failure_mu_
-    std::atomic<bool> failing_{false};        // !last_failure_.empty(), for the commit path
-    std::atomic<bool> probe_pending_{false};  // a probe is queued (at most one)
+    CommitHealth health_;
 };
 
 }  // namespace taskhost::store::sqlite

@@ -120,13 +120,13 @@ Result<void> SqliteStore::check() const {
     } catch (const std::exception &e) {
         return fail(ErrorKind::internal, e.what());
     }
-    const std::string failure = impl_->committer.failure();
+    const std::string failure = impl_->committer.health().failure();
     if (failure.empty()) return {};
     // The last commit failed (disk full, I/O error…). Queue one small commit
     // that writes (unless one is queued), so that the check turns healthy on
     // a later call once commits work again, with or without traffic. Never
     // waited for here: a wedged disk must not hold health checks.
-    if (impl_->committer.want_probe()) impl_->queue.post(Probe{});
+    if (impl_->committer.health().want_probe()) impl_->queue.post(Probe{});
     return fail(ErrorKind::unavailable, "the last commit failed: " + failure);
 }
 
