@@ -254,7 +254,8 @@ bool within(std::chrono::milliseconds limit, Pred pred) {
 
 }  // namespace
 
-TEST_CASE("store (postgres): a running job holds its host's lease; once a lost host's runs out, another fails it") {
+TEST_CASE("store (postgres): a running job holds its host's lease; once a lost host's runs out, another fails it" *
+          doctest::test_suite("concurrency")) {
     Schema schema;
     store::postgres::Connection sql(schema.url);
     auto a = std::make_unique<PostgresStore>(host_options(schema.url, "host-a", 0.3));
