@@ -275,6 +275,7 @@ std::variant<Config, int> read_config(int argc, char **argv) {
     }
     cfg.umask = *parse_umask(umask_text);
     if (store::is_postgres_url(cfg.db)) cfg.postgres_store.url = cfg.db;
+    else cfg.store.path = sqlite_path(cfg.db);
     // hostname:port names a host that keeps its port; with --port 0 the
     // store makes a fresh id.
     if (cfg.postgres_store.host_id.empty() && cfg.http.port != 0) {
@@ -282,7 +283,6 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ::gethostname(name, sizeof name - 1);
         cfg.postgres_store.host_id = std::string(name) + ":" + std::to_string(cfg.http.port);
     }
-    else cfg.store.path = sqlite_path(cfg.db);
     cfg.postgres_store.migrate = cfg.store.migrate = !no_migrate;
     // What the browser rules need to know of the other settings: the
     // address listened on names the host, and with API keys (run() refuses
