@@ -107,6 +107,22 @@ void append_string(std::string &out, std::string_view s) {
     out.push_back('"');
 }
 
+std::string valid_utf8(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+        const size_t n = static_cast<unsigned char>(s[i]) < 0x80 ? 1 : utf8_sequence_length(s, i);
+        if (n == 0) {
+            out += "\xEF\xBF\xBD";
+            ++i;
+        } else {
+            out.append(s.data() + i, n);
+            i += n;
+        }
+    }
+    return out;
+}
+
 bool nesting_exceeds(std::string_view text, size_t max_depth) {
     size_t depth = 0;
     bool in_string = false;

@@ -18,6 +18,9 @@ void append_int(std::string &out, int64_t v);
 // Whether `s` is well-formed UTF-8 (no overlongs, surrogates or code
 // points beyond U+10FFFF): what a JSON string may hold as is.
 bool is_valid_utf8(std::string_view s);
+// `s` with each byte that is not part of well-formed UTF-8 replaced by
+// U+FFFD (as append_string does).
+std::string valid_utf8(std::string_view s);
 
 // True if brackets in `text` nest deeper than `max_depth` (strings are
 // skipped). Checked before parsing untrusted input, since a recursive parser

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "util/json_text.hpp"
+
 namespace taskhost::store::postgres {
 
 namespace {
@@ -40,14 +42,28 @@ double Rows::f64(int row, int col) const {
     return std::strtod(PQgetvalue(result_, row, col), nullptr);
 }
 
+namespace {
+
+bool is_ascii(std::string_view text) {
+    for (char c : text)
+        if (static_cast<unsigned char>(c) >= 0x80) return false;
+    return true;
+}
+
+}  // namespace
+
+// A UTF8 database refuses text that is not UTF-8, and the refusal would
+// abort the whole batch's transaction: bytes from plugins (error messages,
+// progress) may be anything, so invalid ones become U+FFFD, as in the JSON
+// the host writes.
 Params &Params::add(std::string_view text) {
-    values_.emplace_back(std::string(text));
+    values_.emplace_back(is_ascii(text) ? std::string(text) : json_text::valid_utf8(text));
     return *this;
 }
 
 Params &Params::add(const std::optional<std::string> &text) {
-    values_.push_back(text);
-    return *this;
+    if (!text) return add_null();
+    return add(std::string_view(*text));
 }
 
 Params &Params::add(int64_t value) {
@@ -96,10 +112,22 @@ namespace {
 
 // libpq waits for a connection without limit by default: a server that does
 // not answer would hold the writer, and every health check, for minutes.
+// Likewise a server that vanished without closing the connection (a
+// failover behind a dead address) would hold a request until TCP gives up,
+// about 15 minutes: keepalives and a user timeout notice in about 30 s.
+// Each is added unless the URL sets it.
 std::string with_connect_timeout(const std::string &url) {
-    if (url.find("connect_timeout") != std::string::npos) return url;
-    if (url.find("://") == std::string::npos) return url + " connect_timeout=5";  // key=value form
-    return url + (url.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=5";
+    static const std::pair<const char *, const char *> kDefaults[] = {
+        {"connect_timeout", "5"}, {"keepalives_idle", "10"}, {"keepalives_interval", "5"},
+        {"keepalives_count", "3"}, {"tcp_user_timeout", "30000"}};
+    const bool uri = url.find("://") != std::string::npos;
+    std::string out = url;
+    for (const auto &[key, value] : kDefaults) {
+        if (url.find(key) != std::string::npos) continue;
+        if (!uri) out += std::string(" ") + key + "=" + value;  // key=value form
+        else out += std::string(out.find('?') == std::string::npos ? "?" : "&") + key + "=" + value;
+    }
+    return out;
 }
 
 }  // namespace
