@@ -40,6 +40,11 @@ constexpr char kCascadeLevels[] =
     "  UNION SELECT a.id, sub.depth + 1 FROM artifacts a JOIN sub ON a.parent_id = sub.id"
     "  WHERE sub.depth < 1000000"
     ") UPDATE artifacts SET level = $2 + sub.depth FROM sub WHERE artifacts.id = sub.id";
+// Re-parenting takes turns across the fleet: a cycle check reads
+// ancestors that another host may be re-parenting at the same time, and two
+// checks that each pass could together make a cycle. Rare, so one lock
+// (an advisory key of its own) for all of it costs nothing that matters.
+constexpr char kReparentLock[] = "SELECT pg_advisory_xact_lock(2296056052686)";
 constexpr char kDeleteArtifact[] = "DELETE FROM artifacts WHERE id = $1";
 constexpr char kGetArtifact[] = "SELECT " ARTIFACT_COLS " FROM artifacts WHERE id = $1";
 constexpr char kListArtifacts[] = "SELECT " ARTIFACT_COLS " FROM artifacts ORDER BY seq LIMIT $1 OFFSET $2";
@@ -86,6 +91,7 @@ int parent_level(Connection &w, const std::string &parent_id) {
 
 void check_no_cycle(Connection &w, const std::string &id, const std::string &parent_id) {
     if (parent_id == id) invalid("artifact " + id + " cannot be its own parent");
+    w.run(kReparentLock);
     Params p;
     p.add(std::string_view(parent_id)).add(std::string_view(id));
     if (w.run(kIsAncestor, p).size())

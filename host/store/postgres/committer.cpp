@@ -16,13 +16,21 @@ Committer::Committer(Connection &writer, HostLease lease, const Reporter &report
 void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) {
     Connection &w = writer_;
     std::exception_ptr batch_error;
-    try {
-        if (w.broken() && !w.reset())
-            throw StoreError(StoreError::Kind::unavailable,
-                             "PostgreSQL is unreachable: " + std::string(PQerrorMessage(w.handle())));
-        w.exec("BEGIN");
-    } catch (...) {
-        batch_error = std::current_exception();
+    // libpq learns that the server dropped the connection (a restart, a
+    // failover) only when it is used: a BEGIN that fails on a connection
+    // found broken is tried once more on a new one, nothing being applied.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        try {
+            if (w.broken() && !w.reset())
+                throw StoreError(StoreError::Kind::unavailable,
+                                 "PostgreSQL is unreachable: " + std::string(PQerrorMessage(w.handle())));
+            w.exec("BEGIN");
+            batch_error = nullptr;
+            break;
+        } catch (...) {
+            batch_error = std::current_exception();
+            if (!w.broken()) break;
+        }
     }
     if (!batch_error) {
         for (Write &write : batch) {
@@ -64,7 +72,7 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
 void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable) {
     Connection &w = writer_;
     std::visit(Overloaded{
-                   [&](InsertJob &o) { insert_job_row(w, *o.job, lease_.host_id, false); },
+                   [&](InsertJob &o) { insert_job_row(w, *o.job, lease_); },
                    [&](StartJob &o) { *o.started = start_job(w, *o.id, o.started_at, lease_); },
                    [&](UpdateProgress &o) { update_progress(w, o.id, o.fraction, o.message); },
                    [&](FinishJob &o) {

@@ -18,9 +18,12 @@ namespace {
 
 // A duplicate id inserts nothing instead of failing: a failed statement
 // would abort the whole batch's transaction.
+// A job stored already running (its wait ran out while it ran here) holds
+// a lease from the start, as one started by start_job does.
 constexpr char kInsertJob[] =
-    "INSERT INTO jobs (" JOB_COLS ", run_by, queued_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-    "$13, $14, $15, $16) ON CONFLICT DO NOTHING";
+    "INSERT INTO jobs (" JOB_COLS ", run_by, queued_by, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+    "$10, $11, $12, $13, $14, $15, $16, CASE WHEN $4 = 'running' THEN " TASKHOST_PG_NOW_US " + $17::bigint END) "
+    "ON CONFLICT DO NOTHING";
 // Only a pending job starts: a cancel or delete that came first must stick,
 // and of two hosts that try, one does. The job then holds a lease.
 constexpr char kStartJob[] =
@@ -46,8 +49,8 @@ constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = 
 // and those whose host's lease ran out; not those of live hosts.
 constexpr char kFailRunning[] =
     "UPDATE jobs SET status = 'failed', finished_at = $2, lease_until = NULL, error = CASE "
-    "WHEN run_by IS NULL OR run_by = $3 THEN $1 ELSE 'host ' || run_by || ' was lost while running this job' END "
-    "WHERE status = 'running' AND (run_by IS NULL OR run_by = $3 OR lease_until < " TASKHOST_PG_NOW_US ")";
+    "WHEN run_by = $3 THEN $1 ELSE 'host ' || run_by || ' was lost while running this job' END "
+    "WHERE status = 'running' AND (run_by = $3 OR lease_until < " TASKHOST_PG_NOW_US ")";
 // The pending jobs this host queued before it restarted, and those of
 // hosts no longer heard of; not those a live host has queued.
 constexpr char kPendingOldestFirst[] =
@@ -93,7 +96,9 @@ int64_t as_count(size_t n) { return n > static_cast<size_t>(INT64_MAX) ? INT64_M
 
 // ---- writes ----
 
-void insert_job_row(Connection &w, const Job &j, const std::string &host_id, bool ran_here) {
+void insert_job_row(Connection &w, const Job &j, const HostLease &lease) {
+    // Running now, or ended after it ran here (a start time): this host's.
+    const bool ran_here = j.status == JobStatus::running || j.started_at != 0;
     Params p;
     p.add(std::string_view(j.id)).add(std::string_view(j.task_name)).add(std::string_view(j.params_json));
     p.add(to_string(j.status)).add_time(j.submitted_at).add_time(j.started_at).add_time(j.finished_at);
@@ -104,9 +109,10 @@ void insert_job_row(Connection &w, const Job &j, const std::string &host_id, boo
     if (j.timeout_s > 0) p.add(j.timeout_s);
     else p.add_null();
     p.add(static_cast<int64_t>(j.attempts));
-    if (ran_here) p.add(std::string_view(host_id));  // run_by
+    if (ran_here) p.add(std::string_view(lease.host_id));  // run_by
     else p.add_null();
-    p.add(std::string_view(host_id));  // queued_by
+    p.add(std::string_view(lease.host_id));  // queued_by
+    p.add(lease.lease_us);
     if (w.run(kInsertJob, p).affected() == 0)
         throw StoreError(StoreError::Kind::invalid, "UNIQUE constraint failed: jobs.id (" + j.id + ")");
 }
@@ -150,7 +156,7 @@ void finish_job(Connection &w, const std::string &id, Store::JobEnd &f, const Re
         j.error = std::move(error);
         j.error_traceback = std::move(f.traceback);
         if (artifact_id) j.artifact_id = std::move(artifact_id);
-        insert_job_row(w, j, lease.host_id, j.started_at != 0);  // it ran here, unless canceled first
+        insert_job_row(w, j, lease);
     } else {
         Params p;
         p.add(std::string_view(id)).add(to_string(status)).add_time(f.finished_at);

@@ -41,9 +41,9 @@ struct HostLease {
 };
 
 // ---- writes ----
-// Queued by `host_id`; `ran_here`: also run by it (a job stored only at
-// its end).
-void insert_job_row(Connection &conn, const model::Job &job, const std::string &host_id, bool ran_here);
+// Queued by this host; one running or ended after it ran (a job stored
+// late) is also run by it, and a running one holds a lease.
+void insert_job_row(Connection &conn, const model::Job &job, const HostLease &lease);
 bool start_job(Connection &conn, const std::string &id, int64_t started_at, const HostLease &lease);
 void update_progress(Connection &conn, const std::string &id, double fraction, const std::string &message);
 // Stores the end of a job with its result artifact. If that artifact cannot

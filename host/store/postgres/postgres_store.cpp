@@ -30,8 +30,15 @@ using namespace postgres;
 
 namespace {
 
-// The URL without its password, for logs and /health.
-std::string redacted(const std::string &url) {
+// The URL without its password (user:password@, or ?password=), for
+// logs, /api/v1/system and worker processes' arguments.
+std::string redacted(std::string url) {
+    for (size_t at = url.find("password="); at != std::string::npos; at = url.find("password=", at + 1)) {
+        if (at > 0 && url[at - 1] != '?' && url[at - 1] != '&' && url[at - 1] != ' ') continue;
+        const size_t value = at + 9;
+        const size_t end = url.find_first_of("& ", value);
+        url.replace(value, (end == std::string::npos ? url.size() : end) - value, "***");
+    }
     const auto scheme = url.find("://");
     if (scheme == std::string::npos) return url;
     const auto authority = scheme + 3;
@@ -85,8 +92,8 @@ struct PostgresStore::Impl {
           heartbeat(options.url, lease, report) {}
 
     // Runs fn on a read connection. A connection that broke while idle
-    // (the server restarted) fails once: the read is tried again on a
-    // fresh one.
+    // (the server restarted) fails once: the idle ones go, and the read is
+    // tried again on a new one.
     template <class Fn>
     auto read(Fn &&fn) {
         try {
@@ -95,6 +102,7 @@ struct PostgresStore::Impl {
         } catch (const StoreError &e) {
             if (e.kind != StoreError::Kind::unavailable) throw;
         }
+        reads.drop_idle();
         ReadPool::Lease lease(reads);
         return fn(*lease);
     }

@@ -14,6 +14,14 @@ std::unique_ptr<Connection> ReadPool::take() {
     return std::make_unique<Connection>(url_);  // outside the lock: connecting takes a round trip or more
 }
 
+void ReadPool::drop_idle() {
+    std::vector<std::unique_ptr<Connection>> dropped;
+    {
+        std::lock_guard lock(mu_);
+        dropped.swap(idle_);
+    }
+}  // closed here, outside the lock
+
 void ReadPool::give_back(std::unique_ptr<Connection> conn) {
     if (conn->broken() || conn->in_transaction()) return;  // dropped: closes it
     std::lock_guard lock(mu_);

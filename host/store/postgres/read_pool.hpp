@@ -29,6 +29,10 @@ public:
         std::unique_ptr<Connection> conn_;
     };
 
+    // Closes the idle connections: after one was found dropped by the
+    // server (a restart), the others most likely were too.
+    void drop_idle();
+
 private:
     std::unique_ptr<Connection> take();
     void give_back(std::unique_ptr<Connection> conn);
