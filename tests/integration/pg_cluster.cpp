@@ -85,7 +85,14 @@ PgCluster::PgCluster() {
     url_ = run_script("start " + (dir_.path() / "pg").string());
 }
 
-PgCluster::~PgCluster() { std::system((cluster_script() + " stop " + (dir_.path() / "pg").string()).c_str()); }
+PgCluster::~PgCluster() {
+    const fs::path dir = dir_.path() / "pg";
+    std::system((cluster_script() + " stop " + dir.string() + " >/dev/null 2>&1").c_str());
+    // Where postgres could not use the temp folder, the cluster lives in
+    // /tmp/taskhost-pg.* (linked as pg/pg): removed with it.
+    std::error_code ec;
+    if (fs::is_symlink(dir / "pg", ec)) fs::remove_all(fs::read_symlink(dir / "pg", ec), ec);
+}
 
 void PgCluster::stop() { run_script("stop " + (dir_.path() / "pg").string()); }
 

@@ -100,6 +100,11 @@ TEST_CASE("postgres: hosts sharing a database list each other, with their plugin
     PgSchema schema;
     Service a(ServiceOptions::examples({"demo.so"}).with_db_url(schema.url()).flags({"--host-id", "host-a"}));
     Service b(ServiceOptions::examples({"math.so"}).with_db_url(schema.url()).flags({"--host-id", "host-b"}));
+    // Each host describes itself once bound; the heartbeat carries it over.
+    REQUIRE(eventually([&] {
+        json hosts = get_json(a.cli(), "/api/v1/system/hosts");
+        return hosts.size() == 2 && hosts[0]["plugins"].size() == 1 && hosts[1]["plugins"].size() == 1;
+    }));
     for (Service *svc : {&a, &b}) {
         json hosts = get_json(svc->cli(), "/api/v1/system/hosts");
         REQUIRE(hosts.size() == 2);
