@@ -88,6 +88,7 @@ struct Options {
     int reloads = 5;
     int startups = 3;
     bool seed_with_store = false;
+    std::string db_url;  // the HTTP scenarios on this database instead of a SQLite file each
 };
 
 const std::vector<std::string> kScenarios = {"ceiling", "submit-only", "end-to-end", "one-request",
@@ -632,7 +633,8 @@ private:
 
     void run_http_block(const std::set<std::string> &selected, const HostKind &kind) {
         bench::HostProcess host;
-        auto h = host_options("http-" + kind.label, o_.plugins, (workdir_ / ("http-" + kind.label + ".db")).string());
+        auto h = host_options("http-" + kind.label, o_.plugins,
+                              o_.db_url.empty() ? (workdir_ / ("http-" + kind.label + ".db")).string() : o_.db_url);
         h.binary = kind.binary;
         h.extra.push_back("--queue-size");
         h.extra.push_back(std::to_string(o_.queue_size));
@@ -1433,6 +1435,8 @@ int main(int argc, char **argv) {
     app.add_flag("--quick", o.quick, "Small counts and short runs (smoke test)");
     app.add_option("--binary", o.binary, "taskhost executable")->capture_default_str();
     app.add_option("--plugins", o.plugins, "Folder of the example plugins (hello, add)")->capture_default_str();
+    app.add_option("--db-url", o.db_url,
+                   "Run the HTTP scenarios on this database (postgresql://…) instead of a fresh SQLite file each");
     app.add_option("--bench-plugin", o.bench_plugin, "The bench_plugin.so fixture")->capture_default_str();
     app.add_option("--crash-plugin", o.crash_plugin, "The crash_plugin.so fixture")->capture_default_str();
     app.add_option("--modes", o.modes,
