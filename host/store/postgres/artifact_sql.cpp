@@ -79,7 +79,6 @@ std::vector<Artifact> read_artifacts(const Rows &r) {
     return out;
 }
 
-int64_t as_count(size_t n) { return n > static_cast<size_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(n); }
 
 int parent_level(Connection &w, const std::string &parent_id) {
     Params p;
@@ -115,9 +114,13 @@ void check_storable(const std::string &json_text) {
     }
 }
 
-void insert_row(Connection &w, const Artifact &a) {
+void check_storable(const Artifact &a) {
     check_storable(a.data_json);
     check_storable(a.tags_json);
+}
+
+void insert_row(Connection &w, const Artifact &a) {
+    check_storable(a);
     Params p;
     p.add(std::string_view(a.id)).add(a.parent_id).add(static_cast<int64_t>(a.level));
     p.add(std::string_view(a.data_json)).add(std::string_view(a.tags_json)).add(a.created_at);
@@ -126,8 +129,7 @@ void insert_row(Connection &w, const Artifact &a) {
 }
 
 void update_row(Connection &w, const Artifact &a) {
-    check_storable(a.data_json);
-    check_storable(a.tags_json);
+    check_storable(a);
     Params p;
     p.add(std::string_view(a.id)).add(a.parent_id).add(static_cast<int64_t>(a.level));
     p.add(std::string_view(a.data_json)).add(std::string_view(a.tags_json)).add(a.updated_at);
@@ -234,7 +236,7 @@ std::optional<Artifact> get_artifact(Connection &r, const std::string &id) {
 
 std::vector<Artifact> list_artifacts(Connection &r, size_t limit, size_t offset) {
     Params p;
-    p.add(as_count(limit)).add(as_count(offset));
+    p.add_count(limit).add_count(offset);
     return read_artifacts(r.run(kListArtifacts, p));
 }
 

@@ -52,6 +52,11 @@ public:
     Params &add(int64_t value);
     Params &add(double value);
     Params &add_null();
+    // A LIMIT or OFFSET: Store::no_limit (and anything past a bigint) is
+    // the largest bigint.
+    Params &add_count(size_t n) {
+        return add(n > static_cast<size_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(n));
+    }
     // A time in µs, 0 meaning "not yet": NULL.
     Params &add_time(int64_t us) { return us ? add(us) : add_null(); }
 

@@ -89,8 +89,6 @@ std::vector<Job> read_jobs(const Rows &r) {
     return out;
 }
 
-// LIMIT takes a bigint: "no limit" is its largest value.
-int64_t as_count(size_t n) { return n > static_cast<size_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(n); }
 
 }  // namespace
 
@@ -200,7 +198,7 @@ std::optional<Job> get_job(Connection &r, const std::string &id) {
 
 std::vector<Job> list_jobs(Connection &r, std::optional<JobStatus> status, size_t limit, size_t offset) {
     Params p;
-    p.add(as_count(limit)).add(as_count(offset));
+    p.add_count(limit).add_count(offset);
     if (status) p.add(to_string(*status));
     return read_jobs(r.run(status ? kListJobsByStatus : kListJobs, p));
 }
