@@ -115,7 +115,9 @@ public:
     virtual size_t count_jobs(std::optional<model::JobStatus> status) const = 0;
 
     // Start-up recovery: every `running` job becomes `failed` with `error`,
-    // and the `pending` ones are returned oldest first to be run again.
+    // and the `pending` ones are returned oldest first to be run again. (In a
+    // fleet: the running jobs of this host's last run and of lost hosts;
+    // the pending ones this host queued. Lost hosts' are for claim_pending.)
     virtual std::vector<model::Job> recover(const std::string &running_error, int64_t now) = 0;
     // Durable when it returns: each job (id, error) that has not ended
     // becomes `failed` with its own error (those a crash is charged to).
@@ -167,6 +169,34 @@ public:
     virtual std::vector<HostRecord> hosts() const = 0;
     // This host's id in hosts().
     virtual std::string describing_host() const = 0;
+
+    // Whether other hosts share this store (PostgreSQL): a job this host
+    // does not hold may be queued or run by another, and the calls below
+    // act on them. False for a store of one host, where they do nothing.
+    virtual bool shared() const { return false; }
+    // What other hosts tell this one (LISTEN/NOTIFY on PostgreSQL). Hints
+    // only: a notice can be lost while the connection is down, so whoever
+    // acts on them also polls, at a bounded interval.
+    struct FleetEvents {
+        std::function<void(const std::string &job_id)> job_changed;   // a job's row changed
+        std::function<void(const std::string &job_id)> cancel_asked;  // cancel it, if it is here
+        std::function<void()> work_available;                         // unclaimed jobs may wait
+    };
+    // Delivers events from now on, on a thread of the store's; empty
+    // callbacks stop them (no callback runs once this returns).
+    virtual void listen(FleetEvents) {}
+    // Pending jobs of these tasks that no live host holds (submitted for
+    // any host, or queued by a host that was lost), oldest first, at most
+    // `limit`: durably this host's to run when it returns.
+    virtual std::vector<model::Job> claim_pending(const std::vector<std::string> & /*tasks*/, size_t /*limit*/) {
+        return {};
+    }
+    // Durable when it returns: a job no host has started yet becomes
+    // `canceled`, and the host holding it is told. False if it is not
+    // pending.
+    virtual bool cancel_pending(const std::string & /*id*/, int64_t /*now*/) { return false; }
+    // Tells whichever host runs the job to cancel it.
+    virtual void ask_cancel(const std::string & /*id*/) {}
 
     // ---- task code -----------------------------------------------------
     // A connection of its own for the Database and Session services.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <future>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -335,7 +336,7 @@ TEST_CASE("store (postgres): a host restarted with its id fails its own interrup
     CHECK(again.get_job(theirs.id)->status == JobStatus::running);
 }
 
-TEST_CASE("store (postgres): a starting host takes the pending jobs of its last run and of lost hosts only") {
+TEST_CASE("store (postgres): a starting host takes back the pending jobs of its last run only") {
     Schema schema;
     auto a = std::make_unique<PostgresStore>(host_options(schema.url, "host-a", 1));
     PostgresStore b(host_options(schema.url, "host-b", 1));
@@ -355,14 +356,18 @@ TEST_CASE("store (postgres): a starting host takes the pending jobs of its last 
         REQUIRE(mine.size() == 1);
         CHECK(mine[0].id == queued_by_b.id);
     }
-    // host-a is lost: after its lease, a starting host takes its queue.
+    // host-a is lost: its queue is left to claiming (by task), not taken
+    // whole by the next host to start.
     a.reset();
-    std::vector<Job> adopted;
+    PostgresStore d(host_options(schema.url, "host-d", 1));
     REQUIRE(within(std::chrono::seconds(10), [&] {
-        PostgresStore d(host_options(schema.url, "host-d", 1));
-        adopted = d.recover("stopped", now_us());
-        return std::any_of(adopted.begin(), adopted.end(), [&](const Job &j) { return j.id == queued_by_a.id; });
+        const auto live = d.hosts();
+        return std::none_of(live.begin(), live.end(), [](const auto &h) { return h.id == "host-a"; });
     }));
+    CHECK(d.recover("stopped", now_us()).empty());
+    const auto claimed = d.claim_pending({"add"}, 10);
+    REQUIRE(claimed.size() == 1);
+    CHECK(claimed[0].id == queued_by_a.id);
 }
 
 TEST_CASE("store (postgres): the end written by a host that lost the race to start a job changes nothing") {
@@ -405,4 +410,139 @@ TEST_CASE("store (postgres): bytes that are not UTF-8 are stored replaced, not r
     CHECK(got->progress_message == "half \xEF\xBF\xBD way");
     CHECK(*got->error == "bad \xEF\xBF\xBD byte");
     CHECK(store.check().ok());
+}
+
+namespace {
+
+// What a host heard from the others (Store::FleetEvents), for the tests.
+struct Heard {
+    std::mutex mu;
+    std::vector<std::string> changed, cancels;
+    int work = 0;
+    store::Store::FleetEvents events() {
+        return {[this](const std::string &id) {
+                    std::lock_guard lock(mu);
+                    changed.push_back(id);
+                },
+                [this](const std::string &id) {
+                    std::lock_guard lock(mu);
+                    cancels.push_back(id);
+                },
+                [this] {
+                    std::lock_guard lock(mu);
+                    ++work;
+                }};
+    }
+    bool has(const std::vector<std::string> &ids, const std::string &id) {
+        std::lock_guard lock(mu);
+        return std::find(ids.begin(), ids.end(), id) != ids.end();
+    }
+};
+
+}  // namespace
+
+TEST_CASE("store (postgres): hosts claim the pending jobs no live host holds, each once, for their tasks" *
+          doctest::test_suite("concurrency")) {
+    Schema schema;
+    auto a = std::make_unique<PostgresStore>(host_options(schema.url, "host-a", 1));
+    PostgresStore b(host_options(schema.url, "host-b", 1));
+    Job held = make_job();
+    a->insert_job(held);
+    CHECK(b.claim_pending({"add"}, 10).empty());  // host-a holds it and beats
+
+    // Jobs queued by no host (stored for any): claimed oldest first, once.
+    store::postgres::Connection sql(schema.url);
+    std::vector<std::string> free_ids;
+    for (int i = 0; i < 5; ++i) {
+        free_ids.push_back(new_ulid_string());
+        sql.run(("INSERT INTO jobs (id, task_name, status, submitted_at) VALUES ('" + free_ids.back() +
+                 "', 'add', 'pending', 1)")
+                    .c_str());
+    }
+    CHECK(b.claim_pending({"other"}, 10).empty());  // not its tasks
+    const auto first = b.claim_pending({"other", "add"}, 3);
+    REQUIRE(first.size() == 3);
+    for (size_t i = 0; i < 3; ++i) CHECK(first[i].id == free_ids[i]);
+    const auto rest = a->claim_pending({"add"}, 10);
+    REQUIRE(rest.size() == 2);
+    CHECK(rest[0].id == free_ids[3]);
+    CHECK(rest[1].id == free_ids[4]);
+    CHECK(b.claim_pending({"add"}, 10).empty());  // host-a holds those now
+
+    // Two hosts claiming at once share the jobs out, none twice.
+    for (int i = 0; i < 200; ++i)
+        sql.run(("INSERT INTO jobs (id, task_name, status, submitted_at) VALUES ('" + new_ulid_string() +
+                 "', 'add', 'pending', 1)")
+                    .c_str());
+    auto claim_all = [](PostgresStore &s) {
+        std::vector<std::string> ids;
+        for (;;) {
+            auto got = s.claim_pending({"add"}, 7);
+            if (got.empty()) return ids;
+            for (auto &j : got) ids.push_back(j.id);
+        }
+    };
+    auto by_a = std::async(std::launch::async, [&] { return claim_all(*a); });
+    auto by_b = claim_all(b);
+    auto all = by_a.get();
+    all.insert(all.end(), by_b.begin(), by_b.end());
+    std::sort(all.begin(), all.end());
+    CHECK(all.size() == 200);
+    CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
+
+    // host-a is lost: after its lease, its queue is host-b's to claim.
+    a.reset();
+    std::vector<Job> taken;
+    REQUIRE(within(std::chrono::seconds(10), [&] {
+        auto got = b.claim_pending({"add"}, 1000);
+        taken.insert(taken.end(), got.begin(), got.end());
+        return std::any_of(taken.begin(), taken.end(), [&](const Job &j) { return j.id == held.id; });
+    }));
+}
+
+TEST_CASE("store (postgres): hosts hear of each other's job changes and cancels" * doctest::test_suite("concurrency")) {
+    Schema schema;
+    PostgresStore a(host_options(schema.url, "host-a", 30));
+    PostgresStore b(host_options(schema.url, "host-b", 30));
+    Heard heard_by_a, heard_by_b;
+    a.listen(heard_by_a.events());
+    b.listen(heard_by_b.events());
+
+    Job running = make_job(), waiting = make_job();
+    a.insert_job(running);
+    a.insert_job(waiting);
+    REQUIRE(a.start_job(running.id, now_us()));
+    CHECK(within(std::chrono::seconds(5), [&] { return heard_by_b.has(heard_by_b.changed, running.id); }));
+
+    // A pending job canceled by host-b: durable at once, and host-a told.
+    CHECK(b.cancel_pending(waiting.id, now_us()));
+    CHECK(a.get_job(waiting.id)->status == JobStatus::canceled);
+    CHECK(within(std::chrono::seconds(5), [&] { return heard_by_a.has(heard_by_a.cancels, waiting.id); }));
+    CHECK_FALSE(b.cancel_pending(waiting.id, now_us()));  // not pending any more
+    CHECK_FALSE(b.cancel_pending(running.id, now_us()));  // started: only its host can stop it
+    CHECK(a.get_job(running.id)->status == JobStatus::running);
+
+    // A running one: its host is asked.
+    b.ask_cancel(running.id);
+    CHECK(within(std::chrono::seconds(5), [&] { return heard_by_a.has(heard_by_a.cancels, running.id); }));
+
+    // Its end is heard of too; after listen({}) nothing more is delivered.
+    store::Store::JobEnd end;
+    end.status = JobStatus::canceled;
+    end.finished_at = now_us();
+    a.finish_job(running.id, std::move(end));
+    a.flush();
+    CHECK(within(std::chrono::seconds(5), [&] {
+        std::lock_guard lock(heard_by_b.mu);
+        return std::count(heard_by_b.changed.begin(), heard_by_b.changed.end(), running.id) >= 2;
+    }));
+    b.listen({});
+    const size_t before = [&] {
+        std::lock_guard lock(heard_by_b.mu);
+        return heard_by_b.changed.size();
+    }();
+    CHECK(a.delete_job(running.id));
+    CHECK(within(std::chrono::seconds(5), [&] { return heard_by_a.has(heard_by_a.changed, running.id); }));
+    std::lock_guard lock(heard_by_b.mu);
+    CHECK(heard_by_b.changed.size() == before);
 }

@@ -16,6 +16,7 @@ Committer::Committer(Connection &writer, HostLease lease, const Reporter &report
 void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) {
     Connection &w = writer_;
     std::exception_ptr batch_error;
+    changed_.clear();
     // libpq learns that the server dropped the connection (a restart, a
     // failover) only when it is used: a BEGIN that fails on a connection
     // found broken is tried once more on a new one, nothing being applied.
@@ -49,6 +50,7 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
     }
     if (!batch_error) {
         try {
+            notify_changed(w, changed_);
             w.commit();
         } catch (...) {
             batch_error = std::current_exception();
@@ -73,15 +75,30 @@ void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable)
     Connection &w = writer_;
     std::visit(Overloaded{
                    [&](InsertJob &o) { insert_job_row(w, *o.job, lease_); },
-                   [&](StartJob &o) { *o.started = start_job(w, *o.id, o.started_at, lease_); },
-                   [&](UpdateProgress &o) { update_progress(w, o.id, o.fraction, o.message); },
+                   [&](StartJob &o) {
+                       *o.started = start_job(w, *o.id, o.started_at, lease_);
+                       if (*o.started) changed_.push_back(*o.id);
+                   },
+                   [&](UpdateProgress &o) {
+                       update_progress(w, o.id, o.fraction, o.message);
+                       changed_.push_back(o.id);
+                   },
                    [&](FinishJob &o) {
+                       // A job stored with its end was never seen by anyone.
+                       const bool seen = !o.data->end.insert_first;
                        finish_job(w, o.id, o.data->end, report_, lease_);
+                       if (seen) changed_.push_back(o.id);
                        if (o.data->on_durable) on_durable.push_back(std::move(o.data->on_durable));
                    },
-                   [&](DeleteJob &o) { *o.deleted = delete_job(w, *o.id); },
+                   [&](DeleteJob &o) {
+                       *o.deleted = delete_job(w, *o.id);
+                       if (*o.deleted) changed_.push_back(*o.id);
+                   },
                    [&](Recover &o) { *o.pending = recover(w, *o.running_error, o.now, lease_); },
-                   [&](FailJobs &o) { fail_jobs(w, *o.errors, o.now); },
+                   [&](FailJobs &o) {
+                       fail_jobs(w, *o.errors, o.now);
+                       for (const auto &failed : *o.errors) changed_.push_back(failed.first);
+                   },
                    [&](RecordPluginFault &o) {
                        *o.after = record_plugin_fault(w, *o.plugin, o.kind, *o.reason, *o.thresholds, o.now);
                    },

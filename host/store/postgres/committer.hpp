@@ -43,6 +43,9 @@ private:
     const HostLease lease_;
     const Reporter &report_;
 
+    // The jobs the batch changed, told to other hosts at its commit.
+    std::vector<std::string> changed_;
+
     std::atomic<uint64_t> commits_{0}, writes_{0};
 
     CommitHealth health_;

@@ -66,6 +66,21 @@ Params &Params::add(const std::optional<std::string> &text) {
     return add(std::string_view(*text));
 }
 
+Params &Params::add_array(const std::vector<std::string> &items) {
+    std::string literal = "{";
+    for (const std::string &item : items) {
+        if (literal.size() > 1) literal += ',';
+        literal += '"';
+        for (char c : item) {
+            if (c == '"' || c == '\\') literal += '\\';
+            literal += c;
+        }
+        literal += '"';
+    }
+    literal += '}';
+    return add(std::string_view(literal));
+}
+
 Params &Params::add(int64_t value) {
     values_.emplace_back(std::to_string(value));
     return *this;

@@ -52,6 +52,8 @@ public:
     Params &add(int64_t value);
     Params &add(double value);
     Params &add_null();
+    // A text[] (its array literal, each item quoted).
+    Params &add_array(const std::vector<std::string> &items);
     // A LIMIT or OFFSET: Store::no_limit (and anything past a bigint) is
     // the largest bigint.
     Params &add_count(size_t n) {

@@ -18,10 +18,12 @@ constexpr char kAlive[] =
     "heartbeat_at = excluded.heartbeat_at";
 constexpr char kRenew[] =
     "UPDATE jobs SET lease_until = " TASKHOST_PG_NOW_US " + $2 WHERE run_by = $1 AND status = 'running'";
+// Each job failed is told to the fleet (Listener), for those waiting on it.
 constexpr char kReap[] =
-    "UPDATE jobs SET status = 'failed', finished_at = " TASKHOST_PG_NOW_US ", lease_until = NULL, "
+    "WITH lost AS (UPDATE jobs SET status = 'failed', finished_at = " TASKHOST_PG_NOW_US ", lease_until = NULL, "
     "error = 'host ' || run_by || ' was lost while running this job' "
-    "WHERE status = 'running' AND lease_until < " TASKHOST_PG_NOW_US;
+    "WHERE status = 'running' AND lease_until < " TASKHOST_PG_NOW_US " RETURNING id) "
+    "SELECT pg_notify('taskhost', 'j:' || id) FROM lost";
 
 }  // namespace
 
@@ -64,7 +66,7 @@ void Heartbeat::beat() {
         Params renew;
         renew.add(std::string_view(lease_.host_id)).add(lease_.lease_us);
         conn_->run(kRenew, renew);
-        reaped_.fetch_add(static_cast<uint64_t>(conn_->run(kReap).affected()));
+        reaped_.fetch_add(static_cast<uint64_t>(conn_->run(kReap).size()));
         beats_.fetch_add(1);
         if (failing_) report_("heartbeat: the database answers again");
         failing_ = false;

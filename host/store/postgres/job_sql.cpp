@@ -1,5 +1,6 @@
 #include "store/postgres/job_sql.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "store/postgres/artifact_sql.hpp"
@@ -14,6 +15,10 @@ namespace {
 
 #define JOB_COLS                                                                                     \
     "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
+    "artifact_id, progress, progress_message, timeout_s, attempts"
+// The same, where another table in the statement has an id too.
+#define JOB_COLS_OF_JOBS                                                                                  \
+    "jobs.id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
     "artifact_id, progress, progress_message, timeout_s, attempts"
 
 // A duplicate id inserts nothing instead of failing: a failed statement
@@ -51,17 +56,40 @@ constexpr char kFailRunning[] =
     "UPDATE jobs SET status = 'failed', finished_at = $2, lease_until = NULL, error = CASE "
     "WHEN run_by = $3 THEN $1 ELSE 'host ' || run_by || ' was lost while running this job' END "
     "WHERE status = 'running' AND (run_by = $3 OR lease_until < " TASKHOST_PG_NOW_US ")";
-// The pending jobs this host queued before it restarted, and those of
-// hosts no longer heard of; not those a live host has queued.
-constexpr char kPendingOldestFirst[] =
-    "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' AND (queued_by IS NULL OR queued_by = $1 OR NOT EXISTS "
-    "(SELECT 1 FROM hosts h WHERE h.id = jobs.queued_by AND h.heartbeat_at >= " TASKHOST_PG_NOW_US " - $2)) "
-    "ORDER BY id";
+// A pending job no live host holds: queued by none, or by a host not
+// heard of within a lease ($2).
+#define TASKHOST_UNHELD                                                                    \
+    "(queued_by IS NULL OR NOT EXISTS (SELECT 1 FROM hosts h WHERE h.id = jobs.queued_by " \
+    "AND h.heartbeat_at >= " TASKHOST_PG_NOW_US " - $2))"
+// The pending jobs this host queued before it restarted (and those stored
+// before hosts were recorded). Those of lost hosts are left to claiming,
+// which takes only jobs of tasks the host has.
+constexpr char kClaimAtStart[] =
+    "UPDATE jobs SET queued_by = $1 WHERE status = 'pending' AND (queued_by = $1 OR queued_by IS NULL) "
+    "RETURNING " JOB_COLS;
+// The oldest pending jobs of these tasks ($3) no live host holds, at most
+// $4; rows another host is claiming are skipped, not waited for. Picked in
+// a materialized CTE: as an IN (subquery), the planner may run the
+// subquery more than once and claim more than the limit.
+constexpr char kClaim[] =
+    "WITH picked AS MATERIALIZED (SELECT id FROM jobs WHERE status = 'pending' "
+    "AND task_name = ANY($3::text[]) AND queued_by IS DISTINCT FROM $1 AND " TASKHOST_UNHELD
+    " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) "
+    "UPDATE jobs SET queued_by = $1 FROM picked WHERE jobs.id = picked.id RETURNING " JOB_COLS_OF_JOBS;
+#undef TASKHOST_UNHELD
+constexpr char kCancelPending[] =
+    "WITH c AS (UPDATE jobs SET status = 'canceled', finished_at = $2 WHERE id = $1 AND status = 'pending' "
+    "RETURNING id) SELECT pg_notify('taskhost', 'c:' || id) FROM c";
+constexpr char kAskCancel[] = "SELECT pg_notify('taskhost', 'c:' || $1)";
+constexpr char kNotify[] = "SELECT pg_notify('taskhost', p) FROM unnest($1::text[]) AS p";
+// Under PostgreSQL's 8000-byte payload limit.
+constexpr size_t kNotifyPayloadMax = 7000;
 constexpr char kFailJob[] =
     "UPDATE jobs SET status = 'failed', error = $2, finished_at = $3 "
     "WHERE id = $1 AND status IN ('pending', 'running')";
 
 #undef JOB_COLS
+#undef JOB_COLS_OF_JOBS
 
 Job read_job(const Rows &r, int i) {
     Job j;
@@ -89,6 +117,10 @@ std::vector<Job> read_jobs(const Rows &r) {
     return out;
 }
 
+// Job ids are time-ordered ULIDs.
+void oldest_first(std::vector<Job> &jobs) {
+    std::sort(jobs.begin(), jobs.end(), [](const Job &a, const Job &b) { return a.id < b.id; });
+}
 
 }  // namespace
 
@@ -174,8 +206,10 @@ std::vector<Job> recover(Connection &w, const std::string &running_error, int64_
     p.add(std::string_view(running_error)).add(now).add(std::string_view(lease.host_id));
     w.run(kFailRunning, p);
     Params mine;
-    mine.add(std::string_view(lease.host_id)).add(lease.lease_us);
-    return read_jobs(w.run(kPendingOldestFirst, mine));
+    mine.add(std::string_view(lease.host_id));
+    auto pending = read_jobs(w.run(kClaimAtStart, mine));
+    oldest_first(pending);
+    return pending;
 }
 
 void fail_jobs(Connection &w, const std::vector<std::pair<std::string, std::string>> &errors, int64_t now) {
@@ -184,6 +218,42 @@ void fail_jobs(Connection &w, const std::vector<std::pair<std::string, std::stri
         p.add(std::string_view(id)).add(std::string_view(error)).add(now);
         w.run(kFailJob, p);
     }
+}
+
+// ---- a fleet ----
+
+std::vector<Job> claim_pending(Connection &c, const std::vector<std::string> &tasks, size_t limit,
+                               const HostLease &lease) {
+    Params p;
+    p.add(std::string_view(lease.host_id)).add(lease.lease_us).add_array(tasks).add_count(limit);
+    auto claimed = read_jobs(c.run(kClaim, p));
+    oldest_first(claimed);  // RETURNING keeps no order
+    return claimed;
+}
+
+bool cancel_pending(Connection &c, const std::string &id, int64_t now) {
+    Params p;
+    p.add(std::string_view(id)).add(now);
+    return c.run(kCancelPending, p).size() > 0;
+}
+
+void ask_cancel(Connection &c, const std::string &id) {
+    Params p;
+    p.add(std::string_view(id));
+    c.run(kAskCancel, p);
+}
+
+void notify_changed(Connection &w, const std::vector<std::string> &ids) {
+    std::vector<std::string> payloads;
+    for (const std::string &id : ids) {
+        if (payloads.empty() || payloads.back().size() + id.size() + 1 > kNotifyPayloadMax) payloads.emplace_back("j:");
+        else payloads.back() += ',';
+        payloads.back() += id;
+    }
+    if (payloads.empty()) return;
+    Params p;
+    p.add_array(payloads);
+    w.run(kNotify, p);
 }
 
 // ---- reads ----

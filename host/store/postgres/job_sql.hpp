@@ -52,11 +52,26 @@ void finish_job(Connection &conn, const std::string &id, Store::JobEnd &end, con
                 const HostLease &lease);
 bool delete_job(Connection &conn, const std::string &id);
 // Fails the running jobs of this host's last run and those whose lease ran
-// out; returns the pending ones it queued before and those of hosts no
-// longer heard of, oldest first.
+// out; returns the pending ones it queued before, oldest first.
 std::vector<model::Job> recover(Connection &conn, const std::string &running_error, int64_t now,
                                 const HostLease &lease);
 void fail_jobs(Connection &conn, const std::vector<std::pair<std::string, std::string>> &errors, int64_t now);
+
+// ---- a fleet (each one statement: autocommit on a read connection) ----
+// The channel hosts tell each other on. Payloads: "j:ID,ID…" (those jobs
+// changed), "c:ID" (cancel that job).
+inline constexpr char kChannel[] = "taskhost";
+// Claims for this host up to `limit` pending jobs of these tasks that no
+// live host holds, oldest first.
+std::vector<model::Job> claim_pending(Connection &conn, const std::vector<std::string> &tasks, size_t limit,
+                                      const HostLease &lease);
+// A pending job becomes canceled; the host holding it is told. False if
+// it was not pending.
+bool cancel_pending(Connection &conn, const std::string &id, int64_t now);
+void ask_cancel(Connection &conn, const std::string &id);
+// Inside a batch's transaction: tells listeners, at its commit, that these
+// jobs changed.
+void notify_changed(Connection &conn, const std::vector<std::string> &ids);
 
 // ---- reads ----
 std::optional<model::Job> get_job(Connection &conn, const std::string &id);

@@ -12,6 +12,7 @@
 #include "store/postgres/connection.hpp"
 #include "store/postgres/heartbeat.hpp"
 #include "store/postgres/job_sql.hpp"
+#include "store/postgres/listener.hpp"
 #include "store/postgres/plugin_fault_sql.hpp"
 #include "store/postgres/read_pool.hpp"
 #include "store/postgres/schema.hpp"
@@ -89,7 +90,8 @@ struct PostgresStore::Impl {
           reads(options.url, options.read_connections),
           committer(*writer, lease, report),
           queue(committer, report, options.max_batch),
-          heartbeat(options.url, lease, report) {}
+          heartbeat(options.url, lease, report),
+          listener(options.url, report) {}
 
     // Runs fn on a read connection. A connection that broke while idle
     // (the server restarted) fails once: the idle ones go, and the read is
@@ -115,6 +117,7 @@ struct PostgresStore::Impl {
     Committer committer;
     WriteQueue queue;
     Heartbeat heartbeat;
+    Listener listener;
 };
 
 PostgresStore::PostgresStore(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -276,6 +279,21 @@ std::vector<Store::HostRecord> PostgresStore::hosts() const {
 }
 
 std::string PostgresStore::describing_host() const { return impl_->lease.host_id; }
+
+void PostgresStore::listen(FleetEvents events) { impl_->listener.set(std::move(events)); }
+
+std::vector<Job> PostgresStore::claim_pending(const std::vector<std::string> &tasks, size_t limit) {
+    if (tasks.empty() || limit == 0) return {};
+    return impl_->read([&](Connection &c) { return postgres::claim_pending(c, tasks, limit, impl_->lease); });
+}
+
+bool PostgresStore::cancel_pending(const std::string &id, int64_t now) {
+    return impl_->read([&](Connection &c) { return postgres::cancel_pending(c, id, now); });
+}
+
+void PostgresStore::ask_cancel(const std::string &id) {
+    impl_->read([&](Connection &c) { postgres::ask_cancel(c, id); });
+}
 
 std::unique_ptr<TaskConnection> PostgresStore::task_connection() { return make_task_connection(impl_->url); }
 

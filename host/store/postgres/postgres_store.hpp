@@ -80,6 +80,11 @@ public:
                        const std::string &plugins_json) override;
     std::vector<HostRecord> hosts() const override;
     std::string describing_host() const override;
+    bool shared() const override { return true; }
+    void listen(FleetEvents events) override;
+    std::vector<model::Job> claim_pending(const std::vector<std::string> &tasks, size_t limit) override;
+    bool cancel_pending(const std::string &id, int64_t now) override;
+    void ask_cancel(const std::string &id) override;
 
     std::unique_ptr<TaskConnection> task_connection() override;
 
