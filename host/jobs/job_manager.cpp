@@ -13,6 +13,7 @@
 #include "schema/json_schema.hpp"
 #include "util/clock.hpp"
 #include "util/json_text.hpp"
+#include "util/thread_name.hpp"
 #include "util/ulid.hpp"
 #include "util/yield_wait.hpp"
 
@@ -26,6 +27,24 @@ namespace {
 // Progress is kept in memory on every report but written to the database at
 // most this often per job, so a chatty task cannot flood the writer.
 constexpr int64_t kProgressSaveIntervalUs = 100'000;
+
+// A fleet: notices of other hosts' changes can be lost (a reconnect), so a
+// waiter on a job another host holds also reads its row this often; and
+// the claimer looks for jobs no live host holds this often, or at once
+// when told of some, or soon again while it finds full batches.
+constexpr auto kElsewherePoll = std::chrono::seconds(1);
+constexpr auto kClaimPoll = std::chrono::seconds(1);
+constexpr auto kClaimAgain = std::chrono::milliseconds(50);
+
+// A job read from a shared store: a version that changes when what a
+// client sees of it does (never 0, the version of a local job not changed).
+uint64_t stored_version(const model::Job &j) {
+    size_t h = std::hash<std::string>{}(j.progress_message);
+    for (const double part : {static_cast<double>(j.status), static_cast<double>(j.started_at),
+                              static_cast<double>(j.finished_at), j.progress, static_cast<double>(j.attempts)})
+        h = h * 1'000'003 ^ std::hash<double>{}(part);
+    return static_cast<uint64_t>(h) | 1;
+}
 
 // Counts a caller for as long as it waits on a job.
 class WaitingCount {
@@ -154,6 +173,11 @@ void JobManager::stop(Clock::time_point deadline) {
     if (stopped_.exchange(true)) return;
     // First no job starts; then running tasks are asked to stop.
     stopping_.store(true);
+    if (claimer_.joinable()) {
+        store_.listen({});
+        claimer_.request_stop();
+        claimer_.join();
+    }
     std::vector<std::shared_ptr<ActiveJob>> jobs;
     {
         std::lock_guard lock(active_mu_);
@@ -187,8 +211,8 @@ void JobManager::stop(Clock::time_point deadline) {
 void JobManager::on_deadline(const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind) {
     if (kind == Deadlines::Kind::grace) {
         const bool timed_out = job->cancel.load() == static_cast<int>(CancelReason::timeout);
-        const std::string after = format_seconds(options_.stop_grace_s) + " s " +
-                                  (timed_out ? "after its timeout" : "after being canceled");
+        const std::string after =
+            format_seconds(options_.stop_grace_s) + " s " + (timed_out ? "after its timeout" : "after being canceled");
         give_up(job, timed_out ? JobStatus::failed : JobStatus::canceled,
                 GiveUpReason{"did not stop within " + format_seconds(options_.stop_grace_s) + " s of " +
                                  (timed_out ? "its timeout" : "being canceled"),
@@ -229,8 +253,7 @@ void JobManager::give_up(const std::shared_ptr<ActiveJob> &job, JobStatus status
     else
         spdlog::error("job {} (task '{}' of plugin {} {}, {}): {}; its worker is given up on ({} stuck now)",
                       job->record.id, job->record.task_name, task ? task->plugin->name : "?",
-                      task ? task->plugin->version : "?", task ? task->plugin->file : "?", why,
-                      executor_.load().stuck);
+                      task ? task->plugin->version : "?", task ? task->plugin->file : "?", why, executor_.load().stuck);
     finish(job, status, why, std::nullopt, std::nullopt);
     if (charge && options_.on_stuck && task) options_.on_stuck(*task, why);
 }
@@ -243,33 +266,92 @@ size_t JobManager::recover(const std::optional<exec::Crash> &crash) {
     if (crash) store_.fail_jobs(crash_errors(*crash), now_us());
     auto pending = store_.recover("the host stopped while this job was running", now_us());
     const auto snapshot = registry_.snapshot();
-    size_t queued = 0;
-    for (auto &record : pending) {
-        auto job = std::make_shared<ActiveJob>(*this);
-        job->record = std::move(record);
-        job->stored = true;
-        job->recovered = true;
-        job->stats = &task_stats_.of(job->record.task_name);
-        job->stats->counters.submitted.fetch_add(1, std::memory_order_relaxed);  // in this process's counts
-        job->task = registry::TaskLease(snapshot->find(job->record.task_name));
-        add_active(job);
-        if (!job->task) {
-            const std::string *unavailable = snapshot->why_unavailable(job->record.task_name);
-            finish(job, JobStatus::failed,
-                   unavailable ? "task '" + job->record.task_name + "' cannot run: " + *unavailable
-                               : "task '" + job->record.task_name + "' is no longer registered",
-                   std::nullopt, std::nullopt);
-            continue;
-        }
-        executor_.requeue(std::move(job));
-        ++queued;
+    for (auto &record : pending) queue_stored(std::move(record), *snapshot);
+    return pending.size();
+}
+
+void JobManager::queue_stored(model::Job record, const registry::Snapshot &snapshot) {
+    auto job = std::make_shared<ActiveJob>(*this);
+    job->record = std::move(record);
+    job->stored = true;
+    job->recovered = true;
+    job->stats = &task_stats_.of(job->record.task_name);
+    job->stats->counters.submitted.fetch_add(1, std::memory_order_relaxed);  // in this process's counts
+    job->task = registry::TaskLease(snapshot.find(job->record.task_name));
+    add_active(job);
+    if (!job->task) {
+        const std::string *unavailable = snapshot.why_unavailable(job->record.task_name);
+        finish(job, JobStatus::failed,
+               unavailable ? "task '" + job->record.task_name + "' cannot run: " + *unavailable
+                           : "task '" + job->record.task_name + "' is no longer registered",
+               std::nullopt, std::nullopt);
+        return;
     }
-    return queued;
+    executor_.requeue(std::move(job));
 }
 
 void JobManager::start() {
     executor_.start();
     timeouts_.start();
+    if (!store_.shared()) return;
+    store_.listen({[this](const std::string &id) { remote_.changed(id); },
+                   [this](const std::string &id) { on_cancel_asked(id); }, [this] { wake_claimer(); }});
+    claimer_ = std::jthread([this](std::stop_token stop) { claim_loop(stop); });
+}
+
+// ---- a fleet: claiming jobs no live host holds --------------------------------
+
+void JobManager::wake_claimer() {
+    {
+        std::lock_guard lock(claim_mu_);
+        claim_now_ = true;
+    }
+    claim_cv_.notify_one();
+}
+
+void JobManager::claim_loop(std::stop_token stop) {
+    name_this_thread("th-claim");
+    bool more = false, failing = false;
+    std::unique_lock lock(claim_mu_);
+    while (!stop.stop_requested()) {
+        claim_cv_.wait_for(lock, stop, more ? std::chrono::nanoseconds(kClaimAgain) : kClaimPoll,
+                           [&] { return claim_now_; });
+        if (stop.stop_requested()) return;
+        claim_now_ = false;
+        lock.unlock();
+        try {
+            more = claim(more);
+            failing = false;
+        } catch (const std::exception &e) {
+            // The store says why elsewhere (/health); said once here.
+            if (!failing) spdlog::warn("claiming jobs for this host failed: {}", e.what());
+            failing = true;
+            more = false;
+        }
+        claim_more_.store(more, std::memory_order_relaxed);
+        lock.lock();
+    }
+}
+
+bool JobManager::claim(bool more) {
+    if (stopping_.load()) return false;
+    const auto load = executor_.load();
+    // Claimed jobs wait in this host's queue: enough for twice the
+    // workers, so the workers never starve between two claims, and not
+    // more, so the rest stays for hosts with room.
+    const size_t held = running_.load() + load.queued;
+    if (held >= 2 * load.workers) return more;  // no room now: look again once there is
+    const size_t limit =
+        std::min(2 * load.workers - held, load.queue_capacity - std::min(load.queue_capacity, load.queued));
+    const auto snapshot = registry_.snapshot();
+    std::vector<std::string> tasks;
+    tasks.reserve(snapshot->tasks.size());
+    for (const auto &entry : snapshot->tasks) tasks.push_back(entry.first);
+    auto claimed = store_.claim_pending(tasks, limit);
+    const bool full = limit > 0 && claimed.size() == limit;
+    if (!claimed.empty()) spdlog::info("claimed {} job(s) no live host held", claimed.size());
+    for (auto &record : claimed) queue_stored(std::move(record), *snapshot);
+    return full;
 }
 
 // ---- the job protocol ---------------------------------------------------------
@@ -300,7 +382,8 @@ Result<JobManager::Executed> JobManager::execute(std::shared_ptr<const registry:
             if (!valid && undo_refused(job, valid.error().message)) refused = valid.error().message;
             else job->stats->counters.submitted.fetch_add(1, std::memory_order_relaxed);  // a job now
         }
-        if (refused) return fail(ErrorKind::invalid, "Invalid params for task '" + job->record.task_name + "': " + *refused);
+        if (refused)
+            return fail(ErrorKind::invalid, "Invalid params for task '" + job->record.task_name + "': " + *refused);
     }
     std::optional<JobView> view;
     if (deadline) view = wait_terminal(job, *deadline, abandon, /*requester=*/true);
@@ -448,7 +531,8 @@ std::optional<JobView> JobManager::get(const std::string &id) const {
     }
     auto record = store_.get_job(id);
     if (!record) return std::nullopt;
-    return JobView{std::move(*record), false, 0, {}};
+    const uint64_t version = store_.shared() ? stored_version(*record) : 0;
+    return JobView{std::move(*record), false, version, {}};
 }
 
 std::vector<JobView> JobManager::list(std::optional<JobStatus> status, size_t limit, size_t offset) {
@@ -477,8 +561,28 @@ int JobManager::retry_after_s() const { return DrainRate::retry_after_s(executor
 std::optional<JobView> JobManager::wait_terminal(const std::string &id, Clock::time_point deadline,
                                                  std::stop_token abandon) const {
     auto job = active(id);
-    if (!job) return get(id);
+    if (!job) {
+        if (!store_.shared()) return get(id);
+        auto elsewhere = wait_elsewhere(id, std::nullopt, deadline, abandon);
+        if (!elsewhere.local) return std::move(elsewhere.view);
+        job = std::move(elsewhere.local);
+    }
     return wait_terminal(job, deadline, abandon, /*requester=*/false);
+}
+
+JobManager::Elsewhere JobManager::wait_elsewhere(const std::string &id, std::optional<uint64_t> seen,
+                                                 Clock::time_point deadline, std::stop_token abandon) const {
+    WaitingCount counted(waiting_);
+    RemoteWatch::Interest interest(remote_, id);
+    for (;;) {
+        const uint64_t heard = interest.changes();  // before the read: a change after it wakes the wait
+        if (auto job = active(id)) return {std::nullopt, std::move(job)};  // claimed here meanwhile
+        auto view = get(id);
+        const bool done = !view || model::is_terminal(view->record.status) || (seen && view->version != *seen);
+        if (done || Clock::now() >= deadline || waiters_released_.load() || abandon.stop_requested())
+            return {std::move(view), nullptr};
+        interest.wait(heard, std::min(deadline, Clock::now() + kElsewherePoll), abandon);
+    }
 }
 
 std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob> &job, Clock::time_point deadline,
@@ -506,7 +610,17 @@ std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob
 std::optional<JobView> JobManager::wait_change(const std::string &id, uint64_t seen, Clock::time_point deadline,
                                                std::stop_token abandon) const {
     auto job = active(id);
-    if (!job) return get(id);
+    if (!job) {
+        if (!store_.shared()) return get(id);
+        auto elsewhere = wait_elsewhere(id, seen, deadline, abandon);
+        if (!elsewhere.local) return std::move(elsewhere.view);
+        job = std::move(elsewhere.local);
+    }
+    return wait_change(job, seen, deadline, abandon);
+}
+
+std::optional<JobView> JobManager::wait_change(const std::shared_ptr<ActiveJob> &job, uint64_t seen,
+                                               Clock::time_point deadline, std::stop_token abandon) const {
     WaitingCount counted(waiting_);
     std::stop_callback wake(abandon, [&job] {
         std::lock_guard lock(job->mu);
@@ -523,6 +637,7 @@ std::optional<JobView> JobManager::wait_change(const std::string &id, uint64_t s
 
 void JobManager::release_waiters() {
     waiters_released_.store(true);
+    remote_.release();
     std::vector<std::shared_ptr<ActiveJob>> jobs;
     {
         std::lock_guard lock(active_mu_);
@@ -549,8 +664,15 @@ Result<JobManager::Canceled> JobManager::cancel(const std::string &id) {
     };
     auto job = active(id);
     if (!job) {
-        if (!store_.get_job(id)) return fail(ErrorKind::not_found, "Job not found");
-        return already_finished();
+        std::optional<model::Job> record;
+        try {
+            record = store_.get_job(id);
+        } catch (const std::exception &e) {
+            return fail(ErrorKind::unavailable, std::string("The job could not be read: ") + e.what());
+        }
+        if (!record) return fail(ErrorKind::not_found, "Job not found");
+        if (!store_.shared() || model::is_terminal(record->status)) return already_finished();
+        return cancel_elsewhere(std::move(*record));  // another host holds it
     }
     std::unique_lock lock(job->mu);
     if (job->deleted) return fail(ErrorKind::not_found, "Job not found");
@@ -581,6 +703,90 @@ Result<JobManager::Canceled> JobManager::cancel(const std::string &id) {
     return Canceled{false, std::move(view)};
 }
 
+Result<JobManager::Canceled> JobManager::cancel_elsewhere(model::Job record) {
+    try {
+        if (record.status == JobStatus::pending) {
+            // Not started yet: canceled in its row, which no host starts now.
+            if (store_.cancel_pending(record.id, now_us())) {
+                auto view = get(record.id);
+                if (!view) return fail(ErrorKind::not_found, "Job not found");
+                return Canceled{true, std::move(*view)};
+            }
+            auto now = store_.get_job(record.id);  // it started meanwhile, or ended
+            if (!now) return fail(ErrorKind::not_found, "Job not found");
+            if (model::is_terminal(now->status))
+                return fail(ErrorKind::conflict, "Job " + record.id + " has already finished (status " +
+                                                     std::string(model::to_string(now->status)) + ")");
+            record = std::move(*now);
+        }
+        // Running on another host: that host asks it to stop, and gives up
+        // on it after the grace, as for a cancel of its own.
+        store_.ask_cancel(record.id);
+    } catch (const std::exception &e) {
+        return fail(ErrorKind::unavailable, std::string("The cancel could not be passed on: ") + e.what());
+    }
+    const uint64_t version = stored_version(record);
+    return Canceled{false, JobView{std::move(record), true, version, {}}};
+}
+
+void JobManager::on_cancel_asked(const std::string &id) {
+    auto job = active(id);
+    if (!job) return;
+    std::optional<model::Job> row;
+    try {
+        row = store_.get_job(id);
+    } catch (const std::exception &e) {
+        spdlog::warn("job {}: a cancel from another host could not be checked: {}", id, e.what());
+        return;
+    }
+    bool code_may_run;
+    {
+        std::lock_guard lock(job->mu);
+        if (!row && !job->stored) return;  // not stored yet: not what another host acted on
+        code_may_run = job->record.status != JobStatus::pending;
+    }
+    // Still to end (a cancel of a running job), or its code runs here: it
+    // is canceled here, the way a cancel of this host's would.
+    if ((row && !model::is_terminal(row->status)) || code_may_run) {
+        if (!row) {
+            std::unique_lock lock(job->mu);
+            if (!job->deleted) drop_locked(*job, metrics::Metrics::End::deleted);
+            lock.unlock();
+            job->changed.notify_all();
+            job->ended.notify_all();
+            forget(id);
+            return;
+        }
+        (void)cancel(id);
+        return;
+    }
+    adopt(job, std::move(row));  // canceled or deleted while it waited here
+}
+
+void JobManager::adopt(const std::shared_ptr<ActiveJob> &job, std::optional<model::Job> stored) {
+    const std::string id = job->record.id;  // never changes
+    const bool deleted = !stored;
+    registry::TaskLease task;
+    {
+        std::lock_guard lock(job->mu);
+        if (job->end != EndState::none || job->deleted) return;
+        if (deleted) {
+            drop_locked(*job, metrics::Metrics::End::deleted);
+        } else {
+            job->record = std::move(*stored);
+            job->end = EndState::committed;
+            job->settled.store(true, std::memory_order_release);
+            ++job->version;
+        }
+        if (!job->abandoned.load()) task = std::move(job->task);  // its code never ran here
+    }
+    task.release();
+    job->changed.notify_all();
+    job->ended.notify_all();
+    if (deleted) forget(id);
+    else retire(id, sizeof(ActiveJob) + job->record.params_json.size());
+}
+
 Result<void> JobManager::remove(const std::string &id) {
     bool was_active = false;
     if (auto job = active(id)) {
@@ -595,6 +801,14 @@ Result<void> JobManager::remove(const std::string &id) {
     }
     const bool existed = store_.delete_job(id);
     forget(id);
+    // Another host may hold it (a fleet): that host stops it.
+    if (existed && !was_active && store_.shared()) {
+        try {
+            store_.ask_cancel(id);
+        } catch (const std::exception &e) {
+            spdlog::warn("job {}: deleted, but the host running it could not be told: {}", id, e.what());
+        }
+    }
     if (!existed && !was_active) return fail(ErrorKind::not_found, "Job not found");
     return {};
 }
@@ -656,6 +870,15 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     // job is charged with it and is never run again.
     if (auto recorded = record_start(*job); !recorded) {
         count_out(*job);
+        if (recorded.error().kind == ErrorKind::conflict && store_.shared()) {
+            // Another host of the fleet started it first, or canceled or
+            // deleted it: its row says what became of it.
+            try {
+                adopt(job, store_.get_job(job->record.id));
+                return;
+            } catch (const std::exception &) {
+            }  // then it ends failed here, which its row, not pending, keeps out
+        }
         finish(job, JobStatus::failed, "the job did not start: " + recorded.error().message, std::nullopt,
                std::nullopt);
         return;
@@ -723,6 +946,7 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     artifact.id = new_ulid_string();
     artifact.data_json = model::result_artifact_data(task.name, r.params_json, out);
     finish(job, status, std::move(error), std::move(traceback), std::move(artifact));
+    if (claim_more_.load(std::memory_order_relaxed)) wake_claimer();  // room now, and jobs wait for some
     // Given up on while it ran: its end was recorded then, and its code has
     // only now returned, so only now may its generation go.
     if (job->abandoned.load()) {

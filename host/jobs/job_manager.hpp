@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -21,6 +22,7 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -29,6 +31,7 @@
 #include "exec/executor.hpp"
 #include "jobs/deadlines.hpp"
 #include "jobs/drain_rate.hpp"
+#include "jobs/remote_watch.hpp"
 #include "jobs/task_stats.hpp"
 #include "metrics/metrics.hpp"
 #include "model/job.hpp"
@@ -77,6 +80,8 @@ public:
     // registry's tasks. Call once, after plugins are loaded and before
     // start(). Returns how many were queued.
     size_t recover(const std::optional<exec::Crash> &crash = std::nullopt);
+    // On a shared store (a fleet), also listens to the other hosts and
+    // claims the jobs no live host holds whenever it has room.
     void start();
 
     // ---- the job protocol ---------------------------------------------------
@@ -105,6 +110,9 @@ public:
     Result<Executed> execute(std::shared_ptr<const registry::Task> task, std::string params_json, double timeout_s,
                              std::optional<double> wait_s, std::stop_token abandon = {});
 
+    // A job another host of a fleet holds is read from the store: its
+    // version is then derived from its row, so that it changes when the
+    // row does.
     std::optional<JobView> get(const std::string &id) const;
     // Newest first. Writes queued before the call are committed first, so
     // the list agrees with get().
@@ -129,8 +137,9 @@ public:
         bool done = false;  // canceled now (it was pending); otherwise asked to stop
         JobView job;        // as it is now (when done: the committed record)
     };
-    // Pending: canceled at once. Running: asks the task to stop (cooperative).
-    // not_found; conflict if it has already finished.
+    // Pending: canceled at once. Running: asks the task to stop (cooperative),
+    // on whichever host of a fleet runs it.
+    // not_found; conflict if it has already finished; unavailable.
     Result<Canceled> cancel(const std::string &id);
     // Cancels the job if still active, then deletes its record. not_found.
     Result<void> remove(const std::string &id);
@@ -177,6 +186,34 @@ private:
     std::optional<JobView> wait_terminal(const std::shared_ptr<ActiveJob> &job,
                                          std::chrono::steady_clock::time_point deadline, std::stop_token abandon,
                                          bool requester) const;
+    std::optional<JobView> wait_change(const std::shared_ptr<ActiveJob> &job, uint64_t seen,
+                                       std::chrono::steady_clock::time_point deadline, std::stop_token abandon) const;
+    // A job no caller here holds, that another host of a fleet may: waits
+    // until its row is terminal (or, with `seen`, its version differs), the
+    // deadline passes, or it turns out to be here after all (then returned
+    // as `local`, for the caller to wait on as usual).
+    struct Elsewhere {
+        std::optional<JobView> view;
+        std::shared_ptr<ActiveJob> local;
+    };
+    Elsewhere wait_elsewhere(const std::string &id, std::optional<uint64_t> seen,
+                             std::chrono::steady_clock::time_point deadline, std::stop_token abandon) const;
+    Result<Canceled> cancel_elsewhere(model::Job record);
+    // Another host asked that a job be canceled (or deleted it, or canceled
+    // it while it was pending here).
+    void on_cancel_asked(const std::string &id);
+    // A job here whose row another host changed before its code ran: it
+    // takes what the row says (nullopt: deleted) and leaves.
+    void adopt(const std::shared_ptr<ActiveJob> &job, std::optional<model::Job> stored);
+    // A stored pending job, made active and queued on its task (or failed
+    // if this host has no such task).
+    void queue_stored(model::Job record, const registry::Snapshot &snapshot);
+    // The claimer thread (a fleet): claims jobs no live host holds when
+    // there is room, on notice or every kClaimPoll. Returns whether there
+    // may be more to claim.
+    void claim_loop(std::stop_token stop);
+    bool claim(bool more);
+    void wake_claimer();
     std::shared_ptr<ActiveJob> active(const std::string &id) const;
     void add_active(const std::shared_ptr<ActiveJob> &job);
 
@@ -237,6 +274,13 @@ private:
     std::unordered_map<std::string, std::shared_ptr<ActiveJob>> active_;
     std::deque<std::pair<std::string, size_t>> ended_;  // retired ids, oldest first
     size_t ended_bytes_ = 0;
+
+    mutable RemoteWatch remote_;  // jobs of other hosts that callers here wait on
+    std::mutex claim_mu_;
+    std::condition_variable_any claim_cv_;
+    bool claim_now_ = false;               // guarded by claim_mu_
+    std::atomic<bool> claim_more_{false};  // the last claim filled its batch: look again when there is room
+    std::jthread claimer_;
 
     std::atomic<bool> stopping_{false};
     std::atomic<bool> stopped_{false};

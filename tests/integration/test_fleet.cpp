@@ -1,0 +1,185 @@
+// Several hosts on one PostgreSQL database, behaving as one service: each
+// job runs exactly once whichever host took it, a job is read, waited on,
+// streamed, canceled and deleted through any host, and the queued jobs of a
+// host that dies run on the others (ctest entry integration-postgres).
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "pg_cluster.hpp"
+#include "test_util.hpp"
+
+using namespace th_test;
+
+namespace {
+
+ServiceOptions fleet_host(const PgSchema &schema, const std::string &id, std::vector<std::string> files,
+                          std::vector<std::string> more = {}) {
+    auto options = ServiceOptions::examples(std::move(files)).with_db_url(schema.url()).flags({"--host-id", id});
+    return options.flags(std::move(more));
+}
+
+std::string job_column(const PgSchema &schema, const std::string &id, const std::string &column) {
+    return schema.query("SELECT " + column + " FROM jobs WHERE id = '" + id + "'");
+}
+
+}  // namespace
+
+TEST_SUITE("postgres") {
+
+TEST_CASE("fleet: 3,000 jobs over three hosts each run exactly once, and read the same from every host") {
+    PgSchema schema;
+    schema.query("CREATE TABLE fleet_runs (job_id text NOT NULL)");
+    std::vector<std::unique_ptr<Service>> hosts;
+    for (const char *id : {"host-a", "host-b", "host-c"})
+        hosts.push_back(
+            std::make_unique<Service>(fleet_host(schema, id, {"demo.so"}).with_plugin(fixture_plugin("fleet.so"))));
+
+    constexpr int kJobs = 3000, kClients = 6;
+    std::vector<std::string> ids(kJobs);
+    std::atomic<int> next{0}, refused{0};
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c)
+        clients.emplace_back([&] {
+            std::vector<std::unique_ptr<httplib::Client>> to;
+            for (auto &h : hosts) to.push_back(std::make_unique<httplib::Client>("127.0.0.1", h->host().port()));
+            for (int i; (i = next.fetch_add(1)) < kJobs;) {
+                // Round-robin over the hosts; a full queue (503) is retried.
+                for (int attempt = 0; attempt < 200; ++attempt) {
+                    auto res = to[static_cast<size_t>(i) % to.size()]->Post(
+                        "/api/v1/tasks/record_run/$execute", R"({"params": {"seconds": 0}})", "application/json");
+                    if (res && res->status == 202) {
+                        ids[static_cast<size_t>(i)] = json::parse(res->body)["job_id"].get<std::string>();
+                        break;
+                    }
+                    if (!res || res->status != 503) {
+                        refused.fetch_add(1);
+                        break;
+                    }
+                    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                }
+            }
+        });
+    for (auto &t : clients) t.join();
+    REQUIRE(refused.load() == 0);
+    for (const auto &id : ids) REQUIRE(is_ulid(id));
+
+    REQUIRE(eventually([&] { return schema.query("SELECT count(*) FROM jobs WHERE status = 'completed'") == "3000"; },
+                       std::chrono::seconds(120), std::chrono::milliseconds(100)));
+    CHECK(schema.query("SELECT count(*) FROM jobs") == "3000");
+    // Once each: by the hosts' rows, and by the task's own hand.
+    CHECK(schema.query("SELECT count(*) FROM jobs WHERE attempts <> 1") == "0");
+    CHECK(schema.query("SELECT count(*) FROM fleet_runs") == "3000");
+    CHECK(schema.query("SELECT count(DISTINCT job_id) FROM fleet_runs") == "3000");
+    CHECK(schema.query("SELECT count(*) FROM fleet_runs r LEFT JOIN jobs j ON j.id = r.job_id WHERE j.id IS NULL") ==
+          "0");
+    CHECK(schema.query("SELECT count(DISTINCT run_by) FROM jobs") == "3");
+
+    // Each job and its result read the same from every host.
+    for (size_t i = 0; i < ids.size(); i += 250) {
+        CAPTURE(ids[i]);
+        std::string artifact;
+        for (auto &h : hosts) {
+            json job = get_job(h->cli(), ids[i]);
+            CHECK(job["status"] == "completed");
+            if (artifact.empty()) artifact = job["artifact_id"].get<std::string>();
+            CHECK(job["artifact_id"] == artifact);
+            CHECK(get_artifact(h->cli(), artifact)["data"]["result"]["job_id"] == ids[i]);
+        }
+    }
+    for (auto &h : hosts) CHECK(get_json(h->cli(), "/api/v1/jobs?status_filter=pending").empty());
+}
+
+TEST_CASE("fleet: ?wait, $stream, $cancel and DELETE on one host act on a job another host runs") {
+    PgSchema schema;
+    Service a(fleet_host(schema, "host-a", {"demo.so"}));
+    Service b(fleet_host(schema, "host-b", {"demo.so"}, {"--max-concurrency", "1"}));
+
+    SUBCASE("?wait on host-a returns when host-b finishes the job") {
+        const std::string id = submit(b.cli(), "slow_task", {{"seconds", 0.5}});
+        const auto started = std::chrono::steady_clock::now();
+        json done = body_json(a.cli().Get("/api/v1/jobs/" + id + "?wait=20"));
+        CHECK(done["status"] == "completed");
+        CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));  // woken, not timed out
+        CHECK(job_column(schema, id, "run_by") == "host-b");
+        CHECK(get_artifact(a.cli(), done["artifact_id"])["data"]["result"]["slept"] == 0.5);
+    }
+    SUBCASE("$stream on host-a follows the job's progress on host-b to its end") {
+        const std::string id = submit(b.cli(), "slow_task", {{"seconds", 1.5}});
+        auto events = sse_events(read_sse(a.cli(), "/api/v1/jobs/" + id + "/$stream"));
+        REQUIRE(events.size() >= 2);
+        CHECK(events.back()["status"] == "completed");
+        bool saw_progress = false;
+        for (const auto &e : events)
+            if (e["status"] == "running" && e["progress"].is_number() && e["progress"] > 0) saw_progress = true;
+        CHECK(saw_progress);
+    }
+    SUBCASE("$cancel on host-a stops the job running on host-b; a pending one is canceled at once") {
+        const std::string running = submit(b.cli(), "slow_task", {{"seconds", 30}});
+        wait_status(b.cli(), running, "running");
+        const std::string queued = submit(b.cli(), "slow_task", {{"seconds", 30}});  // behind it: one worker
+        CHECK(get_job(a.cli(), queued)["status"] == "pending");
+
+        auto pending_cancel = a.cli().Post("/api/v1/jobs/" + queued + "/$cancel");
+        CHECK_STATUS(pending_cancel, 200);
+        CHECK(body_json(pending_cancel)["status"] == "canceled");
+        CHECK(eventually([&] { return get_job(b.cli(), queued)["status"] == "canceled"; }));
+
+        auto running_cancel = a.cli().Post("/api/v1/jobs/" + running + "/$cancel");
+        CHECK_STATUS(running_cancel, 202);
+        CHECK(body_json(running_cancel)["cancel_requested"] == true);
+        json ended = wait_job(a.cli(), running, 10);
+        CHECK(ended["status"] == "canceled");
+        CHECK(get_job(b.cli(), running)["status"] == "canceled");
+        CHECK(job_column(schema, queued, "attempts") == "0");  // never ran
+    }
+    SUBCASE("DELETE on host-a removes a job running on host-b, which stops it") {
+        const std::string id = submit(b.cli(), "slow_task", {{"seconds", 30}});
+        wait_status(b.cli(), id, "running");
+        CHECK_STATUS(a.cli().Delete("/api/v1/jobs/" + id), 204);
+        CHECK(eventually([&] {
+            auto res = b.cli().Get("/api/v1/jobs/" + id);
+            return res && res->status == 404;
+        }));
+        // Its worker is free again: the next job runs at once.
+        CHECK(run_task(b.cli(), "slow_task", {{"seconds", 0}}).job["status"] == "completed");
+    }
+}
+
+TEST_CASE("fleet: kill -9 of a host: its running job fails after the lease, its queued jobs run on another") {
+    PgSchema schema;
+    Service a(fleet_host(schema, "host-a", {"demo.so"}, {"--lease-s", "1", "--max-concurrency", "1"}));
+    Service b(fleet_host(schema, "host-b", {"demo.so"}, {"--lease-s", "1"}));
+    const std::string running = submit(a.cli(), "slow_task", {{"seconds", 60}});
+    wait_status(a.cli(), running, "running");
+    std::vector<std::string> queued;
+    for (int i = 0; i < 8; ++i) queued.push_back(submit(a.cli(), "slow_task", {{"seconds", 0.05}}));
+    CHECK(get_job(b.cli(), queued.back())["status"] == "pending");  // host-a is alive: host-b leaves them
+
+    // Load on the survivor while host-a dies.
+    std::atomic<bool> stop{false};
+    std::atomic<int> done_under_load{0};
+    std::thread load([&] {
+        httplib::Client cli("127.0.0.1", b.host().port());
+        while (!stop.load()) {
+            auto res = cli.Post("/api/v1/tasks/hello/$execute?wait=10", "{}", "application/json");
+            if (res && res->status == 200) done_under_load.fetch_add(1);
+        }
+    });
+    a.kill9();
+    json lost = wait_job(b.cli(), running, 20);
+    CHECK(lost["status"] == "failed");
+    CHECK(contains(lost["error"].get<std::string>(), "host host-a was lost while running this job"));
+    for (const auto &id : queued) {
+        CAPTURE(id);
+        CHECK(wait_job(b.cli(), id, 20)["status"] == "completed");
+        CHECK(job_column(schema, id, "run_by") == "host-b");
+        CHECK(job_column(schema, id, "attempts") == "1");
+    }
+    stop.store(true);
+    load.join();
+    CHECK(done_under_load.load() > 0);
+    CHECK(schema.query("SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')") == "0");
+}
+
+}  // TEST_SUITE("postgres")
