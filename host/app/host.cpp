@@ -107,7 +107,7 @@ private:
 // names another part that would not stop.
 [[noreturn]] void leave_with_threads_stuck(jobs::JobManager &jobs, store::Store &store, const std::string &also) {
     jobs.stop(std::chrono::steady_clock::now());
-    store.flush();
+    store.flush_final();
     spdlog::warn("stopped at the shutdown deadline, leaving {} job thread(s) stuck in plugin code{}", jobs.load().stuck,
                  also.empty() ? "" : "; " + also + " would not return");
     exec::CrashRecord::exiting_normally();

@@ -65,6 +65,9 @@ struct ActiveJob final : exec::Work, std::enable_shared_from_this<ActiveJob> {
     std::atomic<int> cancel{0};     // CancelReason
     // Given up on: its end is recorded, though its code may still run.
     std::atomic<bool> abandoned{false};
+    // Another host of a fleet runs it (it started there first): no longer
+    // this host's, and whoever waits on it here goes on waiting on its row.
+    std::atomic<bool> handed_off{false};
     std::atomic<bool> counted_out{false};  // no longer counted in running_
 };
 

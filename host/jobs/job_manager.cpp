@@ -203,7 +203,7 @@ void JobManager::stop(Clock::time_point deadline) {
     // callbacks use this object: wait until they have run. (A failed
     // commit has been reported by the store already.)
     try {
-        store_.flush();
+        store_.flush_final();
     } catch (...) {
     }
 }
@@ -294,8 +294,18 @@ void JobManager::start() {
     executor_.start();
     timeouts_.start();
     if (!store_.shared()) return;
+    // A cancel is acted on by the claimer's thread: it reads the store and
+    // may wait for a commit, which the listener's thread must not.
     store_.listen({[this](const std::string &id) { remote_.changed(id); },
-                   [this](const std::string &id) { on_cancel_asked(id); }, [this] { wake_claimer(); }});
+                   [this](const std::string &id) {
+                       {
+                           std::lock_guard lock(claim_mu_);
+                           cancels_asked_.push_back(id);
+                           claim_now_ = true;
+                       }
+                       claim_cv_.notify_one();
+                   },
+                   [this] { wake_claimer(); }});
     claimer_ = std::jthread([this](std::stop_token stop) { claim_loop(stop); });
 }
 
@@ -309,6 +319,38 @@ void JobManager::wake_claimer() {
     claim_cv_.notify_one();
 }
 
+bool JobManager::defer_start(const std::shared_ptr<ActiveJob> &job) {
+    {
+        std::lock_guard lock(job->mu);
+        if (job->end != EndState::none || job->deleted || job->cancel.load() != 0) return false;
+        job->record.status = JobStatus::pending;  // as start_running found it
+        job->record.started_at = 0;
+        --job->record.attempts;
+        ++job->version;
+        job->counted_out.store(false);  // counted in again when it starts
+    }
+    job->changed.notify_all();
+    std::lock_guard lock(claim_mu_);
+    if (unstarted_.empty()) spdlog::warn("the database is away: jobs wait, pending, until their start can be recorded");
+    unstarted_.push_back(job);
+    return true;
+}
+
+void JobManager::retry_unstarted() {
+    std::vector<std::shared_ptr<ActiveJob>> jobs;
+    {
+        std::lock_guard lock(claim_mu_);
+        if (unstarted_.empty()) return;
+    }
+    if (!store_.check()) return;  // still away
+    {
+        std::lock_guard lock(claim_mu_);
+        jobs.swap(unstarted_);
+    }
+    spdlog::info("the database is back: {} job(s) that waited to start are queued again", jobs.size());
+    for (auto &job : jobs) executor_.requeue(std::move(job));
+}
+
 void JobManager::claim_loop(std::stop_token stop) {
     name_this_thread("th-claim");
     bool more = false, failing = false;
@@ -318,7 +360,16 @@ void JobManager::claim_loop(std::stop_token stop) {
                            [&] { return claim_now_; });
         if (stop.stop_requested()) return;
         claim_now_ = false;
+        std::vector<std::string> cancels = std::exchange(cancels_asked_, {});
         lock.unlock();
+        for (const auto &id : cancels) {
+            try {
+                on_cancel_asked(id);
+            } catch (const std::exception &e) {
+                spdlog::warn("job {}: a cancel from another host failed: {}", id, e.what());
+            }
+        }
+        retry_unstarted();
         try {
             more = claim(more);
             failing = false;
@@ -560,14 +611,17 @@ int JobManager::retry_after_s() const { return DrainRate::retry_after_s(executor
 
 std::optional<JobView> JobManager::wait_terminal(const std::string &id, Clock::time_point deadline,
                                                  std::stop_token abandon) const {
-    auto job = active(id);
-    if (!job) {
-        if (!store_.shared()) return get(id);
-        auto elsewhere = wait_elsewhere(id, std::nullopt, deadline, abandon);
-        if (!elsewhere.local) return std::move(elsewhere.view);
-        job = std::move(elsewhere.local);
+    for (;;) {
+        auto job = active(id);
+        if (!job) {
+            if (!store_.shared()) return get(id);
+            auto elsewhere = wait_elsewhere(id, std::nullopt, deadline, abandon);
+            if (!elsewhere.local) return std::move(elsewhere.view);
+            job = std::move(elsewhere.local);
+        }
+        auto view = wait_terminal(job, deadline, abandon, /*requester=*/false);
+        if (!job->handed_off.load()) return view;  // else it is another host's now: its row is waited on
     }
-    return wait_terminal(job, deadline, abandon, /*requester=*/false);
 }
 
 JobManager::Elsewhere JobManager::wait_elsewhere(const std::string &id, std::optional<uint64_t> seen,
@@ -600,7 +654,8 @@ std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob
     // wait as usual (the job stays as last stored).
     const bool lost_before = !requester && job->end == EndState::lost;
     job->ended.wait_until(lock, deadline, [&] {
-        return job->end == EndState::committed || job->deleted || (!lost_before && job->end == EndState::lost) ||
+        return job->end == EndState::committed || job->deleted || job->handed_off.load() ||
+               (!lost_before && job->end == EndState::lost) ||
                waiters_released_.load() || abandon.stop_requested();
     });
     if (job->deleted) return std::nullopt;
@@ -609,14 +664,17 @@ std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob
 
 std::optional<JobView> JobManager::wait_change(const std::string &id, uint64_t seen, Clock::time_point deadline,
                                                std::stop_token abandon) const {
-    auto job = active(id);
-    if (!job) {
-        if (!store_.shared()) return get(id);
-        auto elsewhere = wait_elsewhere(id, seen, deadline, abandon);
-        if (!elsewhere.local) return std::move(elsewhere.view);
-        job = std::move(elsewhere.local);
+    for (;;) {
+        auto job = active(id);
+        if (!job) {
+            if (!store_.shared()) return get(id);
+            auto elsewhere = wait_elsewhere(id, seen, deadline, abandon);
+            if (!elsewhere.local) return std::move(elsewhere.view);
+            job = std::move(elsewhere.local);
+        }
+        auto view = wait_change(job, seen, deadline, abandon);
+        if (!job->handed_off.load()) return view;
     }
-    return wait_change(job, seen, deadline, abandon);
 }
 
 std::optional<JobView> JobManager::wait_change(const std::shared_ptr<ActiveJob> &job, uint64_t seen,
@@ -628,7 +686,8 @@ std::optional<JobView> JobManager::wait_change(const std::shared_ptr<ActiveJob> 
     });
     std::unique_lock lock(job->mu);
     job->changed.wait_until(lock, deadline, [&] {
-        return job->version != seen || job->end == EndState::committed || job->deleted || waiters_released_.load() ||
+        return job->version != seen || job->end == EndState::committed || job->deleted || job->handed_off.load() ||
+               waiters_released_.load() ||
                abandon.stop_requested();
     });
     if (job->deleted) return std::nullopt;
@@ -736,6 +795,7 @@ void JobManager::on_cancel_asked(const std::string &id) {
     try {
         row = store_.get_job(id);
     } catch (const std::exception &e) {
+        // A running job's cancel is asked again at each heartbeat.
         spdlog::warn("job {}: a cancel from another host could not be checked: {}", id, e.what());
         return;
     }
@@ -766,12 +826,18 @@ void JobManager::on_cancel_asked(const std::string &id) {
 void JobManager::adopt(const std::shared_ptr<ActiveJob> &job, std::optional<model::Job> stored) {
     const std::string id = job->record.id;  // never changes
     const bool deleted = !stored;
+    const bool elsewhere = stored && !model::is_terminal(stored->status);
     registry::TaskLease task;
     {
         std::lock_guard lock(job->mu);
         if (job->end != EndState::none || job->deleted) return;
         if (deleted) {
             drop_locked(*job, metrics::Metrics::End::deleted);
+        } else if (elsewhere) {
+            // Started by another host: its row is the truth from now on.
+            job->handed_off.store(true);
+            job->settled.store(true, std::memory_order_release);
+            ++job->version;
         } else {
             job->record = std::move(*stored);
             job->end = EndState::committed;
@@ -783,7 +849,7 @@ void JobManager::adopt(const std::shared_ptr<ActiveJob> &job, std::optional<mode
     task.release();
     job->changed.notify_all();
     job->ended.notify_all();
-    if (deleted) forget(id);
+    if (deleted || elsewhere) forget(id);
     else retire(id, sizeof(ActiveJob) + job->record.params_json.size());
 }
 
@@ -879,6 +945,8 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
             } catch (const std::exception &) {
             }  // then it ends failed here, which its row, not pending, keeps out
         }
+        // A fleet's database away: it waits, pending, until it is back.
+        if (recorded.error().kind == ErrorKind::unavailable && store_.shared() && defer_start(job)) return;
         finish(job, JobStatus::failed, "the job did not start: " + recorded.error().message, std::nullopt,
                std::nullopt);
         return;

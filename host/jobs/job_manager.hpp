@@ -214,6 +214,11 @@ private:
     void claim_loop(std::stop_token stop);
     bool claim(bool more);
     void wake_claimer();
+    // A fleet's database is away when a job is to start: it goes back to
+    // pending, out of the queue, and the claimer queues it again once the
+    // store answers. False if it was acted on meanwhile (it then ends).
+    bool defer_start(const std::shared_ptr<ActiveJob> &job);
+    void retry_unstarted();
     std::shared_ptr<ActiveJob> active(const std::string &id) const;
     void add_active(const std::shared_ptr<ActiveJob> &job);
 
@@ -279,6 +284,8 @@ private:
     std::mutex claim_mu_;
     std::condition_variable_any claim_cv_;
     bool claim_now_ = false;               // guarded by claim_mu_
+    std::vector<std::shared_ptr<ActiveJob>> unstarted_;  // waiting for the database (claim_mu_)
+    std::vector<std::string> cancels_asked_;             // by other hosts, for the claimer (claim_mu_)
     std::atomic<bool> claim_more_{false};  // the last claim filled its batch: look again when there is room
     std::jthread claimer_;
 

@@ -63,7 +63,11 @@ struct DeleteArtifact {
     const std::string *id;
     bool *deleted;
 };
-struct Flush {};  // committing its batch is the point
+struct Flush {  // committing its batch is the point
+    // At shutdown: job ends kept for a database that is away (PostgreSQL's
+    // Committer) are given up on if this batch fails too.
+    bool final = false;
+};
 
 // ---- fire-and-forget ----
 struct UpdateProgress {

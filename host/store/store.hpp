@@ -101,8 +101,13 @@ public:
     // Durable when it returns. False if no such job.
     virtual bool delete_job(const std::string &id) = 0;
     // Returns once every write queued before it is committed and its
-    // on_durable callback has returned.
+    // on_durable callback has returned (or it failed). On PostgreSQL, job
+    // ends that failed because the server is away are kept (bounded) and
+    // written when it is back: flush() does not wait for those;
+    // flush_final() (at shutdown) tries them once more and, failing, gives
+    // them up (on_failed runs).
     virtual void flush() = 0;
+    virtual void flush_final() { flush(); }
     // Writes queued and not yet taken by the writer (metrics, tests).
     virtual size_t pending_writes() const = 0;
     virtual WriteStats write_stats() const = 0;

@@ -2,6 +2,10 @@
 // runs on it (ctest entry integration-postgres); these are the cases only
 // PostgreSQL has: its URL, migrations as an operator's step, task SQL, and
 // a database server that stops and comes back.
+#include <atomic>
+#include <mutex>
+#include <thread>
+
 #include "pg_cluster.hpp"
 #include "test_util.hpp"
 
@@ -90,6 +94,58 @@ TEST_CASE("postgres: the server stops: 503s that say why, /health unhealthy; it 
     CHECK(run_task(cli, "hello").job["status"] == "completed");
     for (const auto &id : before) CHECK(get_job(cli, id)["status"] == "completed");
     CHECK(get_json(cli, "/api/v1/jobs").size() == before.size() + 1);
+}
+
+TEST_CASE("postgres: a job that ends while the server is away is written when it is back; nothing acknowledged is "
+          "lost") {
+    PgCluster cluster;
+    Service svc(ServiceOptions::examples({"demo.so"}).with_db_url(cluster.url()));
+    auto &cli = svc.cli();
+    const std::string running = submit(cli, "slow_task", {{"seconds", 1.5}});
+    wait_status(cli, running, "running");
+
+    // Submits go on throughout: each is acknowledged (202) or refused (503).
+    std::mutex mu;
+    std::vector<std::string> acknowledged;
+    std::atomic<int> refused{0};
+    std::atomic<bool> stop{false};
+    std::thread load([&] {
+        httplib::Client c("127.0.0.1", svc.host().port());
+        while (!stop.load()) {
+            auto res = c.Post("/api/v1/tasks/hello/$execute", "{}", "application/json");
+            if (res && res->status == 202) {
+                std::lock_guard lock(mu);
+                acknowledged.push_back(json::parse(res->body)["job_id"].get<std::string>());
+            } else if (res && res->status == 503) {
+                refused.fetch_add(1);
+            }
+        }
+    });
+    cluster.stop();
+    // The running job ends meanwhile; its end is kept, and /health says so.
+    CHECK(eventually(
+        [&] {
+            json h = get_json(cli, "/health");
+            return h["status"] == "unhealthy" &&
+                   contains(h["checks"]["database"]["message"].get<std::string>(), "kept until the database is back");
+        },
+        std::chrono::seconds(15), std::chrono::milliseconds(100)));
+    CHECK(refused.load() > 0);
+    CHECK(svc.host().is_alive());
+
+    cluster.resume();
+    json ended = wait_job(cli, running, 20);
+    CHECK(ended["status"] == "completed");
+    CHECK(get_artifact(cli, ended["artifact_id"])["data"]["result"]["slept"] == 1.5);
+    CHECK(eventually([&] { return get_json(cli, "/health")["status"] == "healthy"; }, std::chrono::seconds(15)));
+    stop.store(true);
+    load.join();
+    std::lock_guard lock(mu);
+    CHECK(!acknowledged.empty());
+    for (const auto &id : acknowledged) {
+        CAPTURE(id);
+        CHECK(wait_job(cli, id, 20)["status"] == "completed");
+    }
 }
 
 }  // TEST_SUITE("postgres")

@@ -502,9 +502,9 @@ TEST_CASE("store (postgres): hosts claim the pending jobs no live host holds, ea
 
 TEST_CASE("store (postgres): hosts hear of each other's job changes and cancels" * doctest::test_suite("concurrency")) {
     Schema schema;
-    PostgresStore a(host_options(schema.url, "host-a", 30));
-    PostgresStore b(host_options(schema.url, "host-b", 30));
-    Heard heard_by_a, heard_by_b;
+    Heard heard_by_a, heard_by_b;  // outlive the stores that call them
+    PostgresStore a(host_options(schema.url, "host-a", 1));
+    PostgresStore b(host_options(schema.url, "host-b", 1));
     a.listen(heard_by_a.events());
     b.listen(heard_by_b.events());
 
@@ -522,9 +522,14 @@ TEST_CASE("store (postgres): hosts hear of each other's job changes and cancels"
     CHECK_FALSE(b.cancel_pending(running.id, now_us()));  // started: only its host can stop it
     CHECK(a.get_job(running.id)->status == JobStatus::running);
 
-    // A running one: its host is asked.
+    // A running one: its host is asked, by a notice and in its row. A
+    // host that missed the notice hears of it at its next heartbeat.
+    a.listen({});
     b.ask_cancel(running.id);
-    CHECK(within(std::chrono::seconds(5), [&] { return heard_by_a.has(heard_by_a.cancels, running.id); }));
+    Heard late;
+    a.listen(late.events());
+    CHECK(within(std::chrono::seconds(5), [&] { return late.has(late.cancels, running.id); }));
+    a.listen(heard_by_a.events());
 
     // Its end is heard of too; after listen({}) nothing more is delivered.
     store::Store::JobEnd end;

@@ -33,6 +33,20 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
             if (!w.broken()) break;
         }
     }
+    // Ends kept from batches that failed go first, in this transaction:
+    // their on_durable callbacks join the batch's once it commits.
+    bool parked_failed = false;
+    if (!batch_error) {
+        for (Write &write : parked_) {
+            try {
+                apply_op(write.op, on_durable);
+            } catch (...) {
+                batch_error = std::current_exception();  // any failed statement aborts the transaction
+                parked_failed = true;
+                break;
+            }
+        }
+    }
     if (!batch_error) {
         for (Write &write : batch) {
             try {
@@ -61,9 +75,11 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
         if (!w.broken() && w.in_transaction()) PQclear(PQexec(w.handle(), "ROLLBACK"));
         on_durable.clear();  // nothing became durable
         health_.set_failure(message_of(batch_error));
-        for (Write &write : batch) op_failed(write, batch_error);
+        batch_failed(batch, batch_error, parked_failed);
         return;
     }
+    parked_.clear();
+    parked_count_.store(0, std::memory_order_relaxed);
     // Every commit reaches the server (unlike SQLite's, which may write
     // nothing), so any commit shows that commits work again.
     if (health_.failing()) health_.set_failure({});
@@ -112,5 +128,39 @@ void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable)
 }
 
 void Committer::op_failed(Write &write, std::exception_ptr error) { fail_write(write, error, report_); }
+
+void Committer::batch_failed(std::span<Write> batch, std::exception_ptr error, bool parked_failed) {
+    const bool unreachable = writer_.broken();
+    const bool final = std::any_of(batch.begin(), batch.end(), [](const Write &w) {
+        const auto *flush = std::get_if<Flush>(&w.op);
+        return flush && flush->final;
+    });
+    const bool keep = unreachable && !final;
+    if (final || (parked_failed && !unreachable)) {
+        // Shutting down, or a kept end itself is at fault (it would fail
+        // every batch after): whoever waits on them learns now.
+        for (Write &write : parked_) op_failed(write, error);
+        parked_.clear();
+    }
+    // Only the ends of jobs already stored: one never stored was never
+    // acknowledged, and its submitter is to hear of the failure now.
+    auto acknowledged_end = [](const Write &w) {
+        const auto *end = std::get_if<FinishJob>(&w.op);
+        return end && !end->data->end.insert_first;
+    };
+    size_t kept = 0;
+    for (Write &write : batch) {
+        if (keep && acknowledged_end(write) && parked_.size() < kMaxParked) {
+            parked_.push_back(std::move(write));
+            ++kept;
+            continue;
+        }
+        op_failed(write, error);
+    }
+    if (kept)
+        report_("the database is unreachable: " + std::to_string(kept) + " job end(s) kept (" +
+                std::to_string(parked_.size()) + " in all) until it is back");
+    parked_count_.store(parked_.size(), std::memory_order_relaxed);
+}
 
 }  // namespace taskhost::store::postgres

@@ -2,6 +2,9 @@
 // connection. An op that can fail on its own runs in a savepoint, so only
 // its caller sees the error; when the transaction or the connection is
 // lost, every op of the batch fails, and the next batch reconnects first.
+// Except job ends: when the server cannot be reached, those are kept
+// (parked, up to kMaxParked) and written first by the next batch that gets
+// through, so a job that ran while the database was away is not lost.
 // Also tracks whether commits work, for the health check.
 #pragma once
 
@@ -32,12 +35,20 @@ public:
     CommitHealth &health() { return health_; }
     const CommitHealth &health() const { return health_; }
 
+    // Job ends waiting for the server to come back.
+    size_t parked() const { return parked_count_.load(std::memory_order_relaxed); }
+    static constexpr size_t kMaxParked = 10'000;
+
     uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
     uint64_t writes() const { return writes_.load(std::memory_order_relaxed); }
 
 private:
     void apply_op(Op &op, std::vector<std::function<void()>> &on_durable);
     void op_failed(Write &write, std::exception_ptr error);
+    // The batch failed: with the server unreachable, its job ends are kept
+    // for the next batch (as room allows). The ends kept before fail with
+    // it at a final flush, or when one of them made it fail.
+    void batch_failed(std::span<Write> batch, std::exception_ptr error, bool parked_failed);
 
     Connection &writer_;
     const HostLease lease_;
@@ -45,6 +56,8 @@ private:
 
     // The jobs the batch changed, told to other hosts at its commit.
     std::vector<std::string> changed_;
+    std::vector<Write> parked_;  // job ends kept for the server's return
+    std::atomic<size_t> parked_count_{0};
 
     std::atomic<uint64_t> commits_{0}, writes_{0};
 

@@ -16,8 +16,10 @@ constexpr char kAlive[] =
     "VALUES ($1, $2, $3, $4, $5, " TASKHOST_PG_NOW_US ") ON CONFLICT (id) DO UPDATE SET "
     "address = excluded.address, version = excluded.version, plugins = excluded.plugins, "
     "heartbeat_at = excluded.heartbeat_at";
+// Returns those of its jobs another host asked it to cancel.
 constexpr char kRenew[] =
-    "UPDATE jobs SET lease_until = " TASKHOST_PG_NOW_US " + $2 WHERE run_by = $1 AND status = 'running'";
+    "WITH r AS (UPDATE jobs SET lease_until = " TASKHOST_PG_NOW_US " + $2 WHERE run_by = $1 AND status = 'running' "
+    "RETURNING id, cancel_requested_at) SELECT id FROM r WHERE cancel_requested_at IS NOT NULL";
 // Each job failed is told to the fleet (Listener), for those waiting on it.
 constexpr char kReap[] =
     "WITH lost AS (UPDATE jobs SET status = 'failed', finished_at = " TASKHOST_PG_NOW_US ", lease_until = NULL, "
@@ -27,8 +29,14 @@ constexpr char kReap[] =
 
 }  // namespace
 
-Heartbeat::Heartbeat(std::string url, HostLease lease, const Reporter &report)
-    : url_(std::move(url)), lease_(std::move(lease)), report_(report), started_at_(now_us()) {
+Heartbeat::Heartbeat(std::string url, HostLease lease, const Reporter &report, std::function<void()> after_beat,
+                     std::function<void(const std::string &)> cancel_asked)
+    : url_(std::move(url)),
+      lease_(std::move(lease)),
+      report_(report),
+      started_at_(now_us()),
+      after_beat_(std::move(after_beat)),
+      cancel_asked_(std::move(cancel_asked)) {
     beat();
     thread_ = std::thread([this] { run(); });
 }
@@ -54,6 +62,7 @@ void Heartbeat::describe(std::string address, std::string version, std::string p
 }
 
 void Heartbeat::beat() {
+    std::vector<std::string> cancels;
     Params alive;
     {
         std::lock_guard lock(mu_);
@@ -65,18 +74,27 @@ void Heartbeat::beat() {
         conn_->run(kAlive, alive);
         Params renew;
         renew.add(std::string_view(lease_.host_id)).add(lease_.lease_us);
-        conn_->run(kRenew, renew);
-        reaped_.fetch_add(static_cast<uint64_t>(conn_->run(kReap).size()));
+        Rows cancel = conn_->run(kRenew, renew);
+        for (int i = 0; i < cancel.size(); ++i) cancels.push_back(cancel.text(i, 0));
+        const auto now = std::chrono::steady_clock::now();
+        if (!beating_since_) beating_since_ = now;
+        if (now - *beating_since_ >= std::chrono::microseconds(lease_.lease_us))
+            reaped_.fetch_add(static_cast<uint64_t>(conn_->run(kReap).size()));
         beats_.fetch_add(1);
         if (failing_) report_("heartbeat: the database answers again");
         failing_ = false;
     } catch (const std::exception &e) {
+        beating_since_.reset();
         // The next beat tries again; the leases of this host's jobs run out
         // if none gets through in time, and other hosts fail them.
         if (!failing_) report_(std::string("heartbeat failed: ") + e.what());
         failing_ = true;
         conn_.reset();
+        return;
     }
+    if (cancel_asked_)
+        for (const auto &id : cancels) cancel_asked_(id);
+    if (after_beat_) after_beat_();
 }
 
 void Heartbeat::run() {

@@ -2,15 +2,21 @@
 // the lease it says it is alive (the hosts table), renews the leases of the
 // jobs it runs, and fails the running jobs of any host whose lease ran out
 // ("host X was lost while running this job"): a dead host's jobs end within
-// one lease and a third, whichever host notices.
+// one lease and a third, whichever host notices. A host reaps only once it
+// has itself beaten for a whole lease: after the database was away, every
+// live host has renewed its leases by then, so only the dead are reaped.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <functional>
+#include <optional>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include "store/postgres/connection.hpp"
@@ -23,7 +29,12 @@ class Heartbeat {
 public:
     // Beats once before it returns (so the host is listed at once), then
     // on its own thread.
-    Heartbeat(std::string url, HostLease lease, const Reporter &report);
+    // `after_beat` runs on the heartbeat's thread after each beat that got
+    // through (the store retries job ends kept while the server was away);
+    // `cancel_asked` for each running job of this host whose row says
+    // another host asked to cancel it (a lost notice is made good).
+    Heartbeat(std::string url, HostLease lease, const Reporter &report, std::function<void()> after_beat = {},
+              std::function<void(const std::string &)> cancel_asked = {});
     ~Heartbeat();
     Heartbeat(const Heartbeat &) = delete;
     Heartbeat &operator=(const Heartbeat &) = delete;
@@ -42,6 +53,10 @@ private:
     const HostLease lease_;
     const Reporter &report_;
     const int64_t started_at_;
+    const std::function<void()> after_beat_;
+    const std::function<void(const std::string &)> cancel_asked_;
+    // Since when beats get through without a failure (the thread's).
+    std::optional<std::chrono::steady_clock::time_point> beating_since_;
     std::unique_ptr<Connection> conn_;  // the beating thread's (or the constructor's)
     bool failing_ = false;              // the last beat failed (reported once per streak)
 

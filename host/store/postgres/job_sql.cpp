@@ -51,11 +51,12 @@ constexpr char kListJobsByStatus[] =
 constexpr char kCountJobs[] = "SELECT count(*) FROM jobs";
 constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = $1";
 // At start-up: the jobs this host ran before it restarted (same host id),
-// and those whose host's lease ran out; not those of live hosts.
+// and those stored before hosts were recorded. Those of other hosts whose
+// lease ran out are the heartbeat's (which waits until live hosts renewed
+// theirs after an outage).
 constexpr char kFailRunning[] =
-    "UPDATE jobs SET status = 'failed', finished_at = $2, lease_until = NULL, error = CASE "
-    "WHEN run_by = $3 THEN $1 ELSE 'host ' || run_by || ' was lost while running this job' END "
-    "WHERE status = 'running' AND (run_by = $3 OR lease_until < " TASKHOST_PG_NOW_US ")";
+    "UPDATE jobs SET status = 'failed', finished_at = $2, lease_until = NULL, error = $1 "
+    "WHERE status = 'running' AND (run_by = $3 OR run_by IS NULL)";
 // A pending job no live host holds: queued by none, or by a host not
 // heard of within a lease ($2).
 #define TASKHOST_UNHELD                                                                    \
@@ -77,10 +78,15 @@ constexpr char kClaim[] =
     " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) "
     "UPDATE jobs SET queued_by = $1 FROM picked WHERE jobs.id = picked.id RETURNING " JOB_COLS_OF_JOBS;
 #undef TASKHOST_UNHELD
+// The host holding it drops it; those waiting on it wake.
 constexpr char kCancelPending[] =
     "WITH c AS (UPDATE jobs SET status = 'canceled', finished_at = $2 WHERE id = $1 AND status = 'pending' "
-    "RETURNING id) SELECT pg_notify('taskhost', 'c:' || id) FROM c";
-constexpr char kAskCancel[] = "SELECT pg_notify('taskhost', 'c:' || $1)";
+    "RETURNING id) SELECT pg_notify('taskhost', 'c:' || id), pg_notify('taskhost', 'j:' || id) FROM c";
+// Kept in the row too: a notice can be lost, and the running host's
+// heartbeat reads it back (kRenew).
+constexpr char kAskCancel[] =
+    "WITH c AS (UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, $2) WHERE id = $1 "
+    "AND status = 'running' RETURNING id) SELECT pg_notify('taskhost', 'c:' || $1)";
 constexpr char kNotify[] = "SELECT pg_notify('taskhost', p) FROM unnest($1::text[]) AS p";
 // Under PostgreSQL's 8000-byte payload limit.
 constexpr size_t kNotifyPayloadMax = 7000;
@@ -237,13 +243,15 @@ bool cancel_pending(Connection &c, const std::string &id, int64_t now) {
     return c.run(kCancelPending, p).size() > 0;
 }
 
-void ask_cancel(Connection &c, const std::string &id) {
+void ask_cancel(Connection &c, const std::string &id, int64_t now) {
     Params p;
-    p.add(std::string_view(id));
+    p.add(std::string_view(id)).add(now);
     c.run(kAskCancel, p);
 }
 
-void notify_changed(Connection &w, const std::vector<std::string> &ids) {
+void notify_changed(Connection &w, std::vector<std::string> &ids) {
+    std::sort(ids.begin(), ids.end());  // one notice per job (progress may come several times a batch)
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     std::vector<std::string> payloads;
     for (const std::string &id : ids) {
         if (payloads.empty() || payloads.back().size() + id.size() + 1 > kNotifyPayloadMax) payloads.emplace_back("j:");

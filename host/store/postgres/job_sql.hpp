@@ -68,10 +68,11 @@ std::vector<model::Job> claim_pending(Connection &conn, const std::vector<std::s
 // A pending job becomes canceled; the host holding it is told. False if
 // it was not pending.
 bool cancel_pending(Connection &conn, const std::string &id, int64_t now);
-void ask_cancel(Connection &conn, const std::string &id);
+// Marks a running job's row (cancel_requested_at) and tells its host.
+void ask_cancel(Connection &conn, const std::string &id, int64_t now);
 // Inside a batch's transaction: tells listeners, at its commit, that these
-// jobs changed.
-void notify_changed(Connection &conn, const std::vector<std::string> &ids);
+// jobs changed (sorts and dedupes `ids`).
+void notify_changed(Connection &conn, std::vector<std::string> &ids);
 
 // ---- reads ----
 std::optional<model::Job> get_job(Connection &conn, const std::string &id);

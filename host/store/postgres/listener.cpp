@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <utility>
@@ -23,7 +24,20 @@ constexpr int kRetryMs = 1000;
 
 Listener::Listener(std::string url, const Reporter &report) : url_(std::move(url)), report_(report) {
     if (::pipe2(wake_, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    thread_ = std::thread([this] { run(); });
+    // Listening before this returns: a notice sent right after is heard.
+    std::unique_ptr<Connection> conn;
+    try {
+        conn = listening_connection();
+    } catch (const std::exception &e) {
+        report_(std::string("fleet notices: cannot listen yet: ") + e.what());  // the thread tries again
+    }
+    thread_ = std::thread([this, first = std::move(conn)]() mutable { run(std::move(first)); });
+}
+
+std::unique_ptr<Connection> Listener::listening_connection() {
+    auto conn = std::make_unique<Connection>(url_);
+    conn->exec("LISTEN taskhost");
+    return conn;
 }
 
 Listener::~Listener() {
@@ -46,29 +60,40 @@ void Listener::dispatch(std::string_view payload) {
     const char kind = payload[0];
     payload.remove_prefix(2);
     std::lock_guard lock(events_mu_);
-    if (kind == 'w') {
-        if (events_.work_available) events_.work_available();
-        return;
-    }
-    const auto &each = kind == 'j' ? events_.job_changed : kind == 'c' ? events_.cancel_asked : nullptr;
-    if (!each) return;
-    while (!payload.empty()) {
-        const size_t comma = payload.find(',');
-        each(std::string(payload.substr(0, comma)));
-        payload.remove_prefix(comma == std::string_view::npos ? payload.size() : comma + 1);
+    try {
+        if (kind == 'w') {
+            if (events_.work_available) events_.work_available();
+            return;
+        }
+        const auto &each = kind == 'j' ? events_.job_changed : kind == 'c' ? events_.cancel_asked : nullptr;
+        if (!each) return;
+        while (!payload.empty()) {
+            const size_t comma = payload.find(',');
+            each(std::string(payload.substr(0, comma)));
+            payload.remove_prefix(comma == std::string_view::npos ? payload.size() : comma + 1);
+        }
+    } catch (const std::exception &e) {
+        report_(std::string("fleet notices: a callback failed: ") + e.what());
     }
 }
 
-void Listener::run() {
+void Listener::cancel_asked(const std::string &id) {
+    std::lock_guard lock(events_mu_);
+    try {
+        if (events_.cancel_asked) events_.cancel_asked(id);
+    } catch (const std::exception &e) {
+        report_(std::string("fleet notices: a callback failed: ") + e.what());
+    }
+}
+
+void Listener::run(std::unique_ptr<Connection> conn) {
     name_this_thread("th-listen");
-    std::unique_ptr<Connection> conn;
-    bool failing = false;
+    bool failing = !conn;
     for (;;) {
         int wait_ms = -1;
         if (!conn) {
             try {
-                conn = std::make_unique<Connection>(url_);
-                conn->exec("LISTEN taskhost");
+                conn = listening_connection();
                 if (failing) report_("fleet notices: listening again");
                 failing = false;
                 // Notices sent meanwhile are lost: whatever waits for work
@@ -84,7 +109,10 @@ void Listener::run() {
         }
         pollfd fds[2] = {{wake_[0], POLLIN, 0}, {conn ? PQsocket(conn->handle()) : -1, POLLIN, 0}};
         const int n = ::poll(fds, conn ? 2 : 1, wait_ms);
-        if (n < 0 && errno != EINTR) return;
+        if (n < 0 && errno != EINTR) {
+            report_(std::string("fleet notices: poll failed, no longer listening: ") + std::strerror(errno));
+            return;
+        }
         if (fds[0].revents != 0) return;
         if (!conn || fds[1].revents == 0) continue;
         if (PQconsumeInput(conn->handle()) == 0 || conn->broken()) {

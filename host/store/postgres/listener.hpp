@@ -6,11 +6,13 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 
+#include "store/postgres/connection.hpp"
 #include "store/report.hpp"
 #include "store/store.hpp"
 
@@ -28,9 +30,13 @@ public:
     void set(Store::FleetEvents events);
     // Notices received (tests).
     uint64_t received() const { return received_.load(); }
+    // A cancel learnt otherwise (the heartbeat reads it from the job's
+    // row): delivered as a notice would be.
+    void cancel_asked(const std::string &id);
 
 private:
-    void run();
+    std::unique_ptr<Connection> listening_connection();  // connected, LISTENing; throws
+    void run(std::unique_ptr<Connection> first);
     void dispatch(std::string_view payload);
 
     const std::string url_;

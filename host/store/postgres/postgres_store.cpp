@@ -19,6 +19,7 @@
 #include "store/postgres/task_connection.hpp"
 #include "store/report.hpp"
 #include "store/write_queue.hpp"
+#include "util/clock.hpp"
 #include "util/ulid.hpp"
 
 namespace taskhost::store {
@@ -90,8 +91,15 @@ struct PostgresStore::Impl {
           reads(options.url, options.read_connections),
           committer(*writer, lease, report),
           queue(committer, report, options.max_batch),
-          heartbeat(options.url, lease, report),
-          listener(options.url, report) {}
+          listener(options.url, report),
+          heartbeat(
+              options.url, lease, report,
+              [this] {
+                  // The server answers: kept job ends are written now, not
+                  // when the next write comes.
+                  if (committer.parked() > 0) queue.post(Probe{});
+              },
+              [this](const std::string &id) { listener.cancel_asked(id); }) {}
 
     // Runs fn on a read connection. A connection that broke while idle
     // (the server restarted) fails once: the idle ones go, and the read is
@@ -116,8 +124,8 @@ struct PostgresStore::Impl {
     ReadPool reads;
     Committer committer;
     WriteQueue queue;
-    Heartbeat heartbeat;
     Listener listener;
+    Heartbeat heartbeat;  // after the listener: it passes cancels on to it
 };
 
 PostgresStore::PostgresStore(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -134,18 +142,21 @@ int PostgresStore::schema_version() { return kSchemaVersion; }
 const std::string &PostgresStore::url() const { return impl_->shown_url; }
 
 Result<void> PostgresStore::check() const {
+    const size_t parked = impl_->committer.parked();
+    const std::string kept =
+        parked ? " (" + std::to_string(parked) + " job end(s) kept until the database is back)" : "";
     try {
         Rows r = impl_->read([](Connection &c) { return c.run("SELECT 1"); });
         if (!r.size() || r.i64(0, 0) != 1) return fail(ErrorKind::internal, "SELECT 1 returned no row");
     } catch (const std::exception &e) {
-        return fail(ErrorKind::unavailable, e.what());
+        return fail(ErrorKind::unavailable, e.what() + kept);
     }
     const std::string failure = impl_->committer.health().failure();
     if (failure.empty()) return {};
     // The last commit failed: queue one small commit (never waited for
     // here), so the check turns healthy once commits work again.
     if (impl_->committer.health().want_probe()) impl_->queue.post(Probe{});
-    return fail(ErrorKind::unavailable, "the last commit failed: " + failure);
+    return fail(ErrorKind::unavailable, "the last commit failed: " + failure + kept);
 }
 
 // ---- job writes ----
@@ -175,6 +186,8 @@ bool PostgresStore::delete_job(const std::string &id) {
 }
 
 void PostgresStore::flush() { impl_->queue.flush(); }
+
+void PostgresStore::flush_final() { impl_->queue.call(Flush{true}); }
 
 size_t PostgresStore::pending_writes() const { return impl_->queue.pending(); }
 
@@ -284,7 +297,10 @@ void PostgresStore::listen(FleetEvents events) { impl_->listener.set(std::move(e
 
 std::vector<Job> PostgresStore::claim_pending(const std::vector<std::string> &tasks, size_t limit) {
     if (tasks.empty() || limit == 0) return {};
-    return impl_->read([&](Connection &c) { return postgres::claim_pending(c, tasks, limit, impl_->lease); });
+    // Not retried (as other reads are): a claim whose answer was lost may
+    // have committed, and a second one would find nothing to say so.
+    ReadPool::Lease conn(impl_->reads);
+    return postgres::claim_pending(*conn, tasks, limit, impl_->lease);
 }
 
 bool PostgresStore::cancel_pending(const std::string &id, int64_t now) {
@@ -292,7 +308,7 @@ bool PostgresStore::cancel_pending(const std::string &id, int64_t now) {
 }
 
 void PostgresStore::ask_cancel(const std::string &id) {
-    impl_->read([&](Connection &c) { postgres::ask_cancel(c, id); });
+    impl_->read([&](Connection &c) { postgres::ask_cancel(c, id, now_us()); });
 }
 
 std::unique_ptr<TaskConnection> PostgresStore::task_connection() { return make_task_connection(impl_->url); }

@@ -53,6 +53,7 @@ public:
                     std::function<void(const std::string &)> on_failed = {}) override;
     bool delete_job(const std::string &id) override;
     void flush() override;
+    void flush_final() override;
     size_t pending_writes() const override;
     WriteStats write_stats() const override;
 

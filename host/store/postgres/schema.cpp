@@ -77,6 +77,11 @@ const char *const kMigrations[] = {
         heartbeat_at  bigint NOT NULL
     );
     )sql",
+    // 3: a cancel asked of the host running a job, kept in its row (a
+    // notice alone can be lost); that host's heartbeat reads it back.
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN cancel_requested_at bigint;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
