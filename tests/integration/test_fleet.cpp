@@ -101,7 +101,9 @@ TEST_CASE("fleet: 3,000 jobs over three hosts, and 600 no host holds, each run e
     for (auto &h : hosts) CHECK(get_json(h->cli(), "/api/v1/jobs?status_filter=pending").empty());
 }
 
-TEST_CASE("fleet: ?wait, $stream, $cancel and DELETE on one host act on a job another host runs") {
+// Also under ThreadSanitizer (ctest integration-concurrency): the listener, claimer and waiters.
+TEST_CASE("fleet: ?wait, $stream, $cancel and DELETE on one host act on a job another host runs" *
+          doctest::test_suite("concurrency")) {
     PgSchema schema;
     Service a(fleet_host(schema, "host-a", {"demo.so"}));
     Service b(fleet_host(schema, "host-b", {"demo.so"}, {"--max-concurrency", "1"}));
