@@ -1,7 +1,42 @@
 # shellcheck shell=bash disable=SC2034  # sets variables for the sourcing script
-# Shared by the nginx conformance scripts (sourced after checks.sh): HTTPS calls through nginx,
-# and nginx started with the shipped deploy/nginx/taskhost.conf. The sourcing script sets WORK
-# (a private folder), NGINX (the binary) and, for start_nginx, the hosts' ports.
+# Shared by the nginx conformance scripts (sourced after checks.sh): the tools they need, stopping
+# what they started, HTTPS calls through nginx, and nginx started with the shipped
+# deploy/nginx/taskhost.conf. The sourcing script sets WORK (a private folder) before calling these.
+
+skip() {
+  echo "SKIP: $1"
+  exit 77
+}
+
+# check_tools TASKHOST PLUGINS CONF: sets NGINX; skips (exit 77) without nginx with SSL or openssl,
+# fails (exit 2) without curl, jq or python3 or with arguments that name nothing.
+check_tools() {
+  NGINX=$(command -v nginx || true)
+  [ -z "$NGINX" ] && [ -x /usr/sbin/nginx ] && NGINX=/usr/sbin/nginx
+  [ -n "$NGINX" ] || skip "nginx is not installed (Debian package nginx; scripts/test installs it)"
+  "$NGINX" -V 2>&1 | grep -q -- '--with-http_ssl_module' || skip "$NGINX is built without http_ssl_module"
+  command -v openssl >/dev/null || skip "openssl is not installed (Debian package openssl)"
+  local tool
+  for tool in curl jq python3; do
+    command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed" >&2; exit 2; }
+  done
+  [ -x "$1" ] || { echo "FAIL: $1 is not an executable" >&2; exit 2; }
+  [ -d "$2" ] || { echo "FAIL: $2 is not a folder" >&2; exit 2; }
+  [ -f "$3" ] || { echo "FAIL: $3 is not a file" >&2; exit 2; }
+}
+
+# stop PID [SECONDS]: TERM, up to SECONDS (default 5), then KILL.
+stop() {
+  local pid=$1 tenths=$((${2:-5} * 10))
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 "$tenths"); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
 
 # https METHOD PATH [curl args...]: sets STATUS, BODY and HEADERS (the response header block).
 https() {

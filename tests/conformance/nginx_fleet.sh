@@ -21,19 +21,13 @@ fi
 TASKHOST=$1
 PLUGINS=$2
 CONF=$3
-skip() {
-  echo "SKIP: $1"
-  exit 77
-}
+# shellcheck source=checks.sh
+. "$(dirname "$0")/checks.sh"
+# shellcheck source=nginx_common.sh
+. "$(dirname "$0")/nginx_common.sh"
+check_tools "$TASKHOST" "$PLUGINS" "$CONF"
 [ -n "${TASKHOST_TEST_PG_URL:-}" ] || skip "TASKHOST_TEST_PG_URL is not set (scripts/test starts a PostgreSQL cluster)"
-NGINX=$(command -v nginx || true)
-[ -z "$NGINX" ] && [ -x /usr/sbin/nginx ] && NGINX=/usr/sbin/nginx
-[ -n "$NGINX" ] || skip "nginx is not installed (Debian package nginx; scripts/test installs it)"
-command -v openssl >/dev/null || skip "openssl is not installed (Debian package openssl)"
 command -v psql >/dev/null || skip "psql is not installed (Debian package postgresql-client-15)"
-for tool in curl jq python3; do
-  command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed" >&2; exit 2; }
-done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/taskhost-fleet-XXXXXX")
 SCHEMA="fleet_$(date +%s)_$$"
@@ -44,23 +38,12 @@ LOAD_PID=""
 passed=0
 failed=0
 
-stop() {  # stop PID: TERM, up to 10 s, then KILL
-  local pid=$1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 sql() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$TASKHOST_TEST_PG_URL" -c "SET search_path = $SCHEMA; $1"; }
 cleanup() {
   local rc=$?
   stop "$LOAD_PID"
   stop "$NGINX_PID"
-  for pid in "${HOST_PIDS[@]}"; do stop "$pid"; done
+  for pid in "${HOST_PIDS[@]}"; do stop "$pid" 10; done
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
     for f in host-1.err host-2.err host-3.err nginx-error.log load.log; do
       [ -s "$WORK/$f" ] && { echo "--- $f ---" >&2; grep -v "no live upstreams" "$WORK/$f" | tail -n 30 >&2; }
@@ -72,11 +55,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# shellcheck source=checks.sh
-. "$(dirname "$0")/checks.sh"
-# shellcheck source=nginx_common.sh
-. "$(dirname "$0")/nginx_common.sh"
 
 # ---- the database, migrated once ------------------------------------------------------
 psql -X -q -v ON_ERROR_STOP=1 "$TASKHOST_TEST_PG_URL" -c "CREATE SCHEMA $SCHEMA" >/dev/null
@@ -153,7 +131,7 @@ pass "(the job ran on $ran_on)"
 LOAD_PID=$!
 for i in 1 2 3; do
   port=${PORTS[$((i - 1))]}
-  stop "${HOST_PIDS[$((i - 1))]}"
+  stop "${HOST_PIDS[$((i - 1))]}" 10
   start_host "$i" "$port"
   # nginx passes over a host whose connection was refused for fail_timeout (2 s), as the README
   # says to wait between hosts: not observable from outside nginx, so waited for by the clock.

@@ -23,21 +23,11 @@ fi
 TASKHOST=$1
 PLUGINS=$2
 CONF=$3
-skip() {
-  echo "SKIP: $1"
-  exit 77
-}
-NGINX=$(command -v nginx || true)
-[ -z "$NGINX" ] && [ -x /usr/sbin/nginx ] && NGINX=/usr/sbin/nginx
-[ -n "$NGINX" ] || skip "nginx is not installed (Debian package nginx; scripts/test installs it)"
-"$NGINX" -V 2>&1 | grep -q -- '--with-http_ssl_module' || skip "$NGINX is built without http_ssl_module"
-command -v openssl >/dev/null || skip "openssl is not installed (Debian package openssl)"
-for tool in curl jq python3; do
-  command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed" >&2; exit 2; }
-done
-[ -x "$TASKHOST" ] || { echo "FAIL: $TASKHOST is not an executable" >&2; exit 2; }
-[ -d "$PLUGINS" ] || { echo "FAIL: $PLUGINS is not a folder" >&2; exit 2; }
-[ -f "$CONF" ] || { echo "FAIL: $CONF is not a file" >&2; exit 2; }
+# shellcheck source=checks.sh
+. "$(dirname "$0")/checks.sh"
+# shellcheck source=nginx_common.sh
+. "$(dirname "$0")/nginx_common.sh"
+check_tools "$TASKHOST" "$PLUGINS" "$CONF"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/taskhost-nginx-XXXXXX")
 HOST_PID=""
@@ -46,17 +36,6 @@ STREAM_PID=""
 passed=0
 failed=0
 
-stop() {  # stop PID: TERM, up to 5 s, then KILL
-  local pid=$1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local rc=$?
   stop "$STREAM_PID"
@@ -73,10 +52,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# shellcheck source=checks.sh
-. "$(dirname "$0")/checks.sh"
-# shellcheck source=nginx_common.sh
-. "$(dirname "$0")/nginx_common.sh"
 # ---- taskhost on loopback ---------------------------------------------------------
 "$TASKHOST" --port 0 --host 127.0.0.1 --plugins "$PLUGINS" --db "$WORK/taskhost.db" \
   --max-concurrency 1 --log-level warn >"$WORK/stdout" 2>"$WORK/stderr" &
