@@ -56,7 +56,9 @@ LoopResult run_loop(const LoopConfig &config, const OpFn &op) {
     threads.reserve(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
         threads.emplace_back([&, i] {
-            auto ctx = std::make_unique<ClientCtx>(config.port, i);
+            const uint16_t port =
+                config.ports.empty() ? config.port : config.ports[static_cast<size_t>(i) % config.ports.size()];
+            auto ctx = std::make_unique<ClientCtx>(port, i);
             PerThread &me = per[static_cast<size_t>(i)];
             me.lat.reserve(std::min<size_t>(config.max_ops / static_cast<size_t>(n) + 16, 1u << 20));
             ctx->conn.connect();  // failures show up as errors of the first op

@@ -39,6 +39,8 @@ using OpFn = std::function<void(ClientCtx &, OpOutcome &)>;
 
 struct LoopConfig {
     uint16_t port = 0;
+    // Several hosts (a fleet): client i talks to ports[i % size] instead.
+    std::vector<uint16_t> ports;
     int clients = 16;
     double warmup_s = 1;
     double seconds = 5;

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -24,6 +25,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -89,10 +91,12 @@ struct Options {
     int startups = 3;
     bool seed_with_store = false;
     std::string db_url;  // the HTTP scenarios on this database instead of a SQLite file each
+    std::string fleet_db;  // the fleet scenario's PostgreSQL database
+    int fleet_hosts = 3;   // the fleet scenario runs 1, 2 … this many hosts
 };
 
 const std::vector<std::string> kScenarios = {"ceiling", "submit-only", "end-to-end", "one-request",
-                                             "crash",   "scale",       "plugins"};
+                                             "crash",   "scale",       "plugins",    "fleet"};
 const std::vector<std::string> kModes = {"in-process", "process"};
 
 // ---- output ----------------------------------------------------------------
@@ -241,6 +245,41 @@ StoreWrites store_writes(uint16_t port) {
     return w;
 }
 
+// ---- PostgreSQL's side of a fleet run ----
+
+// One number from the database (psql, Debian's postgresql-client); -1 if
+// it cannot be read.
+double pg_number(const std::string &url, const std::string &sql) {
+    const std::string cmd = "psql -XAtq '" + url + "' -c \"" + sql + "\" 2>/dev/null";
+    FILE *p = ::popen(cmd.c_str(), "r");
+    if (!p) return -1;
+    char buf[128] = {};
+    const bool got = std::fgets(buf, sizeof buf, p) != nullptr;
+    ::pclose(p);
+    return got ? std::atof(buf) : -1;
+}
+
+// Transactions the database has committed (reads in autocommit included).
+double pg_transactions(const std::string &url) {
+    return pg_number(url, "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()");
+}
+
+// CPU seconds used so far by the PostgreSQL server's processes on this
+// machine (every process named postgres): backends, WAL writer, checkpointer.
+double postgres_cpu_seconds() {
+    double total = 0;
+    for (const auto &entry : fs::directory_iterator("/proc")) {
+        const std::string name = entry.path().filename().string();
+        if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+        std::ifstream comm(entry.path() / "comm");
+        std::string c;
+        if (!std::getline(comm, c) || c != "postgres") continue;
+        const auto cpu = bench::process_cpu(static_cast<pid_t>(std::stol(name)));
+        if (cpu.own_s > 0) total += cpu.own_s;
+    }
+    return total;
+}
+
 // Mean writes per commit between two readings (warm-up and drain included).
 void add_store_figures(ojson &line, const StoreWrites &before, const StoreWrites &after) {
     const int64_t commits = after.commits - before.commits, writes = after.writes - before.writes;
@@ -283,22 +322,24 @@ struct CpuWindow {
         return s(u.ru_utime) + s(u.ru_stime);
     }
     void attach(bench::LoopConfig &c) {
-        // The worker list is read outside the host's readings, so the GET
-        // that lists them is not charged to the window.
-        c.on_measure_start = [this] {
-            if (with_workers) workers0 = worker_cpu(host->port());
-            const auto h = bench::process_cpu(host->pid());
-            host0 = h.own_s;
-            reaped0 = h.reaped_children_s;
-            self0 = self_seconds();
-        };
-        c.on_measure_end = [this] {
-            const auto h = bench::process_cpu(host->pid());
-            host1 = h.own_s;
-            reaped1 = h.reaped_children_s;
-            self1 = self_seconds();
-            if (with_workers) workers1 = worker_cpu(host->port());
-        };
+        c.on_measure_start = [this] { begin(); };
+        c.on_measure_end = [this] { end(); };
+    }
+    // The worker list is read outside the host's readings, so the GET that
+    // lists them is not charged to the window.
+    void begin() {
+        if (with_workers) workers0 = worker_cpu(host->port());
+        const auto h = bench::process_cpu(host->pid());
+        host0 = h.own_s;
+        reaped0 = h.reaped_children_s;
+        self0 = self_seconds();
+    }
+    void end() {
+        const auto h = bench::process_cpu(host->pid());
+        host1 = h.own_s;
+        reaped1 = h.reaped_children_s;
+        self1 = self_seconds();
+        if (with_workers) workers1 = worker_cpu(host->port());
     }
     // Workers' CPU in the window: the growth of each worker alive at the end
     // (from 0 for one started inside the window), plus what workers that
@@ -460,7 +501,7 @@ public:
                 if (item.empty()) continue;
                 if (std::find(kScenarios.begin(), kScenarios.end(), item) == kScenarios.end()) {
                     std::cerr << "unknown scenario '" << item << "' (known: ceiling, submit-only, end-to-end, "
-                              << "one-request, crash, scale, plugins)\n";
+                              << "one-request, crash, scale, plugins, fleet)\n";
                     return 2;
                 }
                 selected.insert(item);
@@ -509,6 +550,10 @@ public:
         }
         if (selected.count("scale")) run_scale();
         if (selected.count("plugins")) run_plugins();
+        if (selected.count("fleet")) {
+            if (!o_.fleet_db.empty()) run_fleet(modes[0]);
+            else if (!o_.only.empty()) log("fleet: skipped (it needs --fleet-db postgresql://…)");
+        }
 
         finish_output();
         cleanup_workdir();
@@ -755,6 +800,95 @@ private:
             res_.notes.push_back("the host of the http scenarios" + tag + " died");
         }
         host.stop();
+    }
+
+    // ---- a fleet: 1, 2 … N hosts on one PostgreSQL ------------------------------
+
+    // Submit-only and end-to-end with the clients spread over the hosts,
+    // for each fleet size. Per job: the hosts' CPU (summed), PostgreSQL's
+    // CPU (every postgres process on this machine), its transactions and
+    // the hosts' commits, from the start of the measured phase until the
+    // backlog has drained. On one machine the hosts and the database share
+    // the cores: the rates show the cost of coordination, not scaling; the
+    // per-job costs are what docs/scaling.md builds on.
+    void run_fleet(const std::string &mode) {
+        std::ostringstream table;
+        char row[256];
+        std::snprintf(row, sizeof row, "%-6s %-12s %10s %9s %12s %12s %12s %11s %11s\n", "hosts", "scenario",
+                      "jobs/s", "p50 ms", "host us/job", "wkr us/job", "pg us/job", "pg xact/job", "commit/job");
+        table << "fleet on PostgreSQL (" << mode << "; clients spread over the hosts; pg = every postgres process "
+              << "on this machine, from the measured phase to the drained backlog):\n"
+              << row << std::string(std::strlen(row) - 1, '-') << "\n";
+        for (int n = 1; n <= o_.fleet_hosts; ++n) {
+            std::vector<std::unique_ptr<bench::HostProcess>> hosts;
+            std::vector<uint16_t> ports;
+            bool started = true;
+            for (int i = 1; i <= n && started; ++i) {
+                const std::string id = "bench-fleet-" + std::to_string(n) + "-" + std::to_string(i);
+                auto h = host_options(id, o_.plugins, o_.fleet_db);
+                h.extra.insert(h.extra.end(), {"--queue-size", std::to_string(o_.queue_size), "--isolation", mode,
+                                               "--host-id", id});
+                hosts.push_back(std::make_unique<bench::HostProcess>());
+                started = start_host(*hosts.back(), h, "fleet of " + std::to_string(n) + ", host " + std::to_string(i));
+                if (started) ports.push_back(hosts.back()->port());
+            }
+            const std::string tag = " [fleet " + std::to_string(n) + "]";
+            for (const auto &[scenario, op] : std::vector<std::pair<std::string, bench::OpFn>>{
+                     {"submit-only", op_submit}, {"end-to-end", op_end_to_end}}) {
+                if (!started) break;
+                log(scenario + tag + ": " + std::to_string(o_.clients) + " clients over " + std::to_string(n) +
+                    " host(s)");
+                std::vector<CpuWindow> cpu;
+                for (const auto &h : hosts) cpu.emplace_back(h.get(), true);
+                std::vector<StoreWrites> w0;
+                double pg_cpu0 = 0, xact0 = 0;
+                auto config = loop_config(ports[0], o_.clients, o_.seconds, o_.max_requests, o_.warmup_s);
+                config.ports = ports;
+                config.on_measure_start = [&] {
+                    for (auto &c : cpu) c.begin();
+                    for (auto p : ports) w0.push_back(store_writes(p));
+                    pg_cpu0 = postgres_cpu_seconds();
+                    xact0 = pg_transactions(o_.fleet_db);
+                };
+                config.on_measure_end = [&] {
+                    for (auto &c : cpu) c.end();
+                };
+                auto r = bench::run_loop(config, op);
+                for (auto p : ports) wait_idle(p, o_.quick ? 60 : 300);
+                const double pg_cpu = postgres_cpu_seconds() - pg_cpu0;
+                const double xacts = pg_transactions(o_.fleet_db) - xact0;
+                int64_t commits = 0;
+                for (size_t i = 0; i < ports.size(); ++i) commits += store_writes(ports[i]).commits - w0[i].commits;
+                const double ops = static_cast<double>(std::max<size_t>(r.ops, 1));
+                double host_us = 0, worker_us = 0;
+                for (const auto &c : cpu) {
+                    host_us += std::max(0.0, c.host_us(r.ops));
+                    worker_us += std::max(0.0, c.worker_us(r.ops));
+                }
+                auto line = line_of(scenario, r);
+                line["mode"] = mode;
+                line["fleet_hosts"] = n;
+                line["database"] = "postgresql";
+                line["host_cpu_us_per_job"] = r1(host_us);
+                line["worker_cpu_us_per_job"] = r1(worker_us);
+                line["pg_cpu_us_per_job"] = r1(pg_cpu * 1e6 / ops);
+                line["pg_transactions_per_job"] = xacts < 0 ? ojson(nullptr) : ojson(r3(xacts / ops));
+                line["host_commits_per_job"] = r3(static_cast<double>(commits) / ops);
+                auto trow = row_of(scenario + tag, r);
+                trow.host_us = r1(host_us);
+                trow.worker_us = r1(worker_us);
+                add(std::move(trow), line, false);
+                std::snprintf(row, sizeof row, "%-6d %-12s %10s %9s %12s %12s %12s %11s %11s\n", n, scenario.c_str(),
+                              fmt(r.rate(), 0).c_str(), fmt(r.percentile_ms(0.5)).c_str(), fmt(host_us, 1).c_str(),
+                              fmt(worker_us, 1).c_str(), fmt(pg_cpu * 1e6 / ops, 1).c_str(),
+                              fmt(xacts < 0 ? -1 : xacts / ops, 2).c_str(),
+                              fmt(static_cast<double>(commits) / ops, 3).c_str());
+                table << row;
+            }
+            for (auto &h : hosts) h->stop();
+            if (!started) return;
+        }
+        res_.comparisons.push_back(table.str());
     }
 
     // ---- isolation modes (and the baseline) side by side -------------------
@@ -1423,7 +1557,7 @@ int main(int argc, char **argv) {
         "taskhost-bench: closed-loop load driver for taskhost (prints a table and one JSON line per scenario)"};
     app.add_option("--only", o.only,
                    "Scenarios to run, comma-separated: ceiling, submit-only, end-to-end, "
-                   "one-request, crash, scale, plugins (default: all)");
+                   "one-request, crash, scale, plugins, fleet (default: all; fleet with --fleet-db)");
     app.add_option("--clients", o.clients, "Keep-alive clients, one thread each")
         ->check(CLI::Range(1, 4096))
         ->capture_default_str();
@@ -1437,6 +1571,11 @@ int main(int argc, char **argv) {
     app.add_option("--plugins", o.plugins, "Folder of the example plugins (hello, add)")->capture_default_str();
     app.add_option("--db-url", o.db_url,
                    "Run the HTTP scenarios on this database (postgresql://…) instead of a fresh SQLite file each");
+    app.add_option("--fleet-db", o.fleet_db,
+                   "The fleet scenario's PostgreSQL database (postgresql://…): 1, 2 … --fleet-hosts hosts on it");
+    app.add_option("--fleet-hosts", o.fleet_hosts, "Most hosts in the fleet scenario")
+        ->check(CLI::Range(1, 16))
+        ->capture_default_str();
     app.add_option("--bench-plugin", o.bench_plugin, "The bench_plugin.so fixture")->capture_default_str();
     app.add_option("--crash-plugin", o.crash_plugin, "The crash_plugin.so fixture")->capture_default_str();
     app.add_option("--modes", o.modes,
