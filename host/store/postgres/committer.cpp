@@ -17,6 +17,7 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
     Connection &w = writer_;
     std::exception_ptr batch_error;
     changed_.clear();
+    ended_.clear();
     // libpq learns that the server dropped the connection (a restart, a
     // failover) only when it is used: a BEGIN that fails on a connection
     // found broken is tried once more on a new one, nothing being applied.
@@ -39,7 +40,7 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
     if (!batch_error) {
         for (Write &write : parked_) {
             try {
-                apply_op(write.op, on_durable);
+                apply_op(write.op);
             } catch (...) {
                 batch_error = std::current_exception();  // any failed statement aborts the transaction
                 parked_failed = true;
@@ -50,7 +51,7 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
     if (!batch_error) {
         for (Write &write : batch) {
             try {
-                apply_op(write.op, on_durable);
+                apply_op(write.op);
             } catch (...) {
                 // An op that failed outside a savepoint (or a lost
                 // connection) aborted the transaction: nothing stands.
@@ -73,11 +74,14 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
     health_.batch_done(batch);
     if (batch_error) {
         if (!w.broken() && w.in_transaction()) PQclear(PQexec(w.handle(), "ROLLBACK"));
-        on_durable.clear();  // nothing became durable
         health_.set_failure(message_of(batch_error));
         batch_failed(batch, batch_error, parked_failed);
         return;
     }
+    // Durable now: the ends' callbacks run (taken only now, so that an end
+    // kept after a failed batch still has its own).
+    for (FinishJob::Data *end : ended_)
+        if (end->on_durable) on_durable.push_back(std::move(end->on_durable));
     parked_.clear();
     parked_count_.store(0, std::memory_order_relaxed);
     // Every commit reaches the server (unlike SQLite's, which may write
@@ -87,7 +91,7 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
     writes_.fetch_add(batch.size(), std::memory_order_relaxed);
 }
 
-void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable) {
+void Committer::apply_op(Op &op) {
     Connection &w = writer_;
     std::visit(Overloaded{
                    [&](InsertJob &o) { insert_job_row(w, *o.job, lease_); },
@@ -104,7 +108,7 @@ void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable)
                        const bool seen = !o.data->end.insert_first;
                        finish_job(w, o.id, o.data->end, report_, lease_);
                        if (seen) changed_.push_back(o.id);
-                       if (o.data->on_durable) on_durable.push_back(std::move(o.data->on_durable));
+                       ended_.push_back(o.data.get());
                    },
                    [&](DeleteJob &o) {
                        *o.deleted = delete_job(w, *o.id);

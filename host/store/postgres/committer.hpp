@@ -43,7 +43,7 @@ public:
     uint64_t writes() const { return writes_.load(std::memory_order_relaxed); }
 
 private:
-    void apply_op(Op &op, std::vector<std::function<void()>> &on_durable);
+    void apply_op(Op &op);
     void op_failed(Write &write, std::exception_ptr error);
     // The batch failed: with the server unreachable, its job ends are kept
     // for the next batch (as room allows). The ends kept before fail with
@@ -56,7 +56,8 @@ private:
 
     // The jobs the batch changed, told to other hosts at its commit.
     std::vector<std::string> changed_;
-    std::vector<Write> parked_;  // job ends kept for the server's return
+    std::vector<FinishJob::Data *> ended_;  // the batch's job ends (with those kept), for their callbacks
+    std::vector<Write> parked_;             // job ends kept for the server's return
     std::atomic<size_t> parked_count_{0};
 
     std::atomic<uint64_t> commits_{0}, writes_{0};
