@@ -266,8 +266,28 @@ size_t JobManager::recover(const std::optional<exec::Crash> &crash) {
     if (crash) store_.fail_jobs(crash_errors(*crash), now_us());
     auto pending = store_.recover("the host stopped while this job was running", now_us());
     const auto snapshot = registry_.snapshot();
-    for (auto &record : pending) queue_stored(std::move(record), *snapshot);
-    return pending.size();
+    size_t queued = 0;
+    std::vector<std::string> elsewhere;
+    for (auto &record : pending) {
+        // A fleet: a job accepted for another major version of its plugin
+        // than the one loaded now (a rolling deploy) is left to a host
+        // that has that one.
+        if (store_.shared() && !record.plugin_version.empty())
+            if (auto task = snapshot->find(record.task_name);
+                task && model::major_version(task->plugin->version) != model::major_version(record.plugin_version)) {
+                elsewhere.push_back(record.id);
+                continue;
+            }
+        queue_stored(std::move(record), *snapshot);
+        ++queued;
+    }
+    if (!elsewhere.empty()) {
+        spdlog::warn("{} pending job(s) were accepted for another major version of their plugin than is loaded "
+                     "here: left to a host of the fleet that has it",
+                     elsewhere.size());
+        store_.release_pending(elsewhere);
+    }
+    return queued;
 }
 
 void JobManager::queue_stored(model::Job record, const registry::Snapshot &snapshot) {
@@ -319,11 +339,34 @@ void JobManager::wake_claimer() {
     claim_cv_.notify_one();
 }
 
+bool JobManager::start_was_ours(ActiveJob &job, const Error &why) {
+    int64_t unconfirmed;
+    {
+        std::lock_guard lock(job.mu);
+        unconfirmed = job.unconfirmed_start_at;
+    }
+    if (why.kind != ErrorKind::conflict || unconfirmed == 0 || !store_.shared()) return false;
+    std::optional<model::Job> row;
+    try {
+        row = store_.get_job(job.record.id);
+    } catch (const std::exception &) {
+        return false;
+    }
+    if (!row || row->status != JobStatus::running || row->started_at != unconfirmed) return false;
+    spdlog::info("job {}: its start, whose commit seemed to fail, had been committed: it runs", job.record.id);
+    std::lock_guard lock(job.mu);
+    job.record.started_at = row->started_at;
+    job.record.attempts = row->attempts;
+    job.unconfirmed_start_at = 0;
+    return true;
+}
+
 bool JobManager::defer_start(const std::shared_ptr<ActiveJob> &job) {
     {
         std::lock_guard lock(job->mu);
         if (job->end != EndState::none || job->deleted || job->cancel.load() != 0) return false;
         job->record.status = JobStatus::pending;  // as start_running found it
+        job->unconfirmed_start_at = job->record.started_at;
         job->record.started_at = 0;
         --job->record.attempts;
         ++job->version;
@@ -395,10 +438,11 @@ bool JobManager::claim(bool more) {
     const size_t limit =
         std::min(2 * load.workers - held, load.queue_capacity - std::min(load.queue_capacity, load.queued));
     const auto snapshot = registry_.snapshot();
-    std::vector<std::string> tasks;
-    tasks.reserve(snapshot->tasks.size());
-    for (const auto &entry : snapshot->tasks) tasks.push_back(entry.first);
-    auto claimed = store_.claim_pending(tasks, limit);
+    std::vector<store::Store::Runnable> runnable;
+    runnable.reserve(snapshot->tasks.size());
+    for (const auto &[name, task] : snapshot->tasks)
+        runnable.push_back({name, std::string(model::major_version(task->plugin->version))});
+    auto claimed = store_.claim_pending(runnable, limit);
     const bool full = limit > 0 && claimed.size() == limit;
     if (!claimed.empty()) spdlog::info("claimed {} job(s) no live host held", claimed.size());
     for (auto &record : claimed) queue_stored(std::move(record), *snapshot);
@@ -511,6 +555,7 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
     r.params_json = std::move(params_json);
     r.submitted_at = now_us();
     r.timeout_s = timeout_s > 0 ? timeout_s : std::max(0.0, task->desc->default_timeout_s);
+    r.plugin_version = task->plugin->version;
     job->task = registry::TaskLease(std::move(task));
     job->stats = &stats;
     job->stored = !defer_store;
@@ -934,7 +979,7 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     job->changed.notify_all();
     // Its start is durable before its code runs: if the host dies now, the
     // job is charged with it and is never run again.
-    if (auto recorded = record_start(*job); !recorded) {
+    if (auto recorded = record_start(*job); !recorded && !start_was_ours(*job, recorded.error())) {
         count_out(*job);
         if (recorded.error().kind == ErrorKind::conflict && store_.shared()) {
             // Another host of the fleet started it first, or canceled or
@@ -1059,6 +1104,8 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
         if (job->deleted) return;  // DELETE already removed the record; the result is dropped
         job->end = EndState::committing;
         end.started_at = job->record.started_at;
+        if (end.started_at != 0)
+            if (auto ran = task ? task.shared() : job->task.shared()) end.ran_version = ran->plugin->version;
         // A deferred job that ends within its wait: one write for all of it.
         if (!job->stored) {
             job->stored = true;

@@ -218,6 +218,10 @@ private:
     // pending, out of the queue, and the claimer queues it again once the
     // store answers. False if it was acted on meanwhile (it then ends).
     bool defer_start(const std::shared_ptr<ActiveJob> &job);
+    // A start refused (`why`) after an earlier one whose commit seemed to
+    // fail: true if that one was committed after all (the row is running,
+    // with its start time), and the job is to run as started then.
+    bool start_was_ours(ActiveJob &job, const Error &why);
     void retry_unstarted();
     std::shared_ptr<ActiveJob> active(const std::string &id) const;
     void add_active(const std::shared_ptr<ActiveJob> &job);

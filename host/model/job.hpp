@@ -32,6 +32,15 @@ struct Job {
     std::string progress_message;
     double timeout_s = 0;  // 0 = none
     int attempts = 0;      // times its task was started (each committed before it ran)
+    // In a fleet (PostgreSQL; empty on SQLite and for jobs stored before):
+    // the version of its task's plugin it was accepted for, and the one that
+    // ran it. It runs only where that plugin's major version is the same.
+    std::string plugin_version;
+    std::string ran_version;
 };
+
+// The major part of a plugin version: what comes before the first dot
+// ("2.1.0" -> "2"). Jobs may run on any version with the same major.
+inline std::string_view major_version(std::string_view version) { return version.substr(0, version.find('.')); }
 
 }  // namespace taskhost::model

@@ -61,6 +61,7 @@ public:
         int64_t finished_at = 0;
         std::optional<std::string> error, traceback;
         std::optional<model::Artifact> result_artifact;
+        std::string ran_version;  // the plugin version that ran it (empty: it never ran)
         // A job that was never stored (one-request execution): this record is
         // inserted first, in the same transaction.
         std::optional<model::Job> insert_first;
@@ -190,12 +191,21 @@ public:
     // Delivers events from now on, on a thread of the store's; empty
     // callbacks stop them (no callback runs once this returns).
     virtual void listen(FleetEvents) {}
-    // Pending jobs of these tasks that no live host holds (submitted for
-    // any host, or queued by a host that was lost), oldest first, at most
-    // `limit`: durably this host's to run when it returns.
-    virtual std::vector<model::Job> claim_pending(const std::vector<std::string> & /*tasks*/, size_t /*limit*/) {
+    // A task this host can run, with the major version of its plugin.
+    struct Runnable {
+        std::string task, major;
+    };
+    // Pending jobs that no live host holds (submitted for any host, or
+    // queued by a host that was lost) of these tasks, accepted for the same
+    // major version of their plugin (or before versions were recorded),
+    // oldest first, at most `limit`: durably this host's to run when it
+    // returns.
+    virtual std::vector<model::Job> claim_pending(const std::vector<Runnable> & /*runnable*/, size_t /*limit*/) {
         return {};
     }
+    // Pending jobs this host holds but must not run (their plugin's major
+    // version is not the one loaded here): left to the hosts that can.
+    virtual void release_pending(const std::vector<std::string> & /*ids*/) {}
     // Durable when it returns: a job no host has started yet becomes
     // `canceled`, and the host holding it is told. False if it is not
     // pending.

@@ -46,6 +46,12 @@ TempDir::~TempDir() {
 fs::path example_plugin(const std::string &file) { return fs::path(TASKHOST_PLUGIN_DIR) / file; }
 fs::path fixture_plugin(const std::string &file) { return fs::path(TASKHOST_TEST_PLUGIN_DIR) / file; }
 
+void deploy(const fs::path &dir, const fs::path &src, const std::string &name) {
+    const fs::path tmp = dir / ("." + name + ".tmp");
+    fs::copy_file(src, tmp, fs::copy_options::overwrite_existing);
+    fs::rename(tmp, dir / name);
+}
+
 std::vector<fs::path> example_plugins() {
     return {example_plugin("demo.so"), example_plugin("math.so"), example_plugin("storage.so"),
             example_plugin("data.so")};

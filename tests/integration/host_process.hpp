@@ -38,6 +38,9 @@ private:
 // Paths of the built plugins.
 fs::path example_plugin(const std::string &file);  // TASKHOST_PLUGIN_DIR/file
 fs::path fixture_plugin(const std::string &file);  // TASKHOST_TEST_PLUGIN_DIR/file
+// Deploys `src` as dir/name the way the README tells plugin authors to:
+// write a temporary file, then rename it over the old one (atomic).
+void deploy(const fs::path &dir, const fs::path &src, const std::string &name);
 // demo.so, math.so, storage.so, data.so
 std::vector<fs::path> example_plugins();
 // Creates `dir` and symlinks each file into it (by file name).

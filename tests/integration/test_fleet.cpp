@@ -200,3 +200,76 @@ TEST_CASE("fleet: kill -9 of a host: its running job fails after the lease, its 
 }
 
 }  // TEST_SUITE("postgres")
+
+TEST_SUITE("postgres") {
+
+TEST_CASE("fleet: a rolling plugin reload over three hosts fails no request; jobs run the major they came for") {
+    PgSchema schema;
+    std::vector<std::unique_ptr<Service>> hosts;
+    for (const char *id : {"host-a", "host-b", "host-c"}) {
+        hosts.push_back(std::make_unique<Service>(fleet_host(schema, id, {"demo.so"})));
+        deploy(hosts.back()->plugins_dir(), fixture_plugin("versioned_v1.so"), "versioned.so");
+        CHECK_STATUS(hosts.back()->cli().Post("/api/v1/plugins/$reload"), 200);
+    }
+    // Requests throughout, round-robin: each must answer 200, completed.
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0}, failed{0};
+    std::mutex mu;
+    std::string first_failure;
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 3; ++c)
+        clients.emplace_back([&, c] {
+            std::vector<std::unique_ptr<httplib::Client>> to;
+            for (auto &h : hosts) to.push_back(std::make_unique<httplib::Client>("127.0.0.1", h->host().port()));
+            for (size_t i = static_cast<size_t>(c); !stop.load(); ++i) {
+                auto res = to[i % to.size()]->Post("/api/v1/tasks/slow_version/$execute?wait=10",
+                                                   R"({"params": {"seconds": 0.02}})", "application/json");
+                if (res && res->status == 200 && json::parse(res->body)["status"] == "completed") {
+                    ok.fetch_add(1);
+                    continue;
+                }
+                failed.fetch_add(1);
+                std::lock_guard lock(mu);
+                if (first_failure.empty())
+                    first_failure = res ? std::to_string(res->status) + " " + res->body : "no response";
+            }
+        });
+    auto answered = [&](int more) {
+        const int target = ok.load() + failed.load() + more;
+        return eventually([&] { return ok.load() + failed.load() >= target; });
+    };
+    REQUIRE(answered(20));
+    for (auto &h : hosts) {  // one host at a time, with requests in between
+        deploy(h->plugins_dir(), fixture_plugin("versioned_v2.so"), "versioned.so");
+        json report = body_json(h->cli().Post("/api/v1/plugins/$reload"));
+        CHECK(contains(report.dump(), "versioned.so"));
+        REQUIRE(answered(20));
+    }
+    stop.store(true);
+    for (auto &t : clients) t.join();
+    CHECK_MESSAGE(failed.load() == 0, first_failure);
+    CHECK(ok.load() >= 80);
+    // Each job ran on the major version it was accepted for; both ran.
+    CHECK(schema.query("SELECT count(*) FROM jobs WHERE plugin_version IS NULL OR ran_version IS NULL") == "0");
+    CHECK(schema.query("SELECT count(*) FROM jobs WHERE split_part(plugin_version, '.', 1) <> "
+                       "split_part(ran_version, '.', 1)") == "0");
+    CHECK(schema.query("SELECT string_agg(DISTINCT ran_version, ',' ORDER BY ran_version) FROM jobs") ==
+          "1.0.0,2.0.0");
+
+    // Now that every host has 2.0.0, a job no host holds that was accepted
+    // for 1.x waits for a host with 1.x; one for 2.x runs.
+    auto unheld = [&](const std::string &version) {
+        const std::string id = "u" + std::string(25, version[0]);
+        schema.query("INSERT INTO jobs (id, task_name, params, status, submitted_at, plugin_version) VALUES ('" + id +
+                     "', 'which_version', '{}', 'pending', 1, '" + version + "')");
+        return id;
+    };
+    const std::string for_1 = unheld("1.0.0"), for_2 = unheld("2.0.0");
+    schema.query("SELECT pg_notify('taskhost', 'w:')");
+    CHECK(eventually([&] { return job_column(schema, for_2, "status") == "completed"; }));
+    CHECK(job_column(schema, for_2, "ran_version") == "2.0.0");
+    CHECK(job_column(schema, for_1, "status") == "pending");
+    CHECK(job_column(schema, for_1, "queued_by").empty());
+}
+
+}  // TEST_SUITE("postgres")

@@ -19,12 +19,6 @@ namespace {
 // soon as their condition holds.
 constexpr double job_deadline_s = 120;
 
-void deploy(const fs::path &dir, const fs::path &src, const std::string &name) {
-    const fs::path tmp = dir / ("." + name + ".tmp");
-    fs::copy_file(src, tmp, fs::copy_options::overwrite_existing);
-    fs::rename(tmp, dir / name);
-}
-
 std::string active_version(httplib::Client &cli, const std::string &file) {
     for (const auto &p : get_json(cli, "/api/v1/plugins"))
         if (p["file"] == file && p["state"] == "active") return p.value("version", "");

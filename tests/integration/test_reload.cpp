@@ -17,14 +17,6 @@ using namespace th_test;
 
 namespace {
 
-// Deploys `src` as dir/name the way the README tells plugin authors to:
-// write a temporary file, then rename it over the old one (atomic).
-void deploy(const fs::path &dir, const fs::path &src, const std::string &name) {
-    fs::path tmp = dir / ("." + name + ".tmp");
-    fs::copy_file(src, tmp, fs::copy_options::overwrite_existing);
-    fs::rename(tmp, dir / name);
-}
-
 json reload(httplib::Client &cli) {
     auto res = cli.Post("/api/v1/plugins/$reload");
     REQUIRE_STATUS(res, 200);

@@ -365,7 +365,7 @@ TEST_CASE("store (postgres): a starting host takes back the pending jobs of its 
         return std::none_of(live.begin(), live.end(), [](const auto &h) { return h.id == "host-a"; });
     }));
     CHECK(d.recover("stopped", now_us()).empty());
-    const auto claimed = d.claim_pending({"add"}, 10);
+    const auto claimed = d.claim_pending({{"add", "1"}}, 10);
     REQUIRE(claimed.size() == 1);
     CHECK(claimed[0].id == queued_by_a.id);
 }
@@ -448,7 +448,7 @@ TEST_CASE("store (postgres): hosts claim the pending jobs no live host holds, ea
     PostgresStore b(host_options(schema.url, "host-b", 1));
     Job held = make_job();
     a->insert_job(held);
-    CHECK(b.claim_pending({"add"}, 10).empty());  // host-a holds it and beats
+    CHECK(b.claim_pending({{"add", "1"}}, 10).empty());  // host-a holds it and beats
 
     // Jobs queued by no host (stored for any): claimed oldest first, once.
     store::postgres::Connection sql(schema.url);
@@ -459,15 +459,15 @@ TEST_CASE("store (postgres): hosts claim the pending jobs no live host holds, ea
                  "', 'add', 'pending', 1)")
                     .c_str());
     }
-    CHECK(b.claim_pending({"other"}, 10).empty());  // not its tasks
-    const auto first = b.claim_pending({"other", "add"}, 3);
+    CHECK(b.claim_pending({{"other", "1"}}, 10).empty());  // not its tasks
+    const auto first = b.claim_pending({{"other", "1"}, {"add", "1"}}, 3);
     REQUIRE(first.size() == 3);
     for (size_t i = 0; i < 3; ++i) CHECK(first[i].id == free_ids[i]);
-    const auto rest = a->claim_pending({"add"}, 10);
+    const auto rest = a->claim_pending({{"add", "1"}}, 10);
     REQUIRE(rest.size() == 2);
     CHECK(rest[0].id == free_ids[3]);
     CHECK(rest[1].id == free_ids[4]);
-    CHECK(b.claim_pending({"add"}, 10).empty());  // host-a holds those now
+    CHECK(b.claim_pending({{"add", "1"}}, 10).empty());  // host-a holds those now
 
     // Two hosts claiming at once share the jobs out, none twice.
     for (int i = 0; i < 200; ++i)
@@ -477,7 +477,7 @@ TEST_CASE("store (postgres): hosts claim the pending jobs no live host holds, ea
     auto claim_all = [](PostgresStore &s) {
         std::vector<std::string> ids;
         for (;;) {
-            auto got = s.claim_pending({"add"}, 7);
+            auto got = s.claim_pending({{"add", "1"}}, 7);
             if (got.empty()) return ids;
             for (auto &j : got) ids.push_back(j.id);
         }
@@ -494,7 +494,7 @@ TEST_CASE("store (postgres): hosts claim the pending jobs no live host holds, ea
     a.reset();
     std::vector<Job> taken;
     REQUIRE(within(std::chrono::seconds(10), [&] {
-        auto got = b.claim_pending({"add"}, 1000);
+        auto got = b.claim_pending({{"add", "1"}}, 1000);
         taken.insert(taken.end(), got.begin(), got.end());
         return std::any_of(taken.begin(), taken.end(), [&](const Job &j) { return j.id == held.id; });
     }));
@@ -550,4 +550,44 @@ TEST_CASE("store (postgres): hosts hear of each other's job changes and cancels"
     CHECK(within(std::chrono::seconds(5), [&] { return heard_by_a.has(heard_by_a.changed, running.id); }));
     std::lock_guard lock(heard_by_b.mu);
     CHECK(heard_by_b.changed.size() == before);
+}
+
+TEST_CASE("store (postgres): a job is claimed only with the major version of its plugin it was accepted for") {
+    Schema schema;
+    PostgresStore v1(host_options(schema.url, "host-v1", 30));
+    PostgresStore v2(host_options(schema.url, "host-v2", 30));
+    store::postgres::Connection sql(schema.url);
+    auto unheld = [&](const char *version) {
+        const std::string id = new_ulid_string();
+        sql.run(("INSERT INTO jobs (id, task_name, status, submitted_at, plugin_version) VALUES ('" + id +
+                 "', 'add', 'pending', 1, " + (version ? "'" + std::string(version) + "'" : "NULL") + ")")
+                    .c_str());
+        return id;
+    };
+    const std::string for_1_2 = unheld("1.2.0"), for_2_0 = unheld("2.0.0"), from_before = unheld(nullptr);
+    const auto by_v2 = v2.claim_pending({{"add", "2"}}, 10);
+    REQUIRE(by_v2.size() == 2);  // its major, and one stored before versions were
+    CHECK(by_v2[0].id == for_2_0);
+    CHECK(by_v2[0].plugin_version == "2.0.0");
+    CHECK(by_v2[1].id == from_before);
+    const auto by_v1 = v1.claim_pending({{"add", "1"}}, 10);
+    REQUIRE(by_v1.size() == 1);
+    CHECK(by_v1[0].id == for_1_2);
+
+    // A host that cannot run one lets it go: another claims it.
+    v1.release_pending({for_1_2});
+    CHECK(v2.claim_pending({{"add", "2"}}, 10).empty());
+    CHECK(v1.claim_pending({{"add", "1"}}, 10).size() == 1);
+
+    // The version that ran it is kept with its end.
+    REQUIRE(v1.start_job(for_1_2, now_us()));
+    store::Store::JobEnd end;
+    end.status = JobStatus::completed;
+    end.started_at = 1;
+    end.finished_at = now_us();
+    end.ran_version = "1.3.0";
+    v1.finish_job(for_1_2, std::move(end));
+    v1.flush();
+    CHECK(v1.get_job(for_1_2)->ran_version == "1.3.0");
+    CHECK(v1.get_job(for_1_2)->plugin_version == "1.2.0");
 }

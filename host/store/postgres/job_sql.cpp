@@ -15,11 +15,11 @@ namespace {
 
 #define JOB_COLS                                                                                     \
     "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
-    "artifact_id, progress, progress_message, timeout_s, attempts"
+    "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version"
 // The same, where another table in the statement has an id too.
 #define JOB_COLS_OF_JOBS                                                                                  \
     "jobs.id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
-    "artifact_id, progress, progress_message, timeout_s, attempts"
+    "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version"
 
 // A duplicate id inserts nothing instead of failing: a failed statement
 // would abort the whole batch's transaction.
@@ -27,8 +27,8 @@ namespace {
 // a lease from the start, as one started by start_job does.
 constexpr char kInsertJob[] =
     "INSERT INTO jobs (" JOB_COLS ", run_by, queued_by, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, $12, $13, $14, $15, $16, CASE WHEN $4 = 'running' THEN " TASKHOST_PG_NOW_US " + $17::bigint END) "
-    "ON CONFLICT DO NOTHING";
+    "$10, $11, $12, $13, $14, $15, $16, $17, $18, CASE WHEN $4 = 'running' THEN " TASKHOST_PG_NOW_US
+    " + $19::bigint END) ON CONFLICT DO NOTHING";
 // Only a pending job starts: a cancel or delete that came first must stick,
 // and of two hosts that try, one does. The job then holds a lease.
 constexpr char kStartJob[] =
@@ -40,7 +40,8 @@ constexpr char kUpdateProgress[] = "UPDATE jobs SET progress = $2, progress_mess
 // (this host lost the race to start it: its end says nothing).
 constexpr char kFinishJob[] =
     "UPDATE jobs SET status = $2, finished_at = $3, error = $4, error_traceback = $5, "
-    "artifact_id = coalesce($6, artifact_id), started_at = coalesce(started_at, $7), lease_until = NULL "
+    "artifact_id = coalesce($6, artifact_id), started_at = coalesce(started_at, $7), lease_until = NULL, "
+    "ran_version = coalesce($9, ran_version) "
     "WHERE id = $1 AND status IN ('pending', 'running') AND (run_by IS NULL OR run_by = $8)";
 constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = $1";
 constexpr char kGetJob[] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1";
@@ -74,7 +75,8 @@ constexpr char kClaimAtStart[] =
 // subquery more than once and claim more than the limit.
 constexpr char kClaim[] =
     "WITH picked AS MATERIALIZED (SELECT id FROM jobs WHERE status = 'pending' "
-    "AND task_name = ANY($3::text[]) AND queued_by IS DISTINCT FROM $1 AND " TASKHOST_UNHELD
+    "AND (task_name || '@' || split_part(coalesce(plugin_version, ''), '.', 1)) = ANY($3::text[]) "
+    "AND queued_by IS DISTINCT FROM $1 AND " TASKHOST_UNHELD
     " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) "
     "UPDATE jobs SET queued_by = $1 FROM picked WHERE jobs.id = picked.id RETURNING " JOB_COLS_OF_JOBS;
 #undef TASKHOST_UNHELD
@@ -84,6 +86,9 @@ constexpr char kCancelPending[] =
     "RETURNING id) SELECT pg_notify('taskhost', 'c:' || id), pg_notify('taskhost', 'j:' || id) FROM c";
 // Kept in the row too: a notice can be lost, and the running host's
 // heartbeat reads it back (kRenew).
+constexpr char kRelease[] =
+    "WITH r AS (UPDATE jobs SET queued_by = NULL WHERE id = ANY($1::text[]) AND status = 'pending' RETURNING id) "
+    "SELECT pg_notify('taskhost', 'w:') FROM (SELECT count(*) FROM r) AS n";
 constexpr char kAskCancel[] =
     "WITH c AS (UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, $2) WHERE id = $1 "
     "AND status = 'running' RETURNING id) SELECT pg_notify('taskhost', 'c:' || $1)";
@@ -113,6 +118,8 @@ Job read_job(const Rows &r, int i) {
     j.progress_message = r.text(i, 11);
     j.timeout_s = r.is_null(i, 12) ? 0 : r.f64(i, 12);
     j.attempts = static_cast<int>(r.i64(i, 13));
+    j.plugin_version = r.text(i, 14);  // NULL reads as ""
+    j.ran_version = r.text(i, 15);
     return j;
 }
 
@@ -145,6 +152,8 @@ void insert_job_row(Connection &w, const Job &j, const HostLease &lease) {
     if (j.timeout_s > 0) p.add(j.timeout_s);
     else p.add_null();
     p.add(static_cast<int64_t>(j.attempts));
+    p.add(j.plugin_version.empty() ? std::optional<std::string>() : j.plugin_version);
+    p.add(j.ran_version.empty() ? std::optional<std::string>() : j.ran_version);
     if (ran_here) p.add(std::string_view(lease.host_id));  // run_by
     else p.add_null();
     p.add(std::string_view(lease.host_id));  // queued_by
@@ -189,6 +198,7 @@ void finish_job(Connection &w, const std::string &id, Store::JobEnd &f, const Re
         j.status = status;
         j.finished_at = f.finished_at;
         if (!j.started_at) j.started_at = f.started_at;
+        if (f.started_at) j.ran_version = f.ran_version;
         j.error = std::move(error);
         j.error_traceback = std::move(f.traceback);
         if (artifact_id) j.artifact_id = std::move(artifact_id);
@@ -197,6 +207,7 @@ void finish_job(Connection &w, const std::string &id, Store::JobEnd &f, const Re
         Params p;
         p.add(std::string_view(id)).add(to_string(status)).add_time(f.finished_at);
         p.add(error).add(f.traceback).add(artifact_id).add_time(f.started_at).add(std::string_view(lease.host_id));
+        p.add(f.ran_version.empty() ? std::optional<std::string>() : f.ran_version);
         w.run(kFinishJob, p);
     }
 }
@@ -228,13 +239,25 @@ void fail_jobs(Connection &w, const std::vector<std::pair<std::string, std::stri
 
 // ---- a fleet ----
 
-std::vector<Job> claim_pending(Connection &c, const std::vector<std::string> &tasks, size_t limit,
+std::vector<Job> claim_pending(Connection &c, const std::vector<Store::Runnable> &runnable, size_t limit,
                                const HostLease &lease) {
+    // "task@major", and "task@" for jobs stored before versions were.
+    std::vector<std::string> keys;
+    for (const auto &r : runnable) {
+        keys.push_back(r.task + "@" + r.major);
+        keys.push_back(r.task + "@");
+    }
     Params p;
-    p.add(std::string_view(lease.host_id)).add(lease.lease_us).add_array(tasks).add_count(limit);
+    p.add(std::string_view(lease.host_id)).add(lease.lease_us).add_array(keys).add_count(limit);
     auto claimed = read_jobs(c.run(kClaim, p));
     oldest_first(claimed);  // RETURNING keeps no order
     return claimed;
+}
+
+void release_pending(Connection &c, const std::vector<std::string> &ids) {
+    Params p;
+    p.add_array(ids);
+    c.run(kRelease, p);
 }
 
 bool cancel_pending(Connection &c, const std::string &id, int64_t now) {

@@ -63,8 +63,10 @@ void fail_jobs(Connection &conn, const std::vector<std::pair<std::string, std::s
 inline constexpr char kChannel[] = "taskhost";
 // Claims for this host up to `limit` pending jobs of these tasks that no
 // live host holds, oldest first.
-std::vector<model::Job> claim_pending(Connection &conn, const std::vector<std::string> &tasks, size_t limit,
-                                      const HostLease &lease);
+std::vector<model::Job> claim_pending(Connection &conn, const std::vector<Store::Runnable> &runnable,
+                                      size_t limit, const HostLease &lease);
+// Pending jobs this host holds become no host's; the fleet is told.
+void release_pending(Connection &conn, const std::vector<std::string> &ids);
 // A pending job becomes canceled; the host holding it is told. False if
 // it was not pending.
 bool cancel_pending(Connection &conn, const std::string &id, int64_t now);

@@ -295,12 +295,17 @@ std::string PostgresStore::describing_host() const { return impl_->lease.host_id
 
 void PostgresStore::listen(FleetEvents events) { impl_->listener.set(std::move(events)); }
 
-std::vector<Job> PostgresStore::claim_pending(const std::vector<std::string> &tasks, size_t limit) {
-    if (tasks.empty() || limit == 0) return {};
+std::vector<Job> PostgresStore::claim_pending(const std::vector<Runnable> &runnable, size_t limit) {
+    if (runnable.empty() || limit == 0) return {};
     // Not retried (as other reads are): a claim whose answer was lost may
     // have committed, and a second one would find nothing to say so.
     ReadPool::Lease conn(impl_->reads);
-    return postgres::claim_pending(*conn, tasks, limit, impl_->lease);
+    return postgres::claim_pending(*conn, runnable, limit, impl_->lease);
+}
+
+void PostgresStore::release_pending(const std::vector<std::string> &ids) {
+    if (ids.empty()) return;
+    impl_->read([&](Connection &c) { postgres::release_pending(c, ids); });
 }
 
 bool PostgresStore::cancel_pending(const std::string &id, int64_t now) {

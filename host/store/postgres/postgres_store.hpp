@@ -83,7 +83,8 @@ public:
     std::string describing_host() const override;
     bool shared() const override { return true; }
     void listen(FleetEvents events) override;
-    std::vector<model::Job> claim_pending(const std::vector<std::string> &tasks, size_t limit) override;
+    std::vector<model::Job> claim_pending(const std::vector<Runnable> &runnable, size_t limit) override;
+    void release_pending(const std::vector<std::string> &ids) override;
     bool cancel_pending(const std::string &id, int64_t now) override;
     void ask_cancel(const std::string &id) override;
 

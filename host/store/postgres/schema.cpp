@@ -82,6 +82,12 @@ const char *const kMigrations[] = {
     R"sql(
     ALTER TABLE jobs ADD COLUMN cancel_requested_at bigint;
     )sql",
+    // 4: rolling deploys. The plugin version a job was accepted for (a host
+    // claims it only with the same major version loaded) and the one that
+    // ran it.
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN plugin_version text, ADD COLUMN ran_version text;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
