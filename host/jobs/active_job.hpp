@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "exec/executor.hpp"
 #include "jobs/job_manager.hpp"
@@ -63,10 +64,10 @@ struct ActiveJob final : exec::Work, std::enable_shared_from_this<ActiveJob> {
     bool params_checked = false;
     std::optional<std::string> params_refused;
     std::atomic<int> cancel{0};     // CancelReason
-    // The start time of a start whose commit failed (a fleet's database
-    // away, defer_start): if the server committed it after all, the row
-    // shows this time, and the start is this host's (mu).
-    int64_t unconfirmed_start_at = 0;
+    // The start times of starts whose commit failed (a fleet's database
+    // away, defer_start): if the server committed one after all, the row
+    // shows its time, and the start is this host's (mu). Bounded.
+    std::vector<int64_t> unconfirmed_starts;
     // Given up on: its end is recorded, though its code may still run.
     std::atomic<bool> abandoned{false};
     // Another host of a fleet runs it (it started there first): no longer

@@ -269,21 +269,23 @@ size_t JobManager::recover(const std::optional<exec::Crash> &crash) {
     size_t queued = 0;
     std::vector<std::string> elsewhere;
     for (auto &record : pending) {
-        // A fleet: a job accepted for another major version of its plugin
-        // than the one loaded now (a rolling deploy) is left to a host
-        // that has that one.
-        if (store_.shared() && !record.plugin_version.empty())
-            if (auto task = snapshot->find(record.task_name);
-                task && model::major_version(task->plugin->version) != model::major_version(record.plugin_version)) {
+        // A fleet: a job whose task is not loaded here, or was accepted for
+        // another major version of its plugin than the one loaded now (a
+        // rolling deploy), is left to a host that has it.
+        if (store_.shared()) {
+            auto task = snapshot->find(record.task_name);
+            if (!task || (!record.plugin_version.empty() && model::major_version(task->plugin->version) !=
+                                                                 model::major_version(record.plugin_version))) {
                 elsewhere.push_back(record.id);
                 continue;
             }
+        }
         queue_stored(std::move(record), *snapshot);
         ++queued;
     }
     if (!elsewhere.empty()) {
-        spdlog::warn("{} pending job(s) were accepted for another major version of their plugin than is loaded "
-                     "here: left to a host of the fleet that has it",
+        spdlog::warn("{} pending job(s) need a task, or a major version of its plugin, not loaded here: left to "
+                     "a host of the fleet that has it",
                      elsewhere.size());
         store_.release_pending(elsewhere);
     }
@@ -340,24 +342,26 @@ void JobManager::wake_claimer() {
 }
 
 bool JobManager::start_was_ours(ActiveJob &job, const Error &why) {
-    int64_t unconfirmed;
+    std::vector<int64_t> unconfirmed;
     {
         std::lock_guard lock(job.mu);
-        unconfirmed = job.unconfirmed_start_at;
+        unconfirmed = job.unconfirmed_starts;
     }
-    if (why.kind != ErrorKind::conflict || unconfirmed == 0 || !store_.shared()) return false;
+    if (why.kind != ErrorKind::conflict || unconfirmed.empty() || !store_.shared()) return false;
     std::optional<model::Job> row;
     try {
         row = store_.get_job(job.record.id);
     } catch (const std::exception &) {
         return false;
     }
-    if (!row || row->status != JobStatus::running || row->started_at != unconfirmed) return false;
+    if (!row || row->status != JobStatus::running ||
+        std::find(unconfirmed.begin(), unconfirmed.end(), row->started_at) == unconfirmed.end())
+        return false;
     spdlog::info("job {}: its start, whose commit seemed to fail, had been committed: it runs", job.record.id);
     std::lock_guard lock(job.mu);
     job.record.started_at = row->started_at;
     job.record.attempts = row->attempts;
-    job.unconfirmed_start_at = 0;
+    job.unconfirmed_starts.clear();
     return true;
 }
 
@@ -366,11 +370,11 @@ bool JobManager::defer_start(const std::shared_ptr<ActiveJob> &job) {
         std::lock_guard lock(job->mu);
         if (job->end != EndState::none || job->deleted || job->cancel.load() != 0) return false;
         job->record.status = JobStatus::pending;  // as start_running found it
-        job->unconfirmed_start_at = job->record.started_at;
+        if (job->unconfirmed_starts.size() < kMaxUnconfirmedStarts)
+            job->unconfirmed_starts.push_back(job->record.started_at);
         job->record.started_at = 0;
         --job->record.attempts;
         ++job->version;
-        job->counted_out.store(false);  // counted in again when it starts
     }
     job->changed.notify_all();
     std::lock_guard lock(claim_mu_);
@@ -414,6 +418,10 @@ void JobManager::claim_loop(std::stop_token stop) {
         }
         retry_unstarted();
         try {
+            // After a failure (the database away), this host's own pending
+            // jobs are checked first: a claim or insert committed whose
+            // answer was lost left rows this host holds but does not know.
+            if (failing) take_back_held();
             more = claim(more);
             failing = false;
         } catch (const std::exception &e) {
@@ -425,6 +433,18 @@ void JobManager::claim_loop(std::stop_token stop) {
         claim_more_.store(more, std::memory_order_relaxed);
         lock.lock();
     }
+}
+
+void JobManager::take_back_held() {
+    auto held = store_.held_pending();
+    const auto snapshot = registry_.snapshot();
+    size_t taken = 0;
+    for (auto &record : held) {
+        if (active(record.id)) continue;
+        queue_stored(std::move(record), *snapshot);
+        ++taken;
+    }
+    if (taken) spdlog::info("{} pending job(s) this host held without knowing are queued", taken);
 }
 
 bool JobManager::claim(bool more) {
@@ -798,10 +818,10 @@ Result<JobManager::Canceled> JobManager::cancel(const std::string &id) {
     }
     int none = 0;
     const bool asked = job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::user));
-    ++job->version;
+    if (asked) ++job->version;  // asked again (a heartbeat repeats another host's cancel): nothing changed
     JobView view = job->view();
     lock.unlock();
-    job->changed.notify_all();
+    if (asked) job->changed.notify_all();
     // A task that ignores the request is given up on after the grace.
     if (asked) timeouts_.add(deadline_after(options_.stop_grace_s), job, Deadlines::Kind::grace);
     return Canceled{false, std::move(view)};
@@ -951,6 +971,7 @@ std::shared_ptr<const registry::Task> JobManager::start_running(ActiveJob &job) 
         !job.task || stopping_.load())
         return nullptr;
     running_.fetch_add(1);  // counted before anyone can see it running
+    job.counted_out.store(false);  // again, if an earlier start was deferred (defer_start)
     job.record.status = JobStatus::running;
     job.record.started_at = now_us();
     ++job.record.attempts;  // a persist() from now on stores it as started

@@ -214,6 +214,9 @@ private:
     void claim_loop(std::stop_token stop);
     bool claim(bool more);
     void wake_claimer();
+    // Queues the pending jobs the store says this host holds and it does
+    // not have (after the database was away).
+    void take_back_held();
     // A fleet's database is away when a job is to start: it goes back to
     // pending, out of the queue, and the claimer queues it again once the
     // store answers. False if it was acted on meanwhile (it then ends).
@@ -269,6 +272,7 @@ private:
     // complete record saves a database read. Bounded by count and bytes.
     void retire(const std::string &id, size_t bytes);
     static constexpr size_t kKeepEndedJobs = 1024;
+    static constexpr size_t kMaxUnconfirmedStarts = 64;
     static constexpr size_t kKeepEndedBytes = 8u << 20;
 
     store::Store &store_;

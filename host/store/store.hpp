@@ -203,6 +203,8 @@ public:
     virtual std::vector<model::Job> claim_pending(const std::vector<Runnable> & /*runnable*/, size_t /*limit*/) {
         return {};
     }
+    // The pending jobs this host holds (queued by it), oldest first.
+    virtual std::vector<model::Job> held_pending() const { return {}; }
     // Pending jobs this host holds but must not run (their plugin's major
     // version is not the one loaded here): left to the hosts that can.
     virtual void release_pending(const std::vector<std::string> & /*ids*/) {}

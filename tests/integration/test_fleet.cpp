@@ -114,10 +114,14 @@ TEST_CASE("fleet: ?wait, $stream, $cancel and DELETE on one host act on a job an
         json done = body_json(a.cli().Get("/api/v1/jobs/" + id + "?wait=20"));
         CHECK(done["status"] == "completed");
         CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));  // woken, not timed out
-        // Woken by host-b's notice at its commit, not by the one-second reread.
+        // Woken by host-b's notice at its commit, not by the one-second
+        // reread. (Not timed under sanitizers: they slow every step.)
         const auto late_us = std::stoll(job_column(
             schema, id, "(extract(epoch from clock_timestamp()) * 1000000)::bigint - finished_at"));
+#if !defined(TH_TEST_TSAN) && !defined(TH_TEST_ASAN)
         CHECK_MESSAGE(late_us < 400'000, "answered " << late_us << " µs after the job ended");
+#endif
+        MESSAGE("?wait on host-a answered " << late_us << " µs after host-b ended the job");
         CHECK(job_column(schema, id, "run_by") == "host-b");
         CHECK(get_artifact(a.cli(), done["artifact_id"])["data"]["result"]["slept"] == 0.5);
     }
@@ -264,6 +268,8 @@ TEST_CASE("fleet: a rolling plugin reload over three hosts fails no request; job
                      "', 'which_version', '{}', 'pending', 1, '" + version + "')");
         return id;
     };
+    // for_1's id sorts first: hosts claim oldest first, so had it been
+    // claimable it would have been taken no later than for_2.
     const std::string for_1 = unheld("1.0.0"), for_2 = unheld("2.0.0");
     schema.query("SELECT pg_notify('taskhost', 'w:')");
     CHECK(eventually([&] { return job_column(schema, for_2, "status") == "completed"; }));

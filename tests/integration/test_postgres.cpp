@@ -101,8 +101,9 @@ TEST_CASE("postgres: a job that ends while the server is away is written when it
     PgCluster cluster;
     Service svc(ServiceOptions::examples({"demo.so"}).with_db_url(cluster.url()));
     auto &cli = svc.cli();
-    const std::string running = submit(cli, "slow_task", {{"seconds", 1.5}});
+    const std::string running = submit(cli, "slow_task", {{"seconds", 3}});
     wait_status(cli, running, "running");
+    const auto started = std::chrono::steady_clock::now();
 
     // Submits go on throughout: each is acknowledged (202) or refused (503).
     std::mutex mu;
@@ -122,7 +123,12 @@ TEST_CASE("postgres: a job that ends while the server is away is written when it
         }
     });
     cluster.stop();
-    // The running job ends meanwhile; its end is kept, and /health says so.
+    // The server stopped while the job ran: its end comes during the outage.
+    REQUIRE(get_job(cli, running)["status"] == "running");
+    // It ends meanwhile (3 s after it started); its end is kept, and /health says so.
+    CHECK(eventually(
+        [&] { return std::chrono::steady_clock::now() - started > std::chrono::milliseconds(3500); },
+        std::chrono::seconds(5), std::chrono::milliseconds(50)));
     CHECK(eventually(
         [&] {
             json h = get_json(cli, "/health");
@@ -136,7 +142,7 @@ TEST_CASE("postgres: a job that ends while the server is away is written when it
     cluster.resume();
     json ended = wait_job(cli, running, 20);
     CHECK(ended["status"] == "completed");
-    CHECK(get_artifact(cli, ended["artifact_id"])["data"]["result"]["slept"] == 1.5);
+    CHECK(get_artifact(cli, ended["artifact_id"])["data"]["result"]["slept"] == 3);
     CHECK(eventually([&] { return get_json(cli, "/health")["status"] == "healthy"; }, std::chrono::seconds(15)));
     stop.store(true);
     load.join();

@@ -63,12 +63,12 @@ constexpr char kFailRunning[] =
 #define TASKHOST_UNHELD                                                                    \
     "(queued_by IS NULL OR NOT EXISTS (SELECT 1 FROM hosts h WHERE h.id = jobs.queued_by " \
     "AND h.heartbeat_at >= " TASKHOST_PG_NOW_US " - $2))"
-// The pending jobs this host queued before it restarted (and those stored
-// before hosts were recorded). Those of lost hosts are left to claiming,
-// which takes only jobs of tasks the host has.
+// The pending jobs this host queued before it restarted. Those no host
+// holds (a lost host's, those released, those stored before hosts were
+// recorded) are left to claiming, which takes only jobs of tasks (and
+// plugin major versions) the host has.
 constexpr char kClaimAtStart[] =
-    "UPDATE jobs SET queued_by = $1 WHERE status = 'pending' AND (queued_by = $1 OR queued_by IS NULL) "
-    "RETURNING " JOB_COLS;
+    "UPDATE jobs SET queued_by = $1 WHERE status = 'pending' AND queued_by = $1 RETURNING " JOB_COLS;
 // The oldest pending jobs of these tasks ($3) no live host holds, at most
 // $4; rows another host is claiming are skipped, not waited for. Picked in
 // a materialized CTE: as an IN (subquery), the planner may run the
@@ -86,6 +86,7 @@ constexpr char kCancelPending[] =
     "RETURNING id) SELECT pg_notify('taskhost', 'c:' || id), pg_notify('taskhost', 'j:' || id) FROM c";
 // Kept in the row too: a notice can be lost, and the running host's
 // heartbeat reads it back (kRenew).
+constexpr char kHeld[] = "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' AND queued_by = $1 ORDER BY id";
 constexpr char kRelease[] =
     "WITH r AS (UPDATE jobs SET queued_by = NULL WHERE id = ANY($1::text[]) AND status = 'pending' RETURNING id) "
     "SELECT pg_notify('taskhost', 'w:') FROM (SELECT count(*) FROM r) AS n";
@@ -177,7 +178,9 @@ void update_progress(Connection &w, const std::string &id, double fraction, cons
 void finish_job(Connection &w, const std::string &id, Store::JobEnd &f, const Reporter &report,
                 const HostLease &lease) {
     std::optional<std::string> artifact_id;
-    std::optional<std::string> error = std::move(f.error);
+    // Copied, not moved: an end kept while the server was away (Committer)
+    // is applied again, and must say the same the second time.
+    std::optional<std::string> error = f.error;
     JobStatus status = f.status;
     if (f.result_artifact) {
         // No savepoint: what insert_result_artifact refuses, it refuses
@@ -200,7 +203,7 @@ void finish_job(Connection &w, const std::string &id, Store::JobEnd &f, const Re
         if (!j.started_at) j.started_at = f.started_at;
         if (f.started_at) j.ran_version = f.ran_version;
         j.error = std::move(error);
-        j.error_traceback = std::move(f.traceback);
+        j.error_traceback = f.traceback;
         if (artifact_id) j.artifact_id = std::move(artifact_id);
         insert_job_row(w, j, lease);
     } else {
@@ -252,6 +255,12 @@ std::vector<Job> claim_pending(Connection &c, const std::vector<Store::Runnable>
     auto claimed = read_jobs(c.run(kClaim, p));
     oldest_first(claimed);  // RETURNING keeps no order
     return claimed;
+}
+
+std::vector<Job> held_pending(Connection &c, const HostLease &lease) {
+    Params p;
+    p.add(std::string_view(lease.host_id));
+    return read_jobs(c.run(kHeld, p));
 }
 
 void release_pending(Connection &c, const std::vector<std::string> &ids) {

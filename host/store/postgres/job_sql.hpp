@@ -65,6 +65,7 @@ inline constexpr char kChannel[] = "taskhost";
 // live host holds, oldest first.
 std::vector<model::Job> claim_pending(Connection &conn, const std::vector<Store::Runnable> &runnable,
                                       size_t limit, const HostLease &lease);
+std::vector<model::Job> held_pending(Connection &conn, const HostLease &lease);
 // Pending jobs this host holds become no host's; the fleet is told.
 void release_pending(Connection &conn, const std::vector<std::string> &ids);
 // A pending job becomes canceled; the host holding it is told. False if

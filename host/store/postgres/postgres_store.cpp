@@ -303,6 +303,10 @@ std::vector<Job> PostgresStore::claim_pending(const std::vector<Runnable> &runna
     return postgres::claim_pending(*conn, runnable, limit, impl_->lease);
 }
 
+std::vector<Job> PostgresStore::held_pending() const {
+    return impl_->read([&](Connection &c) { return postgres::held_pending(c, impl_->lease); });
+}
+
 void PostgresStore::release_pending(const std::vector<std::string> &ids) {
     if (ids.empty()) return;
     impl_->read([&](Connection &c) { postgres::release_pending(c, ids); });

@@ -85,6 +85,7 @@ public:
     void listen(FleetEvents events) override;
     std::vector<model::Job> claim_pending(const std::vector<Runnable> &runnable, size_t limit) override;
     void release_pending(const std::vector<std::string> &ids) override;
+    std::vector<model::Job> held_pending() const override;
     bool cancel_pending(const std::string &id, int64_t now) override;
     void ask_cancel(const std::string &id) override;
 
