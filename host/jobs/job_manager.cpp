@@ -274,8 +274,8 @@ size_t JobManager::recover(const std::optional<exec::Crash> &crash) {
         // rolling deploy), is left to a host that has it.
         if (store_.shared()) {
             auto task = snapshot->find(record.task_name);
-            if (!task || (!record.plugin_version.empty() && model::major_version(task->plugin->version) !=
-                                                                 model::major_version(record.plugin_version))) {
+            if (!task || (!record.plugin_version.empty() &&
+                          model::major_version(task->plugin->version) != model::major_version(record.plugin_version))) {
                 elsewhere.push_back(record.id);
                 continue;
             }
@@ -284,9 +284,10 @@ size_t JobManager::recover(const std::optional<exec::Crash> &crash) {
         ++queued;
     }
     if (!elsewhere.empty()) {
-        spdlog::warn("{} pending job(s) need a task, or a major version of its plugin, not loaded here: left to "
-                     "a host of the fleet that has it",
-                     elsewhere.size());
+        spdlog::warn(
+            "{} pending job(s) need a task, or a major version of its plugin, not loaded here: left to "
+            "a host of the fleet that has it",
+            elsewhere.size());
         store_.release_pending(elsewhere);
     }
     return queued;
@@ -720,8 +721,7 @@ std::optional<JobView> JobManager::wait_terminal(const std::shared_ptr<ActiveJob
     const bool lost_before = !requester && job->end == EndState::lost;
     job->ended.wait_until(lock, deadline, [&] {
         return job->end == EndState::committed || job->deleted || job->handed_off.load() ||
-               (!lost_before && job->end == EndState::lost) ||
-               waiters_released_.load() || abandon.stop_requested();
+               (!lost_before && job->end == EndState::lost) || waiters_released_.load() || abandon.stop_requested();
     });
     if (job->deleted) return std::nullopt;
     return job->view();
@@ -752,8 +752,7 @@ std::optional<JobView> JobManager::wait_change(const std::shared_ptr<ActiveJob> 
     std::unique_lock lock(job->mu);
     job->changed.wait_until(lock, deadline, [&] {
         return job->version != seen || job->end == EndState::committed || job->deleted || job->handed_off.load() ||
-               waiters_released_.load() ||
-               abandon.stop_requested();
+               waiters_released_.load() || abandon.stop_requested();
     });
     if (job->deleted) return std::nullopt;
     return job->view();

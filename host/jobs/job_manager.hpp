@@ -291,7 +291,7 @@ private:
     mutable RemoteWatch remote_;  // jobs of other hosts that callers here wait on
     std::mutex claim_mu_;
     std::condition_variable_any claim_cv_;
-    bool claim_now_ = false;               // guarded by claim_mu_
+    bool claim_now_ = false;                             // guarded by claim_mu_
     std::vector<std::shared_ptr<ActiveJob>> unstarted_;  // waiting for the database (claim_mu_)
     std::vector<std::string> cancels_asked_;             // by other hosts, for the claimer (claim_mu_)
     std::atomic<bool> claim_more_{false};  // the last claim filled its batch: look again when there is room

@@ -814,8 +814,8 @@ private:
     void run_fleet(const std::string &mode) {
         std::ostringstream table;
         char row[256];
-        std::snprintf(row, sizeof row, "%-6s %-12s %10s %9s %12s %12s %12s %11s %11s\n", "hosts", "scenario",
-                      "jobs/s", "p50 ms", "host us/job", "wkr us/job", "pg us/job", "pg xact/job", "commit/job");
+        std::snprintf(row, sizeof row, "%-6s %-12s %10s %9s %12s %12s %12s %11s %11s\n", "hosts", "scenario", "jobs/s",
+                      "p50 ms", "host us/job", "wkr us/job", "pg us/job", "pg xact/job", "commit/job");
         table << "fleet on PostgreSQL (" << mode << "; clients spread over the hosts; pg = every postgres process "
               << "on this machine, from the measured phase to the drained backlog):\n"
               << row << std::string(std::strlen(row) - 1, '-') << "\n";
@@ -826,8 +826,8 @@ private:
             for (int i = 1; i <= n && started; ++i) {
                 const std::string id = "bench-fleet-" + std::to_string(n) + "-" + std::to_string(i);
                 auto h = host_options(id, o_.plugins, o_.fleet_db);
-                h.extra.insert(h.extra.end(), {"--queue-size", std::to_string(o_.queue_size), "--isolation", mode,
-                                               "--host-id", id});
+                h.extra.insert(h.extra.end(),
+                               {"--queue-size", std::to_string(o_.queue_size), "--isolation", mode, "--host-id", id});
                 hosts.push_back(std::make_unique<bench::HostProcess>());
                 started = start_host(*hosts.back(), h, "fleet of " + std::to_string(n) + ", host " + std::to_string(i));
                 if (started) ports.push_back(hosts.back()->port());

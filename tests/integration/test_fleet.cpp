@@ -38,9 +38,10 @@ TEST_CASE("fleet: 3,000 jobs over three hosts, and 600 no host holds, each run e
     // 600 jobs no host holds (as a lost host leaves them): the hosts claim
     // them between them, told by a notice, while the submits go on.
     constexpr int kUnheld = 600;
-    schema.query("INSERT INTO jobs (id, task_name, params, status, submitted_at) SELECT 'u' || lpad(n::text, 25, '0'), "
-                 "'record_run', '{\"seconds\": 0}', 'pending', 1 FROM generate_series(1, " +
-                 std::to_string(kUnheld) + ") AS n");
+    schema.query(
+        "INSERT INTO jobs (id, task_name, params, status, submitted_at) SELECT 'u' || lpad(n::text, 25, '0'), "
+        "'record_run', '{\"seconds\": 0}', 'pending', 1 FROM generate_series(1, " +
+        std::to_string(kUnheld) + ") AS n");
     schema.query("SELECT pg_notify('taskhost', 'w:')");
 
     constexpr int kJobs = 3000, kClients = 6;
@@ -116,8 +117,8 @@ TEST_CASE("fleet: ?wait, $stream, $cancel and DELETE on one host act on a job an
         CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));  // woken, not timed out
         // Woken by host-b's notice at its commit, not by the one-second
         // reread. (Not timed under sanitizers: they slow every step.)
-        const auto late_us = std::stoll(job_column(
-            schema, id, "(extract(epoch from clock_timestamp()) * 1000000)::bigint - finished_at"));
+        const auto late_us = std::stoll(
+            job_column(schema, id, "(extract(epoch from clock_timestamp()) * 1000000)::bigint - finished_at"));
 #if !defined(TH_TEST_TSAN) && !defined(TH_TEST_ASAN)
         CHECK_MESSAGE(late_us < 400'000, "answered " << late_us << " µs after the job ended");
 #endif
@@ -257,8 +258,7 @@ TEST_CASE("fleet: a rolling plugin reload over three hosts fails no request; job
     CHECK(schema.query("SELECT count(*) FROM jobs WHERE plugin_version IS NULL OR ran_version IS NULL") == "0");
     CHECK(schema.query("SELECT count(*) FROM jobs WHERE split_part(plugin_version, '.', 1) <> "
                        "split_part(ran_version, '.', 1)") == "0");
-    CHECK(schema.query("SELECT string_agg(DISTINCT ran_version, ',' ORDER BY ran_version) FROM jobs") ==
-          "1.0.0,2.0.0");
+    CHECK(schema.query("SELECT string_agg(DISTINCT ran_version, ',' ORDER BY ran_version) FROM jobs") == "1.0.0,2.0.0");
 
     // Now that every host has 2.0.0, a job no host holds that was accepted
     // for 1.x waits for a host with 1.x; one for 2.x runs.
