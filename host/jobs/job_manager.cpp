@@ -576,7 +576,7 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
     r.params_json = std::move(params_json);
     r.submitted_at = now_us();
     r.timeout_s = timeout_s > 0 ? timeout_s : std::max(0.0, task->desc->default_timeout_s);
-    r.plugin_version = task->plugin->version;
+    if (store_.shared()) r.plugin_version = task->plugin->version;  // only a fleet's store keeps it
     job->task = registry::TaskLease(std::move(task));
     job->stats = &stats;
     job->stored = !defer_store;
@@ -1124,7 +1124,7 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
         if (job->deleted) return;  // DELETE already removed the record; the result is dropped
         job->end = EndState::committing;
         end.started_at = job->record.started_at;
-        if (end.started_at != 0)
+        if (end.started_at != 0 && store_.shared())  // only a fleet's store keeps it
             if (auto ran = task ? task.shared() : job->task.shared()) end.ran_version = ran->plugin->version;
         // A deferred job that ends within its wait: one write for all of it.
         if (!job->stored) {
