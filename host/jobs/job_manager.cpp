@@ -266,20 +266,25 @@ size_t JobManager::recover(const std::optional<exec::Crash> &crash) {
     if (crash) store_.fail_jobs(crash_errors(*crash), now_us());
     auto pending = store_.recover("the host stopped while this job was running", now_us());
     const auto snapshot = registry_.snapshot();
+    const auto others = tasks_of_other_hosts();
     size_t queued = 0;
     std::vector<std::string> elsewhere;
     for (auto &record : pending) {
         // A fleet: a job whose task is not loaded here, or was accepted for
         // another major version of its plugin than the one loaded now (a
-        // rolling deploy), is left to a host that has it.
-        if (store_.shared()) {
-            auto task = snapshot->find(record.task_name);
-            if (!task || (!record.plugin_version.empty() &&
-                          model::major_version(task->plugin->version) != model::major_version(record.plugin_version))) {
+        // rolling deploy), is left to another live host that has it. With
+        // none, it is treated as on a single host: failed, or run here.
+        auto task = snapshot->find(record.task_name);
+        const bool compatible = task && (record.plugin_version.empty() ||
+                                         model::major_version(task->plugin->version) ==
+                                             model::major_version(record.plugin_version));
+        if (!compatible)
+            if (auto there = others.find(record.task_name);
+                there != others.end() && (record.plugin_version.empty() ||
+                                          there->second.count(std::string(model::major_version(record.plugin_version))))) {
                 elsewhere.push_back(record.id);
                 continue;
             }
-        }
         queue_stored(std::move(record), *snapshot);
         ++queued;
     }
@@ -291,6 +296,28 @@ size_t JobManager::recover(const std::optional<exec::Crash> &crash) {
         store_.release_pending(elsewhere);
     }
     return queued;
+}
+
+std::map<std::string, std::set<std::string>> JobManager::tasks_of_other_hosts() const {
+    std::map<std::string, std::set<std::string>> tasks;
+    if (!store_.shared()) return tasks;
+    try {
+        const std::string self = store_.describing_host();
+        for (const auto &host : store_.hosts()) {
+            if (host.id == self) continue;
+            const auto plugins = nlohmann::json::parse(host.plugins_json, nullptr, /*allow_exceptions=*/false);
+            if (!plugins.is_array()) continue;
+            for (const auto &plugin : plugins) {
+                if (!plugin.is_object() || !plugin.contains("tasks") || !plugin["tasks"].is_array()) continue;
+                const std::string version = plugin.value("version", "");
+                for (const auto &name : plugin["tasks"])
+                    if (name.is_string()) tasks[name.get<std::string>()].insert(std::string(model::major_version(version)));
+            }
+        }
+    } catch (const std::exception &e) {
+        spdlog::warn("the fleet's hosts could not be read: {}", e.what());
+    }
+    return tasks;
 }
 
 void JobManager::queue_stored(model::Job record, const registry::Snapshot &snapshot) {

@@ -15,6 +15,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
+#include <set>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -208,6 +210,9 @@ private:
     // A stored pending job, made active and queued on its task (or failed
     // if this host has no such task).
     void queue_stored(model::Job record, const registry::Snapshot &snapshot);
+    // A fleet: the tasks the other live hosts have loaded, each with the
+    // major versions of its plugin (empty on a store of one host).
+    std::map<std::string, std::set<std::string>> tasks_of_other_hosts() const;
     // The claimer thread (a fleet): claims jobs no live host holds when
     // there is room, on notice or every kClaimPoll. Returns whether there
     // may be more to claim.
