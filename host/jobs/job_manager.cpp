@@ -164,6 +164,7 @@ JobManager::JobManager(store::Store &store, registry::Registry &registry, exec::
       registry_(registry),
       executor_(executor),
       options_(std::move(options)),
+      fleet_host_(store.shared() ? store.describing_host() : std::string()),
       task_stats_(metrics),
       timeouts_([this](const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind) { on_deadline(job, kind); }) {}
 
@@ -401,6 +402,7 @@ bool JobManager::defer_start(const std::shared_ptr<ActiveJob> &job) {
         if (job->unconfirmed_starts.size() < kMaxUnconfirmedStarts)
             job->unconfirmed_starts.push_back(job->record.started_at);
         job->record.started_at = 0;
+        job->record.run_by.clear();
         --job->record.attempts;
         ++job->version;
     }
@@ -1000,6 +1002,7 @@ std::shared_ptr<const registry::Task> JobManager::start_running(ActiveJob &job) 
     job.counted_out.store(false);  // again, if an earlier start was deferred (defer_start)
     job.record.status = JobStatus::running;
     job.record.started_at = now_us();
+    job.record.run_by = fleet_host_;
     ++job.record.attempts;  // a persist() from now on stores it as started
     ++job.version;
     return job.task.shared();
@@ -1168,6 +1171,7 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
     model::Job ended;
     ended.status = status;
     ended.finished_at = finished_at;
+    ended.ran_version = end.ran_version;
     ended.error = error;
     ended.error_traceback = traceback;
     std::string artifact_json;
@@ -1210,6 +1214,7 @@ void JobManager::end_committed(ActiveJob &job, model::Job ended, std::string art
         job.record.error = std::move(ended.error);
         job.record.error_traceback = std::move(ended.error_traceback);
         job.record.artifact_id = std::move(ended.artifact_id);
+        if (!ended.ran_version.empty()) job.record.ran_version = std::move(ended.ran_version);
         job.artifact_json = std::move(artifact_json);
         job.end = EndState::committed;
         job.settled.store(true, std::memory_order_release);

@@ -284,6 +284,7 @@ private:
     registry::Registry &registry_;
     exec::Executor &executor_;
     const Options options_;
+    const std::string fleet_host_;  // this host's id in a fleet; empty on a store of one host
     TaskStatsBook task_stats_;
     DrainRate drain_;  // every job end, for retry_after_s()
     Deadlines timeouts_;

@@ -33,10 +33,12 @@ struct Job {
     double timeout_s = 0;  // 0 = none
     int attempts = 0;      // times its task was started (each committed before it ran)
     // In a fleet (PostgreSQL; empty on SQLite and for jobs stored before):
-    // the version of its task's plugin it was accepted for, and the one that
-    // ran it. It runs only where that plugin's major version is the same.
+    // the version of its task's plugin it was accepted for, the one that
+    // ran it, and the host that ran it. It runs only where that plugin's
+    // major version is the same.
     std::string plugin_version;
     std::string ran_version;
+    std::string run_by;
 };
 
 // The major part of a plugin version: what comes before the first dot

@@ -12,6 +12,12 @@ void time_field(json_text::Object &o, std::string_view key, int64_t us) {
     else json_text::append_string(o.key(key), iso8601_utc(us));
 }
 
+// Known only in a fleet: null elsewhere.
+void opt_text(json_text::Object &o, std::string_view key, const std::string &text) {
+    if (text.empty()) o.null(key);
+    else o.str(key, text);
+}
+
 }  // namespace
 
 void render_job(std::string &out, const Job &job, bool cancel_requested) {
@@ -33,6 +39,9 @@ void render_job(std::string &out, const Job &job, bool cancel_requested) {
     if (job.timeout_s > 0) o.num("timeout_s", job.timeout_s);
     else o.null("timeout_s");
     o.boolean("cancel_requested", cancel_requested);
+    opt_text(o, "plugin_version", job.plugin_version);
+    opt_text(o, "ran_version", job.ran_version);
+    opt_text(o, "run_by", job.run_by);
 }
 
 std::string render_job(const Job &job, bool cancel_requested) {

@@ -41,6 +41,11 @@ TEST_CASE("greet_user Alice: job record and result artifact") {
     check_job_record(job, id, "greet_user", "completed");
     CHECK(job["error"].is_null());
     CHECK(job["error_traceback"].is_null());
+    // Versions and the host that ran it are a fleet's: a single host has none.
+    CHECK(job["plugin_version"].is_null());
+    CHECK(job["ran_version"].is_null());
+    CHECK(job["run_by"].is_null());
+    CHECK_FALSE(get_json(cli, "/api/v1/tasks/greet_user").contains("hosts"));
     REQUIRE(is_ulid(job["artifact_id"]));
     CHECK(job["result"] == job["artifact_id"]);
     CHECK(waited["artifact_id"] == job["artifact_id"]);

@@ -16,10 +16,12 @@ namespace {
 #define JOB_COLS                                                                                     \
     "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
     "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version"
+// What a read returns: the job's columns and the host that ran it.
+#define JOB_READ_COLS JOB_COLS ", run_by"
 // The same, where another table in the statement has an id too.
-#define JOB_COLS_OF_JOBS                                                                                  \
+#define JOB_READ_COLS_OF_JOBS                                                                             \
     "jobs.id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
-    "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version"
+    "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version, run_by"
 
 // A duplicate id inserts nothing instead of failing: a failed statement
 // would abort the whole batch's transaction.
@@ -44,11 +46,11 @@ constexpr char kFinishJob[] =
     "ran_version = coalesce($9, ran_version) "
     "WHERE id = $1 AND status IN ('pending', 'running') AND (run_by IS NULL OR run_by = $8)";
 constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = $1";
-constexpr char kGetJob[] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1";
+constexpr char kGetJob[] = "SELECT " JOB_READ_COLS " FROM jobs WHERE id = $1";
 // Job ids are time-ordered ULIDs: id order is submission order.
-constexpr char kListJobs[] = "SELECT " JOB_COLS " FROM jobs ORDER BY id DESC LIMIT $1 OFFSET $2";
+constexpr char kListJobs[] = "SELECT " JOB_READ_COLS " FROM jobs ORDER BY id DESC LIMIT $1 OFFSET $2";
 constexpr char kListJobsByStatus[] =
-    "SELECT " JOB_COLS " FROM jobs WHERE status = $3 ORDER BY id DESC LIMIT $1 OFFSET $2";
+    "SELECT " JOB_READ_COLS " FROM jobs WHERE status = $3 ORDER BY id DESC LIMIT $1 OFFSET $2";
 constexpr char kCountJobs[] = "SELECT count(*) FROM jobs";
 constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = $1";
 // At start-up: the jobs this host ran before it restarted (same host id),
@@ -68,7 +70,7 @@ constexpr char kFailRunning[] =
 // recorded) are left to claiming, which takes only jobs of tasks (and
 // plugin major versions) the host has.
 constexpr char kClaimAtStart[] =
-    "UPDATE jobs SET queued_by = $1 WHERE status = 'pending' AND queued_by = $1 RETURNING " JOB_COLS;
+    "UPDATE jobs SET queued_by = $1 WHERE status = 'pending' AND queued_by = $1 RETURNING " JOB_READ_COLS;
 // The oldest pending jobs of these tasks ($3) no live host holds, at most
 // $4; rows another host is claiming are skipped, not waited for. Picked in
 // a materialized CTE: as an IN (subquery), the planner may run the
@@ -78,7 +80,7 @@ constexpr char kClaim[] =
     "AND (task_name || '@' || split_part(coalesce(plugin_version, ''), '.', 1)) = ANY($3::text[]) "
     "AND queued_by IS DISTINCT FROM $1 AND " TASKHOST_UNHELD
     " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) "
-    "UPDATE jobs SET queued_by = $1 FROM picked WHERE jobs.id = picked.id RETURNING " JOB_COLS_OF_JOBS;
+    "UPDATE jobs SET queued_by = $1 FROM picked WHERE jobs.id = picked.id RETURNING " JOB_READ_COLS_OF_JOBS;
 #undef TASKHOST_UNHELD
 // The host holding it drops it; those waiting on it wake.
 constexpr char kCancelPending[] =
@@ -86,7 +88,7 @@ constexpr char kCancelPending[] =
     "RETURNING id) SELECT pg_notify('taskhost', 'c:' || id), pg_notify('taskhost', 'j:' || id) FROM c";
 // Kept in the row too: a notice can be lost, and the running host's
 // heartbeat reads it back (kRenew).
-constexpr char kHeld[] = "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' AND queued_by = $1 ORDER BY id";
+constexpr char kHeld[] = "SELECT " JOB_READ_COLS " FROM jobs WHERE status = 'pending' AND queued_by = $1 ORDER BY id";
 constexpr char kRelease[] =
     "WITH r AS (UPDATE jobs SET queued_by = NULL WHERE id = ANY($1::text[]) AND status = 'pending' RETURNING id) "
     "SELECT pg_notify('taskhost', 'w:') FROM (SELECT count(*) FROM r) AS n";
@@ -101,7 +103,8 @@ constexpr char kFailJob[] =
     "WHERE id = $1 AND status IN ('pending', 'running')";
 
 #undef JOB_COLS
-#undef JOB_COLS_OF_JOBS
+#undef JOB_READ_COLS
+#undef JOB_READ_COLS_OF_JOBS
 
 Job read_job(const Rows &r, int i) {
     Job j;
@@ -121,6 +124,7 @@ Job read_job(const Rows &r, int i) {
     j.attempts = static_cast<int>(r.i64(i, 13));
     j.plugin_version = r.text(i, 14);  // NULL reads as ""
     j.ran_version = r.text(i, 15);
+    j.run_by = r.text(i, 16);
     return j;
 }
 
