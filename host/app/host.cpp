@@ -136,6 +136,18 @@ std::string plugins_json(const registry::Snapshot &snapshot) {
     return out.dump();
 }
 
+// The TaskInfo of each task this host runs: what lets another host of a
+// fleet accept and check a job for it.
+std::string tasks_json(const registry::Snapshot &snapshot) {
+    std::string out = "[";
+    for (const auto &[name, task] : snapshot.tasks) {
+        if (out.size() > 1) out.push_back(',');
+        out += task->info_json;
+    }
+    out.push_back(']');
+    return out;
+}
+
 std::unique_ptr<store::Store> open_store(const Config &cfg) {
     if (cfg.postgres()) return std::make_unique<store::PostgresStore>(cfg.postgres_store);
     return std::make_unique<store::SqliteStore>(cfg.store);
@@ -289,7 +301,8 @@ int run(Config cfg) {
         if (address.empty()) return;
         const std::string bound = address;
         lock.unlock();
-        store->describe_host(bound, TASKHOST_VERSION, plugins_json(*registry.snapshot()));
+        const auto snapshot = registry.snapshot();
+        store->describe_host(bound, TASKHOST_VERSION, plugins_json(*snapshot), tasks_json(*snapshot));
     };
     auto reloader = std::make_unique<Reloader>([&] {
         if (api_keys && !cfg.api_keys_file.empty()) {

@@ -19,6 +19,7 @@
 
 #include "http/openapi.hpp"
 #include "http/server.hpp"
+#include "jobs/fleet_tasks.hpp"
 
 namespace taskhost::http {
 

@@ -1,5 +1,9 @@
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <map>
+
+#include <spdlog/spdlog.h>
 
 #include "http/api.hpp"
 #include "http/problem.hpp"
@@ -26,6 +30,32 @@ std::vector<std::string> split_tags(std::string_view text) {
     std::vector<std::string> tags;
     for (std::string_view tag : split(text, ',')) tags.emplace_back(trim(tag));
     return tags;
+}
+
+// A TaskInfo with, in a fleet, the live hosts that have the task.
+void append_task(std::string &out, std::string_view info_json, const std::vector<std::string> *hosts) {
+    if (!hosts) {
+        out += info_json;
+        return;
+    }
+    out += info_json.substr(0, info_json.rfind('}'));
+    out += ",\"hosts\":[";
+    for (size_t i = 0; i < hosts->size(); ++i) {
+        if (i) out.push_back(',');
+        json_text::append_string(out, (*hosts)[i]);
+    }
+    out += "]}";
+}
+
+// The hosts that have a task: the others the fleet's rows name, and this
+// one only if it has the task loaded now (its own row may lag a reload).
+std::vector<std::string> hosts_of(const jobs::FleetTasks::Task *there, const std::string &self, bool here) {
+    std::vector<std::string> out;
+    if (there)
+        for (const auto &host : there->hosts)
+            if (host != self) out.push_back(host);
+    if (here) out.insert(std::upper_bound(out.begin(), out.end(), self), self);
+    return out;
 }
 
 }  // namespace
@@ -82,30 +112,80 @@ void Api::list_tasks(const httplib::Request &req, httplib::Response &res) {
         std::string text = req.get_param_value("tags");
         if (!text.empty()) wanted = split_tags(text);
     }
-    std::string body = "[";
-    for (const auto &[name, task] : snapshot->tasks) {
-        if (!wanted.empty() && !task->has_tags(wanted)) continue;
-        if (body.size() > 1) body.push_back(',');
-        body += task->info_json;
+    // A fleet: the tasks runnable somewhere, this host's as it has them now
+    // (only those while the others' cannot be read).
+    const bool fleet = s_.store.shared();
+    std::shared_ptr<const jobs::FleetTasks::Catalogue> catalogue;
+    if (fleet) {
+        try {
+            catalogue = s_.jobs.fleet_tasks();
+        } catch (const std::exception &e) {
+            spdlog::warn("GET {}: the fleet's tasks could not be read, this host's are listed: {}", req.path, e.what());
+        }
     }
+    const std::string self = fleet ? s_.store.describing_host() : std::string();
+    std::string body = "[";
+    auto add = [&](const std::string &info_json, const std::vector<std::string> *hosts) {
+        if (body.size() > 1) body.push_back(',');
+        append_task(body, info_json, hosts);
+    };
+    using FleetIt = std::map<std::string, jobs::FleetTasks::Task, std::less<>>::const_iterator;
+    FleetIt there = catalogue ? catalogue->tasks.begin() : FleetIt();
+    const FleetIt there_end = catalogue ? catalogue->tasks.end() : FleetIt();
+    auto list_elsewhere_until = [&](const std::string *name) {  // those before `name` (all: null)
+        for (; there != there_end && (!name || there->first < *name); ++there) {
+            if (!wanted.empty() && !there->second.has_tags(wanted)) continue;
+            const auto hosts = hosts_of(&there->second, self, /*here=*/false);
+            if (!hosts.empty()) add(there->second.info_json, &hosts);  // else only this host's row still names it
+        }
+    };
+    for (const auto &[name, task] : snapshot->tasks) {
+        list_elsewhere_until(&name);
+        const jobs::FleetTasks::Task *also = nullptr;
+        if (there != there_end && there->first == name) also = &(there++)->second;
+        if (!wanted.empty() && !task->has_tags(wanted)) continue;
+        if (!fleet) {
+            add(task->info_json, nullptr);
+            continue;
+        }
+        const auto hosts = hosts_of(also, self, /*here=*/true);
+        add(task->info_json, &hosts);
+    }
+    list_elsewhere_until(nullptr);
     body.push_back(']');
     json_response(res, 200, std::move(body));
 }
 
 void Api::get_task(const httplib::Request &req, httplib::Response &res, std::string_view name) {
     auto task = s_.registry.snapshot()->find(name);
-    if (!task) return problem(res, 404, "Task '" + std::string(name) + "' not found in registry", req.path);
-    json_response(res, 200, task->info_json);
+    if (!s_.store.shared()) {
+        if (!task) return problem(res, 404, "Task '" + std::string(name) + "' not found in registry", req.path);
+        return json_response(res, 200, task->info_json);
+    }
+    const jobs::FleetTasks::Task *there = nullptr;
+    std::shared_ptr<const jobs::FleetTasks::Catalogue> catalogue;
+    try {
+        catalogue = s_.jobs.fleet_task(name, there);
+    } catch (const std::exception &e) {
+        if (!task) return problem(res, 503, std::string("The fleet's tasks could not be read: ") + e.what(), req.path);
+    }
+    const auto hosts = hosts_of(there, s_.store.describing_host(), task != nullptr);
+    if (hosts.empty()) return problem(res, 404, "Task '" + std::string(name) + "' not found in registry", req.path);
+    std::string body;
+    append_task(body, task ? std::string_view(task->info_json) : std::string_view(there->info_json), &hosts);
+    json_response(res, 200, std::move(body));
 }
 
 void Api::execute_task(const httplib::Request &req, httplib::Response &res, std::string_view name) {
     const auto snapshot = s_.registry.snapshot();
     auto task = snapshot->find(name);
-    if (!task) {
+    auto not_here = [&] {
         if (const std::string *why = snapshot->why_unavailable(name))
             return problem(res, 503, "Task '" + std::string(name) + "' cannot run: " + *why, req.path);
-        return problem(res, 404, "Task '" + std::string(name) + "' not found in registry", req.path);
-    }
+        problem(res, 404, "Task '" + std::string(name) + "' not found in registry", req.path);
+    };
+    // A fleet: another live host may have it.
+    if (!task && !s_.store.shared()) return not_here();
 
     json body;
     if (!parse_json_body(req, res, body)) return;
@@ -134,9 +214,13 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
 
     std::shared_ptr<WaiterSlot> slot;
     if (wait && !(slot = take_waiter_slot(req, res))) return;
-    auto executed = s_.jobs.execute(task, std::move(params), timeout_s, wait, wait ? client_hangup() : std::stop_token{});
+    auto executed =
+        task ? s_.jobs.execute(task, std::move(params), timeout_s, wait, wait ? client_hangup() : std::stop_token{})
+             : s_.jobs.execute_elsewhere(name, std::move(params), timeout_s, wait,
+                                         wait ? client_hangup() : std::stop_token{});
     if (!executed) {
         const Error &error = executed.error();
+        if (error.kind == ErrorKind::not_found) return not_here();
         return problem(res, error, req.path, error.kind == ErrorKind::overloaded ? s_.jobs.retry_after_s() : 1);
     }
     if (executed->finished) return finished_job_response(res, *executed->finished);
@@ -145,7 +229,7 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
     {
         json_text::Object o(out);
         o.str("job_id", executed->job_id);
-        o.str("message", "Task '" + task->name + "' submitted for execution. Job ID: " + executed->job_id);
+        o.str("message", "Task '" + std::string(name) + "' submitted for execution. Job ID: " + executed->job_id);
     }
     res.set_header("Location", "/api/v1/jobs/" + executed->job_id);
     json_response(res, 202, std::move(out));

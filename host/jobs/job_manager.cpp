@@ -34,6 +34,8 @@ constexpr int64_t kProgressSaveIntervalUs = 100'000;
 // when told of some, or soon again while it finds full batches.
 constexpr auto kElsewherePoll = std::chrono::seconds(1);
 constexpr auto kClaimPoll = std::chrono::seconds(1);
+// How old a listing of the fleet's tasks may be.
+constexpr auto kFleetTasksMaxAge = std::chrono::milliseconds(1000);
 constexpr auto kClaimAgain = std::chrono::milliseconds(50);
 
 // A job read from a shared store: a version that changes when what a
@@ -166,7 +168,8 @@ JobManager::JobManager(store::Store &store, registry::Registry &registry, exec::
       options_(std::move(options)),
       fleet_host_(store.shared() ? store.describing_host() : std::string()),
       task_stats_(metrics),
-      timeouts_([this](const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind) { on_deadline(job, kind); }) {}
+      timeouts_([this](const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind) { on_deadline(job, kind); }),
+      fleet_tasks_(store) {}
 
 JobManager::~JobManager() { stop(Clock::time_point::max()); }
 
@@ -550,15 +553,87 @@ Result<JobManager::Executed> JobManager::execute(std::shared_ptr<const registry:
     return out;
 }
 
+Result<JobManager::Executed> JobManager::execute_elsewhere(std::string_view task_name, std::string params_json,
+                                                           double timeout_s, std::optional<double> wait_s,
+                                                           std::stop_token abandon) {
+    const FleetTasks::Task *task = nullptr;
+    std::shared_ptr<const FleetTasks::Catalogue> catalogue;
+    try {
+        catalogue = fleet_task(task_name, task);
+    } catch (const std::exception &e) {
+        return fail(ErrorKind::unavailable, std::string("The fleet's tasks could not be read: ") + e.what());
+    }
+    // Only this host's row names it (a reload here removed it, and the row
+    // has not caught up): no host would claim it.
+    if (task && std::all_of(task->hosts.begin(), task->hosts.end(), [&](const auto &h) { return h == fleet_host_; }))
+        task = nullptr;
+    if (!task) return fail(ErrorKind::not_found, "Task '" + std::string(task_name) + "' not found in registry");
+    if (stopping_.load()) return fail(ErrorKind::unavailable, "the host is stopping");
+    if (task->params_schema) {
+        const auto params = nlohmann::json::parse(params_json, nullptr, /*allow_exceptions=*/false);
+        auto valid = params.is_discarded() ? fail(ErrorKind::invalid, "params are not valid JSON")
+                                           : task->params_schema->check_params(params);
+        if (!valid)
+            return fail(ErrorKind::invalid,
+                        "Invalid params for task '" + std::string(task_name) + "': " + valid.error().message);
+    }
+    model::Job r;
+    r.id = new_ulid_string();
+    r.task_name = task_name;
+    r.params_json = std::move(params_json);
+    r.submitted_at = now_us();
+    r.timeout_s = timeout_s > 0 ? timeout_s : std::max(0.0, task->default_timeout_s);
+    r.plugin_version = task->plugin_version;
+    try {
+        store_.offer_job(r);
+    } catch (const std::exception &e) {
+        return fail(ErrorKind::unavailable, std::string("The job could not be stored: ") + e.what());
+    }
+    Executed out{r.id, std::nullopt};
+    if (!wait_s) return out;
+    // The job is stored: whatever happens to the wait, the answer names it
+    // (a 202), so that a client does not submit it again.
+    try {
+        auto view = wait_terminal(r.id, deadline_after(*wait_s), abandon);
+        if (view && model::is_terminal(view->record.status)) {
+            if (view->artifact_json.empty() && view->record.artifact_id)
+                if (auto artifact = store_.get_artifact(*view->record.artifact_id))
+                    view->artifact_json = model::render_artifact(*artifact);
+            out.finished = std::move(view);
+        }
+    } catch (const std::exception &e) {
+        spdlog::warn("job {}: its wait ended early, the store could not be read: {}", r.id, e.what());
+    }
+    return out;
+}
+
+std::shared_ptr<const FleetTasks::Catalogue> JobManager::fleet_tasks() const {
+    if (!store_.shared()) return nullptr;
+    return fleet_tasks_.get(kFleetTasksMaxAge);
+}
+
+std::shared_ptr<const FleetTasks::Catalogue> JobManager::fleet_task(std::string_view name,
+                                                                    const FleetTasks::Task *&task) const {
+    task = nullptr;
+    if (!store_.shared()) return nullptr;
+    return fleet_tasks_.find(name, task);
+}
+
 Result<std::string> JobManager::schedule(std::string_view task_name, std::string_view params_json) {
     auto task = registry_.snapshot()->find(task_name);
-    if (!task) return fail(ErrorKind::not_found, "Task '" + std::string(task_name) + "' not found in registry");
+    if (!task && !store_.shared())
+        return fail(ErrorKind::not_found, "Task '" + std::string(task_name) + "' not found in registry");
     std::string params = "{}";
     if (!params_json.empty()) {
         auto parsed = nlohmann::json::parse(params_json, nullptr, false);
         if (parsed.is_discarded() || !(parsed.is_object() || parsed.is_null()))
             return fail(ErrorKind::invalid, "params must be a JSON object");
         if (parsed.is_object()) params = parsed.dump();
+    }
+    if (!task) {  // a fleet: another host may have it
+        auto offered = execute_elsewhere(task_name, std::move(params), 0, std::nullopt);
+        if (!offered) return std::move(offered).error();
+        return std::move(offered->job_id);
     }
     // Never run on the scheduling task's own thread: that task is running.
     auto submitted = submit(std::move(task), std::move(params), 0, std::nullopt, /*may_run_here=*/false);
@@ -1056,10 +1131,20 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
 
     TaskCall call(*this, *job);
     const int64_t invoked_at = now_us();  // the task's own time, without the wait for its start's commit
+    // A stored job taken up here (recovered, or claimed in a fleet, where
+    // the host that accepted it may not have had the task and checked its
+    // params against the schema only): a task that checks them in its own
+    // code does so now, and the job fails if it refuses them.
+    const bool check_stored = job->recovered && task.has_validate;
     model::TaskOutcome out =
         executor_.invoke(target_of(task), r.id, r.params_json, call,
-                         job->check_params_first ? exec::ParamsCheck::first : exec::ParamsCheck::done);
+                         job->check_params_first || check_stored ? exec::ParamsCheck::first : exec::ParamsCheck::done);
     count_out(*job);
+    if (check_stored && out.params_refused) {
+        out.has_error = true;
+        out.error_type.clear();
+        out.error_message = "Invalid params for task '" + r.task_name + "': " + *out.params_refused;
+    }
     if (job->check_params_first) {
         {
             std::lock_guard lock(job->mu);

@@ -33,6 +33,7 @@
 #include "exec/executor.hpp"
 #include "jobs/deadlines.hpp"
 #include "jobs/drain_rate.hpp"
+#include "jobs/fleet_tasks.hpp"
 #include "jobs/remote_watch.hpp"
 #include "jobs/task_stats.hpp"
 #include "metrics/metrics.hpp"
@@ -111,6 +112,21 @@ public:
     // A stop on `abandon` ends the wait early (the job goes on).
     Result<Executed> execute(std::shared_ptr<const registry::Task> task, std::string params_json, double timeout_s,
                              std::optional<double> wait_s, std::stop_token abandon = {});
+
+    // A fleet: a job for a task not loaded here that another live host has
+    // (FleetTasks). Its params are checked against the task's schema (a
+    // task that checks them in its own code does so where it runs: an
+    // invalid job then fails there); it is stored for any host that has the
+    // task's plugin at the same major version to claim, and waited for
+    // wherever it runs. Errors: not_found (no live host has it), invalid,
+    // unavailable.
+    Result<Executed> execute_elsewhere(std::string_view task, std::string params_json, double timeout_s,
+                                       std::optional<double> wait_s, std::stop_token abandon = {});
+    // The tasks the fleet's live hosts have loaded (this one's included);
+    // null on a store of one host. Throws when it cannot be read.
+    std::shared_ptr<const FleetTasks::Catalogue> fleet_tasks() const;
+    // One task of it; null if no live host has it (or on a store of one host).
+    std::shared_ptr<const FleetTasks::Catalogue> fleet_task(std::string_view name, const FleetTasks::Task *&task) const;
 
     // A job another host of a fleet holds is read from the store: its
     // version is then derived from its row, so that it changes when the
@@ -295,6 +311,7 @@ private:
     size_t ended_bytes_ = 0;
 
     mutable RemoteWatch remote_;  // jobs of other hosts that callers here wait on
+    FleetTasks fleet_tasks_;
     std::mutex claim_mu_;
     std::condition_variable_any claim_cv_;
     bool claim_now_ = false;                             // guarded by claim_mu_

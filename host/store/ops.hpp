@@ -23,6 +23,7 @@ namespace taskhost::store {
 // ---- blocking ----
 struct InsertJob {
     const model::Job *job;
+    bool for_any_host = false;  // a fleet: held by no host (Store::offer_job)
 };
 struct StartJob {
     const std::string *id;

@@ -164,12 +164,13 @@ public:
     struct HostRecord {
         std::string id, address, version;
         std::string plugins_json = "[]";  // [{"name", "version", "tasks": [...]}]
+        std::string tasks_json = "[]";    // the TaskInfo of each task it has loaded
         int64_t started_at = 0, heartbeat_at = 0;  // µs since the epoch
     };
     // What this host says of itself from now on (its address once bound,
-    // its plugins after each reload).
-    virtual void describe_host(const std::string &address, const std::string &version,
-                               const std::string &plugins_json) = 0;
+    // its plugins and tasks after each reload).
+    virtual void describe_host(const std::string &address, const std::string &version, const std::string &plugins_json,
+                               const std::string &tasks_json) = 0;
     // The live hosts (heard of within one lease), this one included; a
     // store of one host lists just it.
     virtual std::vector<HostRecord> hosts() const = 0;
@@ -202,6 +203,12 @@ public:
     // returns.
     virtual std::vector<model::Job> claim_pending(const std::vector<Runnable> & /*runnable*/, size_t /*limit*/) {
         return {};
+    }
+    // Durable when it returns: a pending job no host holds, for the hosts
+    // that have its task (and its plugin's major version) to claim; they
+    // are told that there is work. For a task this host does not have.
+    virtual void offer_job(const model::Job & /*job*/) {
+        throw StoreError(StoreError::Kind::internal, "a store of one host has no other host to run a job");
     }
     // The pending jobs this host holds (queued by it), oldest first.
     virtual std::vector<model::Job> held_pending() const { return {}; }

@@ -3,6 +3,7 @@
 // streamed, canceled and deleted through any host, and the queued jobs of a
 // host that dies run on the others (ctest entry integration-postgres).
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -276,6 +277,66 @@ TEST_CASE("fleet: a rolling plugin reload over three hosts fails no request; job
     CHECK(job_column(schema, for_2, "ran_version") == "2.0.0");
     CHECK(job_column(schema, for_1, "status") == "pending");
     CHECK(job_column(schema, for_1, "queued_by").empty());
+}
+
+TEST_CASE("fleet: a task only some hosts have is listed, accepted and checked by any host, run where it is") {
+    PgSchema schema;
+    Service a(fleet_host(schema, "host-a", {"demo.so"}, {"--lease-s", "1"}));
+    auto b = std::make_unique<Service>(
+        fleet_host(schema, "host-b", {"demo.so"}, {"--lease-s", "1"}).with_plugin(fixture_plugin("versioned_v1.so")));
+
+    auto listed_on_a = [&](const std::string &query) {
+        std::map<std::string, json> tasks;
+        for (const json &t : get_json(a.cli(), "/api/v1/tasks" + query)) tasks[t["name"].get<std::string>()] = t;
+        return tasks;
+    };
+    // The fleet's tasks, each with the live hosts that have it.
+    REQUIRE(eventually([&] { return listed_on_a("").count("which_version") == 1; }));
+    auto tasks = listed_on_a("");
+    CHECK(tasks["which_version"]["hosts"] == json::array({"host-b"}));
+    CHECK(tasks["which_version"]["plugin"]["version"] == "1.0.0");
+    CHECK(tasks["greet_user"]["hosts"] == json::array({"host-a", "host-b"}));
+    auto tagged = listed_on_a("?tags=versioned");
+    CHECK(tagged.size() == 2);
+    CHECK(tagged.count("slow_version") == 1);
+    json one = get_json(a.cli(), "/api/v1/tasks/slow_version");
+    CHECK(one["hosts"] == json::array({"host-b"}));
+    CHECK(one["parameters_schema"].is_object());
+
+    // Submitted to host-a, run by host-b: with a wait, the answer carries
+    // the result; without, the job is read back from host-a.
+    auto waited = a.cli().Post("/api/v1/tasks/slow_version/$execute?wait=10", R"({"params": {"seconds": 0}})",
+                               "application/json");
+    REQUIRE(waited);
+    REQUIRE_MESSAGE(waited->status == 200, waited->body);
+    json done = json::parse(waited->body);
+    CHECK(done["status"] == "completed");
+    CHECK(done["run_by"] == "host-b");
+    CHECK(done["plugin_version"] == "1.0.0");
+    CHECK(done["ran_version"] == "1.0.0");
+    CHECK(done["artifact"]["data"]["result"]["version"] == 1);
+
+    const std::string id = submit(a.cli(), "which_version");
+    json job = wait_job(a.cli(), id);
+    CHECK(job["status"] == "completed");
+    CHECK(job["run_by"] == "host-b");
+    CHECK(job_column(schema, id, "queued_by") == "host-b");  // claimed: no host held it before
+
+    // Checked by host-a against the task's schema, as host-b would.
+    check_problem(post_json(a.cli(), "/api/v1/tasks/slow_version/$execute", {{"params", {{"seconds", "soon"}}}}), 400,
+                  "seconds");
+    check_problem(
+        post_json(a.cli(), "/api/v1/tasks/slow_version/$execute", {{"params", {{"seconds", 0}, {"sekonds", 1}}}}), 400,
+        "sekonds");
+    CHECK_STATUS(a.cli().Post("/api/v1/tasks/no_such_task/$execute", "", "application/json"), 404);
+    CHECK(schema.query("SELECT count(*) FROM jobs WHERE task_name = 'slow_version'") == "1");
+
+    // Once no live host has it, host-a neither lists nor accepts it.
+    b.reset();
+    REQUIRE(eventually([&] { return listed_on_a("").count("which_version") == 0; }));
+    CHECK_STATUS(a.cli().Post("/api/v1/tasks/which_version/$execute", "", "application/json"), 404);
+    CHECK_STATUS(a.cli().Get("/api/v1/tasks/which_version"), 404);
+    CHECK(listed_on_a("")["greet_user"]["hosts"] == json::array({"host-a"}));
 }
 
 }  // TEST_SUITE("postgres")

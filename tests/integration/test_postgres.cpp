@@ -88,6 +88,13 @@ TEST_CASE("postgres: the server stops: 503s that say why, /health unhealthy; it 
     CHECK(h["status"] == "unhealthy");
     CHECK(h["checks"]["database"]["message"].is_string());
     CHECK(svc.host().is_alive());
+    // The tasks loaded here are still listed (the fleet's others cannot be
+    // read); a task not loaded here cannot be looked for.
+    json tasks = get_json(cli, "/api/v1/tasks");
+    REQUIRE_FALSE(tasks.empty());
+    CHECK(tasks[0]["hosts"].size() == 1);
+    CHECK_STATUS(cli.Get("/api/v1/tasks/hello"), 200);
+    check_problem(cli.Post("/api/v1/tasks/nowhere/$execute", "{}", "application/json"), 503, "could not be read");
 
     cluster.resume();
     CHECK(eventually([&] { return get_json(cli, "/health")["status"] == "healthy"; }));

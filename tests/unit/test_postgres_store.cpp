@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <future>
 #include <mutex>
 #include <string>
@@ -13,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "jobs/fleet_tasks.hpp"
+#include "schema/json_schema.hpp"
 #include "store/postgres/connection.hpp"
 #include "store/postgres/postgres_store.hpp"
 #include "store/postgres/schema.hpp"
@@ -590,4 +593,64 @@ TEST_CASE("store (postgres): a job is claimed only with the major version of its
     v1.flush();
     CHECK(v1.get_job(for_1_2)->ran_version == "1.3.0");
     CHECK(v1.get_job(for_1_2)->plugin_version == "1.2.0");
+}
+
+TEST_CASE("store (postgres): hosts describe their tasks; a job offered for any host is claimed where its task is") {
+    Schema schema;
+    PostgresStore a(host_options(schema.url, "host-a", 5));
+    PostgresStore b(host_options(schema.url, "host-b", 5));
+    auto info = [](const std::string &name, const std::string &version, const std::string &tags, const char *timeout) {
+        return R"({"name": ")" + name + R"(", "tags": )" + tags + R"(, "timeout_s": )" + timeout +
+               R"(, "parameters_schema": {"type": "object", "properties": {"n": {"type": "integer"}},
+                   "required": ["n"], "additionalProperties": false},
+                  "plugin": {"name": "p", "version": ")" +
+               version + R"("}})";
+    };
+    a.describe_host("127.0.0.1:1", "test", "[]", "[" + info("t", "9.1.0", R"(["x", "y"])", "null") + "]");
+    b.describe_host("127.0.0.1:2", "test", "[]",
+                    "[" + info("t", "10.0.0", R"(["x"])", "5") + "," + info("u", "1.0.0", "[]", "null") + "]");
+
+    jobs::FleetTasks fleet(a);
+    REQUIRE(within(std::chrono::seconds(10), [&] {
+        auto now = fleet.get(std::chrono::milliseconds(0));
+        auto t = now->tasks.find("t");
+        return t != now->tasks.end() && t->second.hosts.size() == 2 && now->tasks.count("u") == 1;
+    }));
+    auto catalogue = fleet.get(std::chrono::milliseconds(1000));
+    const jobs::FleetTasks::Task &t = catalogue->tasks.at("t");
+    CHECK(t.plugin_version == "10.0.0");  // the newest major, compared as a number
+    CHECK(t.hosts == std::vector<std::string>{"host-a", "host-b"});
+    CHECK(t.tags == std::vector<std::string>{"x"});
+    CHECK(t.has_tags({"x"}));
+    CHECK_FALSE(t.has_tags({"x", "y"}));
+    CHECK(t.default_timeout_s == 5);
+    REQUIRE(t.params_schema);
+    CHECK(t.params_schema->check_params(nlohmann::json{{"n", 1}}));
+    CHECK_FALSE(t.params_schema->check_params(nlohmann::json{{"n", "one"}}));
+    CHECK(catalogue->tasks.at("u").hosts == std::vector<std::string>{"host-b"});
+    const jobs::FleetTasks::Task *found = nullptr;
+    fleet.find("u", found);
+    CHECK(found != nullptr);
+    fleet.find("nope", found);
+    CHECK(found == nullptr);
+
+    // Offered: held by no host, the fleet is told there is work, and only a
+    // host with its task at that major claims it.
+    std::atomic<int> told{0};
+    store::Store::FleetEvents events;
+    events.work_available = [&] { told.fetch_add(1); };
+    b.listen(std::move(events));
+    Job j = make_job();
+    j.task_name = "t";
+    j.plugin_version = "10.0.0";
+    const int before = told.load();
+    a.offer_job(j);
+    store::postgres::Connection sql(schema.url);
+    CHECK(sql.run(("SELECT queued_by IS NULL FROM jobs WHERE id = '" + j.id + "'").c_str()).text(0, 0) == "t");
+    CHECK(within(std::chrono::seconds(5), [&] { return told.load() > before; }));
+    CHECK(a.claim_pending({{"t", "9"}}, 10).empty());
+    auto claimed = b.claim_pending({{"t", "10"}}, 10);
+    REQUIRE(claimed.size() == 1);
+    CHECK(claimed[0].id == j.id);
+    b.listen({});
 }

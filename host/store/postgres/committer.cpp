@@ -18,6 +18,7 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
     std::exception_ptr batch_error;
     changed_.clear();
     ended_.clear();
+    offered_ = false;
     // libpq learns that the server dropped the connection (a restart, a
     // failover) only when it is used: a BEGIN that fails on a connection
     // found broken is tried once more on a new one, nothing being applied.
@@ -65,7 +66,7 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
     }
     if (!batch_error) {
         try {
-            notify_changed(w, changed_);
+            notify_changed(w, changed_, offered_);
             w.commit();
         } catch (...) {
             batch_error = std::current_exception();
@@ -94,7 +95,10 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
 void Committer::apply_op(Op &op) {
     Connection &w = writer_;
     std::visit(Overloaded{
-                   [&](InsertJob &o) { insert_job_row(w, *o.job, lease_); },
+                   [&](InsertJob &o) {
+                       insert_job_row(w, *o.job, lease_, o.for_any_host);
+                       offered_ = offered_ || o.for_any_host;
+                   },
                    [&](StartJob &o) {
                        *o.started = start_job(w, *o.id, o.started_at, lease_);
                        if (*o.started) changed_.push_back(*o.id);

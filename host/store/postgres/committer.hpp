@@ -56,6 +56,7 @@ private:
 
     // The jobs the batch changed, told to other hosts at its commit.
     std::vector<std::string> changed_;
+    bool offered_ = false;                  // the batch stores a job for any host (InsertJob::for_any_host)
     std::vector<FinishJob::Data *> ended_;  // the batch's job ends (with those kept), for their callbacks
     std::vector<Write> parked_;             // job ends kept for the server's return
     std::atomic<size_t> parked_count_{0};

@@ -11,11 +11,13 @@ namespace taskhost::store::postgres {
 
 namespace {
 
+// The tasks ($5, the largest part) only when they changed: NULL keeps them.
 constexpr char kAlive[] =
-    "INSERT INTO hosts (id, address, version, plugins, started_at, heartbeat_at) "
-    "VALUES ($1, $2, $3, $4, $5, " TASKHOST_PG_NOW_US ") ON CONFLICT (id) DO UPDATE SET "
+    "INSERT INTO hosts (id, address, version, plugins, tasks, started_at, heartbeat_at) "
+    "VALUES ($1, $2, $3, $4, coalesce($5::jsonb, '[]'), $6, " TASKHOST_PG_NOW_US
+    ") ON CONFLICT (id) DO UPDATE SET "
     "address = excluded.address, version = excluded.version, plugins = excluded.plugins, "
-    "heartbeat_at = excluded.heartbeat_at";
+    "tasks = CASE WHEN $5 IS NULL THEN hosts.tasks ELSE excluded.tasks END, heartbeat_at = excluded.heartbeat_at";
 // Returns those of its jobs another host asked it to cancel.
 constexpr char kRenew[] =
     "WITH r AS (UPDATE jobs SET lease_until = " TASKHOST_PG_NOW_US " + $2 WHERE run_by = $1 AND status = 'running' "
@@ -50,12 +52,14 @@ Heartbeat::~Heartbeat() {
     thread_.join();
 }
 
-void Heartbeat::describe(std::string address, std::string version, std::string plugins_json) {
+void Heartbeat::describe(std::string address, std::string version, std::string plugins_json, std::string tasks_json) {
     {
         std::lock_guard lock(mu_);
         address_ = std::move(address);
         version_ = std::move(version);
         plugins_json_ = std::move(plugins_json);
+        tasks_json_ = std::move(tasks_json);
+        ++described_;
         beat_now_ = true;  // the fleet learns of a new address or plugins at once
     }
     cv_.notify_one();
@@ -64,14 +68,23 @@ void Heartbeat::describe(std::string address, std::string version, std::string p
 void Heartbeat::beat() {
     std::vector<std::string> cancels;
     Params alive;
+    uint64_t describing = 0;
     {
         std::lock_guard lock(mu_);
+        describing = described_;
         alive.add(std::string_view(lease_.host_id)).add(std::string_view(address_)).add(std::string_view(version_));
-        alive.add(std::string_view(plugins_json_)).add(started_at_);
+        alive.add(std::string_view(plugins_json_));
+        if (described_ != tasks_sent_) alive.add(std::string_view(tasks_json_));
+        else alive.add_null();
+        alive.add(started_at_);
     }
     try {
         if (!conn_ || conn_->broken()) conn_ = std::make_unique<Connection>(url_);
         conn_->run(kAlive, alive);
+        {
+            std::lock_guard lock(mu_);
+            tasks_sent_ = describing;
+        }
         Params renew;
         renew.add(std::string_view(lease_.host_id)).add(lease_.lease_us);
         Rows cancel = conn_->run(kRenew, renew);

@@ -40,7 +40,7 @@ public:
     Heartbeat &operator=(const Heartbeat &) = delete;
 
     // What the hosts table shows of this host from the next beat on.
-    void describe(std::string address, std::string version, std::string plugins_json);
+    void describe(std::string address, std::string version, std::string plugins_json, std::string tasks_json);
     // Beats that reached the database; jobs it failed for lost hosts.
     uint64_t beats() const { return beats_.load(); }
     uint64_t reaped() const { return reaped_.load(); }
@@ -64,7 +64,10 @@ private:
     std::condition_variable cv_;
     bool stop_ = false;                                   // guarded by mu_
     bool beat_now_ = false;                               // guarded by mu_
-    std::string address_, version_, plugins_json_ = "[]";  // guarded by mu_
+    std::string address_, version_, plugins_json_ = "[]", tasks_json_ = "[]";  // guarded by mu_
+    // describe() calls, and the count whose tasks the hosts table has (mu_).
+    // Unequal at first: the first beat writes the tasks.
+    uint64_t described_ = 1, tasks_sent_ = 0;
     std::atomic<uint64_t> beats_{0}, reaped_{0};
     std::thread thread_;  // last: starts once the rest is ready
 };

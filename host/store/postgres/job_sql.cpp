@@ -144,7 +144,7 @@ void oldest_first(std::vector<Job> &jobs) {
 
 // ---- writes ----
 
-void insert_job_row(Connection &w, const Job &j, const HostLease &lease) {
+void insert_job_row(Connection &w, const Job &j, const HostLease &lease, bool for_any_host) {
     // Running now, or ended after it ran here (a start time): this host's.
     const bool ran_here = j.status == JobStatus::running || j.started_at != 0;
     Params p;
@@ -161,7 +161,8 @@ void insert_job_row(Connection &w, const Job &j, const HostLease &lease) {
     p.add(j.ran_version.empty() ? std::optional<std::string>() : j.ran_version);
     if (ran_here) p.add(std::string_view(lease.host_id));  // run_by
     else p.add_null();
-    p.add(std::string_view(lease.host_id));  // queued_by
+    if (for_any_host) p.add_null();  // queued_by
+    else p.add(std::string_view(lease.host_id));
     p.add(lease.lease_us);
     if (w.run(kInsertJob, p).affected() == 0)
         throw StoreError(StoreError::Kind::invalid, "UNIQUE constraint failed: jobs.id (" + j.id + ")");
@@ -285,7 +286,7 @@ void ask_cancel(Connection &c, const std::string &id, int64_t now) {
     c.run(kAskCancel, p);
 }
 
-void notify_changed(Connection &w, std::vector<std::string> &ids) {
+void notify_changed(Connection &w, std::vector<std::string> &ids, bool work) {
     std::sort(ids.begin(), ids.end());  // one notice per job (progress may come several times a batch)
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     std::vector<std::string> payloads;
@@ -294,6 +295,7 @@ void notify_changed(Connection &w, std::vector<std::string> &ids) {
         else payloads.back() += ',';
         payloads.back() += id;
     }
+    if (work) payloads.emplace_back("w:");
     if (payloads.empty()) return;
     Params p;
     p.add_array(payloads);

@@ -41,9 +41,10 @@ struct HostLease {
 };
 
 // ---- writes ----
-// Queued by this host; one running or ended after it ran (a job stored
+// Queued by this host (or, `for_any_host`, by none: any host that has its
+// task may claim it); one running or ended after it ran (a job stored
 // late) is also run by it, and a running one holds a lease.
-void insert_job_row(Connection &conn, const model::Job &job, const HostLease &lease);
+void insert_job_row(Connection &conn, const model::Job &job, const HostLease &lease, bool for_any_host = false);
 bool start_job(Connection &conn, const std::string &id, int64_t started_at, const HostLease &lease);
 void update_progress(Connection &conn, const std::string &id, double fraction, const std::string &message);
 // Stores the end of a job with its result artifact. If that artifact cannot
@@ -74,8 +75,9 @@ bool cancel_pending(Connection &conn, const std::string &id, int64_t now);
 // Marks a running job's row (cancel_requested_at) and tells its host.
 void ask_cancel(Connection &conn, const std::string &id, int64_t now);
 // Inside a batch's transaction: tells listeners, at its commit, that these
-// jobs changed (sorts and dedupes `ids`).
-void notify_changed(Connection &conn, std::vector<std::string> &ids);
+// jobs changed (sorts and dedupes `ids`), and with `work` that unheld jobs
+// wait to be claimed.
+void notify_changed(Connection &conn, std::vector<std::string> &ids, bool work = false);
 
 // ---- reads ----
 std::optional<model::Job> get_job(Connection &conn, const std::string &id);

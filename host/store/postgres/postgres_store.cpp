@@ -63,7 +63,7 @@ HostLease lease_of(const PostgresStore::Options &options) {
 }
 
 constexpr char kHosts[] =
-    "SELECT id, address, version, plugins::text, started_at, heartbeat_at FROM hosts "
+    "SELECT id, address, version, plugins::text, tasks::text, started_at, heartbeat_at FROM hosts "
     "WHERE heartbeat_at >= " TASKHOST_PG_NOW_US " - $1 ORDER BY id";
 
 std::unique_ptr<Connection> open_writer(const PostgresStore::Options &options) {
@@ -162,6 +162,8 @@ Result<void> PostgresStore::check() const {
 // ---- job writes ----
 
 void PostgresStore::insert_job(const Job &job) { impl_->queue.call(InsertJob{&job}); }
+
+void PostgresStore::offer_job(const Job &job) { impl_->queue.call(InsertJob{&job, /*for_any_host=*/true}); }
 
 bool PostgresStore::start_job(const std::string &id, int64_t started_at) {
     bool started = false;
@@ -275,8 +277,8 @@ std::vector<Artifact> PostgresStore::artifact_subtree(const std::string &root_id
 // ---- a fleet ----
 
 void PostgresStore::describe_host(const std::string &address, const std::string &version,
-                                  const std::string &plugins_json) {
-    impl_->heartbeat.describe(address, version, plugins_json);
+                                  const std::string &plugins_json, const std::string &tasks_json) {
+    impl_->heartbeat.describe(address, version, plugins_json, tasks_json);
 }
 
 std::vector<Store::HostRecord> PostgresStore::hosts() const {
@@ -286,7 +288,8 @@ std::vector<Store::HostRecord> PostgresStore::hosts() const {
         Rows r = c.run(kHosts, p);
         std::vector<HostRecord> out;
         for (int i = 0; i < r.size(); ++i)
-            out.push_back({r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), r.i64(i, 4), r.i64(i, 5)});
+            out.push_back(
+                {r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4), r.i64(i, 5), r.i64(i, 6)});
         return out;
     });
 }

@@ -77,13 +77,14 @@ public:
     size_t count_artifacts() const override;
     std::vector<model::Artifact> artifact_subtree(const std::string &root_id) const override;
 
-    void describe_host(const std::string &address, const std::string &version,
-                       const std::string &plugins_json) override;
+    void describe_host(const std::string &address, const std::string &version, const std::string &plugins_json,
+                       const std::string &tasks_json) override;
     std::vector<HostRecord> hosts() const override;
     std::string describing_host() const override;
     bool shared() const override { return true; }
     void listen(FleetEvents events) override;
     std::vector<model::Job> claim_pending(const std::vector<Runnable> &runnable, size_t limit) override;
+    void offer_job(const model::Job &job) override;
     void release_pending(const std::vector<std::string> &ids) override;
     std::vector<model::Job> held_pending() const override;
     bool cancel_pending(const std::string &id, int64_t now) override;

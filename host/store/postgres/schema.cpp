@@ -88,6 +88,12 @@ const char *const kMigrations[] = {
     R"sql(
     ALTER TABLE jobs ADD COLUMN plugin_version text, ADD COLUMN ran_version text;
     )sql",
+    // 5: any host accepts a job for a task only some hosts have: each host
+    // describes its tasks (their TaskInfo, with the params schema to check
+    // a submit against).
+    R"sql(
+    ALTER TABLE hosts ADD COLUMN tasks jsonb NOT NULL DEFAULT '[]';
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -252,8 +252,8 @@ std::vector<Artifact> SqliteStore::artifact_subtree(const std::string &root_id) 
     return sqlite::artifact_subtree(*lease, root_id);
 }
 
-void SqliteStore::describe_host(const std::string &address, const std::string &version,
-                                const std::string &plugins_json) {
+void SqliteStore::describe_host(const std::string &address, const std::string &version, const std::string &plugins_json,
+                                const std::string &tasks_json) {
     std::lock_guard lock(impl_->host_mu);
     HostRecord &h = impl_->host;
     if (!h.started_at) h.started_at = now_us();
@@ -263,6 +263,7 @@ void SqliteStore::describe_host(const std::string &address, const std::string &v
     h.address = address;
     h.version = version;
     h.plugins_json = plugins_json;
+    h.tasks_json = tasks_json;
 }
 
 std::vector<Store::HostRecord> SqliteStore::hosts() const {

@@ -87,8 +87,8 @@ public:
     size_t count_artifacts() const override;
     std::vector<model::Artifact> artifact_subtree(const std::string &root_id) const override;
 
-    void describe_host(const std::string &address, const std::string &version,
-                       const std::string &plugins_json) override;
+    void describe_host(const std::string &address, const std::string &version, const std::string &plugins_json,
+                       const std::string &tasks_json) override;
     std::vector<HostRecord> hosts() const override;
     std::string describing_host() const override;
 
