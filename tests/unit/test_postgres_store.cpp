@@ -76,6 +76,29 @@ TEST_CASE("store (postgres): the schema is migrated once, by one of several host
     CHECK(PostgresStore::migrate(schema.url) == store::postgres::kSchemaVersion);
 }
 
+TEST_CASE("store (postgres): a statement of the job path is prepared once per session") {
+    Schema schema;
+    static constexpr store::postgres::Statement kAddOne{"SELECT $1::int + 1"};
+    store::postgres::Connection conn(schema.url);
+    auto prepared = [&] { return conn.run("SELECT count(*) FROM pg_prepared_statements").i64(0, 0); };
+    for (int64_t i = 0; i < 3; ++i) {
+        store::postgres::Params p;
+        p.add(i);
+        CHECK(conn.run(kAddOne, p).i64(0, 0) == i + 1);
+    }
+    CHECK(prepared() == 1);
+    // A failed statement leaves it usable; a new session prepares it again.
+    store::postgres::Params bad;
+    bad.add(std::string_view("one"));
+    CHECK_THROWS_AS(conn.run(kAddOne, bad), StoreError);
+    REQUIRE(conn.reset());
+    CHECK(prepared() == 0);
+    store::postgres::Params p;
+    p.add(int64_t{41});
+    CHECK(conn.run(kAddOne, p).i64(0, 0) == 42);
+    CHECK(prepared() == 1);
+}
+
 TEST_CASE("store (postgres): without migrations an old schema is refused, naming the command") {
     Schema schema;
     auto o = options_for(schema.url);

@@ -22,9 +22,9 @@ constexpr char kArtifactLevel[] = "SELECT level FROM artifacts WHERE id = $1 FOR
 // FOR UPDATE: two hosts updating one artifact take turns.
 constexpr char kArtifactForWrite[] =
     "SELECT parent_id, level, data::text, tags::text, created_at FROM artifacts WHERE id = $1 FOR UPDATE";
-constexpr char kInsertArtifact[] =
+constexpr Statement kInsertArtifact{
     "INSERT INTO artifacts (id, parent_id, level, data, tags, created_at, updated_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING";
+    "VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING"};
 constexpr char kUpdateArtifact[] =
     "UPDATE artifacts SET parent_id = $2, level = $3, data = $4, tags = $5, updated_at = $6 WHERE id = $1";
 // Is $2 an ancestor of $1 (parent, grandparent, …)? UNION stops on any loop.
@@ -46,7 +46,7 @@ constexpr char kCascadeLevels[] =
 // (an advisory key of its own) for all of it costs nothing that matters.
 constexpr char kReparentLock[] = "SELECT pg_advisory_xact_lock(2296056052686)";
 constexpr char kDeleteArtifact[] = "DELETE FROM artifacts WHERE id = $1";
-constexpr char kGetArtifact[] = "SELECT " ARTIFACT_COLS " FROM artifacts WHERE id = $1";
+constexpr Statement kGetArtifact{"SELECT " ARTIFACT_COLS " FROM artifacts WHERE id = $1"};
 constexpr char kListArtifacts[] = "SELECT " ARTIFACT_COLS " FROM artifacts ORDER BY seq LIMIT $1 OFFSET $2";
 constexpr char kCountArtifacts[] = "SELECT count(*) FROM artifacts";
 constexpr char kSubtree[] =

@@ -159,7 +159,21 @@ Connection::Connection(const std::string &url) : conn_(PQconnectdb(with_connect_
 Connection::~Connection() { PQfinish(conn_); }
 
 Rows Connection::run(const char *sql, Params &params) {
-    PGresult *r = PQexecParams(conn_, sql, params.size(), nullptr, params.values(), nullptr, nullptr, 0);
+    return result_of(PQexecParams(conn_, sql, params.size(), nullptr, params.values(), nullptr, nullptr, 0));
+}
+
+Rows Connection::run(const Statement &statement, Params &params) {
+    auto it = prepared_.find(&statement);
+    if (it == prepared_.end()) {
+        std::string name = "th" + std::to_string(prepared_.size());
+        // Parameter types as the statement's text implies them, as PQexecParams does.
+        result_of(PQprepare(conn_, name.c_str(), statement.sql(), 0, nullptr));
+        it = prepared_.emplace(&statement, std::move(name)).first;
+    }
+    return result_of(PQexecPrepared(conn_, it->second.c_str(), params.size(), params.values(), nullptr, nullptr, 0));
+}
+
+Rows Connection::result_of(PGresult *r) {
     const auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     // PGRES_EMPTY_QUERY: text with only comments or whitespace, no rows.
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK && status != PGRES_EMPTY_QUERY) {
@@ -195,6 +209,7 @@ bool Connection::in_transaction() const {
 
 bool Connection::reset() {
     PQreset(conn_);
+    prepared_.clear();
     return PQstatus(conn_) == CONNECTION_OK;
 }
 

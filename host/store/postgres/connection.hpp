@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <libpq-fe.h>
@@ -71,6 +72,20 @@ private:
     std::vector<const char *> pointers_;
 };
 
+// A statement of the job path that each connection prepares once (parsed
+// and planned by the server on first use, then only executed): defined as
+// a constant, whose address names it.
+class Statement {
+public:
+    constexpr explicit Statement(const char *sql) : sql_(sql) {}
+    Statement(const Statement &) = delete;
+    Statement &operator=(const Statement &) = delete;
+    const char *sql() const { return sql_; }
+
+private:
+    const char *sql_;
+};
+
 class Connection {
 public:
     // Connects; throws StoreError(unavailable) with libpq's reason.
@@ -81,6 +96,8 @@ public:
 
     // One statement with parameters. Throws StoreError.
     Rows run(const char *sql, Params &params);
+    // The same, prepared on this connection the first time.
+    Rows run(const Statement &statement, Params &params);
     Rows run(const char *sql) {
         Params none;
         return run(sql, none);
@@ -101,7 +118,12 @@ public:
     PGconn *handle() const { return conn_; }
 
 private:
+    Rows result_of(PGresult *result);
+
     PGconn *conn_;
+    // The statements prepared on this session, and their names (a new
+    // session, after reset(), has none).
+    std::unordered_map<const Statement *, std::string> prepared_;
 };
 
 // The StoreError for a failed result (its SQLSTATE picks the kind).

@@ -27,26 +27,27 @@ namespace {
 // would abort the whole batch's transaction.
 // A job stored already running (its wait ran out while it ran here) holds
 // a lease from the start, as one started by start_job does.
-constexpr char kInsertJob[] =
-    "INSERT INTO jobs (" JOB_COLS ", run_by, queued_by, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+constexpr Statement kInsertJob{
+    "INSERT INTO jobs (" JOB_COLS
+    ", run_by, queued_by, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
     "$10, $11, $12, $13, $14, $15, $16, $17, $18, CASE WHEN $4 = 'running' THEN " TASKHOST_PG_NOW_US
-    " + $19::bigint END) ON CONFLICT DO NOTHING";
+    " + $19::bigint END) ON CONFLICT DO NOTHING"};
 // Only a pending job starts: a cancel or delete that came first must stick,
 // and of two hosts that try, one does. The job then holds a lease.
-constexpr char kStartJob[] =
+constexpr Statement kStartJob{
     "UPDATE jobs SET status = 'running', started_at = $2, attempts = attempts + 1, run_by = $3, "
-    "lease_until = " TASKHOST_PG_NOW_US " + $4 WHERE id = $1 AND status = 'pending'";
-constexpr char kUpdateProgress[] = "UPDATE jobs SET progress = $2, progress_message = $3 WHERE id = $1";
+    "lease_until = " TASKHOST_PG_NOW_US " + $4 WHERE id = $1 AND status = 'pending'"};
+constexpr Statement kUpdateProgress{"UPDATE jobs SET progress = $2, progress_message = $3 WHERE id = $1"};
 // Only a job not ended yet (one whose lease ran out was failed by another
 // host, and a late end must not undo that), and not one another host runs
 // (this host lost the race to start it: its end says nothing).
-constexpr char kFinishJob[] =
+constexpr Statement kFinishJob{
     "UPDATE jobs SET status = $2, finished_at = $3, error = $4, error_traceback = $5, "
     "artifact_id = coalesce($6, artifact_id), started_at = coalesce(started_at, $7), lease_until = NULL, "
     "ran_version = coalesce($9, ran_version) "
-    "WHERE id = $1 AND status IN ('pending', 'running') AND (run_by IS NULL OR run_by = $8)";
+    "WHERE id = $1 AND status IN ('pending', 'running') AND (run_by IS NULL OR run_by = $8)"};
 constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = $1";
-constexpr char kGetJob[] = "SELECT " JOB_READ_COLS " FROM jobs WHERE id = $1";
+constexpr Statement kGetJob{"SELECT " JOB_READ_COLS " FROM jobs WHERE id = $1"};
 // Job ids are time-ordered ULIDs: id order is submission order.
 constexpr char kListJobs[] = "SELECT " JOB_READ_COLS " FROM jobs ORDER BY id DESC LIMIT $1 OFFSET $2";
 constexpr char kListJobsByStatus[] =
@@ -75,12 +76,12 @@ constexpr char kClaimAtStart[] =
 // $4; rows another host is claiming are skipped, not waited for. Picked in
 // a materialized CTE: as an IN (subquery), the planner may run the
 // subquery more than once and claim more than the limit.
-constexpr char kClaim[] =
+constexpr Statement kClaim{
     "WITH picked AS MATERIALIZED (SELECT id FROM jobs WHERE status = 'pending' "
     "AND (task_name || '@' || split_part(coalesce(plugin_version, ''), '.', 1)) = ANY($3::text[]) "
     "AND queued_by IS DISTINCT FROM $1 AND " TASKHOST_UNHELD
     " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) "
-    "UPDATE jobs SET queued_by = $1 FROM picked WHERE jobs.id = picked.id RETURNING " JOB_READ_COLS_OF_JOBS;
+    "UPDATE jobs SET queued_by = $1 FROM picked WHERE jobs.id = picked.id RETURNING " JOB_READ_COLS_OF_JOBS};
 #undef TASKHOST_UNHELD
 // The host holding it drops it; those waiting on it wake.
 constexpr char kCancelPending[] =
@@ -95,7 +96,7 @@ constexpr char kRelease[] =
 constexpr char kAskCancel[] =
     "WITH c AS (UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, $2) WHERE id = $1 "
     "AND status = 'running' RETURNING id) SELECT pg_notify('taskhost', 'c:' || $1)";
-constexpr char kNotify[] = "SELECT pg_notify('taskhost', p) FROM unnest($1::text[]) AS p";
+constexpr Statement kNotify{"SELECT pg_notify('taskhost', p) FROM unnest($1::text[]) AS p"};
 // Under PostgreSQL's 8000-byte payload limit.
 constexpr size_t kNotifyPayloadMax = 7000;
 constexpr char kFailJob[] =
