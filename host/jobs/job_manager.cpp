@@ -584,6 +584,7 @@ Result<JobManager::Executed> JobManager::execute_elsewhere(std::string_view task
     r.submitted_at = now_us();
     r.timeout_s = timeout_s > 0 ? timeout_s : std::max(0.0, task->default_timeout_s);
     r.plugin_version = task->plugin_version;
+    r.retry_safe = task->retry_safe;
     try {
         store_.offer_job(r);
     } catch (const std::exception &e) {
@@ -680,6 +681,7 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
     r.params_json = std::move(params_json);
     r.submitted_at = now_us();
     r.timeout_s = timeout_s > 0 ? timeout_s : std::max(0.0, task->desc->default_timeout_s);
+    r.retry_safe = (task->desc->flags & TH_TASK_RETRY_SAFE) != 0;
     if (store_.shared()) r.plugin_version = task->plugin->version;  // only a fleet's store keeps it
     job->task = registry::TaskLease(std::move(task));
     job->stats = &stats;

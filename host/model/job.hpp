@@ -32,6 +32,9 @@ struct Job {
     std::string progress_message;
     double timeout_s = 0;  // 0 = none
     int attempts = 0;      // times its task was started (each committed before it ran)
+    // Its task is retry-safe (TH_TASK_RETRY_SAFE): if its host is lost while
+    // it runs, it is queued again, up to kMaxHostLossAttempts starts.
+    bool retry_safe = false;
     // In a fleet (PostgreSQL; empty on SQLite and for jobs stored before):
     // the version of its task's plugin it was accepted for, the one that
     // ran it, and the host that ran it. It runs only where that plugin's
@@ -40,6 +43,9 @@ struct Job {
     std::string ran_version;
     std::string run_by;
 };
+
+// Starts of a retry-safe job that a lost host may cost before it fails.
+inline constexpr int kMaxHostLossAttempts = 3;
 
 // The major part of a plugin version: what comes before the first dot
 // ("2.1.0" -> "2"). Jobs may run on any version with the same major.

@@ -81,6 +81,7 @@ th_task_desc copy_task(const th_task_desc *t) {
     out.default_timeout_s = t->default_timeout_s;
     out.invoke = t->invoke;
     if (TH_DESC_HAS(t, th_task_desc, validate)) out.validate = t->validate;
+    if (TH_DESC_HAS(t, th_task_desc, flags)) out.flags = t->flags & TH_TASK_RETRY_SAFE;  // the flags this host knows
     return out;
 }
 
@@ -315,6 +316,10 @@ struct DescriptorBuilder {
                 !text_member(task, "params_schema_json", where, t.params_schema_json) ||
                 !bool_member(task, "has_validate", where, validate))
                 return false;
+            uint64_t flags = 0;
+            if (task.contains("flags") && !unsigned_member(task, "flags", where, TH_TASK_RETRY_SAFE, flags))
+                return false;
+            t.flags = static_cast<uint32_t>(flags);
             const json *timeout = member(task, "default_timeout_s", where);
             if (timeout == nullptr) return false;
             // Not finite: written as null (JSON has no such number); either way no timeout.
@@ -451,7 +456,8 @@ struct DescriptorBuilder {
                  {"params", std::move(params)},
                  {"params_schema_json", text(t.params_schema_json)},
                  {"default_timeout_s", std::isfinite(t.default_timeout_s) ? json(t.default_timeout_s) : json(nullptr)},
-                 {"has_validate", d.has_validate(i)}});
+                 {"has_validate", d.has_validate(i)},
+                 {"flags", t.flags}});
         }
         const json doc = {{"name", text(p.name)},
                           {"version", text(p.version)},

@@ -153,6 +153,27 @@ TEST_CASE("kill -9 right after 202s: every acknowledged job is there after resta
     CHECK(get_json(cli2, "/api/v1/jobs").size() == 20);
 }
 
+TEST_CASE("kill -9 while a retry-safe job runs: it runs again after the restart, the other fails") {
+    Service svc(
+        ServiceOptions().flags({"--max-concurrency", "2"}).with_plugin(fixture_plugin("fleet.so")).with_file_db());
+    const std::string safe = submit(svc.cli(), "sleep_safe", {{"seconds", 30}});
+    const std::string plain = submit(svc.cli(), "slow_task", {{"seconds", 30}});
+    const std::string first_start = wait_status(svc.cli(), safe, "running")["started_at"].get<std::string>();
+    wait_status(svc.cli(), plain, "running");
+    CHECK(get_json(svc.cli(), "/api/v1/tasks/sleep_safe")["retry_safe"] == true);
+    CHECK(get_json(svc.cli(), "/api/v1/tasks/slow_task")["retry_safe"] == false);
+
+    svc.crash_and_restart({});
+    json again = wait_status(svc.cli(), safe, "running");
+    CHECK(again["started_at"].get<std::string>() > first_start);  // started anew
+    CHECK(again["error"].is_null());
+    json failed = get_job(svc.cli(), plain);
+    CHECK(failed["status"] == "failed");
+    CHECK_CONTAINS(failed["error"].get<std::string>(), "host stopped");
+    CHECK_STATUS(svc.cli().Post("/api/v1/jobs/" + safe + "/$cancel"), 202);
+    CHECK(wait_job(svc.cli(), safe)["status"] == "canceled");
+}
+
 TEST_CASE("SIGTERM with queued jobs: they run after the restart") {
     Service svc(ServiceOptions().flags({"--max-concurrency", "1"}).with_file_db());
     auto &cli = svc.cli();

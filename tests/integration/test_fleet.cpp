@@ -169,12 +169,16 @@ TEST_CASE("fleet: ?wait, $stream, $cancel and DELETE on one host act on a job an
     }
 }
 
-TEST_CASE("fleet: kill -9 of a host: its running job fails after the lease, its queued jobs run on another") {
+TEST_CASE("fleet: kill -9 of a host: its running job fails after the lease (a retry-safe one runs again), its "
+          "queued jobs run on another") {
     PgSchema schema;
-    Service a(fleet_host(schema, "host-a", {"demo.so"}, {"--lease-s", "1", "--max-concurrency", "1"}));
-    Service b(fleet_host(schema, "host-b", {"demo.so"}, {"--lease-s", "1"}));
+    Service a(fleet_host(schema, "host-a", {"demo.so"}, {"--lease-s", "1", "--max-concurrency", "2"})
+                  .with_plugin(fixture_plugin("fleet.so")));
+    Service b(fleet_host(schema, "host-b", {"demo.so"}, {"--lease-s", "1"}).with_plugin(fixture_plugin("fleet.so")));
     const std::string running = submit(a.cli(), "slow_task", {{"seconds", 60}});
+    const std::string safe = submit(a.cli(), "sleep_safe", {{"seconds", 5}});
     wait_status(a.cli(), running, "running");
+    wait_status(a.cli(), safe, "running");
     std::vector<std::string> queued;
     for (int i = 0; i < 8; ++i) queued.push_back(submit(a.cli(), "slow_task", {{"seconds", 0.05}}));
     CHECK(get_job(b.cli(), queued.back())["status"] == "pending");  // host-a is alive: host-b leaves them
@@ -193,6 +197,10 @@ TEST_CASE("fleet: kill -9 of a host: its running job fails after the lease, its 
     json lost = wait_job(b.cli(), running, 20);
     CHECK(lost["status"] == "failed");
     CHECK(contains(lost["error"].get<std::string>(), "host host-a was lost while running this job"));
+    json again = wait_job(b.cli(), safe, 30);
+    CHECK(again["status"] == "completed");
+    CHECK(again["run_by"] == "host-b");
+    CHECK(job_column(schema, safe, "attempts") == "2");
     for (const auto &id : queued) {
         CAPTURE(id);
         CHECK(wait_job(b.cli(), id, 20)["status"] == "completed");

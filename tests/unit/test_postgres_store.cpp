@@ -677,3 +677,28 @@ TEST_CASE("store (postgres): hosts describe their tasks; a job offered for any h
     CHECK(claimed[0].id == j.id);
     b.listen({});
 }
+
+TEST_CASE("store (postgres): a retry-safe job of a lost host is queued again for any host, not failed") {
+    Schema schema;
+    auto a = std::make_unique<PostgresStore>(host_options(schema.url, "host-a", 1));
+    PostgresStore b(host_options(schema.url, "host-b", 1));
+    Job safe = make_job();
+    safe.retry_safe = true;
+    Job plain = make_job();
+    for (const Job *j : {&safe, &plain}) {
+        a->insert_job(*j);
+        REQUIRE(a->start_job(j->id, now_us()));
+    }
+    a.reset();  // host-a is gone without ending them
+    REQUIRE(within(std::chrono::seconds(10), [&] { return b.get_job(plain.id)->status == JobStatus::failed; }));
+    auto again = b.get_job(safe.id);
+    CHECK(again->status == JobStatus::pending);
+    CHECK(again->run_by.empty());
+    CHECK_FALSE(again->error);
+    auto claimed = b.claim_pending({{"add", ""}}, 10);
+    REQUIRE(claimed.size() == 1);
+    CHECK(claimed[0].id == safe.id);
+    REQUIRE(b.start_job(safe.id, now_us()));
+    CHECK(b.get_job(safe.id)->attempts == 2);
+    CHECK(b.get_job(safe.id)->run_by == "host-b");
+}

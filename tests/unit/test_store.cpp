@@ -569,6 +569,55 @@ TEST_CASE("store: recover fails running jobs and returns pending ones oldest fir
     CHECK(store.count_jobs(JobStatus::running) == 0);
 }
 
+TEST_CASE("store: recover queues a retry-safe running job again, until its starts run out") {
+    StoreUnderTest owned;
+    Store &store = *owned;
+    // Started, then queued again by each restart, until its starts are spent.
+    Job spent = make_job("t");
+    spent.retry_safe = true;
+    store.insert_job(spent);
+    REQUIRE(store.start_job(spent.id, now_us()));
+    for (int i = 1; i < model::kMaxHostLossAttempts; ++i) {
+        store.recover("restarted", now_us());
+        if (store.shared()) REQUIRE(store.claim_pending({{"t", ""}}, 10).size() == 1);
+        REQUIRE(store.start_job(spent.id, now_us()));
+    }
+    REQUIRE(store.get_job(spent.id)->attempts == model::kMaxHostLossAttempts);
+    Job safe = make_job("t");
+    safe.retry_safe = true;
+    Job plain = make_job("t");
+    for (const Job *j : {&safe, &plain}) {
+        store.insert_job(*j);
+        REQUIRE(store.start_job(j->id, now_us()));
+    }
+
+    auto pending = store.recover("restarted", now_us());
+    auto again = store.get_job(safe.id);
+    REQUIRE(again);
+    CHECK(again->status == JobStatus::pending);
+    CHECK(again->retry_safe);
+    CHECK(again->started_at == 0);
+    CHECK_FALSE(again->error);
+    // Run again: here after a restart (SQLite), or by any host that has its
+    // task (PostgreSQL: no host holds it).
+    if (store.shared()) {
+        CHECK(pending.empty());
+        auto claimed = store.claim_pending({{"t", ""}}, 10);
+        REQUIRE(claimed.size() == 1);
+        CHECK(claimed[0].id == safe.id);
+    } else {
+        REQUIRE(pending.size() == 1);
+        CHECK(pending[0].id == safe.id);
+    }
+    CHECK(store.start_job(safe.id, now_us()));
+    CHECK(store.get_job(safe.id)->attempts == 2);
+    for (const Job *j : {&spent, &plain}) {
+        auto failed = store.get_job(j->id);
+        CHECK(failed->status == JobStatus::failed);
+        CHECK(failed->error == "restarted");
+    }
+}
+
 TEST_CASE("store: artifact create, level, validation, upsert") {
     StoreUnderTest owned;
     Store &store = *owned;
@@ -804,7 +853,7 @@ TEST_CASE("store (sqlite): file database persists across Store instances") {
 
         // Schema version, WAL and foreign keys are in place.
         auto conn = store.task_connection();
-        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 3);
+        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 4);
         CHECK(json::parse(conn->query("PRAGMA journal_mode", ""))[0]["journal_mode"] == "wal");
         CHECK(json::parse(conn->query("PRAGMA foreign_keys", ""))[0]["foreign_keys"] == 1);
         auto pending = store.recover("restarted", now_us());
@@ -852,7 +901,7 @@ TEST_CASE("store (sqlite): a version-1 database is migrated with every job and a
     o.path = path;
     SqliteStore store(o);
     auto conn = store.task_connection();
-    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 3);
+    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 4);
 
     auto jobs = store.list_jobs(std::nullopt, Store::no_limit, 0);
     REQUIRE(jobs.size() == 3);

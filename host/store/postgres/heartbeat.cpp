@@ -3,6 +3,7 @@
 #include <chrono>
 #include <utility>
 
+#include "model/job.hpp"
 #include "store/postgres/schema.hpp"
 #include "util/clock.hpp"
 #include "util/thread_name.hpp"
@@ -23,11 +24,19 @@ constexpr char kRenew[] =
     "WITH r AS (UPDATE jobs SET lease_until = " TASKHOST_PG_NOW_US " + $2 WHERE run_by = $1 AND status = 'running' "
     "RETURNING id, cancel_requested_at) SELECT id FROM r WHERE cancel_requested_at IS NOT NULL";
 // Each job failed is told to the fleet (Listener), for those waiting on it.
+// A retry-safe one with starts left ($1) is queued again for any host
+// instead, and the fleet told there is work.
 constexpr char kReap[] =
-    "WITH lost AS (UPDATE jobs SET status = 'failed', finished_at = " TASKHOST_PG_NOW_US ", lease_until = NULL, "
-    "error = 'host ' || run_by || ' was lost while running this job' "
-    "WHERE status = 'running' AND lease_until < " TASKHOST_PG_NOW_US " RETURNING id) "
-    "SELECT pg_notify('taskhost', 'j:' || id) FROM lost";
+    "WITH lost AS (UPDATE jobs SET "
+    "status = CASE WHEN retry_safe AND attempts < $1 THEN 'pending' ELSE 'failed' END, "
+    "finished_at = CASE WHEN retry_safe AND attempts < $1 THEN NULL ELSE " TASKHOST_PG_NOW_US " END, "
+    "error = CASE WHEN retry_safe AND attempts < $1 THEN NULL "
+    "ELSE 'host ' || run_by || ' was lost while running this job' END, "
+    "started_at = CASE WHEN retry_safe AND attempts < $1 THEN NULL ELSE started_at END, "
+    "run_by = CASE WHEN retry_safe AND attempts < $1 THEN NULL ELSE run_by END, "
+    "queued_by = CASE WHEN retry_safe AND attempts < $1 THEN NULL ELSE queued_by END, lease_until = NULL "
+    "WHERE status = 'running' AND lease_until < " TASKHOST_PG_NOW_US " RETURNING id, status) "
+    "SELECT pg_notify('taskhost', CASE WHEN status = 'pending' THEN 'w:' ELSE 'j:' || id END) FROM lost";
 
 }  // namespace
 
@@ -91,8 +100,11 @@ void Heartbeat::beat() {
         for (int i = 0; i < cancel.size(); ++i) cancels.push_back(cancel.text(i, 0));
         const auto now = std::chrono::steady_clock::now();
         if (!beating_since_) beating_since_ = now;
-        if (now - *beating_since_ >= std::chrono::microseconds(lease_.lease_us))
-            reaped_.fetch_add(static_cast<uint64_t>(conn_->run(kReap).size()));
+        if (now - *beating_since_ >= std::chrono::microseconds(lease_.lease_us)) {
+            Params reap;
+            reap.add(int64_t{model::kMaxHostLossAttempts});
+            reaped_.fetch_add(static_cast<uint64_t>(conn_->run(kReap, reap).size()));
+        }
         beats_.fetch_add(1);
         if (failing_) report_("heartbeat: the database answers again");
         failing_ = false;

@@ -15,13 +15,13 @@ namespace {
 
 #define JOB_COLS                                                                                     \
     "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
-    "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version"
+    "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version, retry_safe"
 // What a read returns: the job's columns and the host that ran it.
 #define JOB_READ_COLS JOB_COLS ", run_by"
 // The same, where another table in the statement has an id too.
 #define JOB_READ_COLS_OF_JOBS                                                                             \
     "jobs.id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
-    "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version, run_by"
+    "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version, retry_safe, run_by"
 
 // A duplicate id inserts nothing instead of failing: a failed statement
 // would abort the whole batch's transaction.
@@ -30,8 +30,8 @@ namespace {
 constexpr Statement kInsertJob{
     "INSERT INTO jobs (" JOB_COLS
     ", run_by, queued_by, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, $12, $13, $14, $15, $16, $17, $18, CASE WHEN $4 = 'running' THEN " TASKHOST_PG_NOW_US
-    " + $19::bigint END) ON CONFLICT DO NOTHING"};
+    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, CASE WHEN $4 = 'running' THEN " TASKHOST_PG_NOW_US
+    " + $20::bigint END) ON CONFLICT DO NOTHING"};
 // Only a pending job starts: a cancel or delete that came first must stick,
 // and of two hosts that try, one does. The job then holds a lease.
 constexpr Statement kStartJob{
@@ -58,6 +58,12 @@ constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = 
 // and those stored before hosts were recorded. Those of other hosts whose
 // lease ran out are the heartbeat's (which waits until live hosts renewed
 // theirs after an outage).
+// Before kFailRunning: the retry-safe ones with starts left ($2) run
+// again, on any host that has their task.
+constexpr char kRequeueRunning[] =
+    "WITH r AS (UPDATE jobs SET status = 'pending', started_at = NULL, lease_until = NULL, run_by = NULL, "
+    "queued_by = NULL WHERE status = 'running' AND retry_safe AND attempts < $2 AND (run_by = $1 OR run_by IS NULL) "
+    "RETURNING id) SELECT pg_notify('taskhost', 'w:') FROM (SELECT count(*) FROM r) AS n";
 constexpr char kFailRunning[] =
     "UPDATE jobs SET status = 'failed', finished_at = $2, lease_until = NULL, error = $1 "
     "WHERE status = 'running' AND (run_by = $3 OR run_by IS NULL)";
@@ -125,7 +131,8 @@ Job read_job(const Rows &r, int i) {
     j.attempts = static_cast<int>(r.i64(i, 13));
     j.plugin_version = r.text(i, 14);  // NULL reads as ""
     j.ran_version = r.text(i, 15);
-    j.run_by = r.text(i, 16);
+    j.retry_safe = r.text(i, 16) == "t";
+    j.run_by = r.text(i, 17);
     return j;
 }
 
@@ -160,6 +167,7 @@ void insert_job_row(Connection &w, const Job &j, const HostLease &lease, bool fo
     p.add(static_cast<int64_t>(j.attempts));
     p.add(j.plugin_version.empty() ? std::optional<std::string>() : j.plugin_version);
     p.add(j.ran_version.empty() ? std::optional<std::string>() : j.ran_version);
+    p.add(std::string_view(j.retry_safe ? "true" : "false"));
     if (ran_here) p.add(std::string_view(lease.host_id));  // run_by
     else p.add_null();
     if (for_any_host) p.add_null();  // queued_by
@@ -228,6 +236,9 @@ bool delete_job(Connection &w, const std::string &id) {
 }
 
 std::vector<Job> recover(Connection &w, const std::string &running_error, int64_t now, const HostLease &lease) {
+    Params again;
+    again.add(std::string_view(lease.host_id)).add(int64_t{model::kMaxHostLossAttempts});
+    w.run(kRequeueRunning, again);
     Params p;
     p.add(std::string_view(running_error)).add(now).add(std::string_view(lease.host_id));
     w.run(kFailRunning, p);

@@ -94,6 +94,11 @@ const char *const kMigrations[] = {
     R"sql(
     ALTER TABLE hosts ADD COLUMN tasks jsonb NOT NULL DEFAULT '[]';
     )sql",
+    // 6: a job of a retry-safe task whose host is lost while it runs is
+    // queued again (up to 3 starts) instead of failed.
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN retry_safe boolean NOT NULL DEFAULT false;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -14,10 +14,10 @@ namespace {
 // Statements are cached per connection, keyed by these pointers.
 #define JOB_COLS                                                                                     \
     "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
-    "artifact_id, progress, progress_message, timeout_s, attempts"
+    "artifact_id, progress, progress_message, timeout_s, attempts, retry_safe"
 
 constexpr char kInsertJob[] =
-    "INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+    "INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 // Only a pending job starts: a cancel or delete that came first must stick.
 constexpr char kStartJob[] =
     "UPDATE jobs SET status = 'running', started_at = ?2, attempts = attempts + 1 WHERE id = ?1 AND status = "
@@ -34,6 +34,10 @@ constexpr char kListJobsByStatus[] =
     "SELECT " JOB_COLS " FROM jobs WHERE status = ?3 ORDER BY id DESC LIMIT ?1 OFFSET ?2";
 constexpr char kCountJobs[] = "SELECT count(*) FROM jobs";
 constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = ?1";
+// Before kFailRunning: the retry-safe ones with starts left run again.
+constexpr char kRequeueRunning[] =
+    "UPDATE jobs SET status = 'pending', started_at = NULL WHERE status = 'running' AND retry_safe <> 0 "
+    "AND attempts < ?1";
 constexpr char kFailRunning[] =
     "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'";
 constexpr char kPendingOldestFirst[] = "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' ORDER BY id";
@@ -59,6 +63,7 @@ Job read_job(const Stmt &s) {
     j.progress_message = s.text(11);
     j.timeout_s = s.is_null(12) ? 0 : s.f64(12);
     j.attempts = static_cast<int>(s.i64(13));
+    j.retry_safe = s.i64(14) != 0;
     return j;
 }
 
@@ -78,6 +83,7 @@ void insert_job_row(Connection &w, const Job &j) {
     if (j.timeout_s > 0) s.bind(13, j.timeout_s);
     else s.bind_null(13);
     s.bind(14, static_cast<int64_t>(j.attempts));
+    s.bind(15, int64_t{j.retry_safe ? 1 : 0});
     s.run();
 }
 
@@ -130,6 +136,7 @@ bool delete_job(Connection &w, const std::string &id) {
 std::vector<Job> recover(Connection &w, const std::string &running_error, int64_t now) {
     std::vector<Job> pending;
     in_savepoint(w, [&] {
+        Stmt(w, kRequeueRunning).bind(1, int64_t{model::kMaxHostLossAttempts}).run();
         Stmt(w, kFailRunning).bind(1, std::string_view(running_error)).bind(2, now).run();
         Stmt s(w, kPendingOldestFirst);
         while (s.step()) pending.push_back(read_job(s));

@@ -103,6 +103,11 @@ const char *const kMigrations[] = {
         quarantined_at  INTEGER
     ) WITHOUT ROWID;
     )sql",
+    // 4: a job of a retry-safe task is queued again when its host stopped
+    // while it ran (kill -9, power loss) instead of failed.
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN retry_safe INTEGER NOT NULL DEFAULT 0;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -45,7 +45,7 @@ extern "C" {
 
 #define TH_ABI_MAGIC 0x54534B48u /* "TSKH" */
 #define TH_ABI_MAJOR 1u
-#define TH_ABI_MINOR 1u
+#define TH_ABI_MINOR 2u
 
 #define TH_PLUGIN_ENTRY_NAME "taskhost_plugin_v1"
 
@@ -180,6 +180,12 @@ enum th_param_flags {
     TH_PARAM_INJECTED = 1u << 1  /* provided by the host, never by the caller */
 };
 
+enum th_task_flags {
+    /* Running a job of it twice does no harm: a job whose host was lost
+       while it ran is queued again (up to 3 attempts) instead of failed. */
+    TH_TASK_RETRY_SAFE = 1u << 0
+};
+
 typedef struct th_param_desc {
     uint32_t struct_size;
     uint32_t flags; /* th_param_flags */
@@ -218,6 +224,9 @@ typedef struct th_task_desc {
     th_status (*invoke)(const th_host_api *host, th_call *call, const char *params_json, size_t params_len);
     /* ---- optional: read only when struct_size covers them ---- */
     th_status (*validate)(const char *params_json, size_t params_len, th_sink *err);
+    /* ABI 1.2 */
+    uint32_t flags; /* th_task_flags */
+    uint32_t reserved2;
 } th_task_desc;
 
 typedef struct th_plugin_desc {

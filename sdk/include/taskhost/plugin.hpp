@@ -150,6 +150,8 @@ private:
         d.default_timeout_s = m.timeout_s;
         d.invoke = &invoke_thunk<I>;
         d.validate = &validate_thunk<I>;
+        d.flags = m.retry_safe ? static_cast<std::uint32_t>(TH_TASK_RETRY_SAFE) : 0u;
+        d.reserved2 = 0;
     }
 
     template <std::size_t I>

@@ -212,6 +212,7 @@ struct TaskMeta {
     std::vector<ParamMeta> params;
     std::string params_schema_json;
     double timeout_s = 0;
+    bool retry_safe = false;
 };
 
 inline void add_problem(std::string &all, const std::string &one) {
@@ -309,6 +310,13 @@ public:
         timeout_s_ = seconds;
         return *this;
     }
+    // Running a job twice does no harm (it is idempotent): a job whose host
+    // was lost while it ran (a crash, kill -9, a fleet host gone) is queued
+    // again, up to 3 attempts in all, instead of failed.
+    Task &retry_safe(bool yes = true) {
+        retry_safe_ = yes;
+        return *this;
+    }
     // Names the next caller parameter; required unless it is std::optional.
     Task &param(std::string name) {
         names_.push_back(std::move(name));
@@ -370,6 +378,7 @@ public:
         meta.doc = doc_;
         meta.tags = tags_;
         meta.timeout_s = timeout_s_;
+        meta.retry_safe = retry_safe_;
         meta.params.reserve(L::arity);
         describe_params(meta.params, std::make_index_sequence<L::arity>{});
 
@@ -605,6 +614,7 @@ private:
     std::optional<std::string> doc_;
     std::vector<std::string> tags_;
     double timeout_s_ = 0;
+    bool retry_safe_ = false;
     std::vector<std::string> names_;             // caller parameters, in order
     std::vector<std::optional<json>> defaults_;  // parallel to names_
     std::vector<std::string> injected_names_;    // per argument; "" for caller ones
