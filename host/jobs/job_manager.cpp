@@ -498,7 +498,13 @@ bool JobManager::claim(bool more) {
     auto claimed = store_.claim_pending(runnable, limit);
     const bool full = limit > 0 && claimed.size() == limit;
     if (!claimed.empty()) spdlog::info("claimed {} job(s) no live host held", claimed.size());
-    for (auto &record : claimed) queue_stored(std::move(record), *snapshot);
+    for (auto &record : claimed) {
+        // Still running here: this host was cut off from the database past
+        // its lease, and its retry-safe job was queued again for any host.
+        // It goes on here, and its end is written as usual.
+        if (active(record.id)) continue;
+        queue_stored(std::move(record), *snapshot);
+    }
     return full;
 }
 

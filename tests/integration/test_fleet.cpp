@@ -176,7 +176,7 @@ TEST_CASE("fleet: kill -9 of a host: its running job fails after the lease (a re
                   .with_plugin(fixture_plugin("fleet.so")));
     Service b(fleet_host(schema, "host-b", {"demo.so"}, {"--lease-s", "1"}).with_plugin(fixture_plugin("fleet.so")));
     const std::string running = submit(a.cli(), "slow_task", {{"seconds", 60}});
-    const std::string safe = submit(a.cli(), "sleep_safe", {{"seconds", 5}});
+    const std::string safe = submit(a.cli(), "sleep_safe", {{"seconds", 10}});
     wait_status(a.cli(), running, "running");
     wait_status(a.cli(), safe, "running");
     std::vector<std::string> queued;
@@ -193,11 +193,12 @@ TEST_CASE("fleet: kill -9 of a host: its running job fails after the lease (a re
             if (res && res->status == 200) done_under_load.fetch_add(1);
         }
     });
+    REQUIRE(get_job(a.cli(), safe)["status"] == "running");  // else this test says nothing of it
     a.kill9();
     json lost = wait_job(b.cli(), running, 20);
     CHECK(lost["status"] == "failed");
     CHECK(contains(lost["error"].get<std::string>(), "host host-a was lost while running this job"));
-    json again = wait_job(b.cli(), safe, 30);
+    json again = wait_job(b.cli(), safe, 60);
     CHECK(again["status"] == "completed");
     CHECK(again["run_by"] == "host-b");
     CHECK(job_column(schema, safe, "attempts") == "2");

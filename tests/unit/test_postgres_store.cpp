@@ -87,10 +87,21 @@ TEST_CASE("store (postgres): a statement of the job path is prepared once per se
         CHECK(conn.run(kAddOne, p).i64(0, 0) == i + 1);
     }
     CHECK(prepared() == 1);
-    // A failed statement leaves it usable; a new session prepares it again.
+    // A failed statement leaves it usable, in a transaction too; a new
+    // session prepares it again.
     store::postgres::Params bad;
     bad.add(std::string_view("one"));
     CHECK_THROWS_AS(conn.run(kAddOne, bad), StoreError);
+    store::postgres::Params two;
+    two.add(int64_t{2});
+    CHECK(conn.run(kAddOne, two).i64(0, 0) == 3);
+    static constexpr store::postgres::Statement kAddTwo{"SELECT $1::int + 2"};
+    conn.exec("BEGIN");
+    CHECK_THROWS_AS(conn.run(kAddOne, bad), StoreError);
+    CHECK_THROWS_AS(conn.run(kAddTwo, two), StoreError);  // the transaction is aborted: not prepared
+    conn.exec("ROLLBACK");
+    CHECK(conn.run(kAddTwo, two).i64(0, 0) == 4);
+    CHECK(prepared() == 2);
     REQUIRE(conn.reset());
     CHECK(prepared() == 0);
     store::postgres::Params p;

@@ -24,19 +24,22 @@ constexpr char kRenew[] =
     "WITH r AS (UPDATE jobs SET lease_until = " TASKHOST_PG_NOW_US " + $2 WHERE run_by = $1 AND status = 'running' "
     "RETURNING id, cancel_requested_at) SELECT id FROM r WHERE cancel_requested_at IS NOT NULL";
 // Each job failed is told to the fleet (Listener), for those waiting on it.
-// A retry-safe one with starts left ($1) is queued again for any host
-// instead, and the fleet told there is work.
+// A retry-safe one with starts left ($1), and no cancel asked of it, is
+// queued again for any host instead, and the fleet told there is work.
+#define TASKHOST_AGAIN "CASE WHEN retry_safe AND attempts < $1 AND cancel_requested_at IS NULL "
 constexpr char kReap[] =
-    "WITH lost AS (UPDATE jobs SET "
-    "status = CASE WHEN retry_safe AND attempts < $1 THEN 'pending' ELSE 'failed' END, "
-    "finished_at = CASE WHEN retry_safe AND attempts < $1 THEN NULL ELSE " TASKHOST_PG_NOW_US " END, "
-    "error = CASE WHEN retry_safe AND attempts < $1 THEN NULL "
-    "ELSE 'host ' || run_by || ' was lost while running this job' END, "
-    "started_at = CASE WHEN retry_safe AND attempts < $1 THEN NULL ELSE started_at END, "
-    "run_by = CASE WHEN retry_safe AND attempts < $1 THEN NULL ELSE run_by END, "
-    "queued_by = CASE WHEN retry_safe AND attempts < $1 THEN NULL ELSE queued_by END, lease_until = NULL "
+    "WITH lost AS (UPDATE jobs SET status = " TASKHOST_AGAIN "THEN 'pending' ELSE 'failed' END, "
+    "finished_at = " TASKHOST_AGAIN "THEN NULL ELSE " TASKHOST_PG_NOW_US " END, "
+    "error = " TASKHOST_AGAIN "THEN NULL ELSE 'host ' || run_by || ' was lost while running this job' END, "
+    "started_at = " TASKHOST_AGAIN "THEN NULL ELSE started_at END, "
+    "run_by = " TASKHOST_AGAIN "THEN NULL ELSE run_by END, "
+    "queued_by = " TASKHOST_AGAIN "THEN NULL ELSE queued_by END, "
+    "progress = " TASKHOST_AGAIN "THEN NULL ELSE progress END, "
+    "progress_message = " TASKHOST_AGAIN "THEN '' ELSE progress_message END, lease_until = NULL "
     "WHERE status = 'running' AND lease_until < " TASKHOST_PG_NOW_US " RETURNING id, status) "
-    "SELECT pg_notify('taskhost', CASE WHEN status = 'pending' THEN 'w:' ELSE 'j:' || id END) FROM lost";
+    "SELECT pg_notify('taskhost', p) FROM (SELECT 'j:' || id AS p FROM lost "
+    "UNION ALL SELECT 'w:' FROM lost WHERE status = 'pending') AS notices";
+#undef TASKHOST_AGAIN
 
 }  // namespace
 

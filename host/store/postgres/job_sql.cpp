@@ -62,7 +62,8 @@ constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = 
 // again, on any host that has their task.
 constexpr char kRequeueRunning[] =
     "WITH r AS (UPDATE jobs SET status = 'pending', started_at = NULL, lease_until = NULL, run_by = NULL, "
-    "queued_by = NULL WHERE status = 'running' AND retry_safe AND attempts < $2 AND (run_by = $1 OR run_by IS NULL) "
+    "queued_by = NULL, progress = NULL, progress_message = '' WHERE status = 'running' AND retry_safe "
+    "AND attempts < $2 AND cancel_requested_at IS NULL AND (run_by = $1 OR run_by IS NULL) "
     "RETURNING id) SELECT pg_notify('taskhost', 'w:') FROM (SELECT count(*) FROM r) AS n";
 constexpr char kFailRunning[] =
     "UPDATE jobs SET status = 'failed', finished_at = $2, lease_until = NULL, error = $1 "

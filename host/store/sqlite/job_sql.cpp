@@ -36,8 +36,8 @@ constexpr char kCountJobs[] = "SELECT count(*) FROM jobs";
 constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = ?1";
 // Before kFailRunning: the retry-safe ones with starts left run again.
 constexpr char kRequeueRunning[] =
-    "UPDATE jobs SET status = 'pending', started_at = NULL WHERE status = 'running' AND retry_safe <> 0 "
-    "AND attempts < ?1";
+    "UPDATE jobs SET status = 'pending', started_at = NULL, progress = NULL, progress_message = '' "
+    "WHERE status = 'running' AND retry_safe <> 0 AND attempts < ?1";
 constexpr char kFailRunning[] =
     "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'";
 constexpr char kPendingOldestFirst[] = "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' ORDER BY id";
