@@ -162,7 +162,7 @@ void Api::stream_job(const httplib::Request &req, httplib::Response &res, std::s
     // Each call blocks until the job changes (no polling), then sends one
     // event; a comment line every 15 s keeps idle proxies from closing it.
     res.set_chunked_content_provider(
-        "text/event-stream; charset=utf-8", [this, &jobs, id, state, slot, hangup](size_t, httplib::DataSink &sink) {
+        kEventStream, [this, &jobs, id, state, slot, hangup](size_t, httplib::DataSink &sink) {
             std::optional<jobs::JobView> view;
             if (!state->started) view = jobs.get(id);
             else view = jobs.wait_change(id, state->version, Clock::now() + std::chrono::seconds(15), hangup);

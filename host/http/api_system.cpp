@@ -145,7 +145,7 @@ void Api::health_stream(const httplib::Request &req, httplib::Response &res) {
     std::stop_token hangup = client_hangup();
     // One event now, then one per interval, until the client goes away or
     // the host stops (as the original, it never ends by itself).
-    res.set_chunked_content_provider("text/event-stream; charset=utf-8",
+    res.set_chunked_content_provider(kEventStream,
                                      [this, period, next, slot, hangup](size_t, httplib::DataSink &sink) {
                                          if (*next && !wait_for_next_event(**next, hangup)) {
                                              sink.done();

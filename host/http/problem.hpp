@@ -26,5 +26,10 @@ void json_response(httplib::Response &res, int status, std::string body);
 // The headers of a Server-Sent Events answer, as the original sends them:
 // no caching, no proxy buffering, and the connection kept open.
 void sse_headers(const httplib::Request &req, httplib::Response &res);
+// Their content type. Without the original's "; charset=utf-8" (SSE is
+// UTF-8 by definition): cpp-httplib compresses every other text/ type for a
+// client that accepts gzip or br, as every browser does, and its compressor
+// holds the events back until the stream ends.
+inline constexpr char kEventStream[] = "text/event-stream";
 
 }  // namespace taskhost::http

@@ -15,7 +15,7 @@ TEST_CASE("$stream on a finished job: headers, one event, completed with artifac
     std::string id = done.job["id"];
     SseResult sse = read_sse(cli, "/api/v1/jobs/" + id + "/$stream");
     CHECK(sse.status == 200);
-    CHECK(sse.content_type == "text/event-stream; charset=utf-8");
+    CHECK(sse.content_type == "text/event-stream");
     CHECK(sse.cache_control == "no-cache");
     CHECK(sse.connection == "keep-alive");
     auto events = sse_events(sse);
@@ -27,6 +27,31 @@ TEST_CASE("$stream on a finished job: headers, one event, completed with artifac
     CHECK(is_ulid(last["artifact_id"]));
     // Events are separated by a blank line.
     CHECK_CONTAINS(sse.raw, "\n\n");
+}
+
+TEST_CASE("streams are not compressed: a browser's Accept-Encoding does not hold events back") {
+    Service svc(ServiceOptions::examples({"demo.so"}));
+    auto &cli = svc.cli();
+    const httplib::Headers browser{{"Accept-Encoding", "gzip, deflate, br"}};
+    // Compressed, the first event would only arrive when the job ends.
+    std::string id = submit(cli, "slow_task", {{"seconds", 60}});
+    const auto started = std::chrono::steady_clock::now();
+    SseResult sse = read_sse(cli, "/api/v1/jobs/" + id + "/$stream", 1, browser);
+    CHECK(std::chrono::steady_clock::now() - started < 20s);
+    CHECK(sse.content_encoding.empty());
+    CHECK(sse.content_type == "text/event-stream");
+    auto events = sse_events(sse);
+    REQUIRE(events.size() == 1);
+    CHECK(events[0]["id"] == id);
+    CHECK(events[0]["status"] != "completed");
+    SseResult health = read_sse(cli, "/health/$stream?poll_interval=30", 1, browser);
+    CHECK(health.content_encoding.empty());
+    REQUIRE(sse_events(health).size() == 1);
+    // JSON answers are still compressed for such a client.
+    auto list = cli.Get("/api/v1/tasks", browser);
+    REQUIRE_STATUS(list, 200);
+    CHECK_FALSE(list->get_header_value("Content-Encoding").empty());
+    REQUIRE(cli.Post("/api/v1/jobs/" + id + "/$cancel"));
 }
 
 TEST_CASE("$stream on a running job: several events, the last completed") {

@@ -193,14 +193,15 @@ Finished run_task(httplib::Client &cli, const std::string &task, const json &par
 
 // ---- SSE -------------------------------------------------------------------------
 
-SseResult read_sse(httplib::Client &cli, const std::string &path, size_t max_events) {
+SseResult read_sse(httplib::Client &cli, const std::string &path, size_t max_events, const httplib::Headers &headers) {
     SseResult out;
     size_t scanned = 0, events = 0;  // complete events seen so far (they end with a blank line)
     auto res = cli.Get(
-        path.c_str(), httplib::Headers{},
+        path.c_str(), headers,
         [&](const httplib::Response &r) {
             out.status = r.status;
             out.content_type = r.get_header_value("Content-Type");
+            out.content_encoding = r.get_header_value("Content-Encoding");
             out.cache_control = r.get_header_value("Cache-Control");
             out.connection = r.get_header_value("Connection");
             out.connection_headers = r.get_header_value_count("Connection");

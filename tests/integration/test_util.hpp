@@ -218,13 +218,15 @@ struct SseResult {
     std::string content_type;
     std::string cache_control;
     std::string connection;
+    std::string content_encoding;
     size_t connection_headers = 0;
     std::string raw;                // whole stream text
     std::vector<std::string> data;  // payload of each "data:" line, in order
 };
 // Reads a $stream response until the server ends it, or hangs up after
 // `max_events` data events (for streams that never end).
-SseResult read_sse(httplib::Client &cli, const std::string &path, size_t max_events = SIZE_MAX);
+SseResult read_sse(httplib::Client &cli, const std::string &path, size_t max_events = SIZE_MAX,
+                   const httplib::Headers &headers = {});
 // The JSON of each data event (each must be JSON).
 std::vector<json> sse_events(const SseResult &sse);
 
