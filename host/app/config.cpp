@@ -214,8 +214,9 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ->check(CLI::Range(10, 60000))
         ->capture_default_str();
     app.add_option("--api-keys", cfg.api_keys,
-                   "Comma-separated API keys; when given, every request but /, /docs, /redoc, /openapi.json and "
-                   "/health must send one (prefer the variable or --api-keys-file: flags show in ps)")
+                   "Comma-separated API keys; when given, every request but the console's files (/, /docs, /redoc, "
+                   "/manifest.json, /console/...), /openapi.json and /health must send one (prefer the variable or "
+                   "--api-keys-file: flags show in ps)")
         ->envname("TASKHOST_API_KEYS");
     app.add_option("--api-keys-file", cfg.api_keys_file, "File of API keys, one per line ('#' starts a comment)")
         ->envname("TASKHOST_API_KEYS_FILE");

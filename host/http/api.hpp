@@ -60,17 +60,18 @@ public:
     void info(const httplib::Request &req, httplib::Response &res);
     void system(const httplib::Request &req, httplib::Response &res);
     void system_hosts(const httplib::Request &req, httplib::Response &res);
-    // The built-in web apps (the landing page), or with `schema` their JSON Schema.
+    // The built-in web apps (the console), or with `schema` their JSON Schema.
     void system_apps(const httplib::Request &req, httplib::Response &res, bool schema);
     void plugins(const httplib::Request &req, httplib::Response &res);
     void reload_plugins(const httplib::Request &req, httplib::Response &res);
     // Prometheus text format: jobs by task, HTTP responses, store, plugins, process.
     void metrics(const httplib::Request &req, httplib::Response &res);
     void ping(const httplib::Request &req, httplib::Response &res);
-    void landing(const httplib::Request &req, httplib::Response &res);
-    // docs: the OpenAPI document, and the pages that render it
+    // The OpenAPI document (the console's /docs page renders it).
     void openapi(const httplib::Request &req, httplib::Response &res);
-    void docs_page(const httplib::Request &req, httplib::Response &res, bool redoc);
+    // /console/settings.json: what the console needs to know of this host
+    // (its name and version, and the API key header when keys are on).
+    void console_settings(const httplib::Request &req, httplib::Response &res);
 
     const ServerOptions &options() const { return options_; }
 

@@ -11,6 +11,7 @@
 
 #include "http/api.hpp"
 #include "http/connection.hpp"
+#include "http/console.hpp"
 #include "http/problem.hpp"
 #include "jobs/job_manager.hpp"
 #include "metrics/metrics.hpp"
@@ -234,12 +235,6 @@ void Api::openapi(const httplib::Request &, httplib::Response &res) {
     json_response(res, 200, document_.openapi_json());
 }
 
-void Api::docs_page(const httplib::Request &, httplib::Response &res, bool redoc) {
-    res.status = 200;
-    res.set_content(redoc ? redoc_page(identity_.display_name) : swagger_ui_page(identity_.display_name),
-                    "text/html; charset=utf-8");
-}
-
 void Api::system(const httplib::Request &, httplib::Response &res) {
     utsname uts{};
     ::uname(&uts);
@@ -303,10 +298,10 @@ void Api::system_apps(const httplib::Request &, httplib::Response &res, bool sch
     std::string body = "[";
     {
         json_text::Object o(body);
-        o.str("name", "taskhost landing page");
+        o.str("name", "taskhost console");
         o.str("version", options_.version);
         o.str("prefix", "/");
-        o.str("description", "Built-in landing page linking the API");
+        o.str("description", "Built-in web console: tasks, jobs, artifacts, plugins, health and the API reference");
         o.str("author", "taskhost");
         o.str("entry", "index.html");
         o.boolean("is_package", true);
@@ -408,22 +403,16 @@ void Api::ping(const httplib::Request &, httplib::Response &res) {
     json_response(res, 200, R"({"status":"ok","service":"taskhost","message":"pong, no work done"})");
 }
 
-void Api::landing(const httplib::Request &, httplib::Response &res) {
-    res.status = 200;
-    res.set_content(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>taskhost</title></head><body>"
-        "<h1>taskhost " +
-            options_.version +
-            "</h1>"
-            "<p>Compiled plugin tasks served over HTTP as durable jobs.</p><ul>"
-            "<li><a href=\"/api/v1/tasks\">/api/v1/tasks</a></li>"
-            "<li><a href=\"/api/v1/jobs\">/api/v1/jobs</a></li>"
-            "<li><a href=\"/api/v1/artifacts\">/api/v1/artifacts</a></li>"
-            "<li><a href=\"/api/v1/plugins\">/api/v1/plugins</a></li>"
-            "<li><a href=\"/health\">/health</a></li></ul>"
-            "<p>The API: <a href=\"/docs\">/docs</a> (Swagger UI), <a href=\"/redoc\">/redoc</a>, "
-            "<a href=\"/openapi.json\">/openapi.json</a>.</p></body></html>",
-        "text/html; charset=utf-8");
+void Api::console_settings(const httplib::Request &req, httplib::Response &res) {
+    std::string body;
+    {
+        json_text::Object o(body);
+        o.str("version", options_.version);
+        o.str("display_name", identity_.display_name);
+        if (options_.auth.enabled()) o.str("api_key_header", options_.auth.header);
+        else o.null("api_key_header");
+    }
+    serve_console_text(req, res, body, "application/json");
 }
 
 }  // namespace taskhost::http

@@ -62,7 +62,7 @@ bool ApiKeys::accepts(std::string_view key) const {
 
 bool AuthOptions::is_exempt(std::string_view path) const {
     for (const auto &p : exempt)
-        if (p == path) return true;
+        if (p == path || (p.size() > 1 && p.back() == '/' && path.substr(0, p.size()) == p)) return true;
     return false;
 }
 

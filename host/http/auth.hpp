@@ -48,8 +48,11 @@ private:
 struct AuthOptions {
     std::shared_ptr<const ApiKeys> keys;  // null: no authentication
     std::string header = "X-API-Key";
-    // Exact paths served without a key (the original's defaults).
-    std::vector<std::string> exempt = {"/", "/docs", "/redoc", "/openapi.json", "/health"};
+    // Paths served without a key: the original's defaults, and the console's
+    // files (it asks for a key in the page). An entry ending in '/' is a
+    // prefix; the others match exactly.
+    std::vector<std::string> exempt = {"/",       "/docs",          "/redoc",   "/openapi.json",
+                                       "/health", "/manifest.json", "/console/"};
 
     bool enabled() const { return keys != nullptr; }
     bool is_exempt(std::string_view path) const;

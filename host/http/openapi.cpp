@@ -127,43 +127,4 @@ ApiDocument::ApiDocument(const ServiceIdentity &identity, const AuthOptions &aut
     openapi_ = doc.dump();
 }
 
-namespace {
-
-std::string html_escape(std::string_view text) {
-    std::string out;
-    for (char c : text) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            default: out += c;
-        }
-    }
-    return out;
-}
-
-std::string page(std::string_view title, std::string_view head, std::string_view body) {
-    return "<!doctype html><html><head><meta charset=\"utf-8\"><title>" + html_escape(title) + "</title>" +
-           std::string(head) + "</head><body>" + std::string(body) +
-           "<noscript>This page needs JavaScript and cdn.jsdelivr.net; the API document itself is "
-           "<a href=\"/openapi.json\">/openapi.json</a>.</noscript></body></html>";
-}
-
-}  // namespace
-
-std::string swagger_ui_page(std::string_view title) {
-    return page(std::string(title) + " - Swagger UI",
-                "<link rel=\"stylesheet\" href=\"https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css\">",
-                "<div id=\"swagger-ui\"></div>"
-                "<script src=\"https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js\"></script>"
-                "<script>SwaggerUIBundle({url: \"/openapi.json\", dom_id: \"#swagger-ui\"});</script>");
-}
-
-std::string redoc_page(std::string_view title) {
-    return page(std::string(title) + " - ReDoc", "",
-                "<redoc spec-url=\"/openapi.json\"></redoc>"
-                "<script src=\"https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js\"></script>");
-}
-
 }  // namespace taskhost::http

@@ -43,10 +43,4 @@ private:
 // The compiled-in text of openapi.json (generated from it by CMake).
 std::string_view openapi_source();
 
-// The pages that render the document in a browser. They load Swagger UI or
-// ReDoc from cdn.jsdelivr.net, as FastAPI's pages do; /openapi.json itself
-// needs nothing from outside.
-std::string swagger_ui_page(std::string_view title);
-std::string redoc_page(std::string_view title);
-
 }  // namespace taskhost::http

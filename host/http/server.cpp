@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
 #include "http/api.hpp"
-#include "http/connection.hpp"
 #include "http/browser_guard.hpp"
+#include "http/connection.hpp"
+#include "http/console.hpp"
 #include "http/elastic_pool.hpp"
 #include "http/front_door.hpp"
 #include "http/problem.hpp"
@@ -30,6 +32,17 @@ void method_not_allowed(const httplib::Request &req, httplib::Response &res, std
             req.path);
 }
 
+// The console's pages at their own paths, the rest of its files under
+// /console/ (console.hpp); nullopt for a path outside the console.
+std::optional<std::string_view> console_route(std::string_view path) {
+    if (path == "/") return "index.html";
+    if (path == "/docs" || path == "/redoc") return "docs.html";
+    if (path == "/manifest.json") return "manifest.json";
+    constexpr std::string_view prefix = "/console/";
+    if (path.substr(0, prefix.size()) == prefix) return path.substr(prefix.size());
+    return std::nullopt;
+}
+
 }  // namespace
 
 bool Api::dispatch(const httplib::Request &req, httplib::Response &res) {
@@ -43,11 +56,17 @@ bool Api::dispatch(const httplib::Request &req, httplib::Response &res) {
     if (path == "/health") return only("GET", "GET", [&] { health(req, res); });
     if (path == "/health/$stream") return only("GET", "GET", [&] { health_stream(req, res); });
     if (path == "/ping") return only("GET", "GET", [&] { ping(req, res); });
-    if (path == "/") return only("GET", "GET", [&] { landing(req, res); });
     if (path == "/metrics") return only("GET", "GET", [&] { metrics(req, res); });
     if (path == "/openapi.json") return only("GET", "GET", [&] { openapi(req, res); });
-    if (path == "/docs") return only("GET", "GET", [&] { docs_page(req, res, false); });
-    if (path == "/redoc") return only("GET", "GET", [&] { docs_page(req, res, true); });
+    if (std::optional<std::string_view> file = console_route(path)) {
+        const ConsoleFile *found = *file == "settings.json" ? nullptr : find_console_file(*file);
+        if (*file != "settings.json" && !found) return false;
+        // HEAD too, for uptime checks of the page; the library sends no body.
+        if (m != "GET" && m != "HEAD") method_not_allowed(req, res, "GET, HEAD");
+        else if (found) serve_console_file(req, res, *found);
+        else console_settings(req, res);
+        return true;
+    }
     constexpr std::string_view prefix = "/api/v1/";
     if (path.substr(0, prefix.size()) != prefix) return false;
     Segments seg = split(path.substr(prefix.size()), '/');

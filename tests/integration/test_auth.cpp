@@ -34,11 +34,17 @@ TEST_CASE("API keys: missing or wrong → 401 problem+json; any listed key → 2
     CHECK(cli.Get("/api/v1/tasks", key("first-key"))->status == 200);
     CHECK(cli.Get("/api/v1/tasks", key("second-key"))->status == 200);
 
-    // As the original: these are exempt (exact match), and nothing else is.
-    for (const char *path : {"/health", "/", "/docs", "/redoc", "/openapi.json"}) {
+    // As the original: these are exempt (exact match), and with them the
+    // console's files (it asks for a key in the page); nothing else is.
+    for (const char *path : {"/health", "/", "/docs", "/redoc", "/openapi.json", "/manifest.json",
+                             "/console/console.js", "/console/settings.json"}) {
         CAPTURE(path);
         CHECK(cli.Get(path)->status == 200);
     }
+    // The console learns the header to send from its settings.
+    CHECK(body_json(cli.Get("/console/settings.json"))["api_key_header"] == "X-API-Key");
+    check_problem(cli.Get("/console"), 401);
+    check_problem(cli.Get("/consoles/console.js"), 401);
     check_problem(cli.Get("/health/$stream"), 401);
     check_problem(cli.Get("/api/v1/info"), 401);
     check_problem(cli.Get("/ping"), 401);

@@ -290,13 +290,66 @@ TEST_CASE("SIGTERM stops the host cleanly") {
 
 }  // TEST_SUITE("system")
 
-TEST_CASE("landing page, request ids and the jobs schema") {
+TEST_CASE("the console's files, request ids and the jobs schema") {
     Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
-    auto page = cli.Get("/");
-    REQUIRE_STATUS(page, 200);
-    CHECK_CONTAINS(page->get_header_value("Content-Type"), "text/html");
-    CHECK_CONTAINS(page->body, "/api/v1/tasks");
+    const std::string csp =
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+    struct File {
+        const char *path, *type, *holds;
+    };
+    for (const File &f : {File{"/", "text/html; charset=utf-8", "/console/console.js"},
+                          File{"/docs", "text/html; charset=utf-8", "/console/docs.js"},
+                          File{"/redoc", "text/html; charset=utf-8", "/console/docs.js"},
+                          File{"/console/console.js", "text/javascript; charset=utf-8", "/api/v1/tasks"},
+                          File{"/console/console.css", "text/css; charset=utf-8", "{"},
+                          File{"/console/icon.svg", "image/svg+xml", "<svg"},
+                          File{"/manifest.json", "application/manifest+json", "\"start_url\""},
+                          File{"/console/settings.json", "application/json", "\"api_key_header\""}}) {
+        CAPTURE(f.path);
+        auto page = cli.Get(f.path);
+        REQUIRE_STATUS(page, 200);
+        CHECK(page->get_header_value("Content-Type") == f.type);
+        CHECK_CONTAINS(page->body, f.holds);
+        CHECK(page->get_header_value("Content-Security-Policy") == csp);
+        CHECK(page->get_header_value("X-Content-Type-Options") == "nosniff");
+        CHECK(page->get_header_value("Cache-Control") == "no-cache");
+        CHECK(page->get_header_value_count("Cache-Control") == 1);
+        // A strong ETag from the content: a revalidation costs a 304 and no body.
+        const std::string etag = page->get_header_value("ETag");
+        REQUIRE(etag.size() == 34);
+        CHECK(etag.front() == '"');
+        for (const std::string &match : {etag, "W/" + etag, "\"other\", " + etag, std::string("*")}) {
+            auto again = cli.Get(f.path, httplib::Headers{{"If-None-Match", match}});
+            REQUIRE_STATUS(again, 304);
+            CHECK(again->body.empty());
+            CHECK(again->get_header_value("ETag") == etag);
+        }
+        REQUIRE_STATUS(cli.Get(f.path, httplib::Headers{{"If-None-Match", "\"other\""}}), 200);
+        // A cache keeps the compressed and the plain body apart.
+        CHECK(page->get_header_value("Vary") == "Accept-Encoding");
+        auto head = cli.Head(f.path);
+        REQUIRE_STATUS(head, 200);
+        CHECK(head->body.empty());
+        CHECK(head->get_header_value("ETag") == etag);
+        auto post = cli.Post(f.path, "{}", "application/json");
+        check_problem(post, 405);
+        CHECK(post->get_header_value("Allow") == "GET, HEAD");
+    }
+    CHECK(cli.Get("/")->get_header_value("ETag") != cli.Get("/docs")->get_header_value("ETag"));
+    CHECK(cli.Get("/docs")->body == cli.Get("/redoc")->body);
+    // Without keys the console sends none.
+    auto settings = cli.Get("/console/settings.json");
+    REQUIRE_STATUS(settings, 200);
+    CHECK(settings->get_header_value("Content-Security-Policy") == csp);
+    json s = body_json(settings);
+    CHECK(s["api_key_header"].is_null());
+    CHECK(s["version"].is_string());
+    CHECK(s["display_name"].is_string());
+    check_problem(cli.Get("/console/"), 404);
+    check_problem(cli.Get("/console/nope.js"), 404);
+    check_problem(cli.Get("/console/../openapi.json"), 404);
 
     auto a = cli.Get("/health");
     auto b = cli.Get("/health");
