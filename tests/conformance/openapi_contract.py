@@ -19,9 +19,7 @@ import http.client
 import json
 import os
 import re
-import select
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +27,9 @@ import traceback
 
 from jsonschema import Draft202012Validator, RefResolver
 from prometheus_client.parser import text_string_to_metric_families
+
+import taskhost_host
+from taskhost_host import Failure, Response, call
 
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 ULID_UNKNOWN = "01ARZ3NDEKTSV4RRFFQ69G5FAV"  # valid ULID that names nothing
@@ -43,75 +44,17 @@ def ok(check):
     print(f"PASS: {check}", flush=True)
 
 
-class Failure(Exception):
-    pass
+class Host(taskhost_host.Host):
+    """The host of these tests: one worker, a queue of one job and bodies of at most MAX_BODY."""
+
+    def __init__(self, binary, plugins, work, env=None, flags=()):
+        super().__init__(binary, plugins, work, env, ("--max-concurrency", "1", "--queue-size", "1",
+                                                      "--max-body-bytes", str(MAX_BODY), *flags))
 
 
 def require(cond, check, detail=""):
     if not cond:
         raise Failure(f"{check}" + (f"\n{detail}" if detail else ""))
-
-
-class Host:
-    """A taskhost process on a free port; stopped (SIGTERM, then SIGKILL) on close."""
-
-    def __init__(self, binary, plugins, work, env=None, flags=()):
-        self.stderr = open(os.path.join(work, "stderr"), "w+")
-        self.proc = subprocess.Popen(
-            [binary, "--plugins", plugins, "--db", os.path.join(work, "db.sqlite"), "--port", "0",
-             "--max-concurrency", "1",
-             "--queue-size", "1", "--max-body-bytes", str(MAX_BODY), "--log-level", "warn", *flags],
-            stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=dict(os.environ, **(env or {})))
-        deadline = time.monotonic() + 60
-        line = ""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                break
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            m = re.search(r"listening on http://([\d.]+):(\d+)", line)
-            if m:
-                self.address = (m.group(1), int(m.group(2)))
-                return
-        self.close()
-        raise Failure(f"taskhost did not start (last line: {line!r})")
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def log(self):
-        self.stderr.seek(0)
-        return self.stderr.read()
-
-
-class Response:
-    def __init__(self, status, headers, body):
-        self.status, self.headers, self.body = status, headers, body
-
-    def json(self):
-        return json.loads(self.body)
-
-
-def call(host, method, path, body=None, raw=None, headers=None):
-    conn = http.client.HTTPConnection(*host.address, timeout=30)
-    try:
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        headers = dict(headers or {})
-        if data is not None:
-            headers.setdefault("Content-Type", "application/json")
-        conn.request(method, path, body=data, headers=headers)
-        r = conn.getresponse()
-        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
-    finally:
-        conn.close()
 
 
 def read_events(host, path, max_events):
