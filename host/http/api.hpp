@@ -26,6 +26,13 @@ namespace taskhost::http {
 // Path split on '/', without the leading "api/v1" where present.
 using Segments = std::vector<std::string_view>;
 
+// A query parameter's value ("" when absent); given more than once, the
+// last one counts, as in the original.
+inline std::string query_param(const httplib::Request &req, const char *name) {
+    const size_t count = req.get_param_value_count(name);
+    return count ? req.get_param_value(name, count - 1) : std::string();
+}
+
 class Api {
 public:
     Api(const ServerOptions &options, Services services);

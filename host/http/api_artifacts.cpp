@@ -57,14 +57,33 @@ bool parse_artifact_input(const httplib::Request &req, httplib::Response &res, b
     return true;
 }
 
-bool valid_id(const httplib::Request &req, httplib::Response &res, std::string_view id) {
+// As the original: its errors name the artifact's own path, also for
+// $tree and $expand.
+std::string artifact_path(std::string_view id) { return "/api/v1/artifacts/" + std::string(id); }
+
+bool valid_id(httplib::Response &res, std::string_view id) {
     if (is_valid_ulid(id)) return true;
-    problem(res, 400, "Invalid ULID format: " + std::string(id), req.path);
+    problem(res, 400, ProblemKind{"invalid-ulid", "Invalid ULID Format"}, "Invalid ULID format: " + std::string(id),
+            artifact_path(id));
     return false;
 }
 
-void not_found(const httplib::Request &req, httplib::Response &res, std::string_view id) {
-    problem(res, 404, "Artifact with id " + std::string(id) + " not found", req.path);
+// The original's words: "Entity with id X not found" from the record
+// routes, "Artifact with id X not found" from $tree and $expand.
+void not_found(httplib::Response &res, std::string_view id, std::string_view entity = "Entity") {
+    problem(res, 404, ProblemKind{"not-found", "Resource Not Found"},
+            std::string(entity) + " with id " + std::string(id) + " not found", artifact_path(id));
+}
+
+// An absolute URL of `path` as the client reached the host: through a
+// proxy, the scheme and host it names (deploy/nginx sets both).
+std::string absolute_url(const httplib::Request &req, std::string_view path) {
+    std::string scheme = req.get_header_value("X-Forwarded-Proto");
+    if (scheme != "https") scheme = "http";
+    std::string host = req.get_header_value("X-Forwarded-Host");
+    if (host.empty()) host = req.get_header_value("Host");
+    if (host.empty() || host.find_first_of("/\\ @?#") != std::string::npos) return std::string(path);
+    return scheme + "://" + host + std::string(path);
 }
 
 }  // namespace
@@ -88,7 +107,7 @@ void Api::create_artifact(const httplib::Request &req, httplib::Response &res) {
     if (!parse_artifact_input(req, res, true, in)) return;
     try {
         auto saved = s_.store.save_artifact(in);
-        res.set_header("Location", "/api/v1/artifacts/" + saved.id);
+        res.set_header("Location", absolute_url(req, artifact_path(saved.id)));
         json_response(res, 201, render_artifact(saved));
     } catch (const store::StoreError &e) {
         problem(res, e.error(), req.path);
@@ -103,34 +122,34 @@ void Api::artifact_schema(const httplib::Request &, httplib::Response &res) {
     json_response(res, 200, document_.artifact_schema());
 }
 
-void Api::get_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id) {
-    if (!valid_id(req, res, id)) return;
+void Api::get_artifact(const httplib::Request &, httplib::Response &res, std::string_view id) {
+    if (!valid_id(res, id)) return;
     auto artifact = s_.store.get_artifact(std::string(id));
-    if (!artifact) return not_found(req, res, id);
+    if (!artifact) return not_found(res, id);
     json_response(res, 200, render_artifact(*artifact));
 }
 
 void Api::update_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id) {
-    if (!valid_id(req, res, id)) return;
+    if (!valid_id(res, id)) return;
     model::ArtifactInput in;
     if (!parse_artifact_input(req, res, false, in)) return;
     try {
         auto updated = s_.store.update_artifact(std::string(id), in);
-        if (!updated) return not_found(req, res, id);
+        if (!updated) return not_found(res, id);
         json_response(res, 200, render_artifact(*updated));
     } catch (const store::StoreError &e) {
         problem(res, e.error(), req.path);
     }
 }
 
-void Api::delete_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id) {
-    if (!valid_id(req, res, id)) return;
-    if (!s_.store.delete_artifact(std::string(id))) return not_found(req, res, id);
+void Api::delete_artifact(const httplib::Request &, httplib::Response &res, std::string_view id) {
+    if (!valid_id(res, id)) return;
+    if (!s_.store.delete_artifact(std::string(id))) return not_found(res, id);
     res.status = 204;
 }
 
-void Api::artifact_tree(const httplib::Request &req, httplib::Response &res, std::string_view id, bool expand_only) {
-    if (!valid_id(req, res, id)) return;
+void Api::artifact_tree(const httplib::Request &, httplib::Response &res, std::string_view id, bool expand_only) {
+    if (!valid_id(res, id)) return;
     const Hierarchy &h = options_.hierarchy;
     auto node_open = [&](std::string &out, const model::Artifact &a) {
         render_artifact(out, a);
@@ -143,14 +162,14 @@ void Api::artifact_tree(const httplib::Request &req, httplib::Response &res, std
     };
     if (expand_only) {
         auto artifact = s_.store.get_artifact(std::string(id));
-        if (!artifact) return not_found(req, res, id);
+        if (!artifact) return not_found(res, id, "Artifact");
         std::string out;
         node_open(out, *artifact);
         out += "null}";
         return json_response(res, 200, std::move(out));
     }
     auto nodes = s_.store.artifact_subtree(std::string(id));
-    if (nodes.empty()) return not_found(req, res, id);
+    if (nodes.empty()) return not_found(res, id, "Artifact");
     std::map<std::string_view, std::vector<const model::Artifact *>> children;
     for (size_t i = 1; i < nodes.size(); ++i)
         if (nodes[i].parent_id) children[*nodes[i].parent_id].push_back(&nodes[i]);

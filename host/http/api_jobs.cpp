@@ -57,7 +57,7 @@ bool Api::parse_paging(const httplib::Request &req, httplib::Response &res, Pagi
     // stay within it, so no value wraps round to the first rows.
     auto count_param = [&](const char *name, size_t lowest, size_t highest, std::optional<size_t> &value) {
         if (!req.has_param(name)) return true;
-        value = parse_count(req.get_param_value(name));
+        value = parse_count(query_param(req, name));
         if (!value || *value < lowest || *value > highest) {
             problem(res, 400,
                     std::string(name) + " must be an integer from " + std::to_string(lowest) + " to " +
@@ -93,7 +93,7 @@ bool Api::parse_paging(const httplib::Request &req, httplib::Response &res, Pagi
 void Api::list_jobs(const httplib::Request &req, httplib::Response &res) {
     std::optional<model::JobStatus> status;
     if (req.has_param("status_filter")) {
-        std::string text = req.get_param_value("status_filter");
+        std::string text = query_param(req, "status_filter");
         status = model::parse_job_status(text);
         if (!status)
             return problem(

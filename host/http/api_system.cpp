@@ -122,7 +122,7 @@ constexpr double kMinHealthInterval = 0.05;
 
 bool Api::parse_poll_interval(const httplib::Request &req, httplib::Response &res, double &out) const {
     if (!req.has_param("poll_interval")) return true;
-    auto seconds = parse_seconds(req.get_param_value("poll_interval"));
+    auto seconds = parse_seconds(query_param(req, "poll_interval"));
     if (!seconds || *seconds <= 0 || *seconds > kMaxPollInterval) {
         problem(res, 400,
                 "poll_interval must be a positive number of seconds, at most " +

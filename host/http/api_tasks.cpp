@@ -96,7 +96,7 @@ std::optional<double> parse_seconds(const std::string &text) {
 
 bool Api::parse_wait(const httplib::Request &req, httplib::Response &res, std::optional<double> &out) const {
     if (!req.has_param("wait")) return true;
-    auto seconds = parse_seconds(req.get_param_value("wait"));
+    auto seconds = parse_seconds(query_param(req, "wait"));
     if (!seconds) {
         problem(res, 400, "wait must be a non-negative number of seconds", req.path);
         return false;
@@ -109,7 +109,7 @@ void Api::list_tasks(const httplib::Request &req, httplib::Response &res) {
     auto snapshot = s_.registry.snapshot();
     std::vector<std::string> wanted;
     if (req.has_param("tags")) {
-        std::string text = req.get_param_value("tags");
+        std::string text = query_param(req, "tags");
         if (!text.empty()) wanted = split_tags(text);
     }
     // A fleet: the tasks runnable somewhere, this host's as it has them now

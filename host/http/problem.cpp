@@ -30,15 +30,19 @@ std::string_view status_title(int status) {
 }
 
 void problem(httplib::Response &res, int status, std::string_view detail, std::string_view instance) {
-    // The type URN is the title in kebab case: urn:taskhost:error:not-found.
-    std::string type = "urn:taskhost:error:";
+    // The type is the title in kebab case: urn:taskhost:error:not-found.
+    std::string type;
     for (char c : status_title(status)) type.push_back(c == ' ' ? '-' : static_cast<char>(std::tolower(c)));
+    problem(res, status, ProblemKind{type, status_title(status)}, detail, instance);
+}
+
+void problem(httplib::Response &res, int status, ProblemKind kind, std::string_view detail, std::string_view instance) {
     std::string body;
     body.reserve(160 + detail.size() + instance.size());
     {
         json_text::Object o(body);
-        o.str("type", type);
-        o.str("title", status_title(status));
+        o.str("type", "urn:taskhost:error:" + std::string(kind.type));
+        o.str("title", kind.title);
         o.integer("status", status);
         o.str("detail", detail);
         o.str("instance", instance);

@@ -11,8 +11,16 @@
 
 namespace taskhost::http {
 
-// Fills `res` with an application/problem+json body.
+// Fills `res` with an application/problem+json body: its title is the
+// status's reason phrase, its type the title in kebab case.
 void problem(httplib::Response &res, int status, std::string_view detail, std::string_view instance);
+
+// The same where the original names the error itself: `type` is the last
+// part of the URN ("invalid-ulid"), `title` its title ("Invalid ULID Format").
+struct ProblemKind {
+    std::string_view type, title;
+};
+void problem(httplib::Response &res, int status, ProblemKind kind, std::string_view detail, std::string_view instance);
 
 // The same for an Error: its kind picks the status, its message is the
 // detail; `overloaded` also says when to retry (Retry-After, seconds).

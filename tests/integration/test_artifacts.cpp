@@ -34,10 +34,16 @@ TEST_CASE("POST a root: 201, Location, level 0, full record") {
     REQUIRE_STATUS(res, 201);
     json a = body_json(res);
     REQUIRE(is_ulid(a["id"]));
-    std::string loc = res->get_header_value("Location");
-    std::string suffix = "/api/v1/artifacts/" + a["id"].get<std::string>();
-    CHECK_MESSAGE(loc.size() >= suffix.size(), loc);
-    CHECK(loc.substr(loc.size() - std::min(loc.size(), suffix.size())) == suffix);
+    // Absolute, as the original's: the scheme and host the client used.
+    const std::string path = "/api/v1/artifacts/" + a["id"].get<std::string>();
+    CHECK(res->get_header_value("Location") == "http://127.0.0.1:" + std::to_string(svc.host().port()) + path);
+    // Through a proxy, the ones it names (deploy/nginx sends both).
+    auto proxied = cli.Post("/api/v1/artifacts",
+                            httplib::Headers{{"X-Forwarded-Proto", "https"}, {"X-Forwarded-Host", "tasks.example.org"}},
+                            R"({"data": 1})", "application/json");
+    REQUIRE_STATUS(proxied, 201);
+    CHECK(proxied->get_header_value("Location") ==
+          "https://tasks.example.org/api/v1/artifacts/" + body_json(proxied)["id"].get<std::string>());
     CHECK(a["data"] == json{{"name", "root"}});
     CHECK(a["level"] == 0);
     CHECK(a["parent_id"].is_null());
@@ -243,8 +249,13 @@ TEST_CASE("DELETE a parent: children keep their level and lose parent_id") {
 TEST_CASE("invalid ULID → 400 problem+json on every artifact route") {
     Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
-    check_problem(cli.Get("/api/v1/artifacts/not-a-ulid"), 400, "Invalid ULID format");
-    check_problem(cli.Get("/api/v1/artifacts/not-a-ulid/$tree"), 400, "Invalid ULID");
+    // The original's type and title, and the artifact's path as instance, $tree's too.
+    for (const char *path : {"/api/v1/artifacts/not-a-ulid", "/api/v1/artifacts/not-a-ulid/$tree"}) {
+        json p = check_problem(cli.Get(path), 400, "Invalid ULID format: not-a-ulid");
+        CHECK(p["type"] == "urn:taskhost:error:invalid-ulid");
+        CHECK(p["title"] == "Invalid ULID Format");
+        CHECK(p["instance"] == "/api/v1/artifacts/not-a-ulid");
+    }
     check_problem(cli.Get("/api/v1/artifacts/not-a-ulid/$expand"), 400, "Invalid ULID");
     check_problem(put_json(cli, "/api/v1/artifacts/not-a-ulid", {{"data", 1}}), 400, "Invalid ULID");
     check_problem(cli.Delete("/api/v1/artifacts/not-a-ulid"), 400, "Invalid ULID");
@@ -255,11 +266,16 @@ TEST_CASE("invalid ULID → 400 problem+json on every artifact route") {
 TEST_CASE("absent ULID → 404 for GET, $tree, $expand") {
     Service svc(ServiceOptions::examples({"demo.so"}));
     auto &cli = svc.cli();
-    std::string msg = "Artifact with id " + kAbsent + " not found";
-    check_problem(cli.Get(("/api/v1/artifacts/" + kAbsent).c_str()), 404, msg);
-    check_problem(cli.Get(("/api/v1/artifacts/" + kAbsent + "/$tree").c_str()), 404, msg);
-    check_problem(cli.Get(("/api/v1/artifacts/" + kAbsent + "/$expand").c_str()), 404, msg);
-    check_problem(cli.Delete(("/api/v1/artifacts/" + kAbsent).c_str()), 404, "not found");
+    // The original's words: "Entity" from the record routes, "Artifact" from $tree and $expand.
+    const std::string path = "/api/v1/artifacts/" + kAbsent;
+    json p = check_problem(cli.Get(path.c_str()), 404, "Entity with id " + kAbsent + " not found");
+    CHECK(p["type"] == "urn:taskhost:error:not-found");
+    CHECK(p["title"] == "Resource Not Found");
+    CHECK(p["instance"] == path);
+    const std::string msg = "Artifact with id " + kAbsent + " not found";
+    CHECK(check_problem(cli.Get((path + "/$tree").c_str()), 404, msg)["instance"] == path);
+    check_problem(cli.Get((path + "/$expand").c_str()), 404, msg);
+    check_problem(cli.Delete(path.c_str()), 404, "Entity with id " + kAbsent + " not found");
 }
 
 TEST_CASE("POST refusals: no data, null data, missing parent, bad body") {

@@ -139,6 +139,10 @@ TEST_CASE("list tasks: ?tags= filter (AND, trimmed, exact)") {
     CHECK(names_of(get_json(cli, "/api/v1/tasks?tags=etl,extract")) == std::vector<std::string>{"extract_data"});
     CHECK(get_json(cli, "/api/v1/tasks?tags=nonexistent") == json::array());
     CHECK(get_json(cli, "/api/v1/tasks?tags=Demo") == json::array());  // case-sensitive
+    // Given twice, the last one counts, as in the original.
+    CHECK(names_of(get_json(cli, "/api/v1/tasks?tags=math&tags=demo,simple")) ==
+          std::vector<std::string>{"greet_user"});
+    CHECK(get_json(cli, "/api/v1/tasks?tags=math&tags=nonexistent") == json::array());
     json filtered = get_json(cli, "/api/v1/tasks?tags=demo,simple");
     REQUIRE(filtered.size() == 1);
     for (const auto &[key, value] : kGreetUserInfo.items()) CHECK(filtered[0][key] == value);
