@@ -18,7 +18,8 @@ conditions with deadlines, never fixed sleeps. Prints "PASS: <check>" or
 "FAIL: <check>" per check, the screenshots' paths, and ends with
 "N passed, M failed"; exits 1 if any failed, 77 (skipped) without Chromium,
 its driver or Selenium. The hosts and the browser are always stopped on exit.
-TASKHOST_BROWSER_CHECKS=name,name runs only those checks (while working on one).
+TASKHOST_BROWSER_CHECKS=name,name runs only those checks (while working on one);
+job-delete and artifact-delete use what jobs-list and artifact-tree made, so name those too.
 """
 
 import json
@@ -513,7 +514,14 @@ class Suite:
     def check_slow_task(self):
         """slow_task's progress bar moves while it runs; Cancel stops it; leaving a running job's page
         closes its stream."""
-        job = self.run_form("slow_task", {"seconds": "20"})
+        job = self.run_form("slow_task", {"seconds": "60"})
+        try:
+            return self.follow_slow_task(job)
+        finally:  # a failure part-way must not leave jobs that end (and store artifacts) during later checks
+            for running in api(self.host, "GET", "/api/v1/jobs?status_filter=running", expect=200):
+                api(self.host, "POST", f"/api/v1/jobs/{running['id']}/$cancel")
+
+    def follow_slow_task(self, job):
         self.until('#job-status[data-status="running"]', lambda: self.job_status() == "running", self.job_status)
         require(self.js("return document.querySelector('progress#job-progress').max;") == 1, "the bar's max is 1")
         first = self.until("the progress bar to move off 0", lambda: (self.progress() or 0) > 0 and self.progress(),
@@ -1130,10 +1138,12 @@ def main():
             print("0 passed, 1 failed")
             return 1
         finally:
-            if driver:
-                driver.quit()
-            for host in hosts:
-                host.close()
+            try:
+                if driver:
+                    driver.quit()
+            finally:  # the hosts stop even when the driver is already gone
+                for host in hosts:
+                    host.close()
     print(f"took {time.monotonic() - started:.1f} s")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0

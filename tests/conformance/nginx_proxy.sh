@@ -91,6 +91,14 @@ ids=$(header X-Request-ID)
 [[ "$ids" =~ ^[0-9a-f]{32}$ ]] || fail "a malformed X-Request-ID is replaced" "got: $ids"
 pass "a malformed X-Request-ID is replaced by nginx's own"
 
+# An absolute Location names the address the client used, its port included.
+https POST /api/v1/artifacts -H 'Content-Type: application/json' -d '{"data": 1}'
+[ "$STATUS" = 201 ] || fail "POST /api/v1/artifacts" "status $STATUS: $BODY"
+location=$(header Location)
+[ "$location" = "$BASE/api/v1/artifacts/$(jq -r .id <<<"$BODY")" ] ||
+  fail "Location names the client's scheme, host and port" "got: $location, base: $BASE"
+pass "POST /api/v1/artifacts: Location names the client's scheme, host and port"
+
 # The same over HTTP/1.1 (the calls above used HTTP/2 where curl has it).
 https POST '/api/v1/tasks/greet_user/$execute?wait=10' --http1.1 -H 'Content-Type: application/json' \
   -d '{"params": {"name": "h1"}}'

@@ -180,7 +180,7 @@ TEST_CASE("/api/v1/system") {
         CHECK(s["store_writes"][key].is_number_integer());
 }
 
-TEST_CASE("/api/v1/system/apps: the landing page, and its schema") {
+TEST_CASE("/api/v1/system/apps: the console, and its schema") {
     Service svc(ServiceOptions::examples({"demo.so"}));
     json apps = get_json(svc.cli(), "/api/v1/system/apps");
     REQUIRE(apps.is_array());
@@ -192,7 +192,7 @@ TEST_CASE("/api/v1/system/apps: the landing page, and its schema") {
     const json &app = schema["$defs"]["AppInfo"];
     for (const auto &item : apps[0].items()) CHECK_MESSAGE(app["properties"].contains(item.key()), item.key());
     for (const auto &key : app["required"]) CHECK_MESSAGE(apps[0].contains(key.get<std::string>()), key);
-    // The landing page the entry names is served.
+    // The console the entry names is served.
     REQUIRE_STATUS(svc.cli().Get("/"), 200);
     check_problem(svc.cli().Get("/api/v1/system/nope"), 404);
 }
