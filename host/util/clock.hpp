@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace taskhost {
 
@@ -12,6 +14,11 @@ int64_t now_us();
 
 // "2025-11-08T10:43:01.123456Z" (always 6 fraction digits, UTC).
 std::string iso8601_utc(int64_t us);
+
+// An RFC 3339 date-time ("2026-12-04T10:00:00Z", "...T10:00:00.5+01:00";
+// 't' and 'z' too, and a space for the 'T'), in µs since the epoch;
+// nullopt if it is not one.
+std::optional<int64_t> parse_rfc3339(std::string_view text);
 
 // A steady-clock duration of `seconds` (fractions kept to the clock's tick).
 // Saturates at +-100 years (NaN: +100 years): beyond ~292 years the clock's
