@@ -160,6 +160,9 @@ TEST_CASE("kill -9 while a retry-safe job runs: it runs again after the restart,
     const std::string plain = submit(svc.cli(), "slow_task", {{"seconds", 30}});
     const std::string first_start = wait_status(svc.cli(), safe, "running")["started_at"].get<std::string>();
     wait_status(svc.cli(), plain, "running");
+    // "running" shows as its start is committed; its first progress comes
+    // from its code, which runs only once the start is durable.
+    REQUIRE(eventually([&] { return get_job(svc.cli(), plain)["progress_message"] == "sleeping"; }));
     CHECK(get_json(svc.cli(), "/api/v1/tasks/sleep_safe")["retry_safe"] == true);
     CHECK(get_json(svc.cli(), "/api/v1/tasks/slow_task")["retry_safe"] == false);
 
