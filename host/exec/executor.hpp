@@ -100,10 +100,13 @@ public:
     // overloaded when the queue is full, unavailable when stopping.
     virtual Result<Admission> admit(bool may_run_here) = 0;
     // Runs `work` where `admission` says: here, on the calling thread, before
-    // it returns; or queued for a worker.
-    virtual void dispatch(Admission admission, std::shared_ptr<Work> work) = 0;
-    // Queues work that was accepted before a restart: never refused.
-    virtual void requeue(std::shared_ptr<Work> work) = 0;
+    // it returns; or queued for a worker. Queued work runs in `rank` order
+    // (smaller first; equal ranks in the order queued): the jobs layer's
+    // priorities (model::queue_rank).
+    virtual void dispatch(Admission admission, std::shared_ptr<Work> work, int64_t rank) = 0;
+    // Queues work that was accepted earlier (before a restart, or to run
+    // later): never refused.
+    virtual void requeue(std::shared_ptr<Work> work, int64_t rank) = 0;
 
     // Calls into plugin code. None throws.
     // Checks params as the task's invoke() would bind them.

@@ -30,7 +30,11 @@ Result<Admission> InProcessExecutor::admit(bool may_run_here) {
     return grant(Admission::Where::queue);
 }
 
-void InProcessExecutor::dispatch(Admission admission, std::shared_ptr<Work> work) {
+void InProcessExecutor::enqueue(std::shared_ptr<Work> work, int64_t rank) {
+    queue_.emplace(std::pair{rank, queued_count_++}, std::move(work));
+}
+
+void InProcessExecutor::dispatch(Admission admission, std::shared_ptr<Work> work, int64_t rank) {
     switch (take(admission)) {
         case Admission::Where::here: {
             Runner runner;
@@ -42,7 +46,7 @@ void InProcessExecutor::dispatch(Admission admission, std::shared_ptr<Work> work
             {
                 std::lock_guard lock(mu_);
                 --reserved_;
-                queue_.push_back(std::move(work));
+                enqueue(std::move(work), rank);
             }
             work_cv_.notify_one();
             return;
@@ -51,10 +55,10 @@ void InProcessExecutor::dispatch(Admission admission, std::shared_ptr<Work> work
     }
 }
 
-void InProcessExecutor::requeue(std::shared_ptr<Work> work) {
+void InProcessExecutor::requeue(std::shared_ptr<Work> work, int64_t rank) {
     {
         std::lock_guard lock(mu_);
-        queue_.push_back(std::move(work));
+        enqueue(std::move(work), rank);
     }
     work_cv_.notify_one();
 }
@@ -84,8 +88,9 @@ void InProcessExecutor::worker_loop() {
             std::unique_lock lock(mu_);
             work_cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && busy_ < options_.workers); });
             if (stopping_) return;
-            work = std::move(queue_.front());
-            queue_.pop_front();
+            auto first = queue_.begin();
+            work = std::move(first->second);
+            queue_.erase(first);
             ++busy_;
         }
         Runner runner;
@@ -153,7 +158,7 @@ void InProcessExecutor::start() {
 }
 
 void InProcessExecutor::stop() {
-    std::deque<std::shared_ptr<Work>> unrun;
+    decltype(queue_) unrun;
     std::vector<std::thread> workers;
     {
         std::lock_guard lock(mu_);

@@ -5,7 +5,7 @@
 #pragma once
 
 #include <condition_variable>
-#include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -30,8 +30,8 @@ public:
     ~InProcessExecutor() override;  // stop()
 
     Result<Admission> admit(bool may_run_here) override;
-    void dispatch(Admission admission, std::shared_ptr<Work> work) override;
-    void requeue(std::shared_ptr<Work> work) override;
+    void dispatch(Admission admission, std::shared_ptr<Work> work, int64_t rank) override;
+    void requeue(std::shared_ptr<Work> work, int64_t rank) override;
 
     Result<void> validate(const Target &target, std::string_view params_json) override;
     model::TaskOutcome invoke(const Target &target, const std::string &job_id, std::string_view params_json,
@@ -65,6 +65,7 @@ private:
     void release(Admission::Where where) override;
     void release_slot();
     void worker_loop();
+    void enqueue(std::shared_ptr<Work> work, int64_t rank);  // mu_ held
     // Runs `work` as `runner`; true if it was written off meanwhile.
     bool run_work(Work &work, Runner &runner);
 
@@ -72,7 +73,9 @@ private:
     const Options options_;
 
     std::condition_variable work_cv_;  // wakes workers: work queued, a slot freed, or stopping
-    std::deque<std::shared_ptr<Work>> queue_;
+    // By (rank, order queued): the first runs next.
+    std::map<std::pair<int64_t, uint64_t>, std::shared_ptr<Work>> queue_;
+    uint64_t queued_count_ = 0;
     size_t reserved_ = 0;  // queue places admitted and not yet dispatched
     size_t busy_ = 0;      // slots in use, by workers or submitters (at most options_.workers)
     size_t stuck_ = 0;     // written-off runners whose code has not returned

@@ -98,7 +98,8 @@ void Api::list_jobs(const httplib::Request &req, httplib::Response &res) {
         if (!status)
             return problem(
                 res, 400,
-                "status_filter must be one of pending, running, completed, failed, canceled (got '" + text + "')",
+                "status_filter must be one of scheduled, pending, running, completed, failed, canceled (got '" + text +
+                    "')",
                 req.path);
     }
     Paging paging;

@@ -251,6 +251,7 @@ void Api::system(const httplib::Request &, httplib::Response &res) {
         o.integer("workers", static_cast<int64_t>(load.workers));
         o.integer("jobs_running", static_cast<int64_t>(load.running));
         o.integer("jobs_queued", static_cast<int64_t>(load.queued));
+        o.integer("jobs_scheduled", static_cast<int64_t>(load.scheduled));
         o.integer("waiting_requests", static_cast<int64_t>(load.waiting));
         o.integer("queue_capacity", static_cast<int64_t>(load.queue_capacity));
         o.str("database", s_.store.url());
@@ -346,6 +347,8 @@ void Api::metrics(const httplib::Request &, httplib::Response &res) {
     single(out, "taskhost_jobs_queued", "gauge", "Jobs waiting for a worker.", n(load.queued));
     single(out, "taskhost_job_queue_capacity", "gauge", "Most jobs that may wait for a worker (--queue-size).",
            n(load.queue_capacity));
+    single(out, "taskhost_jobs_scheduled", "gauge",
+           "Jobs this host holds until their run_at (at most --queue-size of them).", n(load.scheduled));
     single(out, "taskhost_workers", "gauge", "Worker threads (--max-concurrency).", n(load.workers));
     single(out, "taskhost_workers_stuck", "gauge",
            "Workers given up on in task code that did not stop within its limit (replaced; the code may still run).",

@@ -25,6 +25,7 @@ namespace {
 
 constexpr size_t kMaxJsonDepth = 256;
 constexpr double kMaxTimeoutS = 365.0 * 86400;  // $execute's timeout_s
+constexpr int64_t kMaxDelayUs = 365LL * 86400 * 1'000'000;  // run_at, delay_s
 
 std::vector<std::string> split_tags(std::string_view text) {
     std::vector<std::string> tags;
@@ -192,7 +193,7 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
     if (!body.is_null() && !body.is_object())
         return problem(res, 400, R"(The body must be a JSON object such as {"params": {...}})", req.path);
     std::string params = "{}";
-    double timeout_s = 0;
+    jobs::JobOptions options;
     if (body.is_object()) {
         if (auto it = body.find("params"); it != body.end() && !it->is_null()) {
             if (!it->is_object())
@@ -206,7 +207,39 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
                                "timeout_s must be a positive number of seconds, at most " +
                                    std::to_string(static_cast<int64_t>(kMaxTimeoutS)) + " (a year)",
                                req.path);
-            timeout_s = it->get<double>();
+            options.timeout_s = it->get<double>();
+        }
+        if (auto it = body.find("priority"); it != body.end() && !it->is_null()) {
+            if (!it->is_number_integer() || it->get<int64_t>() < model::kMinPriority ||
+                it->get<int64_t>() > model::kMaxPriority)
+                return problem(res, 400,
+                               "priority must be an integer from " + std::to_string(model::kMinPriority) + " to " +
+                                   std::to_string(model::kMaxPriority) + " (higher runs first)",
+                               req.path);
+            options.priority = it->get<int>();
+        }
+        auto run_at = body.find("run_at");
+        auto delay = body.find("delay_s");
+        const bool has_run_at = run_at != body.end() && !run_at->is_null();
+        const bool has_delay = delay != body.end() && !delay->is_null();
+        if (has_run_at && has_delay) return problem(res, 400, "Give run_at or delay_s, not both", req.path);
+        const int64_t now = now_us();
+        if (has_run_at) {
+            std::optional<int64_t> at;
+            if (run_at->is_string()) at = parse_rfc3339(run_at->get_ref<const std::string &>());
+            if (!at)
+                return problem(res, 400,
+                               "run_at must be an RFC 3339 date-time with a time zone, such as "
+                               "\"2026-12-04T10:00:00Z\"",
+                               req.path);
+            if (*at - now > kMaxDelayUs) return problem(res, 400, "run_at must be at most a year from now", req.path);
+            options.run_at = *at;  // a time past runs now
+        }
+        if (has_delay) {
+            if (!delay->is_number() || !(delay->get<double>() >= 0) ||
+                !(delay->get<double>() * 1e6 <= static_cast<double>(kMaxDelayUs)))
+                return problem(res, 400, "delay_s must be a number of seconds from 0 to 31536000 (a year)", req.path);
+            options.run_at = now + static_cast<int64_t>(delay->get<double>() * 1e6);
         }
     }
     std::optional<double> wait;
@@ -215,8 +248,8 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
     std::shared_ptr<WaiterSlot> slot;
     if (wait && !(slot = take_waiter_slot(req, res))) return;
     auto executed =
-        task ? s_.jobs.execute(task, std::move(params), timeout_s, wait, wait ? client_hangup() : std::stop_token{})
-             : s_.jobs.execute_elsewhere(name, std::move(params), timeout_s, wait,
+        task ? s_.jobs.execute(task, std::move(params), options, wait, wait ? client_hangup() : std::stop_token{})
+             : s_.jobs.execute_elsewhere(name, std::move(params), options, wait,
                                          wait ? client_hangup() : std::stop_token{});
     if (!executed) {
         const Error &error = executed.error();

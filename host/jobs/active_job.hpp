@@ -74,6 +74,7 @@ struct ActiveJob final : exec::Work, std::enable_shared_from_this<ActiveJob> {
     // this host's, and whoever waits on it here goes on waiting on its row.
     std::atomic<bool> handed_off{false};
     std::atomic<bool> counted_out{false};  // no longer counted in running_
+    bool counted_scheduled = false;        // counted in scheduled_ (mu)
 };
 
 }  // namespace taskhost::jobs

@@ -1,7 +1,7 @@
 // Job deadlines: one thread that sleeps until the earliest deadline and
 // hands each job whose time has come, if it still exists, to `on_due`.
 // A job's timeout asks it to stop; the grace after a timeout or a cancel
-// is when a job that did not stop is given up on.
+// is when a job that did not stop is given up on; a scheduled job is due.
 #pragma once
 
 #include <chrono>
@@ -18,7 +18,7 @@ struct ActiveJob;
 
 class Deadlines {
 public:
-    enum class Kind { timeout, grace };
+    enum class Kind { timeout, grace, due };
     using OnDue = std::function<void(const std::shared_ptr<ActiveJob> &job, Kind kind)>;
 
     explicit Deadlines(OnDue on_due) : on_due_(std::move(on_due)) {}

@@ -114,6 +114,8 @@ std::shared_ptr<const FleetTasks::Catalogue> FleetTasks::read(const Catalogue *p
                     if (tag.is_string()) task.tags.push_back(tag.get<std::string>());
             auto timeout = info.find("timeout_s");
             task.default_timeout_s = timeout != info.end() && timeout->is_number() ? timeout->get<double>() : 0;
+            auto priority = info.find("priority");
+            task.default_priority = priority != info.end() && priority->is_number_integer() ? priority->get<int>() : 0;
             auto retry_safe = info.find("retry_safe");
             task.retry_safe = retry_safe != info.end() && retry_safe->is_boolean() && retry_safe->get<bool>();
             task.params_schema = nullptr;

@@ -32,6 +32,7 @@ public:
         std::string plugin_version;
         std::vector<std::string> tags;
         double default_timeout_s = 0;
+        int default_priority = 0;
         bool retry_safe = false;
         std::shared_ptr<const schema::JsonSchema> params_schema;  // null: none declared, or not usable
         std::vector<std::string> hosts;  // ids of the live hosts that have it loaded, any version

@@ -213,6 +213,7 @@ void JobManager::stop(Clock::time_point deadline) {
 }
 
 void JobManager::on_deadline(const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind) {
+    if (kind == Deadlines::Kind::due) return make_due(job);
     if (kind == Deadlines::Kind::grace) {
         const bool timed_out = job->cancel.load() == static_cast<int>(CancelReason::timeout);
         const std::string after =
@@ -331,6 +332,14 @@ void JobManager::queue_stored(model::Job record, const registry::Snapshot &snaps
     job->recovered = true;
     job->stats = &task_stats_.of(job->record.task_name);
     job->stats->counters.submitted.fetch_add(1, std::memory_order_relaxed);  // in this process's counts
+    if (job->record.status == JobStatus::scheduled) {
+        if (job->record.run_at > now_us()) {
+            add_active(job);
+            return hold_until_due(job);
+        }
+        job->record.status = JobStatus::pending;  // due while the host was down
+        store_.job_due(job->record.id);
+    }
     job->task = registry::TaskLease(snapshot.find(job->record.task_name));
     add_active(job);
     if (!job->task) {
@@ -341,7 +350,64 @@ void JobManager::queue_stored(model::Job record, const registry::Snapshot &snaps
                std::nullopt, std::nullopt);
         return;
     }
-    executor_.requeue(std::move(job));
+    const int64_t rank = model::queue_rank(job->record);
+    executor_.requeue(std::move(job), rank);
+}
+
+void JobManager::hold_until_due(const std::shared_ptr<ActiveJob> &job) {
+    {
+        std::lock_guard lock(job->mu);
+        if (!job->counted_scheduled) {
+            job->counted_scheduled = true;
+            scheduled_.fetch_add(1);
+        }
+    }
+    // The wall clock's distance, on the steady clock: make_due checks the
+    // wall clock again, and waits on if it fired early.
+    const int64_t wait_us = std::max<int64_t>(0, job->record.run_at - now_us());
+    timeouts_.add(Clock::now() + std::chrono::microseconds(wait_us), job, Deadlines::Kind::due);
+}
+
+void JobManager::count_out_scheduled_locked(ActiveJob &job) {
+    if (job.counted_scheduled) {
+        job.counted_scheduled = false;
+        scheduled_.fetch_sub(1);
+    }
+}
+
+void JobManager::make_due(const std::shared_ptr<ActiveJob> &job) {
+    if (stopping_.load()) return;  // it stays scheduled in the store
+    // Fired early (the steady clock ran ahead of the wall clock): on until
+    // its time. run_at never changes: read without the lock.
+    if (job->record.run_at > now_us()) return hold_until_due(job);
+    // The task as loaded now: a reload since it was submitted applies to it.
+    const auto snapshot = registry_.snapshot();
+    auto task = snapshot->find(job->record.task_name);
+    {
+        std::lock_guard lock(job->mu);
+        if (job->record.status != JobStatus::scheduled || job->end != EndState::none || job->deleted ||
+            job->cancel.load() != 0)
+            return;
+        count_out_scheduled_locked(*job);
+        job->record.status = JobStatus::pending;
+        ++job->version;
+        if (task) job->task = registry::TaskLease(task);
+    }
+    job->changed.notify_all();
+    if (!task) {
+        const std::string *unavailable = snapshot->why_unavailable(job->record.task_name);
+        finish(job, JobStatus::failed,
+               unavailable ? "task '" + job->record.task_name + "' cannot run: " + *unavailable
+                           : "task '" + job->record.task_name + "' is no longer registered",
+               std::nullopt, std::nullopt);
+        return;
+    }
+    try {
+        store_.job_due(job->record.id);
+    } catch (const std::exception &e) {
+        spdlog::warn("job {}: its due mark could not be queued: {}", job->record.id, e.what());
+    }
+    executor_.requeue(job, model::queue_rank(job->record));
 }
 
 void JobManager::start() {
@@ -428,7 +494,10 @@ void JobManager::retry_unstarted() {
         jobs.swap(unstarted_);
     }
     spdlog::info("the database is back: {} job(s) that waited to start are queued again", jobs.size());
-    for (auto &job : jobs) executor_.requeue(std::move(job));
+    for (auto &job : jobs) {
+        const int64_t rank = model::queue_rank(job->record);
+        executor_.requeue(std::move(job), rank);
+    }
 }
 
 void JobManager::claim_loop(std::stop_token stop) {
@@ -511,18 +580,22 @@ bool JobManager::claim(bool more) {
 // ---- the job protocol ---------------------------------------------------------
 
 Result<JobManager::Executed> JobManager::execute(std::shared_ptr<const registry::Task> task, std::string params_json,
-                                                 double timeout_s, std::optional<double> wait_s,
+                                                 const JobOptions &options, std::optional<double> wait_s,
                                                  std::stop_token abandon) {
-    auto submitted = submit(std::move(task), std::move(params_json), timeout_s, wait_s, /*may_run_here=*/true);
+    auto submitted = submit(std::move(task), std::move(params_json), options, wait_s, /*may_run_here=*/true);
     if (!submitted) return std::move(submitted).error();
     auto &[job, here] = *submitted;
     Executed out{job->record.id, std::nullopt};  // the id never changes: read without the lock
 
-    const bool deferred = wait_s || here.here();
+    bool deferred;
+    {
+        std::lock_guard lock(job->mu);
+        deferred = !job->stored;
+    }
     std::optional<Clock::time_point> deadline;
     if (wait_s) deadline = deadline_after(*wait_s);
     if (here.here()) {
-        executor_.dispatch(std::move(here), job);  // a quick task, run before the answer
+        executor_.dispatch(std::move(here), job, 0);  // a quick task, run before the answer
         std::optional<std::string> refused;
         std::shared_ptr<const registry::Task> unchecked;  // it did not run (a stop came first)
         {
@@ -560,7 +633,7 @@ Result<JobManager::Executed> JobManager::execute(std::shared_ptr<const registry:
 }
 
 Result<JobManager::Executed> JobManager::execute_elsewhere(std::string_view task_name, std::string params_json,
-                                                           double timeout_s, std::optional<double> wait_s,
+                                                           const JobOptions &options, std::optional<double> wait_s,
                                                            std::stop_token abandon) {
     const FleetTasks::Task *task = nullptr;
     std::shared_ptr<const FleetTasks::Catalogue> catalogue;
@@ -588,7 +661,10 @@ Result<JobManager::Executed> JobManager::execute_elsewhere(std::string_view task
     r.task_name = task_name;
     r.params_json = std::move(params_json);
     r.submitted_at = now_us();
-    r.timeout_s = timeout_s > 0 ? timeout_s : std::max(0.0, task->default_timeout_s);
+    r.timeout_s = options.timeout_s > 0 ? options.timeout_s : std::max(0.0, task->default_timeout_s);
+    r.priority = options.priority.value_or(task->default_priority);
+    r.run_at = std::max<int64_t>(0, options.run_at);
+    if (r.run_at > r.submitted_at) r.status = JobStatus::scheduled;  // claimed once due
     r.plugin_version = task->plugin_version;
     r.retry_safe = task->retry_safe;
     try {
@@ -638,24 +714,27 @@ Result<std::string> JobManager::schedule(std::string_view task_name, std::string
         if (parsed.is_object()) params = parsed.dump();
     }
     if (!task) {  // a fleet: another host may have it
-        auto offered = execute_elsewhere(task_name, std::move(params), 0, std::nullopt);
+        auto offered = execute_elsewhere(task_name, std::move(params), {}, std::nullopt);
         if (!offered) return std::move(offered).error();
         return std::move(offered->job_id);
     }
     // Never run on the scheduling task's own thread: that task is running.
-    auto submitted = submit(std::move(task), std::move(params), 0, std::nullopt, /*may_run_here=*/false);
+    auto submitted = submit(std::move(task), std::move(params), {}, std::nullopt, /*may_run_here=*/false);
     if (!submitted) return std::move(submitted).error();
     return submitted->job->record.id;
 }
 
 Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry::Task> task, std::string params_json,
-                                                  double timeout_s, std::optional<double> wait_s, bool may_run_here) {
+                                                  const JobOptions &options, std::optional<double> wait_s,
+                                                  bool may_run_here) {
     TaskStats &stats = task_stats_.of(task->name);
     stats.use_generation(task->plugin->generation_number);
+    const int64_t submitted_at = now_us();
+    const bool later = options.run_at > submitted_at;
     // A job its submitter may run at once has its params checked by its task
     // in the call that runs it (exec::ParamsCheck): one call into plugin code,
     // one round trip to a worker process, instead of two.
-    const bool run_here = may_run_here && stats.quick(wait_s);
+    const bool run_here = !later && may_run_here && stats.quick(wait_s);
     const bool check_in_run = run_here && task->has_validate;
     auto refused = [&]() -> std::optional<Error> {
         auto valid = check_params(executor_, *task, params_json);
@@ -665,7 +744,18 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
     };
     if (!check_in_run)
         if (auto why = refused()) return std::move(*why);
-    auto admitted = executor_.admit(run_here);
+    // A scheduled job takes no queue place until it is due; as many may be
+    // held as the queue holds.
+    if (later) {
+        if (stopping_.load()) return fail(ErrorKind::unavailable, "The job could not be stored: the host is stopping");
+        const size_t capacity = executor_.load().queue_capacity;
+        if (scheduled_.load() >= capacity) {
+            stats.counters.rejected_queue_full.fetch_add(1, std::memory_order_relaxed);
+            return fail(ErrorKind::overloaded, "Too many scheduled jobs (" + std::to_string(capacity) +
+                                                   " waiting for their time); retry later");
+        }
+    }
+    auto admitted = later ? Result<exec::Admission>(exec::Admission{}) : executor_.admit(run_here);
     if (!admitted) {
         if (check_in_run)  // invalid params are a 400 whether or not there is room
             if (auto why = refused()) return std::move(*why);
@@ -679,17 +769,22 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
     if (check_in_run && !admission.here())  // queued after all: checked now
         if (auto why = refused()) return std::move(*why);
 
-    const bool defer_store = admission.here() || wait_s.has_value();
+    // A job that may end within the wait is stored with its end.
+    const bool defer_store = !later && (admission.here() || wait_s.has_value());
     auto job = std::make_shared<ActiveJob>(*this);
     model::Job &r = job->record;
     r.id = new_ulid_string();
     r.task_name = task->name;
     r.params_json = std::move(params_json);
-    r.submitted_at = now_us();
-    r.timeout_s = timeout_s > 0 ? timeout_s : std::max(0.0, task->desc->default_timeout_s);
+    r.submitted_at = submitted_at;
+    r.timeout_s = options.timeout_s > 0 ? options.timeout_s : std::max(0.0, task->desc->default_timeout_s);
+    r.priority = options.priority.value_or(task->default_priority);
+    r.run_at = std::max<int64_t>(0, options.run_at);
+    if (later) r.status = JobStatus::scheduled;
     r.retry_safe = (task->desc->flags & TH_TASK_RETRY_SAFE) != 0;
     if (store_.shared()) r.plugin_version = task->plugin->version;  // only a fleet's store keeps it
-    job->task = registry::TaskLease(std::move(task));
+    // A scheduled one takes its task when it is due (make_due).
+    if (!later) job->task = registry::TaskLease(std::move(task));
     job->stats = &stats;
     job->stored = !defer_store;
     job->check_params_first = check_in_run && admission.here();
@@ -705,7 +800,8 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
     // One whose params are yet to be checked counts once they pass.
     if (!job->check_params_first) stats.counters.submitted.fetch_add(1, std::memory_order_relaxed);
     if (admission.here()) return Submission{std::move(job), std::move(admission)};
-    executor_.dispatch(std::move(admission), job);
+    if (later) hold_until_due(job);
+    else executor_.dispatch(std::move(admission), job, model::queue_rank(r));
     return Submission{std::move(job), {}};
 }
 
@@ -781,8 +877,8 @@ size_t JobManager::count(std::optional<JobStatus> status) const { return store_.
 
 JobManager::Load JobManager::load() const {
     const auto executor = executor_.load();
-    return {executor.workers,        running_.load(), executor.queued,
-            executor.queue_capacity, waiting_.load(), executor.stuck};
+    return {executor.workers, running_.load(), executor.queued,  executor.queue_capacity,
+            waiting_.load(),  executor.stuck,  scheduled_.load()};
 }
 
 int JobManager::retry_after_s() const { return DrainRate::retry_after_s(executor_.load().queued, drain_.per_second()); }
@@ -915,7 +1011,7 @@ Result<JobManager::Canceled> JobManager::cancel(const std::string &id) {
         lock.unlock();
         return already_finished();
     }
-    if (job->record.status == JobStatus::pending) {
+    if (job->record.status == JobStatus::pending || job->record.status == JobStatus::scheduled) {
         // Flagged under the job's lock: from here no worker starts it
         // (start_running), so finish() may take back its task.
         int none = 0;
@@ -940,7 +1036,7 @@ Result<JobManager::Canceled> JobManager::cancel(const std::string &id) {
 
 Result<JobManager::Canceled> JobManager::cancel_elsewhere(model::Job record) {
     try {
-        if (record.status == JobStatus::pending) {
+        if (record.status == JobStatus::pending || record.status == JobStatus::scheduled) {
             // Not started yet: canceled in its row, which no host starts now.
             if (store_.cancel_pending(record.id, now_us())) {
                 auto view = get(record.id);
@@ -979,7 +1075,7 @@ void JobManager::on_cancel_asked(const std::string &id) {
     {
         std::lock_guard lock(job->mu);
         if (!row && !job->stored) return;  // not stored yet: not what another host acted on
-        code_may_run = job->record.status != JobStatus::pending;
+        code_may_run = job->record.status != JobStatus::pending && job->record.status != JobStatus::scheduled;
     }
     // Still to end (a cancel of a running job), or its code runs here: it
     // is canceled here, the way a cancel of this host's would.
@@ -1007,6 +1103,7 @@ void JobManager::adopt(const std::shared_ptr<ActiveJob> &job, std::optional<mode
     {
         std::lock_guard lock(job->mu);
         if (job->end != EndState::none || job->deleted) return;
+        count_out_scheduled_locked(*job);
         if (deleted) {
             drop_locked(*job, metrics::Metrics::End::deleted);
         } else if (elsewhere) {
@@ -1060,6 +1157,7 @@ void JobManager::drop_locked(ActiveJob &job, metrics::Metrics::End how) {
     if (job.end == EndState::none && !model::is_terminal(job.record.status))
         job.stats->counters.finished[static_cast<size_t>(how)].fetch_add(1, std::memory_order_relaxed);
     job.deleted = true;
+    count_out_scheduled_locked(job);
     job.settled.store(true, std::memory_order_release);
     ++job.version;
     int none = 0;
@@ -1243,6 +1341,7 @@ void JobManager::finish(const std::shared_ptr<ActiveJob> &job, JobStatus status,
     {
         std::lock_guard lock(job->mu);
         if (job->end != EndState::none) return;
+        count_out_scheduled_locked(*job);
         if (!job->abandoned.load()) task = std::move(job->task);  // else its code still runs: keep it loaded
         if (job->deleted) return;  // DELETE already removed the record; the result is dropped
         job->end = EndState::committing;

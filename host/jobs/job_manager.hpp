@@ -54,6 +54,15 @@ struct JobView {
     std::string artifact_json;  // its result artifact, when known here (saves a read)
 };
 
+// How a submitter asks a job to run.
+struct JobOptions {
+    double timeout_s = 0;         // 0: its task's default
+    std::optional<int> priority;  // model::kMinPriority..kMaxPriority; nullopt: its task's default
+    // When to run it, µs since the epoch: until then it is `scheduled`
+    // (0, or a time past: now).
+    int64_t run_at = 0;
+};
+
 struct JobManagerOptions {
     // How long a job past its timeout, or canceled while it runs, may take
     // to stop before it is given up on (--stop-grace-s).
@@ -110,8 +119,11 @@ public:
     // refuses), overloaded (the queue is full), unavailable (it could not be
     // stored; the host is stopping).
     // A stop on `abandon` ends the wait early (the job goes on).
-    Result<Executed> execute(std::shared_ptr<const registry::Task> task, std::string params_json, double timeout_s,
-                             std::optional<double> wait_s, std::stop_token abandon = {});
+    // A job with a run_at later than now is stored `scheduled`, held here
+    // (at most as many as the queue may hold: overloaded beyond) and queued
+    // when its time comes, on the task then loaded.
+    Result<Executed> execute(std::shared_ptr<const registry::Task> task, std::string params_json,
+                             const JobOptions &options, std::optional<double> wait_s, std::stop_token abandon = {});
 
     // A fleet: a job for a task not loaded here that another live host has
     // (FleetTasks). Its params are checked against the task's schema (a
@@ -120,7 +132,7 @@ public:
     // task's plugin at the same major version to claim, and waited for
     // wherever it runs. Errors: not_found (no live host has it), invalid,
     // unavailable.
-    Result<Executed> execute_elsewhere(std::string_view task, std::string params_json, double timeout_s,
+    Result<Executed> execute_elsewhere(std::string_view task, std::string params_json, const JobOptions &options,
                                        std::optional<double> wait_s, std::stop_token abandon = {});
     // The tasks the fleet's live hosts have loaded (this one's included);
     // null on a store of one host. Throws when it cannot be read.
@@ -170,6 +182,7 @@ public:
         size_t queue_capacity = 0;  // most that may wait
         size_t waiting = 0;         // callers waiting on a job now (long-polls, job streams)
         size_t stuck = 0;           // workers given up on, their code still running
+        size_t scheduled = 0;       // jobs held here until their run_at
     };
     Load load() const;
     // The worker processes that run tasks (a JSON array; empty in process).
@@ -189,8 +202,15 @@ private:
         std::shared_ptr<ActiveJob> job;
         exec::Admission here;
     };
-    Result<Submission> submit(std::shared_ptr<const registry::Task> task, std::string params_json, double timeout_s,
-                              std::optional<double> wait_s, bool may_run_here);
+    Result<Submission> submit(std::shared_ptr<const registry::Task> task, std::string params_json,
+                              const JobOptions &options, std::optional<double> wait_s, bool may_run_here);
+    // A scheduled job's time has come (Deadlines::Kind::due): it is queued
+    // on its task as loaded now, or failed if that is gone.
+    void make_due(const std::shared_ptr<ActiveJob> &job);
+    // Holds a scheduled job here until its run_at.
+    void hold_until_due(const std::shared_ptr<ActiveJob> &job);
+    // The job no longer counts as scheduled (once; caller holds job.mu).
+    void count_out_scheduled_locked(ActiveJob &job);
     // The Scheduler service: a job submitted by a task, always queued.
     // params_json: a JSON object, or empty for none.
     Result<std::string> schedule(std::string_view task, std::string_view params_json);
@@ -323,6 +343,7 @@ private:
     std::atomic<bool> stopping_{false};
     std::atomic<bool> stopped_{false};
     std::atomic<size_t> running_{0};
+    std::atomic<size_t> scheduled_{0};  // held until their run_at
     std::atomic<bool> waiters_released_{false};
     mutable std::atomic<size_t> waiting_{0};
 };

@@ -8,7 +8,8 @@
 
 namespace taskhost::model {
 
-enum class JobStatus { pending, running, completed, failed, canceled };
+// scheduled: waiting for its run_at; then pending (waiting for a worker).
+enum class JobStatus { pending, running, completed, failed, canceled, scheduled };
 
 std::string_view to_string(JobStatus status);
 std::optional<JobStatus> parse_job_status(std::string_view text);
@@ -31,6 +32,9 @@ struct Job {
     double progress = -1;  // 0..1, or -1 when the task never reported any
     std::string progress_message;
     double timeout_s = 0;  // 0 = none
+    // -10..10, higher first (see queue_rank); when it is to run (0: now).
+    int priority = 0;
+    int64_t run_at = 0;
     int attempts = 0;      // times its task was started (each committed before it ran)
     // Its task is retry-safe (TH_TASK_RETRY_SAFE): if its host is lost while
     // it runs, it is queued again, up to kMaxHostLossAttempts starts.
@@ -43,6 +47,17 @@ struct Job {
     std::string ran_version;
     std::string run_by;
 };
+
+// Priorities: each level counts as this much waiting. A job of priority p
+// queues as if it had been submitted p × 10 s earlier, so a higher one runs
+// first, equal ones in submit order, and a low one is passed only by jobs
+// submitted less than (difference × 10 s) after it: never starved.
+inline constexpr int kMinPriority = -10, kMaxPriority = 10;
+inline constexpr int64_t kPriorityStepUs = 10'000'000;
+// Its place in a queue: smaller runs first.
+inline int64_t queue_rank(const Job &j) {
+    return (j.run_at > j.submitted_at ? j.run_at : j.submitted_at) - int64_t{j.priority} * kPriorityStepUs;
+}
 
 // Starts of a retry-safe job that a lost host may cost before it fails.
 inline constexpr int kMaxHostLossAttempts = 3;

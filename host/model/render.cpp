@@ -39,6 +39,8 @@ void render_job(std::string &out, const Job &job, bool cancel_requested) {
     if (job.timeout_s > 0) o.num("timeout_s", job.timeout_s);
     else o.null("timeout_s");
     o.boolean("cancel_requested", cancel_requested);
+    o.integer("priority", job.priority);
+    time_field(o, "run_at", job.run_at);
     opt_text(o, "plugin_version", job.plugin_version);
     opt_text(o, "ran_version", job.ran_version);
     opt_text(o, "run_by", job.run_by);

@@ -48,6 +48,7 @@ struct Task {
     std::vector<std::string> tags;
     const th_task_desc *desc = nullptr;                 // the host's copy, in its plugin generation
     bool has_validate = false;                          // the plugin checks its params itself (validate())
+    int default_priority = 0;                           // a job's, when its submitter gives none
     const schema::JsonSchema *params_schema = nullptr;  // compiled desc->params_schema_json, same owner
     std::shared_ptr<const PluginInstance> plugin;       // keeps the code loaded
     std::string info_json;                              // TaskInfo, rendered once at load

@@ -87,9 +87,12 @@ struct FinishJob {
     std::string id;
     std::unique_ptr<Data> data;
 };
+struct JobDue {
+    std::string id;
+};
 struct Probe {};  // a real write (page 1), to see whether commits work again
 
-using Op = std::variant<InsertJob, StartJob, UpdateProgress, FinishJob, DeleteJob, SaveArtifact, UpdateArtifact,
+using Op = std::variant<InsertJob, StartJob, UpdateProgress, JobDue, FinishJob, DeleteJob, SaveArtifact, UpdateArtifact,
                         DeleteArtifact, Recover, FailJobs, RecordPluginFault, Flush, Probe>;
 
 // For std::visit with one lambda per kind.

@@ -91,6 +91,8 @@ public:
     // before it started): then it must not run.
     virtual bool start_job(const std::string &id, int64_t started_at) = 0;
     virtual void update_progress(const std::string &id, double fraction, const std::string &message) = 0;
+    // Queued: a `scheduled` job whose time has come is `pending` now.
+    virtual void job_due(const std::string &id) = 0;
     // Queued, not waited for. `on_durable` runs after the commit, on the
     // store's writer (keep it short; it may read the store, but a blocking
     // write from it throws instead of deadlocking). If the result artifact

@@ -30,6 +30,7 @@ void fail_write(Write &write, std::exception_ptr error, const Reporter &report) 
     const std::string what = message_of(error);
     std::visit(Overloaded{
                    [&](UpdateProgress &op) { report("update_progress(" + op.id + ") failed: " + what); },
+                   [&](JobDue &op) { report("job_due(" + op.id + ") failed: " + what); },
                    [&](Probe &) { report("probe() failed: " + what); },
                    [&](FinishJob &op) {
                        report("finish_job(" + op.id + ") failed: " + what);

@@ -191,12 +191,12 @@ public:
         if (refusing) return refuse;
         return grant(exec::Admission::Where::queue);
     }
-    void dispatch(exec::Admission admission, std::shared_ptr<exec::Work> work) override {
+    void dispatch(exec::Admission admission, std::shared_ptr<exec::Work> work, int64_t) override {
         take(admission);
         ++dispatched;
         work->run();
     }
-    void requeue(std::shared_ptr<exec::Work> work) override { work->run(); }
+    void requeue(std::shared_ptr<exec::Work> work, int64_t) override { work->run(); }
     Result<void> validate(const exec::Target &, std::string_view) override { return {}; }
     model::TaskOutcome invoke(const exec::Target &, const std::string &, std::string_view params, exec::JobContext &,
                               exec::ParamsCheck) override {
@@ -223,7 +223,7 @@ TEST_SUITE("job manager") {
 
 TEST_CASE("execute with a wait: the job ends within it, with its artifact, stored") {
     Host h;
-    auto executed = h.jobs.execute(h.task("echo"), R"({"a":1})", 0, 5.0);
+    auto executed = h.jobs.execute(h.task("echo"), R"({"a":1})", {}, 5.0);
     REQUIRE(executed);
     REQUIRE(executed->finished);
     const jobs::JobView &job = *executed->finished;
@@ -242,7 +242,7 @@ TEST_CASE("execute with a wait: the job ends within it, with its artifact, store
 
 TEST_CASE("execute without a wait: stored before it returns, then runs") {
     Host h;
-    auto executed = h.jobs.execute(h.task("echo"), "{}", 0, std::nullopt);
+    auto executed = h.jobs.execute(h.task("echo"), "{}", {}, std::nullopt);
     REQUIRE(executed);
     CHECK_FALSE(executed->finished);
     CHECK(h.store.get_job(executed->job_id));  // durable before anyone is told of it
@@ -251,24 +251,24 @@ TEST_CASE("execute without a wait: stored before it returns, then runs") {
 
 TEST_CASE("params the task refuses: invalid, naming the task; no job") {
     Host h;
-    auto refused = h.jobs.execute(h.task("even"), R"({"n":3})", 0, std::nullopt);
+    auto refused = h.jobs.execute(h.task("even"), R"({"n":3})", {}, std::nullopt);
     REQUIRE_FALSE(refused);
     CHECK(refused.error().kind == ErrorKind::invalid);
     CHECK(refused.error().message == "Invalid params for task 'even': n must be even");
     CHECK(h.store.count_jobs(std::nullopt) == 0);
     CHECK(h.metrics.task("even").rejected_invalid.load() == 1);
-    CHECK(h.jobs.execute(h.task("even"), R"({"n":4})", 0, 5.0));
+    CHECK(h.jobs.execute(h.task("even"), R"({"n":4})", {}, 5.0));
 }
 
 TEST_CASE("a quick job's params are checked in the call that runs it; refused, it leaves no trace") {
     Host h;
     auto &counters = h.metrics.task("even");
     // Not known to be quick yet: checked first (validate), then run.
-    REQUIRE(h.jobs.execute(h.task("even"), R"({"n":2})", 0, 5.0));
+    REQUIRE(h.jobs.execute(h.task("even"), R"({"n":2})", {}, 5.0));
     CHECK(h.executor.validated.load() == 1);
     CHECK(h.executor.checked_in_run.load() == 0);
     // Quick now: checked in the run, in one call.
-    auto ran = h.jobs.execute(h.task("even"), R"({"n":4})", 0, 5.0);
+    auto ran = h.jobs.execute(h.task("even"), R"({"n":4})", {}, 5.0);
     REQUIRE(ran);
     REQUIRE(ran->finished);
     CHECK(ran->finished->record.status == model::JobStatus::completed);
@@ -277,7 +277,7 @@ TEST_CASE("a quick job's params are checked in the call that runs it; refused, i
     // Refused there: the same answer as a check before, and no job.
     // (With a wait: without one, "quick" is 200 us, which a sanitizer build may miss.)
     for (int i = 0; i < 2; ++i) {
-        auto refused = h.jobs.execute(h.task("even"), R"({"n":3})", 0, 5.0);
+        auto refused = h.jobs.execute(h.task("even"), R"({"n":3})", {}, 5.0);
         REQUIRE_FALSE(refused);
         CHECK(refused.error().kind == ErrorKind::invalid);
         CHECK(refused.error().message == "Invalid params for task 'even': n must be even");
@@ -292,10 +292,10 @@ TEST_CASE("a quick job's params are checked in the call that runs it; refused, i
 
 TEST_CASE("a quick job canceled by its id while its params are checked stays a job: it ends canceled") {
     Host h;
-    REQUIRE(h.jobs.execute(h.task("even"), R"({"n":2})", 0, 5.0));  // known to be quick now
+    REQUIRE(h.jobs.execute(h.task("even"), R"({"n":2})", {}, 5.0));  // known to be quick now
     // Its id shows (GET /api/v1/system lists a busy worker's job) while it runs.
     h.executor.on_check_in_run = [&](const std::string &id) { CHECK(h.jobs.cancel(id)); };
-    auto executed = h.jobs.execute(h.task("even"), R"({"n":3})", 0, 5.0);
+    auto executed = h.jobs.execute(h.task("even"), R"({"n":3})", {}, 5.0);
     h.executor.on_check_in_run = nullptr;
     REQUIRE(executed);
     REQUIRE(executed->finished);
@@ -311,12 +311,12 @@ TEST_CASE("a full queue: overloaded, counted, nothing stored") {
     Gate g;
     gate = &g;
     Host h({1, 1});
-    auto running = h.jobs.execute(h.task("gated"), "{}", 0, std::nullopt);  // takes the one worker
+    auto running = h.jobs.execute(h.task("gated"), "{}", {}, std::nullopt);  // takes the one worker
     REQUIRE(running);
     g.wait_inside(1);
-    auto queued = h.jobs.execute(h.task("gated"), "{}", 0, std::nullopt);  // takes the one queue place
+    auto queued = h.jobs.execute(h.task("gated"), "{}", {}, std::nullopt);  // takes the one queue place
     REQUIRE(queued);
-    auto refused = h.jobs.execute(h.task("gated"), "{}", 0, std::nullopt);
+    auto refused = h.jobs.execute(h.task("gated"), "{}", {}, std::nullopt);
     REQUIRE_FALSE(refused);
     CHECK(refused.error().kind == ErrorKind::overloaded);
     CHECK(refused.error().message == "The job queue is full (1 jobs waiting); retry later");
@@ -332,10 +332,10 @@ TEST_CASE("cancel: a pending job at once, a running one on request, then conflic
     Gate g;
     gate = &g;
     Host h({1, 10});
-    auto running = h.jobs.execute(h.task("gated"), "{}", 0, std::nullopt);
+    auto running = h.jobs.execute(h.task("gated"), "{}", {}, std::nullopt);
     REQUIRE(running);
     g.wait_inside(1);
-    auto pending = h.jobs.execute(h.task("echo"), "{}", 0, std::nullopt);
+    auto pending = h.jobs.execute(h.task("echo"), "{}", {}, std::nullopt);
     REQUIRE(pending);
 
     auto canceled = h.jobs.cancel(pending->job_id);
@@ -362,7 +362,7 @@ TEST_CASE("cancel: a pending job at once, a running one on request, then conflic
 
 TEST_CASE("remove: gone from reads and lists; a second remove is not_found") {
     Host h;
-    auto executed = h.jobs.execute(h.task("echo"), "{}", 0, 5.0);
+    auto executed = h.jobs.execute(h.task("echo"), "{}", {}, 5.0);
     REQUIRE(executed);
     REQUIRE(h.jobs.remove(executed->job_id));
     CHECK_FALSE(h.jobs.get(executed->job_id));
@@ -375,7 +375,7 @@ TEST_CASE("remove: gone from reads and lists; a second remove is not_found") {
 TEST_CASE("list: newest first, committed writes only, cancel_requested merged") {
     Host h;
     std::vector<std::string> ids;
-    for (int i = 0; i < 3; ++i) ids.push_back(h.jobs.execute(h.task("echo"), "{}", 0, 5.0)->job_id);
+    for (int i = 0; i < 3; ++i) ids.push_back(h.jobs.execute(h.task("echo"), "{}", {}, 5.0)->job_id);
     auto listed = h.jobs.list(std::nullopt, 10, 0);
     REQUIRE(listed.size() == 3);
     CHECK(listed[0].record.id == ids[2]);
@@ -386,19 +386,19 @@ TEST_CASE("list: newest first, committed writes only, cancel_requested merged") 
 TEST_CASE("quick tasks run on the submitting thread; the statistics survive a reload of other code") {
     Host h;
     // The first run goes to a worker: nothing is known about the task yet.
-    REQUIRE(h.jobs.execute(h.task("echo"), "{}", 0, 5.0));
+    REQUIRE(h.jobs.execute(h.task("echo"), "{}", {}, 5.0));
     CHECK(last_thread.load() != std::this_thread::get_id());
-    REQUIRE(h.jobs.execute(h.task("echo"), "{}", 0, 5.0));
+    REQUIRE(h.jobs.execute(h.task("echo"), "{}", {}, 5.0));
     CHECK(last_thread.load() == std::this_thread::get_id());
 
     // A reload publishes new Task objects for the same generation: still quick.
     h.registry.publish(snapshot_of(h.generation1, 2));
-    REQUIRE(h.jobs.execute(h.task("echo"), "{}", 0, 5.0));
+    REQUIRE(h.jobs.execute(h.task("echo"), "{}", {}, 5.0));
     CHECK(last_thread.load() == std::this_thread::get_id());
 
     // A new generation of the plugin is other code: a worker runs it first.
     h.registry.publish(snapshot_of(plugin(2), 3));
-    REQUIRE(h.jobs.execute(h.task("echo"), "{}", 0, 5.0));
+    REQUIRE(h.jobs.execute(h.task("echo"), "{}", {}, 5.0));
     CHECK(last_thread.load() != std::this_thread::get_id());
 }
 
@@ -409,14 +409,14 @@ TEST_CASE("runs cut short by a cancel do not make a task quick") {
     // Each run ends as soon as it is canceled: a few milliseconds, which
     // would pass for quick under a 5 s wait.
     for (int i = 1; i <= 3; ++i) {
-        auto running = h.jobs.execute(h.task("gated"), "{}", 0, std::nullopt);
+        auto running = h.jobs.execute(h.task("gated"), "{}", {}, std::nullopt);
         REQUIRE(running);
         g.wait_inside(i);
         REQUIRE(h.jobs.cancel(running->job_id));
         CHECK(h.wait_end(running->job_id).status == model::JobStatus::canceled);
     }
     g.release();
-    auto waited = h.jobs.execute(h.task("gated"), "{}", 0, 5.0);
+    auto waited = h.jobs.execute(h.task("gated"), "{}", {}, 5.0);
     REQUIRE(waited);
     REQUIRE(waited->finished);
     CHECK(last_thread.load() != std::this_thread::get_id());  // still unknown: a worker ran it
@@ -426,8 +426,8 @@ TEST_CASE("runs cut short by a cancel do not make a task quick") {
 TEST_CASE("a job scheduled by a task is queued and runs, even when its task is quick") {
     Host h;
     // Make echo known to be quick, so that a submitter would run it itself.
-    for (int i = 0; i < 3; ++i) REQUIRE(h.jobs.execute(h.task("echo"), "{}", 0, 5.0));
-    auto parent = h.jobs.execute(h.task("parent"), "{}", 0, 5.0);
+    for (int i = 0; i < 3; ++i) REQUIRE(h.jobs.execute(h.task("echo"), "{}", {}, 5.0));
+    auto parent = h.jobs.execute(h.task("parent"), "{}", {}, 5.0);
     REQUIRE(parent);
     REQUIRE(parent->finished);
     CHECK(parent->finished->record.status == model::JobStatus::completed);
@@ -441,8 +441,8 @@ TEST_CASE("jobs hold their plugin generation while they may call its code") {
     Gate g;
     gate = &g;
     Host h({1, 10});
-    auto running = h.jobs.execute(h.task("gated"), "{}", 0, std::nullopt);
-    auto queued = h.jobs.execute(h.task("echo"), "{}", 0, std::nullopt);
+    auto running = h.jobs.execute(h.task("gated"), "{}", {}, std::nullopt);
+    auto queued = h.jobs.execute(h.task("echo"), "{}", {}, std::nullopt);
     REQUIRE(running);
     REQUIRE(queued);
     g.wait_inside(1);
@@ -494,7 +494,7 @@ TEST_CASE("an executor that refuses: the reason, and nothing stored or counted a
 
     executor.refusing = true;
     executor.refuse = Error{ErrorKind::unavailable, "the host is shutting down"};
-    auto refused = jobs.execute(registry.snapshot()->find("echo"), "{}", 0, std::nullopt);
+    auto refused = jobs.execute(registry.snapshot()->find("echo"), "{}", {}, std::nullopt);
     REQUIRE_FALSE(refused);
     CHECK(refused.error().kind == ErrorKind::unavailable);
     CHECK(refused.error().message == "The job could not be stored: the host is shutting down");
@@ -502,7 +502,7 @@ TEST_CASE("an executor that refuses: the reason, and nothing stored or counted a
     CHECK(metrics.task("echo").submitted.load() == 0);
 
     executor.refusing = false;
-    auto accepted = jobs.execute(registry.snapshot()->find("echo"), R"({"x":2})", 0, std::nullopt);
+    auto accepted = jobs.execute(registry.snapshot()->find("echo"), R"({"x":2})", {}, std::nullopt);
     REQUIRE(accepted);
     CHECK(executor.dispatched == 1);
     auto ended = jobs.wait_terminal(accepted->job_id, deadline_after(10));
@@ -518,7 +518,7 @@ TEST_CASE("a job canceled while pending never runs, however close a worker was t
     Host h({2, 1000});
     std::vector<std::pair<std::string, bool>> outcomes;  // job, canceled before it ran
     for (int i = 0; i < 300; ++i) {
-        auto executed = h.jobs.execute(h.task("echo"), "{}", 0, std::nullopt);
+        auto executed = h.jobs.execute(h.task("echo"), "{}", {}, std::nullopt);
         REQUIRE(executed);
         auto canceled = h.jobs.cancel(executed->job_id);  // races the worker taking it
         outcomes.emplace_back(executed->job_id, canceled && canceled->done);

@@ -853,7 +853,7 @@ TEST_CASE("store (sqlite): file database persists across Store instances") {
 
         // Schema version, WAL and foreign keys are in place.
         auto conn = store.task_connection();
-        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 4);
+        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 5);
         CHECK(json::parse(conn->query("PRAGMA journal_mode", ""))[0]["journal_mode"] == "wal");
         CHECK(json::parse(conn->query("PRAGMA foreign_keys", ""))[0]["foreign_keys"] == 1);
         auto pending = store.recover("restarted", now_us());
@@ -901,7 +901,7 @@ TEST_CASE("store (sqlite): a version-1 database is migrated with every job and a
     o.path = path;
     SqliteStore store(o);
     auto conn = store.task_connection();
-    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 4);
+    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 5);
 
     auto jobs = store.list_jobs(std::nullopt, Store::no_limit, 0);
     REQUIRE(jobs.size() == 3);

@@ -107,6 +107,10 @@ void Committer::apply_op(Op &op) {
                        update_progress(w, o.id, o.fraction, o.message);
                        changed_.push_back(o.id);
                    },
+                   [&](JobDue &o) {
+                       job_due(w, o.id);
+                       changed_.push_back(o.id);
+                   },
                    [&](FinishJob &o) {
                        // A job stored with its end was never seen by anyone.
                        const bool seen = !o.data->end.insert_first;

@@ -13,15 +13,17 @@ using model::JobStatus;
 
 namespace {
 
-#define JOB_COLS                                                                                     \
-    "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
-    "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version, retry_safe"
+#define JOB_COLS                                                                                              \
+    "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, "          \
+    "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version, retry_safe, " \
+    "priority, run_at"
 // What a read returns: the job's columns and the host that ran it.
 #define JOB_READ_COLS JOB_COLS ", run_by"
 // The same, where another table in the statement has an id too.
-#define JOB_READ_COLS_OF_JOBS                                                                             \
-    "jobs.id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
-    "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version, retry_safe, run_by"
+#define JOB_READ_COLS_OF_JOBS                                                                                 \
+    "jobs.id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, "     \
+    "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version, retry_safe, " \
+    "priority, run_at, run_by"
 
 // A duplicate id inserts nothing instead of failing: a failed statement
 // would abort the whole batch's transaction.
@@ -30,13 +32,15 @@ namespace {
 constexpr Statement kInsertJob{
     "INSERT INTO jobs (" JOB_COLS
     ", run_by, queued_by, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, CASE WHEN $4 = 'running' THEN " TASKHOST_PG_NOW_US
-    " + $20::bigint END) ON CONFLICT DO NOTHING"};
-// Only a pending job starts: a cancel or delete that came first must stick,
-// and of two hosts that try, one does. The job then holds a lease.
+    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, CASE WHEN $4 = 'running' THEN " TASKHOST_PG_NOW_US
+    " + $22::bigint END) ON CONFLICT DO NOTHING"};
+// Only a job waiting to run starts (a scheduled one is due by then; its row
+// may not say so yet): a cancel or delete that came first must stick, and
+// of two hosts that try, one does. The job then holds a lease.
 constexpr Statement kStartJob{
     "UPDATE jobs SET status = 'running', started_at = $2, attempts = attempts + 1, run_by = $3, "
-    "lease_until = " TASKHOST_PG_NOW_US " + $4 WHERE id = $1 AND status = 'pending'"};
+    "lease_until = " TASKHOST_PG_NOW_US " + $4 WHERE id = $1 AND status IN ('pending', 'scheduled')"};
+constexpr Statement kJobDue{"UPDATE jobs SET status = 'pending' WHERE id = $1 AND status = 'scheduled'"};
 constexpr Statement kUpdateProgress{"UPDATE jobs SET progress = $2, progress_message = $3 WHERE id = $1"};
 // Only a job not ended yet (one whose lease ran out was failed by another
 // host, and a late end must not undo that), and not one another host runs
@@ -45,7 +49,7 @@ constexpr Statement kFinishJob{
     "UPDATE jobs SET status = $2, finished_at = $3, error = $4, error_traceback = $5, "
     "artifact_id = coalesce($6, artifact_id), started_at = coalesce(started_at, $7), lease_until = NULL, "
     "ran_version = coalesce($9, ran_version) "
-    "WHERE id = $1 AND status IN ('pending', 'running') AND (run_by IS NULL OR run_by = $8)"};
+    "WHERE id = $1 AND status IN ('pending', 'running', 'scheduled') AND (run_by IS NULL OR run_by = $8)"};
 constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = $1";
 constexpr Statement kGetJob{"SELECT " JOB_READ_COLS " FROM jobs WHERE id = $1"};
 // Job ids are time-ordered ULIDs: id order is submission order.
@@ -78,27 +82,35 @@ constexpr char kFailRunning[] =
 // recorded) are left to claiming, which takes only jobs of tasks (and
 // plugin major versions) the host has.
 constexpr char kClaimAtStart[] =
-    "UPDATE jobs SET queued_by = $1 WHERE status = 'pending' AND queued_by = $1 RETURNING " JOB_READ_COLS;
-// The oldest pending jobs of these tasks ($3) no live host holds, at most
-// $4; rows another host is claiming are skipped, not waited for. Picked in
-// a materialized CTE: as an IN (subquery), the planner may run the
-// subquery more than once and claim more than the limit.
+    "UPDATE jobs SET queued_by = $1 WHERE status IN ('pending', 'scheduled') AND queued_by = $1 "
+    "RETURNING " JOB_READ_COLS;
+// The first pending (or due scheduled) jobs of these tasks ($3) no live
+// host holds, in queue order (model::queue_rank), at most $4; rows another
+// host is claiming are skipped, not waited for. Picked in a materialized
+// CTE: as an IN (subquery), the planner may run the subquery more than
+// once and claim more than the limit.
+static_assert(model::kPriorityStepUs == 10'000'000);
 constexpr Statement kClaim{
-    "WITH picked AS MATERIALIZED (SELECT id FROM jobs WHERE status = 'pending' "
+    "WITH picked AS MATERIALIZED (SELECT id FROM jobs WHERE (status = 'pending' OR (status = 'scheduled' "
+    "AND run_at <= " TASKHOST_PG_NOW_US
+    ")) "
     "AND (task_name || '@' || split_part(coalesce(plugin_version, ''), '.', 1)) = ANY($3::text[]) "
     "AND queued_by IS DISTINCT FROM $1 AND " TASKHOST_UNHELD
-    " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) "
+    " ORDER BY greatest(run_at, submitted_at) - priority * 10000000::bigint, id LIMIT $4 FOR UPDATE SKIP LOCKED) "
     "UPDATE jobs SET queued_by = $1 FROM picked WHERE jobs.id = picked.id RETURNING " JOB_READ_COLS_OF_JOBS};
 #undef TASKHOST_UNHELD
 // The host holding it drops it; those waiting on it wake.
 constexpr char kCancelPending[] =
-    "WITH c AS (UPDATE jobs SET status = 'canceled', finished_at = $2 WHERE id = $1 AND status = 'pending' "
-    "RETURNING id) SELECT pg_notify('taskhost', 'c:' || id), pg_notify('taskhost', 'j:' || id) FROM c";
+    "WITH c AS (UPDATE jobs SET status = 'canceled', finished_at = $2 WHERE id = $1 "
+    "AND status IN ('pending', 'scheduled') RETURNING id) SELECT pg_notify('taskhost', 'c:' || id), "
+    "pg_notify('taskhost', 'j:' || id) FROM c";
 // Kept in the row too: a notice can be lost, and the running host's
 // heartbeat reads it back (kRenew).
-constexpr char kHeld[] = "SELECT " JOB_READ_COLS " FROM jobs WHERE status = 'pending' AND queued_by = $1 ORDER BY id";
+constexpr char kHeld[] =
+    "SELECT " JOB_READ_COLS " FROM jobs WHERE status IN ('pending', 'scheduled') AND queued_by = $1 ORDER BY id";
 constexpr char kRelease[] =
-    "WITH r AS (UPDATE jobs SET queued_by = NULL WHERE id = ANY($1::text[]) AND status = 'pending' RETURNING id) "
+    "WITH r AS (UPDATE jobs SET queued_by = NULL WHERE id = ANY($1::text[]) AND status IN ('pending', 'scheduled') "
+    "RETURNING id) "
     "SELECT pg_notify('taskhost', 'w:') FROM (SELECT count(*) FROM r) AS n";
 constexpr char kAskCancel[] =
     "WITH c AS (UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, $2) WHERE id = $1 "
@@ -108,7 +120,7 @@ constexpr Statement kNotify{"SELECT pg_notify('taskhost', p) FROM unnest($1::tex
 constexpr size_t kNotifyPayloadMax = 7000;
 constexpr char kFailJob[] =
     "UPDATE jobs SET status = 'failed', error = $2, finished_at = $3 "
-    "WHERE id = $1 AND status IN ('pending', 'running')";
+    "WHERE id = $1 AND status IN ('pending', 'running', 'scheduled')";
 
 #undef JOB_COLS
 #undef JOB_READ_COLS
@@ -133,7 +145,9 @@ Job read_job(const Rows &r, int i) {
     j.plugin_version = r.text(i, 14);  // NULL reads as ""
     j.ran_version = r.text(i, 15);
     j.retry_safe = r.text(i, 16) == "t";
-    j.run_by = r.text(i, 17);
+    j.priority = static_cast<int>(r.i64(i, 17));
+    j.run_at = r.i64(i, 18);  // NULL reads as 0 = "now"
+    j.run_by = r.text(i, 19);
     return j;
 }
 
@@ -169,6 +183,7 @@ void insert_job_row(Connection &w, const Job &j, const HostLease &lease, bool fo
     p.add(j.plugin_version.empty() ? std::optional<std::string>() : j.plugin_version);
     p.add(j.ran_version.empty() ? std::optional<std::string>() : j.ran_version);
     p.add(std::string_view(j.retry_safe ? "true" : "false"));
+    p.add(int64_t{j.priority}).add_time(j.run_at);
     if (ran_here) p.add(std::string_view(lease.host_id));  // run_by
     else p.add_null();
     if (for_any_host) p.add_null();  // queued_by
@@ -182,6 +197,12 @@ bool start_job(Connection &w, const std::string &id, int64_t started_at, const H
     Params p;
     p.add(std::string_view(id)).add(started_at).add(std::string_view(lease.host_id)).add(lease.lease_us);
     return w.run(kStartJob, p).affected() > 0;
+}
+
+void job_due(Connection &w, const std::string &id) {
+    Params p;
+    p.add(std::string_view(id));
+    w.run(kJobDue, p);
 }
 
 void update_progress(Connection &w, const std::string &id, double fraction, const std::string &message) {

@@ -47,6 +47,8 @@ struct HostLease {
 void insert_job_row(Connection &conn, const model::Job &job, const HostLease &lease, bool for_any_host = false);
 bool start_job(Connection &conn, const std::string &id, int64_t started_at, const HostLease &lease);
 void update_progress(Connection &conn, const std::string &id, double fraction, const std::string &message);
+// A `scheduled` job whose time has come becomes `pending`.
+void job_due(Connection &conn, const std::string &id);
 // Stores the end of a job with its result artifact. If that artifact cannot
 // be stored, the job ends `failed` saying why (also told to `report`).
 void finish_job(Connection &conn, const std::string &id, Store::JobEnd &end, const Reporter &report,

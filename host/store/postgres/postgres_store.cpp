@@ -171,6 +171,8 @@ bool PostgresStore::start_job(const std::string &id, int64_t started_at) {
     return started;
 }
 
+void PostgresStore::job_due(const std::string &id) { impl_->queue.post(JobDue{id}); }
+
 void PostgresStore::update_progress(const std::string &id, double fraction, const std::string &message) {
     impl_->queue.post(UpdateProgress{id, fraction, message});
 }

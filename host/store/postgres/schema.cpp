@@ -99,6 +99,12 @@ const char *const kMigrations[] = {
     R"sql(
     ALTER TABLE jobs ADD COLUMN retry_safe boolean NOT NULL DEFAULT false;
     )sql",
+    // 7: priorities (-10..10) and delayed jobs (status 'scheduled' until
+    // run_at, µs since the epoch).
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN priority integer NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN run_at bigint;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -83,6 +83,7 @@ void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable)
                    [&](InsertJob &o) { insert_job_row(w, *o.job); },
                    [&](StartJob &o) { *o.started = start_job(w, *o.id, o.started_at); },
                    [&](UpdateProgress &o) { update_progress(w, o.id, o.fraction, o.message); },
+                   [&](JobDue &o) { job_due(w, o.id); },
                    [&](FinishJob &o) {
                        finish_job(w, o.id, o.data->end, report_);
                        if (o.data->on_durable) on_durable.push_back(std::move(o.data->on_durable));

@@ -14,14 +14,16 @@ namespace {
 // Statements are cached per connection, keyed by these pointers.
 #define JOB_COLS                                                                                     \
     "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
-    "artifact_id, progress, progress_message, timeout_s, attempts, retry_safe"
+    "artifact_id, progress, progress_message, timeout_s, attempts, retry_safe, priority, run_at"
 
-constexpr char kInsertJob[] =
-    "INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
-// Only a pending job starts: a cancel or delete that came first must stick.
+constexpr char kInsertJob[] = "INSERT INTO jobs (" JOB_COLS
+                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+// Only a job waiting to run starts: a cancel or delete that came first must
+// stick. (A scheduled one is due by then; its row may not say so yet.)
 constexpr char kStartJob[] =
-    "UPDATE jobs SET status = 'running', started_at = ?2, attempts = attempts + 1 WHERE id = ?1 AND status = "
-    "'pending'";
+    "UPDATE jobs SET status = 'running', started_at = ?2, attempts = attempts + 1 WHERE id = ?1 AND status IN "
+    "('pending', 'scheduled')";
+constexpr char kJobDue[] = "UPDATE jobs SET status = 'pending' WHERE id = ?1 AND status = 'scheduled'";
 constexpr char kUpdateProgress[] = "UPDATE jobs SET progress = ?2, progress_message = ?3 WHERE id = ?1";
 constexpr char kFinishJob[] =
     "UPDATE jobs SET status = ?2, finished_at = ?3, error = ?4, error_traceback = ?5, "
@@ -40,10 +42,11 @@ constexpr char kRequeueRunning[] =
     "WHERE status = 'running' AND retry_safe <> 0 AND attempts < ?1";
 constexpr char kFailRunning[] =
     "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'";
-constexpr char kPendingOldestFirst[] = "SELECT " JOB_COLS " FROM jobs WHERE status = 'pending' ORDER BY id";
+constexpr char kWaitingOldestFirst[] =
+    "SELECT " JOB_COLS " FROM jobs WHERE status IN ('pending', 'scheduled') ORDER BY id";
 constexpr char kFailJob[] =
     "UPDATE jobs SET status = 'failed', error = ?2, finished_at = ?3 WHERE id = ?1 AND status IN ('pending', "
-    "'running')";
+    "'running', 'scheduled')";
 
 #undef JOB_COLS
 
@@ -64,6 +67,8 @@ Job read_job(const Stmt &s) {
     j.timeout_s = s.is_null(12) ? 0 : s.f64(12);
     j.attempts = static_cast<int>(s.i64(13));
     j.retry_safe = s.i64(14) != 0;
+    j.priority = static_cast<int>(s.i64(15));
+    j.run_at = s.i64(16);
     return j;
 }
 
@@ -84,12 +89,15 @@ void insert_job_row(Connection &w, const Job &j) {
     else s.bind_null(13);
     s.bind(14, static_cast<int64_t>(j.attempts));
     s.bind(15, int64_t{j.retry_safe ? 1 : 0});
+    s.bind(16, int64_t{j.priority}).bind_time(17, j.run_at);
     s.run();
 }
 
 bool start_job(Connection &w, std::string_view id, int64_t started_at) {
     return Stmt(w, kStartJob).bind(1, id).bind(2, started_at).run() > 0;
 }
+
+void job_due(Connection &w, std::string_view id) { Stmt(w, kJobDue).bind(1, id).run(); }
 
 void update_progress(Connection &w, std::string_view id, double fraction, std::string_view message) {
     Stmt(w, kUpdateProgress).bind(1, id).bind(2, fraction).bind(3, message).run();
@@ -138,7 +146,7 @@ std::vector<Job> recover(Connection &w, const std::string &running_error, int64_
     in_savepoint(w, [&] {
         Stmt(w, kRequeueRunning).bind(1, int64_t{model::kMaxHostLossAttempts}).run();
         Stmt(w, kFailRunning).bind(1, std::string_view(running_error)).bind(2, now).run();
-        Stmt s(w, kPendingOldestFirst);
+        Stmt s(w, kWaitingOldestFirst);
         while (s.step()) pending.push_back(read_job(s));
     });
     return pending;

@@ -21,9 +21,11 @@ namespace taskhost::store::sqlite {
 // ---- writes ----
 // One new row holding every field of `job`.
 void insert_job_row(Connection &conn, const model::Job &job);
-// Moves a `pending` job to `running` and counts the attempt; false (and
-// nothing changed) if it is not pending.
+// Moves a `pending` (or due `scheduled`) job to `running` and counts the
+// attempt; false (and nothing changed) if it is neither.
 bool start_job(Connection &conn, std::string_view id, int64_t started_at);
+// A `scheduled` job whose time has come becomes `pending`.
+void job_due(Connection &conn, std::string_view id);
 void update_progress(Connection &conn, std::string_view id, double fraction, std::string_view message);
 // Stores the end of a job with its result artifact. If that artifact cannot
 // be stored, the job ends `failed` saying why (also told to `report`).
@@ -31,7 +33,7 @@ void finish_job(Connection &conn, const std::string &id, Store::JobEnd &end, con
 // False if no such job.
 bool delete_job(Connection &conn, const std::string &id);
 // Every `running` job becomes `failed` with `running_error`; returns the
-// `pending` ones, oldest first.
+// `pending` and `scheduled` ones, oldest first.
 std::vector<model::Job> recover(Connection &conn, const std::string &running_error, int64_t now);
 // Each job (id, error) not ended yet becomes `failed` with its error.
 void fail_jobs(Connection &conn, const std::vector<std::pair<std::string, std::string>> &errors, int64_t now);

@@ -108,6 +108,12 @@ const char *const kMigrations[] = {
     R"sql(
     ALTER TABLE jobs ADD COLUMN retry_safe INTEGER NOT NULL DEFAULT 0;
     )sql",
+    // 5: priorities (-10..10) and delayed jobs (status 'scheduled' until
+    // run_at, µs since the epoch).
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN run_at INTEGER;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -140,6 +140,8 @@ bool SqliteStore::start_job(const std::string &id, int64_t started_at) {
     return started;
 }
 
+void SqliteStore::job_due(const std::string &id) { impl_->queue.post(JobDue{id}); }
+
 void SqliteStore::update_progress(const std::string &id, double fraction, const std::string &message) {
     impl_->queue.post(UpdateProgress{id, fraction, message});
 }

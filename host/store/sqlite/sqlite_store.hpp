@@ -60,6 +60,7 @@ public:
     void insert_job(const model::Job &job) override;
     bool start_job(const std::string &id, int64_t started_at) override;
     void update_progress(const std::string &id, double fraction, const std::string &message) override;
+    void job_due(const std::string &id) override;
     void finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable = {},
                     std::function<void(const std::string &)> on_failed = {}) override;
     bool delete_job(const std::string &id) override;

@@ -1,0 +1,203 @@
+// The job lifecycle beyond "run once, now": priorities and delayed jobs.
+// Runs on SQLite (ctest integration) and on PostgreSQL (integration-postgres,
+// where with_file_db() is a schema of its own).
+#include <algorithm>
+#include <ctime>
+#include <iomanip>
+#include <map>
+#include <sstream>
+
+#include "test_util.hpp"
+
+using namespace th_test;
+
+namespace {
+
+// "2026-12-04T10:00:00.123456Z" → µs since the epoch.
+int64_t iso_us(const json &text) {
+    REQUIRE(text.is_string());
+    std::tm tm{};
+    std::istringstream in(text.get<std::string>());
+    in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+    REQUIRE(!in.fail());
+    int64_t micros = 0;
+    if (in.peek() == '.') {
+        in.get();
+        std::string digits;
+        while (std::isdigit(in.peek())) digits += static_cast<char>(in.get());
+        digits.resize(6, '0');
+        micros = std::stoll(digits);
+    }
+    return static_cast<int64_t>(timegm(&tm)) * 1'000'000 + micros;
+}
+
+std::string iso_of(int64_t us) {
+    const std::time_t seconds = static_cast<std::time_t>(us / 1'000'000);
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    char text[64];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+    char out[80];
+    std::snprintf(out, sizeof out, "%s.%06lldZ", text, static_cast<long long>(us % 1'000'000));
+    return out;
+}
+
+int64_t wall_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// POST $execute with a whole body; REQUIREs 202 and returns the job id.
+std::string submit_body(httplib::Client &cli, const std::string &task, const json &body) {
+    auto res = post_json(cli, "/api/v1/tasks/" + task + "/$execute", body);
+    REQUIRE(res);
+    INFO(res->body);
+    REQUIRE(res->status == 202);
+    return body_json(res)["job_id"].get<std::string>();
+}
+
+}  // namespace
+
+TEST_SUITE("lifecycle") {
+
+TEST_CASE("priorities: with one worker, higher runs first and equal ones in submit order") {
+    Service svc(ServiceOptions().with_file_db().flags({"--max-concurrency", "1"}));
+    auto &cli = svc.cli();
+    const std::string blocker = submit(cli, "slow_task", {{"seconds", 30}});
+    wait_status(cli, blocker, "running");
+    // Queued behind the blocker, in this order: (name, priority).
+    const std::vector<std::pair<std::string, int>> order = {{"a", 0}, {"b", 5}, {"c", -3}, {"d", 5}, {"e", 10}, {"f", 0}};
+    std::map<std::string, std::string> ids;
+    for (const auto &[name, priority] : order) {
+        json body = {{"params", {{"name", name}}}};
+        if (name != "a") body["priority"] = priority;  // "a" takes the default
+        ids[name] = submit_body(cli, "greet_user", body);
+    }
+    CHECK(get_job(cli, ids["a"])["priority"] == 0);
+    CHECK(get_job(cli, ids["e"])["priority"] == 10);
+    CHECK(get_job(cli, ids["c"])["status"] == "pending");
+    REQUIRE_STATUS(cli.Delete(("/api/v1/jobs/" + blocker).c_str()), 204);
+    std::vector<std::pair<int64_t, std::string>> started;
+    for (const auto &[name, id] : ids) {
+        json job = wait_job(cli, id);
+        REQUIRE(job["status"] == "completed");
+        started.emplace_back(iso_us(job["started_at"]), name);
+    }
+    std::sort(started.begin(), started.end());
+    std::string seen;
+    for (const auto &s : started) seen += s.second;
+    CHECK(seen == "ebdafc");
+}
+
+TEST_CASE("delayed jobs: scheduled until run_at, listed as such, then run on time") {
+    Service svc(ServiceOptions().with_file_db());
+    auto &cli = svc.cli();
+    const std::string id = submit_body(cli, "greet_user", {{"params", {{"name", "later"}}}, {"delay_s", 1.0}});
+    json job = get_job(cli, id);
+    INFO(job.dump());
+    CHECK(job["status"] == "scheduled");
+    CHECK(job["started_at"].is_null());
+    const int64_t run_at = iso_us(job["run_at"]);
+    const int64_t delay = run_at - iso_us(job["submitted_at"]);
+    CHECK(delay >= 950'000);
+    CHECK(delay <= 1'100'000);
+    json scheduled = get_json(cli, "/api/v1/jobs?status_filter=scheduled");
+    REQUIRE(scheduled.size() == 1);
+    CHECK(scheduled[0]["id"] == id);
+    CHECK(get_json(cli, "/api/v1/jobs?status_filter=pending").empty());
+    CHECK(get_json(cli, "/api/v1/system")["jobs_scheduled"] == 1);
+
+    json done = wait_job(cli, id);
+    CHECK(done["status"] == "completed");
+    // Not before its time, and soon after it (the timer, a worker start).
+    const int64_t late = iso_us(done["started_at"]) - run_at;
+    CHECK(late >= 0);
+    CHECK(late < 2'000'000);
+    CHECK(get_json(cli, "/api/v1/system")["jobs_scheduled"] == 0);
+    CHECK(get_json(cli, "/api/v1/jobs?status_filter=scheduled").empty());
+}
+
+TEST_CASE("delayed jobs: run_at with an offset, a time past runs now, and the 400s") {
+    Service svc(ServiceOptions().with_file_db());
+    auto &cli = svc.cli();
+    // A time in the past: run now.
+    const std::string past = submit_body(cli, "greet_user", {{"run_at", "2020-01-01T00:00:00+02:00"}});
+    json ran = wait_job(cli, past);
+    CHECK(ran["status"] == "completed");
+    CHECK(ran["run_at"] == "2019-12-31T22:00:00.000000Z");
+
+    const std::string next = iso_of(wall_us() + 600'000'000);
+    const std::string later = submit_body(cli, "greet_user", {{"run_at", next}, {"priority", -2}});
+    json held = get_job(cli, later);
+    CHECK(held["status"] == "scheduled");
+    CHECK(held["run_at"] == next);
+    CHECK(held["priority"] == -2);
+
+    const std::string path = "/api/v1/tasks/greet_user/$execute";
+    check_problem(post_json(cli, path, {{"priority", 11}}), 400, "priority must be an integer from -10 to 10");
+    check_problem(post_json(cli, path, {{"priority", 1.5}}), 400, "priority must be an integer");
+    check_problem(post_json(cli, path, {{"priority", "high"}}), 400, "priority must be an integer");
+    check_problem(post_json(cli, path, {{"run_at", "tomorrow"}}), 400, "run_at must be an RFC 3339 date-time");
+    check_problem(post_json(cli, path, {{"run_at", "2026-12-04T10:00:00"}}), 400, "with a time zone");
+    check_problem(post_json(cli, path, {{"run_at", 1767225600}}), 400, "run_at must be an RFC 3339");
+    check_problem(post_json(cli, path, {{"run_at", iso_of(wall_us() + 400LL * 86400 * 1'000'000)}}), 400,
+                  "at most a year from now");
+    check_problem(post_json(cli, path, {{"delay_s", -1}}), 400, "delay_s must be a number of seconds");
+    check_problem(post_json(cli, path, {{"delay_s", "5"}}), 400, "delay_s must be a number of seconds");
+    check_problem(post_json(cli, path, {{"delay_s", 5}, {"run_at", next}}), 400, "run_at or delay_s, not both");
+    CHECK(get_json(cli, "/api/v1/jobs").size() == 2);  // nothing refused was stored
+}
+
+TEST_CASE("delayed jobs: cancel keeps one from ever running; delete too") {
+    Service svc(ServiceOptions().with_file_db());
+    auto &cli = svc.cli();
+    const std::string canceled = submit_body(cli, "greet_user", {{"delay_s", 0.5}});
+    const std::string deleted = submit_body(cli, "greet_user", {{"delay_s", 0.5}});
+    auto res = cli.Post(("/api/v1/jobs/" + canceled + "/$cancel").c_str());
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    CHECK(body_json(res)["status"] == "canceled");
+    REQUIRE_STATUS(cli.Delete(("/api/v1/jobs/" + deleted).c_str()), 204);
+    CHECK(get_json(cli, "/api/v1/system")["jobs_scheduled"] == 0);
+    // Past their time, and past a job due after them that did run.
+    const std::string after = submit_body(cli, "greet_user", {{"delay_s", 0.7}});
+    CHECK(wait_job(cli, after)["status"] == "completed");
+    json job = get_job(cli, canceled);
+    CHECK(job["status"] == "canceled");
+    CHECK(job["started_at"].is_null());
+    CHECK(cli.Get(("/api/v1/jobs/" + deleted).c_str())->status == 404);
+}
+
+TEST_CASE("delayed jobs: kept across a restart, and run at their time after it") {
+    Service svc(ServiceOptions().with_file_db());
+    const int64_t at = wall_us() + 2'500'000;
+    const std::string id = submit_body(svc.cli(), "greet_user", {{"params", {{"name", "again"}}}, {"run_at", iso_of(at)}});
+    const std::string soon = submit_body(svc.cli(), "greet_user", {{"delay_s", 0.2}, {"priority", 3}});
+    svc.restart();
+    auto &cli = svc.cli();
+    json job = get_job(cli, id);
+    INFO(job.dump());
+    if (wall_us() < at - 200'000) CHECK(job["status"] == "scheduled");
+    json done = wait_job(cli, id);
+    CHECK(done["status"] == "completed");
+    CHECK(iso_us(done["started_at"]) >= at);
+    CHECK(iso_us(done["started_at"]) - at < 2'000'000);
+    json other = wait_job(cli, soon);
+    CHECK(other["status"] == "completed");
+    CHECK(other["priority"] == 3);
+    CHECK(get_artifact(cli, done["artifact_id"])["data"]["result"] == json{{"message", "Hello, again!"}});
+}
+
+TEST_CASE("delayed jobs: at most --queue-size are held; more answer 503") {
+    Service svc(ServiceOptions().with_file_db().flags({"--queue-size", "2"}));
+    auto &cli = svc.cli();
+    for (int i = 0; i < 2; ++i) submit_body(cli, "greet_user", {{"delay_s", 600}});
+    auto res = post_json(cli, "/api/v1/tasks/greet_user/$execute", {{"delay_s", 600}});
+    check_problem(res, 503, "Too many scheduled jobs");
+    CHECK(res->has_header("Retry-After"));
+    // Jobs to run now still have their queue.
+    CHECK(run_task(cli, "greet_user").job["status"] == "completed");
+}
+
+}  // TEST_SUITE("lifecycle")
