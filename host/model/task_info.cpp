@@ -59,6 +59,7 @@ std::string render_task_info(const th_task_desc &desc, std::string_view plugin_n
         {"parameters_schema", parse_or_null(desc.params_schema_json)},
         {"timeout_s", desc.default_timeout_s > 0 ? json(desc.default_timeout_s) : json(nullptr)},
         {"retry_safe", (desc.flags & TH_TASK_RETRY_SAFE) != 0},
+        {"priority", desc.priority},
         {"plugin", {{"name", plugin_name}, {"version", plugin_version}}},
     };
     return info.dump();

@@ -82,6 +82,7 @@ th_task_desc copy_task(const th_task_desc *t) {
     out.invoke = t->invoke;
     if (TH_DESC_HAS(t, th_task_desc, validate)) out.validate = t->validate;
     if (TH_DESC_HAS(t, th_task_desc, flags)) out.flags = t->flags & TH_TASK_RETRY_SAFE;  // the flags this host knows
+    if (TH_DESC_HAS(t, th_task_desc, priority)) out.priority = std::clamp(t->priority, -10, 10);
     return out;
 }
 
@@ -320,6 +321,10 @@ struct DescriptorBuilder {
             if (task.contains("flags") && !unsigned_member(task, "flags", where, TH_TASK_RETRY_SAFE, flags))
                 return false;
             t.flags = static_cast<uint32_t>(flags);
+            if (auto priority = task.find("priority"); priority != task.end()) {
+                if (!priority->is_number_integer()) return wrong(where + "'s \"priority\"", "an integer");
+                t.priority = static_cast<int32_t>(std::clamp<int64_t>(priority->get<int64_t>(), -10, 10));
+            }
             const json *timeout = member(task, "default_timeout_s", where);
             if (timeout == nullptr) return false;
             // Not finite: written as null (JSON has no such number); either way no timeout.
@@ -457,7 +462,8 @@ struct DescriptorBuilder {
                  {"params_schema_json", text(t.params_schema_json)},
                  {"default_timeout_s", std::isfinite(t.default_timeout_s) ? json(t.default_timeout_s) : json(nullptr)},
                  {"has_validate", d.has_validate(i)},
-                 {"flags", t.flags}});
+                 {"flags", t.flags},
+                 {"priority", t.priority}});
         }
         const json doc = {{"name", text(p.name)},
                           {"version", text(p.version)},

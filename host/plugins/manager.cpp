@@ -40,6 +40,7 @@ void add_tasks(registry::Snapshot &snapshot, const std::shared_ptr<Generation> &
         for (uint32_t k = 0; k < t.tag_count; ++k) task->tags.emplace_back(t.tags[k] ? t.tags[k] : "");
         task->desc = &t;
         task->has_validate = generation->descriptor->has_validate(i);  // a remote one has no pointer
+        task->default_priority = t.priority;                           // clamped when the descriptor was read
         task->params_schema = generation->descriptor->params_schema(i);
         task->plugin = generation;
         task->info_json = generation->task_info[i];

@@ -72,6 +72,7 @@ void check_same(const Descriptor &local, const Descriptor &remote) {
               model::render_task_info(t, b.name, b.version ? b.version : ""));
         CHECK(text(s.params_schema_json) == text(t.params_schema_json));
         CHECK(s.default_timeout_s == t.default_timeout_s);
+        CHECK(s.priority == t.priority);
         CHECK(local.has_validate(i) == remote.has_validate(i));
         CHECK(local.has_validate(i) == (s.validate != nullptr));
         CHECK((t.invoke == nullptr && t.validate == nullptr));
@@ -193,6 +194,9 @@ TEST_CASE("remote descriptor: text that is not a descriptor is refused, saying w
     doc = sound();
     doc["tasks"][0]["default_timeout_s"] = "10";
     CHECK(refusal(doc) == unusable + "task #0's \"default_timeout_s\" is not a number or null");
+    doc = sound();
+    doc["tasks"][0]["priority"] = "high";
+    CHECK(refusal(doc) == unusable + "task #0's \"priority\" is not an integer");
     doc = sound();
     doc["tasks"][0]["tags"][0] = json::object();
     CHECK(refusal(doc) == unusable + "task #0's tag #0 is not a string or null");

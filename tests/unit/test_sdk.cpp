@@ -288,8 +288,8 @@ const th_plugin_desc *basics() {
                                        .doc("Simple task that returns a greeting.")
                                        .tags({"demo", "simple"})
                                        .param("name", "World"),
-                                   task("add", add).tags({"math"}).params("a", "b").timeout(2.5),
-                                   task("store_result", store_result).tag("storage").params("data"),
+                                   task("add", add).tags({"math"}).params("a", "b").timeout(2.5).priority(3),
+                                   task("store_result", store_result).tag("storage").params("data").priority(-99),
                                    task("touch", touch), task("double_it", [](int x) { return x * 2; }).params("x"));
 }
 
@@ -448,6 +448,9 @@ TEST_CASE("task metadata: doc, tags, timeout, signature, parameters, schemas") {
     CHECK(tags_of(greet) == std::vector<std::string>{"demo", "simple"});
     CHECK(std::string(greet.signature) == R"((name: std::string = "World") -> json)");
     CHECK(greet.default_timeout_s == 0);
+    CHECK(greet.priority == 0);
+    CHECK(task_of(p, "add").priority == 3);
+    CHECK(task_of(p, "store_result").priority == -10);  // clamped to the range
     REQUIRE(greet.param_count == 1);
     const auto &name = greet.params[0];
     CHECK(std::string(name.name) == "name");

@@ -45,7 +45,7 @@ extern "C" {
 
 #define TH_ABI_MAGIC 0x54534B48u /* "TSKH" */
 #define TH_ABI_MAJOR 1u
-#define TH_ABI_MINOR 2u
+#define TH_ABI_MINOR 3u
 
 #define TH_PLUGIN_ENTRY_NAME "taskhost_plugin_v1"
 
@@ -226,7 +226,9 @@ typedef struct th_task_desc {
     th_status (*validate)(const char *params_json, size_t params_len, th_sink *err);
     /* ABI 1.2 */
     uint32_t flags; /* th_task_flags */
-    uint32_t reserved2;
+    /* ABI 1.3 (zero before): a job's priority when its submitter gives none,
+       -10..10, higher first; the host clamps it to that range. */
+    int32_t priority;
 } th_task_desc;
 
 typedef struct th_plugin_desc {

@@ -151,7 +151,7 @@ private:
         d.invoke = &invoke_thunk<I>;
         d.validate = &validate_thunk<I>;
         d.flags = m.retry_safe ? static_cast<std::uint32_t>(TH_TASK_RETRY_SAFE) : 0u;
-        d.reserved2 = 0;
+        d.priority = m.priority;
     }
 
     template <std::size_t I>

@@ -213,6 +213,7 @@ struct TaskMeta {
     std::string params_schema_json;
     double timeout_s = 0;
     bool retry_safe = false;
+    int priority = 0;
 };
 
 inline void add_problem(std::string &all, const std::string &one) {
@@ -317,6 +318,12 @@ public:
         retry_safe_ = yes;
         return *this;
     }
+    // Its jobs' priority when a submit gives none: -10..10, higher runs
+    // first (a submit's "priority" overrides it).
+    Task &priority(int level) {
+        priority_ = level < -10 ? -10 : level > 10 ? 10 : level;
+        return *this;
+    }
     // Names the next caller parameter; required unless it is std::optional.
     Task &param(std::string name) {
         names_.push_back(std::move(name));
@@ -379,6 +386,7 @@ public:
         meta.tags = tags_;
         meta.timeout_s = timeout_s_;
         meta.retry_safe = retry_safe_;
+        meta.priority = priority_;
         meta.params.reserve(L::arity);
         describe_params(meta.params, std::make_index_sequence<L::arity>{});
 
@@ -615,6 +623,7 @@ private:
     std::vector<std::string> tags_;
     double timeout_s_ = 0;
     bool retry_safe_ = false;
+    int priority_ = 0;
     std::vector<std::string> names_;             // caller parameters, in order
     std::vector<std::optional<json>> defaults_;  // parallel to names_
     std::vector<std::string> injected_names_;    // per argument; "" for caller ones
