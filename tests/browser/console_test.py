@@ -366,6 +366,45 @@ class Suite:
                 "Cancel is not enabled once completed")
         return f"job {job} completed, #job-result shows {greeting!r} as text"
 
+    def check_scheduled(self):
+        """Run greet_user from its form with a priority and a delay: the job page shows it scheduled, with
+        its time and priority; Cancel ends it at once, never started; the jobs list filters scheduled."""
+        self.open(self.host, "#/tasks/greet_user", "task")
+        require((self.text("#task-priority") or "").strip() == "0", "the task page shows its default priority",
+                repr(self.text("#task-priority")))
+        self.expect_network(r"greet_user/\$execute - .* status of 400")
+        self.type("#run-priority", "11")
+        self.click("#run")
+        self.until("#form-error to relay the host's 400 on priority",
+                   lambda: "priority must be an integer from -10 to 10" in (self.text("#form-error") or ""),
+                   lambda: repr(self.text("#form-error")))
+        self.type("#run-priority", "4")
+        self.type("#run-delay", "600")
+        completed = self.jobs.get("greet_user")
+        job = self.run_form("greet_user", {}, opened=True)
+        # Later checks look for greet-user's completed job under its task's name.
+        self.jobs["scheduled"] = job
+        if completed:
+            self.jobs["greet_user"] = completed
+        self.until('#job-status[data-status="scheduled"]', lambda: self.job_status() == "scheduled", self.job_status)
+        record = api(self.host, "GET", f"/api/v1/jobs/{job}", expect=200)
+        require(record["priority"] == 4 and record["run_at"], "the API has its priority and run_at", json.dumps(record))
+        timings = self.text("#job-timings") or ""
+        require("Run at" in timings and "Priority" in timings and "not yet: scheduled" in timings,
+                "#job-timings shows its time and priority", repr(timings))
+        self.open(self.host, "#/jobs?status=scheduled", "jobs")
+        self.until(f"the scheduled filter to list job {job}",
+                   lambda: self.exists(f'#jobs-table a[href="#/jobs/{job}"]'), lambda: self.text("#jobs-table"))
+        self.screenshot("scheduled-list")
+        self.open(self.host, f"#/jobs/{job}", "job")
+        self.until("#job-cancel to be enabled", lambda: self.el("#job-cancel").is_enabled())
+        self.click("#job-cancel")
+        self.until('#job-status[data-status="canceled"]', lambda: self.job_status() == "canceled", self.job_status)
+        record = api(self.host, "GET", f"/api/v1/jobs/{job}", expect=200)
+        require(record["status"] == "canceled" and record["started_at"] is None, "canceled, never started",
+                json.dumps(record))
+        return f"job {job} scheduled (priority 4, run_at {record['run_at']}), listed, canceled before it ran"
+
     def control(self, name):
         """Field `name`'s control as [tag, type, inputmode, has class json], or None."""
         return self.js("const c = document.querySelector(arguments[0]); return c && [c.tagName, c.type,"
@@ -1109,7 +1148,7 @@ def main():
             suite = Suite(driver, hosts[0], hosts[1], fixtures, plugins, out)
             checks = [("tasks", suite.check_tasks), ("field-error", suite.check_field_error),
                       ("host-400", suite.check_host_400), ("form-types", suite.check_form_types),
-                      ("greet-user", suite.check_greet_user),
+                      ("greet-user", suite.check_greet_user), ("scheduled", suite.check_scheduled),
                       ("slow-task", suite.check_slow_task), ("failing-task", suite.check_failing_task),
                       ("jobs-list", suite.check_jobs_list), ("job-delete", suite.check_job_delete),
                       ("plugin-reload", suite.check_plugin_reload), ("plugin-states", suite.check_plugin_states),

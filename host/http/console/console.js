@@ -9,7 +9,7 @@ const KEY_STORAGE = "taskhost.apiKey";
 const SAMPLES_STORAGE = "taskhost.metricSamples";
 const SVG_NS = "http://www.w3.org/2000/svg";
 const TERMINAL = new Set(["completed", "failed", "canceled"]);
-const JOB_STATUSES = ["pending", "running", "completed", "failed", "canceled"];
+const JOB_STATUSES = ["scheduled", "pending", "running", "completed", "failed", "canceled"];
 const PAGE_SIZE = 20;
 const JOBS_POLL_MS = 2000;
 const HEALTH_POLL_MS = 5000;
@@ -653,7 +653,8 @@ function taskView(main, { params: [name] }) {
           ? task.tags.map((t) => h("a.tag", { href: `#/tasks?tags=${enc(t)}` }, t)) : el("span.muted", "none")),
         el("dt", "Plugin"), el("dd#task-plugin", `${task.plugin.name}@${task.plugin.version}`),
         el("dt", "Timeout"), el("dd", task.timeout_s != null ? duration(task.timeout_s * 1000) : "none"),
-        el("dt", "Retry-safe"), el("dd", task.retry_safe ? "yes: queued again if its host is lost" : "no")),
+        el("dt", "Retry-safe"), el("dd", task.retry_safe ? "yes: queued again if its host is lost" : "no"),
+        el("dt", "Priority"), el("dd#task-priority", String(task.priority ?? 0))),
       runForm(task, life));
     life.ready();
   }, life.failView);
@@ -821,9 +822,16 @@ function runForm(task, life) {
   const rawToggle = button({ id: "raw-toggle", class: "button-quiet", "aria-pressed": "false" }, "Edit as JSON");
   const formError = h("p#form-error.form-error", { "aria-live": "polite" });
   const run = h("button", { type: "submit", id: "run", class: "button-primary" }, "Run");
+  // How the job runs, beside its params: empty fields send nothing.
+  const priority = h("input#run-priority", { type: "number", min: -10, max: 10, step: 1,
+    placeholder: String(task.priority ?? 0), inputmode: "numeric" });
+  const delay = h("input#run-delay", { type: "number", min: 0, step: "any", placeholder: "now", inputmode: "decimal" });
   const form = h("form#run-form.card.run-form", { novalidate: true, "aria-labelledby": "run-title" },
     el("div.form-head", el("h2#run-title", "Run"), rawToggle),
-    fieldBox, rawBox, formError, el("div.actions", run));
+    fieldBox, rawBox, formError,
+    el("div.actions.run-options",
+      h("label", { for: "run-priority" }, "Priority"), priority,
+      h("label", { for: "run-delay" }, "Delay (s)"), delay, run));
   let rawMode = false;
 
   const collect = () => {
@@ -907,7 +915,10 @@ function runForm(task, life) {
       params = collected;
     }
     try {
-      const answer = await busy(run, "Starting…", life.api(`/api/v1/tasks/${enc(task.name)}/$execute`, { method: "POST", body: { params } }));
+      const body = { params };
+      if (priority.value.trim() !== "") body.priority = Number(priority.value);
+      if (delay.value.trim() !== "") body.delay_s = Number(delay.value);
+      const answer = await busy(run, "Starting…", life.api(`/api/v1/tasks/${enc(task.name)}/$execute`, { method: "POST", body }));
       location.hash = `#/jobs/${enc(answer.job_id)}`;
     } catch (err) {
       if (isAbort(err)) return;
@@ -976,7 +987,8 @@ function jobsView(main, { query }) {
       el("td", badge("status", job.status), el("span.muted", progress),
         job.cancel_requested && !TERMINAL.has(job.status) ? el("span.muted", " cancel requested") : null),
       el("td", timeCell(job.submitted_at)),
-      el("td.num", took || el("span.muted", TERMINAL.has(job.status) ? "never started" : "queued")),
+      el("td.num", took || el("span.muted", TERMINAL.has(job.status) ? "never started"
+        : job.status === "scheduled" ? "scheduled" : "queued")),
       el("td.col-detail", detail ? h("span.detail", { title: detail }, truncate(detail, 80)) : null));
   }
 
@@ -1068,7 +1080,10 @@ function jobView(main, { params: [id] }) {
   function timingRows() {
     const { submitted_at: submitted, started_at: started, finished_at: finished } = job;
     const rows = [["Submitted", timeCell(submitted)]];
+    if (job.run_at) rows.push(["Run at", timeCell(job.run_at)]);
+    if (job.priority) rows.push(["Priority", String(job.priority)]);
     if (started) rows.push(["Started", timeCell(started)], ["Queued for", duration(between(submitted, started))]);
+    else if (job.status === "scheduled") rows.push(["Started", "not yet: scheduled"]);
     else rows.push(TERMINAL.has(job.status) ? ["Started", "never"] : ["Queued for", liveDuration(submitted)]);
     if (finished) rows.push(["Finished", timeCell(finished)], started && ["Ran for", duration(between(started, finished))]);
     else if (started) rows.push(["Running for", liveDuration(started)]);
