@@ -210,13 +210,15 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
             options.timeout_s = it->get<double>();
         }
         if (auto it = body.find("priority"); it != body.end() && !it->is_null()) {
-            if (!it->is_number_integer() || it->get<int64_t>() < model::kMinPriority ||
-                it->get<int64_t>() > model::kMaxPriority)
+            // As JSON Schema's integer: 5.0 is 5. Read as a double, so a huge
+            // unsigned one cannot wrap into the range.
+            const double level = it->is_number() ? it->get<double>() : NAN;
+            if (!(level >= model::kMinPriority && level <= model::kMaxPriority) || level != std::floor(level))
                 return problem(res, 400,
                                "priority must be an integer from " + std::to_string(model::kMinPriority) + " to " +
                                    std::to_string(model::kMaxPriority) + " (higher runs first)",
                                req.path);
-            options.priority = it->get<int>();
+            options.priority = static_cast<int>(level);
         }
         auto run_at = body.find("run_at");
         auto delay = body.find("delay_s");

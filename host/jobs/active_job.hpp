@@ -56,7 +56,10 @@ struct ActiveJob final : exec::Work, std::enable_shared_from_this<ActiveJob> {
     int64_t progress_saved_us = 0;  // when progress was last written to the store (mu)
     registry::TaskLease task;       // held until its code has returned, or it will never run
     TaskStats *stats = nullptr;     // its task's, looked up once (they outlive jobs)
-    bool recovered = false;         // requeued at start: its queue wait spans the downtime
+    // Requeued at start or when due: its queue wait is not a submit's, and
+    // the task generation that runs it may not be the one that checked its
+    // params.
+    bool recovered = false;
     // Its params are checked in the call that runs it (exec::ParamsCheck);
     // whether that call has checked them, and if they were refused, why: the
     // job is then undone, never stored (mu).

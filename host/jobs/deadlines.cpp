@@ -22,6 +22,14 @@ void Deadlines::stop() {
 void Deadlines::add(std::chrono::steady_clock::time_point at, const std::shared_ptr<ActiveJob> &job, Kind kind) {
     {
         std::lock_guard lock(mu_);
+        // Jobs gone long before their deadline (a scheduled job canceled a
+        // year early) leave entries that only their time would pop: swept
+        // whenever the heap has doubled, so it stays within twice the live.
+        if (heap_.size() >= sweep_at_) {
+            std::erase_if(heap_, [](const Deadline &d) { return d.job.expired(); });
+            std::make_heap(heap_.begin(), heap_.end(), std::greater<>{});
+            sweep_at_ = std::max<size_t>(kMinSweep, 2 * heap_.size());
+        }
         heap_.push_back({at, job, kind});
         std::push_heap(heap_.begin(), heap_.end(), std::greater<>{});
     }

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,8 @@ private:
     std::mutex mu_;  // guards heap_ and stop_
     std::condition_variable cv_;
     std::vector<Deadline> heap_;  // min-heap by time
+    static constexpr size_t kMinSweep = 1024;
+    size_t sweep_at_ = kMinSweep;  // heap_ size at which expired entries are swept
     bool stop_ = false;
     std::thread thread_;
 };

@@ -357,6 +357,12 @@ void JobManager::queue_stored(model::Job record, const registry::Snapshot &snaps
 void JobManager::hold_until_due(const std::shared_ptr<ActiveJob> &job) {
     {
         std::lock_guard lock(job->mu);
+        // Canceled or deleted meanwhile (even before its submit returned).
+        if (job->record.status != JobStatus::scheduled || job->end != EndState::none || job->deleted ||
+            job->cancel.load() != 0) {
+            count_out_scheduled_locked(*job);
+            return;
+        }
         if (!job->counted_scheduled) {
             job->counted_scheduled = true;
             scheduled_.fetch_add(1);
@@ -383,17 +389,52 @@ void JobManager::make_due(const std::shared_ptr<ActiveJob> &job) {
     // The task as loaded now: a reload since it was submitted applies to it.
     const auto snapshot = registry_.snapshot();
     auto task = snapshot->find(job->record.task_name);
+    // A fleet: the task gone from here, or loaded at another major version
+    // of its plugin than the job was accepted for, and another live host
+    // has it as it should be: the job is left to that host to claim.
+    const std::string &accepted = job->record.plugin_version;  // fixed: read without the lock
+    const bool compatible =
+        task && (accepted.empty() || model::major_version(task->plugin->version) == model::major_version(accepted));
+    bool elsewhere = false;
+    if (!compatible && store_.shared()) {
+        const auto others = tasks_of_other_hosts();
+        auto there = others.find(job->record.task_name);
+        elsewhere = there != others.end() &&
+                    (accepted.empty() || there->second.count(std::string(model::major_version(accepted))));
+    }
     {
         std::lock_guard lock(job->mu);
         if (job->record.status != JobStatus::scheduled || job->end != EndState::none || job->deleted ||
-            job->cancel.load() != 0)
+            job->cancel.load() != 0) {
+            count_out_scheduled_locked(*job);
             return;
+        }
         count_out_scheduled_locked(*job);
-        job->record.status = JobStatus::pending;
+        if (elsewhere) {
+            // As adopt() does for a job another host started: whoever
+            // waits on it here goes on waiting on its row.
+            job->handed_off.store(true);
+            job->settled.store(true, std::memory_order_release);
+        } else {
+            job->record.status = JobStatus::pending;
+            job->recovered = true;  // its params are checked again by the task that runs it
+            if (task) job->task = registry::TaskLease(task);
+        }
         ++job->version;
-        if (task) job->task = registry::TaskLease(task);
     }
     job->changed.notify_all();
+    if (elsewhere) {
+        job->ended.notify_all();
+        forget(job->record.id);
+        try {
+            store_.release_pending({job->record.id});
+            spdlog::info("job {}: due, and left to a host of the fleet that has its task ({} {})", job->record.id,
+                         job->record.task_name, accepted.empty() ? "any version" : accepted);
+        } catch (const std::exception &e) {
+            spdlog::warn("job {}: due, but could not be left to another host: {}", job->record.id, e.what());
+        }
+        return;
+    }
     if (!task) {
         const std::string *unavailable = snapshot->why_unavailable(job->record.task_name);
         finish(job, JobStatus::failed,
@@ -584,14 +625,9 @@ Result<JobManager::Executed> JobManager::execute(std::shared_ptr<const registry:
                                                  std::stop_token abandon) {
     auto submitted = submit(std::move(task), std::move(params_json), options, wait_s, /*may_run_here=*/true);
     if (!submitted) return std::move(submitted).error();
-    auto &[job, here] = *submitted;
+    auto &[job, here, deferred] = *submitted;
     Executed out{job->record.id, std::nullopt};  // the id never changes: read without the lock
 
-    bool deferred;
-    {
-        std::lock_guard lock(job->mu);
-        deferred = !job->stored;
-    }
     std::optional<Clock::time_point> deadline;
     if (wait_s) deadline = deadline_after(*wait_s);
     if (here.here()) {
@@ -799,10 +835,10 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
     }
     // One whose params are yet to be checked counts once they pass.
     if (!job->check_params_first) stats.counters.submitted.fetch_add(1, std::memory_order_relaxed);
-    if (admission.here()) return Submission{std::move(job), std::move(admission)};
+    if (admission.here()) return Submission{std::move(job), std::move(admission), defer_store};
     if (later) hold_until_due(job);
     else executor_.dispatch(std::move(admission), job, model::queue_rank(r));
-    return Submission{std::move(job), {}};
+    return Submission{std::move(job), {}, defer_store};
 }
 
 Result<JobView> JobManager::persist(const std::shared_ptr<ActiveJob> &job) {

@@ -201,6 +201,7 @@ private:
     struct Submission {
         std::shared_ptr<ActiveJob> job;
         exec::Admission here;
+        bool deferred = false;  // its storing was left to its end, or to the submitter's persist()
     };
     Result<Submission> submit(std::shared_ptr<const registry::Task> task, std::string params_json,
                               const JobOptions &options, std::optional<double> wait_s, bool may_run_here);

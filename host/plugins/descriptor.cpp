@@ -67,7 +67,7 @@ th_param_desc copy_param(const th_param_desc *p) {
     return out;
 }
 
-th_task_desc copy_task(const th_task_desc *t) {
+th_task_desc copy_task(const th_task_desc *t, uint16_t abi_minor) {
     th_task_desc out{};
     out.struct_size = sizeof out;
     out.name = t->name;
@@ -82,7 +82,8 @@ th_task_desc copy_task(const th_task_desc *t) {
     out.invoke = t->invoke;
     if (TH_DESC_HAS(t, th_task_desc, validate)) out.validate = t->validate;
     if (TH_DESC_HAS(t, th_task_desc, flags)) out.flags = t->flags & TH_TASK_RETRY_SAFE;  // the flags this host knows
-    if (TH_DESC_HAS(t, th_task_desc, priority)) out.priority = std::clamp(t->priority, -10, 10);
+    // Reserved before 1.3, where the SDK zeroed it but nothing said it must be.
+    if (abi_minor >= 3 && TH_DESC_HAS(t, th_task_desc, priority)) out.priority = std::clamp(t->priority, -10, 10);
     return out;
 }
 
@@ -250,7 +251,7 @@ struct DescriptorBuilder {
             elements_of(d->tasks, out->plugin_.task_count, TH_TASK_DESC_MIN_SIZE, "", "task");
         if (!tasks) return std::move(tasks).error();
         for (const th_task_desc *theirs : *tasks) {
-            th_task_desc t = copy_task(theirs);
+            th_task_desc t = copy_task(theirs, out->plugin_.abi_minor);
             if (auto e = check_counts(t, out->tasks_.size())) return std::move(*e);
             const std::string owner = "task '" + std::string(t.name ? t.name : "") + "': ";
             if (t.tag_count > 0 && t.tags == nullptr) return refusal(owner + "declares tags but no tag table");

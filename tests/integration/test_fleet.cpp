@@ -288,6 +288,41 @@ TEST_CASE("fleet: a rolling plugin reload over three hosts fails no request; job
     CHECK(job_column(schema, for_1, "queued_by").empty());
 }
 
+TEST_CASE("fleet: scheduled jobs run at their time on the host that has them, and on another if theirs is lost") {
+    PgSchema schema;
+    auto a = std::make_unique<Service>(fleet_host(schema, "host-a", {"demo.so"}, {"--lease-s", "1"}));
+    Service b(
+        fleet_host(schema, "host-b", {"demo.so"}, {"--lease-s", "1"}).with_plugin(fixture_plugin("versioned_v1.so")));
+    REQUIRE(eventually([&] { return a->cli().Get("/api/v1/tasks/which_version")->status == 200; }));
+    auto submit_later = [](httplib::Client &cli, const std::string &task, double delay) {
+        auto res = post_json(cli, "/api/v1/tasks/" + task + "/$execute", {{"delay_s", delay}, {"priority", 2}});
+        REQUIRE(res);
+        REQUIRE_MESSAGE(res->status == 202, res->body);
+        return body_json(res)["job_id"].get<std::string>();
+    };
+    // Held by host-a; host-a dies before its time.
+    const std::string held = submit_later(a->cli(), "greet_user", 2.0);
+    // A task only host-b has, submitted to host-a: offered to the fleet,
+    // claimed by host-b once due.
+    const std::string offered = submit_later(a->cli(), "which_version", 1.0);
+    CHECK(get_job(b.cli(), held)["status"] == "scheduled");
+    CHECK(get_job(b.cli(), offered)["status"] == "scheduled");
+    CHECK(job_column(schema, held, "queued_by") == "host-a");
+    a->kill9();
+
+    for (const auto &id : {offered, held}) {
+        CAPTURE(id);
+        json job = wait_job(b.cli(), id, 20);
+        CHECK(job["status"] == "completed");
+        CHECK(job["run_by"] == "host-b");
+        CHECK(job["priority"] == 2);
+        CHECK(job_column(schema, id, "attempts") == "1");
+        // Never before its time (both times are host clocks' µs).
+        CHECK(std::stoll(job_column(schema, id, "started_at")) >= std::stoll(job_column(schema, id, "run_at")));
+    }
+    CHECK(schema.query("SELECT count(*) FROM jobs WHERE status IN ('scheduled', 'pending', 'running')") == "0");
+}
+
 TEST_CASE("fleet: a task only some hosts have is listed, accepted and checked by any host, run where it is") {
     PgSchema schema;
     Service a(fleet_host(schema, "host-a", {"demo.so"}, {"--lease-s", "1"}));

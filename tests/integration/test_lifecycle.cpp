@@ -138,6 +138,11 @@ TEST_CASE("delayed jobs: run_at with an offset, a time past runs now, and the 40
     check_problem(post_json(cli, path, {{"priority", 11}}), 400, "priority must be an integer from -10 to 10");
     check_problem(post_json(cli, path, {{"priority", 1.5}}), 400, "priority must be an integer");
     check_problem(post_json(cli, path, {{"priority", "high"}}), 400, "priority must be an integer");
+    // Not wrapped round into the range.
+    check_problem(post_json(cli, path, {{"priority", 18446744073709551615ULL}}), 400, "priority must be an integer");
+    check_problem(post_json(cli, path, {{"priority", -4294967295LL}}), 400, "priority must be an integer");
+    // JSON Schema's integer: 5.0 is 5.
+    CHECK(get_job(cli, submit_body(cli, "greet_user", {{"priority", 5.0}, {"delay_s", 600}}))["priority"] == 5);
     check_problem(post_json(cli, path, {{"run_at", "tomorrow"}}), 400, "run_at must be an RFC 3339 date-time");
     check_problem(post_json(cli, path, {{"run_at", "2026-12-04T10:00:00"}}), 400, "with a time zone");
     check_problem(post_json(cli, path, {{"run_at", 1767225600}}), 400, "run_at must be an RFC 3339");
@@ -146,7 +151,7 @@ TEST_CASE("delayed jobs: run_at with an offset, a time past runs now, and the 40
     check_problem(post_json(cli, path, {{"delay_s", -1}}), 400, "delay_s must be a number of seconds");
     check_problem(post_json(cli, path, {{"delay_s", "5"}}), 400, "delay_s must be a number of seconds");
     check_problem(post_json(cli, path, {{"delay_s", 5}, {"run_at", next}}), 400, "run_at or delay_s, not both");
-    CHECK(get_json(cli, "/api/v1/jobs").size() == 2);  // nothing refused was stored
+    CHECK(get_json(cli, "/api/v1/jobs").size() == 3);  // nothing refused was stored
 }
 
 TEST_CASE("delayed jobs: cancel keeps one from ever running; delete too") {

@@ -1082,7 +1082,8 @@ function jobView(main, { params: [id] }) {
     const rows = [["Submitted", timeCell(submitted)]];
     if (job.run_at) rows.push(["Run at", timeCell(job.run_at)]);
     if (job.priority) rows.push(["Priority", String(job.priority)]);
-    if (started) rows.push(["Started", timeCell(started)], ["Queued for", duration(between(submitted, started))]);
+    const queued = job.run_at && job.run_at > submitted ? job.run_at : submitted;   // ISO strings order as times
+    if (started) rows.push(["Started", timeCell(started)], ["Queued for", duration(between(queued, started))]);
     else if (job.status === "scheduled") rows.push(["Started", "not yet: scheduled"]);
     else rows.push(TERMINAL.has(job.status) ? ["Started", "never"] : ["Queued for", liveDuration(submitted)]);
     if (finished) rows.push(["Finished", timeCell(finished)], started && ["Ran for", duration(between(started, finished))]);

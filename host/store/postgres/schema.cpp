@@ -104,6 +104,10 @@ const char *const kMigrations[] = {
     R"sql(
     ALTER TABLE jobs ADD COLUMN priority integer NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN run_at bigint;
+    -- The claim's order (model::queue_rank), so that a claim reads the
+    -- first rows of a backlog instead of sorting all of it.
+    CREATE INDEX jobs_claim_order ON jobs ((greatest(run_at, submitted_at) - priority * 10000000::bigint), id)
+        WHERE status IN ('pending', 'scheduled');
     )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
