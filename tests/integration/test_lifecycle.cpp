@@ -6,6 +6,7 @@
 #include <iomanip>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "test_util.hpp"
 
@@ -206,3 +207,54 @@ TEST_CASE("delayed jobs: at most --queue-size are held; more answer 503") {
 }
 
 }  // TEST_SUITE("lifecycle")
+
+TEST_SUITE("concurrency") {
+
+TEST_CASE("delayed jobs: cancels and deletes racing their due timers leave each job in one consistent end") {
+    Service svc(ServiceOptions().with_file_db().flags({"--max-concurrency", "2"}));
+    constexpr int kJobs = 48;
+    std::vector<std::string> ids;
+    // Due times spread over 0..0.35 s, so the timer fires while the
+    // cancels and deletes below are under way.
+    for (int i = 0; i < kJobs; ++i)
+        ids.push_back(submit_body(svc.cli(), "greet_user", {{"delay_s", 0.05 * (i % 8)}, {"priority", i % 3}}));
+    std::vector<int> answer(kJobs, 0);  // what the cancel or delete answered
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t)
+        threads.emplace_back([&, t] {
+            httplib::Client cli("127.0.0.1", svc.host().port());
+            for (int i = t; i < kJobs; i += 2) {
+                if (i % 4 == 3) continue;  // left alone: runs at its time
+                auto res = i % 4 == 1 ? cli.Delete(("/api/v1/jobs/" + ids[static_cast<size_t>(i)]).c_str())
+                                      : cli.Post(("/api/v1/jobs/" + ids[static_cast<size_t>(i)] + "/$cancel").c_str());
+                answer[static_cast<size_t>(i)] = res ? res->status : -1;
+            }
+        });
+    for (auto &t : threads) t.join();
+    auto &cli = svc.cli();
+    for (int i = 0; i < kJobs; ++i) {
+        const std::string &id = ids[static_cast<size_t>(i)];
+        CAPTURE(i);
+        CAPTURE(answer[static_cast<size_t>(i)]);
+        if (i % 4 == 1) {  // deleted, whatever state it was in
+            CHECK(answer[static_cast<size_t>(i)] == 204);
+            CHECK(cli.Get(("/api/v1/jobs/" + id).c_str())->status == 404);
+            continue;
+        }
+        json job = wait_job(cli, id);
+        if (i % 4 == 3) {
+            CHECK(job["status"] == "completed");
+        } else if (answer[static_cast<size_t>(i)] == 200) {  // canceled before it started
+            CHECK(job["status"] == "canceled");
+            CHECK(job["started_at"].is_null());
+        } else {  // it had started (202) or finished (409) by then
+            CHECK((answer[static_cast<size_t>(i)] == 202 || answer[static_cast<size_t>(i)] == 409));
+            CHECK(job["started_at"].is_string());
+        }
+    }
+    CHECK(eventually([&] { return get_json(cli, "/api/v1/system")["jobs_scheduled"] == 0; }));
+    CHECK(get_json(cli, "/api/v1/jobs?status_filter=scheduled").empty());
+    CHECK(get_json(cli, "/api/v1/jobs?status_filter=pending").empty());
+}
+
+}  // TEST_SUITE("concurrency")

@@ -124,9 +124,10 @@ void wait_until_queued(const Store &store, size_t n) {
 }  // namespace
 
 TEST_CASE("store: job status names") {
-    for (auto s :
-         {JobStatus::pending, JobStatus::running, JobStatus::completed, JobStatus::failed, JobStatus::canceled})
+    for (auto s : {JobStatus::pending, JobStatus::running, JobStatus::completed, JobStatus::failed, JobStatus::canceled,
+                   JobStatus::scheduled})
         CHECK(parse_job_status(to_string(s)) == s);
+    CHECK_FALSE(is_terminal(JobStatus::scheduled));
     CHECK(to_string(JobStatus::canceled) == "canceled");
     CHECK_FALSE(parse_job_status("cancelled").has_value());
     CHECK(is_terminal(JobStatus::failed));
@@ -167,6 +168,32 @@ TEST_CASE("store: insert and get a job, every field round trips") {
         CHECK(std::string(e.what()).find("UNIQUE") != std::string::npos);
     }
     CHECK(store.count_jobs(std::nullopt) == 1);
+}
+
+TEST_CASE("store: priority, run_at and a scheduled job round trip; a due mark makes it pending") {
+    StoreUnderTest owned;
+    Store &store = *owned;
+    Job j = make_job("t");
+    j.status = JobStatus::scheduled;
+    j.priority = -7;
+    j.run_at = j.submitted_at + 5'000'000;
+    store.insert_job(j);
+    auto got = store.get_job(j.id);
+    REQUIRE(got);
+    CHECK(got->status == JobStatus::scheduled);
+    CHECK(got->priority == -7);
+    CHECK(got->run_at == j.run_at);
+    CHECK(store.count_jobs(JobStatus::scheduled) == 1);
+    store.job_due(j.id);
+    store.flush();
+    CHECK(store.get_job(j.id)->status == JobStatus::pending);
+    CHECK(store.count_jobs(JobStatus::scheduled) == 0);
+    // A due job starts whether or not its mark has been written.
+    Job k = make_job("t");
+    k.status = JobStatus::scheduled;
+    k.run_at = k.submitted_at;
+    store.insert_job(k);
+    CHECK(store.start_job(k.id, now_us()));
 }
 
 TEST_CASE("store: list jobs newest first, filter, count, paging") {
