@@ -95,6 +95,11 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ->envname("TASKHOST_MAX_BODY_BYTES")
         ->check(CLI::Range(size_t{1024}, size_t{1} << 32))
         ->capture_default_str();
+    app.add_option("--idempotency-ttl", cfg.jobs.idempotency_ttl_s,
+                   "Seconds an Idempotency-Key names its job: a submit with the key within them gets that job")
+        ->envname("TASKHOST_IDEMPOTENCY_TTL")
+        ->check(CLI::Range(1.0, 365.0 * 86400))
+        ->capture_default_str();
     app.add_option("--stop-grace-s", cfg.jobs.stop_grace_s,
                    "Seconds a job past its timeout, or canceled, may take to stop before it is given up on")
         ->envname("TASKHOST_STOP_GRACE_S")

@@ -12,6 +12,7 @@
 #include "registry/registry.hpp"
 #include "util/clock.hpp"
 #include "util/json_text.hpp"
+#include "util/sha256.hpp"
 #include "util/text.hpp"
 
 namespace taskhost::http {
@@ -26,6 +27,7 @@ namespace {
 constexpr size_t kMaxJsonDepth = 256;
 constexpr double kMaxTimeoutS = 365.0 * 86400;  // $execute's timeout_s
 constexpr int64_t kMaxDelayUs = 365LL * 86400 * 1'000'000;  // run_at, delay_s
+constexpr size_t kMaxIdempotencyKey = 255;
 
 std::vector<std::string> split_tags(std::string_view text) {
     std::vector<std::string> tags;
@@ -244,6 +246,20 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
             options.run_at = now + static_cast<int64_t>(delay->get<double>() * 1e6);
         }
     }
+    if (req.has_header("Idempotency-Key")) {
+        std::string key = req.get_header_value("Idempotency-Key");
+        if (key.empty() || key.size() > kMaxIdempotencyKey ||
+            !std::all_of(key.begin(), key.end(), [](char c) { return c > ' ' && c < 0x7f; }))
+            return problem(res, 400,
+                           "Idempotency-Key must be 1 to " + std::to_string(kMaxIdempotencyKey) +
+                               " visible ASCII characters, without spaces",
+                           req.path);
+        // What the request asks, canonically: the same task and body, in any
+        // key order and spacing, hash the same. (?wait asks nothing of the job.)
+        options.request_hash =
+            to_hex(sha256(std::string(name) + '\n' + body.dump(-1, ' ', false, json::error_handler_t::replace)));
+        options.idempotency_key = std::move(key);
+    }
     std::optional<double> wait;
     if (!parse_wait(req, res, wait)) return;
 
@@ -257,6 +273,23 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
         const Error &error = executed.error();
         if (error.kind == ErrorKind::not_found) return not_here();
         return problem(res, error, req.path, error.kind == ErrorKind::overloaded ? s_.jobs.retry_after_s() : 1);
+    }
+    if (executed->replayed) {
+        // The key's job, as it is now: its record (with `job_id`, as a 202
+        // has), and its artifact once it has ended.
+        const jobs::JobView &job = *executed->finished;
+        std::string out = render_job(job.record, job.cancel_requested);
+        out.pop_back();
+        out += ",\"job_id\":";
+        json_text::append_string(out, job.record.id);
+        if (model::is_terminal(job.record.status)) {
+            out += ",\"artifact\":";
+            out += job.artifact_json.empty() ? "null" : job.artifact_json;
+        }
+        out.push_back('}');
+        res.set_header("Idempotent-Replayed", "true");
+        res.set_header("Location", "/api/v1/jobs/" + job.record.id);  // as the 202 says it
+        return json_response(res, 200, std::move(out));
     }
     if (executed->finished) return finished_job_response(res, *executed->finished);
     std::string out;

@@ -37,6 +37,9 @@ constexpr auto kClaimPoll = std::chrono::seconds(1);
 // How old a listing of the fleet's tasks may be.
 constexpr auto kFleetTasksMaxAge = std::chrono::milliseconds(1000);
 constexpr auto kClaimAgain = std::chrono::milliseconds(50);
+// A keyed insert found the key taken (by another host, or before this
+// process): the job that holds it is read instead.
+constexpr char kKeyTaken[] = "the idempotency key names a job already";
 
 // A job read from a shared store: a version that changes when what a
 // client sees of it does (never 0, the version of a local job not changed).
@@ -623,6 +626,15 @@ bool JobManager::claim(bool more) {
 Result<JobManager::Executed> JobManager::execute(std::shared_ptr<const registry::Task> task, std::string params_json,
                                                  const JobOptions &options, std::optional<double> wait_s,
                                                  std::stop_token abandon) {
+    if (options.idempotency_key.empty())
+        return execute_new(std::move(task), std::move(params_json), options, wait_s, abandon);
+    return keyed(options, wait_s, abandon,
+                 [&] { return execute_new(task, params_json, options, std::nullopt, abandon); });
+}
+
+Result<JobManager::Executed> JobManager::execute_new(std::shared_ptr<const registry::Task> task,
+                                                     std::string params_json, const JobOptions &options,
+                                                     std::optional<double> wait_s, std::stop_token abandon) {
     auto submitted = submit(std::move(task), std::move(params_json), options, wait_s, /*may_run_here=*/true);
     if (!submitted) return std::move(submitted).error();
     auto &[job, here, deferred] = *submitted;
@@ -671,6 +683,109 @@ Result<JobManager::Executed> JobManager::execute(std::shared_ptr<const registry:
 Result<JobManager::Executed> JobManager::execute_elsewhere(std::string_view task_name, std::string params_json,
                                                            const JobOptions &options, std::optional<double> wait_s,
                                                            std::stop_token abandon) {
+    if (options.idempotency_key.empty()) return offer_new(task_name, std::move(params_json), options, wait_s, abandon);
+    return keyed(options, wait_s, abandon,
+                 [&] { return offer_new(task_name, params_json, options, std::nullopt, abandon); });
+}
+
+// ---- idempotency keys -----------------------------------------------------------
+
+int64_t JobManager::keys_valid_from(int64_t now) const {
+    return now - static_cast<int64_t>(options_.idempotency_ttl_s * 1e6);
+}
+
+Result<JobManager::Executed> JobManager::keyed(const JobOptions &options, std::optional<double> wait_s,
+                                               std::stop_token abandon, const std::function<Result<Executed>()> &make) {
+    const std::string &key = options.idempotency_key;
+    const std::optional<Clock::time_point> deadline = wait_s ? std::optional(deadline_after(*wait_s)) : std::nullopt;
+    // A round ends early only when the key's job was deleted meanwhile (the
+    // key is free again) or another host took the key and then lost its job.
+    for (int round = 0; round < 3; ++round) {
+        const int64_t now = now_us();
+        const int64_t valid_from = keys_valid_from(now);
+        IdempotencyKeys::Claim claim;
+        try {
+            claim = keys_.claim(key, now, valid_from, std::chrono::seconds(30));
+        } catch (const std::exception &e) {
+            return fail(ErrorKind::unavailable, std::string("The job could not be stored: ") + e.what());
+        }
+        if (claim.kind == IdempotencyKeys::Claim::Kind::make) {
+            // The store may know the key: from before a restart, or from
+            // another host of a fleet.
+            std::optional<model::Job> found;
+            std::optional<Executed> made;
+            try {
+                found = store_.find_keyed_job(key, valid_from);
+                if (!found) {
+                    auto making = make();
+                    if (making) {
+                        made = std::move(*making);
+                    } else if (making.error().kind != ErrorKind::conflict || making.error().message != kKeyTaken) {
+                        keys_.given_up(key);
+                        return making;
+                    } else {
+                        found = store_.find_keyed_job(key, valid_from);  // another host stored it first
+                    }
+                }
+            } catch (const std::exception &e) {
+                keys_.given_up(key);
+                return fail(ErrorKind::unavailable, std::string("The job could not be stored: ") + e.what());
+            }
+            if (made) {
+                // Stored, key and all: the submits waiting on the key get it
+                // now, not after this one's wait.
+                keys_.made(key, made->job_id, options.request_hash, now);
+                if (!deadline) return std::move(*made);
+                try {
+                    auto view = wait_terminal(made->job_id, *deadline, abandon);
+                    if (view && model::is_terminal(view->record.status)) {
+                        if (view->artifact_json.empty() && view->record.artifact_id)
+                            if (auto artifact = store_.get_artifact(*view->record.artifact_id))
+                                view->artifact_json = model::render_artifact(*artifact);
+                        made->finished = std::move(view);
+                    }
+                } catch (const std::exception &e) {  // the job is stored: the answer names it (202)
+                    spdlog::warn("job {}: its wait ended early, the store could not be read: {}", made->job_id,
+                                 e.what());
+                }
+                return std::move(*made);
+            }
+            if (!found) {
+                keys_.given_up(key);
+                continue;
+            }
+            keys_.made(key, found->id, found->request_hash, found->submitted_at);
+            claim = {IdempotencyKeys::Claim::Kind::existing, found->id, found->request_hash};
+        }
+        std::optional<JobView> view;
+        try {
+            view = get(claim.job_id);
+            if (!view) {  // deleted: the key names nothing now
+                keys_.given_up(key);
+                continue;
+            }
+            if (claim.request_hash != options.request_hash)
+                return fail(ErrorKind::conflict, "Idempotency-Key '" + key +
+                                                     "' was used for a different request (job " + claim.job_id +
+                                                     "); send a new key for a new request");
+            if (deadline && !model::is_terminal(view->record.status))
+                if (auto later = wait_terminal(claim.job_id, *deadline, abandon)) view = std::move(later);
+            if (view->artifact_json.empty() && view->record.artifact_id && model::is_terminal(view->record.status))
+                if (auto artifact = store_.get_artifact(*view->record.artifact_id))
+                    view->artifact_json = model::render_artifact(*artifact);
+        } catch (const std::exception &e) {
+            return fail(ErrorKind::unavailable, std::string("The job could not be read: ") + e.what());
+        }
+        Executed out{claim.job_id, std::nullopt, true};
+        out.finished = std::move(view);  // as it is now; the answer says whether it has ended
+        return out;
+    }
+    return fail(ErrorKind::unavailable, "Idempotency-Key '" + key + "': its job kept disappearing; retry");
+}
+
+Result<JobManager::Executed> JobManager::offer_new(std::string_view task_name, std::string params_json,
+                                                   const JobOptions &options, std::optional<double> wait_s,
+                                                   std::stop_token abandon) {
     const FleetTasks::Task *task = nullptr;
     std::shared_ptr<const FleetTasks::Catalogue> catalogue;
     try {
@@ -703,8 +818,12 @@ Result<JobManager::Executed> JobManager::execute_elsewhere(std::string_view task
     if (r.run_at > r.submitted_at) r.status = JobStatus::scheduled;  // claimed once due
     r.plugin_version = task->plugin_version;
     r.retry_safe = task->retry_safe;
+    r.idempotency_key = options.idempotency_key;
+    r.request_hash = options.request_hash;
     try {
-        store_.offer_job(r);
+        if (r.idempotency_key.empty()) store_.offer_job(r);
+        else if (!store_.insert_keyed_job(r, keys_valid_from(r.submitted_at), /*for_any_host=*/true))
+            return fail(ErrorKind::conflict, kKeyTaken);
     } catch (const std::exception &e) {
         return fail(ErrorKind::unavailable, std::string("The job could not be stored: ") + e.what());
     }
@@ -770,7 +889,10 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
     // A job its submitter may run at once has its params checked by its task
     // in the call that runs it (exec::ParamsCheck): one call into plugin code,
     // one round trip to a worker process, instead of two.
-    const bool run_here = !later && may_run_here && stats.quick(wait_s);
+    // A keyed job is stored, key and all, before anything else (the store
+    // decides between hosts that race on the key).
+    const bool keyed = !options.idempotency_key.empty();
+    const bool run_here = !later && !keyed && may_run_here && stats.quick(wait_s);
     const bool check_in_run = run_here && task->has_validate;
     auto refused = [&]() -> std::optional<Error> {
         auto valid = check_params(executor_, *task, params_json);
@@ -806,7 +928,7 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
         if (auto why = refused()) return std::move(*why);
 
     // A job that may end within the wait is stored with its end.
-    const bool defer_store = !later && (admission.here() || wait_s.has_value());
+    const bool defer_store = !later && !keyed && (admission.here() || wait_s.has_value());
     auto job = std::make_shared<ActiveJob>(*this);
     model::Job &r = job->record;
     r.id = new_ulid_string();
@@ -817,6 +939,8 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
     r.priority = options.priority.value_or(task->default_priority);
     r.run_at = std::max<int64_t>(0, options.run_at);
     if (later) r.status = JobStatus::scheduled;
+    r.idempotency_key = options.idempotency_key;
+    r.request_hash = options.request_hash;
     r.retry_safe = (task->desc->flags & TH_TASK_RETRY_SAFE) != 0;
     if (store_.shared()) r.plugin_version = task->plugin->version;  // only a fleet's store keeps it
     // A scheduled one takes its task when it is due (make_due).
@@ -827,7 +951,12 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
     add_active(job);
     if (!defer_store) {
         try {
-            store_.insert_job(r);
+            if (!keyed) {
+                store_.insert_job(r);
+            } else if (!store_.insert_keyed_job(r, keys_valid_from(r.submitted_at))) {
+                forget(r.id);
+                return fail(ErrorKind::conflict, kKeyTaken);
+            }
         } catch (const std::exception &e) {
             forget(r.id);
             return fail(ErrorKind::unavailable, std::string("The job could not be stored: ") + e.what());

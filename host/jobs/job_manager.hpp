@@ -34,6 +34,7 @@
 #include "jobs/deadlines.hpp"
 #include "jobs/drain_rate.hpp"
 #include "jobs/fleet_tasks.hpp"
+#include "jobs/idempotency.hpp"
 #include "jobs/remote_watch.hpp"
 #include "jobs/task_stats.hpp"
 #include "metrics/metrics.hpp"
@@ -61,12 +62,17 @@ struct JobOptions {
     // When to run it, µs since the epoch: until then it is `scheduled`
     // (0, or a time past: now).
     int64_t run_at = 0;
+    // An Idempotency-Key (empty: none), and what the request asked, hashed
+    // (the same request hashes the same).
+    std::string idempotency_key, request_hash;
 };
 
 struct JobManagerOptions {
     // How long a job past its timeout, or canceled while it runs, may take
     // to stop before it is given up on (--stop-grace-s).
     double stop_grace_s = 5;
+    // How long an idempotency key names its job (--idempotency-ttl).
+    double idempotency_ttl_s = 86400;
     // Told when a job's code did not stop within the grace, with its task
     // and why: app charges the plugin version with a hang.
     std::function<void(const registry::Task &task, const std::string &why)> on_stuck;
@@ -103,6 +109,9 @@ public:
         // Set when the job ended within the wait: the answer is the job with
         // its result artifact (artifact_json, or empty if it has none).
         std::optional<JobView> finished;
+        // The submit carried an idempotency key that already named this job
+        // (made by an earlier submit with the same request): nothing new.
+        bool replayed = false;
     };
     // Runs `task` with `params_json` (the caller's params as compact JSON
     // text, "{}" when none) as a job; with `wait_s`, waits up to that long
@@ -119,6 +128,9 @@ public:
     // refuses), overloaded (the queue is full), unavailable (it could not be
     // stored; the host is stopping).
     // A stop on `abandon` ends the wait early (the job goes on).
+    // With an idempotency key, the key's job if it has one (`replayed`;
+    // conflict if it was made for another request); else the job is made
+    // and stored with the key before this returns (never run here first).
     // A job with a run_at later than now is stored `scheduled`, held here
     // (at most as many as the queue may hold: overloaded beyond) and queued
     // when its time comes, on the task then loaded.
@@ -203,6 +215,16 @@ private:
         exec::Admission here;
         bool deferred = false;  // its storing was left to its end, or to the submitter's persist()
     };
+    // A submit with an idempotency key (options.idempotency_key): `make`
+    // stores the job with the key (and does not wait for it), unless the
+    // key names a job already; then the wait is this one's.
+    Result<Executed> execute_new(std::shared_ptr<const registry::Task> task, std::string params_json,
+                                 const JobOptions &options, std::optional<double> wait_s, std::stop_token abandon);
+    Result<Executed> offer_new(std::string_view task, std::string params_json, const JobOptions &options,
+                               std::optional<double> wait_s, std::stop_token abandon);
+    Result<Executed> keyed(const JobOptions &options, std::optional<double> wait_s, std::stop_token abandon,
+                           const std::function<Result<Executed>()> &make);
+    int64_t keys_valid_from(int64_t now) const;
     Result<Submission> submit(std::shared_ptr<const registry::Task> task, std::string params_json,
                               const JobOptions &options, std::optional<double> wait_s, bool may_run_here);
     // A scheduled job's time has come (Deadlines::Kind::due): it is queued
@@ -333,6 +355,7 @@ private:
 
     mutable RemoteWatch remote_;  // jobs of other hosts that callers here wait on
     FleetTasks fleet_tasks_;
+    IdempotencyKeys keys_;
     std::mutex claim_mu_;
     std::condition_variable_any claim_cv_;
     bool claim_now_ = false;                             // guarded by claim_mu_

@@ -35,6 +35,10 @@ struct Job {
     // -10..10, higher first (see queue_rank); when it is to run (0: now).
     int priority = 0;
     int64_t run_at = 0;
+    // The submit's Idempotency-Key (empty: none) and the SHA-256 of what it
+    // asked (task and body): a second submit with the key gets this job.
+    std::string idempotency_key;
+    std::string request_hash;
     int attempts = 0;      // times its task was started (each committed before it ran)
     // Its task is retry-safe (TH_TASK_RETRY_SAFE): if its host is lost while
     // it runs, it is queued again, up to kMaxHostLossAttempts starts.

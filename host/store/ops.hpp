@@ -24,6 +24,11 @@ namespace taskhost::store {
 struct InsertJob {
     const model::Job *job;
     bool for_any_host = false;  // a fleet: held by no host (Store::offer_job)
+    // A job with an idempotency key (insert_keyed_job): the key's earlier
+    // jobs submitted before this time give it up; false in *inserted if a
+    // later one holds it.
+    int64_t keys_reusable_before = 0;
+    bool *inserted = nullptr;
 };
 struct StartJob {
     const std::string *id;

@@ -86,6 +86,11 @@ public:
     // ---- jobs: writes ----------------------------------------------------
     // Durable when it returns.
     virtual void insert_job(const model::Job &job) = 0;
+    // Durable when it returns: a job with an idempotency key, which no two
+    // jobs submitted from `reusable_before` on share (an older job's key is
+    // taken from it). False, and nothing stored, if such a job holds it
+    // already. `for_any_host`: as offer_job.
+    virtual bool insert_keyed_job(const model::Job &job, int64_t reusable_before, bool for_any_host = false) = 0;
     // Durable when it returns: a `pending` job becomes `running` and counts
     // one more attempt. False if it is not pending (canceled or deleted
     // before it started): then it must not run.
@@ -117,6 +122,9 @@ public:
 
     // ---- jobs: reads -----------------------------------------------------
     virtual std::optional<model::Job> get_job(const std::string &id) const = 0;
+    // The job holding idempotency key `key`, if it was submitted at or after
+    // `submitted_from`.
+    virtual std::optional<model::Job> find_keyed_job(const std::string &key, int64_t submitted_from) const = 0;
     // Newest first (submission order reversed).
     virtual std::vector<model::Job> list_jobs(std::optional<model::JobStatus> status, size_t limit,
                                               size_t offset) const = 0;

@@ -113,6 +113,8 @@ def strict(schema):
         return dict(schema, items=strict(schema["items"]))
     if "oneOf" in schema:
         return dict(schema, oneOf=[strict(s) for s in schema["oneOf"]])
+    if "anyOf" in schema:
+        return dict(schema, anyOf=[strict(s) for s in schema["anyOf"]])
     return schema
 
 
@@ -347,6 +349,16 @@ def exercise(host, c, stuck):
     finished = ex("POST", "/api/v1/tasks/greet_user/$execute?wait=10", {"params": {"name": "Bo"}}).json()
     require(finished["status"] == "completed", "the waited job completed", json.dumps(finished))
     artifact_id = finished["artifact_id"]
+    # An Idempotency-Key: the first request makes the job (waited: 200),
+    # the same one again answers it (200, replayed), another is a 409.
+    keyed = lambda body: c.check("POST", "/api/v1/tasks/greet_user/$execute?wait=10",
+                                 call(host, "POST", "/api/v1/tasks/greet_user/$execute?wait=10", body,
+                                      headers={"Idempotency-Key": "contract-key"}))
+    first = keyed({"params": {"name": "Key"}}).json()
+    replayed = keyed({"params": {"name": "Key"}})
+    require(replayed.headers.get("idempotent-replayed") == "true" and replayed.json()["job_id"] == first["id"],
+            "the same keyed request answers its first job", json.dumps(replayed.json()))
+    keyed({"params": {"name": "Other"}})   # 409
     ex("POST", "/api/v1/tasks/add/%24execute?wait=10", {"params": {"a": 1, "b": 2}})
     ex("POST", "/api/v1/tasks/greet_user/$execute", {"params": {"nam": "x"}})
     ex("POST", "/api/v1/tasks/greet_user/$execute?wait=soon")

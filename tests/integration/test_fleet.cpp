@@ -2,6 +2,7 @@
 // job runs exactly once whichever host took it, a job is read, waited on,
 // streamed, canceled and deleted through any host, and the queued jobs of a
 // host that dies run on the others (ctest entry integration-postgres).
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -321,6 +322,33 @@ TEST_CASE("fleet: scheduled jobs run at their time on the host that has them, an
         CHECK(std::stoll(job_column(schema, id, "started_at")) >= std::stoll(job_column(schema, id, "run_at")));
     }
     CHECK(schema.query("SELECT count(*) FROM jobs WHERE status IN ('scheduled', 'pending', 'running')") == "0");
+}
+
+TEST_CASE("fleet: submits with one Idempotency-Key racing on two hosts make one job") {
+    PgSchema schema;
+    Service a(fleet_host(schema, "host-a", {"demo.so"}));
+    Service b(fleet_host(schema, "host-b", {"demo.so"}));
+    constexpr int kClients = 8;
+    std::vector<int> status(kClients, 0);
+    std::vector<std::string> ids(kClients);
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c)
+        clients.emplace_back([&, c] {
+            httplib::Client cli("127.0.0.1", (c % 2 ? b : a).host().port());
+            httplib::Headers headers{{"Idempotency-Key", "fleet-key"}};
+            auto res = cli.Post("/api/v1/tasks/greet_user/$execute", headers, R"({"params": {"name": "one"}})",
+                                "application/json");
+            if (!res) return;
+            status[static_cast<size_t>(c)] = res->status;
+            auto body = json::parse(res->body, nullptr, false);
+            if (body.is_object() && body.contains("job_id")) ids[static_cast<size_t>(c)] = body["job_id"];
+        });
+    for (auto &t : clients) t.join();
+    CHECK(std::count(status.begin(), status.end(), 202) == 1);
+    CHECK(std::count(status.begin(), status.end(), 200) == kClients - 1);
+    CHECK(std::count(ids.begin(), ids.end(), ids[0]) == kClients);
+    CHECK(schema.query("SELECT count(*) FROM jobs") == "1");
+    CHECK(wait_job(b.cli(), ids[0])["status"] == "completed");
 }
 
 TEST_CASE("fleet: a task only some hosts have is listed, accepted and checked by any host, run where it is") {

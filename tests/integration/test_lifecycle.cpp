@@ -58,6 +58,13 @@ std::string submit_body(httplib::Client &cli, const std::string &task, const jso
     return body_json(res)["job_id"].get<std::string>();
 }
 
+// POST $execute with an Idempotency-Key; the raw response.
+httplib::Result post_keyed(httplib::Client &cli, const std::string &task, const std::string &key,
+                           const std::string &body, const std::string &query = "") {
+    httplib::Headers headers{{"Idempotency-Key", key}};
+    return cli.Post(("/api/v1/tasks/" + task + "/$execute" + query).c_str(), headers, body, "application/json");
+}
+
 }  // namespace
 
 TEST_SUITE("lifecycle") {
@@ -204,6 +211,110 @@ TEST_CASE("delayed jobs: at most --queue-size are held; more answer 503") {
     CHECK(res->has_header("Retry-After"));
     // Jobs to run now still have their queue.
     CHECK(run_task(cli, "greet_user").job["status"] == "completed");
+}
+
+TEST_CASE("idempotency keys: a repeat gets the first job, another request with the key 409, a new key a new job") {
+    Service svc(ServiceOptions().with_file_db());
+    auto &cli = svc.cli();
+    auto first = post_keyed(cli, "greet_user", "order-7", R"({"params": {"name": "Ada"}})");
+    REQUIRE(first);
+    REQUIRE(first->status == 202);
+    CHECK_FALSE(first->has_header("Idempotent-Replayed"));
+    const std::string id = body_json(first)["job_id"].get<std::string>();
+
+    // The same request in another spelling (key order, spaces): the same job.
+    auto again = post_keyed(cli, "greet_user", "order-7", R"({ "params" : { "name":"Ada" } })");
+    REQUIRE(again);
+    CHECK(again->status == 200);
+    CHECK(again->get_header_value("Idempotent-Replayed") == "true");
+    CHECK(again->get_header_value("Location") == "/api/v1/jobs/" + id);
+    json replayed = body_json(again);
+    CHECK(replayed["job_id"] == id);
+    CHECK(replayed["id"] == id);
+    CHECK(replayed["task_name"] == "greet_user");
+    // With ?wait, the job once it has ended, with its artifact.
+    auto waited = post_keyed(cli, "greet_user", "order-7", R"({"params": {"name": "Ada"}})", "?wait=10");
+    REQUIRE(waited);
+    CHECK(waited->status == 200);
+    json done = body_json(waited);
+    CHECK(done["status"] == "completed");
+    CHECK(done["artifact"]["data"]["result"] == json{{"message", "Hello, Ada!"}});
+
+    // Another request with the key: 409 naming the key and its job.
+    check_problem(post_keyed(cli, "greet_user", "order-7", R"({"params": {"name": "Bob"}})"), 409,
+                  "Idempotency-Key 'order-7' was used for a different request (job " + id + ")");
+    check_problem(post_keyed(cli, "add", "order-7", R"({"params": {"name": "Ada"}})"), 409, "order-7");
+    // Another key: another job.
+    auto other = post_keyed(cli, "greet_user", "order-8", R"({"params": {"name": "Ada"}})");
+    REQUIRE(other);
+    CHECK(other->status == 202);
+    CHECK(body_json(other)["job_id"] != id);
+    CHECK(get_json(cli, "/api/v1/jobs").size() == 2);
+
+    // Keys that are not a token.
+    check_problem(post_keyed(cli, "greet_user", "has space", "{}"), 400, "Idempotency-Key must be 1 to 255 visible");
+    check_problem(post_keyed(cli, "greet_user", std::string(256, 'k'), "{}"), 400, "Idempotency-Key must be");
+    // A deleted job frees its key.
+    REQUIRE_STATUS(cli.Delete(("/api/v1/jobs/" + id).c_str()), 204);
+    auto fresh = post_keyed(cli, "greet_user", "order-7", R"({"params": {"name": "Bob"}})");
+    REQUIRE(fresh);
+    CHECK(fresh->status == 202);
+    CHECK(get_json(cli, "/api/v1/jobs").size() == 2);
+}
+
+TEST_CASE("idempotency keys: 16 concurrent identical submits make exactly one job") {
+    Service svc(ServiceOptions().with_file_db());
+    constexpr int kClients = 16;
+    std::vector<int> status(kClients, 0);
+    std::vector<std::string> ids(kClients);
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c)
+        clients.emplace_back([&, c] {
+            httplib::Client cli("127.0.0.1", svc.host().port());
+            auto res = post_keyed(cli, "greet_user", "same-key", R"({"params": {"name": "once"}})");
+            if (!res) return;
+            status[static_cast<size_t>(c)] = res->status;
+            auto body = json::parse(res->body, nullptr, false);
+            if (body.is_object() && body.contains("job_id")) ids[static_cast<size_t>(c)] = body["job_id"];
+        });
+    for (auto &t : clients) t.join();
+    CHECK(std::count(status.begin(), status.end(), 202) == 1);
+    CHECK(std::count(status.begin(), status.end(), 200) == kClients - 1);
+    CHECK(std::count(ids.begin(), ids.end(), ids[0]) == kClients);
+    CHECK(get_json(svc.cli(), "/api/v1/jobs").size() == 1);
+}
+
+TEST_CASE("idempotency keys: kept across a restart, and free again after --idempotency-ttl") {
+    Service svc(ServiceOptions().with_file_db());
+    const std::string body = R"({"params": {"name": "kept"}})";
+    auto first = post_keyed(svc.cli(), "greet_user", "restart-key", body);
+    REQUIRE(first);
+    REQUIRE(first->status == 202);
+    const std::string id = body_json(first)["job_id"].get<std::string>();
+    svc.restart();
+    auto again = post_keyed(svc.cli(), "greet_user", "restart-key", body);
+    REQUIRE(again);
+    CHECK(again->status == 200);
+    CHECK(body_json(again)["job_id"] == id);
+    // A second of validity: the key then makes a new job (polled; each
+    // answer before that is the old job, never a second new one).
+    svc.restart({"--idempotency-ttl", "1"});
+    std::string renewed;
+    CHECK(eventually(
+        [&] {
+            auto res = post_keyed(svc.cli(), "greet_user", "restart-key", body);
+            if (!res) return false;
+            const json answer = body_json(res);
+            if (res->status == 200) {
+                CHECK(answer["job_id"] == id);
+                return false;
+            }
+            renewed = answer["job_id"].get<std::string>();
+            return res->status == 202;
+        },
+        std::chrono::milliseconds(5000), std::chrono::milliseconds(100)));
+    CHECK(renewed != id);
+    CHECK(get_json(svc.cli(), "/api/v1/jobs").size() == 2);
 }
 
 }  // TEST_SUITE("lifecycle")

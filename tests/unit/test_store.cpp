@@ -196,6 +196,33 @@ TEST_CASE("store: priority, run_at and a scheduled job round trip; a due mark ma
     CHECK(store.start_job(k.id, now_us()));
 }
 
+TEST_CASE("store: one job per idempotency key; an expired key is taken from its old job") {
+    StoreUnderTest owned;
+    Store &store = *owned;
+    Job first = make_job("t");
+    first.idempotency_key = "key-1";
+    first.request_hash = "h1";
+    REQUIRE(store.insert_keyed_job(first, first.submitted_at - 1'000'000));
+    auto found = store.find_keyed_job("key-1", first.submitted_at - 1'000'000);
+    REQUIRE(found);
+    CHECK(found->id == first.id);
+    CHECK(found->request_hash == "h1");
+    CHECK_FALSE(store.find_keyed_job("key-1", first.submitted_at + 1));  // expired by then
+    CHECK_FALSE(store.find_keyed_job("key-2", 0));
+
+    // A second job with the key while the first holds it: nothing stored.
+    Job second = make_job("t");
+    second.idempotency_key = "key-1";
+    second.request_hash = "h2";
+    CHECK_FALSE(store.insert_keyed_job(second, first.submitted_at));
+    CHECK_FALSE(store.get_job(second.id));
+    // Once the first is older than the key lasts, the key moves.
+    REQUIRE(store.insert_keyed_job(second, first.submitted_at + 1));
+    CHECK(store.find_keyed_job("key-1", 0)->id == second.id);
+    CHECK(store.get_job(first.id)->idempotency_key.empty());
+    CHECK(store.count_jobs(std::nullopt) == 2);
+}
+
 TEST_CASE("store: list jobs newest first, filter, count, paging") {
     StoreUnderTest owned;
     Store &store = *owned;
@@ -880,7 +907,7 @@ TEST_CASE("store (sqlite): file database persists across Store instances") {
 
         // Schema version, WAL and foreign keys are in place.
         auto conn = store.task_connection();
-        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 5);
+        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 6);
         CHECK(json::parse(conn->query("PRAGMA journal_mode", ""))[0]["journal_mode"] == "wal");
         CHECK(json::parse(conn->query("PRAGMA foreign_keys", ""))[0]["foreign_keys"] == 1);
         auto pending = store.recover("restarted", now_us());
@@ -928,7 +955,7 @@ TEST_CASE("store (sqlite): a version-1 database is migrated with every job and a
     o.path = path;
     SqliteStore store(o);
     auto conn = store.task_connection();
-    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 5);
+    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 6);
 
     auto jobs = store.list_jobs(std::nullopt, Store::no_limit, 0);
     REQUIRE(jobs.size() == 3);

@@ -96,8 +96,11 @@ void Committer::apply_op(Op &op) {
     Connection &w = writer_;
     std::visit(Overloaded{
                    [&](InsertJob &o) {
-                       insert_job_row(w, *o.job, lease_, o.for_any_host);
-                       offered_ = offered_ || o.for_any_host;
+                       if (o.inserted)
+                           *o.inserted =
+                               insert_keyed_job_row(w, *o.job, o.keys_reusable_before, lease_, o.for_any_host);
+                       else insert_job_row(w, *o.job, lease_, o.for_any_host);
+                       offered_ = offered_ || (o.for_any_host && (!o.inserted || *o.inserted));
                    },
                    [&](StartJob &o) {
                        *o.started = start_job(w, *o.id, o.started_at, lease_);

@@ -16,24 +16,27 @@ namespace {
 #define JOB_COLS                                                                                              \
     "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, "          \
     "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version, retry_safe, " \
-    "priority, run_at"
+    "priority, run_at, idempotency_key, request_hash"
 // What a read returns: the job's columns and the host that ran it.
 #define JOB_READ_COLS JOB_COLS ", run_by"
 // The same, where another table in the statement has an id too.
 #define JOB_READ_COLS_OF_JOBS                                                                                 \
     "jobs.id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, "     \
     "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version, retry_safe, " \
-    "priority, run_at, run_by"
+    "priority, run_at, idempotency_key, request_hash, run_by"
 
 // A duplicate id inserts nothing instead of failing: a failed statement
 // would abort the whole batch's transaction.
 // A job stored already running (its wait ran out while it ran here) holds
 // a lease from the start, as one started by start_job does.
-constexpr Statement kInsertJob{
-    "INSERT INTO jobs (" JOB_COLS
-    ", run_by, queued_by, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, CASE WHEN $4 = 'running' THEN " TASKHOST_PG_NOW_US
-    " + $22::bigint END) ON CONFLICT DO NOTHING"};
+constexpr Statement kInsertJob{"INSERT INTO jobs (" JOB_COLS
+                               ", run_by, queued_by, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+                               "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, CASE WHEN $4 = "
+                               "'running' THEN " TASKHOST_PG_NOW_US " + $24::bigint END) ON CONFLICT DO NOTHING"};
+// A keyed job's earlier holder of its key, submitted before $2, gives it up.
+constexpr Statement kFreeKey{"UPDATE jobs SET idempotency_key = NULL WHERE idempotency_key = $1 AND submitted_at < $2"};
+constexpr Statement kFindKeyedJob{"SELECT " JOB_READ_COLS
+                                  " FROM jobs WHERE idempotency_key = $1 AND submitted_at >= $2"};
 // Only a job waiting to run starts (a scheduled one is due by then; its row
 // may not say so yet): a cancel or delete that came first must stick, and
 // of two hosts that try, one does. The job then holds a lease.
@@ -147,7 +150,9 @@ Job read_job(const Rows &r, int i) {
     j.retry_safe = r.text(i, 16) == "t";
     j.priority = static_cast<int>(r.i64(i, 17));
     j.run_at = r.i64(i, 18);  // NULL reads as 0 = "now"
-    j.run_by = r.text(i, 19);
+    j.idempotency_key = r.text(i, 19);  // NULL reads as ""
+    j.request_hash = r.text(i, 20);
+    j.run_by = r.text(i, 21);
     return j;
 }
 
@@ -167,7 +172,30 @@ void oldest_first(std::vector<Job> &jobs) {
 
 // ---- writes ----
 
+namespace {
+
+// The INSERT of a job; true if it stored it (false: a row with its id, or
+// its idempotency key, exists: nothing is stored, and the batch goes on).
+bool insert_row(Connection &w, const Job &j, const HostLease &lease, bool for_any_host);
+
+}  // namespace
+
 void insert_job_row(Connection &w, const Job &j, const HostLease &lease, bool for_any_host) {
+    if (!insert_row(w, j, lease, for_any_host))
+        throw StoreError(StoreError::Kind::invalid, "UNIQUE constraint failed: jobs.id (" + j.id + ")");
+}
+
+bool insert_keyed_job_row(Connection &w, const Job &j, int64_t reusable_before, const HostLease &lease,
+                          bool for_any_host) {
+    Params free;
+    free.add(std::string_view(j.idempotency_key)).add(reusable_before);
+    w.run(kFreeKey, free);
+    return insert_row(w, j, lease, for_any_host);
+}
+
+namespace {
+
+bool insert_row(Connection &w, const Job &j, const HostLease &lease, bool for_any_host) {
     // Running now, or ended after it ran here (a start time): this host's.
     const bool ran_here = j.status == JobStatus::running || j.started_at != 0;
     Params p;
@@ -184,14 +212,17 @@ void insert_job_row(Connection &w, const Job &j, const HostLease &lease, bool fo
     p.add(j.ran_version.empty() ? std::optional<std::string>() : j.ran_version);
     p.add(std::string_view(j.retry_safe ? "true" : "false"));
     p.add(int64_t{j.priority}).add_time(j.run_at);
+    if (j.idempotency_key.empty()) p.add_null().add_null();
+    else p.add(std::string_view(j.idempotency_key)).add(std::string_view(j.request_hash));
     if (ran_here) p.add(std::string_view(lease.host_id));  // run_by
     else p.add_null();
     if (for_any_host) p.add_null();  // queued_by
     else p.add(std::string_view(lease.host_id));
     p.add(lease.lease_us);
-    if (w.run(kInsertJob, p).affected() == 0)
-        throw StoreError(StoreError::Kind::invalid, "UNIQUE constraint failed: jobs.id (" + j.id + ")");
+    return w.run(kInsertJob, p).affected() > 0;
 }
+
+}  // namespace
 
 bool start_job(Connection &w, const std::string &id, int64_t started_at, const HostLease &lease) {
     Params p;
@@ -342,6 +373,14 @@ std::optional<Job> get_job(Connection &r, const std::string &id) {
     Params p;
     p.add(std::string_view(id));
     Rows rows = r.run(kGetJob, p);
+    if (!rows.size()) return std::nullopt;
+    return read_job(rows, 0);
+}
+
+std::optional<Job> find_keyed_job(Connection &r, const std::string &key, int64_t submitted_from) {
+    Params p;
+    p.add(std::string_view(key)).add(submitted_from);
+    Rows rows = r.run(kFindKeyedJob, p);
     if (!rows.size()) return std::nullopt;
     return read_job(rows, 0);
 }

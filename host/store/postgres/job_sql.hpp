@@ -45,6 +45,10 @@ struct HostLease {
 // task may claim it); one running or ended after it ran (a job stored
 // late) is also run by it, and a running one holds a lease.
 void insert_job_row(Connection &conn, const model::Job &job, const HostLease &lease, bool for_any_host = false);
+// A job with an idempotency key: false (nothing stored) if a job submitted
+// from `reusable_before` on holds the key; an older one gives it up.
+bool insert_keyed_job_row(Connection &conn, const model::Job &job, int64_t reusable_before, const HostLease &lease,
+                          bool for_any_host);
 bool start_job(Connection &conn, const std::string &id, int64_t started_at, const HostLease &lease);
 void update_progress(Connection &conn, const std::string &id, double fraction, const std::string &message);
 // A `scheduled` job whose time has come becomes `pending`.
@@ -83,6 +87,7 @@ void notify_changed(Connection &conn, std::vector<std::string> &ids, bool work =
 
 // ---- reads ----
 std::optional<model::Job> get_job(Connection &conn, const std::string &id);
+std::optional<model::Job> find_keyed_job(Connection &conn, const std::string &key, int64_t submitted_from);
 std::vector<model::Job> list_jobs(Connection &conn, std::optional<model::JobStatus> status, size_t limit,
                                   size_t offset);
 size_t count_jobs(Connection &conn, std::optional<model::JobStatus> status);

@@ -165,6 +165,12 @@ void PostgresStore::insert_job(const Job &job) { impl_->queue.call(InsertJob{&jo
 
 void PostgresStore::offer_job(const Job &job) { impl_->queue.call(InsertJob{&job, /*for_any_host=*/true}); }
 
+bool PostgresStore::insert_keyed_job(const Job &job, int64_t reusable_before, bool for_any_host) {
+    bool inserted = false;
+    impl_->queue.call(InsertJob{&job, for_any_host, reusable_before, &inserted});
+    return inserted;
+}
+
 bool PostgresStore::start_job(const std::string &id, int64_t started_at) {
     bool started = false;
     impl_->queue.call(StartJob{&id, started_at, &started});
@@ -227,6 +233,10 @@ std::vector<model::PluginFaults> PostgresStore::quarantined_plugins() const {
 
 std::optional<Job> PostgresStore::get_job(const std::string &id) const {
     return impl_->read([&](Connection &c) { return postgres::get_job(c, id); });
+}
+
+std::optional<Job> PostgresStore::find_keyed_job(const std::string &key, int64_t submitted_from) const {
+    return impl_->read([&](Connection &c) { return postgres::find_keyed_job(c, key, submitted_from); });
 }
 
 std::vector<Job> PostgresStore::list_jobs(std::optional<JobStatus> status, size_t limit, size_t offset) const {

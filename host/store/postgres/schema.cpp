@@ -109,6 +109,14 @@ const char *const kMigrations[] = {
     CREATE INDEX jobs_claim_order ON jobs ((greatest(run_at, submitted_at) - priority * 10000000::bigint), id)
         WHERE status IN ('pending', 'scheduled');
     )sql",
+    // 8: idempotency keys. A key is held by one job at a time (the hosts of
+    // a fleet race on this index): an expired one is taken from its old job
+    // when it is used again.
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN idempotency_key text;
+    ALTER TABLE jobs ADD COLUMN request_hash text;
+    CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

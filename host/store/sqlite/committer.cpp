@@ -80,7 +80,10 @@ void Committer::run_batch(std::span<Write> batch, std::vector<std::function<void
 void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable) {
     Connection &w = writer_;
     std::visit(Overloaded{
-                   [&](InsertJob &o) { insert_job_row(w, *o.job); },
+                   [&](InsertJob &o) {
+                       if (o.inserted) *o.inserted = insert_keyed_job_row(w, *o.job, o.keys_reusable_before);
+                       else insert_job_row(w, *o.job);
+                   },
                    [&](StartJob &o) { *o.started = start_job(w, *o.id, o.started_at); },
                    [&](UpdateProgress &o) { update_progress(w, o.id, o.fraction, o.message); },
                    [&](JobDue &o) { job_due(w, o.id); },

@@ -12,12 +12,22 @@ using model::JobStatus;
 namespace {
 
 // Statements are cached per connection, keyed by these pointers.
-#define JOB_COLS                                                                                     \
-    "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, " \
-    "artifact_id, progress, progress_message, timeout_s, attempts, retry_safe, priority, run_at"
+#define JOB_COLS                                                                                                    \
+    "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, "                \
+    "artifact_id, progress, progress_message, timeout_s, attempts, retry_safe, priority, run_at, idempotency_key, " \
+    "request_hash"
 
-constexpr char kInsertJob[] = "INSERT INTO jobs (" JOB_COLS
-                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+constexpr char kInsertJob[] =
+    "INSERT INTO jobs (" JOB_COLS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
+// A keyed job: a job submitted since then holding the key keeps it (the
+// insert does nothing); an older one gives it up first (kFreeKey).
+constexpr char kInsertKeyedJob[] =
+    "INSERT INTO jobs (" JOB_COLS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
+    "ON CONFLICT DO NOTHING";
+constexpr char kFreeKey[] = "UPDATE jobs SET idempotency_key = NULL WHERE idempotency_key = ?1 AND submitted_at < ?2";
+constexpr char kFindKeyedJob[] = "SELECT " JOB_COLS " FROM jobs WHERE idempotency_key = ?1 AND submitted_at >= ?2";
 // Only a job waiting to run starts: a cancel or delete that came first must
 // stick. (A scheduled one is due by then; its row may not say so yet.)
 constexpr char kStartJob[] =
@@ -69,6 +79,8 @@ Job read_job(const Stmt &s) {
     j.retry_safe = s.i64(14) != 0;
     j.priority = static_cast<int>(s.i64(15));
     j.run_at = s.i64(16);
+    j.idempotency_key = s.text(17);  // NULL reads as ""
+    j.request_hash = s.text(18);
     return j;
 }
 
@@ -76,8 +88,9 @@ Job read_job(const Stmt &s) {
 
 // ---- writes ----
 
-void insert_job_row(Connection &w, const Job &j) {
-    Stmt s(w, kInsertJob);
+namespace {
+
+void bind_job(Stmt &s, const Job &j) {
     s.bind(1, std::string_view(j.id)).bind(2, std::string_view(j.task_name));
     s.bind(3, std::string_view(j.params_json)).bind(4, to_string(j.status));
     s.bind_time(5, j.submitted_at).bind_time(6, j.started_at).bind_time(7, j.finished_at);
@@ -90,7 +103,23 @@ void insert_job_row(Connection &w, const Job &j) {
     s.bind(14, static_cast<int64_t>(j.attempts));
     s.bind(15, int64_t{j.retry_safe ? 1 : 0});
     s.bind(16, int64_t{j.priority}).bind_time(17, j.run_at);
+    if (j.idempotency_key.empty()) s.bind_null(18).bind_null(19);
+    else s.bind(18, std::string_view(j.idempotency_key)).bind(19, std::string_view(j.request_hash));
+}
+
+}  // namespace
+
+void insert_job_row(Connection &w, const Job &j) {
+    Stmt s(w, kInsertJob);
+    bind_job(s, j);
     s.run();
+}
+
+bool insert_keyed_job_row(Connection &w, const Job &j, int64_t reusable_before) {
+    Stmt(w, kFreeKey).bind(1, std::string_view(j.idempotency_key)).bind(2, reusable_before).run();
+    Stmt s(w, kInsertKeyedJob);
+    bind_job(s, j);
+    return s.run() > 0;
 }
 
 bool start_job(Connection &w, std::string_view id, int64_t started_at) {
@@ -162,6 +191,13 @@ void fail_jobs(Connection &w, const std::vector<std::pair<std::string, std::stri
 std::optional<Job> get_job(Connection &r, const std::string &id) {
     Stmt s(r, kGetJob);
     s.bind(1, std::string_view(id));
+    if (!s.step()) return std::nullopt;
+    return read_job(s);
+}
+
+std::optional<Job> find_keyed_job(Connection &r, const std::string &key, int64_t submitted_from) {
+    Stmt s(r, kFindKeyedJob);
+    s.bind(1, std::string_view(key)).bind(2, submitted_from);
     if (!s.step()) return std::nullopt;
     return read_job(s);
 }

@@ -21,6 +21,9 @@ namespace taskhost::store::sqlite {
 // ---- writes ----
 // One new row holding every field of `job`.
 void insert_job_row(Connection &conn, const model::Job &job);
+// A job with an idempotency key: false (nothing stored) if a job submitted
+// from `reusable_before` on holds the key; an older one gives it up.
+bool insert_keyed_job_row(Connection &conn, const model::Job &job, int64_t reusable_before);
 // Moves a `pending` (or due `scheduled`) job to `running` and counts the
 // attempt; false (and nothing changed) if it is neither.
 bool start_job(Connection &conn, std::string_view id, int64_t started_at);
@@ -40,6 +43,7 @@ void fail_jobs(Connection &conn, const std::vector<std::pair<std::string, std::s
 
 // ---- reads ----
 std::optional<model::Job> get_job(Connection &conn, const std::string &id);
+std::optional<model::Job> find_keyed_job(Connection &conn, const std::string &key, int64_t submitted_from);
 // Newest first.
 std::vector<model::Job> list_jobs(Connection &conn, std::optional<model::JobStatus> status, size_t limit,
                                   size_t offset);

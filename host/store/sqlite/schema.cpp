@@ -114,6 +114,13 @@ const char *const kMigrations[] = {
     ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN run_at INTEGER;
     )sql",
+    // 6: idempotency keys. A key is held by one job at a time: an expired
+    // one is taken from its old job when it is used again.
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN idempotency_key TEXT;
+    ALTER TABLE jobs ADD COLUMN request_hash TEXT;
+    CREATE UNIQUE INDEX jobs_idempotency_key ON jobs(idempotency_key) WHERE idempotency_key IS NOT NULL;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -134,6 +134,12 @@ Result<void> SqliteStore::check() const {
 
 void SqliteStore::insert_job(const Job &job) { impl_->queue.call(InsertJob{&job}); }
 
+bool SqliteStore::insert_keyed_job(const Job &job, int64_t reusable_before, bool /*for_any_host*/) {
+    bool inserted = false;
+    impl_->queue.call(InsertJob{&job, false, reusable_before, &inserted});
+    return inserted;
+}
+
 bool SqliteStore::start_job(const std::string &id, int64_t started_at) {
     bool started = false;
     impl_->queue.call(StartJob{&id, started_at, &started});
@@ -199,6 +205,11 @@ std::vector<model::PluginFaults> SqliteStore::quarantined_plugins() const {
 std::optional<Job> SqliteStore::get_job(const std::string &id) const {
     ReadPool::Lease lease(impl_->reads);
     return sqlite::get_job(*lease, id);
+}
+
+std::optional<Job> SqliteStore::find_keyed_job(const std::string &key, int64_t submitted_from) const {
+    ReadPool::Lease lease(impl_->reads);
+    return sqlite::find_keyed_job(*lease, key, submitted_from);
 }
 
 std::vector<Job> SqliteStore::list_jobs(std::optional<JobStatus> status, size_t limit, size_t offset) const {

@@ -58,6 +58,7 @@ public:
     Result<void> check() const override;
 
     void insert_job(const model::Job &job) override;
+    bool insert_keyed_job(const model::Job &job, int64_t reusable_before, bool for_any_host = false) override;
     bool start_job(const std::string &id, int64_t started_at) override;
     void update_progress(const std::string &id, double fraction, const std::string &message) override;
     void job_due(const std::string &id) override;
@@ -69,6 +70,7 @@ public:
     WriteStats write_stats() const override;
 
     std::optional<model::Job> get_job(const std::string &id) const override;
+    std::optional<model::Job> find_keyed_job(const std::string &key, int64_t submitted_from) const override;
     std::vector<model::Job> list_jobs(std::optional<model::JobStatus> status, size_t limit,
                                       size_t offset) const override;
     size_t count_jobs(std::optional<model::JobStatus> status) const override;
