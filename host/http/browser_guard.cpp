@@ -13,7 +13,7 @@ namespace taskhost::http {
 
 namespace {
 
-constexpr std::string_view kExposed = "X-Request-ID, Location, Link, Retry-After";
+constexpr std::string_view kExposed = "X-Request-ID, Location, Link, Retry-After, Idempotent-Replayed";
 constexpr std::string_view kMethods = "GET, POST, PUT, DELETE";
 constexpr std::string_view kMaxAge = "600";
 
@@ -280,7 +280,7 @@ bool admit_browser_request(const BrowserGuardOptions &options, const httplib::Re
                           req);
         res.status = 204;
         res.set_header("Access-Control-Allow-Methods", std::string(kMethods));
-        res.set_header("Access-Control-Allow-Headers", "Content-Type, " + options.api_key_header);
+        res.set_header("Access-Control-Allow-Headers", "Content-Type, Idempotency-Key, " + options.api_key_header);
         res.set_header("Access-Control-Max-Age", std::string(kMaxAge));
         return false;
     }

@@ -46,6 +46,16 @@ void IdempotencyKeys::given_up(const std::string &key) {
     decided_.notify_all();
 }
 
+void IdempotencyKeys::forget_job(const std::string &key, const std::string &job_id) {
+    {
+        std::lock_guard lock(mu_);
+        auto it = keys_.find(key);
+        if (it == keys_.end() || it->second.deciding || it->second.job_id != job_id) return;
+        keys_.erase(it);
+    }
+    decided_.notify_all();
+}
+
 size_t IdempotencyKeys::size() const {
     std::lock_guard lock(mu_);
     return keys_.size();

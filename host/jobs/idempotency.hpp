@@ -36,6 +36,9 @@ public:
     void made(const std::string &key, const std::string &job_id, const std::string &request_hash, int64_t submitted_at);
     // The holder could not: the next submit with the key tries.
     void given_up(const std::string &key);
+    // The key's job `job_id` is gone (deleted): the key is free, unless
+    // another submit has taken it up since (then it stays theirs).
+    void forget_job(const std::string &key, const std::string &job_id);
 
     size_t size() const;
 

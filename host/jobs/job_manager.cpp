@@ -761,7 +761,7 @@ Result<JobManager::Executed> JobManager::keyed(const JobOptions &options, std::o
         try {
             view = get(claim.job_id);
             if (!view) {  // deleted: the key names nothing now
-                keys_.given_up(key);
+                keys_.forget_job(key, claim.job_id);
                 continue;
             }
             if (claim.request_hash != options.request_hash)

@@ -358,7 +358,8 @@ def exercise(host, c, stuck):
     replayed = keyed({"params": {"name": "Key"}})
     require(replayed.headers.get("idempotent-replayed") == "true" and replayed.json()["job_id"] == first["id"],
             "the same keyed request answers its first job", json.dumps(replayed.json()))
-    keyed({"params": {"name": "Other"}})   # 409
+    other = keyed({"params": {"name": "Other"}})
+    require(other.status == 409, "another request with the key is a 409", str(other.status))
     ex("POST", "/api/v1/tasks/add/%24execute?wait=10", {"params": {"a": 1, "b": 2}})
     ex("POST", "/api/v1/tasks/greet_user/$execute", {"params": {"nam": "x"}})
     ex("POST", "/api/v1/tasks/greet_user/$execute?wait=soon")

@@ -169,7 +169,7 @@ TEST_CASE("CORS: --cors-origins pages may call it (preflight answered); other or
         CHECK(res->get_header_value("Access-Control-Allow-Origin") == origin);
         CHECK(res->get_header_value("Vary") == "Origin");
         CHECK(res->get_header_value("Access-Control-Allow-Methods") == "GET, POST, PUT, DELETE");
-        CHECK(res->get_header_value("Access-Control-Allow-Headers") == "Content-Type, X-API-Key");
+        CHECK(res->get_header_value("Access-Control-Allow-Headers") == "Content-Type, Idempotency-Key, X-API-Key");
         CHECK(res->get_header_value("Access-Control-Max-Age") == "600");
     }
     for (const char *origin : {"https://evil.example", "http://app.example.com", "null"}) {
@@ -184,7 +184,8 @@ TEST_CASE("CORS: --cors-origins pages may call it (preflight answered); other or
     REQUIRE_STATUS(res, 202);
     CHECK(res->get_header_value("Access-Control-Allow-Origin") == app);
     CHECK(res->get_header_value("Vary") == "Origin");
-    CHECK(res->get_header_value("Access-Control-Expose-Headers") == "X-Request-ID, Location, Link, Retry-After");
+    CHECK(res->get_header_value("Access-Control-Expose-Headers") ==
+          "X-Request-ID, Location, Link, Retry-After, Idempotent-Replayed");
     res = cli.Get("/api/v1/tasks/nope", Headers{{"Origin", app}});  // errors too
     check_problem(res, 404);
     CHECK(res->get_header_value("Access-Control-Allow-Origin") == app);
@@ -234,7 +235,7 @@ TEST_CASE("CORS without --cors-origins: no CORS header, every preflight 403; wit
                                                         {"Access-Control-Request-Method", "GET"},
                                                         {"Access-Control-Request-Headers", "x-api-key"}});
         REQUIRE_STATUS(res, 204);
-        CHECK(res->get_header_value("Access-Control-Allow-Headers") == "Content-Type, X-API-Key");
+        CHECK(res->get_header_value("Access-Control-Allow-Headers") == "Content-Type, Idempotency-Key, X-API-Key");
         res = cli.Get("/api/v1/tasks", Headers{{"Origin", "https://app.example.com"}, {"X-API-Key", "k"}});
         REQUIRE_STATUS(res, 200);
         CHECK(res->get_header_value("Access-Control-Allow-Origin") == "https://app.example.com");

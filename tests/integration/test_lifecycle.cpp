@@ -303,7 +303,7 @@ TEST_CASE("idempotency keys: kept across a restart, and free again after --idemp
     CHECK(eventually(
         [&] {
             auto res = post_keyed(svc.cli(), "greet_user", "restart-key", body);
-            if (!res) return false;
+            if (!res || (res->status != 200 && res->status != 202)) return false;
             const json answer = body_json(res);
             if (res->status == 200) {
                 CHECK(answer["job_id"] == id);
@@ -334,6 +334,7 @@ TEST_CASE("delayed jobs: cancels and deletes racing their due timers leave each 
     for (int t = 0; t < 2; ++t)
         threads.emplace_back([&, t] {
             httplib::Client cli("127.0.0.1", svc.host().port());
+            cli.set_read_timeout(30, 0);  // a cancel may wait for its commit; TSan is slow
             for (int i = t; i < kJobs; i += 2) {
                 if (i % 4 == 3) continue;  // left alone: runs at its time
                 auto res = i % 4 == 1 ? cli.Delete(("/api/v1/jobs/" + ids[static_cast<size_t>(i)]).c_str())

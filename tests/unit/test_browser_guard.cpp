@@ -189,7 +189,7 @@ TEST_CASE("browser guard: CORS headers and preflights") {
     CHECK(res.get_header_value("Access-Control-Allow-Origin") == "https://app.example.com");
     CHECK(res.get_header_value("Vary") == "Origin");
     CHECK(res.get_header_value("Access-Control-Allow-Methods") == "GET, POST, PUT, DELETE");
-    CHECK(res.get_header_value("Access-Control-Allow-Headers") == "Content-Type, X-Token");
+    CHECK(res.get_header_value("Access-Control-Allow-Headers") == "Content-Type, Idempotency-Key, X-Token");
     CHECK(res.get_header_value("Access-Control-Max-Age") == "600");
     CHECK(verdict(o, preflight("https://evil.example"), &res) == 403);
     CHECK_FALSE(res.has_header("Access-Control-Allow-Origin"));
@@ -201,7 +201,8 @@ TEST_CASE("browser guard: CORS headers and preflights") {
     // An actual request from an allowed origin: the answer may be read.
     CHECK(verdict(o, head("GET", {{"Host", "localhost"}, {"Origin", "https://app.example.com"}}), &res) == 0);
     CHECK(res.get_header_value("Access-Control-Allow-Origin") == "https://app.example.com");
-    CHECK(res.get_header_value("Access-Control-Expose-Headers") == "X-Request-ID, Location, Link, Retry-After");
+    CHECK(res.get_header_value("Access-Control-Expose-Headers") ==
+          "X-Request-ID, Location, Link, Retry-After, Idempotent-Replayed");
     // Added once, however often it runs.
     add_cors_headers(o, head("GET", {{"Host", "localhost"}, {"Origin", "https://app.example.com"}}), res);
     CHECK(res.get_header_value_count("Access-Control-Allow-Origin") == 1);

@@ -46,3 +46,21 @@ TEST_CASE("idempotency keys: a wait for a stuck holder ends with an error") {
     REQUIRE(keys.claim("k", 100, 0, 1s).kind == Kind::make);
     CHECK_THROWS_WITH(keys.claim("k", 101, 0, 20ms), doctest::Contains("still being stored"));
 }
+
+TEST_CASE("idempotency keys: a deleted job frees its key once, not a key another submit holds since") {
+    IdempotencyKeys keys;
+    REQUIRE(keys.claim("k", 100, 0, 1s).kind == Kind::make);
+    keys.made("k", "job-1", "h", 100);
+    keys.forget_job("k", "job-1");                            // job-1 deleted
+    REQUIRE(keys.claim("k", 101, 0, 1s).kind == Kind::make);  // a new submit holds it
+    keys.forget_job("k", "job-1");                            // a late reader of job-1: no effect
+    std::atomic<bool> answered{false};
+    std::thread waiter([&] {
+        CHECK(keys.claim("k", 102, 0, 10s).job_id == "job-2");
+        answered = true;
+    });
+    std::this_thread::sleep_for(50ms);
+    CHECK_FALSE(answered.load());  // still waiting on the holder
+    keys.made("k", "job-2", "h", 101);
+    waiter.join();
+}

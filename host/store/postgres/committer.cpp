@@ -13,6 +13,11 @@ namespace taskhost::store::postgres {
 Committer::Committer(Connection &writer, HostLease lease, const Reporter &report)
     : writer_(writer), lease_(std::move(lease)), report_(report) {}
 
+namespace {
+// A key of its own (the migration lock is ...685): "taskhost" in base 36, plus one.
+constexpr char kKeyedInsertsLock[] = "SELECT pg_advisory_xact_lock(2296056052686)";
+}  // namespace
+
 void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) {
     Connection &w = writer_;
     std::exception_ptr batch_error;
@@ -33,6 +38,19 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
         } catch (...) {
             batch_error = std::current_exception();
             if (!w.broken()) break;
+        }
+    }
+    // Two hosts' batches with keyed inserts would wait on each other's
+    // uncommitted keys, and in opposite orders deadlock (aborting a whole
+    // batch): such batches take one fleet-wide lock first, before any row.
+    if (!batch_error && std::any_of(batch.begin(), batch.end(), [](const Write &write) {
+            const auto *insert = std::get_if<InsertJob>(&write.op);
+            return insert && insert->inserted;
+        })) {
+        try {
+            w.run(kKeyedInsertsLock);
+        } catch (...) {
+            batch_error = std::current_exception();
         }
     }
     // Ends kept from batches that failed go first, in this transaction:
