@@ -99,6 +99,7 @@ void api_set_error(th_call *call, const char *type, const char *message, const c
     call->outcome.error_type = type ? type : "";
     call->outcome.error_message = message ? message : "";
     call->outcome.error_traceback = traceback ? traceback : "";
+    call->outcome.error_final = false;
 }
 
 // Beyond this many frames a report is not a stack the SDK captured.
@@ -140,6 +141,7 @@ void api_set_error_frames(th_call *call, const char *type, const char *message, 
         traceback = std::string("(the traceback could not be rendered: ") + e.what() + ")";
     }
     api_set_error(call, type, message, traceback.c_str());
+    call->outcome.error_final = (flags & TH_ERROR_FINAL) != 0;
 }
 
 const char *api_job_id(th_call *call) { return call->job_id.c_str(); }

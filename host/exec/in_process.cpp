@@ -106,13 +106,15 @@ thread_local InProcessExecutor::Runner *InProcessExecutor::current_runner_ = nul
 bool InProcessExecutor::run_work(Work &work, Runner &runner) {
     {
         std::lock_guard lock(mu_);
-        runners_.emplace(&work, &runner);
+        // A retried job's next attempt may start before the last one's
+        // thread has left this function: the newest registration counts.
+        runners_.insert_or_assign(&work, &runner);
     }
     Runner *outer = std::exchange(current_runner_, &runner);
     work.run();
     current_runner_ = outer;
     std::lock_guard lock(mu_);
-    runners_.erase(&work);
+    if (auto it = runners_.find(&work); it != runners_.end() && it->second == &runner) runners_.erase(it);
     if (runner.written_off) --stuck_;  // its slot was given back when it was written off
     return runner.written_off;
 }

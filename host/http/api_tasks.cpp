@@ -245,6 +245,11 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
                 return problem(res, 400, "delay_s must be a number of seconds from 0 to 31536000 (a year)", req.path);
             options.run_at = now + static_cast<int64_t>(delay->get<double>() * 1e6);
         }
+        if (auto it = body.find("retry"); it != body.end() && !it->is_null()) {
+            model::RetryPolicy checked;
+            if (auto why = model::apply_retry_json(*it, checked)) return problem(res, 400, *why, req.path);
+            options.retry_json = it->dump();
+        }
     }
     if (req.has_header("Idempotency-Key")) {
         std::string key = req.get_header_value("Idempotency-Key");

@@ -67,6 +67,9 @@ struct ActiveJob final : exec::Work, std::enable_shared_from_this<ActiveJob> {
     bool params_checked = false;
     std::optional<std::string> params_refused;
     std::atomic<int> cancel{0};     // CancelReason
+    // A cancel was asked while it ran, whatever `cancel` says (its timeout
+    // may have come first): it is not retried.
+    std::atomic<bool> cancel_asked{false};
     // The start times of starts whose commit failed (a fleet's database
     // away, defer_start): if the server committed one after all, the row
     // shows its time, and the start is this host's (mu). Bounded.

@@ -19,7 +19,8 @@ void Deadlines::stop() {
     if (thread_.joinable()) thread_.join();
 }
 
-void Deadlines::add(std::chrono::steady_clock::time_point at, const std::shared_ptr<ActiveJob> &job, Kind kind) {
+void Deadlines::add(std::chrono::steady_clock::time_point at, const std::shared_ptr<ActiveJob> &job, Kind kind,
+                    int attempt) {
     {
         std::lock_guard lock(mu_);
         // Jobs gone long before their deadline (a scheduled job canceled a
@@ -30,7 +31,7 @@ void Deadlines::add(std::chrono::steady_clock::time_point at, const std::shared_
             std::make_heap(heap_.begin(), heap_.end(), std::greater<>{});
             sweep_at_ = std::max<size_t>(kMinSweep, 2 * heap_.size());
         }
-        heap_.push_back({at, job, kind});
+        heap_.push_back({at, job, kind, attempt});
         std::push_heap(heap_.begin(), heap_.end(), std::greater<>{});
     }
     cv_.notify_one();
@@ -55,7 +56,7 @@ void Deadlines::loop() {
         heap_.pop_back();
         if (auto job = due.job.lock()) {
             lock.unlock();
-            on_due_(job, due.kind);
+            on_due_(job, due.kind, due.attempt);
             lock.lock();
         }
     }

@@ -20,7 +20,8 @@ struct ActiveJob;
 class Deadlines {
 public:
     enum class Kind { timeout, grace, due };
-    using OnDue = std::function<void(const std::shared_ptr<ActiveJob> &job, Kind kind)>;
+    // `attempt`: as given to add().
+    using OnDue = std::function<void(const std::shared_ptr<ActiveJob> &job, Kind kind, int attempt)>;
 
     explicit Deadlines(OnDue on_due) : on_due_(std::move(on_due)) {}
     ~Deadlines() { stop(); }
@@ -30,13 +31,16 @@ public:
     void start();
     void stop();
     // Holds the job weakly: a job that is gone by then is skipped.
-    void add(std::chrono::steady_clock::time_point at, const std::shared_ptr<ActiveJob> &job, Kind kind);
+    // `attempt`: which run of the job it is for (a retried job runs again).
+    void add(std::chrono::steady_clock::time_point at, const std::shared_ptr<ActiveJob> &job, Kind kind,
+             int attempt = 0);
 
 private:
     struct Deadline {
         std::chrono::steady_clock::time_point at;
         std::weak_ptr<ActiveJob> job;
         Kind kind;
+        int attempt;
         bool operator>(const Deadline &o) const { return at > o.at; }
     };
     void loop();

@@ -116,6 +116,9 @@ std::shared_ptr<const FleetTasks::Catalogue> FleetTasks::read(const Catalogue *p
             task.default_timeout_s = timeout != info.end() && timeout->is_number() ? timeout->get<double>() : 0;
             auto priority = info.find("priority");
             task.default_priority = priority != info.end() && priority->is_number_integer() ? priority->get<int>() : 0;
+            task.retry = {};
+            if (auto retry = info.find("retry"); retry != info.end() && retry->is_object())
+                (void)model::apply_retry_json(*retry, task.retry);
             auto retry_safe = info.find("retry_safe");
             task.retry_safe = retry_safe != info.end() && retry_safe->is_boolean() && retry_safe->get<bool>();
             task.params_schema = nullptr;

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "model/retry.hpp"
+
 namespace taskhost::schema {
 class JsonSchema;
 }  // namespace taskhost::schema
@@ -33,6 +35,7 @@ public:
         std::vector<std::string> tags;
         double default_timeout_s = 0;
         int default_priority = 0;
+        model::RetryPolicy retry;
         bool retry_safe = false;
         std::shared_ptr<const schema::JsonSchema> params_schema;  // null: none declared, or not usable
         std::vector<std::string> hosts;  // ids of the live hosts that have it loaded, any version

@@ -1,5 +1,7 @@
 #include "jobs/job_manager.hpp"
 
+#include <random>
+
 #include <algorithm>
 #include <thread>
 
@@ -67,6 +69,14 @@ std::string format_seconds(double s) {
     std::string out;
     json_text::append_number(out, s);
     return out;
+}
+
+// A task's retry policy with a submit's "retry" over it.
+model::RetryPolicy with_override(model::RetryPolicy policy, const JobOptions &options) {
+    if (options.retry_json.empty()) return policy;
+    const auto given = nlohmann::json::parse(options.retry_json, nullptr, /*allow_exceptions=*/false);
+    if (!given.is_discarded()) (void)model::apply_retry_json(given, policy);  // checked by the submitter
+    return policy;
 }
 
 // A job whose end is being committed is usually settled within one commit:
@@ -171,7 +181,9 @@ JobManager::JobManager(store::Store &store, registry::Registry &registry, exec::
       options_(std::move(options)),
       fleet_host_(store.shared() ? store.describing_host() : std::string()),
       task_stats_(metrics),
-      timeouts_([this](const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind) { on_deadline(job, kind); }),
+      timeouts_([this](const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind, int attempt) {
+          on_deadline(job, kind, attempt);
+      }),
       fleet_tasks_(store) {}
 
 JobManager::~JobManager() { stop(Clock::time_point::max()); }
@@ -215,8 +227,9 @@ void JobManager::stop(Clock::time_point deadline) {
     }
 }
 
-void JobManager::on_deadline(const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind) {
+void JobManager::on_deadline(const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind, int attempt) {
     if (kind == Deadlines::Kind::due) return make_due(job);
+    // A timeout or grace of an earlier attempt (a retried job's) does nothing.
     if (kind == Deadlines::Kind::grace) {
         const bool timed_out = job->cancel.load() == static_cast<int>(CancelReason::timeout);
         const std::string after =
@@ -224,27 +237,29 @@ void JobManager::on_deadline(const std::shared_ptr<ActiveJob> &job, Deadlines::K
         give_up(job, timed_out ? JobStatus::failed : JobStatus::canceled,
                 GiveUpReason{"did not stop within " + format_seconds(options_.stop_grace_s) + " s of " +
                                  (timed_out ? "its timeout" : "being canceled"),
-                             "killed " + after + ": it did not stop"});
+                             "killed " + after + ": it did not stop"},
+                true, attempt);
         return;
     }
     bool timed_out = false;
     {
         std::lock_guard lock(job->mu);
         int none = 0;
-        timed_out = job->record.status == JobStatus::running &&
+        timed_out = job->record.status == JobStatus::running && job->record.attempts == attempt &&
                     job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::timeout));
         if (timed_out) ++job->version;
     }
     job->changed.notify_all();
-    if (timed_out) timeouts_.add(deadline_after(options_.stop_grace_s), job, Deadlines::Kind::grace);
+    if (timed_out) timeouts_.add(deadline_after(options_.stop_grace_s), job, Deadlines::Kind::grace, attempt);
 }
 
 void JobManager::give_up(const std::shared_ptr<ActiveJob> &job, JobStatus status, const GiveUpReason &reason,
-                         bool charge) {
+                         bool charge, int attempt) {
     std::shared_ptr<const registry::Task> task;
     {
         std::lock_guard lock(job->mu);
         if (job->end != EndState::none || job->record.status != JobStatus::running) return;
+        if (attempt >= 0 && job->record.attempts != attempt) return;
         task = job->task.shared();
     }
     const auto how = executor_.write_off(*job);
@@ -358,8 +373,10 @@ void JobManager::queue_stored(model::Job record, const registry::Snapshot &snaps
 }
 
 void JobManager::hold_until_due(const std::shared_ptr<ActiveJob> &job) {
+    int64_t run_at;
     {
         std::lock_guard lock(job->mu);
+        run_at = job->record.run_at;
         // Canceled or deleted meanwhile (even before its submit returned).
         if (job->record.status != JobStatus::scheduled || job->end != EndState::none || job->deleted ||
             job->cancel.load() != 0) {
@@ -373,7 +390,7 @@ void JobManager::hold_until_due(const std::shared_ptr<ActiveJob> &job) {
     }
     // The wall clock's distance, on the steady clock: make_due checks the
     // wall clock again, and waits on if it fired early.
-    const int64_t wait_us = std::max<int64_t>(0, job->record.run_at - now_us());
+    const int64_t wait_us = std::max<int64_t>(0, run_at - now_us());
     timeouts_.add(Clock::now() + std::chrono::microseconds(wait_us), job, Deadlines::Kind::due);
 }
 
@@ -387,8 +404,13 @@ void JobManager::count_out_scheduled_locked(ActiveJob &job) {
 void JobManager::make_due(const std::shared_ptr<ActiveJob> &job) {
     if (stopping_.load()) return;  // it stays scheduled in the store
     // Fired early (the steady clock ran ahead of the wall clock): on until
-    // its time. run_at never changes: read without the lock.
-    if (job->record.run_at > now_us()) return hold_until_due(job);
+    // its time.
+    int64_t run_at;
+    {
+        std::lock_guard lock(job->mu);
+        run_at = job->record.run_at;  // a retry sets it
+    }
+    if (run_at > now_us()) return hold_until_due(job);
     // The task as loaded now: a reload since it was submitted applies to it.
     const auto snapshot = registry_.snapshot();
     auto task = snapshot->find(job->record.task_name);
@@ -818,6 +840,7 @@ Result<JobManager::Executed> JobManager::offer_new(std::string_view task_name, s
     if (r.run_at > r.submitted_at) r.status = JobStatus::scheduled;  // claimed once due
     r.plugin_version = task->plugin_version;
     r.retry_safe = task->retry_safe;
+    r.retry = with_override(task->retry, options);
     r.idempotency_key = options.idempotency_key;
     r.request_hash = options.request_hash;
     try {
@@ -942,6 +965,7 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
     r.idempotency_key = options.idempotency_key;
     r.request_hash = options.request_hash;
     r.retry_safe = (task->desc->flags & TH_TASK_RETRY_SAFE) != 0;
+    r.retry = with_override(task->retry, options);
     if (store_.shared()) r.plugin_version = task->plugin->version;  // only a fleet's store keeps it
     // A scheduled one takes its task when it is due (make_due).
     if (!later) job->task = registry::TaskLease(std::move(task));
@@ -1191,11 +1215,14 @@ Result<JobManager::Canceled> JobManager::cancel(const std::string &id) {
     int none = 0;
     const bool asked = job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::user));
     if (asked) ++job->version;  // asked again (a heartbeat repeats another host's cancel): nothing changed
+    // Also when its timeout came first: a retry of it is canceled instead.
+    job->cancel_asked.store(true);
     JobView view = job->view();
+    const int attempt = job->record.attempts;
     lock.unlock();
     if (asked) job->changed.notify_all();
     // A task that ignores the request is given up on after the grace.
-    if (asked) timeouts_.add(deadline_after(options_.stop_grace_s), job, Deadlines::Kind::grace);
+    if (asked) timeouts_.add(deadline_after(options_.stop_grace_s), job, Deadlines::Kind::grace, attempt);
     return Canceled{false, std::move(view)};
 }
 
@@ -1398,7 +1425,7 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
     const int64_t started_at = r.started_at;
     if (!job->recovered && !job->check_params_first)
         job->stats->counters.queue_wait.observe_us(started_at - r.submitted_at);
-    if (r.timeout_s > 0) timeouts_.add(deadline_after(r.timeout_s), job, Deadlines::Kind::timeout);
+    if (r.timeout_s > 0) timeouts_.add(deadline_after(r.timeout_s), job, Deadlines::Kind::timeout, r.attempts);
 
     TaskCall call(*this, *job);
     const int64_t invoked_at = now_us();  // the task's own time, without the wait for its start's commit
@@ -1461,10 +1488,14 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
         error = out.error_type.empty() ? out.error_message : out.error_type + ": " + out.error_message;
         traceback = out.error_traceback;
     }
-    model::Artifact artifact;
-    artifact.id = new_ulid_string();
-    artifact.data_json = model::result_artifact_data(task.name, r.params_json, out);
-    finish(job, status, std::move(error), std::move(traceback), std::move(artifact));
+    if (status == JobStatus::failed && may_retry(*job, out, static_cast<int>(reason))) {
+        retry_later(job, *error);
+    } else {
+        model::Artifact artifact;
+        artifact.id = new_ulid_string();
+        artifact.data_json = model::result_artifact_data(task.name, r.params_json, out);
+        finish(job, status, std::move(error), std::move(traceback), std::move(artifact));
+    }
     if (claim_more_.load(std::memory_order_relaxed)) wake_claimer();  // room now, and jobs wait for some
     // Given up on while it ran: its end was recorded then, and its code has
     // only now returned, so only now may its generation go.
@@ -1472,6 +1503,97 @@ void JobManager::run(const std::shared_ptr<ActiveJob> &job) {
         std::lock_guard lock(job->mu);
         job->task.release();
     }
+}
+
+bool JobManager::may_retry(const ActiveJob &job, const model::TaskOutcome &out, int reason) const {
+    const model::Job &r = job.record;  // fixed while it runs
+    // (A host stopping cancels its running jobs; one that fails meanwhile
+    // is stored scheduled for its next attempt, after the restart.)
+    if (out.given_up || out.params_refused || job.cancel_asked.load()) return false;
+    if (reason == static_cast<int>(CancelReason::timeout))  // however its code stopped (a Cancelled too)
+        return r.attempts < r.retry.max_attempts;
+    if (reason != static_cast<int>(CancelReason::none) || out.error_final) return false;
+    // What running it again cannot mend.
+    static const std::set<std::string, std::less<>> kFinal = {
+        "taskhost::InvalidParams",  "taskhost::DeclarationError", "taskhost::Cancelled",  "taskhost::InvalidResult",
+        "taskhost::ResultTooLarge", "taskhost::NoResult",         "taskhost::UnknownTask"};
+    if (kFinal.count(out.error_type)) return false;
+    // A crash of its worker process counts only for a task that may run twice.
+    const bool crash = out.error_type == "taskhost::WorkerCrashed" || out.error_type == "taskhost::WorkerKilled" ||
+                       out.error_type == "taskhost::WorkerProtocolError";
+    if (crash)
+        return r.retry_safe &&
+               r.attempts < (r.retry.max_attempts > 1 ? r.retry.max_attempts : model::kMaxHostLossAttempts);
+    return r.attempts < r.retry.max_attempts;
+}
+
+void JobManager::retry_later(const std::shared_ptr<ActiveJob> &job, const std::string &error) {
+    // A job left to be stored with its end (it ran within its submitter's
+    // wait) is stored now, as persist() would: its retry updates its row.
+    // If it cannot be, its end is lost, and its submitter answers so.
+    {
+        std::unique_lock lock(job->mu);
+        if (!job->stored && !job->deleted) {
+            job->stored = true;
+            try {
+                store_.insert_job(job->record);
+            } catch (const std::exception &e) {
+                lock.unlock();
+                end_failed(*job, e.what(), /*never_stored=*/true);
+                return;
+            }
+        }
+    }
+    store::Store::JobEnd retry;
+    registry::TaskLease task;
+    {
+        std::lock_guard lock(job->mu);
+        if (job->end != EndState::none || job->deleted) return;
+        // Its next attempt runs on its task as loaded then (make_due).
+        if (!job->abandoned.load()) task = std::move(job->task);
+        const model::Job &r = job->record;
+        const int64_t now = now_us();
+        retry.attempt_log = model::append_attempt(r.attempt_log, {r.attempts, r.started_at, now, error, r.run_by});
+        thread_local std::mt19937_64 random{std::random_device{}()};
+        const double unit = std::uniform_real_distribution<double>(0, 1)(random);
+        retry.retry_at = now + model::retry_delay_us(r.retry, r.attempts, unit);
+        retry.started_at = r.started_at;
+    }
+    task.release();
+    job->stats->counters.retried.fetch_add(1, std::memory_order_relaxed);
+    const int64_t run_at = retry.retry_at;
+    std::string log = retry.attempt_log;
+    store_.finish_job(
+        job->record.id, std::move(retry),
+        [this, job, run_at, log = std::move(log)]() mutable { retry_committed(job, run_at, std::move(log)); },
+        [this, job](const std::string &why) { end_failed(*job, why, /*never_stored=*/false); });
+}
+
+void JobManager::retry_committed(const std::shared_ptr<ActiveJob> &job, int64_t run_at, std::string attempt_log) {
+    bool canceled = false;
+    {
+        std::lock_guard lock(job->mu);
+        if (job->end != EndState::none || job->deleted) return;
+        model::Job &r = job->record;
+        r.status = JobStatus::scheduled;
+        r.run_at = run_at;
+        r.started_at = 0;
+        r.progress = -1;
+        r.progress_message.clear();
+        r.attempt_log = std::move(attempt_log);
+        // A cancel that came while the attempt ended cancels the job; the
+        // attempt's timeout is over.
+        const int reason = job->cancel.load();
+        canceled = reason == static_cast<int>(CancelReason::user) || job->cancel_asked.load();
+        if (reason == static_cast<int>(CancelReason::timeout) && !canceled) job->cancel.store(0);
+        // Its next attempt's params are checked by the task that runs it
+        // (make_due), as for any stored job, not by the submitter's path.
+        job->check_params_first = false;
+        ++job->version;
+    }
+    job->changed.notify_all();
+    if (canceled) return finish(job, JobStatus::canceled, std::nullopt, std::nullopt, std::nullopt);
+    hold_until_due(job);  // a host stopping leaves it scheduled in the store
 }
 
 bool JobManager::undo_refused(const std::shared_ptr<ActiveJob> &job, const std::string &why) {

@@ -65,6 +65,9 @@ struct JobOptions {
     // An Idempotency-Key (empty: none), and what the request asked, hashed
     // (the same request hashes the same).
     std::string idempotency_key, request_hash;
+    // A submit's "retry" object (model::apply_retry_json accepted it): its
+    // members replace those of its task's retry policy. Empty: none.
+    std::string retry_json;
 };
 
 struct JobManagerOptions {
@@ -302,7 +305,9 @@ private:
     // Commits the start of a stored job before its code runs (a deferred
     // job is stored already started, if at all); why not when it cannot.
     Result<void> record_start(ActiveJob &job);
-    void on_deadline(const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind);
+    // `attempt`: the job's start count when the deadline was set; a
+    // timeout or grace of an earlier attempt does nothing.
+    void on_deadline(const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind, int attempt);
     // A running job whose code did not stop when it had to: its worker is
     // written off, the job ends now (`status`, `why`), its plugin is told of.
     // `charge`: report it through Options::on_stuck (a hang of its plugin).
@@ -311,8 +316,9 @@ private:
     struct GiveUpReason {
         std::string abandoned, killed;
     };
+    // `attempt`: only that attempt (-1: whichever runs).
     void give_up(const std::shared_ptr<ActiveJob> &job, model::JobStatus status, const GiveUpReason &reason,
-                 bool charge = true);
+                 bool charge = true, int attempt = -1);
     // The job no longer counts as running (once, whoever gets there first).
     void count_out(ActiveJob &job);
     // A job whose params its task refused when it was to run (checked in
@@ -322,6 +328,14 @@ private:
     // Hands a job's end to the store; it becomes visible once committed.
     void finish(const std::shared_ptr<ActiveJob> &job, model::JobStatus status, std::optional<std::string> error,
                 std::optional<std::string> traceback, std::optional<model::Artifact> artifact);
+    // Whether a failed attempt (`out`, ended for `reason`) runs again: its
+    // retry policy has attempts left and nothing makes the failure final.
+    bool may_retry(const ActiveJob &job, const model::TaskOutcome &out, int reason) const;
+    // A failed attempt that runs again: once the store has it, the job is
+    // `scheduled` for its next attempt (or canceled, if a cancel came
+    // meanwhile). Not an end: nobody waiting for one is woken.
+    void retry_later(const std::shared_ptr<ActiveJob> &job, const std::string &error);
+    void retry_committed(const std::shared_ptr<ActiveJob> &job, int64_t run_at, std::string attempt_log);
     void count_end(ActiveJob &job, model::JobStatus status, int64_t finished_at, int64_t started_at);
     // The store committed the end, or could not.
     void end_committed(ActiveJob &job, model::Job ended, std::string artifact_json);

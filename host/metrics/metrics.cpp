@@ -98,6 +98,11 @@ void Metrics::render(std::string &out) const {
         sample(out, "taskhost_jobs_rejected_total", l + ",reason=\"invalid_params\"",
                static_cast<double>(c.rejected_invalid.load()));
     });
+    family(out, "taskhost_job_retries_total", "counter",
+           "Failed attempts that were scheduled to run again (the task's retry policy), by task.");
+    each_task([&](const std::string &l, const TaskCounters &c) {
+        sample(out, "taskhost_job_retries_total", l, static_cast<double>(c.retried.load()));
+    });
     family(out, "taskhost_jobs_finished_total", "counter",
            "Jobs that ended, by task and final status (deleted: deleted while pending or running; failed also "
            "counts a job whose store write failed).");

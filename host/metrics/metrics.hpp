@@ -34,6 +34,7 @@ struct TaskCounters {
     std::atomic<uint64_t> submitted{0};
     std::atomic<uint64_t> rejected_queue_full{0};
     std::atomic<uint64_t> rejected_invalid{0};
+    std::atomic<uint64_t> retried{0};                 // failed attempts that run again
     std::array<std::atomic<uint64_t>, 4> finished{};  // by Metrics::End
     Histogram queue_wait;                             // submitted → started
     Histogram run;                                    // started → finished

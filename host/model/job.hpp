@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "model/retry.hpp"
+
 namespace taskhost::model {
 
 // scheduled: waiting for its run_at; then pending (waiting for a worker).
@@ -40,8 +42,15 @@ struct Job {
     std::string idempotency_key;
     std::string request_hash;
     int attempts = 0;      // times its task was started (each committed before it ran)
+    // When an attempt fails, whether and when it runs again (max_attempts 1:
+    // never), and the attempts that failed before this one (a JSON array,
+    // "" for none: model/retry.hpp). A job waiting for its next attempt is
+    // `scheduled`, its run_at the time of that attempt.
+    RetryPolicy retry;
+    std::string attempt_log;
     // Its task is retry-safe (TH_TASK_RETRY_SAFE): if its host is lost while
-    // it runs, it is queued again, up to kMaxHostLossAttempts starts.
+    // it runs, or its worker process crashes, it is queued again, up to its
+    // max_attempts starts (kMaxHostLossAttempts if that is 1).
     bool retry_safe = false;
     // In a fleet (PostgreSQL; empty on SQLite and for jobs stored before):
     // the version of its task's plugin it was accepted for, the one that
@@ -63,7 +72,8 @@ inline int64_t queue_rank(const Job &j) {
     return (j.run_at > j.submitted_at ? j.run_at : j.submitted_at) - int64_t{j.priority} * kPriorityStepUs;
 }
 
-// Starts of a retry-safe job that a lost host may cost before it fails.
+// Starts of a retry-safe job without a retry policy that a lost host may
+// cost before it fails.
 inline constexpr int kMaxHostLossAttempts = 3;
 
 // The major part of a plugin version: what comes before the first dot

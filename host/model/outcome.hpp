@@ -14,6 +14,8 @@ struct TaskOutcome {
     std::string result_json;  // valid JSON text when has_result
     bool has_error = false;
     std::string error_type, error_message, error_traceback;
+    // The plugin said the error is final (TH_ERROR_FINAL): no retry.
+    bool error_final = false;
     // Its worker process was killed because the job was given up on
     // (Executor::write_off): the job's end is the giver-up's to record.
     bool given_up = false;

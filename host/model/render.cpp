@@ -41,6 +41,14 @@ void render_job(std::string &out, const Job &job, bool cancel_requested) {
     o.boolean("cancel_requested", cancel_requested);
     o.integer("priority", job.priority);
     time_field(o, "run_at", job.run_at);
+    o.integer("attempt", job.attempts);
+    o.integer("max_attempts", job.retry.max_attempts);
+    // Waiting for its next attempt: scheduled after one has run.
+    time_field(o, "next_attempt_at", job.status == JobStatus::scheduled && job.attempts > 0 ? job.run_at : 0);
+    if (job.retry.max_attempts > 1) o.raw("retry", render_retry(job.retry));
+    else o.null("retry");
+    if (job.attempt_log.empty()) o.raw("attempts", "[]");
+    else render_attempt_log(o.key("attempts"), job.attempt_log);
     opt_text(o, "plugin_version", job.plugin_version);
     opt_text(o, "ran_version", job.ran_version);
     opt_text(o, "run_by", job.run_by);

@@ -36,6 +36,17 @@ json default_as_text(const char *default_json) {
 
 }  // namespace
 
+RetryPolicy task_retry_policy(const th_task_desc &desc) {
+    RetryPolicy p;
+    if (desc.retry_max_attempts <= 1) return p;
+    p.max_attempts = static_cast<int>(desc.retry_max_attempts);
+    p.backoff = desc.retry_flags & TH_RETRY_EXPONENTIAL ? Backoff::exponential : Backoff::fixed;
+    p.jitter = (desc.retry_flags & TH_RETRY_JITTER) != 0;
+    p.delay_s = desc.retry_delay_s;
+    p.max_delay_s = std::max(desc.retry_max_delay_s, desc.retry_delay_s);
+    return p;
+}
+
 std::string render_task_info(const th_task_desc &desc, std::string_view plugin_name, std::string_view plugin_version) {
     json params = json::array();
     for (uint32_t i = 0; i < desc.param_count; ++i) {
@@ -60,6 +71,8 @@ std::string render_task_info(const th_task_desc &desc, std::string_view plugin_n
         {"timeout_s", desc.default_timeout_s > 0 ? json(desc.default_timeout_s) : json(nullptr)},
         {"retry_safe", (desc.flags & TH_TASK_RETRY_SAFE) != 0},
         {"priority", desc.priority},
+        {"retry",
+         task_retry_policy(desc).max_attempts > 1 ? json::parse(render_retry(task_retry_policy(desc))) : json(nullptr)},
         {"plugin", {{"name", plugin_name}, {"version", plugin_version}}},
     };
     return info.dump();

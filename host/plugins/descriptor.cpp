@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/retry.hpp"
 #include "model/task_info.hpp"
 #include "util/json_text.hpp"
 
@@ -67,6 +68,15 @@ th_param_desc copy_param(const th_param_desc *p) {
     return out;
 }
 
+// A task's retry policy, within the host's limits (model/retry.hpp).
+void set_retry(th_task_desc &out, uint64_t max_attempts, uint64_t flags, double delay_s, double max_delay_s) {
+    const auto seconds = [](double s) { return std::isfinite(s) ? std::clamp(s, 0.0, model::kMaxRetryDelayS) : 0.0; };
+    out.retry_max_attempts = static_cast<uint32_t>(std::min<uint64_t>(max_attempts, model::kMaxAttempts));
+    out.retry_flags = static_cast<uint32_t>(flags) & (TH_RETRY_EXPONENTIAL | TH_RETRY_JITTER);
+    out.retry_delay_s = seconds(delay_s);
+    out.retry_max_delay_s = seconds(max_delay_s);
+}
+
 th_task_desc copy_task(const th_task_desc *t, uint16_t abi_minor) {
     th_task_desc out{};
     out.struct_size = sizeof out;
@@ -84,6 +94,8 @@ th_task_desc copy_task(const th_task_desc *t, uint16_t abi_minor) {
     if (TH_DESC_HAS(t, th_task_desc, flags)) out.flags = t->flags & TH_TASK_RETRY_SAFE;  // the flags this host knows
     // Reserved before 1.3, where the SDK zeroed it but nothing said it must be.
     if (abi_minor >= 3 && TH_DESC_HAS(t, th_task_desc, priority)) out.priority = std::clamp(t->priority, -10, 10);
+    if (abi_minor >= 4 && TH_DESC_HAS(t, th_task_desc, retry_max_delay_s))
+        set_retry(out, t->retry_max_attempts, t->retry_flags, t->retry_delay_s, t->retry_max_delay_s);
     return out;
 }
 
@@ -326,6 +338,16 @@ struct DescriptorBuilder {
                 if (!priority->is_number_integer()) return wrong(where + "'s \"priority\"", "an integer");
                 t.priority = static_cast<int32_t>(std::clamp<int64_t>(priority->get<int64_t>(), -10, 10));
             }
+            if (auto retry = task.find("retry"); retry != task.end()) {
+                uint64_t attempts = 0, retry_flags = 0;
+                if (!retry->is_object() ||
+                    !unsigned_member(*retry, "max_attempts", where, model::kMaxAttempts, attempts) ||
+                    !unsigned_member(*retry, "flags", where, TH_RETRY_EXPONENTIAL | TH_RETRY_JITTER, retry_flags) ||
+                    !retry->value("delay_s", json()).is_number() || !retry->value("max_delay_s", json()).is_number())
+                    return wrong(where + "'s \"retry\"", "an object of max_attempts, flags, delay_s and max_delay_s");
+                set_retry(t, attempts, retry_flags, (*retry)["delay_s"].get<double>(),
+                          (*retry)["max_delay_s"].get<double>());
+            }
             const json *timeout = member(task, "default_timeout_s", where);
             if (timeout == nullptr) return false;
             // Not finite: written as null (JSON has no such number); either way no timeout.
@@ -464,7 +486,12 @@ struct DescriptorBuilder {
                  {"default_timeout_s", std::isfinite(t.default_timeout_s) ? json(t.default_timeout_s) : json(nullptr)},
                  {"has_validate", d.has_validate(i)},
                  {"flags", t.flags},
-                 {"priority", t.priority}});
+                 {"priority", t.priority},
+                 {"retry",
+                  {{"max_attempts", t.retry_max_attempts},
+                   {"flags", t.retry_flags},
+                   {"delay_s", t.retry_delay_s},
+                   {"max_delay_s", t.retry_max_delay_s}}}});
         }
         const json doc = {{"name", text(p.name)},
                           {"version", text(p.version)},

@@ -41,6 +41,7 @@ void add_tasks(registry::Snapshot &snapshot, const std::shared_ptr<Generation> &
         task->desc = &t;
         task->has_validate = generation->descriptor->has_validate(i);  // a remote one has no pointer
         task->default_priority = t.priority;                           // clamped when the descriptor was read
+        task->retry = model::task_retry_policy(t);
         task->params_schema = generation->descriptor->params_schema(i);
         task->plugin = generation;
         task->info_json = generation->task_info[i];

@@ -16,6 +16,8 @@
 
 #include <taskhost/abi.h>
 
+#include "model/retry.hpp"
+
 namespace taskhost::schema {
 class JsonSchema;
 }  // namespace taskhost::schema
@@ -49,6 +51,7 @@ struct Task {
     const th_task_desc *desc = nullptr;                 // the host's copy, in its plugin generation
     bool has_validate = false;                          // the plugin checks its params itself (validate())
     int default_priority = 0;                           // a job's, when its submitter gives none
+    model::RetryPolicy retry;                           // a job's, unless its submitter overrides it
     const schema::JsonSchema *params_schema = nullptr;  // compiled desc->params_schema_json, same owner
     std::shared_ptr<const PluginInstance> plugin;       // keeps the code loaded
     std::string info_json;                              // TaskInfo, rendered once at load

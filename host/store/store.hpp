@@ -65,6 +65,12 @@ public:
         // A job that was never stored (one-request execution): this record is
         // inserted first, in the same transaction.
         std::optional<model::Job> insert_first;
+        // Not an end: the attempt failed and the job waits, `scheduled`,
+        // for its next one at this time (µs), with this attempt log (the
+        // JSON array, the failed attempt appended). status, the artifact
+        // and the error are then ignored.
+        int64_t retry_at = 0;
+        std::string attempt_log;
     };
 
     // Counters since start: transactions committed and the writes they

@@ -170,6 +170,10 @@ TEST_CASE("kill -9 while a retry-safe job runs: it runs again after the restart,
     json again = wait_status(svc.cli(), safe, "running");
     CHECK(again["started_at"].get<std::string>() > first_start);  // started anew
     CHECK(again["error"].is_null());
+    CHECK(again["attempt"] == 2);
+    REQUIRE(again["attempts"].size() == 1);
+    CHECK(again["attempts"][0]["error"] == "the host stopped while this job was running");
+    CHECK(again["attempts"][0]["started_at"] == first_start);
     json failed = get_job(svc.cli(), plain);
     CHECK(failed["status"] == "failed");
     CHECK_CONTAINS(failed["error"].get<std::string>(), "host stopped");

@@ -203,6 +203,13 @@ TEST_CASE("fleet: kill -9 of a host: its running job fails after the lease (a re
     CHECK(again["status"] == "completed");
     CHECK(again["run_by"] == "host-b");
     CHECK(job_column(schema, safe, "attempts") == "2");
+    // The lost attempt is logged: when, why, and on which host.
+    CHECK(again["attempt"] == 2);
+    REQUIRE(again["attempts"].size() == 1);
+    CHECK(again["attempts"][0]["attempt"] == 1);
+    CHECK(again["attempts"][0]["run_by"] == "host-a");
+    CHECK(again["attempts"][0]["error"] == "host host-a was lost while running this job");
+    CHECK(!again["attempts"][0]["started_at"].is_null());
     for (const auto &id : queued) {
         CAPTURE(id);
         CHECK(wait_job(b.cli(), id, 20)["status"] == "completed");

@@ -1,8 +1,10 @@
-// The job lifecycle beyond "run once, now": priorities and delayed jobs.
+// The job lifecycle beyond "run once, now": priorities, delayed jobs,
+// idempotency keys and retries.
 // Runs on SQLite (ctest integration) and on PostgreSQL (integration-postgres,
 // where with_file_db() is a schema of its own).
 #include <algorithm>
 #include <ctime>
+#include <fstream>
 #include <iomanip>
 #include <map>
 #include <sstream>
@@ -63,6 +65,16 @@ httplib::Result post_keyed(httplib::Client &cli, const std::string &task, const 
                            const std::string &body, const std::string &query = "") {
     httplib::Headers headers{{"Idempotency-Key", key}};
     return cli.Post(("/api/v1/tasks/" + task + "/$execute" + query).c_str(), headers, body, "application/json");
+}
+
+// A Service with the retry fixtures (flaky.so), on a database of its own.
+ServiceOptions with_flaky() { return ServiceOptions().with_file_db().with_plugin(fixture_plugin("flaky.so")); }
+
+// How many times a flaky task ran: its counter file.
+int runs(const fs::path &counter) {
+    int n = 0;
+    std::ifstream(counter) >> n;
+    return n;
 }
 
 }  // namespace
@@ -317,6 +329,243 @@ TEST_CASE("idempotency keys: kept across a restart, and free again after --idemp
     CHECK(get_json(svc.cli(), "/api/v1/jobs").size() == 2);
 }
 
+TEST_CASE("retries: fails twice, then succeeds; each attempt logged, backoff measured from the record") {
+    Service svc(with_flaky());
+    auto &cli = svc.cli();
+    const fs::path counter = svc.dir() / "twice";
+    // The task's policy: 4 attempts, 0.2 s doubling up to 1 s, no jitter.
+    const std::string id =
+        submit_body(cli, "fail_then_succeed", {{"params", {{"counter", counter.string()}, {"failures", 2}}}});
+    json job = wait_job(cli, id);
+    INFO(job.dump());
+    REQUIRE(job["status"] == "completed");
+    CHECK(job["attempt"] == 3);
+    CHECK(job["max_attempts"] == 4);
+    CHECK(job["next_attempt_at"].is_null());
+    CHECK(job["error"].is_null());
+    CHECK(job["retry"] == json{{"max_attempts", 4},
+                               {"backoff", "exponential"},
+                               {"delay_s", 0.2},
+                               {"max_delay_s", 1.0},
+                               {"jitter", false}});
+    const json &attempts = job["attempts"];
+    REQUIRE(attempts.size() == 2);
+    for (int i = 0; i < 2; ++i) {
+        CAPTURE(i);
+        CHECK(attempts[i]["attempt"] == i + 1);
+        CHECK(attempts[i]["error"].get<std::string>().find("attempt " + std::to_string(i + 1) + " failed") !=
+              std::string::npos);
+        CHECK(iso_us(attempts[i]["finished_at"]) >= iso_us(attempts[i]["started_at"]));
+    }
+    // Each wait at least its backoff (0.2 s, then 0.4 s), and not much more
+    // (a timer, a worker's start).
+    const int64_t first_wait = iso_us(attempts[1]["started_at"]) - iso_us(attempts[0]["finished_at"]);
+    const int64_t second_wait = iso_us(job["started_at"]) - iso_us(attempts[1]["finished_at"]);
+    CHECK(first_wait >= 200'000);
+    CHECK(first_wait < 1'200'000);
+    CHECK(second_wait >= 400'000);
+    CHECK(second_wait < 1'400'000);
+    CHECK(runs(counter) == 3);
+    CHECK(get_artifact(cli, job["artifact_id"])["data"]["result"] == json{{"attempt", 3}});
+    // With ?wait, a job first run before its answer (stored with its end)
+    // is stored at its failure, and the answer waits through the retry.
+    const fs::path waited = svc.dir() / "waited";
+    for (int i = 0; i < 3; ++i)  // quick runs make the task eligible to run before the answer
+        wait_job(cli,
+                 submit_body(
+                     cli, "fail_then_succeed",
+                     {{"params", {{"counter", (svc.dir() / ("w" + std::to_string(i))).string()}, {"failures", 0}}}}));
+    auto res = post_json(cli, "/api/v1/tasks/fail_then_succeed/$execute?wait=10",
+                         {{"params", {{"counter", waited.string()}, {"failures", 1}}}});
+    REQUIRE(res);
+    INFO(res->body);
+    CHECK(res->status == 200);
+    CHECK(body_json(res)["status"] == "completed");
+    CHECK(body_json(res)["attempt"] == 2);
+    CHECK(get_job(cli, body_json(res)["id"])["attempts"].size() == 1);
+    auto metrics = cli.Get("/metrics");
+    REQUIRE(metrics);
+    CHECK(metrics->body.find("taskhost_job_retries_total{task=\"fail_then_succeed\"} 3") != std::string::npos);
+}
+
+TEST_CASE("retries: out of attempts, the job fails with its last error and the others logged (in process)") {
+    // The in-process executor; the other retry cases run in worker processes.
+    Service svc(with_flaky().in_process());
+    auto &cli = svc.cli();
+    const fs::path counter = svc.dir() / "always";
+    // A submit's "retry" overrides the task's policy, member by member.
+    const std::string id = submit_body(cli, "fail_then_succeed",
+                                       {{"params", {{"counter", counter.string()}, {"failures", 100}}},
+                                        {"retry", {{"max_attempts", 3}, {"delay_s", 0.05}}}});
+    json job = wait_job(cli, id);
+    INFO(job.dump());
+    CHECK(job["status"] == "failed");
+    CHECK(job["attempt"] == 3);
+    CHECK(job["max_attempts"] == 3);
+    CHECK(job["retry"]["delay_s"] == 0.05);
+    CHECK(job["retry"]["max_delay_s"] == 1.0);  // the task's
+    CHECK(job["error"].get<std::string>().find("attempt 3 failed") != std::string::npos);
+    CHECK(job["attempts"].size() == 2);
+    CHECK(runs(counter) == 3);
+    // A task without a policy runs once, unless its submit gives one.
+    const fs::path once = svc.dir() / "once";
+    json plain =
+        wait_job(cli, submit_body(cli, "no_policy", {{"params", {{"counter", once.string()}, {"failures", 1}}}}));
+    CHECK(plain["status"] == "failed");
+    CHECK(plain["max_attempts"] == 1);
+    CHECK(plain["retry"].is_null());
+    CHECK(plain["attempts"] == json::array());
+    const fs::path given = svc.dir() / "given";
+    json retried = wait_job(cli, submit_body(cli, "no_policy",
+                                             {{"params", {{"counter", given.string()}, {"failures", 1}}},
+                                              {"retry", {{"max_attempts", 2}, {"delay_s", 0}}}}));
+    CHECK(retried["status"] == "completed");
+    CHECK(retried["attempt"] == 2);
+}
+
+TEST_CASE("retries: exceptions the task does not retry on, PermanentError and bad params fail at once") {
+    Service svc(with_flaky());
+    auto &cli = svc.cli();
+    for (const std::string task : {"wrong_kind", "permanent"}) {
+        CAPTURE(task);
+        const fs::path counter = svc.dir() / task;
+        json job = wait_job(cli, submit_body(cli, task, {{"params", {{"counter", counter.string()}}}}));
+        CHECK(job["status"] == "failed");
+        CHECK(job["attempt"] == 1);
+        CHECK(job["max_attempts"] == 3);
+        CHECK(job["attempts"] == json::array());
+        CHECK(runs(counter) == 1);
+    }
+}
+
+TEST_CASE("retries: an attempt that times out runs again, however its code stops") {
+    Service svc(with_flaky());
+    auto &cli = svc.cli();
+    // One returns when told to stop; the other throws taskhost::Cancelled,
+    // which its retry_on<Transient>() does not name: a timeout retries anyway.
+    for (const std::string task : {"slow_then_quick", "cooperative_then_quick"}) {
+        CAPTURE(task);
+        const fs::path counter = svc.dir() / task;
+        json job = wait_job(cli, submit_body(cli, task, {{"params", {{"counter", counter.string()}, {"slow", 1}}}}));
+        INFO(job.dump());
+        CHECK(job["status"] == "completed");
+        CHECK(job["attempt"] == 2);
+        REQUIRE(job["attempts"].size() == 1);
+        CHECK(job["attempts"][0]["error"].get<std::string>().find("timed out after 0.3 s") != std::string::npos);
+    }
+}
+
+TEST_CASE("retries: a cancel after an attempt's timeout, before its code stopped, ends the job there") {
+    Service svc(with_flaky());
+    auto &cli = svc.cli();
+    const fs::path counter = svc.dir() / "stubborn";
+    const std::string id =
+        submit_body(cli, "stubborn_then_quick", {{"params", {{"counter", counter.string()}, {"stubborn_s", 1.5}}}});
+    // Timed out (cancel_requested), its code still sleeping.
+    REQUIRE(eventually([&] { return get_job(cli, id)["cancel_requested"] == true; }));
+    REQUIRE(get_job(cli, id)["status"] == "running");
+    REQUIRE_STATUS(cli.Post(("/api/v1/jobs/" + id + "/$cancel").c_str()), 202);
+    json job = wait_job(cli, id);
+    INFO(job.dump());
+    // It ends as its attempt did (timed out first), and is not retried.
+    CHECK(job["status"] == "failed");
+    CHECK(job["error"] == "timed out after 0.2 s");
+    CHECK(job["attempt"] == 1);
+    CHECK(job["attempts"] == json::array());
+    CHECK(runs(counter) == 1);
+}
+
+TEST_CASE("retries: a job waiting for its next attempt is scheduled, cancellable, and kept across a restart") {
+    Service svc(with_flaky());
+    const fs::path counter = svc.dir() / "later";
+    const json body = {{"params", {{"counter", counter.string()}, {"failures", 1}}},
+                       {"retry", {{"backoff", "fixed"}, {"delay_s", 1.5}, {"jitter", false}}}};
+    const std::string id = submit_body(svc.cli(), "fail_then_succeed", body);
+    json waiting = wait_status(svc.cli(), id, "scheduled");
+    INFO(waiting.dump());
+    CHECK(waiting["attempt"] == 1);
+    REQUIRE(waiting["attempts"].size() == 1);
+    const int64_t next = iso_us(waiting["next_attempt_at"]);
+    CHECK(next - iso_us(waiting["attempts"][0]["finished_at"]) == 1'500'000);
+    CHECK(waiting["run_at"] == waiting["next_attempt_at"]);
+    CHECK(waiting["started_at"].is_null());
+
+    // Canceled while it waits: it never runs again.
+    const fs::path other = svc.dir() / "canceled";
+    const std::string canceled =
+        submit_body(svc.cli(), "fail_then_succeed",
+                    {{"params", {{"counter", other.string()}, {"failures", 1}}}, {"retry", body["retry"]}});
+    wait_status(svc.cli(), canceled, "scheduled");
+    REQUIRE_STATUS(svc.cli().Post(("/api/v1/jobs/" + canceled + "/$cancel").c_str()), 200);
+
+    svc.restart();
+    auto &cli = svc.cli();
+    json done = wait_job(cli, id);
+    INFO(done.dump());
+    CHECK(done["status"] == "completed");
+    CHECK(done["attempt"] == 2);
+    CHECK(iso_us(done["started_at"]) >= next);
+    CHECK(iso_us(done["started_at"]) - next < 2'000'000);
+    CHECK(done["attempts"].size() == 1);
+    json stopped = get_job(cli, canceled);
+    CHECK(stopped["status"] == "canceled");
+    CHECK(stopped["attempt"] == 1);
+    CHECK(runs(other) == 1);
+}
+
+TEST_CASE("retries: a worker crash retries only a retry-safe task") {
+    Service svc(with_flaky());
+    auto &cli = svc.cli();
+    const fs::path safe = svc.dir() / "safe";
+    json job = wait_job(
+        cli, submit_body(cli, "crash_then_succeed_safe", {{"params", {{"counter", safe.string()}, {"crashes", 1}}}}));
+    INFO(job.dump());
+    CHECK(job["status"] == "completed");
+    CHECK(job["attempt"] == 2);
+    REQUIRE(job["attempts"].size() == 1);
+    CHECK(job["attempts"][0]["error"].get<std::string>().find("WorkerCrashed") != std::string::npos);
+}
+
+TEST_CASE("retries: a crash fails a task that is not retry-safe, whatever its policy") {
+    Service svc(with_flaky());
+    auto &cli = svc.cli();
+    const fs::path unsafe = svc.dir() / "unsafe";
+    json job = wait_job(
+        cli, submit_body(cli, "crash_then_succeed", {{"params", {{"counter", unsafe.string()}, {"crashes", 1}}}}));
+    INFO(job.dump());
+    CHECK(job["status"] == "failed");
+    CHECK(job["attempt"] == 1);
+    CHECK(job["attempts"] == json::array());
+    CHECK(runs(unsafe) == 1);
+}
+
+TEST_CASE("retries: a \"retry\" the host cannot follow is a 400 naming the member") {
+    Service svc(with_flaky());
+    auto &cli = svc.cli();
+    const std::vector<std::pair<json, std::string>> cases = {
+        {json::array(), "\"retry\" must be an object"},
+        {{{"max_attempts", 0}}, "\"retry\".max_attempts"},
+        {{{"max_attempts", 101}}, "\"retry\".max_attempts"},
+        {{{"max_attempts", 2.5}}, "\"retry\".max_attempts"},
+        {{{"backoff", "linear"}}, "\"retry\".backoff"},
+        {{{"delay_s", -1}}, "\"retry\".delay_s"},
+        {{{"max_delay_s", 1e9}}, "\"retry\".max_delay_s"},
+        {{{"jitter", "yes"}}, "\"retry\".jitter"},
+        {{{"tries", 3}}, "\"retry\".tries"},
+    };
+    for (const auto &one : cases) {  // not a structured binding: CAPTURE's lambda takes it (clang 14)
+        const json &retry = one.first;
+        const std::string &says = one.second;
+        CAPTURE(retry.dump());
+        auto res =
+            post_json(cli, "/api/v1/tasks/no_policy/$execute",
+                      {{"params", {{"counter", (svc.dir() / "x").string()}, {"failures", 0}}}, {"retry", retry}});
+        REQUIRE(res);
+        CHECK(res->status == 400);
+        CHECK(body_json(res)["detail"].get<std::string>().find(says) != std::string::npos);
+    }
+}
+
 }  // TEST_SUITE("lifecycle")
 
 TEST_SUITE("concurrency") {
@@ -367,6 +616,57 @@ TEST_CASE("delayed jobs: cancels and deletes racing their due timers leave each 
     CHECK(eventually([&] { return get_json(cli, "/api/v1/system")["jobs_scheduled"] == 0; }));
     CHECK(get_json(cli, "/api/v1/jobs?status_filter=scheduled").empty());
     CHECK(get_json(cli, "/api/v1/jobs?status_filter=pending").empty());
+}
+
+TEST_CASE("retries: cancels racing failed attempts and their timers leave each job canceled or done, none stuck") {
+    Service svc(with_flaky().flags({"--max-concurrency", "2"}));
+    constexpr int kJobs = 32;
+    std::vector<std::string> ids;
+    // Each fails once or twice, then waits 0..0.1 s for its next attempt:
+    // the cancels below land on running, retrying and scheduled jobs.
+    for (int i = 0; i < kJobs; ++i)
+        ids.push_back(submit_body(
+            svc.cli(), "fail_then_succeed",
+            {{"params", {{"counter", (svc.dir() / ("c" + std::to_string(i))).string()}, {"failures", 1 + i % 2}}},
+             {"retry", {{"backoff", "fixed"}, {"delay_s", 0.02 * (i % 6)}, {"jitter", false}}}}));
+    std::vector<int> answer(kJobs, 0);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t)
+        threads.emplace_back([&, t] {
+            httplib::Client cli("127.0.0.1", svc.host().port());
+            cli.set_read_timeout(30, 0);
+            for (int i = t; i < kJobs; i += 2) {
+                if (i % 3 == 2) continue;  // left alone
+                auto res = cli.Post(("/api/v1/jobs/" + ids[static_cast<size_t>(i)] + "/$cancel").c_str());
+                answer[static_cast<size_t>(i)] = res ? res->status : -1;
+            }
+        });
+    for (auto &t : threads) t.join();
+    auto &cli = svc.cli();
+    for (int i = 0; i < kJobs; ++i) {
+        CAPTURE(i);
+        CAPTURE(answer[static_cast<size_t>(i)]);
+        json job = wait_job(cli, ids[static_cast<size_t>(i)], 30);
+        INFO(job.dump());
+        const int ran = runs(svc.dir() / ("c" + std::to_string(i)));
+        if (i % 3 == 2) {
+            CHECK(job["status"] == "completed");
+            CHECK(job["attempt"] == 2 + i % 2);
+            continue;
+        }
+        // 200: canceled at once (pending or waiting for an attempt); 202:
+        // asked while an attempt ran; 409: it had completed.
+        const int said = answer[static_cast<size_t>(i)];
+        CHECK((said == 200 || said == 202 || said == 409));
+        if (said == 409) CHECK(job["status"] == "completed");
+        else CHECK((job["status"] == "canceled" || job["status"] == "completed"));
+        // Never an attempt after the cancel's: the log and the runs agree.
+        CHECK(job["attempt"] == ran);
+        CHECK(job["attempts"].size() + (job["started_at"].is_null() ? 0u : 1u) == static_cast<size_t>(ran));
+    }
+    CHECK(eventually([&] { return get_json(cli, "/api/v1/system")["jobs_scheduled"] == 0; }));
+    CHECK(get_json(cli, "/api/v1/jobs?status_filter=scheduled").empty());
+    CHECK(get_json(cli, "/api/v1/jobs?status_filter=running").empty());
 }
 
 }  // TEST_SUITE("concurrency")

@@ -73,6 +73,10 @@ void check_same(const Descriptor &local, const Descriptor &remote) {
         CHECK(text(s.params_schema_json) == text(t.params_schema_json));
         CHECK(s.default_timeout_s == t.default_timeout_s);
         CHECK(s.priority == t.priority);
+        CHECK(s.retry_max_attempts == t.retry_max_attempts);
+        CHECK(s.retry_flags == t.retry_flags);
+        CHECK(s.retry_delay_s == t.retry_delay_s);
+        CHECK(s.retry_max_delay_s == t.retry_max_delay_s);
         CHECK(local.has_validate(i) == remote.has_validate(i));
         CHECK(local.has_validate(i) == (s.validate != nullptr));
         CHECK((t.invoke == nullptr && t.validate == nullptr));

@@ -288,8 +288,18 @@ const th_plugin_desc *basics() {
                                        .doc("Simple task that returns a greeting.")
                                        .tags({"demo", "simple"})
                                        .param("name", "World"),
-                                   task("add", add).tags({"math"}).params("a", "b").timeout(2.5).priority(3),
-                                   task("store_result", store_result).tag("storage").params("data").priority(-99),
+                                   task("add", add)
+                                       .tags({"math"})
+                                       .params("a", "b")
+                                       .timeout(2.5)
+                                       .priority(3)
+                                       .retry(5, Backoff::exponential(0.5, 30)),
+                                   task("store_result", store_result)
+                                       .tag("storage")
+                                       .params("data")
+                                       .priority(-99)
+                                       .retry(3, Backoff::fixed(2))
+                                       .retry_on<std::range_error>(),
                                    task("touch", touch), task("double_it", [](int x) { return x * 2; }).params("x"));
 }
 
@@ -451,6 +461,17 @@ TEST_CASE("task metadata: doc, tags, timeout, signature, parameters, schemas") {
     CHECK(greet.priority == 0);
     CHECK(task_of(p, "add").priority == 3);
     CHECK(task_of(p, "store_result").priority == -10);  // clamped to the range
+    // Retry policies: none by default.
+    CHECK(greet.retry_max_attempts == 0);
+    const auto &retried = task_of(p, "add");
+    CHECK(retried.retry_max_attempts == 5);
+    CHECK(retried.retry_flags == (TH_RETRY_EXPONENTIAL | TH_RETRY_JITTER));
+    CHECK(retried.retry_delay_s == 0.5);
+    CHECK(retried.retry_max_delay_s == 30);
+    const auto &store_task = task_of(p, "store_result");
+    CHECK(store_task.retry_max_attempts == 3);
+    CHECK(store_task.retry_flags == 0);
+    CHECK(store_task.retry_delay_s == 2);
     REQUIRE(greet.param_count == 1);
     const auto &name = greet.params[0];
     CHECK(std::string(name.name) == "name");

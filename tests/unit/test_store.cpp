@@ -196,6 +196,58 @@ TEST_CASE("store: priority, run_at and a scheduled job round trip; a due mark ma
     CHECK(store.start_job(k.id, now_us()));
 }
 
+TEST_CASE("store: a retry policy round trips; a failed attempt waits scheduled with its log; a lost one is logged") {
+    StoreUnderTest owned;
+    Store &store = *owned;
+    Job j = make_job("t");
+    j.retry = {5, model::Backoff::fixed, 2, 9, false};
+    j.retry_safe = true;
+    store.insert_job(j);
+    auto got = store.get_job(j.id);
+    REQUIRE(got);
+    CHECK(got->retry == j.retry);
+    CHECK(got->attempt_log.empty());
+
+    const int64_t started = now_us();
+    REQUIRE(store.start_job(j.id, started));
+    Store::JobEnd retry;
+    retry.retry_at = started + 2'000'000;
+    retry.attempt_log = model::append_attempt("", {1, started, started + 10, "boom", ""});
+    std::promise<void> durable;
+    store.finish_job(j.id, std::move(retry), [&] { durable.set_value(); });
+    durable.get_future().wait();
+    got = store.get_job(j.id);
+    CHECK(got->status == JobStatus::scheduled);
+    CHECK(got->run_at == started + 2'000'000);
+    CHECK(got->started_at == 0);
+    CHECK(got->attempts == 1);
+    CHECK(same_json(got->attempt_log, model::append_attempt("", {1, started, started + 10, "boom", ""})));
+    // Its next attempt starts from scheduled.
+    REQUIRE(store.start_job(j.id, now_us()));
+    CHECK(store.get_job(j.id)->attempts == 2);
+
+    // Lost with its host: requeued while its policy has attempts left (5,
+    // not the 3 of a retry-safe task without one), the lost one logged.
+    for (int attempt = 2; attempt < 5; ++attempt) {
+        CAPTURE(attempt);
+        store.recover("restarted", now_us());
+        auto again = store.get_job(j.id);
+        CHECK(again->status == JobStatus::pending);
+        const json log = json::parse(again->attempt_log);
+        REQUIRE(log.size() == static_cast<size_t>(attempt));
+        CHECK(log.back()["attempt"] == attempt);
+        CHECK(log.back()["error"] == "restarted");
+        if (store.shared()) REQUIRE(store.claim_pending({{"t", ""}}, 10).size() == 1);
+        REQUIRE(store.start_job(j.id, now_us()));
+    }
+    store.recover("restarted", now_us());
+    auto spent = store.get_job(j.id);
+    CHECK(spent->status == JobStatus::failed);
+    CHECK(spent->attempts == 5);
+    CHECK(json::parse(spent->attempt_log).size() == 4);  // the last one is the job's own error
+    CHECK(spent->error == "restarted");
+}
+
 TEST_CASE("store: one job per idempotency key; an expired key is taken from its old job") {
     StoreUnderTest owned;
     Store &store = *owned;
@@ -907,7 +959,7 @@ TEST_CASE("store (sqlite): file database persists across Store instances") {
 
         // Schema version, WAL and foreign keys are in place.
         auto conn = store.task_connection();
-        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 6);
+        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 7);
         CHECK(json::parse(conn->query("PRAGMA journal_mode", ""))[0]["journal_mode"] == "wal");
         CHECK(json::parse(conn->query("PRAGMA foreign_keys", ""))[0]["foreign_keys"] == 1);
         auto pending = store.recover("restarted", now_us());
@@ -955,7 +1007,7 @@ TEST_CASE("store (sqlite): a version-1 database is migrated with every job and a
     o.path = path;
     SqliteStore store(o);
     auto conn = store.task_connection();
-    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 6);
+    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 7);
 
     auto jobs = store.list_jobs(std::nullopt, Store::no_limit, 0);
     REQUIRE(jobs.size() == 3);

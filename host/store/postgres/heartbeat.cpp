@@ -26,7 +26,8 @@ constexpr char kRenew[] =
 // Each job failed is told to the fleet (Listener), for those waiting on it.
 // A retry-safe one with starts left ($1), and no cancel asked of it, is
 // queued again for any host instead, and the fleet told there is work.
-#define TASKHOST_AGAIN "CASE WHEN retry_safe AND attempts < $1 AND cancel_requested_at IS NULL "
+#define TASKHOST_AGAIN \
+    "CASE WHEN retry_safe AND attempts < " TASKHOST_PG_MAX_STARTS("$1") " AND cancel_requested_at IS NULL "
 constexpr char kReap[] =
     "WITH lost AS (UPDATE jobs SET status = " TASKHOST_AGAIN "THEN 'pending' ELSE 'failed' END, "
     "finished_at = " TASKHOST_AGAIN "THEN NULL ELSE " TASKHOST_PG_NOW_US " END, "
@@ -35,7 +36,10 @@ constexpr char kReap[] =
     "run_by = " TASKHOST_AGAIN "THEN NULL ELSE run_by END, "
     "queued_by = " TASKHOST_AGAIN "THEN NULL ELSE queued_by END, "
     "progress = " TASKHOST_AGAIN "THEN NULL ELSE progress END, "
-    "progress_message = " TASKHOST_AGAIN "THEN '' ELSE progress_message END, lease_until = NULL "
+    "progress_message = " TASKHOST_AGAIN "THEN '' ELSE progress_message END, "
+    "attempt_log = " TASKHOST_AGAIN "THEN " TASKHOST_PG_LOG_LOST(TASKHOST_PG_NOW_US,
+                                                              "'host ' || coalesce(run_by, '?') || ' was lost while running this job'")
+    " ELSE attempt_log END, lease_until = NULL "
     "WHERE status = 'running' AND lease_until < " TASKHOST_PG_NOW_US " RETURNING id, status) "
     "SELECT pg_notify('taskhost', p) FROM (SELECT 'j:' || id AS p FROM lost "
     "UNION ALL SELECT 'w:' FROM lost WHERE status = 'pending') AS notices";

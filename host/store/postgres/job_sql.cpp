@@ -16,14 +16,14 @@ namespace {
 #define JOB_COLS                                                                                              \
     "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, "          \
     "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version, retry_safe, " \
-    "priority, run_at, idempotency_key, request_hash"
+    "priority, run_at, idempotency_key, request_hash, max_attempts, retry, attempt_log"
 // What a read returns: the job's columns and the host that ran it.
 #define JOB_READ_COLS JOB_COLS ", run_by"
 // The same, where another table in the statement has an id too.
 #define JOB_READ_COLS_OF_JOBS                                                                                 \
     "jobs.id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, "     \
     "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version, retry_safe, " \
-    "priority, run_at, idempotency_key, request_hash, run_by"
+    "priority, run_at, idempotency_key, request_hash, max_attempts, retry, attempt_log, run_by"
 
 // A duplicate id inserts nothing instead of failing: a failed statement
 // would abort the whole batch's transaction.
@@ -31,8 +31,9 @@ namespace {
 // a lease from the start, as one started by start_job does.
 constexpr Statement kInsertJob{"INSERT INTO jobs (" JOB_COLS
                                ", run_by, queued_by, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-                               "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, CASE WHEN $4 = "
-                               "'running' THEN " TASKHOST_PG_NOW_US " + $24::bigint END) ON CONFLICT DO NOTHING"};
+                               "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, "
+                               "CASE WHEN $4 = 'running' THEN " TASKHOST_PG_NOW_US
+                               " + $27::bigint END) ON CONFLICT DO NOTHING"};
 // A keyed job's earlier holder of its key, submitted before $2, gives it up.
 constexpr Statement kFreeKey{"UPDATE jobs SET idempotency_key = NULL WHERE idempotency_key = $1 AND submitted_at < $2"};
 constexpr Statement kFindKeyedJob{"SELECT " JOB_READ_COLS
@@ -53,6 +54,13 @@ constexpr Statement kFinishJob{
     "artifact_id = coalesce($6, artifact_id), started_at = coalesce(started_at, $7), lease_until = NULL, "
     "ran_version = coalesce($9, ran_version) "
     "WHERE id = $1 AND status IN ('pending', 'running', 'scheduled') AND (run_by IS NULL OR run_by = $8)"};
+// A failed attempt that runs again, on any host when due: only from
+// running, and only the end of the host that ran it (as kFinishJob). It
+// keeps run_by (the last attempt's host) until the next start.
+constexpr Statement kRetryJob{
+    "UPDATE jobs SET status = 'scheduled', run_at = $2, attempt_log = $3::jsonb, started_at = NULL, "
+    "lease_until = NULL, progress = NULL, progress_message = '' "
+    "WHERE id = $1 AND status = 'running' AND (run_by IS NULL OR run_by = $4)"};
 constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = $1";
 constexpr Statement kGetJob{"SELECT " JOB_READ_COLS " FROM jobs WHERE id = $1"};
 // Job ids are time-ordered ULIDs: id order is submission order.
@@ -65,12 +73,15 @@ constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = 
 // and those stored before hosts were recorded. Those of other hosts whose
 // lease ran out are the heartbeat's (which waits until live hosts renewed
 // theirs after an outage).
-// Before kFailRunning: the retry-safe ones with starts left ($2) run
-// again, on any host that has their task.
+// Before kFailRunning: the retry-safe ones with starts left (their retry
+// policy's, or $2 without one) run again, on any host that has their task,
+// the lost attempt logged.
 constexpr char kRequeueRunning[] =
     "WITH r AS (UPDATE jobs SET status = 'pending', started_at = NULL, lease_until = NULL, run_by = NULL, "
-    "queued_by = NULL, progress = NULL, progress_message = '' WHERE status = 'running' AND retry_safe "
-    "AND attempts < $2 AND cancel_requested_at IS NULL AND (run_by = $1 OR run_by IS NULL) "
+    "queued_by = NULL, progress = NULL, progress_message = '', attempt_log = " TASKHOST_PG_LOG_LOST("$3::bigint", "$4::text")
+    " WHERE status = 'running' AND retry_safe "
+    "AND attempts < " TASKHOST_PG_MAX_STARTS("$2") " AND cancel_requested_at IS NULL "
+    "AND (run_by = $1 OR run_by IS NULL) "
     "RETURNING id) SELECT pg_notify('taskhost', 'w:') FROM (SELECT count(*) FROM r) AS n";
 constexpr char kFailRunning[] =
     "UPDATE jobs SET status = 'failed', finished_at = $2, lease_until = NULL, error = $1 "
@@ -152,7 +163,10 @@ Job read_job(const Rows &r, int i) {
     j.run_at = r.i64(i, 18);  // NULL reads as 0 = "now"
     j.idempotency_key = r.text(i, 19);  // NULL reads as ""
     j.request_hash = r.text(i, 20);
-    j.run_by = r.text(i, 21);
+    j.retry = model::parse_stored_retry(r.text(i, 22));
+    j.retry.max_attempts = std::max(1, static_cast<int>(r.i64(i, 21)));
+    j.attempt_log = r.text(i, 23);  // NULL reads as ""
+    j.run_by = r.text(i, 24);
     return j;
 }
 
@@ -214,6 +228,9 @@ bool insert_row(Connection &w, const Job &j, const HostLease &lease, bool for_an
     p.add(int64_t{j.priority}).add_time(j.run_at);
     if (j.idempotency_key.empty()) p.add_null().add_null();
     else p.add(std::string_view(j.idempotency_key)).add(std::string_view(j.request_hash));
+    p.add(int64_t{j.retry.max_attempts});
+    p.add(j.retry.max_attempts > 1 ? std::optional<std::string>(model::render_retry(j.retry)) : std::nullopt);
+    p.add(j.attempt_log.empty() ? std::optional<std::string>() : j.attempt_log);
     if (ran_here) p.add(std::string_view(lease.host_id));  // run_by
     else p.add_null();
     if (for_any_host) p.add_null();  // queued_by
@@ -244,6 +261,13 @@ void update_progress(Connection &w, const std::string &id, double fraction, cons
 
 void finish_job(Connection &w, const std::string &id, Store::JobEnd &f, const Reporter &report,
                 const HostLease &lease) {
+    if (f.retry_at != 0) {  // the job is stored already (JobManager::retry_later)
+        Params p;
+        p.add(std::string_view(id)).add(f.retry_at).add(std::string_view(f.attempt_log));
+        p.add(std::string_view(lease.host_id));
+        w.run(kRetryJob, p);
+        return;
+    }
     std::optional<std::string> artifact_id;
     // Copied, not moved: an end kept while the server was away (Committer)
     // is applied again, and must say the same the second time.
@@ -291,6 +315,7 @@ bool delete_job(Connection &w, const std::string &id) {
 std::vector<Job> recover(Connection &w, const std::string &running_error, int64_t now, const HostLease &lease) {
     Params again;
     again.add(std::string_view(lease.host_id)).add(int64_t{model::kMaxHostLossAttempts});
+    again.add(now).add(std::string_view(running_error));
     w.run(kRequeueRunning, again);
     Params p;
     p.add(std::string_view(running_error)).add(now).add(std::string_view(lease.host_id));

@@ -117,6 +117,12 @@ const char *const kMigrations[] = {
     ALTER TABLE jobs ADD COLUMN request_hash text;
     CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
     )sql",
+    // 9: retries. A job's retry policy (NULL: none), its attempts in all,
+    // and the attempts that failed before the one it shows.
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN max_attempts integer NOT NULL DEFAULT 1, ADD COLUMN retry text,
+        ADD COLUMN attempt_log jsonb;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -7,7 +7,7 @@
 
 namespace taskhost::store::postgres {
 
-inline constexpr int kSchemaVersion = 8;
+inline constexpr int kSchemaVersion = 9;
 
 // The schema's version in the database; 0 when it has none yet.
 int schema_version(Connection &conn);
@@ -27,5 +27,13 @@ inline constexpr char kProbeWrite[] = "UPDATE taskhost_schema SET version = vers
 // The database's clock in µs since the epoch: leases are set and compared
 // by it alone, so the hosts' clocks may disagree.
 #define TASKHOST_PG_NOW_US "(extract(epoch from clock_timestamp()) * 1000000)::bigint"
+// The starts a retry-safe job lost with its host may cost: its retry
+// policy's max_attempts, or `otherwise` (SQL) without a policy.
+#define TASKHOST_PG_MAX_STARTS(otherwise) "(CASE WHEN max_attempts > 1 THEN max_attempts ELSE " otherwise " END)"
+// A running job's attempt log with the running attempt appended, lost at
+// `at` (µs, SQL) for `why` (text, SQL).
+#define TASKHOST_PG_LOG_LOST(at, why)                                                                  \
+    "coalesce(attempt_log, '[]'::jsonb) || jsonb_build_array(jsonb_build_object('attempt', attempts, " \
+    "'started_at', started_at, 'finished_at', " at ", 'error', " why ", 'run_by', run_by))"
 
 }  // namespace taskhost::store::postgres

@@ -1,5 +1,6 @@
 #include "store/sqlite/job_sql.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "store/sqlite/artifact_sql.hpp"
@@ -15,17 +16,17 @@ namespace {
 #define JOB_COLS                                                                                                    \
     "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, "                \
     "artifact_id, progress, progress_message, timeout_s, attempts, retry_safe, priority, run_at, idempotency_key, " \
-    "request_hash"
+    "request_hash, max_attempts, retry, attempt_log"
 
 constexpr char kInsertJob[] =
     "INSERT INTO jobs (" JOB_COLS
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)";
 // A keyed job: a job submitted since then holding the key keeps it (the
 // insert does nothing); an older one gives it up first (kFreeKey).
 constexpr char kInsertKeyedJob[] =
     "INSERT INTO jobs (" JOB_COLS
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
-    "ON CONFLICT DO NOTHING";
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
+    "?22) ON CONFLICT DO NOTHING";
 constexpr char kFreeKey[] = "UPDATE jobs SET idempotency_key = NULL WHERE idempotency_key = ?1 AND submitted_at < ?2";
 constexpr char kFindKeyedJob[] = "SELECT " JOB_COLS " FROM jobs WHERE idempotency_key = ?1 AND submitted_at >= ?2";
 // Only a job waiting to run starts: a cancel or delete that came first must
@@ -38,6 +39,11 @@ constexpr char kUpdateProgress[] = "UPDATE jobs SET progress = ?2, progress_mess
 constexpr char kFinishJob[] =
     "UPDATE jobs SET status = ?2, finished_at = ?3, error = ?4, error_traceback = ?5, "
     "artifact_id = coalesce(?6, artifact_id), started_at = coalesce(started_at, ?7) WHERE id = ?1";
+// A failed attempt that runs again: only from running (a cancel or delete
+// that came first sticks).
+constexpr char kRetryJob[] =
+    "UPDATE jobs SET status = 'scheduled', run_at = ?2, attempt_log = ?3, started_at = NULL, progress = NULL, "
+    "progress_message = '' WHERE id = ?1 AND status = 'running'";
 constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = ?1";
 constexpr char kGetJob[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
 // Job ids are time-ordered ULIDs: id order is submission order.
@@ -46,10 +52,14 @@ constexpr char kListJobsByStatus[] =
     "SELECT " JOB_COLS " FROM jobs WHERE status = ?3 ORDER BY id DESC LIMIT ?1 OFFSET ?2";
 constexpr char kCountJobs[] = "SELECT count(*) FROM jobs";
 constexpr char kCountJobsByStatus[] = "SELECT count(*) FROM jobs WHERE status = ?1";
-// Before kFailRunning: the retry-safe ones with starts left run again.
+// Before kFailRunning: the retry-safe ones with starts left (their retry
+// policy's, or ?1 without one) run again, the lost attempt logged.
 constexpr char kRequeueRunning[] =
-    "UPDATE jobs SET status = 'pending', started_at = NULL, progress = NULL, progress_message = '' "
-    "WHERE status = 'running' AND retry_safe <> 0 AND attempts < ?1";
+    "UPDATE jobs SET status = 'pending', started_at = NULL, progress = NULL, progress_message = '', "
+    "attempt_log = json_insert(coalesce(attempt_log, '[]'), '$[#]', json_object('attempt', attempts, "
+    "'started_at', started_at, 'finished_at', ?2, 'error', ?3)) "
+    "WHERE status = 'running' AND retry_safe <> 0 AND attempts < (CASE WHEN max_attempts > 1 THEN max_attempts "
+    "ELSE ?1 END)";
 constexpr char kFailRunning[] =
     "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'";
 constexpr char kWaitingOldestFirst[] =
@@ -81,6 +91,9 @@ Job read_job(const Stmt &s) {
     j.run_at = s.i64(16);
     j.idempotency_key = s.text(17);  // NULL reads as ""
     j.request_hash = s.text(18);
+    j.retry = model::parse_stored_retry(s.text(20));
+    j.retry.max_attempts = std::max(1, static_cast<int>(s.i64(19)));
+    j.attempt_log = s.text(21);
     return j;
 }
 
@@ -90,7 +103,8 @@ Job read_job(const Stmt &s) {
 
 namespace {
 
-void bind_job(Stmt &s, const Job &j) {
+// `retry` holds the policy's text while the statement runs (bound, not copied).
+void bind_job(Stmt &s, const Job &j, std::string &retry) {
     s.bind(1, std::string_view(j.id)).bind(2, std::string_view(j.task_name));
     s.bind(3, std::string_view(j.params_json)).bind(4, to_string(j.status));
     s.bind_time(5, j.submitted_at).bind_time(6, j.started_at).bind_time(7, j.finished_at);
@@ -105,20 +119,28 @@ void bind_job(Stmt &s, const Job &j) {
     s.bind(16, int64_t{j.priority}).bind_time(17, j.run_at);
     if (j.idempotency_key.empty()) s.bind_null(18).bind_null(19);
     else s.bind(18, std::string_view(j.idempotency_key)).bind(19, std::string_view(j.request_hash));
+    s.bind(20, int64_t{j.retry.max_attempts});
+    retry = j.retry.max_attempts > 1 ? model::render_retry(j.retry) : std::string();
+    if (retry.empty()) s.bind_null(21);
+    else s.bind(21, std::string_view(retry));
+    if (j.attempt_log.empty()) s.bind_null(22);
+    else s.bind(22, std::string_view(j.attempt_log));
 }
 
 }  // namespace
 
 void insert_job_row(Connection &w, const Job &j) {
     Stmt s(w, kInsertJob);
-    bind_job(s, j);
+    std::string retry;
+    bind_job(s, j, retry);
     s.run();
 }
 
 bool insert_keyed_job_row(Connection &w, const Job &j, int64_t reusable_before) {
     Stmt(w, kFreeKey).bind(1, std::string_view(j.idempotency_key)).bind(2, reusable_before).run();
     Stmt s(w, kInsertKeyedJob);
-    bind_job(s, j);
+    std::string retry;
+    bind_job(s, j, retry);
     return s.run() > 0;
 }
 
@@ -135,6 +157,14 @@ void update_progress(Connection &w, std::string_view id, double fraction, std::s
 // In as few B-tree writes as it takes. A job never stored before
 // (insert_first) is inserted once, already in its final state.
 void finish_job(Connection &w, const std::string &id, Store::JobEnd &f, const Reporter &report) {
+    if (f.retry_at != 0) {  // the job is stored already (JobManager::retry_later)
+        Stmt(w, kRetryJob)
+            .bind(1, std::string_view(id))
+            .bind_time(2, f.retry_at)
+            .bind(3, std::string_view(f.attempt_log))
+            .run();
+        return;
+    }
     std::optional<std::string> artifact_id;
     std::optional<std::string> error = std::move(f.error);
     JobStatus status = f.status;
@@ -173,7 +203,11 @@ bool delete_job(Connection &w, const std::string &id) {
 std::vector<Job> recover(Connection &w, const std::string &running_error, int64_t now) {
     std::vector<Job> pending;
     in_savepoint(w, [&] {
-        Stmt(w, kRequeueRunning).bind(1, int64_t{model::kMaxHostLossAttempts}).run();
+        Stmt(w, kRequeueRunning)
+            .bind(1, int64_t{model::kMaxHostLossAttempts})
+            .bind(2, now)
+            .bind(3, std::string_view(running_error))
+            .run();
         Stmt(w, kFailRunning).bind(1, std::string_view(running_error)).bind(2, now).run();
         Stmt s(w, kWaitingOldestFirst);
         while (s.step()) pending.push_back(read_job(s));

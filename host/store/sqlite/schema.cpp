@@ -121,6 +121,13 @@ const char *const kMigrations[] = {
     ALTER TABLE jobs ADD COLUMN request_hash TEXT;
     CREATE UNIQUE INDEX jobs_idempotency_key ON jobs(idempotency_key) WHERE idempotency_key IS NOT NULL;
     )sql",
+    // 7: retries. A job's retry policy (NULL: none), its attempts in all,
+    // and the attempts that failed before the one it shows (a JSON array).
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE jobs ADD COLUMN retry TEXT;
+    ALTER TABLE jobs ADD COLUMN attempt_log TEXT;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

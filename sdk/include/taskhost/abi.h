@@ -45,7 +45,7 @@ extern "C" {
 
 #define TH_ABI_MAGIC 0x54534B48u /* "TSKH" */
 #define TH_ABI_MAJOR 1u
-#define TH_ABI_MINOR 3u
+#define TH_ABI_MINOR 4u
 
 #define TH_PLUGIN_ENTRY_NAME "taskhost_plugin_v1"
 
@@ -101,7 +101,10 @@ typedef struct th_frame {
 enum th_trace_flags {
     /* The frames were recorded where the exception was thrown; otherwise
      * where the plugin caught it (the throw site was not seen). */
-    TH_TRACE_AT_THROW = 1u << 0
+    TH_TRACE_AT_THROW = 1u << 0,
+    /* ABI 1.4. The error is final: the job fails now even if its retry
+     * policy has attempts left (an exception its task does not retry on). */
+    TH_ERROR_FINAL = 1u << 1
 };
 
 /* ---- Reading a struct whose size the other side chose --------------------- */
@@ -181,9 +184,16 @@ enum th_param_flags {
 };
 
 enum th_task_flags {
-    /* Running a job of it twice does no harm: a job whose host was lost
-       while it ran is queued again (up to 3 attempts) instead of failed. */
+    /* Running a job of it twice does no harm: a job whose host was lost,
+       or whose worker process crashed, while it ran is attempted again (up
+       to retry_max_attempts, or 3 without a retry policy) instead of
+       failed. */
     TH_TASK_RETRY_SAFE = 1u << 0
+};
+
+enum th_retry_flags {
+    TH_RETRY_EXPONENTIAL = 1u << 0, /* each wait doubles, up to retry_max_delay_s */
+    TH_RETRY_JITTER = 1u << 1       /* each wait varies by up to 20 % either way */
 };
 
 typedef struct th_param_desc {
@@ -229,6 +239,14 @@ typedef struct th_task_desc {
     /* ABI 1.3 (zero before): a job's priority when its submitter gives none,
        -10..10, higher first; the host clamps it to that range. */
     int32_t priority;
+    /* ABI 1.4 (zero before: a failure is final). A job that fails runs
+       again, up to retry_max_attempts attempts in all (0 and 1: none),
+       retry_delay_s after the failure (doubling with TH_RETRY_EXPONENTIAL,
+       up to retry_max_delay_s); the host clamps them to its limits. */
+    uint32_t retry_max_attempts;
+    uint32_t retry_flags; /* th_retry_flags */
+    double retry_delay_s;
+    double retry_max_delay_s;
 } th_task_desc;
 
 typedef struct th_plugin_desc {

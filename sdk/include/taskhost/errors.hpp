@@ -15,6 +15,13 @@ public:
     const char *what() const noexcept override { return "job was cancelled"; }
 };
 
+// Thrown by a task whose failure another attempt cannot mend: the job fails
+// now, whatever its retry policy.
+class PermanentError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
 // The caller's params do not bind to the task's parameters. The message is
 // one line and names the parameter.
 class InvalidParams : public std::invalid_argument {

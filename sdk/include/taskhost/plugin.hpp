@@ -152,6 +152,10 @@ private:
         d.validate = &validate_thunk<I>;
         d.flags = m.retry_safe ? static_cast<std::uint32_t>(TH_TASK_RETRY_SAFE) : 0u;
         d.priority = m.priority;
+        d.retry_max_attempts = m.retry_max_attempts;
+        d.retry_flags = m.retry_flags;
+        d.retry_delay_s = m.retry_delay_s;
+        d.retry_max_delay_s = m.retry_max_delay_s;
     }
 
     template <std::size_t I>

@@ -214,6 +214,8 @@ struct TaskMeta {
     double timeout_s = 0;
     bool retry_safe = false;
     int priority = 0;
+    std::uint32_t retry_max_attempts = 0, retry_flags = 0;
+    double retry_delay_s = 0, retry_max_delay_s = 0;
 };
 
 inline void add_problem(std::string &all, const std::string &one) {
@@ -234,7 +236,8 @@ inline json parse_params(const char *text, std::size_t len) {
 // if the plugin's __cxa_throw recorded it (else where it was caught), as
 // frames for the host to symbolize, or as text to an older host. Call from
 // a catch.
-inline void report_current_exception(const th_host_api *host, th_call *call) noexcept {
+// `flags`: more th_trace_flags (TH_ERROR_FINAL).
+inline void report_current_exception(const th_host_api *host, th_call *call, std::uint32_t flags = 0) noexcept {
     try {
         const ExceptionInfo info = current_exception_info();
         const ThrowRecord *thrown = find_throw(current_exception_object(), abi::__cxa_current_exception_type());
@@ -249,7 +252,7 @@ inline void report_current_exception(const th_host_api *host, th_call *call) noe
             abi_frames.reserve(frames.size());
             for (const ModuleFrame &f : frames) abi_frames.push_back({f.module.c_str(), f.build_id.c_str(), f.offset});
             host->set_error_frames(call, info.type.c_str(), info.message.c_str(), abi_frames.data(), abi_frames.size(),
-                                   thrown != nullptr ? std::uint32_t{TH_TRACE_AT_THROW} : 0u);
+                                   flags | (thrown != nullptr ? std::uint32_t{TH_TRACE_AT_THROW} : 0u));
         } else {
             const std::string traceback = format_traceback(info, frames, thrown != nullptr);
             host->set_error(call, info.type.c_str(), info.message.c_str(), traceback.c_str());
@@ -259,7 +262,38 @@ inline void report_current_exception(const th_host_api *host, th_call *call) noe
     }
 }
 
+// Whether the exception being handled is an E (or derives from one). Call
+// from a catch.
+template <class E>
+bool current_exception_is() noexcept {
+    try {
+        throw;
+    } catch (const E &) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+template <class... E>
+bool current_exception_is_any() noexcept {
+    return (current_exception_is<E>() || ...);
+}
+
 }  // namespace detail
+
+// How long a failed job waits before its next attempt (Task::retry).
+struct Backoff {
+    // The same wait before every attempt.
+    static Backoff fixed(double seconds) { return {seconds, seconds, false, false}; }
+    // `first` seconds before the second attempt, doubling each time up to
+    // `max`; each wait varied by up to 20 % either way unless `jitter` is
+    // false, so that jobs that failed together do not all come back at once.
+    static Backoff exponential(double first = 1, double max = 3600, bool jitter = true) {
+        return {first, max, true, jitter};
+    }
+    double delay_s, max_delay_s;
+    bool doubling, jitter;
+};
 
 // ---- The builder ------------------------------------------------------------------
 
@@ -312,10 +346,29 @@ public:
         return *this;
     }
     // Running a job twice does no harm (it is idempotent): a job whose host
-    // was lost while it ran (a crash, kill -9, a fleet host gone) is queued
-    // again, up to 3 attempts in all, instead of failed.
+    // was lost while it ran (a crash, kill -9, a fleet host gone), or whose
+    // worker process crashed, is attempted again instead of failed: up to
+    // its retry() policy's attempts, or 3 in all without one.
     Task &retry_safe(bool yes = true) {
         retry_safe_ = yes;
+        return *this;
+    }
+    // A job that fails runs again, up to `max_attempts` attempts in all,
+    // after the waits `backoff` says; a submit's "retry" may change both.
+    // Every exception retries except InvalidParams, PermanentError and,
+    // once retry_on() names types, those not among them. A timeout retries
+    // too. A crash of the worker process retries only a retry_safe() task.
+    Task &retry(int max_attempts, Backoff backoff = Backoff::exponential()) {
+        retry_max_attempts_ = max_attempts < 1 ? 1u : static_cast<std::uint32_t>(max_attempts);
+        backoff_ = backoff;
+        return *this;
+    }
+    // Only exceptions of these types (and types derived from them) retry;
+    // any other fails the job at once.
+    template <class... E>
+    Task &retry_on() {
+        static_assert(sizeof...(E) > 0, "taskhost: retry_on<E...>() names at least one exception type");
+        retry_on_ = &detail::current_exception_is_any<E...>;
         return *this;
     }
     // Its jobs' priority when a submit gives none: -10..10, higher runs
@@ -387,6 +440,13 @@ public:
         meta.timeout_s = timeout_s_;
         meta.retry_safe = retry_safe_;
         meta.priority = priority_;
+        if (retry_max_attempts_ > 1) {
+            meta.retry_max_attempts = retry_max_attempts_;
+            meta.retry_flags = (backoff_.doubling ? std::uint32_t{TH_RETRY_EXPONENTIAL} : 0u) |
+                               (backoff_.jitter ? std::uint32_t{TH_RETRY_JITTER} : 0u);
+            meta.retry_delay_s = backoff_.delay_s;
+            meta.retry_max_delay_s = backoff_.max_delay_s;
+        }
         meta.params.reserve(L::arity);
         describe_params(meta.params, std::make_index_sequence<L::arity>{});
 
@@ -465,7 +525,10 @@ public:
             host->set_error(call, "taskhost::InvalidParams", e.what(), "");
             return TH_ERROR;
         } catch (...) {
-            detail::report_current_exception(host, call);
+            // A Cancelled is how a task stops at its timeout, which retries.
+            const bool final = detail::current_exception_is<PermanentError>() ||
+                               (retry_on_ && !retry_on_() && !detail::current_exception_is<Cancelled>());
+            detail::report_current_exception(host, call, final ? std::uint32_t{TH_ERROR_FINAL} : 0u);
             return TH_ERROR;
         }
     }
@@ -624,6 +687,9 @@ private:
     double timeout_s_ = 0;
     bool retry_safe_ = false;
     int priority_ = 0;
+    std::uint32_t retry_max_attempts_ = 1;
+    Backoff backoff_ = Backoff::exponential();
+    bool (*retry_on_)() noexcept = nullptr;
     std::vector<std::string> names_;             // caller parameters, in order
     std::vector<std::optional<json>> defaults_;  // parallel to names_
     std::vector<std::string> injected_names_;    // per argument; "" for caller ones
