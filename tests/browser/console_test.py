@@ -405,6 +405,34 @@ class Suite:
                 json.dumps(record))
         return f"job {job} scheduled (priority 4, run_at {record['run_at']}), listed, canceled before it ran"
 
+    def check_retries(self):
+        """The flaky fixture's fail_then_succeed: its task page states its retry policy; run from the form
+        with "Attempts" 2 and one failure, the job completes at its second attempt, and the job page
+        shows the attempt count and the first attempt's error under "Earlier attempts"."""
+        h = self.host
+        self.place("flaky.so", "flaky.so")  # stays: no other check minds its tasks
+        api(h, "POST", "/api/v1/plugins/$reload", expect=200)
+        self.open(h, "#/tasks/fail_then_succeed", "task")
+        policy = (self.text("#task-retry") or "").strip()
+        require(policy.startswith("4 attempts, exponential from"), "the task page states its retry policy",
+                repr(policy))
+        counter = os.path.join(self.out, "flaky-counter")
+        if os.path.exists(counter):
+            os.remove(counter)
+        self.type("#run-attempts", "2")
+        job = self.run_form("fail_then_succeed", {"counter": counter, "failures": "1"}, opened=True)
+        self.until('#job-status[data-status="completed"]', lambda: self.job_status() == "completed", self.job_status)
+        record = api(h, "GET", f"/api/v1/jobs/{job}", expect=200)
+        require(record["attempt"] == 2 and record["max_attempts"] == 2 and len(record["attempts"]) == 1,
+                "the API has two attempts, the first logged", json.dumps(record))
+        timings = self.text("#job-timings") or ""
+        require("2 of 2" in timings, "#job-timings shows the attempt", repr(timings))
+        self.until("#job-attempts to list the failed attempt",
+                   lambda: "attempt 1 failed" in (self.text("#job-attempts") or ""),
+                   lambda: repr(self.text("#job-attempts")))
+        self.screenshot("retried")
+        return f"job {job} completed at attempt 2 of 2; its first attempt's error listed"
+
     def control(self, name):
         """Field `name`'s control as [tag, type, inputmode, has class json], or None."""
         return self.js("const c = document.querySelector(arguments[0]); return c && [c.tagName, c.type,"
@@ -1149,6 +1177,7 @@ def main():
             checks = [("tasks", suite.check_tasks), ("field-error", suite.check_field_error),
                       ("host-400", suite.check_host_400), ("form-types", suite.check_form_types),
                       ("greet-user", suite.check_greet_user), ("scheduled", suite.check_scheduled),
+                      ("retries", suite.check_retries),
                       ("slow-task", suite.check_slow_task), ("failing-task", suite.check_failing_task),
                       ("jobs-list", suite.check_jobs_list), ("job-delete", suite.check_job_delete),
                       ("plugin-reload", suite.check_plugin_reload), ("plugin-states", suite.check_plugin_states),

@@ -654,11 +654,21 @@ function taskView(main, { params: [name] }) {
         el("dt", "Plugin"), el("dd#task-plugin", `${task.plugin.name}@${task.plugin.version}`),
         el("dt", "Timeout"), el("dd", task.timeout_s != null ? duration(task.timeout_s * 1000) : "none"),
         el("dt", "Retry-safe"), el("dd", task.retry_safe ? "yes: queued again if its host is lost" : "no"),
-        el("dt", "Priority"), el("dd#task-priority", String(task.priority ?? 0))),
+        el("dt", "Priority"), el("dd#task-priority", String(task.priority ?? 0)),
+        el("dt", "Retries"), el("dd#task-retry", retryText(task.retry))),
       runForm(task, life));
     life.ready();
   }, life.failView);
   return life.dispose;
+}
+
+// "4 attempts, exponential from 0.5 s up to 1 min, with jitter", or "none".
+function retryText(retry) {
+  if (!retry || retry.max_attempts <= 1) return "none: a failure is final";
+  const from = duration(retry.delay_s * 1000);
+  const how = retry.backoff === "fixed" ? `${from} apart`
+    : `exponential from ${from} up to ${duration(retry.max_delay_s * 1000)}`;
+  return `${retry.max_attempts} attempts, ${how}${retry.jitter ? ", with jitter" : ""}`;
 }
 
 // ---- form from schema
@@ -826,12 +836,15 @@ function runForm(task, life) {
   const priority = h("input#run-priority", { type: "number", min: -10, max: 10, step: 1,
     placeholder: String(task.priority ?? 0), inputmode: "numeric" });
   const delay = h("input#run-delay", { type: "number", min: 0, step: "any", placeholder: "now", inputmode: "decimal" });
+  const attempts = h("input#run-attempts", { type: "number", min: 1, max: 100, step: 1,
+    placeholder: String(task.retry ? task.retry.max_attempts : 1), inputmode: "numeric" });
   const form = h("form#run-form.card.run-form", { novalidate: true, "aria-labelledby": "run-title" },
     el("div.form-head", el("h2#run-title", "Run"), rawToggle),
     fieldBox, rawBox, formError,
     el("div.actions.run-options",
       h("label", { for: "run-priority" }, "Priority"), priority,
-      h("label", { for: "run-delay" }, "Delay (s)"), delay, run));
+      h("label", { for: "run-delay" }, "Delay (s)"), delay,
+      h("label", { for: "run-attempts" }, "Attempts"), attempts, run));
   let rawMode = false;
 
   const collect = () => {
@@ -918,6 +931,7 @@ function runForm(task, life) {
       const body = { params };
       if (priority.value.trim() !== "") body.priority = Number(priority.value);
       if (delay.value.trim() !== "") body.delay_s = Number(delay.value);
+      if (attempts.value.trim() !== "") body.retry = { max_attempts: Number(attempts.value) };
       const answer = await busy(run, "Starting…", life.api(`/api/v1/tasks/${enc(task.name)}/$execute`, { method: "POST", body }));
       location.hash = `#/jobs/${enc(answer.job_id)}`;
     } catch (err) {
@@ -1051,6 +1065,7 @@ function jobView(main, { params: [id] }) {
     location.hash = "#/jobs";
   });
   const note = h("p.note", { "aria-live": "polite" });
+  const earlier = h("section#job-attempts.card", { "aria-labelledby": "attempts-title", hidden: true });
   const outcome = el("div.outcome");
 
   main.append(
@@ -1063,6 +1078,7 @@ function jobView(main, { params: [id] }) {
       timings,
       el("div.actions", cancel, remove),
       note),
+    earlier,
     outcome);
 
   cancel.addEventListener("click", async () => {
@@ -1089,6 +1105,11 @@ function jobView(main, { params: [id] }) {
     if (finished) rows.push(["Finished", timeCell(finished)], started && ["Ran for", duration(between(started, finished))]);
     else if (started) rows.push(["Running for", liveDuration(started)]);
     if (job.timeout_s != null) rows.push(["Timeout", duration(job.timeout_s * 1000)]);
+    if (job.max_attempts > 1 || job.attempt > 1) {
+      // A retry-safe job lost with its host may run beyond its policy's count.
+      rows.push(["Attempt", job.attempt > job.max_attempts ? String(job.attempt) : `${job.attempt} of ${job.max_attempts}`]);
+      if (job.next_attempt_at) rows.push(["Next attempt", timeCell(job.next_attempt_at)]);
+    }
     return rows.filter(Boolean).flatMap(([term, value]) => [el("dt", term), el("dd", value)]);
   }
 
@@ -1115,10 +1136,27 @@ function jobView(main, { params: [id] }) {
     progressLine.hidden = value == null && TERMINAL.has(job.status);   // a failed job that never reported any
     message.textContent = job.progress_message || "";
     timings.replaceChildren(...timingRows());
+    showAttempts();
     cancel.disabled = TERMINAL.has(job.status) || job.cancel_requested;
     if (job.cancel_requested && !TERMINAL.has(job.status)) note.textContent = "Cancel requested: the task stops at its next check.";
     else if (job.status === "canceled") note.textContent = "Canceled.";
     if (TERMINAL.has(job.status)) showOutcome();
+  }
+
+  // The attempts before this one, each with why it failed.
+  function showAttempts() {
+    const list = job.attempts || [];
+    earlier.hidden = list.length === 0;
+    if (earlier.hidden || earlier.dataset.count === String(list.length)) return;
+    earlier.dataset.count = String(list.length);
+    earlier.replaceChildren(el("h2#attempts-title", "Earlier attempts"),
+      el("table.data.attempts",
+        thead("#", "Started", "Ran for", "Error"),
+        el("tbody", ...list.map((a) => el("tr",
+          el("td", String(a.attempt)),
+          el("td", a.started_at ? timeCell(a.started_at) : "?"),
+          el("td", a.started_at && a.finished_at ? duration(between(a.started_at, a.finished_at)) : "?"),
+          el("td.error-text", a.error || ""))))));
   }
 
   // What the job record says (its error and traceback) shows at once; the
