@@ -100,6 +100,23 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         ->envname("TASKHOST_IDEMPOTENCY_TTL")
         ->check(CLI::Range(1.0, 365.0 * 86400))
         ->capture_default_str();
+    app.add_option("--retain-finished", cfg.jobs.retention.finished_s,
+                   "Seconds a finished job (completed, failed, canceled) is kept; older ones are deleted with their "
+                   "result artifacts in the background (0: kept however old)")
+        ->envname("TASKHOST_RETAIN_FINISHED")
+        ->check(CLI::Range(0.0, 100.0 * 365 * 86400))
+        ->capture_default_str();
+    app.add_option("--retain-max-jobs", cfg.jobs.retention.max_jobs,
+                   "Finished jobs kept at most: beyond the newest this many, the oldest are deleted as by "
+                   "--retain-finished (0: no limit)")
+        ->envname("TASKHOST_RETAIN_MAX_JOBS")
+        ->capture_default_str();
+    app.add_option("--retain-interval", cfg.jobs.retention.interval_s,
+                   "Seconds between retention passes (0: a tenth of --retain-finished, from 1 to 60; 10 with only "
+                   "--retain-max-jobs)")
+        ->envname("TASKHOST_RETAIN_INTERVAL")
+        ->check(CLI::Range(0.0, 86400.0))
+        ->capture_default_str();
     app.add_option("--stop-grace-s", cfg.jobs.stop_grace_s,
                    "Seconds a job past its timeout, or canceled, may take to stop before it is given up on")
         ->envname("TASKHOST_STOP_GRACE_S")

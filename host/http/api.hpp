@@ -47,6 +47,8 @@ public:
     void execute_task(const httplib::Request &req, httplib::Response &res, std::string_view name);
     // jobs
     void list_jobs(const httplib::Request &req, httplib::Response &res);
+    // DELETE /api/v1/jobs?finished_before=...[&status_filter=...]
+    void delete_jobs(const httplib::Request &req, httplib::Response &res);
     void get_job(const httplib::Request &req, httplib::Response &res, std::string_view id);
     void delete_job(const httplib::Request &req, httplib::Response &res, std::string_view id);
     void cancel_job(const httplib::Request &req, httplib::Response &res, std::string_view id);

@@ -115,6 +115,45 @@ void Api::list_jobs(const httplib::Request &req, httplib::Response &res) {
                   paging, std::move(items), jobs.size(), [&] { return s_.jobs.count(status); });
 }
 
+void Api::delete_jobs(const httplib::Request &req, httplib::Response &res) {
+    // Only finished jobs: one still to run is deleted by its id, which
+    // stops it first.
+    std::optional<model::JobStatus> status;
+    if (req.has_param("status_filter")) {
+        std::string text = query_param(req, "status_filter");
+        status = model::parse_job_status(text);
+        if (!status || !model::is_terminal(*status))
+            return problem(res, 400,
+                           "status_filter must be one of completed, failed, canceled: only finished jobs are deleted "
+                           "in bulk (got '" +
+                               text + "'; DELETE /api/v1/jobs/{id} removes one that has not finished)",
+                           req.path);
+    }
+    // Required: a bare DELETE of the collection is too easy to send by mistake.
+    if (!req.has_param("finished_before"))
+        return problem(res, 400,
+                       "finished_before is required: an RFC 3339 date-time with a time zone, such as "
+                       "2026-12-01T00:00:00Z; the finished jobs that finished before it are deleted",
+                       req.path);
+    const std::string text = query_param(req, "finished_before");
+    const std::optional<int64_t> before = parse_rfc3339(text);
+    if (!before)
+        return problem(res, 400,
+                       "finished_before must be an RFC 3339 date-time with a time zone, such as "
+                       "2026-12-01T00:00:00Z (a '+' in an offset is written %2B in a query; got '" +
+                           text + "')",
+                       req.path);
+    auto deleted = s_.jobs.retention().delete_finished(*before, status);
+    if (!deleted) return problem(res, deleted.error(), req.path);
+    std::string body;
+    {
+        json_text::Object o(body);
+        o.integer("deleted", static_cast<int64_t>(deleted->jobs));
+        o.integer("artifacts_deleted", static_cast<int64_t>(deleted->artifacts));
+    }
+    json_response(res, 200, std::move(body));
+}
+
 void Api::get_job(const httplib::Request &req, httplib::Response &res, std::string_view id_view) {
     std::string id(id_view);
     if (!is_valid_ulid(id)) return job_not_found(req, res);

@@ -263,6 +263,22 @@ void Api::system(const httplib::Request &, httplib::Response &res) {
             st.integer("checkpoints", static_cast<int64_t>(w.checkpoints));
             st.integer("writer_checkpoints", static_cast<int64_t>(w.writer_checkpoints));
         }
+        {
+            const auto &retention = s_.jobs.retention();
+            const auto stats = retention.stats();
+            json_text::Object r(o.key("retention"));
+            if (retention.options().finished_s > 0) r.num("finished_s", retention.options().finished_s);
+            else r.null("finished_s");
+            if (retention.options().max_jobs > 0)
+                r.integer("max_jobs", static_cast<int64_t>(retention.options().max_jobs));
+            else r.null("max_jobs");
+            r.num("interval_s", retention.interval_s());
+            r.integer("passes", static_cast<int64_t>(stats.passes));
+            r.integer("jobs_deleted", static_cast<int64_t>(stats.jobs));
+            r.integer("artifacts_deleted", static_cast<int64_t>(stats.artifacts));
+            if (stats.last_error.empty()) r.null("last_error");
+            else r.str("last_error", stats.last_error);
+        }
         // pid, plugin, generation, state, job_id, jobs_served, rss_bytes
         // of each (--isolation process; empty in process).
         o.raw("worker_processes", s_.jobs.workers_json());
@@ -350,6 +366,13 @@ void Api::metrics(const httplib::Request &, httplib::Response &res) {
     single(out, "taskhost_jobs_scheduled", "gauge",
            "Jobs this host holds until their run_at (at most --queue-size of them).", n(load.scheduled));
     single(out, "taskhost_workers", "gauge", "Worker threads (--max-concurrency).", n(load.workers));
+    const auto retained = s_.jobs.retention().stats();
+    single(out, "taskhost_retention_jobs_deleted_total", "counter",
+           "Finished jobs deleted by retention (--retain-finished, --retain-max-jobs) and DELETE /api/v1/jobs.",
+           n(retained.jobs));
+    single(out, "taskhost_retention_artifacts_deleted_total", "counter", "Result artifacts deleted with those jobs.",
+           n(retained.artifacts));
+    single(out, "taskhost_retention_passes_total", "counter", "Background retention passes done.", n(retained.passes));
     single(out, "taskhost_workers_stuck", "gauge",
            "Workers given up on in task code that did not stop within its limit (replaced; the code may still run).",
            n(load.stuck));

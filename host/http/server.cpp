@@ -96,7 +96,12 @@ bool Api::dispatch(const httplib::Request &req, httplib::Response &res) {
         return false;
     }
     if (top == "jobs") {
-        if (n == 1) return only("GET", "GET", [&] { list_jobs(req, res); });
+        if (n == 1) {
+            if (m == "GET") list_jobs(req, res);
+            else if (m == "DELETE") delete_jobs(req, res);
+            else method_not_allowed(req, res, "GET, DELETE");
+            return true;
+        }
         if (n == 2 && seg[1] == "$schema") return only("GET", "GET", [&] { job_schema(req, res); });
         if (n == 2) {
             if (m == "GET") get_job(req, res, seg[1]);

@@ -71,6 +71,12 @@ std::string format_seconds(double s) {
     return out;
 }
 
+RetentionOptions retention_options(const JobManagerOptions &options) {
+    RetentionOptions out = options.retention;
+    out.idempotency_ttl_s = options.idempotency_ttl_s;
+    return out;
+}
+
 // A task's retry policy with a submit's "retry" over it.
 model::RetryPolicy with_override(model::RetryPolicy policy, const JobOptions &options) {
     if (options.retry_json.empty()) return policy;
@@ -184,12 +190,15 @@ JobManager::JobManager(store::Store &store, registry::Registry &registry, exec::
       timeouts_([this](const std::shared_ptr<ActiveJob> &job, Deadlines::Kind kind, int attempt) {
           on_deadline(job, kind, attempt);
       }),
-      fleet_tasks_(store) {}
+      fleet_tasks_(store),
+      retention_(store, retention_options(options_),
+                 [this](const std::vector<std::string> &ids) { forget_deleted(ids); }) {}
 
 JobManager::~JobManager() { stop(Clock::time_point::max()); }
 
 void JobManager::stop(Clock::time_point deadline) {
     if (stopped_.exchange(true)) return;
+    retention_.stop();
     // First no job starts; then running tasks are asked to stop.
     stopping_.store(true);
     if (claimer_.joinable()) {
@@ -479,6 +488,7 @@ void JobManager::make_due(const std::shared_ptr<ActiveJob> &job) {
 void JobManager::start() {
     executor_.start();
     timeouts_.start();
+    retention_.start();
     if (!store_.shared()) return;
     // A cancel is acted on by the claimer's thread: it reads the store and
     // may wait for a commit, which the listener's thread must not.
@@ -1361,6 +1371,24 @@ void JobManager::drop_locked(ActiveJob &job, metrics::Metrics::End how) {
 void JobManager::forget(const std::string &id) {
     std::lock_guard lock(active_mu_);
     active_.erase(id);
+}
+
+void JobManager::forget_deleted(const std::vector<std::string> &ids) {
+    for (const auto &id : ids) {
+        auto job = active(id);
+        if (!job) continue;
+        {
+            std::lock_guard lock(job->mu);
+            // Its row was finished: its end is committed, though the
+            // callback that says so may not have run yet.
+            if ((job->end != EndState::committed && job->end != EndState::committing) || job->deleted) continue;
+            job->deleted = true;
+            ++job->version;
+        }
+        job->changed.notify_all();
+        job->ended.notify_all();
+        forget(id);
+    }
 }
 
 // ---- running and finishing -----------------------------------------------------------

@@ -36,6 +36,7 @@
 #include "jobs/fleet_tasks.hpp"
 #include "jobs/idempotency.hpp"
 #include "jobs/remote_watch.hpp"
+#include "jobs/retention.hpp"
 #include "jobs/task_stats.hpp"
 #include "metrics/metrics.hpp"
 #include "model/job.hpp"
@@ -76,6 +77,8 @@ struct JobManagerOptions {
     double stop_grace_s = 5;
     // How long an idempotency key names its job (--idempotency-ttl).
     double idempotency_ttl_s = 86400;
+    // What finished jobs are kept (--retain-finished, --retain-max-jobs).
+    RetentionOptions retention;
     // Told when a job's code did not stop within the grace, with its task
     // and why: app charges the plugin version with a hang.
     std::function<void(const registry::Task &task, const std::string &why)> on_stuck;
@@ -188,6 +191,11 @@ public:
     Result<Canceled> cancel(const std::string &id);
     // Cancels the job if still active, then deletes its record. not_found.
     Result<void> remove(const std::string &id);
+
+    // Finished jobs deleted by age and count, in the background, and at an
+    // operator's request.
+    Retention &retention() { return retention_; }
+    const Retention &retention() const { return retention_; }
 
     // ---- figures ----------------------------------------------------------
     struct Load {
@@ -345,6 +353,8 @@ private:
     // `how`: what the metrics count it as, if it had not ended yet.
     void drop_locked(ActiveJob &job, metrics::Metrics::End how);
     void forget(const std::string &id);
+    // Retention deleted these finished jobs' rows: copies kept here go too.
+    void forget_deleted(const std::vector<std::string> &ids);
     // A job just durably ended stays in the active map for a while: the
     // client usually reads it (and its artifact) right away, and its
     // complete record saves a database read. Bounded by count and bytes.
@@ -370,6 +380,7 @@ private:
     mutable RemoteWatch remote_;  // jobs of other hosts that callers here wait on
     FleetTasks fleet_tasks_;
     IdempotencyKeys keys_;
+    Retention retention_;
     std::mutex claim_mu_;
     std::condition_variable_any claim_cv_;
     bool claim_now_ = false;                             // guarded by claim_mu_

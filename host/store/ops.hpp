@@ -51,6 +51,13 @@ struct DeleteJob {
     const std::string *id;
     bool *deleted;
 };
+struct PruneJobs {
+    int64_t finished_before;
+    std::optional<model::JobStatus> status;
+    size_t limit;
+    int64_t keep_keyed_since;
+    Store::Pruned *pruned;
+};
 struct Recover {
     const std::string *running_error;
     int64_t now;
@@ -97,8 +104,8 @@ struct JobDue {
 };
 struct Probe {};  // a real write (page 1), to see whether commits work again
 
-using Op = std::variant<InsertJob, StartJob, UpdateProgress, JobDue, FinishJob, DeleteJob, SaveArtifact, UpdateArtifact,
-                        DeleteArtifact, Recover, FailJobs, RecordPluginFault, Flush, Probe>;
+using Op = std::variant<InsertJob, StartJob, UpdateProgress, JobDue, FinishJob, DeleteJob, PruneJobs, SaveArtifact,
+                        UpdateArtifact, DeleteArtifact, Recover, FailJobs, RecordPluginFault, Flush, Probe>;
 
 // For std::visit with one lambda per kind.
 template <class... F>

@@ -114,6 +114,23 @@ public:
                             std::function<void(const std::string &)> on_failed = {}) = 0;
     // Durable when it returns. False if no such job.
     virtual bool delete_job(const std::string &id) = 0;
+    // Retention: deletes up to `limit` finished jobs (completed, failed,
+    // canceled; only `status` when given, which must be one of those) that
+    // finished before `finished_before` (µs), oldest first, with their
+    // result artifacts, in one short transaction. Durable when it returns.
+    // Jobs with an idempotency key submitted at or after `keep_keyed_since`
+    // are kept (their key still names them). On a fleet's store, rows
+    // another host is deleting are skipped.
+    struct Pruned {
+        std::vector<std::string> jobs;  // the ids deleted
+        size_t artifacts = 0;
+    };
+    virtual Pruned prune_jobs(int64_t finished_before, std::optional<model::JobStatus> status, size_t limit,
+                              int64_t keep_keyed_since) = 0;
+    // When the n-th most recently finished job (1: the newest) finished
+    // (µs; 0 when there are fewer): those that finished before it are
+    // beyond the newest n.
+    virtual int64_t finished_at_of_newest(size_t n) const = 0;
     // Returns once every write queued before it is committed and its
     // on_durable callback has returned (or it failed). On PostgreSQL, job
     // ends that failed because the server is away are kept (bounded) and

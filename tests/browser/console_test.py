@@ -882,8 +882,8 @@ class Suite:
         return f"artifact {artifact} deleted after 'Confirm'; now at {self.hash_route()}"
 
     def check_health(self):
-        """The health view: state, checks, figures, and the chart's bars for jobs finished while it is
-        open; the jobs list's timer stopped when that view was left."""
+        """The health view: state, checks, figures (the retention setting too), and the chart's bars for jobs
+        finished while it is open; the jobs list's timer stopped when that view was left."""
         h = self.host
         self.open(h, "#/jobs", "jobs")
         self.open(h, "#/health", "health")
@@ -898,6 +898,9 @@ class Suite:
         require(re.search(rf"\d+ / {system['queue_capacity']}\b", self.text("#queue-depth") or ""), "#queue-depth",
                 repr(self.text("#queue-depth")))
         require(self.exists("#jobs-running") and self.exists("#jobs-per-second"), "#jobs-running and #jobs-per-second")
+        # The host runs with the default retention: finished jobs kept 7 days.
+        require((self.text("#retention") or "").strip() == "for 7 days", "#retention states the retention setting",
+                repr(self.text("#retention")))
         require(self.exists("svg#chart"), "svg#chart is drawn")
         # Jobs that finish between two samples of /metrics (every 5 s) become bars: one of each
         # kind is submitted every 2 s until they show (the first sample's time is the page's).

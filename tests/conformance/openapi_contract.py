@@ -396,6 +396,8 @@ def exercise(host, c, stuck):
     ex("GET", f"/api/v1/jobs/{ULID_UNKNOWN}/$stream")
     ex("DELETE", f"/api/v1/jobs/{job_id}")
     ex("DELETE", f"/api/v1/jobs/{job_id}")
+    ex("DELETE", "/api/v1/jobs?finished_before=2000-01-01T00:00:00Z&status_filter=failed")  # 200, nothing that old
+    ex("DELETE", "/api/v1/jobs")  # 400: finished_before is required
 
     # Artifacts
     ex("GET", "/api/v1/artifacts")

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iomanip>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -564,6 +565,90 @@ TEST_CASE("retries: a \"retry\" the host cannot follow is a 400 naming the membe
         CHECK(res->status == 400);
         CHECK(body_json(res)["detail"].get<std::string>().find(says) != std::string::npos);
     }
+}
+
+TEST_CASE("retention: finished jobs older than --retain-finished go with their result artifacts; others stay") {
+    Service svc(ServiceOptions().with_file_db().flags({"--retain-finished", "1"}));
+    auto &cli = svc.cli();
+    std::vector<std::pair<std::string, std::string>> done;  // job, artifact
+    for (int i = 0; i < 3; ++i) {
+        json job = wait_job(cli, submit(cli, "hello"));
+        REQUIRE(job["status"] == "completed");
+        done.emplace_back(job["id"], job["artifact_id"]);
+    }
+    const std::string later = submit_body(cli, "greet_user", {{"delay_s", 120}});
+    const std::string running = submit(cli, "slow_task", {{"seconds", 30}});
+    wait_status(cli, running, "running");
+    CHECK(get_json(cli, "/api/v1/system")["retention"]["finished_s"] == 1);
+    // A pass runs every second; a job goes once it finished over 1 s ago.
+    REQUIRE(eventually([&] { return cli.Get(("/api/v1/jobs/" + done.back().first).c_str())->status == 404; }));
+    for (const auto &one : done) {  // not a structured binding: CAPTURE's lambda takes it (clang 14)
+        const std::string &job = one.first, &artifact = one.second;
+        CAPTURE(job);
+        CHECK(cli.Get(("/api/v1/jobs/" + job).c_str())->status == 404);
+        CHECK(cli.Get(("/api/v1/artifacts/" + artifact).c_str())->status == 404);
+    }
+    CHECK(get_job(cli, later)["status"] == "scheduled");
+    CHECK(get_job(cli, running)["status"] == "running");
+    const json system = get_json(cli, "/api/v1/system");
+    CHECK(system["retention"]["jobs_deleted"] == 3);
+    CHECK(system["retention"]["artifacts_deleted"] == 3);
+    auto metrics = cli.Get("/metrics");
+    REQUIRE(metrics);
+    CHECK(metrics->body.find("taskhost_retention_jobs_deleted_total 3") != std::string::npos);
+    CHECK(metrics->body.find("taskhost_retention_artifacts_deleted_total 3") != std::string::npos);
+    REQUIRE_STATUS(cli.Delete(("/api/v1/jobs/" + running).c_str()), 204);
+}
+
+TEST_CASE("retention: --retain-max-jobs keeps the newest finished jobs") {
+    Service svc(ServiceOptions().with_file_db().flags(
+        {"--retain-finished", "0", "--retain-max-jobs", "3", "--retain-interval", "0.2"}));
+    auto &cli = svc.cli();
+    std::vector<std::string> ids;
+    for (int i = 0; i < 8; ++i) ids.push_back(wait_job(cli, submit(cli, "hello"))["id"]);
+    REQUIRE(eventually([&] { return get_json(cli, "/api/v1/jobs?status_filter=completed").size() == 3; }));
+    const json kept = get_json(cli, "/api/v1/jobs?status_filter=completed");
+    std::set<std::string> newest(ids.end() - 3, ids.end()), seen;
+    for (const auto &job : kept) seen.insert(job["id"].get<std::string>());
+    CHECK(seen == newest);
+    CHECK(get_json(cli, "/api/v1/system")["retention"]["finished_s"].is_null());
+    CHECK(get_json(cli, "/api/v1/system")["retention"]["max_jobs"] == 3);
+}
+
+TEST_CASE("DELETE /api/v1/jobs: finished jobs by status and time, with their artifacts; the 400s") {
+    Service svc(ServiceOptions().with_file_db().flags({"--retain-finished", "0"}));
+    auto &cli = svc.cli();
+    auto del = [&](const std::string &query) { return cli.Delete(("/api/v1/jobs" + query).c_str()); };
+    auto res = del("");
+    REQUIRE(res);
+    CHECK(res->status == 400);
+    CHECK(body_json(res)["detail"].get<std::string>().find("finished_before is required") != std::string::npos);
+    CHECK(del("?finished_before=yesterday")->status == 400);
+    res = del("?finished_before=2030-01-01T00:00:00Z&status_filter=pending");
+    CHECK(res->status == 400);
+    CHECK(body_json(res)["detail"].get<std::string>().find("only finished jobs") != std::string::npos);
+
+    json ok = wait_job(cli, submit(cli, "hello"));
+    json failed = wait_job(cli, submit(cli, "failing_task"));
+    REQUIRE(failed["status"] == "failed");
+    const std::string pending = submit_body(cli, "greet_user", {{"delay_s", 120}});
+    // Before the jobs finished: nothing.
+    res = del("?finished_before=2020-01-01T00:00:00Z");
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    CHECK(body_json(res) == json{{"deleted", 0}, {"artifacts_deleted", 0}});
+    // Only the failed one.
+    res = del("?finished_before=2100-01-01T00:00:00Z&status_filter=failed");
+    CHECK(body_json(res) == json{{"deleted", 1}, {"artifacts_deleted", 1}});
+    CHECK(cli.Get(("/api/v1/jobs/" + failed["id"].get<std::string>()).c_str())->status == 404);
+    CHECK(cli.Get(("/api/v1/artifacts/" + failed["artifact_id"].get<std::string>()).c_str())->status == 404);
+    CHECK(get_job(cli, ok["id"])["status"] == "completed");
+    // Every finished one; a scheduled job stays.
+    res = del("?finished_before=2100-01-01T00:00:00Z");
+    CHECK(body_json(res) == json{{"deleted", 1}, {"artifacts_deleted", 1}});
+    CHECK(get_json(cli, "/api/v1/jobs").size() == 1);
+    CHECK(get_job(cli, pending)["status"] == "scheduled");
+    CHECK(get_json(cli, "/api/v1/system")["retention"]["jobs_deleted"] == 2);
 }
 
 }  // TEST_SUITE("lifecycle")

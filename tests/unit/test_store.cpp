@@ -248,6 +248,67 @@ TEST_CASE("store: a retry policy round trips; a failed attempt waits scheduled w
     CHECK(spent->error == "restarted");
 }
 
+TEST_CASE("store: retention deletes finished jobs oldest first, in batches, with their result artifacts") {
+    StoreUnderTest owned;
+    Store &store = *owned;
+    std::vector<Job> ended;
+    std::vector<std::string> artifacts;
+    for (int i = 0; i < 5; ++i) {
+        Job j = make_job("t");
+        store.insert_job(j);
+        Artifact a;
+        a.id = new_ulid_string();
+        a.data_json = "{}";
+        artifacts.push_back(a.id);
+        std::promise<void> durable;
+        // Finished at 1000, 2000, ... µs, one of them failed.
+        end_job(store, j.id, i == 2 ? JobStatus::failed : JobStatus::completed, 1000 * (i + 1), std::nullopt,
+                std::nullopt, a, [&] { durable.set_value(); });
+        durable.get_future().wait();
+        ended.push_back(j);
+    }
+    Job waiting = make_job("t");
+    store.insert_job(waiting);
+    Job running = make_job("t");
+    store.insert_job(running);
+    REQUIRE(store.start_job(running.id, now_us()));
+
+    CHECK(store.finished_at_of_newest(1) == 5000);
+    CHECK(store.finished_at_of_newest(5) == 1000);
+    CHECK(store.finished_at_of_newest(6) == 0);
+    CHECK(store.finished_at_of_newest(0) == 0);
+
+    auto first = store.prune_jobs(3500, std::nullopt, 2, INT64_MAX);  // a batch of 2: the two oldest
+    std::sort(first.jobs.begin(), first.jobs.end());                  // ids are in submit order
+    CHECK(first.jobs == std::vector<std::string>{ended[0].id, ended[1].id});
+    CHECK(first.artifacts == 2);
+    auto by_status = store.prune_jobs(1'000'000, JobStatus::failed, 10, INT64_MAX);
+    CHECK(by_status.jobs == std::vector<std::string>{ended[2].id});
+    // A job whose idempotency key still names it stays until its key expires.
+    Job keyed = make_job("t");
+    keyed.idempotency_key = "k";
+    keyed.request_hash = "h";
+    REQUIRE(store.insert_keyed_job(keyed, 0));
+    REQUIRE(store.start_job(keyed.id, now_us()));
+    std::promise<void> keyed_end;
+    end_job(store, keyed.id, JobStatus::completed, 2500, std::nullopt, std::nullopt, std::nullopt,
+            [&] { keyed_end.set_value(); });
+    keyed_end.get_future().wait();
+    CHECK(store.prune_jobs(1'000'000, std::nullopt, 10, keyed.submitted_at).jobs.size() == 2);  // the others
+    CHECK(store.get_job(keyed.id));
+    CHECK(store.prune_jobs(1'000'000, std::nullopt, 10, keyed.submitted_at + 1).jobs ==
+          std::vector<std::string>{keyed.id});
+    auto rest = store.prune_jobs(1'000'000, std::nullopt, 10, INT64_MAX);
+    CHECK(rest.jobs.empty());
+    for (size_t i = 0; i < 5; ++i) {
+        CHECK_FALSE(store.get_job(ended[i].id));
+        CHECK_FALSE(store.get_artifact(artifacts[i]));
+    }
+    CHECK(store.get_job(waiting.id)->status == JobStatus::pending);
+    CHECK(store.get_job(running.id)->status == JobStatus::running);
+    CHECK(store.prune_jobs(INT64_MAX, std::nullopt, 10, INT64_MAX).jobs.empty());
+}
+
 TEST_CASE("store: one job per idempotency key; an expired key is taken from its old job") {
     StoreUnderTest owned;
     Store &store = *owned;
@@ -959,7 +1020,7 @@ TEST_CASE("store (sqlite): file database persists across Store instances") {
 
         // Schema version, WAL and foreign keys are in place.
         auto conn = store.task_connection();
-        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 7);
+        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 8);
         CHECK(json::parse(conn->query("PRAGMA journal_mode", ""))[0]["journal_mode"] == "wal");
         CHECK(json::parse(conn->query("PRAGMA foreign_keys", ""))[0]["foreign_keys"] == 1);
         auto pending = store.recover("restarted", now_us());
@@ -1007,7 +1068,7 @@ TEST_CASE("store (sqlite): a version-1 database is migrated with every job and a
     o.path = path;
     SqliteStore store(o);
     auto conn = store.task_connection();
-    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 7);
+    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 8);
 
     auto jobs = store.list_jobs(std::nullopt, Store::no_limit, 0);
     REQUIRE(jobs.size() == 3);

@@ -1565,7 +1565,8 @@ function healthView(main) {
       stat("workers", "Workers"),
       stat("jobs-running", "Jobs running"),
       stat("queue-depth", "Queued / capacity"),
-      stat("jobs-per-second", "Jobs per second", "finished, over the last minute")),
+      stat("jobs-per-second", "Jobs per second", "finished, over the last minute"),
+      stat("retention", "Finished jobs kept")),
     el("figure.card.chart-card",
       el("div.legend",
         el("span.swatch.swatch-completed"), "completed ",
@@ -1586,6 +1587,13 @@ function healthView(main) {
     $("#workers").textContent = String(sys.workers);
     $("#jobs-running").textContent = String(sys.jobs_running);
     $("#queue-depth").textContent = `${sys.jobs_queued} / ${sys.queue_capacity}`;
+    const kept = sys.retention || {};
+    const age = (secs) => secs >= 86400 && secs % 86400 === 0 ? plural(secs / 86400, "day")
+      : secs >= 3600 && secs % 3600 === 0 ? plural(secs / 3600, "hour") : duration(secs * 1000);
+    const limits = [kept.finished_s != null ? `for ${age(kept.finished_s)}` : null,
+      kept.max_jobs != null ? `the newest ${kept.max_jobs}` : null].filter(Boolean);
+    $("#retention").textContent = limits.length ? limits.join(", at most ") : "all, however old";
+    $("#retention").title = `${plural(kept.jobs_deleted || 0, "job")} deleted since start${kept.last_error ? `; last pass failed: ${kept.last_error}` : ""}`;
     about.textContent = `${sys.hostname} · version ${sys.version} · pid ${sys.pid} · ${sys.database} · ${plural(sys.waiting_requests, "request")} waiting on jobs`;
   }
 

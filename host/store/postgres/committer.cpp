@@ -143,6 +143,11 @@ void Committer::apply_op(Op &op) {
                        *o.deleted = delete_job(w, *o.id);
                        if (*o.deleted) changed_.push_back(*o.id);
                    },
+                   [&](PruneJobs &o) {
+                       *o.pruned = prune_jobs(w, o.finished_before, o.status, o.limit, o.keep_keyed_since);
+                       // Those waiting on them (a fleet's) learn they are gone.
+                       changed_.insert(changed_.end(), o.pruned->jobs.begin(), o.pruned->jobs.end());
+                   },
                    [&](Recover &o) { *o.pending = recover(w, *o.running_error, o.now, lease_); },
                    [&](FailJobs &o) {
                        fail_jobs(w, *o.errors, o.now);

@@ -62,6 +62,23 @@ constexpr Statement kRetryJob{
     "lease_until = NULL, progress = NULL, progress_message = '' "
     "WHERE id = $1 AND status = 'running' AND (run_by IS NULL OR run_by = $4)"};
 constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = $1";
+// Retention, oldest first, along the index on finished jobs' finished_at;
+// rows another host is deleting are skipped. A result artifact's children
+// stay (ON DELETE SET NULL), as DELETE of an artifact leaves them.
+#define TASKHOST_FINISHED "status IN ('completed', 'failed', 'canceled')"
+#define TASKHOST_PRUNE(where)                                                                                   \
+    "WITH picked AS MATERIALIZED (SELECT id, artifact_id FROM jobs WHERE " TASKHOST_FINISHED                    \
+    " AND finished_at < $1 AND (idempotency_key IS NULL OR submitted_at < $3) " where                           \
+    " ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED), "                                                  \
+    "gone AS (DELETE FROM jobs USING picked WHERE jobs.id = picked.id RETURNING jobs.id, picked.artifact_id), " \
+    "results AS (DELETE FROM artifacts WHERE id IN (SELECT artifact_id FROM gone) RETURNING id) "               \
+    "SELECT id, (SELECT count(*) FROM results) FROM gone"
+constexpr char kPrune[] = TASKHOST_PRUNE("");
+constexpr char kPruneByStatus[] = TASKHOST_PRUNE(" AND status = $4");
+#undef TASKHOST_PRUNE
+constexpr char kFinishedAtOfNewest[] = "SELECT finished_at FROM jobs WHERE " TASKHOST_FINISHED
+                                       " AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1 OFFSET $1";
+#undef TASKHOST_FINISHED
 constexpr Statement kGetJob{"SELECT " JOB_READ_COLS " FROM jobs WHERE id = $1"};
 // Job ids are time-ordered ULIDs: id order is submission order.
 constexpr char kListJobs[] = "SELECT " JOB_READ_COLS " FROM jobs ORDER BY id DESC LIMIT $1 OFFSET $2";
@@ -312,6 +329,22 @@ bool delete_job(Connection &w, const std::string &id) {
     return w.run(kDeleteJob, p).affected() > 0;
 }
 
+Store::Pruned prune_jobs(Connection &w, int64_t finished_before, std::optional<JobStatus> status, size_t limit,
+                         int64_t keep_keyed_since) {
+    Params p;
+    p.add(finished_before).add_count(limit).add(keep_keyed_since);
+    if (status) p.add(to_string(*status));
+    // In a savepoint: a failure (a lock timeout, say) leaves the batch's
+    // other writes alone.
+    std::optional<Rows> result;
+    in_savepoint(w, [&] { result.emplace(w.run(status ? kPruneByStatus : kPrune, p)); });
+    const Rows &rows = *result;
+    Store::Pruned out;
+    for (int i = 0; i < rows.size(); ++i) out.jobs.push_back(rows.text(i, 0));
+    if (rows.size()) out.artifacts = static_cast<size_t>(rows.i64(0, 1));
+    return out;
+}
+
 std::vector<Job> recover(Connection &w, const std::string &running_error, int64_t now, const HostLease &lease) {
     Params again;
     again.add(std::string_view(lease.host_id)).add(int64_t{model::kMaxHostLossAttempts});
@@ -415,6 +448,14 @@ std::vector<Job> list_jobs(Connection &r, std::optional<JobStatus> status, size_
     p.add_count(limit).add_count(offset);
     if (status) p.add(to_string(*status));
     return read_jobs(r.run(status ? kListJobsByStatus : kListJobs, p));
+}
+
+int64_t finished_at_of_newest(Connection &r, size_t n) {
+    if (n == 0) return 0;
+    Params p;
+    p.add_count(n - 1);
+    Rows rows = r.run(kFinishedAtOfNewest, p);
+    return rows.size() ? rows.i64(0, 0) : 0;
 }
 
 size_t count_jobs(Connection &r, std::optional<JobStatus> status) {

@@ -58,6 +58,9 @@ void job_due(Connection &conn, const std::string &id);
 void finish_job(Connection &conn, const std::string &id, Store::JobEnd &end, const Reporter &report,
                 const HostLease &lease);
 bool delete_job(Connection &conn, const std::string &id);
+// Store::prune_jobs, within the writer's transaction.
+Store::Pruned prune_jobs(Connection &conn, int64_t finished_before, std::optional<model::JobStatus> status,
+                         size_t limit, int64_t keep_keyed_since);
 // Fails the running jobs of this host's last run and those whose lease ran
 // out; returns the pending ones it queued before, oldest first.
 std::vector<model::Job> recover(Connection &conn, const std::string &running_error, int64_t now,
@@ -91,5 +94,6 @@ std::optional<model::Job> find_keyed_job(Connection &conn, const std::string &ke
 std::vector<model::Job> list_jobs(Connection &conn, std::optional<model::JobStatus> status, size_t limit,
                                   size_t offset);
 size_t count_jobs(Connection &conn, std::optional<model::JobStatus> status);
+int64_t finished_at_of_newest(Connection &conn, size_t n);
 
 }  // namespace taskhost::store::postgres

@@ -243,6 +243,17 @@ std::vector<Job> PostgresStore::list_jobs(std::optional<JobStatus> status, size_
     return impl_->read([&](Connection &c) { return postgres::list_jobs(c, status, limit, offset); });
 }
 
+Store::Pruned PostgresStore::prune_jobs(int64_t finished_before, std::optional<JobStatus> status, size_t limit,
+                                        int64_t keep_keyed_since) {
+    Pruned pruned;
+    impl_->queue.call(PruneJobs{finished_before, status, limit, keep_keyed_since, &pruned});
+    return pruned;
+}
+
+int64_t PostgresStore::finished_at_of_newest(size_t n) const {
+    return impl_->read([&](Connection &c) { return postgres::finished_at_of_newest(c, n); });
+}
+
 size_t PostgresStore::count_jobs(std::optional<JobStatus> status) const {
     return impl_->read([&](Connection &c) { return postgres::count_jobs(c, status); });
 }

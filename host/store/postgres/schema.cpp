@@ -123,6 +123,10 @@ const char *const kMigrations[] = {
     ALTER TABLE jobs ADD COLUMN max_attempts integer NOT NULL DEFAULT 1, ADD COLUMN retry text,
         ADD COLUMN attempt_log jsonb;
     )sql",
+    // 10: retention deletes finished jobs oldest first.
+    R"sql(
+    CREATE INDEX jobs_finished ON jobs (finished_at) WHERE status IN ('completed', 'failed', 'canceled');
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -92,6 +92,9 @@ void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable)
                        if (o.data->on_durable) on_durable.push_back(std::move(o.data->on_durable));
                    },
                    [&](DeleteJob &o) { *o.deleted = delete_job(w, *o.id); },
+                   [&](PruneJobs &o) {
+                       *o.pruned = prune_jobs(w, o.finished_before, o.status, o.limit, o.keep_keyed_since);
+                   },
                    [&](Recover &o) { *o.pending = recover(w, *o.running_error, o.now); },
                    [&](FailJobs &o) { fail_jobs(w, *o.errors, o.now); },
                    [&](RecordPluginFault &o) {

@@ -45,6 +45,19 @@ constexpr char kRetryJob[] =
     "UPDATE jobs SET status = 'scheduled', run_at = ?2, attempt_log = ?3, started_at = NULL, progress = NULL, "
     "progress_message = '' WHERE id = ?1 AND status = 'running'";
 constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = ?1";
+// Retention, oldest first, along the index on finished jobs' finished_at.
+#define TASKHOST_FINISHED "status IN ('completed', 'failed', 'canceled')"
+// A job whose idempotency key still names it (submitted since ?4) stays.
+#define TASKHOST_OLD_FINISHED                                   \
+    "SELECT id, artifact_id FROM jobs WHERE " TASKHOST_FINISHED \
+    " AND finished_at < ?1 AND (idempotency_key IS NULL OR submitted_at < ?4)"
+constexpr char kOldFinished[] = TASKHOST_OLD_FINISHED " ORDER BY finished_at LIMIT ?2";
+constexpr char kOldFinishedByStatus[] = TASKHOST_OLD_FINISHED " AND status = ?3 ORDER BY finished_at LIMIT ?2";
+#undef TASKHOST_OLD_FINISHED
+constexpr char kFinishedAtOfNewest[] = "SELECT finished_at FROM jobs WHERE " TASKHOST_FINISHED
+                                       " AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1 OFFSET ?1";
+#undef TASKHOST_FINISHED
+constexpr char kDeleteResult[] = "DELETE FROM artifacts WHERE id = ?1";
 constexpr char kGetJob[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
 // Job ids are time-ordered ULIDs: id order is submission order.
 constexpr char kListJobs[] = "SELECT " JOB_COLS " FROM jobs ORDER BY id DESC LIMIT ?1 OFFSET ?2";
@@ -200,6 +213,30 @@ bool delete_job(Connection &w, const std::string &id) {
     return Stmt(w, kDeleteJob).bind(1, std::string_view(id)).run() > 0;
 }
 
+Store::Pruned prune_jobs(Connection &w, int64_t finished_before, std::optional<JobStatus> status, size_t limit,
+                         int64_t keep_keyed_since) {
+    Store::Pruned out;
+    // All or nothing: a failure leaves the batch's other writes alone.
+    in_savepoint(w, [&] {
+        out = {};
+        std::vector<std::string> artifacts;
+        {
+            Stmt s(w, status ? kOldFinishedByStatus : kOldFinished);
+            s.bind(1, finished_before).bind_count(2, limit).bind(4, keep_keyed_since);
+            if (status) s.bind(3, to_string(*status));
+            while (s.step()) {
+                out.jobs.push_back(s.text(0));
+                if (!s.is_null(1)) artifacts.push_back(s.text(1));
+            }
+        }
+        for (const auto &id : out.jobs) Stmt(w, kDeleteJob).bind(1, std::string_view(id)).run();
+        // Its children (artifacts a task saved under it) stay, as DELETE of
+        // an artifact leaves them (ON DELETE SET NULL).
+        for (const auto &id : artifacts) out.artifacts += Stmt(w, kDeleteResult).bind(1, std::string_view(id)).run();
+    });
+    return out;
+}
+
 std::vector<Job> recover(Connection &w, const std::string &running_error, int64_t now) {
     std::vector<Job> pending;
     in_savepoint(w, [&] {
@@ -243,6 +280,13 @@ std::vector<Job> list_jobs(Connection &r, std::optional<JobStatus> status, size_
     if (status) s.bind(3, to_string(*status));
     while (s.step()) out.push_back(read_job(s));
     return out;
+}
+
+int64_t finished_at_of_newest(Connection &r, size_t n) {
+    Stmt s(r, kFinishedAtOfNewest);
+    if (n == 0) return 0;
+    s.bind_count(1, n - 1);
+    return s.step() ? s.i64(0) : 0;
 }
 
 size_t count_jobs(Connection &r, std::optional<JobStatus> status) {

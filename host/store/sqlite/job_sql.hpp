@@ -35,6 +35,9 @@ void update_progress(Connection &conn, std::string_view id, double fraction, std
 void finish_job(Connection &conn, const std::string &id, Store::JobEnd &end, const Reporter &report);
 // False if no such job.
 bool delete_job(Connection &conn, const std::string &id);
+// Store::prune_jobs, within the writer's transaction.
+Store::Pruned prune_jobs(Connection &conn, int64_t finished_before, std::optional<model::JobStatus> status,
+                         size_t limit, int64_t keep_keyed_since);
 // Every `running` job becomes `failed` with `running_error`; returns the
 // `pending` and `scheduled` ones, oldest first.
 std::vector<model::Job> recover(Connection &conn, const std::string &running_error, int64_t now);
@@ -48,5 +51,6 @@ std::optional<model::Job> find_keyed_job(Connection &conn, const std::string &ke
 std::vector<model::Job> list_jobs(Connection &conn, std::optional<model::JobStatus> status, size_t limit,
                                   size_t offset);
 size_t count_jobs(Connection &conn, std::optional<model::JobStatus> status);
+int64_t finished_at_of_newest(Connection &conn, size_t n);
 
 }  // namespace taskhost::store::sqlite

@@ -128,6 +128,10 @@ const char *const kMigrations[] = {
     ALTER TABLE jobs ADD COLUMN retry TEXT;
     ALTER TABLE jobs ADD COLUMN attempt_log TEXT;
     )sql",
+    // 8: retention deletes finished jobs oldest first.
+    R"sql(
+    CREATE INDEX jobs_finished ON jobs(finished_at) WHERE status IN ('completed', 'failed', 'canceled');
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -217,6 +217,18 @@ std::vector<Job> SqliteStore::list_jobs(std::optional<JobStatus> status, size_t 
     return sqlite::list_jobs(*lease, status, limit, offset);
 }
 
+Store::Pruned SqliteStore::prune_jobs(int64_t finished_before, std::optional<JobStatus> status, size_t limit,
+                                      int64_t keep_keyed_since) {
+    Pruned pruned;
+    impl_->queue.call(PruneJobs{finished_before, status, limit, keep_keyed_since, &pruned});
+    return pruned;
+}
+
+int64_t SqliteStore::finished_at_of_newest(size_t n) const {
+    ReadPool::Lease lease(impl_->reads);
+    return sqlite::finished_at_of_newest(*lease, n);
+}
+
 size_t SqliteStore::count_jobs(std::optional<JobStatus> status) const {
     ReadPool::Lease lease(impl_->reads);
     return sqlite::count_jobs(*lease, status);

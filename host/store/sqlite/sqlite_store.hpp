@@ -65,6 +65,9 @@ public:
     void finish_job(const std::string &id, JobEnd end, std::function<void()> on_durable = {},
                     std::function<void(const std::string &)> on_failed = {}) override;
     bool delete_job(const std::string &id) override;
+    Pruned prune_jobs(int64_t finished_before, std::optional<model::JobStatus> status, size_t limit,
+                      int64_t keep_keyed_since) override;
+    int64_t finished_at_of_newest(size_t n) const override;
     void flush() override;
     size_t pending_writes() const override;
     WriteStats write_stats() const override;
