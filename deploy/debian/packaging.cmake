@@ -35,7 +35,7 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_DEBIAN_HOST_PACKAGE_NAME taskhost)
 set(CPACK_DEBIAN_HOST_PACKAGE_SECTION net)
-set(CPACK_DEBIAN_HOST_PACKAGE_DEPENDS adduser)
+set(CPACK_DEBIAN_HOST_PACKAGE_DEPENDS "adduser, tzdata")
 set(CPACK_DEBIAN_HOST_PACKAGE_SUGGESTS "taskhost-dev, nginx")
 # First line: the package's summary (no CPACK_PACKAGE_DESCRIPTION_SUMMARY, which
 # cpack would put before each component's).
