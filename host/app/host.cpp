@@ -4,13 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
-#include <functional>
-#include <map>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -304,6 +305,8 @@ int run(Config cfg) {
         const auto snapshot = registry.snapshot();
         store->describe_host(bound, TASKHOST_VERSION, plugins_json(*snapshot), tasks_json(*snapshot));
     };
+    // The schedules plugins declare follow each load (once jobs exist).
+    std::atomic<jobs::RecurringJobs *> schedules{nullptr};
     auto reloader = std::make_unique<Reloader>([&] {
         if (api_keys && !cfg.api_keys_file.empty()) {
             try {
@@ -324,6 +327,7 @@ int run(Config cfg) {
                              : std::string());
         }
         describe_host();
+        if (auto *recurring = schedules.load()) recurring->sync_declared(*registry.snapshot());
         return r.to_json();
     });
 
@@ -347,6 +351,8 @@ int run(Config cfg) {
         if (after.quarantined_at != 0) reloader.request();
     };
     auto jobs = std::make_unique<jobs::JobManager>(*store, registry, *executor, metrics, cfg.jobs);
+    jobs->recurring().sync_declared(*registry.snapshot());
+    schedules.store(&jobs->recurring());
     if (const size_t requeued = jobs->recover(crash); requeued > 0)
         spdlog::info("requeued {} job(s) that were pending when the host last stopped", requeued);
     jobs->start();

@@ -63,6 +63,13 @@ public:
     void update_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id);
     void delete_artifact(const httplib::Request &req, httplib::Response &res, std::string_view id);
     void artifact_tree(const httplib::Request &req, httplib::Response &res, std::string_view id, bool expand_only);
+    // recurring schedules
+    void list_schedules(const httplib::Request &req, httplib::Response &res);
+    void create_schedule(const httplib::Request &req, httplib::Response &res);
+    void get_schedule(const httplib::Request &req, httplib::Response &res, std::string_view id);
+    void update_schedule(const httplib::Request &req, httplib::Response &res, std::string_view id);
+    void delete_schedule(const httplib::Request &req, httplib::Response &res, std::string_view id);
+    void trigger_schedule(const httplib::Request &req, httplib::Response &res, std::string_view id);
     // system
     void health(const httplib::Request &req, httplib::Response &res);
     void health_stream(const httplib::Request &req, httplib::Response &res);
@@ -144,6 +151,10 @@ bool parse_json_body(const httplib::Request &req, httplib::Response &res, nlohma
 // `filter` is the query before the paging ("status_filter=x&" or "").
 void list_response(httplib::Response &res, const std::string &path, const std::string &filter,
                    const Api::Paging &paging, std::string items, size_t returned, const std::function<size_t()> &total);
+
+// An absolute URL of `path` as the client reached the host: through a
+// proxy, the scheme and host it names (deploy/nginx sets both).
+std::string absolute_url(const httplib::Request &req, std::string_view path);
 
 // Parses a non-negative decimal integer query value; nullopt if malformed.
 std::optional<size_t> parse_count(const std::string &text);

@@ -75,6 +75,8 @@ void not_found(httplib::Response &res, std::string_view id, std::string_view ent
             std::string(entity) + " with id " + std::string(id) + " not found", artifact_path(id));
 }
 
+}  // namespace
+
 // An absolute URL of `path` as the client reached the host: through a
 // proxy, the scheme and host it names (deploy/nginx sets both).
 std::string absolute_url(const httplib::Request &req, std::string_view path) {
@@ -85,8 +87,6 @@ std::string absolute_url(const httplib::Request &req, std::string_view path) {
     if (host.empty() || host.find_first_of("/\\ @?#") != std::string::npos) return std::string(path);
     return scheme + "://" + host + std::string(path);
 }
-
-}  // namespace
 
 void Api::list_artifacts(const httplib::Request &req, httplib::Response &res) {
     Paging paging;

@@ -279,6 +279,13 @@ void Api::system(const httplib::Request &, httplib::Response &res) {
             if (stats.last_error.empty()) r.null("last_error");
             else r.str("last_error", stats.last_error);
         }
+        {
+            const auto stats = s_.jobs.recurring().stats();
+            json_text::Object r(o.key("schedules"));
+            r.integer("runs_made", static_cast<int64_t>(stats.fired));
+            r.integer("runs_failed", static_cast<int64_t>(stats.failed));
+            r.integer("runs_caught_up", static_cast<int64_t>(stats.caught_up));
+        }
         // pid, plugin, generation, state, job_id, jobs_served, rss_bytes
         // of each (--isolation process; empty in process).
         o.raw("worker_processes", s_.jobs.workers_json());
@@ -373,6 +380,13 @@ void Api::metrics(const httplib::Request &, httplib::Response &res) {
     single(out, "taskhost_retention_artifacts_deleted_total", "counter", "Result artifacts deleted with those jobs.",
            n(retained.artifacts));
     single(out, "taskhost_retention_passes_total", "counter", "Background retention passes done.", n(retained.passes));
+    const auto recurring = s_.jobs.recurring().stats();
+    single(out, "taskhost_schedule_runs_total", "counter", "Jobs this host made for recurring schedules.",
+           n(recurring.fired));
+    single(out, "taskhost_schedule_run_failures_total", "counter",
+           "Schedule runs that made no job (the schedule's last_error says why).", n(recurring.failed));
+    single(out, "taskhost_schedule_catch_ups_total", "counter",
+           "Schedule runs fired late, once for all the runs missed while no host fired them.", n(recurring.caught_up));
     single(out, "taskhost_workers_stuck", "gauge",
            "Workers given up on in task code that did not stop within its limit (replaced; the code may still run).",
            n(load.stuck));

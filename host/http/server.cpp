@@ -133,6 +133,23 @@ bool Api::dispatch(const httplib::Request &req, httplib::Response &res) {
         if (n == 3 && seg[2] == "$expand") return only("GET", "GET", [&] { artifact_tree(req, res, seg[1], true); });
         return false;
     }
+    if (top == "schedules") {
+        if (n == 1) {
+            if (m == "GET") list_schedules(req, res);
+            else if (m == "POST") create_schedule(req, res);
+            else method_not_allowed(req, res, "GET, POST");
+            return true;
+        }
+        if (n == 2) {
+            if (m == "GET") get_schedule(req, res, seg[1]);
+            else if (m == "PUT") update_schedule(req, res, seg[1]);
+            else if (m == "DELETE") delete_schedule(req, res, seg[1]);
+            else method_not_allowed(req, res, "GET, PUT, DELETE");
+            return true;
+        }
+        if (n == 3 && seg[2] == "$trigger") return only("POST", "POST", [&] { trigger_schedule(req, res, seg[1]); });
+        return false;
+    }
     return false;
 }
 

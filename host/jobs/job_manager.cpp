@@ -192,12 +192,14 @@ JobManager::JobManager(store::Store &store, registry::Registry &registry, exec::
       }),
       fleet_tasks_(store),
       retention_(store, retention_options(options_),
-                 [this](const std::vector<std::string> &ids) { forget_deleted(ids); }) {}
+                 [this](const std::vector<std::string> &ids) { forget_deleted(ids); }),
+      recurring_(store, registry, *this, options_.recurring) {}
 
 JobManager::~JobManager() { stop(Clock::time_point::max()); }
 
 void JobManager::stop(Clock::time_point deadline) {
     if (stopped_.exchange(true)) return;
+    recurring_.stop();
     retention_.stop();
     // First no job starts; then running tasks are asked to stop.
     stopping_.store(true);
@@ -489,6 +491,7 @@ void JobManager::start() {
     executor_.start();
     timeouts_.start();
     retention_.start();
+    if (options_.schedules) recurring_.start();
     if (!store_.shared()) return;
     // A cancel is acted on by the claimer's thread: it reads the store and
     // may wait for a commit, which the listener's thread must not.
@@ -853,6 +856,7 @@ Result<JobManager::Executed> JobManager::offer_new(std::string_view task_name, s
     r.retry = with_override(task->retry, options);
     r.idempotency_key = options.idempotency_key;
     r.request_hash = options.request_hash;
+    r.schedule_id = options.schedule_id;
     try {
         if (r.idempotency_key.empty()) store_.offer_job(r);
         else if (!store_.insert_keyed_job(r, keys_valid_from(r.submitted_at), /*for_any_host=*/true))
@@ -974,6 +978,7 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
     if (later) r.status = JobStatus::scheduled;
     r.idempotency_key = options.idempotency_key;
     r.request_hash = options.request_hash;
+    r.schedule_id = options.schedule_id;
     r.retry_safe = (task->desc->flags & TH_TASK_RETRY_SAFE) != 0;
     r.retry = with_override(task->retry, options);
     if (store_.shared()) r.plugin_version = task->plugin->version;  // only a fleet's store keeps it
@@ -1033,6 +1038,31 @@ Result<JobView> JobManager::persist(const std::shared_ptr<ActiveJob> &job) {
     if (job->end == EndState::lost)
         return fail(ErrorKind::unavailable, "its end could not be committed: " + job->lost_reason);
     return job->view();
+}
+
+Result<void> JobManager::check_task_params(std::string_view task_name, std::string_view params_json) const {
+    if (auto task = registry_.snapshot()->find(task_name)) {
+        auto valid = check_params(executor_, *task, params_json);
+        if (!valid)
+            return fail(ErrorKind::invalid, "Invalid params for task '" + task->name + "': " + valid.error().message);
+        return {};
+    }
+    const FleetTasks::Task *task = nullptr;
+    std::shared_ptr<const FleetTasks::Catalogue> catalogue;
+    try {
+        catalogue = fleet_task(task_name, task);
+    } catch (const std::exception &e) {
+        return fail(ErrorKind::unavailable, std::string("The fleet's tasks could not be read: ") + e.what());
+    }
+    if (!task) return fail(ErrorKind::not_found, "Task '" + std::string(task_name) + "' not found in registry");
+    if (!task->params_schema) return {};
+    const auto params = nlohmann::json::parse(params_json, nullptr, /*allow_exceptions=*/false);
+    auto valid = params.is_discarded() ? fail(ErrorKind::invalid, "params are not valid JSON")
+                                       : task->params_schema->check_params(params);
+    if (!valid)
+        return fail(ErrorKind::invalid,
+                    "Invalid params for task '" + std::string(task_name) + "': " + valid.error().message);
+    return {};
 }
 
 // ---- reading and waiting --------------------------------------------------------

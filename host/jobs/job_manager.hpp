@@ -35,6 +35,7 @@
 #include "jobs/drain_rate.hpp"
 #include "jobs/fleet_tasks.hpp"
 #include "jobs/idempotency.hpp"
+#include "jobs/recurring.hpp"
 #include "jobs/remote_watch.hpp"
 #include "jobs/retention.hpp"
 #include "jobs/task_stats.hpp"
@@ -69,6 +70,8 @@ struct JobOptions {
     // A submit's "retry" object (model::apply_retry_json accepted it): its
     // members replace those of its task's retry policy. Empty: none.
     std::string retry_json;
+    // The recurring schedule whose run this is (empty: none).
+    std::string schedule_id;
 };
 
 struct JobManagerOptions {
@@ -79,6 +82,10 @@ struct JobManagerOptions {
     double idempotency_ttl_s = 86400;
     // What finished jobs are kept (--retain-finished, --retain-max-jobs).
     RetentionOptions retention;
+    // Recurring schedules fire on this host (false: only the API edits
+    // them; tests of other things, and tools, leave them off).
+    bool schedules = true;
+    RecurringOptions recurring;
     // Told when a job's code did not stop within the grace, with its task
     // and why: app charges the plugin version with a hang.
     std::function<void(const registry::Task &task, const std::string &why)> on_stuck;
@@ -196,6 +203,13 @@ public:
     // operator's request.
     Retention &retention() { return retention_; }
     const Retention &retention() const { return retention_; }
+    // Recurring schedules: their API, and the thread that fires them.
+    RecurringJobs &recurring() { return recurring_; }
+    const RecurringJobs &recurring() const { return recurring_; }
+    // Whether `params_json` (a JSON object's text) would be accepted for
+    // the task `task`, loaded here or (a fleet) on another live host.
+    // not_found, invalid, unavailable.
+    Result<void> check_task_params(std::string_view task, std::string_view params_json) const;
 
     // ---- figures ----------------------------------------------------------
     struct Load {
@@ -381,6 +395,7 @@ private:
     FleetTasks fleet_tasks_;
     IdempotencyKeys keys_;
     Retention retention_;
+    RecurringJobs recurring_;  // after everything it uses; stopped first
     std::mutex claim_mu_;
     std::condition_variable_any claim_cv_;
     bool claim_now_ = false;                             // guarded by claim_mu_

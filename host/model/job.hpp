@@ -52,6 +52,8 @@ struct Job {
     // it runs, or its worker process crashes, it is queued again, up to its
     // max_attempts starts (kMaxHostLossAttempts if that is 1).
     bool retry_safe = false;
+    // The schedule that made it (model/schedule.hpp; empty: none).
+    std::string schedule_id;
     // In a fleet (PostgreSQL; empty on SQLite and for jobs stored before):
     // the version of its task's plugin it was accepted for, the one that
     // ran it, and the host that ran it. It runs only where that plugin's

@@ -12,7 +12,7 @@ void time_field(json_text::Object &o, std::string_view key, int64_t us) {
     else json_text::append_string(o.key(key), iso8601_utc(us));
 }
 
-// Known only in a fleet: null elsewhere.
+// Empty reads as null.
 void opt_text(json_text::Object &o, std::string_view key, const std::string &text) {
     if (text.empty()) o.null(key);
     else o.str(key, text);
@@ -49,6 +49,7 @@ void render_job(std::string &out, const Job &job, bool cancel_requested) {
     else o.null("retry");
     if (job.attempt_log.empty()) o.raw("attempts", "[]");
     else render_attempt_log(o.key("attempts"), job.attempt_log);
+    opt_text(o, "schedule_id", job.schedule_id);
     opt_text(o, "plugin_version", job.plugin_version);
     opt_text(o, "ran_version", job.ran_version);
     opt_text(o, "run_by", job.run_by);
@@ -76,6 +77,30 @@ std::string render_artifact(const Artifact &a) {
     std::string out;
     out.reserve(256 + a.data_json.size());
     render_artifact(out, a);
+    return out;
+}
+
+void render_schedule(std::string &out, const Schedule &s) {
+    json_text::Object o(out);
+    o.str("id", s.id);
+    o.str("task_name", s.task_name);
+    o.raw("params", s.params_json.empty() ? "{}" : s.params_json);
+    o.str("cron", s.cron);
+    o.str("tz", s.time_zone);
+    o.boolean("enabled", s.enabled);
+    o.str("source", s.from_plugin ? "plugin" : "api");
+    time_field(o, "created_at", s.created_at);
+    time_field(o, "updated_at", s.updated_at);
+    time_field(o, "next_run_at", s.next_run_at);
+    time_field(o, "last_run_at", s.last_run_at);
+    opt_text(o, "last_job_id", s.last_job_id);
+    opt_text(o, "last_error", s.last_error);
+    o.integer("runs", s.runs);
+}
+
+std::string render_schedule(const Schedule &s) {
+    std::string out;
+    render_schedule(out, s);
     return out;
 }
 

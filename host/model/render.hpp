@@ -6,6 +6,7 @@
 
 #include "model/artifact.hpp"
 #include "model/job.hpp"
+#include "model/schedule.hpp"
 
 namespace taskhost::model {
 
@@ -18,5 +19,11 @@ std::string render_job(const Job &job, bool cancel_requested);
 // ArtifactOut: id, created_at, updated_at, tags, data, parent_id, level.
 void render_artifact(std::string &out, const Artifact &artifact);
 std::string render_artifact(const Artifact &artifact);
+
+// ScheduleOut: id, task_name, params, cron, tz, enabled, source ("api" or
+// "plugin"), created_at, updated_at, next_run_at, last_run_at, last_job_id,
+// last_error, runs.
+void render_schedule(std::string &out, const Schedule &schedule);
+std::string render_schedule(const Schedule &schedule);
 
 }  // namespace taskhost::model

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/cron.hpp"
 #include "model/retry.hpp"
 #include "model/task_info.hpp"
 #include "util/json_text.hpp"
@@ -96,6 +97,10 @@ th_task_desc copy_task(const th_task_desc *t, uint16_t abi_minor) {
     if (abi_minor >= 3 && TH_DESC_HAS(t, th_task_desc, priority)) out.priority = std::clamp(t->priority, -10, 10);
     if (abi_minor >= 4 && TH_DESC_HAS(t, th_task_desc, retry_max_delay_s))
         set_retry(out, t->retry_max_attempts, t->retry_flags, t->retry_delay_s, t->retry_max_delay_s);
+    if (abi_minor >= 5 && TH_DESC_HAS(t, th_task_desc, every_tz)) {
+        out.every_cron = t->every_cron;
+        out.every_tz = t->every_cron ? t->every_tz : nullptr;
+    }
     return out;
 }
 
@@ -169,6 +174,8 @@ std::optional<Error> check_text(const th_plugin_desc &plugin, const std::vector<
         if (bad(t.doc)) return not_utf8(owner + "doc");
         if (bad(t.signature)) return not_utf8(owner + "signature");
         if (bad(t.params_schema_json)) return not_utf8(owner + "params_schema_json");
+        if (bad(t.every_cron)) return not_utf8(owner + "every_cron");
+        if (bad(t.every_tz)) return not_utf8(owner + "every_tz");
         for (uint32_t k = 0; k < t.tag_count; ++k)
             if (bad(t.tags[k])) return not_utf8(owner + "tag #" + std::to_string(k));
         for (size_t k = 0; k < params[i].size(); ++k) {
@@ -226,6 +233,9 @@ struct DescriptorBuilder {
                 params_schema = std::move(*compiled);
             }
             out->params_schemas_.push_back(std::move(params_schema));
+            if (t.every_cron != nullptr)
+                if (auto cron = model::CronSchedule::parse(t.every_cron, t.every_tz ? t.every_tz : "UTC"); !cron)
+                    return refusal("invalid declaration: " + owner + "every: " + cron.error().message);
         }
         if (functions) {
             out->has_init_ = plugin.init != nullptr;
@@ -347,6 +357,12 @@ struct DescriptorBuilder {
                     return wrong(where + "'s \"retry\"", "an object of max_attempts, flags, delay_s and max_delay_s");
                 set_retry(t, attempts, retry_flags, (*retry)["delay_s"].get<double>(),
                           (*retry)["max_delay_s"].get<double>());
+            }
+            if (auto every = task.find("every"); every != task.end() && !every->is_null()) {
+                if (!every->is_object() || !text_member(*every, "cron", where + "'s \"every\"", t.every_cron) ||
+                    !text_member(*every, "tz", where + "'s \"every\"", t.every_tz))
+                    return false;
+                if (t.every_cron == nullptr) return wrong(where + "'s \"every\"", "an object with a cron text");
             }
             const json *timeout = member(task, "default_timeout_s", where);
             if (timeout == nullptr) return false;
@@ -491,7 +507,8 @@ struct DescriptorBuilder {
                   {{"max_attempts", t.retry_max_attempts},
                    {"flags", t.retry_flags},
                    {"delay_s", t.retry_delay_s},
-                   {"max_delay_s", t.retry_max_delay_s}}}});
+                   {"max_delay_s", t.retry_max_delay_s}}},
+                 {"every", t.every_cron ? json{{"cron", t.every_cron}, {"tz", text(t.every_tz)}} : json(nullptr)}});
         }
         const json doc = {{"name", text(p.name)},
                           {"version", text(p.version)},

@@ -16,6 +16,7 @@
 #include "model/artifact.hpp"
 #include "model/job.hpp"
 #include "model/plugin_faults.hpp"
+#include "model/schedule.hpp"
 #include "store/store.hpp"
 
 namespace taskhost::store {
@@ -76,6 +77,17 @@ struct DeleteArtifact {
     const std::string *id;
     bool *deleted;
 };
+// Store::insert_schedule, update_schedule, delete_schedule (id),
+// record_schedule_run (id, run, fired, next_run_at).
+struct WriteSchedule {
+    enum class Kind { insert, update, remove, record_run } kind;
+    const model::Schedule *schedule = nullptr;
+    const std::string *id = nullptr;
+    const model::ScheduleRun *run = nullptr;
+    std::optional<int64_t> fired;
+    int64_t next_run_at = 0;
+    bool *done = nullptr;
+};
 struct Flush {  // committing its batch is the point
     // At shutdown: job ends kept for a database that is away (PostgreSQL's
     // Committer) are given up on if this batch fails too.
@@ -104,8 +116,9 @@ struct JobDue {
 };
 struct Probe {};  // a real write (page 1), to see whether commits work again
 
-using Op = std::variant<InsertJob, StartJob, UpdateProgress, JobDue, FinishJob, DeleteJob, PruneJobs, SaveArtifact,
-                        UpdateArtifact, DeleteArtifact, Recover, FailJobs, RecordPluginFault, Flush, Probe>;
+using Op =
+    std::variant<InsertJob, StartJob, UpdateProgress, JobDue, FinishJob, DeleteJob, PruneJobs, SaveArtifact,
+                 UpdateArtifact, DeleteArtifact, Recover, FailJobs, RecordPluginFault, WriteSchedule, Flush, Probe>;
 
 // For std::visit with one lambda per kind.
 template <class... F>

@@ -21,6 +21,7 @@
 #include "model/artifact.hpp"
 #include "model/job.hpp"
 #include "model/plugin_faults.hpp"
+#include "model/schedule.hpp"
 #include "util/result.hpp"
 
 namespace taskhost::store {
@@ -191,6 +192,26 @@ public:
     // The artifact and all its descendants: root first, then in insertion
     // order. Empty if the root does not exist.
     virtual std::vector<model::Artifact> artifact_subtree(const std::string &root_id) const = 0;
+
+    // ---- recurring schedules (writes are durable when they return) ---------
+    // False, and nothing stored, if its id is taken or (from_plugin) its
+    // task has a plugin's schedule already.
+    virtual bool insert_schedule(const model::Schedule &schedule) = 0;
+    // Sets what people and plugins edit (task, params, cron, time zone,
+    // enabled, next_run_at, updated_at); what its runs recorded stays.
+    // False if there is no such schedule.
+    virtual bool update_schedule(const model::Schedule &schedule) = 0;
+    virtual bool delete_schedule(const std::string &id) = 0;
+    // Records a run (runs counts one more when it made a job). With `fired`
+    // (µs): only if that is still its next_run_at, which becomes
+    // `next_run_at`; false, nothing written, if another host or an edit
+    // came first. Without: a run out of turn ($trigger), next_run_at as it
+    // is. False if there is no such schedule.
+    virtual bool record_schedule_run(const std::string &id, const model::ScheduleRun &run, std::optional<int64_t> fired,
+                                     int64_t next_run_at) = 0;
+    virtual std::optional<model::Schedule> get_schedule(const std::string &id) const = 0;
+    // Oldest first.
+    virtual std::vector<model::Schedule> list_schedules() const = 0;
 
     // ---- a fleet (hosts sharing one database) ------------------------------
     // What the hosts table shows of a host.

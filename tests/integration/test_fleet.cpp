@@ -222,6 +222,36 @@ TEST_CASE("fleet: kill -9 of a host: its running job fails after the lease (a re
     CHECK(schema.query("SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')") == "0");
 }
 
+TEST_CASE("fleet: each run of a schedule is made once by one of three hosts that all fire it") {
+    PgSchema schema;
+    schema.query("CREATE TABLE fleet_runs (job_id text NOT NULL)");
+    std::vector<std::unique_ptr<Service>> hosts;
+    for (const char *id : {"host-a", "host-b", "host-c"})
+        hosts.push_back(
+            std::make_unique<Service>(fleet_host(schema, id, {"demo.so"}).with_plugin(fixture_plugin("fleet.so"))));
+    auto made = post_json(hosts[1]->cli(), "/api/v1/schedules",
+                          {{"task", "record_run"}, {"params", {{"seconds", 0}}}, {"cron", "* * * * * *"}});
+    REQUIRE(made);
+    REQUIRE(made->status == 201);
+    const std::string id = body_json(made)["id"];
+    const std::string of_it = " FROM jobs WHERE schedule_id = '" + id + "'";
+    REQUIRE(eventually([&] { return std::stoi(schema.query("SELECT count(*)" + of_it)) >= 4; },
+                       std::chrono::seconds(15), std::chrono::milliseconds(100)));
+    REQUIRE(put_json(hosts[2]->cli(), "/api/v1/schedules/" + id, {{"enabled", false}})->status == 200);
+    REQUIRE(eventually([&] { return schema.query("SELECT count(*)" + of_it + " AND status <> 'completed'") == "0"; },
+                       std::chrono::seconds(15), std::chrono::milliseconds(50)));
+    const std::string jobs = schema.query("SELECT count(*)" + of_it);
+    INFO(jobs << " jobs");
+    // One job per run (second), each run once, and the schedule counted each.
+    CHECK(schema.query("SELECT count(DISTINCT submitted_at / 1000000)" + of_it) == jobs);
+    CHECK(schema.query("SELECT count(DISTINCT idempotency_key)" + of_it) == jobs);
+    CHECK(schema.query("SELECT count(*) FROM fleet_runs r JOIN jobs j ON j.id = r.job_id WHERE j.schedule_id = '" + id +
+                       "'") == jobs);
+    CHECK(schema.query("SELECT runs FROM schedules WHERE id = '" + id + "'") == jobs);
+    // Every host says the same of it.
+    for (auto &h : hosts) CHECK(get_json(h->cli(), "/api/v1/schedules/" + id)["runs"] == std::stoi(jobs));
+}
+
 }  // TEST_SUITE("postgres")
 
 TEST_SUITE("postgres") {

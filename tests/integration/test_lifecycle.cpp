@@ -17,41 +17,6 @@ using namespace th_test;
 
 namespace {
 
-// "2026-12-04T10:00:00.123456Z" → µs since the epoch.
-int64_t iso_us(const json &text) {
-    REQUIRE(text.is_string());
-    std::tm tm{};
-    std::istringstream in(text.get<std::string>());
-    in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
-    REQUIRE(!in.fail());
-    int64_t micros = 0;
-    if (in.peek() == '.') {
-        in.get();
-        std::string digits;
-        while (std::isdigit(in.peek())) digits += static_cast<char>(in.get());
-        digits.resize(6, '0');
-        micros = std::stoll(digits);
-    }
-    return static_cast<int64_t>(timegm(&tm)) * 1'000'000 + micros;
-}
-
-std::string iso_of(int64_t us) {
-    const std::time_t seconds = static_cast<std::time_t>(us / 1'000'000);
-    std::tm tm{};
-    gmtime_r(&seconds, &tm);
-    char text[64];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
-    char out[80];
-    std::snprintf(out, sizeof out, "%s.%06lldZ", text, static_cast<long long>(us % 1'000'000));
-    return out;
-}
-
-int64_t wall_us() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 // POST $execute with a whole body; REQUIREs 202 and returns the job id.
 std::string submit_body(httplib::Client &cli, const std::string &task, const json &body) {
     auto res = post_json(cli, "/api/v1/tasks/" + task + "/$execute", body);

@@ -4,13 +4,19 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <chrono>
 #include <cstdio>
+#include <ctime>
+#include <iomanip>
 #include <regex>
+#include <sstream>
 
 namespace th_test {
 
@@ -64,6 +70,28 @@ bool testing_postgres() {
 }
 
 void Service::connect() { cli_ = host_->make_client(); }
+
+std::string Service::sql(const std::string &statement) const {
+    if (schema_) return schema_->query(statement);
+    REQUIRE_MESSAGE(db_ != ":memory:", "Service::sql needs with_file_db()");
+    sqlite3 *db = nullptr;
+    REQUIRE(sqlite3_open(db_.c_str(), &db) == SQLITE_OK);
+    std::string first;
+    char *error = nullptr;
+    const int rc = sqlite3_exec(
+        db, statement.c_str(),
+        [](void *out, int columns, char **values, char **) {
+            auto &cell = *static_cast<std::string *>(out);
+            if (cell.empty() && columns > 0 && values[0]) cell = values[0];
+            return 0;
+        },
+        &first, &error);
+    const std::string why = error ? error : "";
+    sqlite3_free(error);
+    sqlite3_close(db);
+    REQUIRE_MESSAGE(rc == SQLITE_OK, "SQL failed: " << why << ": " << statement);
+    return first;
+}
 
 void Service::restart() {
     cli_.reset();
@@ -301,6 +329,41 @@ std::string RawConnection::read_all() {
     while (fill()) {
     }
     return std::move(buffered_);
+}
+
+// ---- times ----------------------------------------------------------------------
+
+int64_t iso_us(const json &text) {
+    REQUIRE(text.is_string());
+    std::tm tm{};
+    std::istringstream in(text.get<std::string>());
+    in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+    REQUIRE(!in.fail());
+    int64_t micros = 0;
+    if (in.peek() == '.') {
+        in.get();
+        std::string digits;
+        while (std::isdigit(in.peek())) digits += static_cast<char>(in.get());
+        digits.resize(6, '0');
+        micros = std::stoll(digits);
+    }
+    return static_cast<int64_t>(timegm(&tm)) * 1'000'000 + micros;
+}
+
+std::string iso_of(int64_t us) {
+    const std::time_t seconds = static_cast<std::time_t>(us / 1'000'000);
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    char text[64];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+    char out[80];
+    std::snprintf(out, sizeof out, "%s.%06lldZ", text, static_cast<long long>(us % 1'000'000));
+    return out;
+}
+
+int64_t wall_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
 }  // namespace th_test

@@ -131,6 +131,10 @@ public:
     // kill -9, then start again.
     void crash_and_restart(std::vector<std::string> extra);
     void kill9();
+    // Runs SQL on its database (with_file_db(): SQLite or PostgreSQL), as
+    // an operator could while it is stopped; returns the first cell of the
+    // first row ("" if none).
+    std::string sql(const std::string &statement) const;
 
 private:
     void connect();
@@ -229,6 +233,15 @@ SseResult read_sse(httplib::Client &cli, const std::string &path, size_t max_eve
                    const httplib::Headers &headers = {});
 // The JSON of each data event (each must be JSON).
 std::vector<json> sse_events(const SseResult &sse);
+
+// ---- times as the API writes them ------------------------------------------------
+
+// "2026-12-04T10:00:00.123456Z" → µs since the epoch (REQUIREs the form).
+int64_t iso_us(const json &text);
+// The inverse: µs since the epoch → "2026-12-04T10:00:00.123456Z".
+std::string iso_of(int64_t us);
+// Now, µs since the epoch (the wall clock the host stamps records with).
+int64_t wall_us();
 
 // Polls `pred` every few ms until true or the deadline; returns its last value.
 template <class Pred>

@@ -245,6 +245,30 @@ TEST_CASE("descriptor: a declaration the plugin reports as wrong is refused befo
     CHECK(refusal(plugin) == "invalid declaration: task 'x': 2 parameter name(s) given for 1 caller parameter(s)");
 }
 
+TEST_CASE("descriptor: a schedule (every_cron, every_tz) is read from ABI 1.5 on, and refused if unreadable") {
+    th_task_desc task{};
+    task.struct_size = sizeof task;
+    task.name = "ticking";
+    task.invoke = invoke_a;
+    task.every_cron = "*/10 * * * *";
+    task.every_tz = "America/New_York";
+    th_plugin_desc plugin = plugin_with(&task, 1);
+    auto fine = accepted(plugin);
+    CHECK(std::string(fine->plugin().tasks[0].every_cron) == "*/10 * * * *");
+    CHECK(std::string(fine->plugin().tasks[0].every_tz) == "America/New_York");
+    // Before 1.5 those bytes meant nothing.
+    plugin.abi_minor = 4;
+    CHECK(accepted(plugin)->plugin().tasks[0].every_cron == nullptr);
+    plugin.abi_minor = TH_ABI_MINOR;
+    task.every_cron = "*/10 * * *";
+    CHECK(refusal(plugin) == "invalid declaration: task 'ticking': every: cron expression needs 5 or 6 fields, got 4");
+    task.every_cron = "@daily";
+    task.every_tz = "Nowhere/Town";
+    CHECK(refusal(plugin) == "invalid declaration: task 'ticking': every: unknown time zone 'Nowhere/Town'");
+    task.every_tz = nullptr;  // UTC
+    CHECK(accepted(plugin)->plugin().tasks[0].every_tz == nullptr);
+}
+
 TEST_CASE("descriptor: schemas that are not JSON, or not JSON Schemas, refuse the plugin naming the task") {
     th_param_desc param{};
     param.struct_size = sizeof param;

@@ -77,6 +77,8 @@ void check_same(const Descriptor &local, const Descriptor &remote) {
         CHECK(s.retry_flags == t.retry_flags);
         CHECK(s.retry_delay_s == t.retry_delay_s);
         CHECK(s.retry_max_delay_s == t.retry_max_delay_s);
+        CHECK(text(s.every_cron) == text(t.every_cron));
+        CHECK(text(s.every_tz) == text(t.every_tz));
         CHECK(local.has_validate(i) == remote.has_validate(i));
         CHECK(local.has_validate(i) == (s.validate != nullptr));
         CHECK((t.invoke == nullptr && t.validate == nullptr));
@@ -128,6 +130,7 @@ TEST_CASE("remote descriptor: every built plugin reads the same through JSON as 
         fs::path(TASKHOST_TEST_PLUGIN_DIR) / "types.so",     fs::path(TASKHOST_TEST_PLUGIN_DIR) / "timeouts.so",
         fs::path(TASKHOST_TEST_PLUGIN_DIR) / "abi_older.so", fs::path(TASKHOST_TEST_PLUGIN_DIR) / "abi_newer.so",
         fs::path(TASKHOST_TEST_PLUGIN_DIR) / "abi_1_0.so",   fs::path(TASKHOST_TEST_PLUGIN_DIR) / "versioned_v1.so",
+        fs::path(TASKHOST_TEST_PLUGIN_DIR) / "ticker_v2.so",
     };
     for (const fs::path &file : files) {
         CAPTURE(file.string());

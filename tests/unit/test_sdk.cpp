@@ -300,7 +300,8 @@ const th_plugin_desc *basics() {
                                        .priority(-99)
                                        .retry(3, Backoff::fixed(2))
                                        .retry_on<std::range_error>(),
-                                   task("touch", touch), task("double_it", [](int x) { return x * 2; }).params("x"));
+                                   task("touch", touch).every("*/5 * * * *", "Europe/Oslo"),
+                                   task("double_it", [](int x) { return x * 2; }).params("x"));
 }
 
 json all_types(bool b, std::int8_t i8, std::uint8_t u8, std::int16_t i16, std::uint16_t u16, int i32, unsigned u32,
@@ -472,6 +473,12 @@ TEST_CASE("task metadata: doc, tags, timeout, signature, parameters, schemas") {
     CHECK(store_task.retry_max_attempts == 3);
     CHECK(store_task.retry_flags == 0);
     CHECK(store_task.retry_delay_s == 2);
+    // A schedule: only where one is declared.
+    CHECK(greet.every_cron == nullptr);
+    CHECK(greet.every_tz == nullptr);
+    const auto &touched = task_of(p, "touch");
+    CHECK(str_or(touched.every_cron) == "*/5 * * * *");
+    CHECK(str_or(touched.every_tz) == "Europe/Oslo");
     REQUIRE(greet.param_count == 1);
     const auto &name = greet.params[0];
     CHECK(std::string(name.name) == "name");
@@ -930,6 +937,18 @@ struct TooFewTag {};
 struct DuplicateTag {};
 struct BadDefaultTag {};
 struct ClashTag {};
+struct EveryTag {};
+
+TEST_CASE("every(): a scheduled task runs with params {}, so each of its parameters needs a default") {
+    const th_plugin_desc *p =
+        build_plugin<EveryTag>("every", "1.0.0", task("fine", greet_user).param("name", "World").every("@hourly"),
+                               task("needs_a", one).param("a").every("0 * * * *"));
+    REQUIRE(p->declaration_error != nullptr);
+    CHECK(std::string(p->declaration_error) ==
+          "task 'needs_a': every() runs it with params {}, but parameter 'a' has no default");
+    CHECK(str_or(task_of(p, "fine").every_cron) == "@hourly");
+    CHECK(str_or(task_of(p, "fine").every_tz) == "UTC");
+}
 
 TEST_CASE("declaration errors refuse the plugin through declaration_error (and init), never by throwing") {
     const th_plugin_desc *p =

@@ -248,6 +248,95 @@ TEST_CASE("store: a retry policy round trips; a failed attempt waits scheduled w
     CHECK(spent->error == "restarted");
 }
 
+TEST_CASE("store: schedules round trip; a run moves one on only from the run it fired; one per task from plugins") {
+    StoreUnderTest owned;
+    Store &store = *owned;
+    model::Schedule s;
+    s.id = new_ulid_string();
+    s.task_name = "add";
+    s.params_json = R"({"a":1})";
+    s.cron = "*/5 * * * *";
+    s.time_zone = "Europe/Oslo";
+    s.created_at = s.updated_at = 1000;
+    s.next_run_at = 5000;
+    REQUIRE(store.insert_schedule(s));
+    CHECK_FALSE(store.insert_schedule(s));  // its id is taken
+    auto got = store.get_schedule(s.id);
+    REQUIRE(got);
+    CHECK(got->task_name == "add");
+    CHECK(got->params_json == R"({"a":1})");
+    CHECK(got->cron == "*/5 * * * *");
+    CHECK(got->time_zone == "Europe/Oslo");
+    CHECK(got->enabled);
+    CHECK_FALSE(got->from_plugin);
+    CHECK(got->created_at == 1000);
+    CHECK(got->next_run_at == 5000);
+    CHECK(got->last_run_at == 0);
+    CHECK(got->last_job_id.empty());
+    CHECK(got->runs == 0);
+
+    // The run of 5000: only once, however many fire it.
+    CHECK(store.record_schedule_run(s.id, {5001, "J1", ""}, 5000, 9000));
+    CHECK_FALSE(store.record_schedule_run(s.id, {5002, "J2", ""}, 5000, 9000));
+    got = store.get_schedule(s.id);
+    CHECK(got->next_run_at == 9000);
+    CHECK(got->last_run_at == 5001);
+    CHECK(got->last_job_id == "J1");
+    CHECK(got->runs == 1);
+    // Out of turn ($trigger): next_run_at stays; a run without a job counts none.
+    CHECK(store.record_schedule_run(s.id, {6000, "J3", ""}, std::nullopt, 0));
+    CHECK(store.record_schedule_run(s.id, {9001, "", "Task 'add' not found"}, 9000, 0));
+    got = store.get_schedule(s.id);
+    CHECK(got->runs == 2);
+    CHECK(got->last_job_id.empty());
+    CHECK(got->last_error == "Task 'add' not found");
+    CHECK(got->next_run_at == 0);  // none: never again
+    CHECK_FALSE(store.record_schedule_run("01ARZ3NDEKTSV4RRFFQ69G5FAV", {1, "J", ""}, std::nullopt, 0));
+
+    // An edit sets what people edit and keeps what runs recorded.
+    s.enabled = false;
+    s.cron = "@daily";
+    s.next_run_at = 0;
+    s.runs = 99;
+    s.updated_at = 7000;
+    CHECK(store.update_schedule(s));
+    got = store.get_schedule(s.id);
+    CHECK_FALSE(got->enabled);
+    CHECK(got->cron == "@daily");
+    CHECK(got->updated_at == 7000);
+    CHECK(got->runs == 2);
+    CHECK(got->last_error == "Task 'add' not found");
+
+    // A plugin declares one schedule per task: a second insert does nothing.
+    model::Schedule declared = s;
+    declared.id = new_ulid_string();
+    declared.task_name = "tick";
+    declared.from_plugin = true;
+    REQUIRE(store.insert_schedule(declared));
+    model::Schedule again = declared;
+    again.id = new_ulid_string();
+    CHECK_FALSE(store.insert_schedule(again));
+    again.from_plugin = false;  // people may make as many as they like
+    CHECK(store.insert_schedule(again));
+    auto all = store.list_schedules();
+    REQUIRE(all.size() == 3);
+    CHECK(all[0].id == s.id);  // oldest first
+    CHECK(all[1].from_plugin);
+
+    CHECK(store.delete_schedule(s.id));
+    CHECK_FALSE(store.delete_schedule(s.id));
+    CHECK_FALSE(store.update_schedule(s));
+    CHECK_FALSE(store.get_schedule(s.id));
+    CHECK(store.list_schedules().size() == 2);
+
+    // A job names the schedule that made it.
+    Job j = make_job("add", "{}");
+    j.schedule_id = declared.id;
+    store.insert_job(j);
+    CHECK(store.get_job(j.id)->schedule_id == declared.id);
+    CHECK(store.get_job(store.list_jobs(std::nullopt, 1, 0)[0].id)->schedule_id == declared.id);
+}
+
 TEST_CASE("store: retention deletes finished jobs oldest first, in batches, with their result artifacts") {
     StoreUnderTest owned;
     Store &store = *owned;
@@ -1020,7 +1109,7 @@ TEST_CASE("store (sqlite): file database persists across Store instances") {
 
         // Schema version, WAL and foreign keys are in place.
         auto conn = store.task_connection();
-        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 8);
+        CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 9);
         CHECK(json::parse(conn->query("PRAGMA journal_mode", ""))[0]["journal_mode"] == "wal");
         CHECK(json::parse(conn->query("PRAGMA foreign_keys", ""))[0]["foreign_keys"] == 1);
         auto pending = store.recover("restarted", now_us());
@@ -1068,7 +1157,7 @@ TEST_CASE("store (sqlite): a version-1 database is migrated with every job and a
     o.path = path;
     SqliteStore store(o);
     auto conn = store.task_connection();
-    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 8);
+    CHECK(json::parse(conn->query("PRAGMA user_version", ""))[0]["user_version"] == 9);
 
     auto jobs = store.list_jobs(std::nullopt, Store::no_limit, 0);
     REQUIRE(jobs.size() == 3);

@@ -6,6 +6,7 @@
 #include "store/postgres/artifact_sql.hpp"
 #include "store/postgres/job_sql.hpp"
 #include "store/postgres/plugin_fault_sql.hpp"
+#include "store/postgres/schedule_sql.hpp"
 #include "store/postgres/schema.hpp"
 
 namespace taskhost::store::postgres {
@@ -159,6 +160,7 @@ void Committer::apply_op(Op &op) {
                    [&](SaveArtifact &o) { *o.saved = save_artifact(w, *o.input); },
                    [&](UpdateArtifact &o) { *o.updated = update_artifact(w, *o.id, *o.input); },
                    [&](DeleteArtifact &o) { *o.deleted = delete_artifact(w, *o.id); },
+                   [&](WriteSchedule &o) { *o.done = write_schedule(w, o); },
                    [](Flush &) {},
                    [&](Probe &) { w.run(kProbeWrite); },
                },

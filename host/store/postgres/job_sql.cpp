@@ -16,14 +16,14 @@ namespace {
 #define JOB_COLS                                                                                              \
     "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, "          \
     "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version, retry_safe, " \
-    "priority, run_at, idempotency_key, request_hash, max_attempts, retry, attempt_log"
+    "priority, run_at, idempotency_key, request_hash, max_attempts, retry, attempt_log, schedule_id"
 // What a read returns: the job's columns and the host that ran it.
 #define JOB_READ_COLS JOB_COLS ", run_by"
 // The same, where another table in the statement has an id too.
 #define JOB_READ_COLS_OF_JOBS                                                                                 \
     "jobs.id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, "     \
     "artifact_id, progress, progress_message, timeout_s, attempts, plugin_version, ran_version, retry_safe, " \
-    "priority, run_at, idempotency_key, request_hash, max_attempts, retry, attempt_log, run_by"
+    "priority, run_at, idempotency_key, request_hash, max_attempts, retry, attempt_log, schedule_id, run_by"
 
 // A duplicate id inserts nothing instead of failing: a failed statement
 // would abort the whole batch's transaction.
@@ -32,8 +32,8 @@ namespace {
 constexpr Statement kInsertJob{"INSERT INTO jobs (" JOB_COLS
                                ", run_by, queued_by, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
                                "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, "
-                               "CASE WHEN $4 = 'running' THEN " TASKHOST_PG_NOW_US
-                               " + $27::bigint END) ON CONFLICT DO NOTHING"};
+                               "$27, CASE WHEN $4 = 'running' THEN " TASKHOST_PG_NOW_US
+                               " + $28::bigint END) ON CONFLICT DO NOTHING"};
 // A keyed job's earlier holder of its key, submitted before $2, gives it up.
 constexpr Statement kFreeKey{"UPDATE jobs SET idempotency_key = NULL WHERE idempotency_key = $1 AND submitted_at < $2"};
 constexpr Statement kFindKeyedJob{"SELECT " JOB_READ_COLS
@@ -183,7 +183,8 @@ Job read_job(const Rows &r, int i) {
     j.retry = model::parse_stored_retry(r.text(i, 22));
     j.retry.max_attempts = std::max(1, static_cast<int>(r.i64(i, 21)));
     j.attempt_log = r.text(i, 23);  // NULL reads as ""
-    j.run_by = r.text(i, 24);
+    j.schedule_id = r.text(i, 24);  // NULL reads as ""
+    j.run_by = r.text(i, 25);
     return j;
 }
 
@@ -248,6 +249,7 @@ bool insert_row(Connection &w, const Job &j, const HostLease &lease, bool for_an
     p.add(int64_t{j.retry.max_attempts});
     p.add(j.retry.max_attempts > 1 ? std::optional<std::string>(model::render_retry(j.retry)) : std::nullopt);
     p.add(j.attempt_log.empty() ? std::optional<std::string>() : j.attempt_log);
+    p.add(j.schedule_id.empty() ? std::optional<std::string>() : j.schedule_id);
     if (ran_here) p.add(std::string_view(lease.host_id));  // run_by
     else p.add_null();
     if (for_any_host) p.add_null();  // queued_by

@@ -15,6 +15,7 @@
 #include "store/postgres/listener.hpp"
 #include "store/postgres/plugin_fault_sql.hpp"
 #include "store/postgres/read_pool.hpp"
+#include "store/postgres/schedule_sql.hpp"
 #include "store/postgres/schema.hpp"
 #include "store/postgres/task_connection.hpp"
 #include "store/report.hpp"
@@ -213,6 +214,41 @@ std::vector<Job> PostgresStore::recover(const std::string &running_error, int64_
 
 void PostgresStore::fail_jobs(const std::vector<std::pair<std::string, std::string>> &errors, int64_t now) {
     if (!errors.empty()) impl_->queue.call(FailJobs{&errors, now});
+}
+
+// ---- schedules ----
+
+bool PostgresStore::insert_schedule(const model::Schedule &schedule) {
+    bool done = false;
+    impl_->queue.call(WriteSchedule{WriteSchedule::Kind::insert, &schedule, nullptr, nullptr, {}, 0, &done});
+    return done;
+}
+
+bool PostgresStore::update_schedule(const model::Schedule &schedule) {
+    bool done = false;
+    impl_->queue.call(WriteSchedule{WriteSchedule::Kind::update, &schedule, nullptr, nullptr, {}, 0, &done});
+    return done;
+}
+
+bool PostgresStore::delete_schedule(const std::string &id) {
+    bool done = false;
+    impl_->queue.call(WriteSchedule{WriteSchedule::Kind::remove, nullptr, &id, nullptr, {}, 0, &done});
+    return done;
+}
+
+bool PostgresStore::record_schedule_run(const std::string &id, const model::ScheduleRun &run,
+                                        std::optional<int64_t> fired, int64_t next_run_at) {
+    bool done = false;
+    impl_->queue.call(WriteSchedule{WriteSchedule::Kind::record_run, nullptr, &id, &run, fired, next_run_at, &done});
+    return done;
+}
+
+std::optional<model::Schedule> PostgresStore::get_schedule(const std::string &id) const {
+    return impl_->read([&](Connection &c) { return postgres::get_schedule(c, id); });
+}
+
+std::vector<model::Schedule> PostgresStore::list_schedules() const {
+    return impl_->read([](Connection &c) { return postgres::list_schedules(c); });
 }
 
 // ---- plugin faults ----

@@ -127,6 +127,29 @@ const char *const kMigrations[] = {
     R"sql(
     CREATE INDEX jobs_finished ON jobs (finished_at) WHERE status IN ('completed', 'failed', 'canceled');
     )sql",
+    // 11: recurring jobs. A schedule fires its task on a cron expression;
+    // each run is a job that names it. A plugin declares at most one per
+    // task (the hosts loading it race on this index).
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN schedule_id text;
+    CREATE TABLE schedules (
+        id           text PRIMARY KEY,
+        task_name    text NOT NULL,
+        params       text NOT NULL DEFAULT '{}',
+        cron         text NOT NULL,
+        time_zone    text NOT NULL DEFAULT 'UTC',
+        enabled      boolean NOT NULL DEFAULT true,
+        from_plugin  boolean NOT NULL DEFAULT false,
+        created_at   bigint NOT NULL,
+        updated_at   bigint NOT NULL,
+        next_run_at  bigint,
+        last_run_at  bigint,
+        last_job_id  text,
+        last_error   text,
+        runs         bigint NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX schedules_plugin_task ON schedules (task_name) WHERE from_plugin;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

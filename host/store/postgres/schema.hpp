@@ -7,7 +7,7 @@
 
 namespace taskhost::store::postgres {
 
-inline constexpr int kSchemaVersion = 10;
+inline constexpr int kSchemaVersion = 11;
 
 // The schema's version in the database; 0 when it has none yet.
 int schema_version(Connection &conn);

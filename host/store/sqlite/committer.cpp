@@ -6,6 +6,7 @@
 #include "store/sqlite/artifact_sql.hpp"
 #include "store/sqlite/job_sql.hpp"
 #include "store/sqlite/plugin_fault_sql.hpp"
+#include "store/sqlite/schedule_sql.hpp"
 #include "store/sqlite/schema.hpp"
 
 namespace taskhost::store::sqlite {
@@ -103,6 +104,7 @@ void Committer::apply_op(Op &op, std::vector<std::function<void()>> &on_durable)
                    [&](SaveArtifact &o) { *o.saved = save_artifact(w, *o.input); },
                    [&](UpdateArtifact &o) { *o.updated = update_artifact(w, *o.id, *o.input); },
                    [&](DeleteArtifact &o) { *o.deleted = delete_artifact(w, *o.id); },
+                   [&](WriteSchedule &o) { *o.done = write_schedule(w, o); },
                    [](Flush &) {},
                    [&](Probe &) { rewrite_schema_version(w); },
                },

@@ -16,17 +16,17 @@ namespace {
 #define JOB_COLS                                                                                                    \
     "id, task_name, params, status, submitted_at, started_at, finished_at, error, error_traceback, "                \
     "artifact_id, progress, progress_message, timeout_s, attempts, retry_safe, priority, run_at, idempotency_key, " \
-    "request_hash, max_attempts, retry, attempt_log"
+    "request_hash, max_attempts, retry, attempt_log, schedule_id"
 
-constexpr char kInsertJob[] =
-    "INSERT INTO jobs (" JOB_COLS
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)";
+constexpr char kInsertJob[] = "INSERT INTO jobs (" JOB_COLS
+                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+                              "?18, ?19, ?20, ?21, ?22, ?23)";
 // A keyed job: a job submitted since then holding the key keeps it (the
 // insert does nothing); an older one gives it up first (kFreeKey).
 constexpr char kInsertKeyedJob[] =
     "INSERT INTO jobs (" JOB_COLS
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
-    "?22) ON CONFLICT DO NOTHING";
+    "?22, ?23) ON CONFLICT DO NOTHING";
 constexpr char kFreeKey[] = "UPDATE jobs SET idempotency_key = NULL WHERE idempotency_key = ?1 AND submitted_at < ?2";
 constexpr char kFindKeyedJob[] = "SELECT " JOB_COLS " FROM jobs WHERE idempotency_key = ?1 AND submitted_at >= ?2";
 // Only a job waiting to run starts: a cancel or delete that came first must
@@ -107,6 +107,7 @@ Job read_job(const Stmt &s) {
     j.retry = model::parse_stored_retry(s.text(20));
     j.retry.max_attempts = std::max(1, static_cast<int>(s.i64(19)));
     j.attempt_log = s.text(21);
+    j.schedule_id = s.text(22);
     return j;
 }
 
@@ -138,6 +139,8 @@ void bind_job(Stmt &s, const Job &j, std::string &retry) {
     else s.bind(21, std::string_view(retry));
     if (j.attempt_log.empty()) s.bind_null(22);
     else s.bind(22, std::string_view(j.attempt_log));
+    if (j.schedule_id.empty()) s.bind_null(23);
+    else s.bind(23, std::string_view(j.schedule_id));
 }
 
 }  // namespace

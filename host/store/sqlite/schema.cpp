@@ -132,6 +132,29 @@ const char *const kMigrations[] = {
     R"sql(
     CREATE INDEX jobs_finished ON jobs(finished_at) WHERE status IN ('completed', 'failed', 'canceled');
     )sql",
+    // 9: recurring jobs. A schedule fires its task on a cron expression;
+    // each run is a job that names it. A plugin declares at most one per
+    // task.
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN schedule_id TEXT;
+    CREATE TABLE schedules (
+        id           TEXT PRIMARY KEY NOT NULL,
+        task_name    TEXT NOT NULL,
+        params       TEXT NOT NULL DEFAULT '{}',
+        cron         TEXT NOT NULL,
+        time_zone    TEXT NOT NULL DEFAULT 'UTC',
+        enabled      INTEGER NOT NULL DEFAULT 1,
+        from_plugin  INTEGER NOT NULL DEFAULT 0,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        next_run_at  INTEGER,
+        last_run_at  INTEGER,
+        last_job_id  TEXT,
+        last_error   TEXT,
+        runs         INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX schedules_plugin_task ON schedules(task_name) WHERE from_plugin <> 0;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

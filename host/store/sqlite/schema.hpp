@@ -5,7 +5,7 @@
 
 namespace taskhost::store::sqlite {
 
-inline constexpr int kSchemaVersion = 8;
+inline constexpr int kSchemaVersion = 9;
 
 // Brings the schema to the current version; returns the version it found.
 // Runs on the write connection before any other connection is opened.

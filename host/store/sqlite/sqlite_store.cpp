@@ -8,6 +8,7 @@
 #include <mutex>
 #include <utility>
 
+#include "store/report.hpp"
 #include "store/sqlite/artifact_sql.hpp"
 #include "store/sqlite/checkpointer.hpp"
 #include "store/sqlite/committer.hpp"
@@ -15,7 +16,7 @@
 #include "store/sqlite/job_sql.hpp"
 #include "store/sqlite/plugin_fault_sql.hpp"
 #include "store/sqlite/read_pool.hpp"
-#include "store/report.hpp"
+#include "store/sqlite/schedule_sql.hpp"
 #include "store/sqlite/schema.hpp"
 #include "store/write_queue.hpp"
 #include "util/clock.hpp"
@@ -183,6 +184,43 @@ std::vector<Job> SqliteStore::recover(const std::string &running_error, int64_t 
 
 void SqliteStore::fail_jobs(const std::vector<std::pair<std::string, std::string>> &errors, int64_t now) {
     if (!errors.empty()) impl_->queue.call(FailJobs{&errors, now});
+}
+
+// ---- schedules ----
+
+bool SqliteStore::insert_schedule(const model::Schedule &schedule) {
+    bool done = false;
+    impl_->queue.call(WriteSchedule{WriteSchedule::Kind::insert, &schedule, nullptr, nullptr, {}, 0, &done});
+    return done;
+}
+
+bool SqliteStore::update_schedule(const model::Schedule &schedule) {
+    bool done = false;
+    impl_->queue.call(WriteSchedule{WriteSchedule::Kind::update, &schedule, nullptr, nullptr, {}, 0, &done});
+    return done;
+}
+
+bool SqliteStore::delete_schedule(const std::string &id) {
+    bool done = false;
+    impl_->queue.call(WriteSchedule{WriteSchedule::Kind::remove, nullptr, &id, nullptr, {}, 0, &done});
+    return done;
+}
+
+bool SqliteStore::record_schedule_run(const std::string &id, const model::ScheduleRun &run,
+                                      std::optional<int64_t> fired, int64_t next_run_at) {
+    bool done = false;
+    impl_->queue.call(WriteSchedule{WriteSchedule::Kind::record_run, nullptr, &id, &run, fired, next_run_at, &done});
+    return done;
+}
+
+std::optional<model::Schedule> SqliteStore::get_schedule(const std::string &id) const {
+    ReadPool::Lease lease(impl_->reads);
+    return sqlite::get_schedule(*lease, id);
+}
+
+std::vector<model::Schedule> SqliteStore::list_schedules() const {
+    ReadPool::Lease lease(impl_->reads);
+    return sqlite::list_schedules(*lease);
 }
 
 // ---- plugin faults ----

@@ -93,6 +93,14 @@ public:
     size_t count_artifacts() const override;
     std::vector<model::Artifact> artifact_subtree(const std::string &root_id) const override;
 
+    bool insert_schedule(const model::Schedule &schedule) override;
+    bool update_schedule(const model::Schedule &schedule) override;
+    bool delete_schedule(const std::string &id) override;
+    bool record_schedule_run(const std::string &id, const model::ScheduleRun &run, std::optional<int64_t> fired,
+                             int64_t next_run_at) override;
+    std::optional<model::Schedule> get_schedule(const std::string &id) const override;
+    std::vector<model::Schedule> list_schedules() const override;
+
     void describe_host(const std::string &address, const std::string &version, const std::string &plugins_json,
                        const std::string &tasks_json) override;
     std::vector<HostRecord> hosts() const override;

@@ -45,7 +45,7 @@ extern "C" {
 
 #define TH_ABI_MAGIC 0x54534B48u /* "TSKH" */
 #define TH_ABI_MAJOR 1u
-#define TH_ABI_MINOR 4u
+#define TH_ABI_MINOR 5u
 
 #define TH_PLUGIN_ENTRY_NAME "taskhost_plugin_v1"
 
@@ -247,6 +247,14 @@ typedef struct th_task_desc {
     uint32_t retry_flags; /* th_retry_flags */
     double retry_delay_s;
     double retry_max_delay_s;
+    /* ABI 1.5 (NULL before: none). A recurring schedule the plugin declares:
+       the host runs the task with params {} whenever this cron expression
+       fires (5 fields, or 6 with seconds first, or @hourly-style names), in
+       the time zone every_tz (an IANA name; NULL: UTC). People may pause it
+       through the API. The host refuses a plugin whose expression or zone
+       it cannot read. */
+    const char *every_cron;
+    const char *every_tz;
 } th_task_desc;
 
 typedef struct th_plugin_desc {

@@ -129,6 +129,12 @@ private:
         if (!problems.empty()) add_problem(error_, problems);
         meta_[I] = task.describe();
         const TaskMeta &m = meta_[I];
+        // Its schedule's runs send no params.
+        if (!m.every_cron.empty())
+            for (const auto &p : m.params)
+                if (p.flags & TH_PARAM_REQUIRED)
+                    add_problem(error_, "task '" + m.name + "': every() runs it with params {}, but parameter '" +
+                                            p.name + "' has no default");
         CStrings &c = c_[I];
         for (const auto &t : m.tags) c.tags.push_back(t.c_str());
         for (const auto &p : m.params) {
@@ -156,6 +162,8 @@ private:
         d.retry_flags = m.retry_flags;
         d.retry_delay_s = m.retry_delay_s;
         d.retry_max_delay_s = m.retry_max_delay_s;
+        d.every_cron = m.every_cron.empty() ? nullptr : m.every_cron.c_str();
+        d.every_tz = m.every_cron.empty() ? nullptr : m.every_tz.c_str();
     }
 
     template <std::size_t I>

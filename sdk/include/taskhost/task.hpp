@@ -216,6 +216,7 @@ struct TaskMeta {
     int priority = 0;
     std::uint32_t retry_max_attempts = 0, retry_flags = 0;
     double retry_delay_s = 0, retry_max_delay_s = 0;
+    std::string every_cron, every_tz;  // empty: no schedule
 };
 
 inline void add_problem(std::string &all, const std::string &one) {
@@ -377,6 +378,16 @@ public:
         priority_ = level < -10 ? -10 : level > 10 ? 10 : level;
         return *this;
     }
+    // Runs the task on a calendar: the host makes a job (params {}: every
+    // parameter needs a default) whenever `cron` fires, in time zone `tz`
+    // (an IANA name). Five fields "minute hour day month weekday", six
+    // with seconds first, or @hourly, @daily, @weekly, @monthly, @yearly.
+    // The host refuses the plugin if it cannot read them.
+    Task &every(std::string cron, std::string tz = "UTC") {
+        every_cron_ = std::move(cron);
+        every_tz_ = std::move(tz);
+        return *this;
+    }
     // Names the next caller parameter; required unless it is std::optional.
     Task &param(std::string name) {
         names_.push_back(std::move(name));
@@ -440,6 +451,8 @@ public:
         meta.timeout_s = timeout_s_;
         meta.retry_safe = retry_safe_;
         meta.priority = priority_;
+        meta.every_cron = every_cron_;
+        meta.every_tz = every_tz_;
         if (retry_max_attempts_ > 1) {
             meta.retry_max_attempts = retry_max_attempts_;
             meta.retry_flags = (backoff_.doubling ? std::uint32_t{TH_RETRY_EXPONENTIAL} : 0u) |
@@ -687,6 +700,7 @@ private:
     double timeout_s_ = 0;
     bool retry_safe_ = false;
     int priority_ = 0;
+    std::string every_cron_, every_tz_;
     std::uint32_t retry_max_attempts_ = 1;
     Backoff backoff_ = Backoff::exponential();
     bool (*retry_on_)() noexcept = nullptr;
