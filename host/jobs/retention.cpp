@@ -49,7 +49,9 @@ Result<Retention::Deleted> Retention::delete_finished(int64_t finished_before, s
     Deleted done;
     try {
         for (;;) {
+            const auto began = std::chrono::steady_clock::now();
             auto batch = store_.prune_jobs(finished_before, status, options_.batch, keep_keyed_since);
+            const auto took = std::chrono::steady_clock::now() - began;
             done.jobs += batch.jobs.size();
             done.artifacts += batch.artifacts;
             {
@@ -58,8 +60,13 @@ Result<Retention::Deleted> Retention::delete_finished(int64_t finished_before, s
                 stats_.artifacts += batch.artifacts;
             }
             if (!batch.jobs.empty() && forget_) forget_(batch.jobs);
-            // Writes queued meanwhile are committed with the next batch.
             if (batch.jobs.size() < options_.batch || stop.stop_requested()) return done;
+            // The writer is left to other writes for as long as the batch
+            // had it (its wait in the queue included): a purge takes at most
+            // half of it, and a submit waits behind one batch at most.
+            std::unique_lock lock(wake_mu_);
+            wake_.wait_for(lock, stop, took, [] { return false; });
+            if (stop.stop_requested()) return done;
         }
     } catch (const std::exception &e) {
         return fail(ErrorKind::unavailable, std::string("finished jobs could not be deleted: ") + e.what());

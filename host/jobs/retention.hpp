@@ -26,7 +26,7 @@ namespace taskhost::jobs {
 struct RetentionOptions {
     double finished_s = 7 * 86400.0;  // 0: kept however old
     size_t max_jobs = 0;              // finished jobs kept at most; 0: no limit
-    size_t batch = 500;               // jobs per transaction
+    size_t batch = 200;               // jobs per transaction
     double interval_s = 0;            // between background passes; 0: see Retention::interval_s()
     // A job with an idempotency key is kept by the background passes while
     // its key names it (--idempotency-ttl).

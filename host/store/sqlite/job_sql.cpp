@@ -46,15 +46,17 @@ constexpr char kRetryJob[] =
     "progress_message = '' WHERE id = ?1 AND status = 'running'";
 constexpr char kDeleteJob[] = "DELETE FROM jobs WHERE id = ?1";
 // Retention, oldest first, along the index on finished jobs' finished_at.
+// Named: without statistics the planner prefers jobs_status and sorts every
+// finished job for each batch (430 ms a batch at 870,000 jobs, against 2 ms).
 #define TASKHOST_FINISHED "status IN ('completed', 'failed', 'canceled')"
 // A job whose idempotency key still names it (submitted since ?4) stays.
-#define TASKHOST_OLD_FINISHED                                   \
-    "SELECT id, artifact_id FROM jobs WHERE " TASKHOST_FINISHED \
+#define TASKHOST_OLD_FINISHED                                                            \
+    "SELECT id, artifact_id FROM jobs INDEXED BY jobs_finished WHERE " TASKHOST_FINISHED \
     " AND finished_at < ?1 AND (idempotency_key IS NULL OR submitted_at < ?4)"
 constexpr char kOldFinished[] = TASKHOST_OLD_FINISHED " ORDER BY finished_at LIMIT ?2";
 constexpr char kOldFinishedByStatus[] = TASKHOST_OLD_FINISHED " AND status = ?3 ORDER BY finished_at LIMIT ?2";
 #undef TASKHOST_OLD_FINISHED
-constexpr char kFinishedAtOfNewest[] = "SELECT finished_at FROM jobs WHERE " TASKHOST_FINISHED
+constexpr char kFinishedAtOfNewest[] = "SELECT finished_at FROM jobs INDEXED BY jobs_finished WHERE " TASKHOST_FINISHED
                                        " AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1 OFFSET ?1";
 #undef TASKHOST_FINISHED
 constexpr char kDeleteResult[] = "DELETE FROM artifacts WHERE id = ?1";
