@@ -238,6 +238,8 @@ TEST_CASE("schedules: declared by a plugin (.every), paused by people, following
     CHECK(s["tz"] == "UTC");
     CHECK(s["source"] == "plugin");
     CHECK(s["params"] == json::object());
+    CHECK(get_json(cli, "/api/v1/tasks/tick")["every"] == json{{"cron", "* * * * * *"}, {"tz", "UTC"}});
+    CHECK(get_json(cli, "/api/v1/tasks/tock")["every"].is_null());
     REQUIRE(eventually([&] { return !runs_of(cli, id).empty(); }, 5000ms));
     json first = wait_job(cli, runs_of(cli, id)[0]["id"]);
     CHECK(first["status"] == "completed");
