@@ -361,6 +361,36 @@ TEST_CASE("fleet: scheduled jobs run at their time on the host that has them, an
     CHECK(schema.query("SELECT count(*) FROM jobs WHERE status IN ('scheduled', 'pending', 'running')") == "0");
 }
 
+TEST_CASE("fleet: a job waiting for its next attempt on a host that dies gets it on another host") {
+    PgSchema schema;
+    TempDir counters;
+    auto a = std::make_unique<Service>(
+        fleet_host(schema, "host-a", {"demo.so"}, {"--lease-s", "1"}).with_plugin(fixture_plugin("flaky.so")));
+    Service b(fleet_host(schema, "host-b", {"demo.so"}, {"--lease-s", "1"}).with_plugin(fixture_plugin("flaky.so")));
+    const std::string counter = (counters.path() / "runs").string();
+    // Fails once on host-a, then waits 1.5 s for its second attempt.
+    auto res = post_json(a->cli(), "/api/v1/tasks/fail_then_succeed/$execute",
+                         {{"params", {{"counter", counter}, {"failures", 1}}},
+                          {"retry", {{"max_attempts", 3}, {"backoff", "fixed"}, {"delay_s", 1.5}, {"jitter", false}}}});
+    REQUIRE(res);
+    REQUIRE_MESSAGE(res->status == 202, res->body);
+    const std::string id = body_json(res)["job_id"];
+    REQUIRE(eventually([&] { return job_column(schema, id, "status") == "scheduled"; }));
+    CHECK(job_column(schema, id, "queued_by") == "host-a");
+    a->kill9();
+
+    json job = wait_job(b.cli(), id, 20);
+    INFO(job.dump());
+    CHECK(job["status"] == "completed");
+    CHECK(job["attempt"] == 2);
+    CHECK(job["run_by"] == "host-b");
+    REQUIRE(job["attempts"].size() == 1);
+    CHECK(job["attempts"][0]["run_by"] == "host-a");
+    CHECK(job["attempts"][0]["error"].get<std::string>().find("attempt 1 failed") != std::string::npos);
+    // Not before its time: the wait after the failure is kept.
+    CHECK(iso_us(job["started_at"]) - iso_us(job["attempts"][0]["finished_at"]) >= 1'500'000);
+}
+
 TEST_CASE("fleet: submits with one Idempotency-Key racing on two hosts make one job") {
     PgSchema schema;
     Service a(fleet_host(schema, "host-a", {"demo.so"}));
