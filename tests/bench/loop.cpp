@@ -101,6 +101,7 @@ LoopResult run_loop(const LoopConfig &config, const OpFn &op) {
             sync.arrive_and_wait();  // warmed up: the measured phase starts now
             const auto deadline = at() + span;
             for (;;) {
+                if (config.stop && config.stop->load(std::memory_order_relaxed)) break;
                 if (claimed.fetch_add(1, std::memory_order_relaxed) >= config.max_ops) break;
                 if (run_one(true) >= deadline) break;
             }

@@ -3,6 +3,7 @@
 // the statistics it reports.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -45,6 +46,9 @@ struct LoopConfig {
     double warmup_s = 1;
     double seconds = 5;
     size_t max_ops = 5'000'000;  // measured ops, all clients together
+    // Once set, the measured phase ends early: each client stops after the
+    // op under way (to measure for exactly as long as something else runs).
+    const std::atomic<bool> *stop = nullptr;
     // Called on the runner's own thread as the measured phase starts and
     // as it ends (to read CPU counters over exactly that window).
     std::function<void()> on_measure_start, on_measure_end;

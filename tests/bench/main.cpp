@@ -65,6 +65,7 @@ namespace {
 struct Options {
     std::string only;
     int clients = 16;
+    bool clients_given = false;  // --clients said (retention uses 4 otherwise)
     double seconds = 5;
     double warmup_s = 1;
     size_t max_requests = 5'000'000;
@@ -86,6 +87,7 @@ struct Options {
     size_t scale_jobs = 1'000'000;
     size_t scale_base = 1'000;
     size_t scale_requests = 20'000;
+    size_t retention_jobs = 100'000;
     int plugin_count = 200;
     int reloads = 5;
     int startups = 3;
@@ -95,8 +97,8 @@ struct Options {
     int fleet_hosts = 3;   // the fleet scenario runs 1, 2 … this many hosts
 };
 
-const std::vector<std::string> kScenarios = {"ceiling", "submit-only", "end-to-end", "one-request",
-                                             "crash",   "scale",       "plugins",    "fleet"};
+const std::vector<std::string> kScenarios = {"ceiling", "submit-only", "end-to-end", "one-request", "crash",
+                                             "scale",   "retention",   "plugins",    "fleet"};
 const std::vector<std::string> kModes = {"in-process", "process"};
 
 // ---- output ----------------------------------------------------------------
@@ -207,6 +209,23 @@ std::optional<nlohmann::json> get_json(uint16_t port, const std::string &target,
     } catch (...) {
         return std::nullopt;
     }
+}
+
+// The wall clock, µs since the epoch (the host's job times are on it).
+int64_t wall_clock_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// "2026-12-04T10:00:00.123456Z": an RFC 3339 date-time for a query parameter.
+std::string rfc3339_utc(int64_t us) {
+    const auto secs = static_cast<time_t>(us / 1'000'000);
+    tm t{};
+    ::gmtime_r(&secs, &t);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
+                  t.tm_hour, t.tm_min, t.tm_sec, static_cast<int>(us % 1'000'000));
+    return buf;
 }
 
 // Waits until the host has no queued or running job (after a burst of
@@ -501,7 +520,7 @@ public:
                 if (item.empty()) continue;
                 if (std::find(kScenarios.begin(), kScenarios.end(), item) == kScenarios.end()) {
                     std::cerr << "unknown scenario '" << item << "' (known: ceiling, submit-only, end-to-end, "
-                              << "one-request, crash, scale, plugins, fleet)\n";
+                              << "one-request, crash, scale, retention, plugins, fleet)\n";
                     return 2;
                 }
                 selected.insert(item);
@@ -549,6 +568,7 @@ public:
             else if (!o_.only.empty()) log("crash: skipped (it needs the process mode in --modes)");
         }
         if (selected.count("scale")) run_scale();
+        if (selected.count("retention")) run_retention(modes[0]);
         if (selected.count("plugins")) run_plugins();
         if (selected.count("fleet")) {
             if (!o_.fleet_db.empty()) run_fleet(modes[0]);
@@ -1303,6 +1323,195 @@ private:
         res_.notes.push_back(note.str());
     }
 
+    // ---- retention: deleting old jobs under submit load ---------------------
+
+    // The answer to one DELETE /api/v1/jobs?finished_before=...
+    struct PurgeAnswer {
+        bool sent = false;
+        int status = 0;
+        std::string body, error;
+        double seconds = -1;
+        int64_t deleted = -1, artifacts_deleted = -1;
+    };
+
+    // Seeds --retention-jobs finished jobs with their result artifacts and
+    // starts a host on them (--retain-finished 0: the background thread leaves
+    // them alone). Baseline: a few clients `$execute?wait=5` hello for
+    // --seconds. Purge: the same load, measured for exactly as long as one
+    // more connection's DELETE takes. The cutoff is taken after the seeding
+    // and before the host starts: every seeded job finished before it and no
+    // submitted one, so the DELETE must report exactly the seeded count (with
+    // "now" it would also take the jobs the load finished, a count that
+    // cannot be checked).
+    void run_retention(const std::string &mode) {
+        const size_t jobs = o_.quick ? std::min<size_t>(o_.retention_jobs, 10'000) : o_.retention_jobs;
+        const int clients = o_.clients_given ? o_.clients : 4;
+        const std::string label = std::to_string(jobs);
+        const std::string db = (workdir_ / "retention.db").string();
+        log("retention: seeding " + label + " completed jobs (with artifacts) into " + db);
+        auto seeded = bench::seed_completed_jobs(db, jobs, 32, o_.seed_with_store, [&](size_t d) {
+            log("retention: " + std::to_string(d) + " / " + label + " seeded");
+        });
+        if (!seeded.error.empty()) {
+            log("retention: seeding failed: " + seeded.error);
+            res_.broke = true;
+            res_.notes.push_back("retention: seeding " + label + " jobs failed: " + seeded.error);
+            return;
+        }
+        if (!seeded.note.empty()) log("retention: " + seeded.note);
+        log("retention: seeded " + label + " jobs in " + fmt(seeded.seconds, 1) + " s (" + seeded.method + ")");
+        const std::string cutoff = rfc3339_utc(wall_clock_us());
+
+        bench::HostProcess host;
+        auto h = host_options("retention", o_.plugins, db);
+        h.extra.insert(h.extra.end(), {"--isolation", mode, "--retain-finished", "0"});
+        if (!start_host(host, h, "retention [" + mode + "]")) return;
+        const uint16_t port = host.port();
+        const bool process = mode == "process";
+
+        log("retention: baseline, POST hello/$execute?wait=5, " + std::to_string(clients) + " clients");
+        auto config = loop_config(port, clients, o_.seconds, o_.max_requests, o_.warmup_s);
+        CpuWindow base_cpu{&host, process};
+        base_cpu.attach(config);
+        const auto base = bench::run_loop(config, op_one_request);
+
+        log("retention: DELETE /api/v1/jobs?finished_before=" + cutoff + " under the same load");
+        PurgeAnswer purge;
+        std::atomic<bool> purged{false};
+        bench::Connection deleter_conn(port, 600);
+        deleter_conn.connect();
+        std::thread deleter;
+        // Bounded by the DELETE alone (the time and count limits are only
+        // a backstop).
+        auto pconfig = loop_config(port, clients, 3600, 1'000'000'000, o_.warmup_s);
+        pconfig.stop = &purged;
+        CpuWindow purge_cpu{&host, process};
+        pconfig.on_measure_start = [&] {
+            purge_cpu.begin();
+            deleter = std::thread([&] {
+                purge = send_purge(deleter_conn, cutoff);
+                purged = true;
+            });
+        };
+        pconfig.on_measure_end = [&] { purge_cpu.end(); };
+        const auto during = bench::run_loop(pconfig, op_one_request);
+        if (deleter.joinable()) deleter.join();
+
+        // What must hold: the answer names every seeded job and artifact,
+        // and seeded jobs are gone.
+        std::vector<std::string> problems;
+        if (!purge.sent) problems.push_back("the DELETE failed: " + purge.error);
+        else if (purge.status != 200)
+            problems.push_back("the DELETE answered " + std::to_string(purge.status) + ": " + purge.body);
+        else if (purge.deleted != static_cast<int64_t>(jobs) || purge.artifacts_deleted != static_cast<int64_t>(jobs))
+            problems.push_back("the DELETE deleted " + std::to_string(purge.deleted) + " job(s) and " +
+                               std::to_string(purge.artifacts_deleted) + " artifact(s), not " + label);
+        else if (const auto left = seeded_jobs_left(port, seeded.job_ids); !left.empty()) problems.push_back(left);
+        if (!host.running() || ::kill(host.pid(), 0) != 0) {
+            res_.broke = true;
+            problems.push_back("the host died");
+        }
+        host.stop();
+        if (!o_.keep) {
+            std::error_code ec;
+            for (const char *suffix : {"", "-wal", "-shm"}) fs::remove(db + suffix, ec);
+        }
+        add_retention_figures(mode, jobs, clients, seeded, cutoff, base, base_cpu, during, purge_cpu, purge, problems);
+    }
+
+    static PurgeAnswer send_purge(bench::Connection &conn, const std::string &cutoff) {
+        PurgeAnswer a;
+        bench::Response res;
+        const auto t0 = Clock::now();
+        a.sent = conn.request("DELETE", "/api/v1/jobs?finished_before=" + cutoff, {}, res, &a.error);
+        a.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+        if (!a.sent) return a;
+        a.status = res.status;
+        a.body = res.body;
+        try {
+            const auto body = nlohmann::json::parse(res.body);
+            a.deleted = body.value("deleted", int64_t{-1});
+            a.artifacts_deleted = body.value("artifacts_deleted", int64_t{-1});
+        } catch (const std::exception &) {
+        }
+        return a;
+    }
+
+    // Empty if the first, middle and last seeded jobs are gone (404), else what is wrong.
+    static std::string seeded_jobs_left(uint16_t port, const std::vector<std::string> &ids) {
+        if (ids.empty()) return {};
+        for (size_t i : {size_t{0}, ids.size() / 2, ids.size() - 1}) {
+            int status = 0;
+            get_json(port, "/api/v1/jobs/" + ids[i], &status);
+            if (status != 404) return "seeded job " + ids[i] + " still answers " + std::to_string(status);
+        }
+        return {};
+    }
+
+    void add_retention_figures(const std::string &mode, size_t jobs, int clients, const bench::SeedResult &seeded,
+                               const std::string &cutoff, const bench::LoopResult &base, const CpuWindow &base_cpu,
+                               const bench::LoopResult &during, const CpuWindow &purge_cpu, const PurgeAnswer &purge,
+                               const std::vector<std::string> &problems) {
+        const double rate =
+            purge.seconds > 0 && purge.deleted >= 0 ? static_cast<double>(purge.deleted) / purge.seconds : -1;
+        auto b = row_of("retention baseline", base);
+        b.host_us = base_cpu.host_us(base.ops);
+        b.worker_us = base_cpu.worker_us(base.ops);
+        b.note = "$execute?wait=5, " + std::to_string(clients) + " clients, " + std::to_string(jobs) + " old jobs, " +
+                 mode + (b.note.empty() ? "" : "; " + b.note);
+        auto d = row_of("retention during purge", during);
+        d.host_us = purge_cpu.host_us(during.ops);
+        d.worker_us = purge_cpu.worker_us(during.ops);
+        d.errors += problems.size();
+        std::string note = "DELETE " + fmt(purge.seconds, 2) + " s, " + std::to_string(purge.deleted) + " deleted";
+        for (const auto &p : problems) note += "; " + p;
+        d.note = note + (d.note.empty() ? "" : "; " + d.note);
+        res_.request_errors += b.errors + d.errors;
+        res_.rows.push_back(std::move(b));
+        res_.rows.push_back(std::move(d));
+
+        auto ratio = [](double x, double y) { return x > 0 && y >= 0 ? r3(y / x) : -1.0; };
+        ojson j;
+        j["scenario"] = "retention";
+        j["mode"] = mode;
+        j["jobs"] = jobs;
+        j["clients"] = clients;
+        j["seed_seconds"] = r1(seeded.seconds);
+        j["seed_method"] = seeded.method;
+        j["finished_before"] = cutoff;
+        j["delete_status"] = purge.status;
+        j["delete_seconds"] = num_or_null(purge.seconds);
+        j["deleted"] = purge.deleted;
+        j["artifacts_deleted"] = purge.artifacts_deleted;
+        j["deleted_per_s"] = rate < 0 ? ojson(nullptr) : ojson(r1(rate));
+        auto phase = [&](const std::string &key, const bench::LoopResult &r, const CpuWindow &cpu) {
+            j[key + "_requests"] = r.ops;
+            j[key + "_seconds"] = r3(r.seconds);
+            j[key + "_rps"] = r1(r.rate());
+            j[key + "_p50_ms"] = num_or_null(r.percentile_ms(0.50));
+            j[key + "_p95_ms"] = num_or_null(r.percentile_ms(0.95));
+            j[key + "_p99_ms"] = num_or_null(r.percentile_ms(0.99));
+            j[key + "_max_ms"] = num_or_null(r.max_ms());
+            j[key + "_errors"] = r.errors;
+            j[key + "_host_cpu_us_per_op"] = num_or_null(cpu.host_us(r.ops));
+            if (r.errors) j[key + "_error_kinds"] = r.error_kinds;
+        };
+        phase("baseline", base, base_cpu);
+        phase("purge", during, purge_cpu);
+        j["p50_ratio"] = num_or_null(ratio(base.percentile_ms(0.5), during.percentile_ms(0.5)));
+        j["p99_ratio"] = num_or_null(ratio(base.percentile_ms(0.99), during.percentile_ms(0.99)));
+        j["rps_ratio"] = num_or_null(ratio(base.rate(), during.rate()));
+        j["errors"] = base.errors + during.errors + problems.size();
+        if (!problems.empty()) j["problems"] = problems;
+        res_.lines.push_back(j);
+
+        res_.notes.push_back("retention: deleted " + std::to_string(purge.deleted) + " jobs in " +
+                             fmt(purge.seconds, 2) + " s (" + fmt(rate, 0) + " jobs/s); submit p50 " +
+                             fmt(base.percentile_ms(0.5)) + " -> " + fmt(during.percentile_ms(0.5)) + " ms, p99 " +
+                             fmt(base.percentile_ms(0.99)) + " -> " + fmt(during.percentile_ms(0.99)) + " ms");
+        for (const auto &p : problems) res_.notes.push_back("retention: " + p);
+    }
+
     // ---- plugins ------------------------------------------------------------
 
     void run_plugins() {
@@ -1557,10 +1766,11 @@ int main(int argc, char **argv) {
         "taskhost-bench: closed-loop load driver for taskhost (prints a table and one JSON line per scenario)"};
     app.add_option("--only", o.only,
                    "Scenarios to run, comma-separated: ceiling, submit-only, end-to-end, "
-                   "one-request, crash, scale, plugins, fleet (default: all; fleet with --fleet-db)");
-    app.add_option("--clients", o.clients, "Keep-alive clients, one thread each")
-        ->check(CLI::Range(1, 4096))
-        ->capture_default_str();
+                   "one-request, crash, scale, retention, plugins, fleet (default: all; fleet with --fleet-db)");
+    auto *clients =
+        app.add_option("--clients", o.clients, "Keep-alive clients, one thread each (retention: 4 unless given)")
+            ->check(CLI::Range(1, 4096))
+            ->capture_default_str();
     auto *seconds = app.add_option("--seconds", o.seconds, "Measured seconds per scenario")
                         ->check(CLI::Range(0.1, 3600.0))
                         ->capture_default_str();
@@ -1605,8 +1815,13 @@ int main(int argc, char **argv) {
         ->capture_default_str();
     app.add_option("--scale-requests", o.scale_requests, "Most single-job GETs per database (pages: 1/20 of it)")
         ->capture_default_str();
+    app.add_option("--retention-jobs", o.retention_jobs,
+                   "Old finished jobs the retention scenario seeds and deletes under submit load")
+        ->check(CLI::Range(size_t{1}, size_t{100'000'000}))
+        ->capture_default_str();
     app.add_flag("--seed-with-store", o.seed_with_store,
-                 "Seed the scale databases through the store API instead of bulk row inserts (slower)");
+                 "Seed the scale and retention databases through the store API instead of bulk row inserts "
+                 "(slower)");
     app.add_option("--plugin-count", o.plugin_count, "Copies of the fixture plugin")
         ->check(CLI::Range(1, 10000))
         ->capture_default_str();
@@ -1617,6 +1832,7 @@ int main(int argc, char **argv) {
         ->check(CLI::Range(1, 100))
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
+    o.clients_given = clients->count() > 0;
     if (o.quick) {
         if (seconds->count() == 0) o.seconds = 1;
         o.warmup_s = std::min(o.warmup_s, 0.2);
