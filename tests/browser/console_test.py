@@ -706,6 +706,117 @@ class Suite:
         self.until("the deleted job to be gone from the list", lambda: job not in [r[0] for r in self.rows()])
         return f"{before!r} -> 'Confirm delete' -> job {job} deleted, back on the list"
 
+    def schedule_row(self, schedule):
+        return f'tr.schedule-row[data-schedule-id="{schedule}"]'
+
+    def check_schedules(self):
+        """The Schedules view: a schedule made through its form (add, every second, UTC) runs, and its row
+        shows the runs and a link to the last job, whose page links back to it; Pause shows it paused with
+        no next run; a bad cron shows the host's 400 detail; Run now opens the job it made; Delete takes
+        two clicks."""
+        h = self.host
+        before = {s["id"] for s in api(h, "GET", "/api/v1/schedules", expect=200)}
+        self.open(h, "#/schedules", "schedules")
+        require(self.exists('#nav a[href="#/schedules"][aria-current="page"]'), "the nav marks Schedules")
+        defaults = self.js("return ['#schedule-params', '#schedule-tz', '#schedule-enabled'].map(s => {"
+                           " const c = document.querySelector(s);"
+                           " return c.type === 'checkbox' ? c.checked : c.value; });")
+        require(defaults[0].strip() == "{}" and defaults[1] and defaults[2] is True,
+                "the form starts with params {}, the browser's time zone and enabled", str(defaults))
+        self.until("select#schedule-task to offer add",
+                   lambda: self.exists('select#schedule-task option[value="add"]'))
+        Select(self.el("select#schedule-task")).select_by_value("add")
+        self.type("#schedule-params", '{"a": 1, "b": 2}')
+        self.type("#schedule-cron", "* * * * * *")
+        self.type("#schedule-tz", "UTC")
+        self.click("#schedule-create", center=True)
+        made = self.until("the new schedule", lambda: [s for s in api(h, "GET", "/api/v1/schedules", expect=200)
+                                                       if s["id"] not in before])[0]
+        sid = made["id"]
+        try:
+            require((made["task_name"], made["params"], made["cron"], made["tz"], made["enabled"], made["source"])
+                    == ("add", {"a": 1, "b": 2}, "* * * * * *", "UTC", True, "api"),
+                    "the schedule holds the form's values", json.dumps(made))
+            return self.follow_schedule(sid)
+        finally:  # a failure part-way must not leave a job made every second for the later checks
+            if call(h, "GET", f"/api/v1/schedules/{sid}").status == 200:
+                api(h, "DELETE", f"/api/v1/schedules/{sid}")
+
+    def follow_schedule(self, sid):
+        h = self.host
+        row = self.schedule_row(sid)
+        self.until(f"{row}, highlighted", lambda: self.exists(f"{row}.highlight"), self.view_state)
+        require(self.hash_route() == f"#/schedules?id={sid}", "the hash names the new schedule", self.hash_route())
+        runs = lambda: int((self.text(f"{row} td.runs") or "0").strip() or 0)
+        last_job = lambda: self.js("const a = document.querySelector(arguments[0]);"
+                                   "return a && a.getAttribute('href');", f"{row} td.last-run a[href^='#/jobs/']")
+        self.until("the row to show runs >= 1 and a last-run job link", lambda: runs() >= 1 and last_job(),
+                   lambda: self.text(row))
+        cells = self.js("return [...document.querySelector(arguments[0]).cells].map(c => c.textContent.trim());", row)
+        require(cells[1] == "* * * * * *UTC" and cells[2].startswith("active") and cells[3] == "API",
+                "the row shows its cron, time zone, state and source", str(cells))
+        require(self.exists(f'{row} a[href="#/tasks/add"]'), "the row links its task")
+        self.screenshot("schedules-running")
+
+        href = last_job()
+        job = re.fullmatch(f"#/jobs/({ULID})", href).group(1)
+        self.open(h, href, "job")
+        require(api(h, "GET", f"/api/v1/jobs/{job}", expect=200)["schedule_id"] == sid,
+                "the API's job names the schedule")
+        link = f'#job-schedule[href="#/schedules?id={sid}"]'
+        self.until(f"the job page's Schedule row ({link})", lambda: self.exists(link),
+                   lambda: self.text("#job-timings"))
+        require("Schedule" in (self.text("#job-timings") or ""), "#job-timings has a Schedule row")
+        self.screenshot("schedule-job")
+        self.click("#job-schedule")
+        self.wait_view("schedules")
+        self.until(f"{row} highlighted again", lambda: self.exists(f'{row}.highlight[aria-current="true"]'))
+
+        self.click(f'{row} button[data-action="toggle"]', center=True)
+        state = lambda: self.js("const r = document.querySelector(arguments[0]); return r && [r.dataset.enabled,"
+                                " r.querySelector('.badge').textContent,"
+                                " r.querySelector('td.next-run').textContent.trim(),"
+                                " r.querySelector('button[data-action=\"toggle\"]').textContent];", row)
+        self.until("the row to show paused, next run —, and Resume",
+                   lambda: state() == ["false", "paused", "—", "Resume"], state)
+        record = api(h, "GET", f"/api/v1/schedules/{sid}", expect=200)
+        require(not record["enabled"] and record["next_run_at"] is None, "the API says paused, no next run",
+                json.dumps(record))
+        self.screenshot("schedule-paused")
+
+        self.expect_network(r"/api/v1/schedules - Failed to load resource: .* status of 400")
+        count = len(api(h, "GET", "/api/v1/schedules", expect=200))
+        self.type("#schedule-cron", "61 * * * *")
+        self.click("#schedule-create", center=True)
+        detail = "cron field 'minute': 61 is out of range 0-59"
+        self.until("#schedule-error to show the host's detail", lambda: detail in (self.text("#schedule-error") or ""),
+                   lambda: repr(self.text("#schedule-error")))
+        require(len(api(h, "GET", "/api/v1/schedules", expect=200)) == count, "no schedule was made")
+        self.screenshot("schedule-bad-cron")
+
+        made_runs = api(h, "GET", f"/api/v1/schedules/{sid}", expect=200)["runs"]
+        self.click(f'{row} button[data-action="trigger"]', center=True)
+        m = self.until("the triggered job's page", lambda: re.fullmatch(f"#/jobs/({ULID})", self.hash_route()),
+                       self.view_state)
+        self.wait_view("job")
+        triggered = m.group(1)
+        require(triggered != job, "Run now made another job")
+        require(api(h, "GET", f"/api/v1/jobs/{triggered}", expect=200)["schedule_id"] == sid,
+                "the triggered job names the schedule")
+        self.until("its Schedule row", lambda: self.exists(link))
+
+        self.open(h, "#/schedules", "schedules")
+        self.until(f"the row to count the run ({made_runs + 1}) and link job {triggered}",
+                   lambda: runs() == made_runs + 1 and last_job() == f"#/jobs/{triggered}", lambda: self.text(row))
+        self.click(f'{row} button[data-action="delete"]', center=True)
+        self.until("Delete to ask to confirm", lambda: "Confirm" in self.el(f'{row} button[data-action="delete"]').text)
+        require(call(h, "GET", f"/api/v1/schedules/{sid}").status == 200, "one click deletes nothing")
+        self.click(f'{row} button[data-action="delete"]', center=True)
+        self.until("the schedule to be deleted", lambda: call(h, "GET", f"/api/v1/schedules/{sid}").status == 404)
+        self.until("its row to go", lambda: not self.exists(row))
+        return (f"schedule {sid} ran {made_runs} times (job {job} links back), paused, {detail!r} shown, "
+                f"Run now -> job {triggered}, deleted")
+
     def place(self, fixture, file):
         """Puts the fixture plugin `fixture` into the host's plugins folder as `file`, the way a deploy
         should: a new file renamed over the old one."""
@@ -882,8 +993,9 @@ class Suite:
         return f"artifact {artifact} deleted after 'Confirm'; now at {self.hash_route()}"
 
     def check_health(self):
-        """The health view: state, checks, figures (the retention setting too), and the chart's bars for jobs
-        finished while it is open; the jobs list's timer stopped when that view was left."""
+        """The health view: state, checks, figures (the retention setting and the schedule counters too), and
+        the chart's bars for jobs finished while it is open; the jobs list's timer stopped when that view was
+        left."""
         h = self.host
         self.open(h, "#/jobs", "jobs")
         self.open(h, "#/health", "health")
@@ -901,6 +1013,11 @@ class Suite:
         # The host runs with the default retention: finished jobs kept 7 days.
         require((self.text("#retention") or "").strip() == "for 7 days", "#retention states the retention setting",
                 repr(self.text("#retention")))
+        runs = system["schedules"]
+        counters = f"{runs['runs_made']} / {runs['runs_failed']} / {runs['runs_caught_up']}"
+        self.until(f"#schedule-runs to say {counters} (made / failed / caught up)",
+                   lambda: (self.text("#schedule-runs") or "").strip() == counters,
+                   lambda: repr(self.text("#schedule-runs")))
         require(self.exists("svg#chart"), "svg#chart is drawn")
         # Jobs that finish between two samples of /metrics (every 5 s) become bars: one of each
         # kind is submitted every 2 s until they show (the first sample's time is the page's).
@@ -918,8 +1035,8 @@ class Suite:
                    lambda: self.js("return document.querySelector('svg#chart').outerHTML.slice(0, 800);"))
         polls = self.requests(r"/api/v1/jobs(\?|$)", left + 500)
         require(not polls, "the jobs list stopped fetching once left", str(polls))
-        return (f"healthy; workers {self.text('#workers').strip()}, queue {self.text('#queue-depth').strip()}; "
-                f"chart bars drawn; no /api/v1/jobs fetch after the jobs view was left")
+        return (f"healthy; workers {self.text('#workers').strip()}, queue {self.text('#queue-depth').strip()}, "
+                f"schedule runs {counters}; chart bars drawn; no /api/v1/jobs fetch after the jobs view was left")
 
     def operation(self, path):
         return f'.operation[data-method="get"][data-path="{path}"]'
@@ -1183,6 +1300,7 @@ def main():
                       ("retries", suite.check_retries),
                       ("slow-task", suite.check_slow_task), ("failing-task", suite.check_failing_task),
                       ("jobs-list", suite.check_jobs_list), ("job-delete", suite.check_job_delete),
+                      ("schedules", suite.check_schedules),
                       ("plugin-reload", suite.check_plugin_reload), ("plugin-states", suite.check_plugin_states),
                       ("artifact-tree", suite.check_artifact_tree),
                       ("artifact-delete", suite.check_artifact_delete), ("health", suite.check_health),

@@ -12,6 +12,7 @@ const TERMINAL = new Set(["completed", "failed", "canceled"]);
 const JOB_STATUSES = ["scheduled", "pending", "running", "completed", "failed", "canceled"];
 const PAGE_SIZE = 20;
 const JOBS_POLL_MS = 2000;
+const SCHEDULES_POLL_MS = 2000;
 const HEALTH_POLL_MS = 5000;
 const SAMPLE_KEEP_MS = 30 * 60 * 1000;
 const SAMPLE_GAP_MS = 60 * 1000;   // a longer gap: the health view was closed meanwhile
@@ -59,6 +60,7 @@ const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const str = (value) => (typeof value === "string" ? value : "");   // an API text, or nothing
 const button = (attrs, ...children) => h("button", { type: "button", ...attrs }, ...children);
 const idLink = (section, id, attrs) => h("a.mono", { href: `#/${section}/${enc(id)}`, ...attrs }, id);
+const scheduleHref = (id) => `#/schedules?id=${enc(id)}`;   // the schedules view, showing that one
 const thead = (...titles) => el("thead", el("tr", titles.map((t) => (t instanceof Node ? t : h("th", { scope: "col" }, t)))));
 const emptyRow = (columns, text) => el("tr", h("td", { colspan: columns, class: "empty" }, text));
 
@@ -364,6 +366,7 @@ const routes = [
   { pattern: /^\/tasks\/([^/]+)$/, name: "task", render: taskView },
   { pattern: /^\/jobs$/, name: "jobs", render: jobsView },
   { pattern: /^\/jobs\/([^/]+)$/, name: "job", render: jobView },
+  { pattern: /^\/schedules$/, name: "schedules", render: schedulesView },
   { pattern: /^\/artifacts$/, name: "artifacts", render: artifactsView },
   { pattern: /^\/artifacts\/([^/]+)$/, name: "artifact", render: artifactView },
   { pattern: /^\/plugins$/, name: "plugins", render: pluginsView },
@@ -656,10 +659,29 @@ function taskView(main, { params: [name] }) {
         el("dt", "Retry-safe"), el("dd", task.retry_safe ? "yes: queued again if its host is lost" : "no"),
         el("dt", "Priority"), el("dd#task-priority", String(task.priority ?? 0)),
         el("dt", "Retries"), el("dd#task-retry", retryText(task.retry))),
-      runForm(task, life));
+      runForm(task, life),
+      taskSchedules(task, life));
     life.ready();
   }, life.failView);
   return life.dispose;
+}
+
+// The schedules that run this task, in brief, after its run form.
+function taskSchedules(task, life) {
+  const title = el("h2#task-schedules-title", "Schedules");
+  const box = h("section#task-schedules.card", { "aria-labelledby": "task-schedules-title" }, title, el("p.muted", "Loading…"));
+  const more = el("p", h("a", { href: `#/schedules?task=${enc(task.name)}` }, "New schedule for this task"));
+  life.api("/api/v1/schedules").then((all) => {
+    const mine = all.filter((s) => s.task_name === task.name);
+    box.replaceChildren(title, mine.length
+      ? el("ul.schedule-list", mine.map((s) => h("li", { "data-schedule-id": s.id },
+        h("a", { href: scheduleHref(s.id) }, el("code", s.cron)), ` (${s.tz}) `,
+        s.enabled ? ["next run ", timeCell(s.next_run_at)] : el("span.muted", "paused"))))
+      : el("p.muted", "No schedule runs this task."), more);
+  }, (err) => {
+    if (!isAbort(err)) box.replaceChildren(title, el("p.error-text", `The schedules could not be read: ${errorText(err)}`));
+  });
+  return box;
 }
 
 // "4 attempts, exponential from 0.5 s up to 1 min, with jitter", or "none".
@@ -1096,6 +1118,7 @@ function jobView(main, { params: [id] }) {
   function timingRows() {
     const { submitted_at: submitted, started_at: started, finished_at: finished } = job;
     const rows = [["Submitted", timeCell(submitted)]];
+    if (job.schedule_id) rows.push(["Schedule", h("a#job-schedule.mono", { href: scheduleHref(job.schedule_id) }, job.schedule_id)]);
     if (job.run_at) rows.push(["Run at", timeCell(job.run_at)]);
     if (job.priority) rows.push(["Priority", String(job.priority)]);
     const queued = job.run_at && job.run_at > submitted ? job.run_at : submitted;   // ISO strings order as times
@@ -1237,6 +1260,212 @@ function jobView(main, { params: [id] }) {
     life.ready();
     return follow();
   }).catch((err) => (job ? life.fail(err) : life.failView(err)));
+  return life.dispose;
+}
+
+// ---- schedules
+
+const PLUGIN_DECLARED = "Its task's plugin declares it: its task, cron and time zone change there; here it may be paused";
+const PLUGIN_KEEPS = "Its task's plugin declares it and would bring it back at its next load: pause it instead";
+
+function localZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  } catch {
+    return "UTC";   // no Intl time zones in this browser
+  }
+}
+
+function schedulesView(main, { query }) {
+  const life = lifetime(main, "Schedules");
+  const zone = localZone();
+  let wanted = query.get("id") || "";   // the row to show (a job page's link)
+  let scrolled = false;
+  let loadSeq = 0;
+  let rows = new Map();   // schedule id → row, updated in place: an armed Delete and focus survive a refresh
+
+  const tbody = el("tbody");
+  const missing = h("p#schedule-missing.note", { "aria-live": "polite" });
+  const task = h("select#schedule-task", { name: "task" });
+  const params = h("textarea#schedule-params.json", { rows: 3, spellcheck: "false", "aria-describedby": "schedule-error" });
+  params.value = "{}";
+  const cron = h("input#schedule-cron.mono", { type: "text", autocomplete: "off", spellcheck: "false",
+    placeholder: "*/15 * * * *", "aria-describedby": "schedule-cron-hint schedule-error" });
+  const tz = h("input#schedule-tz", { type: "text", autocomplete: "off", spellcheck: "false", value: zone,
+    "aria-describedby": "schedule-tz-hint schedule-error" });
+  const enabled = h("input#schedule-enabled", { type: "checkbox", checked: true });
+  const formError = h("p#schedule-error.form-error", { "aria-live": "polite" });
+  const create = h("button", { type: "submit", id: "schedule-create", class: "button-primary" }, "Create");
+  const form = h("form#schedule-form.card", { novalidate: true, "aria-labelledby": "schedule-form-title" },
+    el("h2#schedule-form-title", "New schedule"),
+    el("div.field", h("label", { for: "schedule-task" }, "Task"), task),
+    el("div.field", h("label", { for: "schedule-params" }, "Params (a JSON object)"), params),
+    el("div.field", h("label", { for: "schedule-cron" }, "Cron"), cron,
+      h("span.hint", { id: "schedule-cron-hint" }, "minute hour day month weekday (6 fields: seconds first), or ",
+        "@hourly, @daily, @weekly, @monthly, @yearly. E.g. ", el("code", "*/15 * * * *"), " every 15 minutes, ",
+        el("code", "0 9 * * MON-FRI"), " at 9:00 on weekdays, ", el("code", "*/10 * * * * *"), " every 10 s.")),
+    el("div.field", h("label", { for: "schedule-tz" }, "Time zone"), tz,
+      h("span.hint", { id: "schedule-tz-hint" }, `An IANA name: UTC, Europe/Oslo, … (this browser's is ${zone}).`)),
+    el("div.field", el("div.check", enabled, h("label", { for: "schedule-enabled" }, "Enabled"))),
+    formError, el("div.actions", create));
+
+  main.append(
+    pageHead("Schedules", el("span.muted", "refreshed every 2 s")),
+    missing,
+    el("div.table-wrap", el("table#schedules-table.data",
+      thead("Task", "Cron", "Enabled", "Source", "Next run", "Last run", "Runs",
+        h("th", { scope: "col" }, el("span.visually-hidden", "Actions"))),
+      tbody)),
+    form);
+
+  const tasksLoaded = life.api("/api/v1/tasks").then((tasks) => {
+    task.replaceChildren(...tasks.map((t) => h("option", { value: t.name }, t.name)));
+    if (!tasks.length) task.append(h("option", { value: "" }, "(no task is loaded)"));
+    const pick = query.get("task");   // the task page's "New schedule"
+    if (pick && tasks.some((t) => t.name === pick)) {
+      task.value = pick;
+      cron.focus();
+    }
+  }, life.fail);
+
+  // replaceChildren() would write a null as "null": these leave it out.
+  function lastRun(s) {
+    if (!s.last_run_at) return [el("span.muted", "never")];
+    return [timeCell(s.last_run_at),
+      s.last_job_id ? el("div", "job ", idLink("jobs", s.last_job_id)) : null,
+      s.last_error ? el("div.error-text", s.last_error) : null].filter(Boolean);
+  }
+
+  function scheduleRow(first) {
+    const { id } = first;
+    const plugin = first.source === "plugin";
+    const [taskCell, cronCell, nextCell, lastCell] = [el("td"), el("td.cron"), el("td.next-run"), el("td.last-run")];
+    const runs = el("td.num.runs");
+    const state = el("span.badge");
+    const toggle = button({ "data-action": "toggle", onclick: () => setEnabled(row, toggle) });
+    const trigger = button({ "data-action": "trigger", onclick: () => runNow(id, trigger) }, "Run now");
+    const remove = confirmButton(life, { "data-action": "delete", disabled: plugin, title: plugin ? PLUGIN_KEEPS : null },
+      "Delete", async () => {
+        await life.api(`/api/v1/schedules/${enc(id)}`, { method: "DELETE" });
+        if (id === wanted) {
+          wanted = "";
+          pushQuery("/schedules", {}, true);
+        }
+        load().catch(life.fail);   // it is deleted: a failed refresh is no failed delete
+      });
+    const row = {
+      tr: h("tr.schedule-row", { "data-schedule-id": id, "data-source": first.source },
+        taskCell, cronCell, el("td", state, " ", toggle),
+        el("td", plugin ? h("span.tag", { title: PLUGIN_DECLARED }, "declared by plugin") : el("span.muted", "API")),
+        nextCell, lastCell, runs, el("td", el("div.row-actions", trigger, remove))),
+      key: "",
+      schedule: first,
+      fill(s) {
+        const key = stringify(s);
+        if (key === row.key) return;
+        row.key = key;
+        row.schedule = s;
+        row.tr.dataset.enabled = String(s.enabled);
+        const args = stringify(s.params);
+        taskCell.replaceChildren(h("a", { href: `#/tasks/${enc(s.task_name)}` }, s.task_name));
+        if (args !== "{}") taskCell.append(el("div", h("code.preview", { title: args }, truncate(args, 40))));
+        cronCell.replaceChildren(el("code", s.cron), el("div.muted", s.tz));
+        state.dataset.state = s.enabled ? "active" : "paused";
+        state.textContent = s.enabled ? "active" : "paused";
+        toggle.textContent = s.enabled ? "Pause" : "Resume";
+        nextCell.replaceChildren(timeCell(s.next_run_at));
+        lastCell.replaceChildren(...lastRun(s));
+        runs.textContent = String(s.runs);
+      },
+    };
+    return row;
+  }
+
+  async function setEnabled(row, toggle) {
+    toggle.disabled = true;
+    try {
+      const s = await life.api(`/api/v1/schedules/${enc(row.schedule.id)}`, { method: "PUT", body: { enabled: !row.schedule.enabled } });
+      loadSeq++;   // a refresh asked before the PUT would show the old state
+      row.fill(s);
+    } catch (err) {
+      life.fail(err);
+    } finally {
+      toggle.disabled = false;
+    }
+  }
+
+  async function runNow(id, node) {
+    try {
+      const answer = await busy(node, "Starting…", life.api(`/api/v1/schedules/${enc(id)}/$trigger`, { method: "POST" }));
+      location.hash = `#/jobs/${enc(answer.job_id)}`;
+    } catch (err) {
+      life.fail(err);
+    }
+  }
+
+  function renderRows(list) {
+    const old = rows;
+    rows = new Map(list.map((s) => [s.id, old.get(s.id) || scheduleRow(s)]));
+    for (const s of list) rows.get(s.id).fill(s);
+    const trs = [...rows.values()].map((row) => row.tr);
+    if (!trs.length) {
+      tbody.replaceChildren(emptyRow(8, "No schedules yet: create one below."));
+    } else if (trs.length !== tbody.children.length || trs.some((tr, i) => tbody.children[i] !== tr)) {
+      tbody.replaceChildren(...trs);
+    }
+    refreshRelative(tbody);
+    for (const [id, row] of rows) {
+      row.tr.classList.toggle("highlight", id === wanted);
+      if (id === wanted) row.tr.setAttribute("aria-current", "true");
+      else row.tr.removeAttribute("aria-current");
+    }
+    missing.textContent = wanted && !rows.has(wanted) ? `Schedule ${wanted} does not exist (any more).` : "";
+    if (rows.has(wanted) && !scrolled) {
+      scrolled = true;
+      rows.get(wanted).tr.scrollIntoView({ block: "center" });
+    }
+  }
+
+  async function load() {
+    const seq = ++loadSeq;
+    const list = await life.api("/api/v1/schedules");
+    await tasksLoaded;
+    if (seq !== loadSeq) return;
+    renderRows(list);
+    life.ready();
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    formError.textContent = "";
+    let value;
+    try {
+      value = params.value.trim() === "" ? {} : JSON.parse(params.value);
+    } catch (err) {
+      formError.textContent = `params: not valid JSON: ${err.message}`;
+      params.focus();
+      return;
+    }
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      formError.textContent = "params must be a JSON object";
+      params.focus();
+      return;
+    }
+    const body = { task: task.value, params: params.value.trim() ? new JsonText(params.value) : {},   // as typed
+      cron: cron.value.trim(), tz: tz.value.trim() || "UTC", enabled: enabled.checked };
+    try {
+      const made = await busy(create, "Creating…", life.api("/api/v1/schedules", { method: "POST", body }));
+      wanted = made.id;
+      scrolled = false;
+      pushQuery("/schedules", { id: wanted }, true);
+      load().catch(life.fail);   // it is made: a failed refresh goes to the banner, not under the form
+    } catch (err) {
+      if (isAbort(err)) return;
+      formError.textContent = isAuth(err) ? `${err.detail}: enter an API key and create again.` : errorText(err);
+    }
+  });
+
+  poll(life, SCHEDULES_POLL_MS, load);
   return life.dispose;
 }
 
@@ -1566,7 +1795,8 @@ function healthView(main) {
       stat("jobs-running", "Jobs running"),
       stat("queue-depth", "Queued / capacity"),
       stat("jobs-per-second", "Jobs per second", "finished, over the last minute"),
-      stat("retention", "Finished jobs kept")),
+      stat("retention", "Finished jobs kept"),
+      stat("schedule-runs", "Schedule runs", "made / failed / caught up by this host since it started")),
     el("figure.card.chart-card",
       el("div.legend",
         el("span.swatch.swatch-completed"), "completed ",
@@ -1594,6 +1824,8 @@ function healthView(main) {
       kept.max_jobs != null ? `the newest ${kept.max_jobs}` : null].filter(Boolean);
     $("#retention").textContent = limits.length ? limits.join(", at most ") : "all, however old";
     $("#retention").title = `${plural(kept.jobs_deleted || 0, "job")} deleted since start${kept.last_error ? `; last pass failed: ${kept.last_error}` : ""}`;
+    const runs = sys.schedules || {};
+    $("#schedule-runs").textContent = `${runs.runs_made ?? 0} / ${runs.runs_failed ?? 0} / ${runs.runs_caught_up ?? 0}`;
     about.textContent = `${sys.hostname} · version ${sys.version} · pid ${sys.pid} · ${sys.database} · ${plural(sys.waiting_requests, "request")} waiting on jobs`;
   }
 
