@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import sys
 import tempfile
@@ -306,6 +307,146 @@ def waiters_full(binary, plugins, work, c):
         host.close()
 
 
+def store_cannot_write(host):
+    """From now on, until the returned function is called, no file of the host can grow past
+    4 KiB, so no WAL frame can be written (EFBIG, as on a full disk); the host ignores SIGXFSZ."""
+    pid = host.proc.pid
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+    return lambda: resource.prlimit(pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def exercise_schedules(host, c, ex):
+    """The schedules' operations on the main host: create, read, list, edit, $trigger (and
+    its 503 with the queue full), the store's 503, delete, and the errors."""
+    # A yearly expression: no run fires during the test, only $trigger makes jobs.
+    ex("GET", "/api/v1/schedules")
+    created = ex("POST", "/api/v1/schedules",
+                 {"task": "greet_user", "cron": "0 0 1 1 *", "params": {"name": "Cron"}, "tz": "Europe/Oslo"})
+    schedule = created.json()
+    sid = schedule["id"]
+    require(created.status == 201 and created.headers.get("location") == f"{host.url}/api/v1/schedules/{sid}",
+            "a created schedule is 201 with an absolute Location", f"{created.status} {created.headers}")
+    require(schedule["source"] == "api" and schedule["next_run_at"] and schedule["runs"] == 0,
+            "a new schedule runs next, has not run, and comes from the API", json.dumps(schedule))
+    ex("POST", "/api/v1/schedules", {"task": "greet_user", "cron": "0 0 30 2 *"})  # 400: never fires
+    ex("POST", "/api/v1/schedules", {"task": "greet_user", "cron": "@daily", "tz": "Mars/Base"})  # 400
+    ex("POST", "/api/v1/schedules", {"task": "greet_user", "cron": "@daily", "params": {"nam": "x"}})  # 400
+    ex("POST", "/api/v1/schedules", {"task": "greet_user", "cron": "@daily", "every": "day"})  # 400: unknown
+    ex("POST", "/api/v1/schedules", {"cron": "@daily"})  # 400: task is required
+    ex("POST", "/api/v1/schedules", {"task": "no_such_task", "cron": "@daily"})  # 404
+    ex("POST", "/api/v1/schedules", raw=b'{"task":"' + b"x" * MAX_BODY + b'"}')  # 413
+    listed = ex("GET", "/api/v1/schedules").json()
+    require([s["id"] for s in listed] == [sid], "the list holds the schedule", json.dumps(listed))
+    ex("GET", f"/api/v1/schedules/{sid}")
+    ex("GET", "/api/v1/schedules/not-a-ulid")
+    ex("GET", f"/api/v1/schedules/{ULID_UNKNOWN}")
+    paused = ex("PUT", f"/api/v1/schedules/{sid}", {"enabled": False, "params": {"name": "Paused"}}).json()
+    require(paused["enabled"] is False and paused["next_run_at"] is None and paused["params"] == {"name": "Paused"},
+            "a paused schedule has no next run", json.dumps(paused))
+    ex("PUT", f"/api/v1/schedules/{sid}", {"cron": "61 * * * *"})  # 400
+    ex("PUT", f"/api/v1/schedules/{sid}", {"task": "no_such_task"})  # 404: no host has it
+    ex("PUT", f"/api/v1/schedules/{ULID_UNKNOWN}", {"enabled": True})  # 404
+    ex("PUT", "/api/v1/schedules/not-a-ulid", {"enabled": True})  # 400
+    ex("PUT", f"/api/v1/schedules/{sid}", raw=b'{"task":"' + b"x" * MAX_BODY + b'"}')  # 413
+
+    triggered = ex("POST", f"/api/v1/schedules/{sid}/$trigger")
+    job_id = triggered.json()["job_id"]
+    require(triggered.headers.get("location") == f"/api/v1/jobs/{job_id}", "a $trigger's Location names its job",
+            str(triggered.headers))
+    job = ex("GET", f"/api/v1/jobs/{job_id}?wait=10").json()
+    require(job["status"] == "completed" and job["schedule_id"] == sid, "the triggered job ran and names its schedule",
+            json.dumps(job))
+    after = ex("GET", f"/api/v1/schedules/{sid}").json()
+    require(after["runs"] == 1 and after["last_job_id"] == job_id and after["last_run_at"] and
+            after["next_run_at"] is None, "the trigger counts as its last run and leaves its next run",
+            json.dumps(after))
+    ex("POST", f"/api/v1/schedules/{ULID_UNKNOWN}/%24trigger")  # 404
+    ex("POST", "/api/v1/schedules/not-a-ulid/$trigger")  # 400
+    # The one worker and the one queue slot taken: the trigger is refused (503, Retry-After).
+    running = ex("POST", "/api/v1/tasks/slow_task/$execute", {"params": {"seconds": 120}}).json()["job_id"]
+    wait_until("the slow job to run",
+               lambda: call(host, "GET", f"/api/v1/jobs/{running}").json()["status"] == "running")
+    queued = ex("POST", "/api/v1/tasks/slow_task/$execute", {"params": {"seconds": 120}}).json()["job_id"]
+    ex("POST", f"/api/v1/schedules/{sid}/$trigger")  # 503
+    for job in (queued, running):
+        ex("POST", f"/api/v1/jobs/{job}/$cancel")
+    ex("GET", f"/api/v1/jobs/{running}?wait=30")
+    ex("GET", "/api/v1/jobs?limit=5")
+
+    # A store that cannot write: each change is a 503 that says why.
+    restore = store_cannot_write(host)
+    try:
+        ex("POST", "/api/v1/schedules", {"task": "greet_user", "cron": "@daily"})
+        ex("PUT", f"/api/v1/schedules/{sid}", {"enabled": True})
+        ex("DELETE", f"/api/v1/schedules/{sid}")
+    finally:
+        restore()
+    wait_until("commits to work again", lambda: call(host, "GET", "/health").json()["status"] == "healthy")
+
+    ex("DELETE", f"/api/v1/schedules/{sid}")
+    ex("DELETE", f"/api/v1/schedules/{sid}")  # 404
+    ex("DELETE", "/api/v1/schedules/not-a-ulid")
+    require(call(host, "GET", f"/api/v1/jobs/{job_id}").json()["schedule_id"] == sid,
+            "a deleted schedule's jobs still name it")
+
+
+def plugin_schedules(binary, fixtures, work, c):
+    """A schedule a plugin declares (ticker_v1.so: "tick" every second): it runs, and refuses
+    edits of its rule and deletion (409); a host of its own."""
+    work = os.path.join(work, "plugin-schedules")
+    plugins = os.path.join(work, "plugins")
+    os.makedirs(plugins)
+    shutil.copyfile(os.path.join(fixtures, "ticker_v1.so"), os.path.join(plugins, "ticker_v1.so"))
+    host = Host(binary, plugins, work)
+    ex = lambda method, path, body=None: c.check(method, path, call(host, method, path, body))
+    try:
+        task = ex("GET", "/api/v1/tasks/tick").json()
+        require(task["every"] == {"cron": "* * * * * *", "tz": "UTC"}, "the task shows its declared schedule",
+                json.dumps(task))
+        sid = wait_until("the declared schedule to run", lambda: next(
+            (s["id"] for s in call(host, "GET", "/api/v1/schedules").json() if s["runs"] > 0), None))
+        declared = ex("GET", f"/api/v1/schedules/{sid}").json()
+        require(declared["source"] == "plugin" and declared["task_name"] == "tick", "the schedule is the plugin's",
+                json.dumps(declared))
+        ex("PUT", f"/api/v1/schedules/{sid}", {"cron": "@daily"})  # 409
+        ex("DELETE", f"/api/v1/schedules/{sid}")  # 409
+        paused = ex("PUT", f"/api/v1/schedules/{sid}", {"enabled": False, "params": {"n": 2}}).json()
+        require(paused["enabled"] is False and paused["next_run_at"] is None, "a plugin's schedule may be paused",
+                json.dumps(paused))
+        jobs = ex("GET", "/api/v1/jobs").json()
+        require(any(j["schedule_id"] == sid for j in jobs), "its runs are jobs that name it", json.dumps(jobs)[:600])
+        system = ex("GET", "/api/v1/system").json()
+        require(system["schedules"]["runs_made"] >= 1, "/api/v1/system counts the runs made",
+                json.dumps(system["schedules"]))
+    finally:
+        host.close()
+
+
+def quarantined_trigger(binary, fixtures, work, c):
+    """$trigger's 409: the schedule's task belongs to a quarantined plugin (timeouts.so, whose
+    stubborn_sleep hangs past its timeout twice); a host of its own."""
+    work = os.path.join(work, "quarantined-trigger")
+    plugins = os.path.join(work, "plugins")
+    os.makedirs(plugins)
+    shutil.copyfile(os.path.join(fixtures, "timeouts.so"), os.path.join(plugins, "timeouts.so"))
+    host = Host(binary, plugins, work, flags=("--stop-grace-s", "0.5"))
+    try:
+        r = call(host, "POST", "/api/v1/schedules", {"task": "stubborn_sleep", "cron": "@yearly",
+                                                     "params": {"seconds": 3600}})
+        sid = c.check("POST", "/api/v1/schedules", r).json()["id"]
+        for _ in range(2):
+            r = call(host, "POST", "/api/v1/tasks/stubborn_sleep/$execute", {"params": {"seconds": 3600}})
+            require(r.status == 202, "a stubborn job is accepted", f"got {r.status}")
+        wait_until("timeouts.so to be quarantined", lambda: any(
+            p["file"] == "timeouts.so" and p["state"] == "quarantined"
+            for p in call(host, "GET", "/api/v1/plugins").json()))
+        r = call(host, "POST", f"/api/v1/schedules/{sid}/$trigger")
+        require(r.status == 409, "a quarantined task's schedule cannot be triggered", f"got {r.status}")
+        c.check("POST", f"/api/v1/schedules/{sid}/$trigger", r)
+    finally:
+        host.close()
+
+
 def check_browser_rules(host, c):
     """What a web page could send: every operation answers the documented 421 to a foreign
     Host; each state-changing one the documented 403 to a foreign Origin, and each that takes
@@ -331,9 +472,10 @@ def check_browser_rules(host, c):
        f"foreign Origin, {counts['415']} 415 to a text/plain body")
 
 
-def exercise(host, c, stuck):
+def exercise(host, c, stuck, own_hosts):
     """At least one call per operation, and every reachable documented status;
-    `stuck` makes a reload outlast its timeout (on a host of its own)."""
+    `stuck` makes a reload outlast its timeout, and `own_hosts` what the main host
+    cannot show (plugin schedules, a quarantined task), each on a host of its own."""
     ex = lambda method, path, body=None, raw=None: c.check(method, path, call(host, method, path, body, raw))
 
     # Tasks
@@ -398,6 +540,10 @@ def exercise(host, c, stuck):
     ex("DELETE", f"/api/v1/jobs/{job_id}")
     ex("DELETE", "/api/v1/jobs?finished_before=2000-01-01T00:00:00Z&status_filter=failed")  # 200, nothing that old
     ex("DELETE", "/api/v1/jobs")  # 400: finished_before is required
+
+    # Schedules
+    exercise_schedules(host, c, ex)
+    own_hosts(c)
 
     # Artifacts
     ex("GET", "/api/v1/artifacts")
@@ -505,7 +651,9 @@ def main():
             check_document(doc, call(host, "GET", "/api/v1/info").json())
             check_methods(host, doc)
             exercise(host, Contract(doc),
-                     lambda c: (stuck_reload(binary, fixtures, work, c), waiters_full(binary, plugins, work, c)))
+                     lambda c: (stuck_reload(binary, fixtures, work, c), waiters_full(binary, plugins, work, c)),
+                     lambda c: (plugin_schedules(binary, fixtures, work, c),
+                                quarantined_trigger(binary, fixtures, work, c)))
             host.close()
             host = None
             check_auth(binary, plugins, work)
