@@ -353,6 +353,11 @@ int run(Config cfg) {
     auto jobs = std::make_unique<jobs::JobManager>(*store, registry, *executor, metrics, cfg.jobs);
     jobs->recurring().sync_declared(*registry.snapshot());
     schedules.store(&jobs->recurring());
+    // Reloads stop reaching the schedules before `jobs` goes, on every way out.
+    struct ForgetSchedules {
+        std::atomic<jobs::RecurringJobs *> &schedules;
+        ~ForgetSchedules() { schedules.store(nullptr); }
+    } forget_schedules{schedules};
     if (const size_t requeued = jobs->recover(crash); requeued > 0)
         spdlog::info("requeued {} job(s) that were pending when the host last stopped", requeued);
     jobs->start();

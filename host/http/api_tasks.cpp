@@ -259,6 +259,11 @@ void Api::execute_task(const httplib::Request &req, httplib::Response &res, std:
                            "Idempotency-Key must be 1 to " + std::to_string(kMaxIdempotencyKey) +
                                " visible ASCII characters, without spaces",
                            req.path);
+        // The keys of schedules' runs (jobs/recurring.hpp): a client's key
+        // there could take a run's place.
+        if (key.starts_with("schedule:"))
+            return problem(res, 400, "Idempotency-Key must not start with 'schedule:' (the keys of schedules' runs)",
+                           req.path);
         // What the request asks, canonically: the same task and body, in any
         // key order and spacing, hash the same. (?wait asks nothing of the job.)
         options.request_hash =

@@ -737,7 +737,7 @@ Result<JobManager::Executed> JobManager::keyed(const JobOptions &options, std::o
     // key is free again) or another host took the key and then lost its job.
     for (int round = 0; round < 3; ++round) {
         const int64_t now = now_us();
-        const int64_t valid_from = keys_valid_from(now);
+        const int64_t valid_from = options.key_expires ? keys_valid_from(now) : 0;
         IdempotencyKeys::Claim claim;
         try {
             claim = keys_.claim(key, now, valid_from, std::chrono::seconds(30));
@@ -859,7 +859,8 @@ Result<JobManager::Executed> JobManager::offer_new(std::string_view task_name, s
     r.schedule_id = options.schedule_id;
     try {
         if (r.idempotency_key.empty()) store_.offer_job(r);
-        else if (!store_.insert_keyed_job(r, keys_valid_from(r.submitted_at), /*for_any_host=*/true))
+        else if (!store_.insert_keyed_job(r, options.key_expires ? keys_valid_from(r.submitted_at) : 0,
+                                          /*for_any_host=*/true))
             return fail(ErrorKind::conflict, kKeyTaken);
     } catch (const std::exception &e) {
         return fail(ErrorKind::unavailable, std::string("The job could not be stored: ") + e.what());
@@ -992,7 +993,7 @@ Result<JobManager::Submission> JobManager::submit(std::shared_ptr<const registry
         try {
             if (!keyed) {
                 store_.insert_job(r);
-            } else if (!store_.insert_keyed_job(r, keys_valid_from(r.submitted_at))) {
+            } else if (!store_.insert_keyed_job(r, options.key_expires ? keys_valid_from(r.submitted_at) : 0)) {
                 forget(r.id);
                 return fail(ErrorKind::conflict, kKeyTaken);
             }

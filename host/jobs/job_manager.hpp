@@ -67,6 +67,9 @@ struct JobOptions {
     // An Idempotency-Key (empty: none), and what the request asked, hashed
     // (the same request hashes the same).
     std::string idempotency_key, request_hash;
+    // Whether the key frees itself after --idempotency-ttl (a schedule
+    // run's key names its job for good: the run is made once, ever).
+    bool key_expires = true;
     // A submit's "retry" object (model::apply_retry_json accepted it): its
     // members replace those of its task's retry policy. Empty: none.
     std::string retry_json;

@@ -27,6 +27,23 @@ Error schedule_not_found(const std::string &id) {
     return Error{ErrorKind::not_found, "Schedule with id " + id + " not found"};
 }
 
+// A job of the schedule's task and params: made here, or (a fleet) handed
+// to a host that has the task.
+Result<JobManager::Executed> make_job(registry::Registry &registry, store::Store &store, JobManager &jobs,
+                                      const model::Schedule &s, const JobOptions &options) {
+    auto snapshot = registry.snapshot();
+    if (auto task = snapshot->find(s.task_name)) return jobs.execute(task, s.params_json, options, std::nullopt);
+    // Not runnable here (absent, or its plugin quarantined): in a fleet,
+    // handed to a host that has it, as a submit would be.
+    const std::string *why = snapshot->why_unavailable(s.task_name);
+    const std::string cannot_run = why ? "Task '" + s.task_name + "' cannot run: " + *why : std::string();
+    if (why && !store.shared()) return fail(ErrorKind::conflict, cannot_run);
+    auto elsewhere = jobs.execute_elsewhere(s.task_name, s.params_json, options, std::nullopt);
+    if (!elsewhere && why && elsewhere.error().kind == ErrorKind::not_found)
+        return fail(ErrorKind::conflict, cannot_run);
+    return elsewhere;
+}
+
 }  // namespace
 
 RecurringJobs::RecurringJobs(store::Store &store, registry::Registry &registry, JobManager &jobs, Options options)
@@ -88,7 +105,7 @@ int64_t RecurringJobs::fire_due(int64_t now) {
 
 bool RecurringJobs::fire(const model::Schedule &s, int64_t now) {
     const int64_t slot = s.next_run_at;
-    model::ScheduleRun run{now, {}, {}};
+    model::ScheduleRun run{now, {}, {}, false};
     int64_t next = 0;
     // A stored schedule was valid when it was saved; a time zone can leave
     // the system's tzdata since.
@@ -97,31 +114,41 @@ bool RecurringJobs::fire(const model::Schedule &s, int64_t now) {
         run.error = cron.error().message;
     } else {
         next = cron->next_after(now).value_or(0);
-        if (auto after = cron->next_after(slot); after && *after <= now) {
-            caught_up_.fetch_add(1, std::memory_order_relaxed);
-            spdlog::info("schedule {} ({}): runs from {} to {} were missed; one run now for them all", s.id,
-                         s.task_name, iso8601_utc(slot), iso8601_utc(now));
-        }
-        // The run's key: every host that fires this run finds one job.
+        // The run's key: every host that fires this run, now or after a
+        // restart, finds one job. It never expires (a run is made once).
         JobOptions options;
         options.idempotency_key = "schedule:" + s.id + ":" + std::to_string(slot);
         options.request_hash = to_hex(sha256(options.idempotency_key));
+        options.key_expires = false;
         options.schedule_id = s.id;
-        auto snapshot = registry_.snapshot();
-        Result<JobManager::Executed> made = Error{};
-        if (auto task = snapshot->find(s.task_name)) made = jobs_.execute(task, s.params_json, options, std::nullopt);
-        else if (const std::string *why = snapshot->why_unavailable(s.task_name))
-            made = Error{ErrorKind::conflict, *why};
-        else made = jobs_.execute_elsewhere(s.task_name, s.params_json, options, std::nullopt);
+        auto made = make_job(registry_, store_, jobs_, s, options);
         if (!made && (made.error().kind == ErrorKind::overloaded || made.error().kind == ErrorKind::unavailable)) {
             spdlog::warn("schedule {} ({}): its run is put off: {}", s.id, s.task_name, made.error().message);
             return false;
         }
         if (made) {
             run.job_id = made->job_id;
-            if (!made->replayed) fired_.fetch_add(1, std::memory_order_relaxed);
+            run.made = !made->replayed;
         } else {
             run.error = made.error().message;
+            // A fleet: another host may have made it although this one
+            // could not (the task is quarantined here, say).
+            try {
+                if (store_.shared())
+                    if (auto found = store_.find_keyed_job(options.idempotency_key, 0)) {
+                        run.job_id = found->id;
+                        run.error.clear();
+                    }
+            } catch (const std::exception &) {  // the error recorded stands
+            }
+        }
+        if (run.made) {
+            fired_.fetch_add(1, std::memory_order_relaxed);
+            if (auto after = cron->next_after(slot); after && *after <= now) {
+                caught_up_.fetch_add(1, std::memory_order_relaxed);
+                spdlog::info("schedule {} ({}): runs from {} to {} were missed; one run now for them all", s.id,
+                             s.task_name, iso8601_utc(slot), iso8601_utc(now));
+            }
         }
     }
     if (run.job_id.empty()) {
@@ -129,7 +156,10 @@ bool RecurringJobs::fire(const model::Schedule &s, int64_t now) {
         spdlog::warn("schedule {} ({}): no job was made: {}", s.id, s.task_name, run.error);
     }
     try {
-        store_.record_schedule_run(s.id, run, slot, next);
+        // An edit, a pause or another host moved the schedule first. A job
+        // made here all the same stands, and is counted.
+        if (!store_.record_schedule_run(s.id, run, slot, next) && run.made)
+            store_.record_schedule_run(s.id, run, std::nullopt, 0);
     } catch (const std::exception &e) {
         // The job is made: firing this run again finds it by its key.
         spdlog::warn("schedule {}: its run could not be recorded: {}", s.id, e.what());
@@ -198,17 +228,27 @@ Result<model::Schedule> RecurringJobs::update(const std::string &id, const Input
     if (in.time_zone) s.time_zone = in.time_zone->empty() ? "UTC" : *in.time_zone;
     if (in.enabled) s.enabled = *in.enabled;
     const int64_t now = now_us();
-    auto next = next_run(s, now);
-    if (!next) return next.error();
+    const bool new_rule = s.cron != old_cron || s.time_zone != old_tz;
+    // Read only when it matters: a schedule whose stored rule no longer
+    // reads (a zone gone from tzdata) can still be paused.
+    int64_t next = 0;
+    if (new_rule || s.enabled) {
+        auto read = next_run(s, now);
+        if (!read) return read.error();
+        next = *read;
+    }
     if (s.task_name != old_task || s.params_json != old_params)
         if (auto valid = jobs_.check_task_params(s.task_name, s.params_json); !valid) return valid.error();
     // A new rule, or a resumed schedule, starts from now: no run for the
-    // time it was paused.
-    if (!s.enabled) s.next_run_at = 0;
-    else if (!was_enabled || s.cron != old_cron || s.time_zone != old_tz || s.next_run_at == 0) s.next_run_at = *next;
+    // time it was paused. Otherwise its next run is left as the store has
+    // it (the schedules thread may have moved it on since it was read).
+    const bool reset = !s.enabled ? was_enabled : (!was_enabled || new_rule || s.next_run_at == 0);
+    if (reset) s.next_run_at = s.enabled ? next : 0;
     s.updated_at = now;
     try {
-        if (!store_.update_schedule(s)) return schedule_not_found(id);
+        if (!store_.update_schedule(s, reset)) return schedule_not_found(id);
+        if (!reset)
+            if (auto stored = store_.get_schedule(id)) s = std::move(*stored);
     } catch (const std::exception &e) {
         return fail(ErrorKind::unavailable, std::string("The schedule could not be stored: ") + e.what());
     }
@@ -220,10 +260,15 @@ Result<void> RecurringJobs::remove(const std::string &id) {
     try {
         auto s = store_.get_schedule(id);
         if (!s) return schedule_not_found(id);
-        if (s->from_plugin)
-            return fail(ErrorKind::conflict, "Schedule " + id + " is declared by the plugin of task '" + s->task_name +
-                                                 "' and would come back at its next load: disable it instead "
-                                                 "(PUT {\"enabled\": false})");
+        // A plugin's comes back at its next load, unless no host has its task.
+        if (s->from_plugin) {
+            auto where = jobs_.check_task_params(s->task_name, s->params_json);
+            if (where || where.error().kind != ErrorKind::not_found)
+                return fail(ErrorKind::conflict, "Schedule " + id + " is declared by the plugin of task '" +
+                                                     s->task_name +
+                                                     "' and would come back at its next load: disable it instead "
+                                                     "(PUT {\"enabled\": false})");
+        }
         if (!store_.delete_schedule(id)) return schedule_not_found(id);
     } catch (const std::exception &e) {
         return fail(ErrorKind::unavailable, e.what());
@@ -241,14 +286,10 @@ Result<std::string> RecurringJobs::trigger(const std::string &id) {
     if (!s) return schedule_not_found(id);
     JobOptions options;
     options.schedule_id = s->id;
-    auto snapshot = registry_.snapshot();
-    Result<JobManager::Executed> made = Error{};
-    if (auto task = snapshot->find(s->task_name)) made = jobs_.execute(task, s->params_json, options, std::nullopt);
-    else if (const std::string *why = snapshot->why_unavailable(s->task_name)) made = Error{ErrorKind::conflict, *why};
-    else made = jobs_.execute_elsewhere(s->task_name, s->params_json, options, std::nullopt);
+    auto made = make_job(registry_, store_, jobs_, *s, options);
     if (!made) return made.error();
     try {
-        store_.record_schedule_run(s->id, {now_us(), made->job_id, {}}, std::nullopt, 0);
+        store_.record_schedule_run(s->id, {now_us(), made->job_id, {}, true}, std::nullopt, 0);
     } catch (const std::exception &e) {
         spdlog::warn("schedule {}: its triggered run {} could not be recorded: {}", s->id, made->job_id, e.what());
     }
@@ -270,8 +311,10 @@ void RecurringJobs::sync_declared(const registry::Snapshot &snapshot) {
         return;
     }
     const int64_t now = now_us();
-    for (const auto &[name, task] : snapshot.tasks) {
-        const th_task_desc *d = task->desc;
+    // Not a structured binding: clang 14 cannot capture one in the lambda.
+    for (const auto &entry : snapshot.tasks) {
+        const std::string &name = entry.first;
+        const th_task_desc *d = entry.second->desc;
         auto have = std::find_if(all.begin(), all.end(),
                                  [&](const model::Schedule &s) { return s.from_plugin && s.task_name == name; });
         try {
@@ -296,7 +339,7 @@ void RecurringJobs::sync_declared(const registry::Snapshot &snapshot) {
                 // False: another host of the fleet made it first.
                 if (store_.insert_schedule(s))
                     spdlog::info("schedule {} created: task '{}' declares '{}' ({})", s.id, name, s.cron, s.time_zone);
-            } else if (store_.update_schedule(s)) {
+            } else if (store_.update_schedule(s, /*set_next_run=*/true)) {
                 spdlog::info("schedule {}: task '{}' now declares '{}' ({})", s.id, name, s.cron, s.time_zone);
             }
         } catch (const std::exception &e) {

@@ -26,7 +26,7 @@ struct Schedule {
     int64_t last_run_at = 0;
     std::string last_job_id;
     std::string last_error;
-    int64_t runs = 0;  // jobs it has made
+    int64_t runs = 0;  // jobs it has made (each counted once)
 };
 
 // What a fire (or a $trigger) did, for Store::record_schedule_run.
@@ -34,6 +34,9 @@ struct ScheduleRun {
     int64_t at = 0;
     std::string job_id;  // empty: no job was made
     std::string error;   // why not
+    // The job is new (runs counts it); false when the run's job was made
+    // before (another host, or this one before a restart, made it).
+    bool made = false;
 };
 
 }  // namespace taskhost::model

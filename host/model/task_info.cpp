@@ -74,8 +74,9 @@ std::string render_task_info(const th_task_desc &desc, std::string_view plugin_n
         {"retry",
          task_retry_policy(desc).max_attempts > 1 ? json::parse(render_retry(task_retry_policy(desc))) : json(nullptr)},
         // The schedule its plugin declares (.every()), if any.
-        {"every", desc.every_cron ? json{{"cron", desc.every_cron}, {"tz", desc.every_tz ? desc.every_tz : "UTC"}}
-                                  : json(nullptr)},
+        {"every", desc.every_cron
+                      ? json{{"cron", desc.every_cron}, {"tz", desc.every_tz && *desc.every_tz ? desc.every_tz : "UTC"}}
+                      : json(nullptr)},
         {"plugin", {{"name", plugin_name}, {"version", plugin_version}}},
     };
     return info.dump();

@@ -233,9 +233,16 @@ struct DescriptorBuilder {
                 params_schema = std::move(*compiled);
             }
             out->params_schemas_.push_back(std::move(params_schema));
-            if (t.every_cron != nullptr)
+            if (t.every_cron != nullptr) {
                 if (auto cron = model::CronSchedule::parse(t.every_cron, t.every_tz ? t.every_tz : "UTC"); !cron)
                     return refusal("invalid declaration: " + owner + "every: " + cron.error().message);
+                // Its schedule's runs send params {} (the SDK says so at
+                // build time; a plugin in C learns it here).
+                for (const th_param_desc &param : out->params_[i])
+                    if (param.flags & TH_PARAM_REQUIRED)
+                        return refusal("invalid declaration: " + owner + "every: its runs send params {}, but " +
+                                       "parameter '" + (param.name ? param.name : "") + "' is required");
+            }
         }
         if (functions) {
             out->has_init_ = plugin.init != nullptr;

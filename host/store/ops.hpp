@@ -77,7 +77,7 @@ struct DeleteArtifact {
     const std::string *id;
     bool *deleted;
 };
-// Store::insert_schedule, update_schedule, delete_schedule (id),
+// Store::insert_schedule, update_schedule (set_next_run), delete_schedule (id),
 // record_schedule_run (id, run, fired, next_run_at).
 struct WriteSchedule {
     enum class Kind { insert, update, remove, record_run } kind;
@@ -87,6 +87,7 @@ struct WriteSchedule {
     std::optional<int64_t> fired;
     int64_t next_run_at = 0;
     bool *done = nullptr;
+    bool set_next_run = true;  // update: also next_run_at
 };
 struct Flush {  // committing its batch is the point
     // At shutdown: job ends kept for a database that is away (PostgreSQL's

@@ -198,9 +198,10 @@ public:
     // task has a plugin's schedule already.
     virtual bool insert_schedule(const model::Schedule &schedule) = 0;
     // Sets what people and plugins edit (task, params, cron, time zone,
-    // enabled, next_run_at, updated_at); what its runs recorded stays.
-    // False if there is no such schedule.
-    virtual bool update_schedule(const model::Schedule &schedule) = 0;
+    // enabled, updated_at; next_run_at only with `set_next_run`, so that an
+    // edit does not put back a run another host moved on from); what its
+    // runs recorded stays. False if there is no such schedule.
+    virtual bool update_schedule(const model::Schedule &schedule, bool set_next_run) = 0;
     virtual bool delete_schedule(const std::string &id) = 0;
     // Records a run (runs counts one more when it made a job). With `fired`
     // (µs): only if that is still its next_run_at, which becomes

@@ -238,6 +238,8 @@ TEST_CASE("fleet: each run of a schedule is made once by one of three hosts that
     REQUIRE(eventually([&] { return std::stoi(schema.query("SELECT count(*)" + of_it)) >= 4; },
                        std::chrono::seconds(15), std::chrono::milliseconds(100)));
     REQUIRE(put_json(hosts[2]->cli(), "/api/v1/schedules/" + id, {{"enabled", false}})->status == 200);
+    // A run under way as it was paused may still make its job.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     REQUIRE(eventually([&] { return schema.query("SELECT count(*)" + of_it + " AND status <> 'completed'") == "0"; },
                        std::chrono::seconds(15), std::chrono::milliseconds(50)));
     const std::string jobs = schema.query("SELECT count(*)" + of_it);

@@ -128,6 +128,10 @@ TEST_CASE("schedules: created, read, edited, paused, triggered and deleted over 
     check_problem(put_json(cli, kSchedules + "/" + missing, {{"enabled", false}}), 404);
     check_problem(cli.Post((kSchedules + "/" + missing + "/$trigger").c_str()), 404);
     check_problem(cli.Patch((kSchedules + "/" + id).c_str(), "{}", "application/json"), 405);
+    // The keys of schedules' runs are the host's own.
+    check_problem(cli.Post("/api/v1/tasks/add/$execute", {{"Idempotency-Key", "schedule:" + id + ":0"}},
+                           R"({"params": {"a": 1, "b": 1}})", "application/json"),
+                  400, "must not start with 'schedule:'");
     // A failed edit changed nothing.
     CHECK(get_json(cli, kSchedules + "/" + id)["cron"] == "@daily");
 
@@ -146,17 +150,16 @@ TEST_CASE("schedules: each run is a job naming its schedule, one per fire time, 
     json s = create_schedule(cli, {{"task", "add"}, {"params", {{"a", 1}, {"b", 2}}}, {"cron", "* * * * * *"}});
     const std::string id = s["id"];
     REQUIRE(eventually([&] { return runs_of(cli, id).size() >= 3; }, 8000ms));
-    // Paused: no run after the one that may be under way.
+    // Paused: no run after the one that may be under way (its job stands).
     json paused = body_json(put_json(cli, kSchedules + "/" + id, {{"enabled", false}}));
     CHECK(paused["next_run_at"].is_null());
+    std::this_thread::sleep_for(1500ms);  // the absence of an event: nothing to wait for
     const std::vector<json> runs = runs_of(cli, id);
     std::set<int64_t> seconds;
     for (const json &job : runs) {
         INFO(job.dump());
-        // Made just after its whole second (the run's time), once per second.
-        const int64_t at = iso_us(job["submitted_at"]);
-        CHECK(at % 1'000'000 < 900'000);
-        CHECK(seconds.insert(at / 1'000'000).second);
+        // Made at (just after) its whole second, the run's time: one a second.
+        CHECK(seconds.insert(iso_us(job["submitted_at"]) / 1'000'000).second);
         CHECK(job["task_name"] == "add");
         CHECK(wait_job(cli, job["id"])["status"] == "completed");
     }
@@ -167,7 +170,7 @@ TEST_CASE("schedules: each run is a job naming its schedule, one per fire time, 
     CHECK(metric(cli, "taskhost_schedule_runs_total") == static_cast<double>(runs.size()));
     CHECK(get_json(cli, "/api/v1/system")["schedules"]["runs_made"] == runs.size());
     // Paused means paused: a second and a half later, nothing new.
-    std::this_thread::sleep_for(1500ms);  // the absence of an event: nothing to wait for
+    std::this_thread::sleep_for(1500ms);
     CHECK(runs_of(cli, id).size() == runs.size());
 }
 
@@ -198,13 +201,19 @@ TEST_CASE("schedules: kept across a restart; a host that was down makes one catc
     CHECK(get_json(cli, "/api/v1/system")["schedules"]["runs_caught_up"] == 1);
 
     // Stopped just after making a run's job, before moving the schedule on:
-    // after a restart the same run finds the same job (its key), not a second.
+    // after a restart the same run finds the same job (its key, which never
+    // expires: --idempotency-ttl 1), not a second one.
     svc.host().stop();
     svc.sql("UPDATE schedules SET next_run_at = " + std::to_string(missed) + " WHERE id = '" + id + "'");
-    svc.restart();
-    REQUIRE(eventually([&] { return get_json(svc.cli(), kSchedules + "/" + id)["runs"] == 2; }, 5000ms));
+    std::this_thread::sleep_for(1100ms);  // past the key TTL below
+    svc.restart({"--idempotency-ttl", "1"});
+    REQUIRE(eventually([&] { return iso_us(get_json(svc.cli(), kSchedules + "/" + id)["next_run_at"]) > wall_us(); },
+                       5000ms));
     CHECK(runs_of(svc.cli(), id).size() == 1);
-    CHECK(get_json(svc.cli(), kSchedules + "/" + id)["last_job_id"] == runs[0]["id"]);
+    json again = get_json(svc.cli(), kSchedules + "/" + id);
+    CHECK(again["last_job_id"] == runs[0]["id"]);
+    CHECK(again["runs"] == 1);  // the job was made before: not counted twice
+    CHECK(iso_us(again["last_run_at"]) > iso_us(after["last_run_at"]));
 }
 
 TEST_CASE("schedules: a run that cannot make its job says why and the schedule moves on") {
@@ -270,6 +279,19 @@ TEST_CASE("schedules: declared by a plugin (.every), paused by people, following
     deploy(svc.plugins_dir(), fixture_plugin("ticker_v3.so"), "ticker.so");
     REQUIRE(svc.cli().Post("/api/v1/plugins/$reload")->status == 200);
     CHECK(get_json(svc.cli(), kSchedules) == json::array());
+
+    // The plugin removed: its schedule stays (another host may have it)
+    // until someone deletes it, which is allowed once no host has the task.
+    deploy(svc.plugins_dir(), fixture_plugin("ticker_v1.so"), "ticker.so");
+    REQUIRE(svc.cli().Post("/api/v1/plugins/$reload")->status == 200);
+    all = get_json(svc.cli(), kSchedules);
+    REQUIRE(all.size() == 1);
+    fs::remove(svc.plugins_dir() / "ticker.so");
+    REQUIRE(svc.cli().Post("/api/v1/plugins/$reload")->status == 200);
+    CHECK(get_json(svc.cli(), kSchedules).size() == 1);
+    auto deleted = svc.cli().Delete((kSchedules + "/" + std::string(all[0]["id"])).c_str());
+    REQUIRE(deleted);
+    CHECK(deleted->status == 204);
 }
 
 }  // TEST_SUITE("lifecycle")

@@ -267,6 +267,17 @@ TEST_CASE("descriptor: a schedule (every_cron, every_tz) is read from ABI 1.5 on
     CHECK(refusal(plugin) == "invalid declaration: task 'ticking': every: unknown time zone 'Nowhere/Town'");
     task.every_tz = nullptr;  // UTC
     CHECK(accepted(plugin)->plugin().tasks[0].every_tz == nullptr);
+    // Its runs send params {}: a required parameter refuses it.
+    th_param_desc param{};
+    param.struct_size = sizeof param;
+    param.name = "n";
+    param.flags = TH_PARAM_REQUIRED;
+    task.param_count = 1;
+    task.params = &param;
+    CHECK(refusal(plugin) ==
+          "invalid declaration: task 'ticking': every: its runs send params {}, but parameter 'n' is required");
+    param.flags = 0;
+    CHECK(accepted(plugin)->plugin().tasks[0].every_cron != nullptr);
 }
 
 TEST_CASE("descriptor: schemas that are not JSON, or not JSON Schemas, refuse the plugin naming the task") {

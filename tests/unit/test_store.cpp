@@ -276,36 +276,49 @@ TEST_CASE("store: schedules round trip; a run moves one on only from the run it 
     CHECK(got->runs == 0);
 
     // The run of 5000: only once, however many fire it.
-    CHECK(store.record_schedule_run(s.id, {5001, "J1", ""}, 5000, 9000));
-    CHECK_FALSE(store.record_schedule_run(s.id, {5002, "J2", ""}, 5000, 9000));
+    CHECK(store.record_schedule_run(s.id, {5001, "J1", "", true}, 5000, 9000));
+    CHECK_FALSE(store.record_schedule_run(s.id, {5002, "J2", "", true}, 5000, 9000));
     got = store.get_schedule(s.id);
     CHECK(got->next_run_at == 9000);
     CHECK(got->last_run_at == 5001);
     CHECK(got->last_job_id == "J1");
     CHECK(got->runs == 1);
-    // Out of turn ($trigger): next_run_at stays; a run without a job counts none.
-    CHECK(store.record_schedule_run(s.id, {6000, "J3", ""}, std::nullopt, 0));
+    // Out of turn ($trigger): next_run_at stays; a run without a new job
+    // (none, or one made before) counts none.
+    CHECK(store.record_schedule_run(s.id, {6000, "J3", "", true}, std::nullopt, 0));
+    CHECK(store.record_schedule_run(s.id, {6001, "J3", "", false}, std::nullopt, 0));
     CHECK(store.record_schedule_run(s.id, {9001, "", "Task 'add' not found"}, 9000, 0));
     got = store.get_schedule(s.id);
     CHECK(got->runs == 2);
     CHECK(got->last_job_id.empty());
     CHECK(got->last_error == "Task 'add' not found");
     CHECK(got->next_run_at == 0);  // none: never again
-    CHECK_FALSE(store.record_schedule_run("01ARZ3NDEKTSV4RRFFQ69G5FAV", {1, "J", ""}, std::nullopt, 0));
+    CHECK_FALSE(store.record_schedule_run("01ARZ3NDEKTSV4RRFFQ69G5FAV", {1, "J", "", true}, std::nullopt, 0));
 
-    // An edit sets what people edit and keeps what runs recorded.
+    // An edit sets what people edit and keeps what runs recorded; its next
+    // run only when asked to.
+    CHECK(store.record_schedule_run(s.id, {9002, "", "", false}, std::nullopt, 0));
+    s.params_json = R"({"a":2})";
+    s.next_run_at = 1;  // a stale read
+    CHECK(store.update_schedule(s, false));
+    CHECK(store.get_schedule(s.id)->params_json == R"({"a":2})");
+    CHECK(store.get_schedule(s.id)->next_run_at == 0);
+    s.next_run_at = 12000;
+    CHECK(store.update_schedule(s, true));
+    CHECK(store.get_schedule(s.id)->next_run_at == 12000);
     s.enabled = false;
     s.cron = "@daily";
     s.next_run_at = 0;
     s.runs = 99;
     s.updated_at = 7000;
-    CHECK(store.update_schedule(s));
+    CHECK(store.update_schedule(s, true));
     got = store.get_schedule(s.id);
     CHECK_FALSE(got->enabled);
+    CHECK(got->next_run_at == 0);
     CHECK(got->cron == "@daily");
     CHECK(got->updated_at == 7000);
     CHECK(got->runs == 2);
-    CHECK(got->last_error == "Task 'add' not found");
+    CHECK(got->last_error.empty());
 
     // A plugin declares one schedule per task: a second insert does nothing.
     model::Schedule declared = s;
@@ -325,7 +338,7 @@ TEST_CASE("store: schedules round trip; a run moves one on only from the run it 
 
     CHECK(store.delete_schedule(s.id));
     CHECK_FALSE(store.delete_schedule(s.id));
-    CHECK_FALSE(store.update_schedule(s));
+    CHECK_FALSE(store.update_schedule(s, true));
     CHECK_FALSE(store.get_schedule(s.id));
     CHECK(store.list_schedules().size() == 2);
 

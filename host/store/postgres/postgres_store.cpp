@@ -224,9 +224,10 @@ bool PostgresStore::insert_schedule(const model::Schedule &schedule) {
     return done;
 }
 
-bool PostgresStore::update_schedule(const model::Schedule &schedule) {
+bool PostgresStore::update_schedule(const model::Schedule &schedule, bool set_next_run) {
     bool done = false;
-    impl_->queue.call(WriteSchedule{WriteSchedule::Kind::update, &schedule, nullptr, nullptr, {}, 0, &done});
+    impl_->queue.call(
+        WriteSchedule{WriteSchedule::Kind::update, &schedule, nullptr, nullptr, {}, 0, &done, set_next_run});
     return done;
 }
 

@@ -84,7 +84,7 @@ public:
     std::vector<model::Artifact> artifact_subtree(const std::string &root_id) const override;
 
     bool insert_schedule(const model::Schedule &schedule) override;
-    bool update_schedule(const model::Schedule &schedule) override;
+    bool update_schedule(const model::Schedule &schedule, bool set_next_run) override;
     bool delete_schedule(const std::string &id) override;
     bool record_schedule_run(const std::string &id, const model::ScheduleRun &run, std::optional<int64_t> fired,
                              int64_t next_run_at) override;

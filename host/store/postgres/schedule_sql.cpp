@@ -15,9 +15,9 @@ constexpr Statement kInsert{"INSERT INTO schedules (" SCHEDULE_COLS
                             "ON CONFLICT DO NOTHING"};
 constexpr Statement kUpdate{
     "UPDATE schedules SET task_name = $2, params = $3, cron = $4, time_zone = $5, enabled = $6, updated_at = $7, "
-    "next_run_at = $8 WHERE id = $1"};
+    "next_run_at = CASE WHEN $9::boolean THEN $8::bigint ELSE next_run_at END WHERE id = $1"};
 constexpr Statement kDelete{"DELETE FROM schedules WHERE id = $1"};
-// $5: whether it made a job. $6 NULL: out of turn, next_run_at stays.
+// $5: whether it made a new job. $6 NULL: out of turn, next_run_at stays.
 // Hosts that fire the same run race on the row: the first one's update
 // moves next_run_at, and the others' then match nothing.
 constexpr Statement kRecordRun{
@@ -65,11 +65,11 @@ bool insert_schedule(Connection &w, const model::Schedule &v) {
     return w.run(kInsert, p).affected() > 0;
 }
 
-bool update_schedule(Connection &w, const model::Schedule &v) {
+bool update_schedule(Connection &w, const model::Schedule &v, bool set_next_run) {
     Params p;
     p.add(std::string_view(v.id)).add(std::string_view(v.task_name)).add(std::string_view(v.params_json));
     p.add(std::string_view(v.cron)).add(std::string_view(v.time_zone)).add(boolean(v.enabled));
-    p.add(v.updated_at).add_time(v.next_run_at);
+    p.add(v.updated_at).add_time(v.next_run_at).add(boolean(set_next_run));
     return w.run(kUpdate, p).affected() > 0;
 }
 
@@ -77,7 +77,7 @@ bool record_schedule_run(Connection &w, const std::string &id, const model::Sche
                          std::optional<int64_t> fired, int64_t next_run_at) {
     Params p;
     p.add(std::string_view(id)).add(run.at).add(text_or_null(run.job_id)).add(text_or_null(run.error));
-    p.add(int64_t{run.job_id.empty() ? 0 : 1});
+    p.add(int64_t{run.made ? 1 : 0});
     if (fired) p.add(*fired);
     else p.add_null();
     p.add_time(next_run_at);
@@ -89,7 +89,7 @@ bool record_schedule_run(Connection &w, const std::string &id, const model::Sche
 bool write_schedule(Connection &w, const WriteSchedule &op) {
     switch (op.kind) {
         case WriteSchedule::Kind::insert: return insert_schedule(w, *op.schedule);
-        case WriteSchedule::Kind::update: return update_schedule(w, *op.schedule);
+        case WriteSchedule::Kind::update: return update_schedule(w, *op.schedule, op.set_next_run);
         case WriteSchedule::Kind::remove: {
             Params p;
             p.add(std::string_view(*op.id));

@@ -14,9 +14,9 @@ constexpr char kInsert[] = "INSERT INTO schedules (" SCHEDULE_COLS
                            "ON CONFLICT DO NOTHING";
 constexpr char kUpdate[] =
     "UPDATE schedules SET task_name = ?2, params = ?3, cron = ?4, time_zone = ?5, enabled = ?6, updated_at = ?7, "
-    "next_run_at = ?8 WHERE id = ?1";
+    "next_run_at = CASE WHEN ?9 <> 0 THEN ?8 ELSE next_run_at END WHERE id = ?1";
 constexpr char kDelete[] = "DELETE FROM schedules WHERE id = ?1";
-// ?5: whether it made a job. ?6 NULL: out of turn, next_run_at stays.
+// ?5: whether it made a new job. ?6 NULL: out of turn, next_run_at stays.
 constexpr char kRecordRun[] =
     "UPDATE schedules SET last_run_at = ?2, last_job_id = ?3, last_error = ?4, runs = runs + ?5, "
     "next_run_at = CASE WHEN ?6 IS NULL THEN next_run_at ELSE ?7 END "
@@ -64,11 +64,11 @@ bool insert_schedule(Connection &w, const model::Schedule &v) {
     return s.run() > 0;
 }
 
-bool update_schedule(Connection &w, const model::Schedule &v) {
+bool update_schedule(Connection &w, const model::Schedule &v, bool set_next_run) {
     Stmt s(w, kUpdate);
     s.bind(1, std::string_view(v.id)).bind(2, std::string_view(v.task_name)).bind(3, std::string_view(v.params_json));
     s.bind(4, std::string_view(v.cron)).bind(5, std::string_view(v.time_zone)).bind(6, int64_t{v.enabled});
-    s.bind(7, v.updated_at).bind_time(8, v.next_run_at);
+    s.bind(7, v.updated_at).bind_time(8, v.next_run_at).bind(9, int64_t{set_next_run ? 1 : 0});
     return s.run() > 0;
 }
 
@@ -82,7 +82,7 @@ bool record_schedule_run(Connection &w, const std::string &id, const model::Sche
     s.bind(1, std::string_view(id)).bind(2, run.at);
     bind_text_or_null(s, 3, run.job_id);
     bind_text_or_null(s, 4, run.error);
-    s.bind(5, int64_t{run.job_id.empty() ? 0 : 1});
+    s.bind(5, int64_t{run.made ? 1 : 0});
     if (fired) s.bind(6, *fired);
     else s.bind_null(6);
     s.bind_time(7, next_run_at);
@@ -92,7 +92,7 @@ bool record_schedule_run(Connection &w, const std::string &id, const model::Sche
 bool write_schedule(Connection &w, const WriteSchedule &op) {
     switch (op.kind) {
         case WriteSchedule::Kind::insert: return insert_schedule(w, *op.schedule);
-        case WriteSchedule::Kind::update: return update_schedule(w, *op.schedule);
+        case WriteSchedule::Kind::update: return update_schedule(w, *op.schedule, op.set_next_run);
         case WriteSchedule::Kind::remove: return delete_schedule(w, *op.id);
         case WriteSchedule::Kind::record_run: return record_schedule_run(w, *op.id, *op.run, op.fired, op.next_run_at);
     }

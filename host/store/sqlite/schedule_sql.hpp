@@ -14,7 +14,7 @@
 namespace taskhost::store::sqlite {
 
 bool insert_schedule(Connection &conn, const model::Schedule &schedule);
-bool update_schedule(Connection &conn, const model::Schedule &schedule);
+bool update_schedule(Connection &conn, const model::Schedule &schedule, bool set_next_run);
 bool delete_schedule(Connection &conn, const std::string &id);
 bool record_schedule_run(Connection &conn, const std::string &id, const model::ScheduleRun &run,
                          std::optional<int64_t> fired, int64_t next_run_at);

@@ -194,9 +194,10 @@ bool SqliteStore::insert_schedule(const model::Schedule &schedule) {
     return done;
 }
 
-bool SqliteStore::update_schedule(const model::Schedule &schedule) {
+bool SqliteStore::update_schedule(const model::Schedule &schedule, bool set_next_run) {
     bool done = false;
-    impl_->queue.call(WriteSchedule{WriteSchedule::Kind::update, &schedule, nullptr, nullptr, {}, 0, &done});
+    impl_->queue.call(
+        WriteSchedule{WriteSchedule::Kind::update, &schedule, nullptr, nullptr, {}, 0, &done, set_next_run});
     return done;
 }
 
