@@ -136,6 +136,19 @@ Result<void> check_params(exec::Executor &executor, const registry::Task &task, 
     return task.params_schema->check_params(params);
 }
 
+// Params for a task of another host of a fleet, checked against its schema
+// (a task that checks them in its own code does so where it runs).
+Result<void> check_fleet_params(const FleetTasks::Task &task, std::string_view name, std::string_view params_json) {
+    if (!task.params_schema) return {};
+    const auto params = nlohmann::json::parse(params_json, nullptr, /*allow_exceptions=*/false);
+    auto valid = params.is_discarded() ? fail(ErrorKind::invalid, "params are not valid JSON")
+                                       : task.params_schema->check_params(params);
+    if (!valid)
+        return fail(ErrorKind::invalid,
+                    "Invalid params for task '" + std::string(name) + "': " + valid.error().message);
+    return {};
+}
+
 }  // namespace
 
 // What a running task may ask of its job and of the scheduler (the
@@ -818,30 +831,29 @@ Result<JobManager::Executed> JobManager::keyed(const JobOptions &options, std::o
     return fail(ErrorKind::unavailable, "Idempotency-Key '" + key + "': its job kept disappearing; retry");
 }
 
+Result<void> JobManager::read_fleet_task(std::string_view name, const FleetTasks::Task *&task,
+                                         std::shared_ptr<const FleetTasks::Catalogue> &catalogue) const {
+    try {
+        catalogue = fleet_task(name, task);
+    } catch (const std::exception &e) {
+        return fail(ErrorKind::unavailable, std::string("The fleet's tasks could not be read: ") + e.what());
+    }
+    return {};
+}
+
 Result<JobManager::Executed> JobManager::offer_new(std::string_view task_name, std::string params_json,
                                                    const JobOptions &options, std::optional<double> wait_s,
                                                    std::stop_token abandon) {
     const FleetTasks::Task *task = nullptr;
     std::shared_ptr<const FleetTasks::Catalogue> catalogue;
-    try {
-        catalogue = fleet_task(task_name, task);
-    } catch (const std::exception &e) {
-        return fail(ErrorKind::unavailable, std::string("The fleet's tasks could not be read: ") + e.what());
-    }
+    if (auto read = read_fleet_task(task_name, task, catalogue); !read) return read.error();
     // Only this host's row names it (a reload here removed it, and the row
     // has not caught up): no host would claim it.
     if (task && std::all_of(task->hosts.begin(), task->hosts.end(), [&](const auto &h) { return h == fleet_host_; }))
         task = nullptr;
     if (!task) return fail(ErrorKind::not_found, "Task '" + std::string(task_name) + "' not found in registry");
     if (stopping_.load()) return fail(ErrorKind::unavailable, "the host is stopping");
-    if (task->params_schema) {
-        const auto params = nlohmann::json::parse(params_json, nullptr, /*allow_exceptions=*/false);
-        auto valid = params.is_discarded() ? fail(ErrorKind::invalid, "params are not valid JSON")
-                                           : task->params_schema->check_params(params);
-        if (!valid)
-            return fail(ErrorKind::invalid,
-                        "Invalid params for task '" + std::string(task_name) + "': " + valid.error().message);
-    }
+    if (auto valid = check_fleet_params(*task, task_name, params_json); !valid) return valid.error();
     model::Job r;
     r.id = new_ulid_string();
     r.task_name = task_name;
@@ -1050,20 +1062,9 @@ Result<void> JobManager::check_task_params(std::string_view task_name, std::stri
     }
     const FleetTasks::Task *task = nullptr;
     std::shared_ptr<const FleetTasks::Catalogue> catalogue;
-    try {
-        catalogue = fleet_task(task_name, task);
-    } catch (const std::exception &e) {
-        return fail(ErrorKind::unavailable, std::string("The fleet's tasks could not be read: ") + e.what());
-    }
+    if (auto read = read_fleet_task(task_name, task, catalogue); !read) return read.error();
     if (!task) return fail(ErrorKind::not_found, "Task '" + std::string(task_name) + "' not found in registry");
-    if (!task->params_schema) return {};
-    const auto params = nlohmann::json::parse(params_json, nullptr, /*allow_exceptions=*/false);
-    auto valid = params.is_discarded() ? fail(ErrorKind::invalid, "params are not valid JSON")
-                                       : task->params_schema->check_params(params);
-    if (!valid)
-        return fail(ErrorKind::invalid,
-                    "Invalid params for task '" + std::string(task_name) + "': " + valid.error().message);
-    return {};
+    return check_fleet_params(*task, task_name, params_json);
 }
 
 // ---- reading and waiting --------------------------------------------------------

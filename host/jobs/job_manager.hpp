@@ -167,6 +167,9 @@ public:
     std::shared_ptr<const FleetTasks::Catalogue> fleet_tasks() const;
     // One task of it; null if no live host has it (or on a store of one host).
     std::shared_ptr<const FleetTasks::Catalogue> fleet_task(std::string_view name, const FleetTasks::Task *&task) const;
+    // The same, with a read failure as an Error (unavailable).
+    Result<void> read_fleet_task(std::string_view name, const FleetTasks::Task *&task,
+                                 std::shared_ptr<const FleetTasks::Catalogue> &catalogue) const;
 
     // A job another host of a fleet holds is read from the store: its
     // version is then derived from its row, so that it changes when the
