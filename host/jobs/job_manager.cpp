@@ -838,6 +838,10 @@ Result<void> JobManager::read_fleet_task(std::string_view name, const FleetTasks
     } catch (const std::exception &e) {
         return fail(ErrorKind::unavailable, std::string("The fleet's tasks could not be read: ") + e.what());
     }
+    // Only this host's row names it (a reload here removed it, and the row
+    // has not caught up): no host has it.
+    if (task && std::all_of(task->hosts.begin(), task->hosts.end(), [&](const auto &h) { return h == fleet_host_; }))
+        task = nullptr;
     return {};
 }
 
@@ -847,10 +851,6 @@ Result<JobManager::Executed> JobManager::offer_new(std::string_view task_name, s
     const FleetTasks::Task *task = nullptr;
     std::shared_ptr<const FleetTasks::Catalogue> catalogue;
     if (auto read = read_fleet_task(task_name, task, catalogue); !read) return read.error();
-    // Only this host's row names it (a reload here removed it, and the row
-    // has not caught up): no host would claim it.
-    if (task && std::all_of(task->hosts.begin(), task->hosts.end(), [&](const auto &h) { return h == fleet_host_; }))
-        task = nullptr;
     if (!task) return fail(ErrorKind::not_found, "Task '" + std::string(task_name) + "' not found in registry");
     if (stopping_.load()) return fail(ErrorKind::unavailable, "the host is stopping");
     if (auto valid = check_fleet_params(*task, task_name, params_json); !valid) return valid.error();

@@ -167,7 +167,8 @@ public:
     std::shared_ptr<const FleetTasks::Catalogue> fleet_tasks() const;
     // One task of it; null if no live host has it (or on a store of one host).
     std::shared_ptr<const FleetTasks::Catalogue> fleet_task(std::string_view name, const FleetTasks::Task *&task) const;
-    // The same, with a read failure as an Error (unavailable).
+    // The same, with a read failure as an Error (unavailable), and null for
+    // a task only this host's (stale) row names.
     Result<void> read_fleet_task(std::string_view name, const FleetTasks::Task *&task,
                                  std::shared_ptr<const FleetTasks::Catalogue> &catalogue) const;
 
