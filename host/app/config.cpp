@@ -61,6 +61,14 @@ std::variant<Config, int> read_config(int argc, char **argv) {
                  "Do not migrate the database schema at start-up: refuse to start unless it is current "
                  "(run `taskhost migrate` first)")
         ->envname("TASKHOST_NO_MIGRATE");
+    std::string sync = "full";
+    app.add_option("--sync", sync,
+                   "full: a job is acknowledged (202, ?wait's 200, any terminal state) only once the commit "
+                   "that holds it is fsync'd, so it survives power loss and OS crashes; normal: commits survive "
+                   "a crash of the host only (faster on slow disks)")
+        ->check(CLI::IsMember({"full", "normal"}))
+        ->envname("TASKHOST_SYNC")
+        ->capture_default_str();
     app.add_option("--host-id", cfg.postgres_store.host_id,
                    "This host's name in a fleet (PostgreSQL): the jobs it runs carry it. Keep it across restarts, "
                    "so a restarted host fails its own interrupted jobs at once (default: hostname:port)")
@@ -307,6 +315,7 @@ std::variant<Config, int> read_config(int argc, char **argv) {
         cfg.postgres_store.host_id = std::string(name) + ":" + std::to_string(cfg.http.port);
     }
     cfg.postgres_store.migrate = cfg.store.migrate = !no_migrate;
+    cfg.postgres_store.sync_full = cfg.store.sync_full = sync == "full";
     // What the browser rules need to know of the other settings: the
     // address listened on names the host, and with API keys (run() refuses
     // to start when these give none) the key is what a page cannot forge.

@@ -11,8 +11,13 @@
 
 namespace taskhost::store::postgres {
 
-Committer::Committer(Connection &writer, HostLease lease, const Reporter &report)
-    : writer_(writer), lease_(std::move(lease)), report_(report) {}
+// Set per transaction: a session setting would be lost when the writer
+// reconnects.
+Committer::Committer(Connection &writer, HostLease lease, const Reporter &report, bool sync_full)
+    : writer_(writer),
+      begin_(sync_full ? "BEGIN; SET LOCAL synchronous_commit TO on" : "BEGIN; SET LOCAL synchronous_commit TO off"),
+      lease_(std::move(lease)),
+      report_(report) {}
 
 namespace {
 // A key of its own (the migration lock is ...685): "taskhost" in base 36, plus one.
@@ -33,7 +38,7 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
             if (w.broken() && !w.reset())
                 throw StoreError(StoreError::Kind::unavailable,
                                  "PostgreSQL is unreachable: " + std::string(PQerrorMessage(w.handle())));
-            w.exec("BEGIN");
+            w.exec(begin_);
             batch_error = nullptr;
             break;
         } catch (...) {

@@ -27,7 +27,9 @@ namespace taskhost::store::postgres {
 
 class Committer final : public BatchApplier {
 public:
-    Committer(Connection &writer, HostLease lease, const Reporter &report);
+    // `sync_full`: each batch commits with synchronous_commit on (it returns
+    // once the server flushed its WAL), else off (PostgresStore::Options).
+    Committer(Connection &writer, HostLease lease, const Reporter &report, bool sync_full);
 
     void apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) override;
 
@@ -51,6 +53,7 @@ private:
     void batch_failed(std::span<Write> batch, std::exception_ptr error, bool parked_failed);
 
     Connection &writer_;
+    const char *const begin_;  // BEGIN with this batch's synchronous_commit
     const HostLease lease_;
     const Reporter &report_;
 

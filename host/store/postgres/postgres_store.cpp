@@ -90,7 +90,7 @@ struct PostgresStore::Impl {
           lease(lease_of(options)),
           writer(open_writer(options)),
           reads(options.url, options.read_connections),
-          committer(*writer, lease, report),
+          committer(*writer, lease, report, options.sync_full),
           queue(committer, report, options.max_batch),
           listener(options.url, report),
           heartbeat(

@@ -28,6 +28,10 @@ public:
         // A running job's lease, renewed every third of it: a host not
         // heard of for this long is lost, and its running jobs fail.
         double lease_s = 30;
+        // --sync full (true): the writer's commits wait for the server's WAL
+        // flush (synchronous_commit on); normal: they do not (off), and
+        // the last of them may be lost if the server itself crashes.
+        bool sync_full = true;
         // Failures of the writes nobody waits for; stderr when empty.
         std::function<void(const std::string &)> on_write_error;
     };

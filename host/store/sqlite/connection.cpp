@@ -33,7 +33,7 @@ void configure_sqlite_once() {
 
 }  // namespace
 
-Connection::Connection(const std::string &name, bool memory, Role role) {
+Connection::Connection(const std::string &name, bool memory, Role role, bool sync_full) {
     configure_sqlite_once();
     // NOMUTEX: a connection is only ever used by one thread at a time (the
     // writer, a pooled reader on lease, or a task connection under its lock).
@@ -55,7 +55,10 @@ Connection::Connection(const std::string &name, bool memory, Role role) {
             // journal_mode is a property of the file; the writer sets it
             // first, readers then find the database already in WAL mode.
             if (role == Role::writer) exec("PRAGMA journal_mode=WAL");
-            exec("PRAGMA synchronous=NORMAL");
+            // Checkpoints fsync in either mode; FULL also fsyncs the WAL at
+            // every commit, so an acknowledged commit survives power loss.
+            const bool writes = role == Role::writer || role == Role::task;
+            exec(writes && sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
             // No mmap: a growing file makes SQLite remap its window (a TLB
             // shootdown each time), and every connection's mapping counts
             // towards RSS. The OS page cache serves the reads instead.

@@ -27,7 +27,10 @@ public:
     enum class Role { writer, reader, task, checkpointer };
 
     // `name` is a file path, or a memdb URI when `memory` is set.
-    Connection(const std::string &name, bool memory, Role role);
+    // `sync_full`: a connection that writes (writer, task) has each commit
+    // fsync'd before it returns (synchronous=FULL in WAL mode); false:
+    // durable against a crash of the process only (synchronous=NORMAL).
+    Connection(const std::string &name, bool memory, Role role, bool sync_full = true);
     ~Connection();
     Connection(const Connection &) = delete;
     Connection &operator=(const Connection &) = delete;
@@ -139,6 +142,6 @@ void in_savepoint(Connection &conn, F &&body) {
 }
 
 // A connection of its own for task code (task_connection.cpp).
-std::unique_ptr<TaskConnection> make_task_connection(const std::string &name, bool memory);
+std::unique_ptr<TaskConnection> make_task_connection(const std::string &name, bool memory, bool sync_full);
 
 }  // namespace taskhost::store::sqlite

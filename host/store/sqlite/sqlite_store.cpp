@@ -59,8 +59,8 @@ Location locate(const std::string &path) {
 
 // The write connection, its schema brought up to date before any other
 // connection opens.
-std::unique_ptr<Connection> open_writer(const Location &location, bool migrate_schema) {
-    auto conn = std::make_unique<Connection>(location.open_name, location.memory, Connection::Role::writer);
+std::unique_ptr<Connection> open_writer(const Location &location, bool migrate_schema, bool sync_full) {
+    auto conn = std::make_unique<Connection>(location.open_name, location.memory, Connection::Role::writer, sync_full);
     // A memory database starts empty: there is nothing an operator could
     // have migrated beforehand.
     if (migrate_schema || location.memory) migrate(*conn);
@@ -75,8 +75,9 @@ std::unique_ptr<Connection> open_writer(const Location &location, bool migrate_s
 struct SqliteStore::Impl {
     explicit Impl(Options options)
         : location(locate(options.path)),
+          sync_full(options.sync_full),
           report(std::move(options.on_write_error)),
-          writer(open_writer(location, options.migrate)),
+          writer(open_writer(location, options.migrate, options.sync_full)),
           reads(location.open_name, location.memory, options.read_connections),
           checkpointer(location.memory ? nullptr  // memdb has no WAL
                                        : std::make_unique<Checkpointer>(
@@ -88,6 +89,7 @@ struct SqliteStore::Impl {
           queue(committer, report, options.max_batch) {}
 
     const Location location;
+    const bool sync_full;  // Options::sync_full
     const Reporter report;
     const std::unique_ptr<Connection> writer;  // the writer thread's, once it runs
     ReadPool reads;
@@ -344,7 +346,7 @@ std::string SqliteStore::describing_host() const {
 }
 
 std::unique_ptr<TaskConnection> SqliteStore::task_connection() {
-    return make_task_connection(impl_->location.open_name, impl_->location.memory);
+    return make_task_connection(impl_->location.open_name, impl_->location.memory, impl_->sync_full);
 }
 
 }  // namespace taskhost::store

@@ -35,6 +35,10 @@ public:
         // false: the schema must already be current (`taskhost migrate`).
         bool migrate = true;
         bool background_checkpoints = true;  // false: the writer alone, at wal_cap_pages (tests)
+        // --sync full (true): no commit returns, and so no write is
+        // acknowledged, before the WAL holding it was fsync'd; normal
+        // (false): commits survive a crash of the host, not of the OS.
+        bool sync_full = true;
         // Failures of the writes nobody waits for (update_progress,
         // finish_job). Runs on the writer thread; when empty the message
         // goes to stderr.

@@ -42,7 +42,8 @@ std::string base64(const unsigned char *p, size_t n) {
 
 class SqliteTaskConnection final : public TaskConnection {
 public:
-    SqliteTaskConnection(const std::string &name, bool memory) : conn_(name, memory, Connection::Role::task) {}
+    SqliteTaskConnection(const std::string &name, bool memory, bool sync_full)
+        : conn_(name, memory, Connection::Role::task, sync_full) {}
 
     ~SqliteTaskConnection() override {
         // Never leave a write lock behind for the store's writer.
@@ -209,8 +210,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<TaskConnection> make_task_connection(const std::string &name, bool memory) {
-    return std::make_unique<SqliteTaskConnection>(name, memory);
+std::unique_ptr<TaskConnection> make_task_connection(const std::string &name, bool memory, bool sync_full) {
+    return std::make_unique<SqliteTaskConnection>(name, memory, sync_full);
 }
 
 }  // namespace taskhost::store::sqlite
