@@ -25,11 +25,27 @@ public:
         return last_failure_;
     }
     bool failing() const { return failing_.load(std::memory_order_relaxed); }
-    // Empty: commits work (again).
+    // Empty: commits work (again). Nothing clears a latched failure.
     void set_failure(std::string what) {
         std::lock_guard lock(mu_);
+        if (latched_) return;
         failing_.store(!what.empty(), std::memory_order_release);
         last_failure_ = std::move(what);
+    }
+    // A failure no later commit can undo (an fsync that failed: the kernel
+    // may have dropped the dirty pages, so a retry that succeeds proves
+    // nothing, as PostgreSQL learned in 2018). The store fails every write
+    // from now on; only a restart, which recovers from what is on disk,
+    // clears it.
+    void latch(std::string what) {
+        std::lock_guard lock(mu_);
+        latched_ = true;
+        failing_.store(true, std::memory_order_release);
+        last_failure_ = std::move(what);
+    }
+    bool latched() const {
+        std::lock_guard lock(mu_);
+        return latched_;
     }
     // True when the caller is to queue a Probe; false while one is queued.
     bool want_probe() { return !probe_pending_.exchange(true); }
@@ -44,6 +60,7 @@ public:
 private:
     mutable std::mutex mu_;
     std::string last_failure_;                // guarded by mu_
+    bool latched_ = false;                    // guarded by mu_
     std::atomic<bool> failing_{false};        // !last_failure_.empty()
     std::atomic<bool> probe_pending_{false};  // a probe is queued (at most one)
 };

@@ -31,11 +31,20 @@ void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>>
 void Committer::run_batch(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) {
     Connection &w = writer_;
     const uint64_t wal_commits_before = wal_ ? wal_->wal_commits() : 0;
+    // After an fsync failed nothing is written again (CommitHealth::latch).
+    if (health_.latched()) {
+        const auto refused = std::make_exception_ptr(StoreError(StoreError::Kind::unavailable, health_.failure()));
+        on_durable.clear();
+        for (Write &write : batch) op_failed(write, refused);
+        return;
+    }
     std::exception_ptr batch_error;
+    int failed_code = 0;  // the extended result code of what failed
     try {
         Stmt(w, kBegin).run();
     } catch (...) {
         batch_error = std::current_exception();
+        failed_code = sqlite3_extended_errcode(w.handle());
     }
     if (!batch_error) {
         for (Write &write : batch) {
@@ -46,6 +55,7 @@ void Committer::run_batch(std::span<Write> batch, std::vector<std::function<void
                     // SQLite rolled the whole transaction back (I/O
                     // error, disk full…): nothing of this batch stands.
                     batch_error = std::current_exception();
+                    failed_code = sqlite3_extended_errcode(w.handle());
                     break;
                 }
                 op_failed(write, std::current_exception());
@@ -57,12 +67,18 @@ void Committer::run_batch(std::span<Write> batch, std::vector<std::function<void
             Stmt(w, kCommit).run();
         } catch (...) {
             batch_error = std::current_exception();
+            failed_code = sqlite3_extended_errcode(w.handle());
         }
     }
     if (batch_error) {
         if (!sqlite3_get_autocommit(w.handle())) sqlite3_exec(w.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
         on_durable.clear();  // nothing became durable
-        health_.set_failure(message_of(batch_error));
+        // An fsync that failed is not retried (CommitHealth::latch).
+        if (failed_code == SQLITE_IOERR_FSYNC || failed_code == SQLITE_IOERR_DIR_FSYNC)
+            health_.latch("fsync failed (" + message_of(batch_error) +
+                          "): writes are refused until the host is restarted, because what the kernel held for "
+                          "the database may be lost");
+        else health_.set_failure(message_of(batch_error));
         for (Write &write : batch) op_failed(write, batch_error);
         return;
     }
