@@ -76,6 +76,8 @@ struct Options {
     std::string crash_plugin = TASKHOST_BENCH_CRASH_PLUGIN;
     std::string modes = "in-process,process";
     std::string baseline_binary;
+    // Run the job scenarios again with --sync normal (issue 20).
+    bool sync_compare = true;
     int crash_samples = 6;
     std::string workdir;
     bool keep = false;
@@ -563,6 +565,18 @@ public:
                 run_http_block(job_scenarios, HostKind{baseline_label(modes[i]), modes[i], o_.baseline_binary});
         }
         if (modes.size() > 1 || !o_.baseline_binary.empty()) compare_modes();
+        // Issue 20: the first mode again with --sync normal, next to its run
+        // with the default (full), for the job scenarios and submit-only.
+        if (o_.sync_compare) {
+            std::set<std::string> sync_scenarios;
+            for (const char *name : {"submit-only", "end-to-end", "one-request"})
+                if (selected.count(name)) sync_scenarios.insert(name);
+            if (!sync_scenarios.empty()) {
+                const std::string label = modes[0] + "-sync-normal";
+                run_http_block(sync_scenarios, HostKind{label, modes[0], o_.binary, {"--sync", "normal"}});
+                compare("sync full / normal", label, modes[0]);
+            }
+        }
         if (selected.count("crash")) {
             if (std::find(modes.begin(), modes.end(), "process") != modes.end()) run_crash();
             else if (!o_.only.empty()) log("crash: skipped (it needs the process mode in --modes)");
@@ -680,6 +694,7 @@ private:
         std::string label;   // "in-process", "process", "baseline" or "baseline-process": tags its rows and lines
         std::string mode;    // its --isolation
         std::string binary;  // its executable
+        std::vector<std::string> extra = {};  // more flags for its host
         bool baseline() const { return label.starts_with("baseline"); }
     };
     // The baseline binary's label in `mode`: "baseline" in process, as before
@@ -690,10 +705,10 @@ private:
 
     // The job scenarios' figures of one host kind, for the comparisons.
     struct JobFigures {
-        double rps = -1, p50 = -1, host_us = -1, worker_us = -1;
+        double rps = -1, p50 = -1, host_us = -1, worker_us = -1, p99 = -1;
     };
     struct KindFigures {
-        std::optional<JobFigures> end_to_end, one_request;
+        std::optional<JobFigures> submit_only, end_to_end, one_request;
     };
 
     void run_http_block(const std::set<std::string> &selected, const HostKind &kind) {
@@ -707,6 +722,7 @@ private:
         // the flag (any build since then).
         h.extra.push_back("--isolation");
         h.extra.push_back(kind.mode);
+        h.extra.insert(h.extra.end(), kind.extra.begin(), kind.extra.end());
         if (!start_host(host, h, "http scenarios [" + kind.label + "]")) return;
         const uint16_t port = host.port();
         const double drain_timeout = o_.quick ? 60 : 300;
@@ -786,6 +802,7 @@ private:
                 row.note =
                     std::to_string(s503) + " answered 503 (queue full)" + (row.note.empty() ? "" : "; " + row.note);
             log("submit-only: backlog of " + std::to_string(backlog) + " job(s) drained in " + fmt(drain, 2) + " s");
+            figures.submit_only = JobFigures{r.rate(), r.percentile_ms(0.5), host_us, worker_us, r.percentile_ms(0.99)};
             add(std::move(row), std::move(line), true);
         }
 
@@ -800,7 +817,7 @@ private:
             auto row = row_of("end-to-end (jobs)" + tag, r);
             row.host_us = host_us;
             row.worker_us = worker_us;
-            figures.end_to_end = JobFigures{r.rate(), r.percentile_ms(0.5), host_us, worker_us};
+            figures.end_to_end = JobFigures{r.rate(), r.percentile_ms(0.5), host_us, worker_us, r.percentile_ms(0.99)};
             add(std::move(row), std::move(line), true);
         }
 
@@ -810,7 +827,7 @@ private:
             auto row = row_of("one-request" + tag, r);
             row.host_us = host_us;
             row.worker_us = worker_us;
-            figures.one_request = JobFigures{r.rate(), r.percentile_ms(0.5), host_us, worker_us};
+            figures.one_request = JobFigures{r.rate(), r.percentile_ms(0.5), host_us, worker_us, r.percentile_ms(0.99)};
             add(std::move(row), std::move(line), true);
         }
 
@@ -946,10 +963,12 @@ private:
             auto sum = [](const JobFigures &f) { return f.host_us < 0 ? -1 : f.host_us + std::max(0.0, f.worker_us); };
             metric(name + " rate (/s)", key + "_rps", x->rps, y->rps, 0);
             metric(name + " p50 ms", key + "_p50_ms", x->p50, y->p50, 3);
+            if (x->p99 >= 0 && y->p99 >= 0) metric(name + " p99 ms", key + "_p99_ms", x->p99, y->p99, 3);
             metric(name + " host CPU us/job", key + "_host_cpu_us", x->host_us, y->host_us, 1);
             metric(name + " worker CPU us/job", key + "_worker_cpu_us", x->worker_us, y->worker_us, 1);
             metric(name + " host+worker us/job", key + "_cpu_us", sum(*x), sum(*y), 1);
         };
+        job("submit-only", "submit_only", fa->second.submit_only, fb->second.submit_only);
         job("end-to-end", "end_to_end", fa->second.end_to_end, fb->second.end_to_end);
         job("one-request", "one_request", fa->second.one_request, fb->second.one_request);
         res_.comparisons.push_back(t.str());
@@ -1792,6 +1811,9 @@ int main(int argc, char **argv) {
                    "Isolation modes, comma-separated: in-process, process. The first runs every selected HTTP "
                    "scenario; each further one end-to-end and one-request on a fresh host")
         ->capture_default_str();
+    app.add_flag("!--no-sync-compare", o.sync_compare,
+                 "Do not run submit-only, end-to-end and one-request again with --sync normal next to the "
+                 "default (full)");
     app.add_option("--baseline-binary", o.baseline_binary,
                    "Also run end-to-end and one-request against this taskhost binary, e.g. an older build, in "
                    "each of --modes, and compare it with --binary")
