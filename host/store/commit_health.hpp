@@ -43,6 +43,12 @@ public:
         failing_.store(true, std::memory_order_release);
         last_failure_ = std::move(what);
     }
+    // The latch for an fsync that failed, in the words /health shows.
+    void latch_fsync_failure(const std::string &detail) {
+        latch("fsync failed (" + detail +
+              "): writes are refused until the host is restarted, because what the kernel held for the database "
+              "may be lost");
+    }
     bool latched() const {
         std::lock_guard lock(mu_);
         return latched_;

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """An fsync that fails is not retried (issue 20).
 
-Runs the host with tests/durability/fail_fsync.c preloaded, so that the WAL's
-fsyncs start failing with EIO after a few succeeded. It requires:
+Runs the host with tests/durability/fail_fsync.c preloaded, so that fsyncs
+start failing with EIO: first the WAL's (a commit's), then the database
+file's (a checkpoint's). Each time it requires:
 - submits answer 503 from then on, naming the fsync failure;
 - /health stays unhealthy with that reason, its probes notwithstanding;
 - after a restart on a healthy disk, every job acknowledged before the
@@ -26,9 +27,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(binary, plugins, db, env):
+def start(binary, plugins, db, sync, env):
     port = free_port()
-    host = subprocess.Popen([binary, "--db", db, "--plugins", plugins, "--port", str(port), "--sync", "full",
+    host = subprocess.Popen([binary, "--db", db, "--plugins", plugins, "--port", str(port), "--sync", sync,
                              "--isolation", "in-process", "--log-level", "warn"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 60
@@ -63,20 +64,22 @@ def stop(host):
         host.wait()
 
 
-def main():
-    if len(sys.argv) != 5:
-        sys.exit(__doc__)
-    binary, plugins, shim, work = sys.argv[1:]
-    os.makedirs(work, exist_ok=True)
-    db = os.path.join(work, "t.db")
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(db + suffix):
-            os.remove(db + suffix)
-    env = dict(os.environ, LD_PRELOAD=shim, TASKHOST_FAIL_FSYNC_AFTER="30")
-    host, port = start(binary, plugins, db, env)
+def scenario(binary, plugins, shim, work, name, sync, suffix, arm_after, reason):
+    """Arms the shim for files ending in `suffix` once `arm_after` jobs were
+    acknowledged, then submits until one is refused."""
+    print(f"--- {name} (--sync {sync})")
+    db = os.path.join(work, name + ".db")
+    armed = os.path.join(work, name + ".armed")
+    for path in (db, db + "-wal", db + "-shm", armed):
+        if os.path.exists(path):
+            os.remove(path)
+    env = dict(os.environ, LD_PRELOAD=shim, TASKHOST_FAIL_FSYNC_ARMED=armed, TASKHOST_FAIL_FSYNC_SUFFIX=suffix)
+    host, port = start(binary, plugins, db, sync, env)
     acknowledged, refused = [], None
     try:
-        for n in range(500):
+        for n in range(3000):
+            if n == arm_after:
+                open(armed, "w").close()
             status, body = call(port, "POST", "/api/v1/tasks/add/$execute", {"params": {"a": n, "b": 1}})
             if status == 202:
                 acknowledged.append(json.loads(body)["job_id"])
@@ -84,11 +87,10 @@ def main():
             refused = (status, body)
             break
         if refused is None:
-            raise SystemExit("500 submits and no fsync failed: is the shim preloaded?")
-        # The batch whose fsync failed answers with SQLite's own words.
-        if refused[0] != 503:
+            raise SystemExit("3000 submits and no fsync failed: is the shim preloaded?")
+        if refused[0] != 503 or "fsync failed" not in refused[1]:
             raise SystemExit(f"the first refused submit: {refused}")
-        print(f"{len(acknowledged)} jobs acknowledged, then: {refused[0]} {json.loads(refused[1])['detail'][:80]}")
+        print(f"{len(acknowledged)} jobs acknowledged, then: {refused[0]} {json.loads(refused[1])['detail'][:100]}")
         # Never retried: later submits, and health after its probes, say the same.
         for n in range(5):
             status, body = call(port, "POST", "/api/v1/tasks/add/$execute", {"params": {"a": n, "b": 2}})
@@ -97,13 +99,13 @@ def main():
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
             status, body = call(port, "GET", "/health")
-            if json.loads(body).get("status") != "unhealthy" or "fsync failed" not in body:
-                raise SystemExit(f"/health recovered after an fsync failure: {body[:300]}")
+            if json.loads(body).get("status") != "unhealthy" or "fsync failed" not in body or reason not in body:
+                raise SystemExit(f"/health recovered after an fsync failure, or does not say why: {body[:300]}")
             time.sleep(0.2)
-        print("/health: unhealthy, naming the fsync failure, after 3 s of probes")
+        print(f"/health: unhealthy, naming the fsync failure ({reason!r}), after 3 s of probes")
     finally:
         stop(host)
-    host, port = start(binary, plugins, db, dict(os.environ))
+    host, port = start(binary, plugins, db, sync, dict(os.environ))
     try:
         missing = [job for job in acknowledged if call(port, "GET", f"/api/v1/jobs/{job}")[0] != 200]
         if missing:
@@ -111,6 +113,18 @@ def main():
         print(f"after a restart: all {len(acknowledged)} acknowledged jobs are there")
     finally:
         stop(host)
+
+
+def main():
+    if len(sys.argv) != 5:
+        sys.exit(__doc__)
+    binary, plugins, shim, work = sys.argv[1:]
+    os.makedirs(work, exist_ok=True)
+    # A commit's own fsync of the WAL.
+    scenario(binary, plugins, shim, work, "wal", "full", "-wal", 20, "disk I/O error")
+    # A checkpoint's fsync of the database file (after ~1,000 WAL pages),
+    # which happens under either setting.
+    scenario(binary, plugins, shim, work, "checkpoint", "normal", "checkpoint.db", 0, "WAL checkpoint failed")
     print("ok")
 
 

@@ -6,11 +6,12 @@
 
 namespace taskhost::store::sqlite {
 
-Checkpointer::Checkpointer(Connection &writer, const std::string &name, Settings settings,
+Checkpointer::Checkpointer(Connection &writer, const std::string &name, Settings settings, CommitHealth &health,
                            const Reporter &report)
     : writer_(writer.handle()),
       checkpoint_pages_(static_cast<int>(std::max<size_t>(1, settings.checkpoint_pages))),
       wal_cap_pages_(static_cast<int>(settings.wal_cap_pages)),
+      health_(health),
       report_(report) {
     if (settings.background) {
         conn_ = std::make_unique<Connection>(name, false, Connection::Role::checkpointer);
@@ -48,7 +49,8 @@ int Checkpointer::on_wal_commit(void *arg, sqlite3 *db, const char *name, int fr
             c.idle_cv_.wait(lock, [&] { return !c.running_.load(); });
         }
         int log = 0, copied = 0;
-        if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) == SQLITE_OK) {
+        if (!c.health_.latched() &&
+            c.checkpointed(db, sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &copied))) {
             c.wal_backfilled_.store(copied);
             c.writer_checkpoints_.fetch_add(1, std::memory_order_relaxed);
         }
@@ -62,6 +64,18 @@ int Checkpointer::on_wal_commit(void *arg, sqlite3 *db, const char *name, int fr
     return SQLITE_OK;
 }
 
+bool Checkpointer::checkpointed(sqlite3 *db, int rc) {
+    if (rc == SQLITE_OK) return true;
+    if (rc == SQLITE_BUSY) return false;  // a reader or the writer holds the WAL: the next one catches up
+    const std::string what = std::string("WAL checkpoint failed: ") + sqlite3_errmsg(db);
+    // Retrying could not tell whether the pages the failed fsync covered
+    // reached the disk. The WAL still holds them (a checkpoint that fails
+    // does not move its backfill mark), but the file is trusted no further.
+    if (is_fsync_failure(sqlite3_extended_errcode(db))) health_.latch_fsync_failure(what);
+    report_(what);
+    return false;
+}
+
 void Checkpointer::run() {
     name_this_thread("th-checkpoint");
     std::unique_lock lock(mu_);
@@ -72,12 +86,11 @@ void Checkpointer::run() {
         running_.store(true);
         lock.unlock();
         int log = 0, copied = 0;
-        const int rc = sqlite3_wal_checkpoint_v2(conn_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
-        if (rc == SQLITE_OK) {
+        sqlite3 *const db = conn_->handle();
+        if (!health_.latched() &&
+            checkpointed(db, sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied))) {
             wal_backfilled_.store(copied);
             checkpoints_.fetch_add(1, std::memory_order_relaxed);
-        } else if (rc != SQLITE_BUSY) {
-            report_(std::string("WAL checkpoint failed: ") + sqlite3_errmsg(conn_->handle()));
         }
         lock.lock();
         running_.store(false);

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "store/sqlite/connection.hpp"
+#include "store/commit_health.hpp"
 #include "store/report.hpp"
 
 namespace taskhost::store::sqlite {
@@ -27,8 +28,10 @@ public:
         bool background;          // false: the writer alone, at wal_cap_pages
     };
     // Hooks the writer's commits (replacing SQLite's autocheckpoint) and, if
-    // settings.background, starts the background connection.
-    Checkpointer(Connection &writer, const std::string &name, Settings settings, const Reporter &report);
+    // settings.background, starts the background connection. A checkpoint
+    // whose fsync fails latches `health`, and none is tried after it.
+    Checkpointer(Connection &writer, const std::string &name, Settings settings, CommitHealth &health,
+                 const Reporter &report);
     ~Checkpointer();
     Checkpointer(const Checkpointer &) = delete;
     Checkpointer &operator=(const Checkpointer &) = delete;
@@ -41,10 +44,13 @@ public:
 private:
     static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames);
     void run();  // the background thread
+    // A checkpoint's result code on `db`: true when it copied (SQLITE_OK).
+    bool checkpointed(sqlite3 *db, int rc);
 
     sqlite3 *const writer_;
     const int checkpoint_pages_;
     const int wal_cap_pages_;
+    CommitHealth &health_;
     const Reporter &report_;
 
     uint64_t wal_commits_ = 0;  // writer thread only

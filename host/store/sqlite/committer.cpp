@@ -18,8 +18,9 @@ constexpr char kCommit[] = "COMMIT";
 
 }  // namespace
 
-Committer::Committer(Connection &writer, RwGate *gate, const Checkpointer *wal, const Reporter &report)
-    : writer_(writer), gate_(gate), wal_(wal), report_(report) {}
+Committer::Committer(Connection &writer, RwGate *gate, const Checkpointer *wal, CommitHealth &health,
+                     const Reporter &report)
+    : writer_(writer), gate_(gate), wal_(wal), report_(report), health_(health) {}
 
 void Committer::apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) {
     if (gate_) gate_->lock();  // memory mode: readers wait for the whole batch (see RwGate)
@@ -74,11 +75,13 @@ void Committer::run_batch(std::span<Write> batch, std::vector<std::function<void
         if (!sqlite3_get_autocommit(w.handle())) sqlite3_exec(w.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
         on_durable.clear();  // nothing became durable
         // An fsync that failed is not retried (CommitHealth::latch).
-        if (failed_code == SQLITE_IOERR_FSYNC || failed_code == SQLITE_IOERR_DIR_FSYNC)
-            health_.latch("fsync failed (" + message_of(batch_error) +
-                          "): writes are refused until the host is restarted, because what the kernel held for "
-                          "the database may be lost");
-        else health_.set_failure(message_of(batch_error));
+        if (is_fsync_failure(failed_code)) {
+            health_.latch_fsync_failure(message_of(batch_error));
+            // Its callers are told why, in the words of every later refusal.
+            batch_error = std::make_exception_ptr(StoreError(StoreError::Kind::unavailable, health_.failure()));
+        } else {
+            health_.set_failure(message_of(batch_error));
+        }
         for (Write &write : batch) op_failed(write, batch_error);
         return;
     }

@@ -29,13 +29,10 @@ class Committer final : public BatchApplier {
 public:
     // `gate`: memory mode, held for each batch. `wal`: file mode, whose count
     // of commits that appended WAL frames tells whether a commit wrote.
-    Committer(Connection &writer, RwGate *gate, const Checkpointer *wal, const Reporter &report);
+    // `health`: shared with the checkpointer, whose fsyncs latch it too.
+    Committer(Connection &writer, RwGate *gate, const Checkpointer *wal, CommitHealth &health, const Reporter &report);
 
     void apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) override;
-
-    // Whether commits work, for the health check.
-    CommitHealth &health() { return health_; }
-    const CommitHealth &health() const { return health_; }
 
     uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
     uint64_t writes() const { return writes_.load(std::memory_order_relaxed); }
@@ -52,7 +49,7 @@ private:
 
     std::atomic<uint64_t> commits_{0}, writes_{0};
 
-    CommitHealth health_;
+    CommitHealth &health_;
 };
 
 }  // namespace taskhost::store::sqlite

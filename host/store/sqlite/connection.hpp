@@ -141,6 +141,12 @@ void in_savepoint(Connection &conn, F &&body) {
     Stmt(conn, kReleaseSavepoint).run();
 }
 
+// An extended result code saying an fsync failed (of a file, or of its
+// directory): never retried (CommitHealth::latch).
+inline bool is_fsync_failure(int extended_code) {
+    return extended_code == SQLITE_IOERR_FSYNC || extended_code == SQLITE_IOERR_DIR_FSYNC;
+}
+
 // A connection of its own for task code (task_connection.cpp).
 std::unique_ptr<TaskConnection> make_task_connection(const std::string &name, bool memory, bool sync_full);
 

@@ -84,8 +84,8 @@ struct SqliteStore::Impl {
                                              *writer, location.open_name,
                                              Checkpointer::Settings{options.checkpoint_pages, options.wal_cap_pages,
                                                                     options.background_checkpoints},
-                                             report)),
-          committer(*writer, reads.gate(), checkpointer.get(), report),
+                                             health, report)),
+          committer(*writer, reads.gate(), checkpointer.get(), health, report),
           queue(committer, report, options.max_batch) {}
 
     const Location location;
@@ -93,6 +93,7 @@ struct SqliteStore::Impl {
     const Reporter report;
     const std::unique_ptr<Connection> writer;  // the writer thread's, once it runs
     ReadPool reads;
+    CommitHealth health;  // whether commits work; the checkpointer's fsyncs count too
     const std::unique_ptr<Checkpointer> checkpointer;
     Committer committer;
     WriteQueue queue;
@@ -123,13 +124,13 @@ Result<void> SqliteStore::check() const {
     } catch (const std::exception &e) {
         return fail(ErrorKind::internal, e.what());
     }
-    const std::string failure = impl_->committer.health().failure();
+    const std::string failure = impl_->health.failure();
     if (failure.empty()) return {};
     // The last commit failed (disk full, I/O error…). Queue one small commit
     // that writes (unless one is queued), so that the check turns healthy on
     // a later call once commits work again, with or without traffic. Never
     // waited for here: a wedged disk must not hold health checks.
-    if (impl_->committer.health().want_probe()) impl_->queue.post(Probe{});
+    if (impl_->health.want_probe()) impl_->queue.post(Probe{});
     return fail(ErrorKind::unavailable, "the last commit failed: " + failure);
 }
 
