@@ -39,14 +39,14 @@ std::string postgres_url_for(const std::string &schema) {
 std::string create_postgres_schema() {
     std::string schema = "t_" + new_ulid_string();
     std::transform(schema.begin(), schema.end(), schema.begin(), [](unsigned char c) { return std::tolower(c); });
-    store::postgres::Connection conn(cluster_url());
+    store::postgres::Connection conn(cluster_url(), false);
     conn.exec(("CREATE SCHEMA " + schema).c_str());
     return schema;
 }
 
 void drop_postgres_schema(const std::string &schema) {
     try {
-        store::postgres::Connection conn(cluster_url());
+        store::postgres::Connection conn(cluster_url(), false);
         conn.exec(("DROP SCHEMA " + schema + " CASCADE").c_str());
     } catch (const std::exception &e) {
         std::fprintf(stderr, "could not drop test schema %s: %s\n", schema.c_str(), e.what());

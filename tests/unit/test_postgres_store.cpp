@@ -69,7 +69,7 @@ TEST_CASE("store (postgres): the schema is migrated once, by one of several host
         from_zero += v == 0;
     }
     CHECK(from_zero == 1);
-    store::postgres::Connection conn(schema.url);
+    store::postgres::Connection conn(schema.url, false);
     CHECK(store::postgres::schema_version(conn) == store::postgres::kSchemaVersion);
     CHECK(conn.run("SELECT count(*) FROM taskhost_schema").i64(0, 0) == 1);
     // Again: nothing to do.
@@ -79,7 +79,7 @@ TEST_CASE("store (postgres): the schema is migrated once, by one of several host
 TEST_CASE("store (postgres): a statement of the job path is prepared once per session") {
     Schema schema;
     static constexpr store::postgres::Statement kAddOne{"SELECT $1::int + 1"};
-    store::postgres::Connection conn(schema.url);
+    store::postgres::Connection conn(schema.url, false);
     auto prepared = [&] { return conn.run("SELECT count(*) FROM pg_prepared_statements").i64(0, 0); };
     for (int64_t i = 0; i < 3; ++i) {
         store::postgres::Params p;
@@ -110,6 +110,34 @@ TEST_CASE("store (postgres): a statement of the job path is prepared once per se
     CHECK(prepared() == 1);
 }
 
+TEST_CASE("store (postgres): --sync full raises synchronous_commit from off, and only from off") {
+    Schema schema;
+    // The URL's options end with search_path: a server default of its own follows.
+    const auto with_default = [&](const char *value) { return schema.url + "%20-csynchronous_commit%3D" + value; };
+    const auto shown = [](store::postgres::Connection &c) { return c.run("SHOW synchronous_commit").text(0, 0); };
+    store::postgres::Connection durable(with_default("off"), true), as_server(with_default("off"), false);
+    CHECK(shown(durable) == "on");
+    CHECK(shown(as_server) == "off");
+    store::postgres::Connection stronger(with_default("remote_apply"), true);
+    CHECK(shown(stronger) == "remote_apply");
+    // A new session (the server restarted, the connection dropped) is raised again.
+    store::postgres::Params pid;
+    pid.add(durable.run("SELECT pg_backend_pid()").i64(0, 0));
+    as_server.run("SELECT pg_terminate_backend($1::int)", pid);
+    CHECK_THROWS_AS(shown(durable), StoreError);
+    REQUIRE(durable.reset());
+    CHECK(shown(durable) == "on");
+    // Every connection of the store, task code's too.
+    PostgresStore::migrate(schema.url);
+    for (const bool full : {true, false}) {
+        auto o = options_for(with_default("off"));
+        o.sync_full = full;
+        PostgresStore store(o);
+        CHECK(store.task_connection()->query("SHOW synchronous_commit", "") ==
+              (full ? R"([{"synchronous_commit":"on"}])" : R"([{"synchronous_commit":"off"}])"));
+    }
+}
+
 TEST_CASE("store (postgres): without migrations an old schema is refused, naming the command") {
     Schema schema;
     auto o = options_for(schema.url);
@@ -130,7 +158,7 @@ TEST_CASE("store (postgres): a schema newer than this build is refused") {
     Schema schema;
     PostgresStore::migrate(schema.url);
     {
-        store::postgres::Connection conn(schema.url);
+        store::postgres::Connection conn(schema.url, false);
         conn.exec("UPDATE taskhost_schema SET version = version + 1");
     }
     try {
@@ -150,7 +178,7 @@ TEST_CASE("store (postgres): artifacts are jsonb; \\u0000 is refused alone, the 
     auto got = store.get_artifact(a.id);
     REQUIRE(got);
     CHECK(json::parse(got->data_json) == json::parse(*in.data_json));
-    store::postgres::Connection conn(schema.url);
+    store::postgres::Connection conn(schema.url, false);
     CHECK(conn.run("SELECT data->'b'->>1 FROM artifacts").text(0, 0) == "2.5");
 
     ArtifactInput nul;
@@ -263,7 +291,7 @@ TEST_CASE("store (postgres): a connection the server dropped is replaced; writes
     REQUIRE(store.get_job(before.id));
     // Every connection of this database but the one doing it is ended, as
     // a server restart would.
-    store::postgres::Connection admin(schema.url);
+    store::postgres::Connection admin(schema.url, false);
     admin.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
               "WHERE datname = current_database() AND pid <> pg_backend_pid()");
     // The read pool retries once on a fresh connection.
@@ -301,7 +329,7 @@ bool within(std::chrono::milliseconds limit, Pred pred) {
 TEST_CASE("store (postgres): a running job holds its host's lease; once a lost host's runs out, another fails it" *
           doctest::test_suite("concurrency")) {
     Schema schema;
-    store::postgres::Connection sql(schema.url);
+    store::postgres::Connection sql(schema.url, false);
     auto a = std::make_unique<PostgresStore>(host_options(schema.url, "host-a", 1));
     PostgresStore b(host_options(schema.url, "host-b", 1));
     Job j = make_job();
@@ -342,7 +370,7 @@ TEST_CASE("store (postgres): a job stored already running is its host's and hold
     j.status = JobStatus::running;  // its wait ran out while it ran on its submitter's request
     j.started_at = now_us();
     a.insert_job(j);
-    store::postgres::Connection sql(schema.url);
+    store::postgres::Connection sql(schema.url, false);
     Rows row = sql.run(("SELECT run_by, lease_until IS NOT NULL FROM jobs WHERE id = '" + j.id + "'").c_str());
     CHECK(row.text(0, 0) == "host-a");
     CHECK(row.text(0, 1) == "t");
@@ -488,7 +516,7 @@ TEST_CASE("store (postgres): hosts claim the pending jobs no live host holds, ea
     CHECK(b.claim_pending({{"add", "1"}}, 10).empty());  // host-a holds it and beats
 
     // Jobs queued by no host (stored for any): claimed oldest first, once.
-    store::postgres::Connection sql(schema.url);
+    store::postgres::Connection sql(schema.url, false);
     std::vector<std::string> free_ids;
     for (int i = 0; i < 5; ++i) {
         free_ids.push_back(new_ulid_string());
@@ -593,7 +621,7 @@ TEST_CASE("store (postgres): a job is claimed only with the major version of its
     Schema schema;
     PostgresStore v1(host_options(schema.url, "host-v1", 30));
     PostgresStore v2(host_options(schema.url, "host-v2", 30));
-    store::postgres::Connection sql(schema.url);
+    store::postgres::Connection sql(schema.url, false);
     auto unheld = [&](const char *version) {
         const std::string id = new_ulid_string();
         sql.run(("INSERT INTO jobs (id, task_name, status, submitted_at, plugin_version) VALUES ('" + id +
@@ -679,7 +707,7 @@ TEST_CASE("store (postgres): hosts describe their tasks; a job offered for any h
     j.plugin_version = "10.0.0";
     const int before = told.load();
     a.offer_job(j);
-    store::postgres::Connection sql(schema.url);
+    store::postgres::Connection sql(schema.url, false);
     CHECK(sql.run(("SELECT queued_by IS NULL FROM jobs WHERE id = '" + j.id + "'").c_str()).text(0, 0) == "t");
     CHECK(within(std::chrono::seconds(5), [&] { return told.load() > before; }));
     CHECK(a.claim_pending({{"t", "9"}}, 10).empty());

@@ -11,11 +11,11 @@
 
 namespace taskhost::store::postgres {
 
-// Set per transaction: a session setting would be lost when the writer
-// reconnects.
+// Under --sync full the writer's session already commits durably
+// (Connection raised it); under normal each batch turns it off for itself.
 Committer::Committer(Connection &writer, HostLease lease, const Reporter &report, bool sync_full)
     : writer_(writer),
-      begin_(sync_full ? "BEGIN; SET LOCAL synchronous_commit TO on" : "BEGIN; SET LOCAL synchronous_commit TO off"),
+      begin_(sync_full ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit TO off"),
       lease_(std::move(lease)),
       report_(report) {}
 

@@ -147,13 +147,28 @@ std::string with_connect_timeout(const std::string &url) {
 
 }  // namespace
 
-Connection::Connection(const std::string &url) : conn_(PQconnectdb(with_connect_timeout(url).c_str())) {
+Connection::Connection(const std::string &url, bool durable_commits)
+    : conn_(PQconnectdb(with_connect_timeout(url).c_str())), durable_commits_(durable_commits) {
     if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
         std::string why = conn_ ? trimmed(PQerrorMessage(conn_)) : "out of memory";
         PQfinish(conn_);
         throw StoreError(StoreError::Kind::unavailable, "cannot connect to PostgreSQL: " + why);
     }
     PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
+    try {
+        raise_synchronous_commit();
+    } catch (...) {
+        PQfinish(conn_);
+        throw;
+    }
+}
+
+void Connection::raise_synchronous_commit() {
+    if (!durable_commits_) return;
+    // One round trip per connect: only `off` acknowledges a commit before
+    // its WAL is flushed on the server (`local` and up flush it there).
+    Rows r = run("SELECT current_setting('synchronous_commit') = 'off'");
+    if (r.size() && r.text(0, 0) == "t") exec("SET synchronous_commit TO on");
 }
 
 Connection::~Connection() { PQfinish(conn_); }
@@ -210,7 +225,9 @@ bool Connection::in_transaction() const {
 bool Connection::reset() {
     PQreset(conn_);
     prepared_.clear();
-    return PQstatus(conn_) == CONNECTION_OK;
+    if (PQstatus(conn_) != CONNECTION_OK) return false;
+    raise_synchronous_commit();  // a new session has the server's default again
+    return true;
 }
 
 }  // namespace taskhost::store::postgres

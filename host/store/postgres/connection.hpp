@@ -89,7 +89,11 @@ private:
 class Connection {
 public:
     // Connects; throws StoreError(unavailable) with libpq's reason.
-    explicit Connection(const std::string &url);
+    // `durable_commits` (--sync full): a session whose synchronous_commit
+    // is off (the server's, database's or role's default) is raised to on,
+    // after each reconnect too, so its commits return only once the
+    // server's WAL is flushed; stronger settings (remote_apply…) stay.
+    Connection(const std::string &url, bool durable_commits);
     ~Connection();
     Connection(const Connection &) = delete;
     Connection &operator=(const Connection &) = delete;
@@ -116,11 +120,14 @@ public:
     // Reconnects a broken connection; false if the server is not back.
     bool reset();
     PGconn *handle() const { return conn_; }
+    bool durable_commits() const { return durable_commits_; }
 
 private:
     Rows result_of(PGresult *result);
+    void raise_synchronous_commit();  // durable_commits_: after each connect
 
     PGconn *conn_;
+    const bool durable_commits_;
     // The statements prepared on this session, and their names (a new
     // session, after reset(), has none).
     std::unordered_map<const Statement *, std::string> prepared_;

@@ -47,9 +47,10 @@ constexpr char kReap[] =
 
 }  // namespace
 
-Heartbeat::Heartbeat(std::string url, HostLease lease, const Reporter &report, std::function<void()> after_beat,
-                     std::function<void(const std::string &)> cancel_asked)
+Heartbeat::Heartbeat(std::string url, bool durable_commits, HostLease lease, const Reporter &report,
+                     std::function<void()> after_beat, std::function<void(const std::string &)> cancel_asked)
     : url_(std::move(url)),
+      durable_commits_(durable_commits),
       lease_(std::move(lease)),
       report_(report),
       started_at_(now_us()),
@@ -95,7 +96,7 @@ void Heartbeat::beat() {
         alive.add(started_at_);
     }
     try {
-        if (!conn_ || conn_->broken()) conn_ = std::make_unique<Connection>(url_);
+        if (!conn_ || conn_->broken()) conn_ = std::make_unique<Connection>(url_, durable_commits_);
         conn_->run(kAlive, alive);
         {
             std::lock_guard lock(mu_);

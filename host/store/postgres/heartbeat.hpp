@@ -33,8 +33,9 @@ public:
     // through (the store retries job ends kept while the server was away);
     // `cancel_asked` for each running job of this host whose row says
     // another host asked to cancel it (a lost notice is made good).
-    Heartbeat(std::string url, HostLease lease, const Reporter &report, std::function<void()> after_beat = {},
-              std::function<void(const std::string &)> cancel_asked = {});
+    // `durable_commits`: Connection's (a beat fails lost hosts' jobs).
+    Heartbeat(std::string url, bool durable_commits, HostLease lease, const Reporter &report,
+              std::function<void()> after_beat = {}, std::function<void(const std::string &)> cancel_asked = {});
     ~Heartbeat();
     Heartbeat(const Heartbeat &) = delete;
     Heartbeat &operator=(const Heartbeat &) = delete;
@@ -50,6 +51,7 @@ private:
     void run();
 
     const std::string url_;
+    const bool durable_commits_;
     const HostLease lease_;
     const Reporter &report_;
     const int64_t started_at_;

@@ -35,7 +35,7 @@ Listener::Listener(std::string url, const Reporter &report) : url_(std::move(url
 }
 
 std::unique_ptr<Connection> Listener::listening_connection() {
-    auto conn = std::make_unique<Connection>(url_);
+    auto conn = std::make_unique<Connection>(url_, /*durable_commits=*/false);  // LISTEN only
     conn->exec("LISTEN taskhost");
     return conn;
 }

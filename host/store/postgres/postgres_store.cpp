@@ -68,7 +68,7 @@ constexpr char kHosts[] =
     "WHERE heartbeat_at >= " TASKHOST_PG_NOW_US " - $1 ORDER BY id";
 
 std::unique_ptr<Connection> open_writer(const PostgresStore::Options &options) {
-    auto conn = std::make_unique<Connection>(options.url);
+    auto conn = std::make_unique<Connection>(options.url, options.sync_full);
     if (options.migrate) postgres::migrate(*conn);
     else require_current_schema(*conn);
     return conn;
@@ -86,15 +86,16 @@ struct PostgresStore::Impl {
     explicit Impl(Options options)
         : url(options.url),
           shown_url(redacted(options.url)),
+          sync_full(options.sync_full),
           report(std::move(options.on_write_error)),
           lease(lease_of(options)),
           writer(open_writer(options)),
-          reads(options.url, options.read_connections),
+          reads(options.url, options.read_connections, options.sync_full),
           committer(*writer, lease, report, options.sync_full),
           queue(committer, report, options.max_batch),
           listener(options.url, report),
           heartbeat(
-              options.url, lease, report,
+              options.url, options.sync_full, lease, report,
               [this] {
                   // The server answers: kept job ends are written now, not
                   // when the next write comes.
@@ -119,6 +120,7 @@ struct PostgresStore::Impl {
     }
 
     const std::string url, shown_url;
+    const bool sync_full;  // Options::sync_full
     const Reporter report;
     const HostLease lease;
     const std::unique_ptr<Connection> writer;  // the writer thread's, once it runs
@@ -134,7 +136,7 @@ PostgresStore::PostgresStore(Options options) : impl_(std::make_unique<Impl>(std
 PostgresStore::~PostgresStore() = default;
 
 int PostgresStore::migrate(const std::string &url) {
-    Connection conn(url);
+    Connection conn(url, /*durable_commits=*/true);
     return postgres::migrate(conn);
 }
 
@@ -383,6 +385,8 @@ void PostgresStore::ask_cancel(const std::string &id) {
     impl_->read([&](Connection &c) { postgres::ask_cancel(c, id, now_us()); });
 }
 
-std::unique_ptr<TaskConnection> PostgresStore::task_connection() { return make_task_connection(impl_->url); }
+std::unique_ptr<TaskConnection> PostgresStore::task_connection() {
+    return make_task_connection(impl_->url, impl_->sync_full);
+}
 
 }  // namespace taskhost::store

@@ -1,7 +1,7 @@
 // The fleet's store: PostgreSQL (--db postgresql://…). The same contract as
 // the embedded store: one writer thread commits queued writes in groups
-// (one transaction per batch, synchronous_commit as the server has it: on
-// by default, so a write a caller waited for is on the server's disk), and
+// (one transaction per batch; under --sync full, the default, a write a
+// caller waited for is on the server's disk: synchronous_commit on), and
 // reads use a small pool of connections of their own.
 #pragma once
 
@@ -28,9 +28,10 @@ public:
         // A running job's lease, renewed every third of it: a host not
         // heard of for this long is lost, and its running jobs fail.
         double lease_s = 30;
-        // --sync full (true): the writer's commits wait for the server's WAL
-        // flush (synchronous_commit on); normal: they do not (off), and
-        // the last of them may be lost if the server itself crashes.
+        // --sync full (true): every connection's commits wait for the
+        // server's WAL flush (synchronous_commit raised to on where it is
+        // off); normal: the writer's do not (off), and the last of them may
+        // be lost if the server itself crashes.
         bool sync_full = true;
         // Failures of the writes nobody waits for; stderr when empty.
         std::function<void(const std::string &)> on_write_error;

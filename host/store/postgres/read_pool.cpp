@@ -11,7 +11,8 @@ std::unique_ptr<Connection> ReadPool::take() {
             return conn;
         }
     }
-    return std::make_unique<Connection>(url_);  // outside the lock: connecting takes a round trip or more
+    return std::make_unique<Connection>(url_,
+                                        durable_commits_);  // outside the lock: connecting takes a round trip or more
 }
 
 void ReadPool::drop_idle() {

@@ -14,7 +14,9 @@ namespace taskhost::store::postgres {
 
 class ReadPool {
 public:
-    ReadPool(std::string url, size_t keep) : url_(std::move(url)), keep_(keep) {}
+    // `durable_commits`: Connection's (reads also write: a cancel, a claim).
+    ReadPool(std::string url, size_t keep, bool durable_commits)
+        : url_(std::move(url)), keep_(keep), durable_commits_(durable_commits) {}
 
     class Lease {
     public:
@@ -39,6 +41,7 @@ private:
 
     const std::string url_;
     const size_t keep_;
+    const bool durable_commits_;
     std::mutex mu_;
     std::vector<std::unique_ptr<Connection>> idle_;  // guarded by mu_
 };

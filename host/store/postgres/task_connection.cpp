@@ -47,7 +47,7 @@ json cell(const Rows &rows, int row, int col) {
 
 class PgTaskConnection final : public TaskConnection {
 public:
-    explicit PgTaskConnection(const std::string &url) : conn_(url) {}
+    PgTaskConnection(const std::string &url, bool durable_commits) : conn_(url, durable_commits) {}
 
     ~PgTaskConnection() override {
         if (!conn_.broken() && conn_.in_transaction()) PQclear(PQexec(conn_.handle(), "ROLLBACK"));
@@ -122,8 +122,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<TaskConnection> make_task_connection(const std::string &url) {
-    return std::make_unique<PgTaskConnection>(url);
+std::unique_ptr<TaskConnection> make_task_connection(const std::string &url, bool durable_commits) {
+    return std::make_unique<PgTaskConnection>(url, durable_commits);
 }
 
 }  // namespace taskhost::store::postgres

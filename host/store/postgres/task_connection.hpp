@@ -8,6 +8,6 @@
 
 namespace taskhost::store::postgres {
 
-std::unique_ptr<TaskConnection> make_task_connection(const std::string &url);
+std::unique_ptr<TaskConnection> make_task_connection(const std::string &url, bool durable_commits);
 
 }  // namespace taskhost::store::postgres
