@@ -1776,9 +1776,9 @@ void JobManager::end_failed(ActiveJob &job, const std::string &why, bool never_s
     }
     job.changed.notify_all();
     job.ended.notify_all();
-    spdlog::error("job {}: its end could not be stored ({}){}", job.record.id, why,
-                  never_stored ? "; it was never stored, so it is gone"
-                               : "; it stays as last stored until a restart marks it failed");
+    spdlog::error(
+        "job {}: its end could not be stored ({}){}", job.record.id, why,
+        never_stored ? "; this host forgets it" : "; it stays as last stored until a restart marks it failed");
     if (never_stored) forget(job.record.id);
 }
 

@@ -77,8 +77,14 @@ void Committer::run_batch(std::span<Write> batch, std::vector<std::function<void
         // An fsync that failed is not retried (CommitHealth::latch).
         if (is_fsync_failure(failed_code)) {
             health_.latch_fsync_failure(message_of(batch_error));
-            // Its callers are told why, in the words of every later refusal.
-            batch_error = std::make_exception_ptr(StoreError(StoreError::Kind::unavailable, health_.failure()));
+            // SQLite wrote this batch's WAL frames before the fsync that
+            // failed, and recovery may replay them: its callers cannot be
+            // told it was not stored, only that nobody knows yet.
+            batch_error = std::make_exception_ptr(StoreError(
+                StoreError::Kind::unavailable,
+                "fsync failed (" + message_of(batch_error) +
+                    "): whether this write was kept is known only after a restart, and writes are refused until "
+                    "then"));
         } else {
             health_.set_failure(message_of(batch_error));
         }
