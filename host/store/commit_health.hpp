@@ -53,8 +53,9 @@ public:
         std::lock_guard lock(mu_);
         return latched_;
     }
-    // True when the caller is to queue a Probe; false while one is queued.
-    bool want_probe() { return !probe_pending_.exchange(true); }
+    // True when the caller is to queue a Probe; false while one is queued,
+    // or when latched (a probe could not undo it, and would be refused).
+    bool want_probe() { return !latched() && !probe_pending_.exchange(true); }
     // After each batch: a probe it carried is no longer on its way.
     void batch_done(std::span<const Write> batch) {
         if (probe_pending_.load(std::memory_order_relaxed) &&

@@ -14,6 +14,7 @@
 
 #include <sqlite3.h>
 
+#include "store/commit_health.hpp"
 #include "store/store.hpp"
 
 namespace taskhost::store::sqlite {
@@ -147,7 +148,9 @@ inline bool is_fsync_failure(int extended_code) {
     return extended_code == SQLITE_IOERR_FSYNC || extended_code == SQLITE_IOERR_DIR_FSYNC;
 }
 
-// A connection of its own for task code (task_connection.cpp).
-std::unique_ptr<TaskConnection> make_task_connection(const std::string &name, bool memory, bool sync_full);
+// A connection of its own for task code (task_connection.cpp). `health`:
+// the store's; once latched, the connection refuses writes.
+std::unique_ptr<TaskConnection> make_task_connection(const std::string &name, bool memory, bool sync_full,
+                                                     std::shared_ptr<CommitHealth> health);
 
 }  // namespace taskhost::store::sqlite

@@ -84,8 +84,8 @@ struct SqliteStore::Impl {
                                              *writer, location.open_name,
                                              Checkpointer::Settings{options.checkpoint_pages, options.wal_cap_pages,
                                                                     options.background_checkpoints},
-                                             health, report)),
-          committer(*writer, reads.gate(), checkpointer.get(), health, report),
+                                             *health, report)),
+          committer(*writer, reads.gate(), checkpointer.get(), *health, report),
           queue(committer, report, options.max_batch) {}
 
     const Location location;
@@ -93,7 +93,9 @@ struct SqliteStore::Impl {
     const Reporter report;
     const std::unique_ptr<Connection> writer;  // the writer thread's, once it runs
     ReadPool reads;
-    CommitHealth health;  // whether commits work; the checkpointer's fsyncs count too
+    // Whether commits work; the checkpointer's and task connections' fsyncs
+    // count too. Shared: a task connection may outlive the store.
+    const std::shared_ptr<CommitHealth> health = std::make_shared<CommitHealth>();
     const std::unique_ptr<Checkpointer> checkpointer;
     Committer committer;
     WriteQueue queue;
@@ -124,13 +126,13 @@ Result<void> SqliteStore::check() const {
     } catch (const std::exception &e) {
         return fail(ErrorKind::internal, e.what());
     }
-    const std::string failure = impl_->health.failure();
+    const std::string failure = impl_->health->failure();
     if (failure.empty()) return {};
     // The last commit failed (disk full, I/O error…). Queue one small commit
     // that writes (unless one is queued), so that the check turns healthy on
     // a later call once commits work again, with or without traffic. Never
     // waited for here: a wedged disk must not hold health checks.
-    if (impl_->health.want_probe()) impl_->queue.post(Probe{});
+    if (impl_->health->want_probe()) impl_->queue.post(Probe{});
     return fail(ErrorKind::unavailable, "the last commit failed: " + failure);
 }
 
@@ -347,7 +349,7 @@ std::string SqliteStore::describing_host() const {
 }
 
 std::unique_ptr<TaskConnection> SqliteStore::task_connection() {
-    return make_task_connection(impl_->location.open_name, impl_->location.memory, impl_->sync_full);
+    return make_task_connection(impl_->location.open_name, impl_->location.memory, impl_->sync_full, impl_->health);
 }
 
 }  // namespace taskhost::store

@@ -2,6 +2,7 @@
 //
 // One statement per query(): SQL text holding a second statement is refused
 // rather than half-run, so a task never wonders which part executed.
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -42,8 +43,8 @@ std::string base64(const unsigned char *p, size_t n) {
 
 class SqliteTaskConnection final : public TaskConnection {
 public:
-    SqliteTaskConnection(const std::string &name, bool memory, bool sync_full)
-        : conn_(name, memory, Connection::Role::task, sync_full) {}
+    SqliteTaskConnection(const std::string &name, bool memory, bool sync_full, std::shared_ptr<CommitHealth> health)
+        : conn_(name, memory, Connection::Role::task, sync_full), health_(std::move(health)) {}
 
     ~SqliteTaskConnection() override {
         // Never leave a write lock behind for the store's writer.
@@ -75,6 +76,10 @@ public:
             }
         } reset{stmt};
 
+        // After an fsync failed, task code reads but no longer writes
+        // (CommitHealth::latch), as the store's own writer does.
+        if (health_->latched() && !sqlite3_stmt_readonly(stmt))
+            throw StoreError(StoreError::Kind::unavailable, health_->failure());
         const size_t given = params.is_array() ? params.size() : 0;
         const auto expected = static_cast<size_t>(sqlite3_bind_parameter_count(stmt));
         if (given != expected)
@@ -87,7 +92,7 @@ public:
         for (;;) {
             const int rc = sqlite3_step(stmt);
             if (rc == SQLITE_DONE) break;
-            if (rc != SQLITE_ROW) invalid(sqlite3_errmsg(db));
+            if (rc != SQLITE_ROW) failed(sqlite3_errmsg(db));
             json row = json::object();
             for (int c = 0; c < ncol; ++c) row[sqlite3_column_name(stmt, c)] = column(stmt, c);
             rows.push_back(std::move(row));
@@ -190,6 +195,15 @@ private:
         }
     }
 
+    // A statement or COMMIT failed: an fsync that failed latches the store.
+    [[noreturn]] void failed(const std::string &msg) {
+        if (is_fsync_failure(sqlite3_extended_errcode(conn_.handle()))) {
+            health_->latch_fsync_failure(msg);
+            throw StoreError(StoreError::Kind::unavailable, health_->failure());
+        }
+        invalid(msg);
+    }
+
     void run(const char *sql) {
         std::lock_guard lock(mu_);
         exec_locked(sql);
@@ -199,19 +213,21 @@ private:
         if (sqlite3_exec(conn_.handle(), sql, nullptr, nullptr, &err) != SQLITE_OK) {
             std::string msg = err ? err : sqlite3_errmsg(conn_.handle());
             sqlite3_free(err);
-            invalid(msg);
+            failed(msg);
         }
     }
 
     mutable std::mutex mu_;  // task code may share one connection across threads
     Connection conn_;
+    const std::shared_ptr<CommitHealth> health_;  // the store's
     std::unordered_map<std::string, sqlite3_stmt *> adhoc_;
 };
 
 }  // namespace
 
-std::unique_ptr<TaskConnection> make_task_connection(const std::string &name, bool memory, bool sync_full) {
-    return std::make_unique<SqliteTaskConnection>(name, memory, sync_full);
+std::unique_ptr<TaskConnection> make_task_connection(const std::string &name, bool memory, bool sync_full,
+                                                     std::shared_ptr<CommitHealth> health) {
+    return std::make_unique<SqliteTaskConnection>(name, memory, sync_full, std::move(health));
 }
 
 }  // namespace taskhost::store::sqlite
