@@ -1249,10 +1249,14 @@ Result<JobManager::Canceled> JobManager::cancel(const std::string &id) {
         job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::user));
         lock.unlock();
         finish(job, JobStatus::canceled, std::nullopt, std::nullopt, std::nullopt);
-        // Answered with the committed record.
+        // Answered with the committed record: done only once it is durable.
         auto view = wait_terminal(job, deadline_after(5), {}, /*requester=*/true);
         if (!view) return fail(ErrorKind::not_found, "Job not found");
-        return Canceled{true, std::move(*view)};
+        if (model::is_terminal(view->record.status)) return Canceled{true, std::move(*view)};
+        std::lock_guard again(job->mu);
+        if (job->end == EndState::lost)
+            return fail(ErrorKind::unavailable, "The cancel could not be stored: " + job->lost_reason);
+        return Canceled{false, std::move(*view)};  // still on its way to the disk: asked, not yet done
     }
     int none = 0;
     const bool asked = job->cancel.compare_exchange_strong(none, static_cast<int>(CancelReason::user));

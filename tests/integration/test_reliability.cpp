@@ -282,6 +282,11 @@ TEST_CASE("a store that cannot write: a 503 that says why at once, /health unhea
     Service svc(ServiceOptions::examples({"demo.so"}).with_file_db());
     auto &cli = svc.cli();
     run_task(cli, "hello");
+    // Scheduled, so still cancellable once nothing can be written.
+    auto made = post_json(cli, "/api/v1/tasks/hello/$execute", {{"delay_s", 3600}});
+    REQUIRE(made);
+    REQUIRE(made->status == 202);
+    const std::string later = body_json(made)["job_id"].get<std::string>();
     const std::string prlimit = "prlimit --pid " + std::to_string(svc.host().pid()) + " --fsize=";
     // From now on no file can grow past 4 KiB, so no WAL frame can be
     // written (EFBIG, as on a full disk); SIGXFSZ must not kill the host.
@@ -293,6 +298,9 @@ TEST_CASE("a store that cannot write: a 503 that says why at once, /health unhea
         CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));  // not at the end of the wait
         CHECK_FALSE(contains(p["detail"].get<std::string>(), "within 60 s"));  // told why, not timed out
     }
+    // A cancel is not "done" (200) unless it is stored.
+    check_problem(cli.Post(("/api/v1/jobs/" + later + "/$cancel").c_str(), "", "application/json"), 503,
+                  "The cancel could not be stored");
     json h = get_json(cli, "/health");
     CHECK(h["status"] == "unhealthy");
     CHECK(contains(h["checks"]["database"]["message"].get<std::string>(), "the last commit failed"));
