@@ -410,8 +410,8 @@ int run(Config cfg) {
     // Tests and scripts read this line to learn the port (with --port 0).
     std::printf("taskhost listening on http://%s:%d\n", cfg.http.host.c_str(), server->port());
     std::fflush(stdout);
-    spdlog::info("serving on http://{}:{} with {} worker(s), database {}", cfg.http.host, server->port(),
-                 cfg.executor.workers, store->url());
+    spdlog::info("serving on http://{}:{} with {} worker(s), database {} (--sync {})", cfg.http.host, server->port(),
+                 cfg.executor.workers, store->url(), store->sync());
     server->serve();
     served.mark();
     const auto deadline = served.stop_asked_at() + seconds_duration(cfg.shutdown_timeout_s);

@@ -255,6 +255,7 @@ void Api::system(const httplib::Request &, httplib::Response &res) {
         o.integer("waiting_requests", static_cast<int64_t>(load.waiting));
         o.integer("queue_capacity", static_cast<int64_t>(load.queue_capacity));
         o.str("database", s_.store.url());
+        o.str("sync", s_.store.sync());
         auto w = s_.store.write_stats();
         {
             json_text::Object st(o.key("store_writes"));

@@ -86,6 +86,9 @@ public:
 
     // Where the data is, for people ("sqlite:///abs/path", "sqlite://:memory:").
     virtual const std::string &url() const = 0;
+    // What an acknowledged write survives (--sync): "full" (power loss),
+    // "normal" (a crash of the host), "none" (a memory database).
+    virtual const char *sync() const = 0;
     // Whether the store can read and, if the last commit failed, write
     // again; the reason when not. Never waits for a write.
     virtual Result<void> check() const = 0;

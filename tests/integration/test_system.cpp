@@ -176,6 +176,7 @@ TEST_CASE("/api/v1/system") {
     CHECK(s["jobs_queued"] == 0);
     CHECK(s["waiting_requests"] == 0);
     CHECK(s["database"] == "sqlite://:memory:");
+    CHECK(s["sync"] == "none");  // a memory database survives nothing
     for (const char *key : {"commits", "writes", "checkpoints", "writer_checkpoints"})
         CHECK(s["store_writes"][key].is_number_integer());
 }

@@ -42,3 +42,20 @@ TEST_CASE("config: --db names a SQLite file, a sqlite:// URL, :memory: or Postgr
     CHECK(read({"--port", "0"}).postgres_store.host_id.empty());
     CHECK(read({"--port", "8000", "--host-id", "a"}).postgres_store.host_id == "a");
 }
+
+TEST_CASE("config: --sync full by default, normal by flag or TASKHOST_SYNC, anything else refused") {
+    ::unsetenv("TASKHOST_SYNC");
+    CHECK(read({}).store.sync_full);
+    CHECK(read({}).postgres_store.sync_full);
+    CHECK_FALSE(read({"--sync", "normal"}).store.sync_full);
+    CHECK_FALSE(read({"--sync", "normal"}).postgres_store.sync_full);
+    CHECK(read({"--sync", "full"}).store.sync_full);
+    ::setenv("TASKHOST_SYNC", "normal", 1);
+    CHECK_FALSE(read({}).store.sync_full);
+    CHECK(read({"--sync", "full"}).store.sync_full);  // the flag wins
+    ::unsetenv("TASKHOST_SYNC");
+    std::string flag = "--sync", value = "off", name = "taskhost";
+    std::vector<char *> argv{name.data(), flag.data(), value.data()};
+    const auto refused = taskhost::app::read_config(static_cast<int>(argv.size()), argv.data());
+    CHECK(std::holds_alternative<int>(refused));
+}

@@ -144,6 +144,8 @@ int PostgresStore::schema_version() { return kSchemaVersion; }
 
 const std::string &PostgresStore::url() const { return impl_->shown_url; }
 
+const char *PostgresStore::sync() const { return impl_->sync_full ? "full" : "normal"; }
+
 Result<void> PostgresStore::check() const {
     const size_t parked = impl_->committer.parked();
     const std::string kept =

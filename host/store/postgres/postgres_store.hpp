@@ -49,6 +49,7 @@ public:
     static int schema_version();  // this build's
 
     const std::string &url() const override;
+    const char *sync() const override;
     Result<void> check() const override;
 
     void insert_job(const model::Job &job) override;

@@ -118,6 +118,11 @@ int SqliteStore::schema_version() { return kSchemaVersion; }
 
 const std::string &SqliteStore::url() const { return impl_->location.url; }
 
+const char *SqliteStore::sync() const {
+    if (impl_->location.memory) return "none";
+    return impl_->sync_full ? "full" : "normal";
+}
+
 Result<void> SqliteStore::check() const {
     try {
         ReadPool::Lease lease(impl_->reads);

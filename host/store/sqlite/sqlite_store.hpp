@@ -56,6 +56,7 @@ public:
     static int schema_version();  // this build's
 
     const std::string &url() const override;
+    const char *sync() const override;
     // Runs a trivial query on a read connection; while the last commit has
     // failed, queues one small commit that writes (never waited for) and
     // reports the failure, so the check turns healthy once commits work.
