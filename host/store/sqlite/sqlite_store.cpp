@@ -91,11 +91,20 @@ struct SqliteStore::Impl {
     const Location location;
     const bool sync_full;  // Options::sync_full
     const Reporter report;
-    const std::unique_ptr<Connection> writer;  // the writer thread's, once it runs
-    ReadPool reads;
     // Whether commits work; the checkpointer's and task connections' fsyncs
     // count too. Shared: a task connection may outlive the store.
     const std::shared_ptr<CommitHealth> health = std::make_shared<CommitHealth>();
+    const std::unique_ptr<Connection> writer;  // the writer thread's, once it runs
+    // Closed just before the writer: SQLite checkpoints when the last
+    // connection closes, which after an fsync failed it must not.
+    struct NoCheckpointOnCloseIfLatched {
+        const Connection &conn;
+        const CommitHealth &health;
+        ~NoCheckpointOnCloseIfLatched() {
+            if (health.latched()) sqlite3_db_config(conn.handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+        }
+    } no_checkpoint_on_close{*writer, *health};
+    ReadPool reads;
     const std::unique_ptr<Checkpointer> checkpointer;
     Committer committer;
     WriteQueue queue;

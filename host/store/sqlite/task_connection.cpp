@@ -50,6 +50,8 @@ public:
         // Never leave a write lock behind for the store's writer.
         if (!sqlite3_get_autocommit(conn_.handle()))
             sqlite3_exec(conn_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+        // Were it the last connection, closing would checkpoint.
+        if (health_->latched()) sqlite3_db_config(conn_.handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
         for (auto &[sql, stmt] : adhoc_) sqlite3_finalize(stmt);
     }
 
