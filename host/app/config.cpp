@@ -65,7 +65,7 @@ std::variant<Config, int> read_config(int argc, char **argv) {
     app.add_option("--sync", sync,
                    "full: a job is acknowledged (202, ?wait's 200, any terminal state) only once the commit "
                    "that holds it is fsync'd, so it survives power loss and OS crashes; normal: commits survive "
-                   "a crash of the host only (faster on slow disks)")
+                   "a crash of the host only (faster on slow disks). A :memory: database survives neither")
         ->check(CLI::IsMember({"full", "normal"}))
         ->envname("TASKHOST_SYNC")
         ->capture_default_str();
