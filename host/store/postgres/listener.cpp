@@ -1,5 +1,6 @@
 #include "store/postgres/listener.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
