@@ -28,7 +28,7 @@ public:
     // Empty: commits work (again). Nothing clears a latched failure.
     void set_failure(std::string what) {
         std::lock_guard lock(mu_);
-        if (latched_) return;
+        if (latched_.load(std::memory_order_relaxed)) return;
         failing_.store(!what.empty(), std::memory_order_release);
         last_failure_ = std::move(what);
     }
@@ -39,7 +39,7 @@ public:
     // clears it.
     void latch(std::string what) {
         std::lock_guard lock(mu_);
-        latched_ = true;
+        latched_.store(true, std::memory_order_release);
         failing_.store(true, std::memory_order_release);
         last_failure_ = std::move(what);
     }
@@ -49,10 +49,8 @@ public:
               "): writes are refused until the host is restarted, because what the kernel held for the database "
               "may be lost");
     }
-    bool latched() const {
-        std::lock_guard lock(mu_);
-        return latched_;
-    }
+    // No lock: task code asks before each statement.
+    bool latched() const { return latched_.load(std::memory_order_acquire); }
     // True when the caller is to queue a Probe; false while one is queued,
     // or when latched (a probe could not undo it, and would be refused).
     bool want_probe() { return !latched() && !probe_pending_.exchange(true); }
@@ -67,7 +65,7 @@ public:
 private:
     mutable std::mutex mu_;
     std::string last_failure_;                // guarded by mu_
-    bool latched_ = false;                    // guarded by mu_
+    std::atomic<bool> latched_{false};        // set under mu_, never cleared
     std::atomic<bool> failing_{false};        // !last_failure_.empty()
     std::atomic<bool> probe_pending_{false};  // a probe is queued (at most one)
 };

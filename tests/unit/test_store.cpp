@@ -14,6 +14,8 @@
 #include <sqlite3.h>
 #include <nlohmann/json.hpp>
 
+#include "store/commit_health.hpp"
+#include "store/sqlite/connection.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store_under_test.hpp"
 #include "util/clock.hpp"
@@ -1087,6 +1089,41 @@ TEST_CASE("store: artifact subtree and list paging") {
     CHECK(page[2].id == b1.id);
     CHECK(store.list_artifacts(3, 6).size() == 2);
     CHECK(store.list_artifacts(3, 9).empty());
+}
+
+TEST_CASE("store (sqlite): after an fsync failed, task code reads but cannot write or commit") {
+    TempDir dir;
+    const std::string path = dir.file("taskhost.db");
+    SqliteStore::Options o;
+    o.path = path;
+    SqliteStore store(o);  // the schema, in WAL mode
+    auto health = std::make_shared<taskhost::store::CommitHealth>();
+    auto conn = taskhost::store::sqlite::make_task_connection(path, false, true, health);
+    // Only the store's Checkpointer checkpoints: its fsyncs latch.
+    CHECK(json::parse(conn->query("PRAGMA wal_autocheckpoint", ""))[0]["wal_autocheckpoint"] == 0);
+    CHECK(json::parse(conn->query("PRAGMA synchronous", ""))[0]["synchronous"] == 2);  // FULL
+    conn->query("CREATE TABLE notes (n INTEGER)", "");
+    conn->query("INSERT INTO notes VALUES (1)", "");
+    conn->begin();
+    conn->query("INSERT INTO notes VALUES (2)", "");
+    health->latch_fsync_failure("disk I/O error");
+    const auto refused = [](auto &&call) {
+        try {
+            call();
+            return std::string("not refused");
+        } catch (const StoreError &e) {
+            return e.kind == StoreError::Kind::unavailable ? std::string(e.what())
+                                                           : "wrong kind: " + std::string(e.what());
+        }
+    };
+    CHECK(refused([&] { conn->commit(); }).find("fsync failed") == 0);
+    CHECK_FALSE(conn->in_transaction());  // rolled back
+    CHECK(refused([&] { conn->query("INSERT INTO notes VALUES (3)", ""); }).find("fsync failed") == 0);
+    conn->begin();
+    CHECK(refused([&] { conn->query("COMMIT", ""); }).find("fsync failed") == 0);  // read-only to SQLite
+    CHECK(json::parse(conn->query("SELECT count(*) AS c FROM notes", "")) == json::parse(R"([{"c":1}])"));
+    conn->rollback();
+    CHECK(json::parse(conn->query("SELECT n FROM notes ORDER BY n", "")) == json::parse(R"([{"n":1}])"));
 }
 
 TEST_CASE("store (sqlite): file database persists across Store instances") {

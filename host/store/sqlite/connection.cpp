@@ -63,6 +63,10 @@ Connection::Connection(const std::string &name, bool memory, Role role, bool syn
             // shootdown each time), and every connection's mapping counts
             // towards RSS. The OS page cache serves the reads instead.
             exec("PRAGMA mmap_size=0");
+            // Only the Checkpointer checkpoints (hooked on the writer): one
+            // run by a task's commit would escape the fsync latch, since
+            // SQLite's own hook ignores a checkpoint's result.
+            if (role == Role::task) sqlite3_wal_autocheckpoint(db_, 0);
         }
         // Small per-connection caches keep memory flat as the database grows:
         // lookups are by index, and hot pages stay in the OS page cache.

@@ -2,9 +2,11 @@
 //
 // One statement per query(): SQL text holding a second statement is refused
 // rather than half-run, so a task never wonders which part executed.
+#include <cctype>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -79,9 +81,10 @@ public:
         } reset{stmt};
 
         // After an fsync failed, task code reads but no longer writes
-        // (CommitHealth::latch), as the store's own writer does.
-        if (health_->latched() && !sqlite3_stmt_readonly(stmt))
-            throw StoreError(StoreError::Kind::unavailable, health_->failure());
+        // (CommitHealth::latch), as the store's own writer does. COMMIT
+        // and RELEASE count as read-only to SQLite, yet write what the
+        // transaction holds.
+        if (health_->latched() && (!sqlite3_stmt_readonly(stmt) || ends_transaction(stmt))) refuse_latched();
         const size_t given = params.is_array() ? params.size() : 0;
         const auto expected = static_cast<size_t>(sqlite3_bind_parameter_count(stmt));
         if (given != expected)
@@ -109,7 +112,11 @@ public:
         // committed in between; this way it waits (busy_timeout) instead.
         run("BEGIN IMMEDIATE");
     }
-    void commit() override { run("COMMIT"); }
+    void commit() override {
+        std::lock_guard lock(mu_);
+        if (health_->latched()) refuse_latched();
+        exec_locked("COMMIT");
+    }
     void rollback() override {
         std::lock_guard lock(mu_);
         if (sqlite3_get_autocommit(conn_.handle())) return;  // nothing to undo
@@ -195,6 +202,23 @@ private:
             }
             default: return nullptr;
         }
+    }
+
+    static bool ends_transaction(sqlite3_stmt *stmt) {
+        std::string_view sql = sqlite3_sql(stmt);
+        while (!sql.empty() && std::isspace(static_cast<unsigned char>(sql.front()))) sql.remove_prefix(1);
+        std::string word;
+        for (char c : sql.substr(0, 8)) {
+            if (!std::isalpha(static_cast<unsigned char>(c))) break;
+            word += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        }
+        return word == "COMMIT" || word == "END" || word == "RELEASE";
+    }
+    // Latched: what the transaction wrote is undone, and the caller told why.
+    [[noreturn]] void refuse_latched() {
+        if (!sqlite3_get_autocommit(conn_.handle()))
+            sqlite3_exec(conn_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+        throw StoreError(StoreError::Kind::unavailable, health_->failure());
     }
 
     // A statement or COMMIT failed: an fsync that failed latches the store.
