@@ -11,11 +11,15 @@
 
 namespace taskhost::store::postgres {
 
-// Under --sync full the writer's session already commits durably
-// (Connection raised it); under normal each batch turns it off for itself.
+// Per transaction, in BEGIN's round trip: the session's setting (which
+// Connection raises under full) does not follow a batch through a
+// transaction-mode pooler. Under full only `off` is raised, so a stronger
+// server setting (remote_apply) stays.
 Committer::Committer(Connection &writer, HostLease lease, const Reporter &report, bool sync_full)
     : writer_(writer),
-      begin_(sync_full ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit TO off"),
+      begin_(sync_full ? "BEGIN; SELECT set_config('synchronous_commit', 'on', true) "
+                         "WHERE current_setting('synchronous_commit') = 'off'"
+                       : "BEGIN; SET LOCAL synchronous_commit TO off"),
       lease_(std::move(lease)),
       report_(report) {}
 

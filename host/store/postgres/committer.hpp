@@ -27,9 +27,9 @@ namespace taskhost::store::postgres {
 
 class Committer final : public BatchApplier {
 public:
-    // `sync_full`: each batch commits as the writer's session does (never
-    // off: it returns once the server flushed its WAL), else with
-    // synchronous_commit off (PostgresStore::Options).
+    // `sync_full`: each batch commits with synchronous_commit raised to on
+    // where it is off (it returns once the server flushed its WAL), else
+    // with it off (PostgresStore::Options).
     Committer(Connection &writer, HostLease lease, const Reporter &report, bool sync_full);
 
     void apply(std::span<Write> batch, std::vector<std::function<void()>> &on_durable) override;

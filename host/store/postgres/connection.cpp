@@ -226,7 +226,9 @@ bool Connection::reset() {
     PQreset(conn_);
     prepared_.clear();
     if (PQstatus(conn_) != CONNECTION_OK) return false;
+    unraised_ = true;
     raise_synchronous_commit();  // a new session has the server's default again
+    unraised_ = false;
     return true;
 }
 

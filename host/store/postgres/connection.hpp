@@ -114,13 +114,14 @@ public:
     void commit();
 
     // Whether the server is still there, as far as libpq knows.
-    bool broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+    // Also when a reconnect got through but raising synchronous_commit did
+    // not: the next use reconnects again rather than commit without it.
+    bool broken() const { return PQstatus(conn_) != CONNECTION_OK || unraised_; }
     // Inside a transaction (or a failed one, until ROLLBACK).
     bool in_transaction() const;
     // Reconnects a broken connection; false if the server is not back.
     bool reset();
     PGconn *handle() const { return conn_; }
-    bool durable_commits() const { return durable_commits_; }
 
 private:
     Rows result_of(PGresult *result);
@@ -128,6 +129,7 @@ private:
 
     PGconn *conn_;
     const bool durable_commits_;
+    bool unraised_ = false;  // reset() connected, raise_synchronous_commit() failed
     // The statements prepared on this session, and their names (a new
     // session, after reset(), has none).
     std::unordered_map<const Statement *, std::string> prepared_;
