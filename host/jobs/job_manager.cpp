@@ -1238,6 +1238,12 @@ Result<JobManager::Canceled> JobManager::cancel(const std::string &id) {
     }
     std::unique_lock lock(job->mu);
     if (job->deleted) return fail(ErrorKind::not_found, "Job not found");
+    // Its end was not stored: it stays as last stored (a restart fails a
+    // running job and runs a pending one), and saying "finished" would lie.
+    if (job->end == EndState::lost && !model::is_terminal(job->record.status))
+        return fail(ErrorKind::unavailable, "The job's end could not be stored (" + job->lost_reason + "); it stays " +
+                                                std::string(model::to_string(job->record.status)) +
+                                                " until the host is restarted");
     if (job->end != EndState::none || model::is_terminal(job->record.status)) {
         lock.unlock();
         return already_finished();
@@ -1256,6 +1262,7 @@ Result<JobManager::Canceled> JobManager::cancel(const std::string &id) {
         std::lock_guard again(job->mu);
         if (job->end == EndState::lost)
             return fail(ErrorKind::unavailable, "The cancel could not be stored: " + job->lost_reason);
+        if (job->end == EndState::committed) return Canceled{true, job->view()};  // it landed meanwhile
         return Canceled{false, std::move(*view)};  // still on its way to the disk: asked, not yet done
     }
     int none = 0;

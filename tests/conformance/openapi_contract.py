@@ -374,14 +374,17 @@ def exercise_schedules(host, c, ex):
     ex("GET", "/api/v1/jobs?limit=5")
 
     # A store that cannot write: each change is a 503 that says why.
+    later = ex("POST", "/api/v1/tasks/greet_user/$execute", {"params": {"name": "Later"}, "delay_s": 3600})
     restore = store_cannot_write(host)
     try:
+        ex("POST", f"/api/v1/jobs/{later.json()['job_id']}/$cancel")  # 503: its canceled state is not stored
         ex("POST", "/api/v1/schedules", {"task": "greet_user", "cron": "@daily"})
         ex("PUT", f"/api/v1/schedules/{sid}", {"enabled": True})
         ex("DELETE", f"/api/v1/schedules/{sid}")
     finally:
         restore()
     wait_until("commits to work again", lambda: call(host, "GET", "/health").json()["status"] == "healthy")
+    call(host, "DELETE", f"/api/v1/jobs/{later.json()['job_id']}")  # it must not hold a place in the queue
 
     ex("DELETE", f"/api/v1/schedules/{sid}")
     ex("DELETE", f"/api/v1/schedules/{sid}")  # 404

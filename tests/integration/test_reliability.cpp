@@ -301,6 +301,9 @@ TEST_CASE("a store that cannot write: a 503 that says why at once, /health unhea
     // A cancel is not "done" (200) unless it is stored.
     check_problem(cli.Post(("/api/v1/jobs/" + later + "/$cancel").c_str(), "", "application/json"), 503,
                   "The cancel could not be stored");
+    // Asked again: not "already finished", which it is not.
+    check_problem(cli.Post(("/api/v1/jobs/" + later + "/$cancel").c_str(), "", "application/json"), 503,
+                  "it stays scheduled until the host is restarted");
     json h = get_json(cli, "/health");
     CHECK(h["status"] == "unhealthy");
     CHECK(contains(h["checks"]["database"]["message"].get<std::string>(), "the last commit failed"));
