@@ -18,10 +18,17 @@ Two checks, for every job:
   status (the commit that ended it, found by reading the page's record) and
   the first send that shows the job terminal (?wait's 200, or a GET).
 
-With --sync full, each write must have ended before an fsync of the WAL
-started, and that fsync must have ended before the send started: no client
-hears of a job, or of its end, before the commit holding it is on disk. With
---sync normal it shows that the opposite happens (that is what normal allows).
+Each of those writes is a page of a WAL frame; the rule uses the commit
+frame of the same transaction: the first frame at or after it, written by the
+same thread, whose header gives the database size (other frames give 0; only
+padding after a commit frame repeats it). With --sync full, that frame (header
+and page) must have been written before an fsync of the WAL started, and that
+fsync must have ended before the send started: no client hears of a job, or
+of its end, before the commit holding it is on disk. The first write would not
+do: another connection's fsync of the WAL (the checkpointer's, before it
+copies) between it and the commit frame would pass a commit that skipped its
+own. With --sync normal it shows that the opposite happens (that is what
+normal allows).
 
 usage: sync_order.py TASKHOST PLUGINS_DIR WORK_DIR
 Exits 77 (skipped) when strace is missing or ptrace is not permitted.
@@ -52,10 +59,18 @@ STATUS_COLUMN = 3
 STATUSES = {b"pending", b"scheduled", b"running", b"completed", b"failed", b"canceled"}
 TERMINAL = {"completed", "failed", "canceled"}
 
+# A WAL frame: a 24-byte header (big-endian u32s: the page number; for a
+# commit frame the database size in pages after it, else 0; salts; checksums)
+# and then the page, each by a pwrite64 of its own (some builds coalesce them
+# into one). The WAL's own header is 32 bytes at offset 0, written at a reset.
+FRAME_HEADER, WAL_HEADER = 24, 32
+
 LINE = re.compile(r"^(\d+)\s+(.*)$")
 CALL = re.compile(r"^(\w+)\((.*)$")
 RESUMED = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
 HEX = re.compile(r'"((?:\\x[0-9a-f]{2})*)"')
+# pwrite64's count and offset, after its buffer (write has no offset).
+COUNT_OFFSET = re.compile(r'"(?:\\x[0-9a-f]{2})*"(?:\.\.\.)?, (\d+), (\d+)')
 TERMINAL_TEXT = re.compile(rb'"status"\s*:\s*"(?:completed|failed|canceled)"')
 
 
@@ -80,6 +95,24 @@ def all_buffers(args):
     """Every string argument, joined: writev and sendmsg may split a
     response's head and body between iovecs."""
     return b"".join(bytes.fromhex(s.replace("\\x", "")) for s in HEX.findall(args))
+
+
+def is_page_size(n):
+    return 512 <= n <= 65536 and n & (n - 1) == 0
+
+
+def commit_of(write, writes):
+    """The commit frame of the transaction `write` belongs to: the first
+    frame from its own on (or after it, for a page with no header before it:
+    one rewritten in place) that the same thread wrote and whose header
+    gives a database size. A transaction's frames are all written by the
+    thread that commits it, the commit frame last (padding frames, which
+    synchronous=FULL may add to fill a sector, give the size too, but after
+    it)."""
+    for w in writes[(write.frame or write).n:]:
+        if w.pid == write.pid and w.header and int.from_bytes(w.header[4:8], "big"):
+            return w
+    return None
 
 
 def result(text):
@@ -175,8 +208,8 @@ class Call:
     interleaved with another thread's is split into '<unfinished ...>' and
     '<... resumed>' lines; otherwise both are the same line."""
 
-    def __init__(self, start):
-        self.start, self.end = start, None
+    def __init__(self, start, pid):
+        self.start, self.end, self.pid = start, None, pid
 
 
 def parse(log_path, ids):
@@ -187,6 +220,7 @@ def parse(log_path, ids):
     writes, syncs = [], []
     acked, ended = {}, {}  # job -> Call of the send starting the response
     started = {}  # pid -> (name, args, Call) of a call left unfinished
+    headers = {}  # pid -> Call of a frame header whose page is still to come
     heads = {}  # (pid, fd) -> Call of a send of a response's head alone
     encoded = {i: i.encode() for i in ids}
     with open(log_path, errors="replace") as log:
@@ -198,7 +232,7 @@ def parse(log_path, ids):
             resumed = RESUMED.match(rest)
             if resumed:
                 name, tail = resumed.groups()
-                _, args, call = started.pop(pid, (name, "", Call(index)))
+                _, args, call = started.pop(pid, (name, "", Call(index, pid)))
                 args += tail
                 call.end = index
             else:
@@ -206,7 +240,7 @@ def parse(log_path, ids):
                 if not syscall:
                     continue
                 name, args = syscall.groups()
-                call = Call(index)
+                call = Call(index, pid)
                 if args.endswith("<unfinished ...>"):
                     args = args[: -len("<unfinished ...>")].rstrip()
                     started[pid] = (name, args, call)
@@ -217,6 +251,21 @@ def parse(log_path, ids):
                 if name in ("pwrite64", "write") and fd.isdigit() and int(fd) in wal_fds:
                     call.data = first_buffer(args)
                     call.names = {job for job, key in encoded.items() if key in call.data}
+                    call.n = len(writes)
+                    # Which frame it is part of: a header, its page (the
+                    # same thread's next write, just after it), or both.
+                    call.header = call.frame = call.page = None
+                    at = COUNT_OFFSET.search(args)
+                    size, offset = (int(at.group(1)), int(at.group(2))) if at else (0, 0)
+                    header = headers.pop(pid, None)
+                    if offset < WAL_HEADER:
+                        pass  # the WAL's header, not a frame's
+                    elif size == FRAME_HEADER or is_page_size(size - FRAME_HEADER):
+                        call.header, call.frame, call.offset = call.data[:FRAME_HEADER], call, offset
+                        if size == FRAME_HEADER:
+                            headers[pid] = call
+                    elif header and offset == header.offset + FRAME_HEADER:
+                        header.page, call.frame = call, header
                     writes.append(call)
                 elif name in ("sendto", "write", "sendmsg", "writev") and fd.isdigit():
                     data = all_buffers(args)
@@ -252,14 +301,17 @@ def parse(log_path, ids):
     return writes, syncs, acked, ended
 
 
-def covered(write, send, syncs):
-    """Whether an fsync of the WAL started after `write` ended and ended
-    before `send` started. strace prints a call's start before the kernel runs
-    it and its end after, so line order is the order of the calls themselves:
-    an fsync that started before the write ended (another thread's) need not
-    cover it, and one still running when the send starts has not put it on
-    disk yet."""
-    return any(write.end < s.start and s.end < send.start for s in syncs)
+def covered(commit, send, syncs):
+    """Whether the thread that wrote the commit frame `commit` (its page too)
+    then fsynced the WAL, and that fsync ended before `send` started. strace
+    prints a call's start before the kernel runs it and its end after, so
+    line order is the order of the calls themselves: one still running when
+    the send starts has not put the commit on disk yet. Only the committing
+    thread's own fsync counts (SQLite's FULL makes it inside COMMIT): another
+    thread's, or a child process's on a descriptor of the same number, says
+    nothing of this commit."""
+    written = (commit.page or commit).end
+    return any(s.pid == commit.pid and written < s.start and s.end < send.start for s in syncs)
 
 
 def traced_children(pid):
@@ -386,12 +438,17 @@ def check(mode, phase, ids, writes, syncs, acked, ended):
                          f"e.g. {missing[0]}")
     unacked, unended, terminal, ended_after_ack = [], [], 0, 0
     for job in ids:
-        # The first write naming the job is its insert's commit: its id
-        # exists nowhere before.
+        # The first write naming the job is a frame of its insert's commit:
+        # its id exists nowhere before. The fsync must follow that commit's
+        # commit frame, not this one: one in between (another connection's)
+        # leaves the commit unsynced.
         write = next(w for w in writes if job in w.names)
         if acked[job].start < write.end:
             raise SystemExit(f"{mode}: job {job} was acknowledged before its WAL write")
-        if not covered(write, acked[job], syncs):
+        commit = commit_of(write, writes)
+        if commit is None:
+            raise SystemExit(f"{mode}: no commit frame follows job {job}'s insert in the WAL")
+        if not covered(commit, acked[job], syncs):
             unacked.append(job)
         if job not in ended:
             continue
@@ -401,23 +458,26 @@ def check(mode, phase, ids, writes, syncs, acked, ended):
         # naming the job may be any commit's; but no page held this row
         # terminal before the commit that ended the job wrote it, so the
         # first such write is that commit's (a frame it wrote, perhaps
-        # spilled before its last). That commit's own fsync starts after all
-        # its writes end and, under full, ends before the commit returns, so
-        # the rule cannot fail a host that waits for its commit; nor does it
-        # depend on the 202 (a job may end before its 202 leaves). The last
-        # write naming the job would not do: another job's later commit
-        # rewriting the page may still be on its way to the disk when our end
-        # is sent.
+        # spilled before its last), and commit_of finds its commit frame.
+        # That commit's own fsync starts after all its writes end and, under
+        # full, ends before the commit returns, so the rule cannot fail a
+        # host that waits for its commit; nor does it depend on the 202 (a
+        # job may end before its 202 leaves). The last write naming the job
+        # would not do: another job's later commit rewriting the page may
+        # still be on its way to the disk when our end is sent.
         end = next((w for w in writes if job in w.names and TERMINAL & set(row_statuses(w.data, job.encode()))),
                    None)
         if end is None:
             raise SystemExit(f"{mode}: job {job} was shown terminal, but no WAL write holds its row terminal")
         if ended[job].start < end.end:
             raise SystemExit(f"{mode}: job {job} was shown terminal before its end's WAL write")
+        commit = commit_of(end, writes)
+        if commit is None:
+            raise SystemExit(f"{mode}: no commit frame follows job {job}'s end in the WAL")
         terminal += 1
         if end.start > acked[job].start:
             ended_after_ack += 1
-        if not covered(end, ended[job], syncs):
+        if not covered(commit, ended[job], syncs):
             unended.append(job)
     # The fsyncs while the phase ran: from its first job's insert to its last send.
     first = min(next(w for w in writes if job in w.names).start for job in ids)
